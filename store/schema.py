@@ -1,0 +1,90 @@
+"""The span schema shared by every writer and reader of the store.
+
+Column names follow the OpenTelemetry Collector's ClickHouse exporter (``otel_traces`` table), so
+the same analysis can later run on ClickHouse fed by the Collector. A few typed columns are promoted
+from attributes because every query filters on them (workflow, site, step, span type).
+
+Attribute keys live here too: the store promotes them, the collector writes them and the analysis
+reads them, and the store is the one package both others may import.
+"""
+
+from __future__ import annotations
+
+# Bump when a column is added, removed or changes meaning; readers refuse data of another version.
+SCHEMA_VERSION = 1
+
+# -- Columns, as the ClickHouse exporter names them --------------------------------------------
+TIMESTAMP = "Timestamp"  # span start, timestamp[ns, UTC]
+TRACE_ID = "TraceId"  # 32 lowercase hex digits
+SPAN_ID = "SpanId"  # 16 lowercase hex digits
+PARENT_SPAN_ID = "ParentSpanId"  # "" for a root span
+TRACE_STATE = "TraceState"
+SPAN_NAME = "SpanName"
+SPAN_KIND = "SpanKind"  # "Internal", "Server", "Client", "Producer", "Consumer", "Unspecified"
+SERVICE_NAME = "ServiceName"
+RESOURCE_ATTRIBUTES = "ResourceAttributes"  # map<string, string>
+SCOPE_NAME = "ScopeName"
+SCOPE_VERSION = "ScopeVersion"
+SPAN_ATTRIBUTES = "SpanAttributes"  # map<string, string>; every value rendered as a string
+DURATION = "Duration"  # int64 nanoseconds
+STATUS_CODE = "StatusCode"  # "Unset", "Ok", "Error"
+STATUS_MESSAGE = "StatusMessage"
+EVENTS = "Events"  # list<struct<Timestamp, Name, Attributes map<string, string>>>
+
+# -- Promoted typed columns (null where the attribute is absent) -----------------------------
+WORKFLOW = "Workflow"  # from span attribute wardwatch.workflow
+SITE = "Site"  # from span attribute wardwatch.site, else resource attribute wardwatch.site
+STEP = "Step"  # from span attribute wardwatch.step
+SPAN_TYPE = "SpanType"  # from span attribute wardwatch.span.type
+
+# -- Attribute keys ------------------------------------------------------------------------------
+# OpenTelemetry semantic conventions
+HTTP_REQUEST_METHOD = "http.request.method"
+HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
+URL_TEMPLATE = "url.template"
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+ERROR_TYPE = "error.type"
+USER_AGENT_SYNTHETIC_TYPE = "user_agent.synthetic.type"  # always "test" on probe spans
+SERVICE_NAME_ATTR = "service.name"
+
+# Ours
+ATTR_SPAN_TYPE = "wardwatch.span.type"  # one of SPAN_TYPES
+ATTR_WORKFLOW = "wardwatch.workflow"
+ATTR_SITE = "wardwatch.site"  # resource attribute of the probe; the store promotes it
+ATTR_SITE_TIMEZONE = "wardwatch.site.timezone"  # resource attribute, IANA name
+ATTR_PROBE_ID = "wardwatch.probe.id"  # resource attribute
+ATTR_SIMULATED = "wardwatch.simulated"  # resource attribute "true" on simulated history
+ATTR_STEP = "wardwatch.step"
+ATTR_STEP_INDEX = "wardwatch.step.index"  # 0-based position in the workflow
+ATTR_RUN_STATUS = "wardwatch.run.status"  # one of RUN_STATUSES
+ATTR_RUN_WAITING_S = "wardwatch.run.waiting_s"  # sum of step durations, think time excluded
+ATTR_SLOT = "wardwatch.slot"  # scheduled moment, ISO 8601 UTC
+ATTR_SLOT_OFFSET_S = "wardwatch.slot.offset_s"  # actual start minus slot, seconds
+ATTR_MISSED_REASON = "wardwatch.missed.reason"  # on missed_slot spans: "busy" or "probe_down"
+ATTR_DNS_S = "wardwatch.http.dns_s"
+ATTR_CONNECT_S = "wardwatch.http.connect_s"
+ATTR_TLS_S = "wardwatch.http.tls_s"
+ATTR_TTFB_S = "wardwatch.http.ttfb_s"
+ATTR_TRANSFER_S = "wardwatch.http.transfer_s"
+ATTR_RESPONSE_BYTES = "wardwatch.http.response_bytes"
+ATTR_BUNDLE_PAGES = "wardwatch.bundle.pages"
+
+SPAN_TYPE_RUN = "run"  # root span of one workflow run
+SPAN_TYPE_STEP = "step"  # child of a run: one workflow step
+SPAN_TYPE_REQUEST = "request"  # child of a step, when a step makes several HTTP requests
+SPAN_TYPE_AUTH = "auth"  # fetching a token: its own span so its cost is visible
+SPAN_TYPE_MISSED_SLOT = "missed_slot"  # a slot that passed without a run
+SPAN_TYPES = (SPAN_TYPE_RUN, SPAN_TYPE_STEP, SPAN_TYPE_REQUEST, SPAN_TYPE_AUTH, SPAN_TYPE_MISSED_SLOT)
+
+RUN_OK = "ok"
+RUN_FAILED = "failed"
+RUN_TIMED_OUT = "timed_out"
+RUN_INTERRUPTED = "interrupted"
+RUN_STATUSES = (RUN_OK, RUN_FAILED, RUN_TIMED_OUT, RUN_INTERRUPTED)
+
+# The closed set of error.type values a probe records (k6-style families).
+ERROR_TYPES = (
+    "dns", "connect", "tls", "timeout", "http_4xx", "http_5xx", "auth", "assertion",
+    "invalid_response",
+)
