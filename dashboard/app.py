@@ -1,0 +1,78 @@
+"""The Dash application factory and a server that can be stopped."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import dash
+from dash import dcc, html
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from dashboard.context import DashboardContext
+
+__all__ = ["DashboardServer", "create_app"]
+
+_PAGES = Path(__file__).parent / "pages"
+
+
+def create_app(context: DashboardContext) -> dash.Dash:
+    """A multi-page Dash app reading the store at ``context.data_dir``. No I/O happens here."""
+    app = dash.Dash(
+        __name__,
+        use_pages=True,
+        pages_folder=str(_PAGES),
+        title="Wardwatch",
+        update_title=None,
+        suppress_callback_exceptions=True,
+    )
+    context.install(app.server)
+    app.layout = html.Div(
+        className="wardwatch",
+        children=[
+            html.Header(
+                [
+                    html.H1("Wardwatch", style={"margin": "0 1em 0 0", "fontSize": "1.4em"}),
+                    html.Nav(
+                        [
+                            dcc.Link(page["name"], href=page["relative_path"], style={"marginRight": "1em"})
+                            for page in dash.page_registry.values()
+                        ]
+                    ),
+                ],
+                style={"display": "flex", "alignItems": "baseline", "borderBottom": "1px solid #ccc"},
+            ),
+            dash.page_container,
+        ],
+        style={"fontFamily": "system-ui, sans-serif", "margin": "0 1.5em"},
+    )
+    return app
+
+
+class DashboardServer:
+    """Serves an app on a background thread; ``port=0`` picks a free port. Stops cleanly."""
+
+    def __init__(self, app: dash.Dash, host: str = "127.0.0.1", port: int = 8050) -> None:
+        self._server: BaseWSGIServer = make_server(host, port, app.server, threaded=True)
+        self.host = host
+        self.port = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever, name="dashboard", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}/"
+
+    def start(self) -> DashboardServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._thread.join(timeout=5)
+        self._server.server_close()
+
+    def __enter__(self) -> DashboardServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

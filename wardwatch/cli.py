@@ -1,0 +1,147 @@
+"""The `wardwatch` command: thin wrappers over library functions.
+
+A user's mistake gives one clear line per problem and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from wardwatch.config import ConfigError, WardwatchConfig, load_config
+
+__all__ = ["main"]
+
+DEFAULT_CONFIG = Path("wardwatch.yaml")
+
+
+class UserError(click.ClickException):
+    """A problem the user can fix; shown without a traceback, exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file: object = None) -> None:
+        click.echo(self.format_message(), err=True)
+
+
+def _load(path: Path) -> WardwatchConfig:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from exc
+
+
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=lambda: Path(os.environ.get("WARDWATCH_CONFIG", DEFAULT_CONFIG)),
+    show_default="wardwatch.yaml, or $WARDWATCH_CONFIG",
+    help="The configuration file.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log progress and diagnostics to stderr.")
+@click.version_option(package_name="wardwatch")
+def main(verbose: bool) -> None:
+    """Wardwatch: synthetic probes of clinical workflows, and the SLA held against what users feel."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command()
+@config_option
+def check(config_path: Path) -> None:
+    """Validate a configuration file and report every problem as FILE:LINE:COL: key: message."""
+    config = _load(config_path)
+    click.echo(
+        f"{config_path}: ok ({len(config.workflows)} workflows, {len(config.sites)} sites, "
+        f"{len(config.targets)} targets, {len(config.objectives)} objectives)"
+    )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@click.option(
+    "--scenario",
+    "scenario_path",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="Scenario YAML for the latency model and faults (default: the packaged scenario).",
+)
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Also write the testbed's server spans into this data directory.",
+)
+def testbed(host: str, port: int, scenario_path: Path | None, store_path: Path | None) -> None:
+    """Serve the simulated FHIR R4 EPR (the demo's target and the tests' ground truth)."""
+    from wardwatch import wiring
+
+    wiring.serve_testbed(host, port, scenario_path, store_path)
+
+
+@main.command()
+@config_option
+@click.option("--once", is_flag=True, help="Run every selected workflow once at every selected site, then exit.")
+@click.option("--site", default=None, help="Only this site (one probe process per site in production).")
+@click.option("--workflow", default=None, help="Only this workflow.")
+def probe(config_path: Path, once: bool, site: str | None, workflow: str | None) -> None:
+    """Run the configured workflows on their cadence (or once) and store every run's spans."""
+    from wardwatch import wiring
+
+    config = _load(config_path)
+    _check_choice("site", site, [s.name for s in config.sites])
+    _check_choice("workflow", workflow, [w.name for w in config.workflows])
+    if once:
+        results = wiring.probe_once(config, site=site, workflow=workflow)
+        for line in wiring.describe_results(results):
+            click.echo(line)
+        click.echo(f"{len(results)} runs stored in {config.store.path}")
+    else:
+        wiring.probe_forever(config, site=site, workflow=workflow)
+
+
+@main.command()
+@config_option
+@click.option("--host", default=None, help="Interface to bind (default: the config's, 127.0.0.1).")
+@click.option("--port", default=None, type=click.IntRange(0, 65535), help="TCP port (default: the config's, 8050).")
+def dashboard(config_path: Path, host: str | None, port: int | None) -> None:
+    """Serve the dashboard over the configured store."""
+    from wardwatch import wiring
+
+    config = _load(config_path)
+    wiring.serve_dashboard(config, host=host, port=port)
+
+
+@main.command()
+@config_option
+def demo(config_path: Path) -> None:
+    """Testbed, probes from simulated sites and the dashboard, together; Ctrl-C stops everything."""
+    from wardwatch import wiring
+
+    if not config_path.exists() and config_path == DEFAULT_CONFIG:
+        config_path = wiring.DEMO_CONFIG
+    config = _load(config_path)
+    wiring.run_demo(config)
+
+
+def _check_choice(what: str, value: str | None, names: list[str]) -> None:
+    if value is not None and value not in names:
+        known = ", ".join(names) or "none configured"
+        raise UserError(f"no {what} named {value!r} in the configuration (known: {known})")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
