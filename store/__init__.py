@@ -1,1 +1,29 @@
+"""The span store: OpenTelemetry spans as Parquet partitioned by UTC date, read with DuckDB.
 
+Imports nothing else of Wardwatch's; ``collector`` and ``analysis`` import it.
+"""
+
+from store import schema
+from store.config import StoreConfig
+from store.errors import StoreError
+from store.layout import SPAN_ARROW_SCHEMA, check_store, init_store, read_schema_version
+from store.reader import VIEWS, connect, create_views, list_segments
+from store.writer import ParquetSpanExporter, rows_to_table, span_to_row, write_spans
+
+__all__ = [
+    "SPAN_ARROW_SCHEMA",
+    "VIEWS",
+    "ParquetSpanExporter",
+    "StoreConfig",
+    "StoreError",
+    "check_store",
+    "connect",
+    "create_views",
+    "init_store",
+    "list_segments",
+    "read_schema_version",
+    "rows_to_table",
+    "schema",
+    "span_to_row",
+    "write_spans",
+]

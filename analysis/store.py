@@ -1,0 +1,218 @@
+"""The analyst's entry point: runs and steps of a store as pandas DataFrames, and SQL over it.
+
+```python
+import analysis
+store = analysis.open_store("data")
+runs = store.runs(workflow="open_patient_record", site="Ward 7")
+```
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from store import StoreError, check_store, create_views, list_segments
+
+__all__ = ["RUN_COLUMNS", "STEP_COLUMNS", "Store", "open_store", "to_pandas"]
+
+RUN_COLUMNS = (
+    "trace_id", "start", "workflow", "site", "status", "error_type", "waiting_s", "wall_s",
+    "slot", "simulated",
+)
+STEP_COLUMNS = (
+    "trace_id", "span_id", "start", "workflow", "site", "step", "step_index", "status",
+    "error_type", "http_status", "duration_s", "dns_s", "connect_s", "tls_s", "ttfb_s",
+    "transfer_s", "response_bytes",
+)
+
+_RETRIES = 3  # a segment merged away by compaction between listing and reading: list again
+
+TimeBound = dt.datetime | pd.Timestamp | str | None
+Names = str | Sequence[str] | None
+
+
+def _int_mapper(arrow_type: pa.DataType) -> Any:
+    if pa.types.is_integer(arrow_type):
+        return pd.Int64Dtype()
+    return None
+
+
+def to_pandas(table: pa.Table) -> pd.DataFrame:
+    """An Arrow table as a DataFrame: integers as nullable ``Int64``, zoned timestamps in ``UTC``."""
+    frame = table.to_pandas(types_mapper=_int_mapper)
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.DatetimeTZDtype):
+            frame[name] = frame[name].dt.tz_convert("UTC")
+    return frame
+
+
+def _utc(bound: TimeBound, name: str) -> dt.datetime | None:
+    if bound is None:
+        return None
+    ts = pd.Timestamp(bound)
+    if ts.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware (e.g. 2026-10-01T00:00Z), got {bound!r}")
+    return ts.tz_convert("UTC").to_pydatetime()
+
+
+def _names(value: Names) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+class Store:
+    """Read access to one store. Thread-safe; each query sees the segments present when it starts.
+
+    Use :func:`open_store` to make one. ``close()`` (or a ``with`` block) releases DuckDB.
+    """
+
+    def __init__(self, path: Path) -> None:
+        """Open the store at ``path``.
+
+        Raises:
+            StoreError: ``path`` is not a Wardwatch store or holds another schema version.
+        """
+        self._path = Path(path)
+        check_store(self._path)
+        self._con = duckdb.connect(":memory:")
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._lock = threading.Lock()
+        self._segments: list[Path] | None = None
+
+    @property
+    def path(self) -> Path:
+        """The store's data directory."""
+        return self._path
+
+    def close(self) -> None:
+        """Release the DuckDB connection."""
+        with self._lock:
+            self._con.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _refresh(self, force: bool = False) -> None:
+        segments = list_segments(self._path)
+        if force or segments != self._segments:
+            create_views(self._con, segments)
+            self._segments = segments
+
+    def _arrow(self, query: str, params: Sequence[Any] | None = None) -> pa.Table:
+        last_error: duckdb.Error | None = None
+        for attempt in range(_RETRIES):
+            with self._lock:
+                try:
+                    self._refresh(force=attempt > 0)
+                    cursor = self._con.cursor()
+                except duckdb.IOException as exc:
+                    last_error = exc
+                    continue
+            try:
+                return cursor.execute(query, list(params or [])).to_arrow_table()
+            except duckdb.IOException as exc:  # a segment vanished (compaction, retention)
+                last_error = exc
+            finally:
+                cursor.close()
+        raise StoreError(f"cannot read the store at {self._path}: {last_error}") from last_error
+
+    def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """The result of ``query`` over the views ``spans``, ``runs``, ``steps`` as a DataFrame.
+
+        Args:
+            query: DuckDB SQL; pass user values as ``?`` placeholders, never formatted in.
+            params: the placeholder values, in order.
+        """
+        return to_pandas(self._arrow(query, params))
+
+    def _frame(
+        self,
+        view: str,
+        columns: Sequence[str],
+        start: TimeBound,
+        end: TimeBound,
+        workflow: Names,
+        site: Names,
+    ) -> pd.DataFrame:
+        where: list[str] = []
+        params: list[Any] = []
+        if (lo := _utc(start, "start")) is not None:
+            where.append("start >= ?")
+            params.append(lo)
+        if (hi := _utc(end, "end")) is not None:
+            where.append("start < ?")
+            params.append(hi)
+        if (workflows := _names(workflow)) is not None:
+            where.append("list_contains(?, workflow)")
+            params.append(workflows)
+        if (sites := _names(site)) is not None:
+            where.append("list_contains(?, site)")
+            params.append(sites)
+        query = f"SELECT {', '.join(columns)} FROM {view}"
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += " ORDER BY start, trace_id" + (", span_id" if "span_id" in columns else "")
+        frame = to_pandas(self._arrow(query, params))
+        return frame.reset_index(drop=True)
+
+    def runs(
+        self,
+        start: TimeBound = None,
+        end: TimeBound = None,
+        workflow: Names = None,
+        site: Names = None,
+    ) -> pd.DataFrame:
+        """One row per workflow run, sorted by start.
+
+        Args:
+            start: only runs starting at or after this moment (timezone-aware).
+            end: only runs starting before this moment (timezone-aware).
+            workflow: one workflow name or several.
+            site: one site name or several.
+
+        Returns:
+            Columns ``trace_id, start`` (UTC), ``workflow, site, status`` (ok, failed, timed_out,
+            interrupted), ``error_type, waiting_s`` (sum of step durations), ``wall_s`` (with
+            think time), ``slot`` (UTC), ``simulated`` (bool).
+        """
+        return self._frame("runs", RUN_COLUMNS, start, end, workflow, site)
+
+    def steps(
+        self,
+        start: TimeBound = None,
+        end: TimeBound = None,
+        workflow: Names = None,
+        site: Names = None,
+    ) -> pd.DataFrame:
+        """One row per workflow step, sorted by start; filters as :meth:`runs`.
+
+        Returns:
+            Columns ``trace_id, span_id, start`` (UTC), ``workflow, site, step, step_index,
+            status`` (ok, failed, timed_out), ``error_type, http_status, duration_s, dns_s,
+            connect_s, tls_s, ttfb_s, transfer_s`` (seconds; null for phases that did not occur),
+            ``response_bytes``.
+        """
+        return self._frame("steps", STEP_COLUMNS, start, end, workflow, site)
+
+
+def open_store(path: Path | str) -> Store:
+    """Open the store at ``path`` for reading.
+
+    Raises:
+        StoreError: ``path`` is not a Wardwatch store or holds another schema version.
+    """
+    return Store(Path(path))

@@ -1,0 +1,184 @@
+"""Reading the store: an in-memory DuckDB connection with views over the Parquet segments.
+
+Views:
+- ``spans``: every stored span, every column of ``store.schema``, plus the partition ``date``.
+- ``runs``: one row per workflow run (root spans of type ``run``).
+- ``steps``: one row per workflow step.
+
+The views are bound to the segment files that existed when they were made: call
+:func:`create_views` again (or use ``analysis.open_store``, which does so when the files change)
+to see segments written since. An empty store gives the same views with zero rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import duckdb
+
+from store import schema
+from store.errors import StoreError
+from store.layout import (
+    PARTITION_KEY,
+    SEGMENT_SUFFIX,
+    SPAN_ARROW_SCHEMA,
+    SPANS_DIR,
+    check_store,
+    duckdb_type,
+)
+
+__all__ = ["VIEWS", "connect", "create_views", "list_segments"]
+
+VIEWS = ("spans", "runs", "steps")
+
+
+def _lit(text: str) -> str:
+    """``text`` as a SQL string literal (for our own constants and file paths, never user values)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _attr(column: str, key: str) -> str:
+    return f"{column}[{_lit(key)}]"
+
+
+def _span_attr(key: str) -> str:
+    return _attr(f'"{schema.SPAN_ATTRIBUTES}"', key)
+
+
+def _resource_attr(key: str) -> str:
+    return _attr(f'"{schema.RESOURCE_ATTRIBUTES}"', key)
+
+
+def list_segments(path: Path) -> list[Path]:
+    """The segment files readers should see, sorted: ``spans/date=*/*.parquet``, never temp files."""
+    spans = Path(path) / SPANS_DIR
+    segments: list[Path] = []
+    try:
+        partitions = sorted(p for p in spans.iterdir() if p.name.startswith(f"{PARTITION_KEY}="))
+    except FileNotFoundError:
+        return segments
+    for partition in partitions:
+        try:
+            names = sorted(
+                entry.name
+                for entry in partition.iterdir()
+                if entry.name.endswith(SEGMENT_SUFFIX) and not entry.name.startswith(".")
+            )
+        except (FileNotFoundError, NotADirectoryError):  # dropped by retention meanwhile
+            continue
+        segments.extend(partition / name for name in names)
+    return segments
+
+
+def _spans_source(segments: Sequence[Path]) -> str:
+    if not segments:
+        columns = [
+            f'CAST(NULL AS {duckdb_type(f.type)}) AS "{f.name}"' for f in SPAN_ARROW_SCHEMA
+        ]
+        columns.append(f"CAST(NULL AS DATE) AS {PARTITION_KEY}")
+        return "SELECT " + ", ".join(columns) + " WHERE false"
+    files = ", ".join(_lit(str(p)) for p in segments)
+    return (
+        f"SELECT * FROM read_parquet([{files}], hive_partitioning = true, union_by_name = true, "
+        f"hive_types = {{{_lit(PARTITION_KEY)}: 'DATE'}})"
+    )
+
+
+def _runs_sql() -> str:
+    s = schema
+    return f"""
+SELECT
+    "{s.TRACE_ID}" AS trace_id,
+    "{s.SPAN_ID}" AS span_id,
+    "{s.TIMESTAMP}" AS start,
+    "{s.WORKFLOW}" AS workflow,
+    "{s.SITE}" AS site,
+    {_span_attr(s.ATTR_RUN_STATUS)} AS status,
+    NULLIF({_span_attr(s.ERROR_TYPE)}, '') AS error_type,
+    TRY_CAST({_span_attr(s.ATTR_RUN_WAITING_S)} AS DOUBLE) AS waiting_s,
+    "{s.DURATION}" / 1e9 AS wall_s,
+    TRY_CAST({_span_attr(s.ATTR_SLOT)} AS TIMESTAMPTZ) AS slot,
+    TRY_CAST({_span_attr(s.ATTR_SLOT_OFFSET_S)} AS DOUBLE) AS slot_offset_s,
+    coalesce({_resource_attr(s.ATTR_SIMULATED)} = 'true', false) AS simulated,
+    {_resource_attr(s.ATTR_SITE_TIMEZONE)} AS site_timezone,
+    {_resource_attr(s.ATTR_PROBE_ID)} AS probe_id,
+    "{s.SERVICE_NAME}" AS service_name,
+    "{s.DURATION}" AS duration_ns
+FROM spans
+WHERE "{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_RUN)}
+"""
+
+
+def _steps_sql() -> str:
+    s = schema
+    error_type = f"NULLIF({_span_attr(s.ERROR_TYPE)}, '')"
+    derived_status = (
+        f"CASE WHEN {error_type} = 'timeout' THEN {_lit(s.RUN_TIMED_OUT)} "
+        f"WHEN {error_type} IS NOT NULL OR \"{s.STATUS_CODE}\" = 'Error' THEN {_lit(s.RUN_FAILED)} "
+        f"ELSE {_lit(s.RUN_OK)} END"
+    )
+
+    def seconds(key: str) -> str:
+        return f"TRY_CAST({_span_attr(key)} AS DOUBLE)"
+
+    return f"""
+SELECT
+    st."{s.TRACE_ID}" AS trace_id,
+    st."{s.SPAN_ID}" AS span_id,
+    st."{s.PARENT_SPAN_ID}" AS parent_span_id,
+    st."{s.TIMESTAMP}" AS start,
+    coalesce(st."{s.WORKFLOW}", run.workflow) AS workflow,
+    st."{s.SITE}" AS site,
+    st."{s.STEP}" AS step,
+    TRY_CAST({_span_attr(s.ATTR_STEP_INDEX)} AS INTEGER) AS step_index,
+    coalesce({_span_attr(s.ATTR_RUN_STATUS)}, {derived_status}) AS status,
+    {error_type} AS error_type,
+    TRY_CAST({_span_attr(s.HTTP_RESPONSE_STATUS_CODE)} AS INTEGER) AS http_status,
+    st."{s.DURATION}" / 1e9 AS duration_s,
+    {seconds(s.ATTR_DNS_S)} AS dns_s,
+    {seconds(s.ATTR_CONNECT_S)} AS connect_s,
+    {seconds(s.ATTR_TLS_S)} AS tls_s,
+    {seconds(s.ATTR_TTFB_S)} AS ttfb_s,
+    {seconds(s.ATTR_TRANSFER_S)} AS transfer_s,
+    TRY_CAST({_span_attr(s.ATTR_RESPONSE_BYTES)} AS BIGINT) AS response_bytes,
+    {_span_attr(s.HTTP_REQUEST_METHOD)} AS http_method,
+    {_span_attr(s.URL_TEMPLATE)} AS url_template,
+    TRY_CAST({_span_attr(s.ATTR_BUNDLE_PAGES)} AS INTEGER) AS bundle_pages,
+    coalesce({_attr('st."' + s.RESOURCE_ATTRIBUTES + '"', s.ATTR_SIMULATED)} = 'true', false)
+        AS simulated,
+    st."{s.DURATION}" AS duration_ns
+FROM spans AS st
+LEFT JOIN (
+    SELECT "{s.TRACE_ID}" AS trace_id, any_value("{s.WORKFLOW}") AS workflow
+    FROM spans WHERE "{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_RUN)}
+    GROUP BY ALL
+) AS run ON run.trace_id = st."{s.TRACE_ID}"
+WHERE st."{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_STEP)}
+"""
+
+
+def create_views(con: duckdb.DuckDBPyConnection, segments: Sequence[Path]) -> None:
+    """(Re)create the views on ``con`` over exactly the given segment files (none: empty views)."""
+    con.execute(f"CREATE OR REPLACE VIEW spans AS {_spans_source(segments)}")
+    con.execute(f"CREATE OR REPLACE VIEW runs AS {_runs_sql()}")
+    con.execute(f"CREATE OR REPLACE VIEW steps AS {_steps_sql()}")
+
+
+def connect(path: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the store's views over the segments present now.
+
+    The session time zone is UTC, so timestamps come back in UTC.
+
+    Raises:
+        StoreError: ``path`` is not a Wardwatch store or holds another schema version.
+    """
+    check_store(Path(path))
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        create_views(con, list_segments(Path(path)))
+    except duckdb.Error as exc:
+        con.close()
+        raise StoreError(f"cannot read the store at {path}: {exc}") from exc
+    return con

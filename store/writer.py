@@ -1,0 +1,306 @@
+"""Writing spans into the store: an OpenTelemetry span exporter and a plain function.
+
+Every write produces whole Parquet files, one per UTC date the batch touches, each written under a
+temporary name in its partition directory, flushed to disk and renamed into place: a reader (or a
+crash) never sees half a file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind, StatusCode
+
+from store import schema
+from store.errors import StoreError
+from store.layout import SPAN_ARROW_SCHEMA, TEMP_SUFFIX, init_store, new_segment_name, partition_dir
+
+__all__ = [
+    "ParquetSpanExporter",
+    "render_attribute_value",
+    "rows_to_table",
+    "span_to_row",
+    "write_segment",
+    "write_spans",
+]
+
+_log = logging.getLogger(__name__)
+
+NS_PER_DAY = 86_400 * 1_000_000_000
+_EPOCH = dt.date(1970, 1, 1)
+
+_KIND_NAMES = {
+    SpanKind.INTERNAL: "Internal",
+    SpanKind.SERVER: "Server",
+    SpanKind.CLIENT: "Client",
+    SpanKind.PRODUCER: "Producer",
+    SpanKind.CONSUMER: "Consumer",
+}
+_STATUS_NAMES = {StatusCode.UNSET: "Unset", StatusCode.OK: "Ok", StatusCode.ERROR: "Error"}
+
+Row = dict[str, Any]
+
+
+def render_attribute_value(value: object) -> str:
+    """An attribute value as the string stored in a ``map<string, string>`` column.
+
+    Booleans become ``true``/``false``, integers their decimal form, floats their shortest
+    round-tripping form (``repr``), so ``float(rendered) == value``; sequences become JSON arrays,
+    as the ClickHouse exporter renders them.
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, Sequence):
+        return json.dumps(list(value), separators=(",", ":"))
+    return str(value)
+
+
+def _render_map(attributes: Mapping[str, object] | None) -> list[tuple[str, str]]:
+    if not attributes:
+        return []
+    return [(str(k), render_attribute_value(v)) for k, v in attributes.items()]
+
+
+def span_to_row(span: ReadableSpan) -> Row:
+    """One finished OpenTelemetry span as a row of the store's columns (see ``store.schema``)."""
+    ctx = span.context
+    if ctx is None:
+        raise ValueError(f"span {span.name!r} has no context")
+    resource_attrs = dict(span.resource.attributes) if span.resource is not None else {}
+    span_attrs = dict(span.attributes or {})
+    start_ns = span.start_time or 0
+    end_ns = span.end_time if span.end_time is not None else start_ns
+    scope = span.instrumentation_scope
+    site = span_attrs.get(schema.ATTR_SITE, resource_attrs.get(schema.ATTR_SITE))
+    return {
+        schema.TIMESTAMP: start_ns,
+        schema.TRACE_ID: format(ctx.trace_id, "032x"),
+        schema.SPAN_ID: format(ctx.span_id, "016x"),
+        schema.PARENT_SPAN_ID: format(span.parent.span_id, "016x") if span.parent else "",
+        schema.TRACE_STATE: ctx.trace_state.to_header() if ctx.trace_state else "",
+        schema.SPAN_NAME: span.name,
+        schema.SPAN_KIND: _KIND_NAMES.get(span.kind, "Unspecified"),
+        schema.SERVICE_NAME: render_attribute_value(resource_attrs.get(schema.SERVICE_NAME_ATTR, "")),
+        schema.RESOURCE_ATTRIBUTES: _render_map(resource_attrs),
+        schema.SCOPE_NAME: (scope.name if scope else "") or "",
+        schema.SCOPE_VERSION: (scope.version if scope else "") or "",
+        schema.SPAN_ATTRIBUTES: _render_map(span_attrs),
+        schema.DURATION: max(0, end_ns - start_ns),
+        schema.STATUS_CODE: _STATUS_NAMES[span.status.status_code],
+        schema.STATUS_MESSAGE: span.status.description or "",
+        schema.EVENTS: [
+            {"Timestamp": e.timestamp, "Name": e.name, "Attributes": _render_map(e.attributes)}
+            for e in span.events
+        ],
+        schema.WORKFLOW: _optional_str(span_attrs.get(schema.ATTR_WORKFLOW)),
+        schema.SITE: _optional_str(site),
+        schema.STEP: _optional_str(span_attrs.get(schema.ATTR_STEP)),
+        schema.SPAN_TYPE: _optional_str(span_attrs.get(schema.ATTR_SPAN_TYPE)),
+    }
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else render_attribute_value(value)
+
+
+def _as_pairs(value: object) -> list[tuple[str, str]]:
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return [(str(k), render_attribute_value(v)) for k, v in value.items()]
+    return [(str(k), render_attribute_value(v)) for k, v in value]  # type: ignore[attr-defined]
+
+
+def rows_to_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Rows (mappings keyed by the ``store.schema`` column names) as a table of the store's schema.
+
+    ``Timestamp`` may be integer nanoseconds since the epoch or a timezone-aware datetime;
+    attribute maps may be dicts with any values (rendered as strings). Missing optional columns
+    default to ``""`` (strings), an empty map or list; missing promoted columns (workflow, site,
+    step, span type) are taken from the attributes as the exporter does.
+
+    Raises:
+        ValueError: a row lacks ``Timestamp``, ``TraceId`` or ``SpanId``, or has a naive datetime.
+    """
+    prepared = [_complete_row(row) for row in rows]
+    return pa.Table.from_pylist(prepared, schema=SPAN_ARROW_SCHEMA)
+
+
+def _complete_row(row: Mapping[str, Any]) -> Row:
+    for required in (schema.TIMESTAMP, schema.TRACE_ID, schema.SPAN_ID):
+        if row.get(required) is None:
+            raise ValueError(f"span row lacks {required}")
+    out: Row = dict(row)
+    ts = out[schema.TIMESTAMP]
+    if isinstance(ts, dt.datetime):
+        if ts.tzinfo is None:
+            raise ValueError(f"{schema.TIMESTAMP} must be timezone-aware, got {ts!r}")
+        delta = ts.astimezone(dt.UTC) - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+        out[schema.TIMESTAMP] = (
+            delta.days * NS_PER_DAY + delta.seconds * 1_000_000_000 + delta.microseconds * 1000
+        )
+    res = _as_pairs(out.get(schema.RESOURCE_ATTRIBUTES))
+    attrs = _as_pairs(out.get(schema.SPAN_ATTRIBUTES))
+    out[schema.RESOURCE_ATTRIBUTES] = res
+    out[schema.SPAN_ATTRIBUTES] = attrs
+    out.setdefault(schema.PARENT_SPAN_ID, "")
+    out.setdefault(schema.DURATION, 0)
+    out.setdefault(schema.EVENTS, [])
+    for column in (
+        schema.TRACE_STATE, schema.SPAN_NAME, schema.SCOPE_NAME, schema.SCOPE_VERSION,
+        schema.STATUS_MESSAGE,
+    ):
+        out.setdefault(column, "")
+    out.setdefault(schema.SPAN_KIND, "Internal")
+    out.setdefault(schema.STATUS_CODE, "Unset")
+    res_map, attr_map = dict(res), dict(attrs)
+    out.setdefault(schema.SERVICE_NAME, res_map.get(schema.SERVICE_NAME_ATTR, ""))
+    out.setdefault(schema.WORKFLOW, attr_map.get(schema.ATTR_WORKFLOW))
+    out.setdefault(schema.SITE, attr_map.get(schema.ATTR_SITE, res_map.get(schema.ATTR_SITE)))
+    out.setdefault(schema.STEP, attr_map.get(schema.ATTR_STEP))
+    out.setdefault(schema.SPAN_TYPE, attr_map.get(schema.ATTR_SPAN_TYPE))
+    out[schema.EVENTS] = [
+        {**e, "Attributes": _as_pairs(e.get("Attributes"))} for e in out[schema.EVENTS]
+    ]
+    return out
+
+
+def _conform(table: pa.Table) -> pa.Table:
+    missing = [name for name in SPAN_ARROW_SCHEMA.names if name not in table.column_names]
+    if missing:
+        raise ValueError(f"span table lacks columns {', '.join(missing)}")
+    return table.select(SPAN_ARROW_SCHEMA.names).cast(SPAN_ARROW_SCHEMA)
+
+
+def write_segment(directory: Path, table: pa.Table, name: str | None = None) -> Path:
+    """Write ``table`` as one Parquet file in ``directory``, atomically.
+
+    The file is written as ``.<name>.tmp`` (a name readers ignore), fsynced, renamed to
+    ``<name>`` and the directory fsynced. Returns the final path.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = name or new_segment_name()
+    final = directory / name
+    tmp = directory / f".{name}{TEMP_SUFFIX}"
+    try:
+        with open(tmp, "wb") as f:
+            pq.write_table(table, f, compression="zstd")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(directory)
+    return final
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _utc_days(table: pa.Table) -> np.ndarray:
+    ns = table.column(schema.TIMESTAMP).cast(pa.int64()).to_numpy()
+    return ns // NS_PER_DAY
+
+
+def write_spans(path: Path, spans: pa.Table | Iterable[Mapping[str, Any]]) -> list[Path]:
+    """Write spans into the store at ``path``, one new segment per UTC date they start on.
+
+    Args:
+        path: the store's data directory; made a store if it is not one yet.
+        spans: a table with every column of :data:`store.layout.SPAN_ARROW_SCHEMA`, or rows
+            as accepted by :func:`rows_to_table`.
+
+    Returns:
+        The segment files written (none for no spans).
+
+    Raises:
+        StoreError: ``path`` is a store of another schema version or cannot be written.
+        ValueError: the spans lack required columns.
+    """
+    table = _conform(spans) if isinstance(spans, pa.Table) else rows_to_table(spans)
+    if table.num_rows == 0:
+        return []
+    init_store(path)
+    days = _utc_days(table)
+    written = []
+    try:
+        for day in np.unique(days):
+            part = table.filter(pa.array(days == day))
+            part = part.sort_by(schema.TIMESTAMP)
+            date = _EPOCH + dt.timedelta(days=int(day))
+            written.append(write_segment(partition_dir(path, date), part))
+    except OSError as exc:
+        raise StoreError(f"cannot write spans under {path}: {exc.strerror or exc}") from exc
+    return written
+
+
+class ParquetSpanExporter(SpanExporter):
+    """An OpenTelemetry span exporter that writes each batch into the Parquet store.
+
+    Thread-safe: several tracer providers (one per site) may share one instance through their
+    span processors. Each ``export`` call writes synchronously, so ``force_flush`` has nothing
+    left to do, and the exporter holds no open resources: ``shutdown`` (which every sharing
+    provider calls when it shuts down) does not stop the others' exports. Failures are logged and
+    reported as ``SpanExportResult.FAILURE``; they never reach the code being traced.
+    """
+
+    def __init__(self, path: Path) -> None:
+        """Open (or create) the store at ``path``.
+
+        Raises:
+            StoreError: ``path`` is a store of another schema version or cannot be created.
+        """
+        self._path = Path(path)
+        self._lock = threading.Lock()
+        init_store(self._path)
+
+    @property
+    def path(self) -> Path:
+        """The store's data directory."""
+        return self._path
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Write ``spans`` as new segments; ``FAILURE`` on any write error."""
+        with self._lock:
+            if not spans:
+                return SpanExportResult.SUCCESS
+            try:
+                write_spans(self._path, [span_to_row(s) for s in spans])
+            except Exception:  # the export boundary: telemetry must never crash the probe
+                _log.exception("could not write %d spans to the store at %s", len(spans), self._path)
+                return SpanExportResult.FAILURE
+            return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Nothing to release; waits for an export in progress so its segment is complete."""
+        with self._lock:
+            pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Nothing is buffered here (each export writes synchronously): always ``True``."""
+        return True

@@ -1,0 +1,31 @@
+"""The store section of the configuration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydantic
+import pytest
+
+from store import StoreConfig
+
+
+def test_defaults() -> None:
+    config = StoreConfig()
+    assert config.path == Path("./data")
+    assert config.retention_days is None
+    assert config.flush_interval_s == 5.0
+
+
+def test_values_are_validated() -> None:
+    assert StoreConfig(path="x", retention_days=30, flush_interval_s=0.5).path == Path("x")
+    for bad in ({"retention_days": 0}, {"flush_interval_s": 0}, {"flush_interval_s": -1},
+                {"unknown": 1}):
+        with pytest.raises(pydantic.ValidationError):
+            StoreConfig(**bad)
+
+
+def test_frozen() -> None:
+    config = StoreConfig()
+    with pytest.raises(pydantic.ValidationError):
+        config.retention_days = 3  # type: ignore[misc]
