@@ -1,1 +1,63 @@
+"""The collector: workflow specs -> probe runner (httpx) -> OpenTelemetry spans.
 
+Imports only ``store`` among Wardwatch's packages (for the span schema).
+"""
+
+from collector.auth import AuthError, TokenCache
+from collector.client import ClientFactory, make_client
+from collector.config import (
+    BUILTIN_VARIABLES,
+    PATIENT_VARIABLES,
+    AssertionConfig,
+    AuthConfig,
+    BasicAuthConfig,
+    BearerAuthConfig,
+    ConfigProblem,
+    NoAuthConfig,
+    OAuth2ClientCredentialsConfig,
+    SiteConfig,
+    StepConfig,
+    TargetConfig,
+    TestPatientConfig,
+    TlsConfig,
+    WorkflowConfig,
+    check_references,
+)
+from collector.errors import ErrorType
+from collector.probe import Job, Probe, UnknownNameError
+from collector.runner import RunResult, StepResult, run_workflow
+from collector.telemetry import PROBE_SERVICE_NAME, tracer_provider_for_site
+from collector.timing import RequestTiming
+
+__all__ = [
+    "BUILTIN_VARIABLES",
+    "PATIENT_VARIABLES",
+    "PROBE_SERVICE_NAME",
+    "AssertionConfig",
+    "AuthConfig",
+    "AuthError",
+    "BasicAuthConfig",
+    "BearerAuthConfig",
+    "ClientFactory",
+    "ConfigProblem",
+    "ErrorType",
+    "Job",
+    "NoAuthConfig",
+    "OAuth2ClientCredentialsConfig",
+    "Probe",
+    "RequestTiming",
+    "RunResult",
+    "SiteConfig",
+    "StepConfig",
+    "StepResult",
+    "TargetConfig",
+    "TestPatientConfig",
+    "TlsConfig",
+    "TokenCache",
+    "UnknownNameError",
+    "WorkflowConfig",
+    "check_references",
+    "make_client",
+    "run_workflow",
+    "tracer_provider_for_site",
+]

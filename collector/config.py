@@ -1,0 +1,591 @@
+"""The collector's sections of the config file: ``targets``, ``sites``, ``patients``, ``workflows``.
+
+Every model is frozen and forbids unknown keys. Quantities carry their unit in the name (``_s``).
+Secrets (client secrets, tokens, passwords) are written as references, ``${env:NAME}`` or
+``${file:PATH}``, and resolved only when a request needs them (see :mod:`collector.secretref`).
+
+Schema problems are raised by pydantic; problems that need several sections at once (a workflow
+naming a target that does not exist, a variable used before any step extracts it) are found by
+:func:`check_references`, which reports every one with its location relative to the config root.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from collector.jsonpath import JsonPath, JsonPathError
+from collector.secretref import SecretResolutionError, resolve_secret, secret_reference_error
+from collector.templating import Template, TemplateError, iter_json_templates
+
+__all__ = [
+    "BUILTIN_VARIABLES",
+    "PATIENT_VARIABLES",
+    "AssertionConfig",
+    "AuthConfig",
+    "BasicAuthConfig",
+    "BearerAuthConfig",
+    "ConfigProblem",
+    "NoAuthConfig",
+    "OAuth2ClientCredentialsConfig",
+    "SiteConfig",
+    "StepConfig",
+    "TargetConfig",
+    "TestPatientConfig",
+    "TlsConfig",
+    "WorkflowConfig",
+    "check_references",
+    "step_templates",
+]
+
+# Variables every run defines before its first step.
+RUN_VARIABLES = ("site", "site_timezone", "workflow", "run_id", "now_utc")
+# Variables from the test patient picked for the run (needs at least one configured patient).
+PATIENT_VARIABLES = ("patient_identifier", "patient_system", "patient_mrn")
+BUILTIN_VARIABLES = RUN_VARIABLES + PATIENT_VARIABLES
+# Target headers are rendered once per run, before any step: only run variables are known there.
+TARGET_HEADER_VARIABLES = ("site", "site_timezone", "workflow", "run_id")
+
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+_VARIABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
+
+
+def _check_template(value: str) -> str:
+    try:
+        Template.parse(value)
+    except TemplateError as exc:
+        raise ValueError(str(exc)) from exc
+    return value
+
+
+def _check_secret(value: SecretStr) -> SecretStr:
+    message = secret_reference_error(value.get_secret_value())
+    if message is not None:
+        raise ValueError(message)
+    return value
+
+
+# -- Targets ---------------------------------------------------------------------------------
+
+
+class TlsConfig(_Model):
+    """TLS settings of a target.
+
+    Attributes:
+        verify: verify the server certificate (never switch off outside a test rig).
+        ca_bundle: a PEM file of CA certificates to trust instead of the system store.
+        client_cert: a PEM client certificate for mutual TLS (may include the key).
+        client_key: the client certificate's key, when not in ``client_cert``.
+    """
+
+    verify: bool = True
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+
+    @model_validator(mode="after")
+    def _key_needs_cert(self) -> TlsConfig:
+        if self.client_key is not None and self.client_cert is None:
+            raise ValueError("client_key is given without client_cert")
+        return self
+
+
+class NoAuthConfig(_Model):
+    """No credentials."""
+
+    type: Literal["none"] = "none"
+
+
+class BearerAuthConfig(_Model):
+    """A static bearer token, normally a reference: ``token: ${env:EPR_TOKEN}``."""
+
+    type: Literal["bearer"]
+    token: SecretStr
+
+    _check = field_validator("token")(_check_secret)
+
+
+class BasicAuthConfig(_Model):
+    """HTTP basic authentication; the password normally a reference."""
+
+    type: Literal["basic"]
+    username: str = Field(min_length=1)
+    password: SecretStr
+
+    _check = field_validator("password")(_check_secret)
+
+
+class OAuth2ClientCredentialsConfig(_Model):
+    """OAuth2 client credentials grant. The token is cached until shortly before it expires.
+
+    Attributes:
+        token_url: absolute URL of the token endpoint.
+        client_id: the probe's client id.
+        client_secret: normally a reference: ``${env:EPR_CLIENT_SECRET}``.
+        scope: requested scope, if the server needs one.
+        client_auth: ``client_secret_post`` (credentials in the form body) or
+            ``client_secret_basic`` (HTTP basic header).
+    """
+
+    type: Literal["oauth2_client_credentials"]
+    token_url: str
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr
+    scope: str | None = None
+    client_auth: Literal["client_secret_post", "client_secret_basic"] = "client_secret_post"
+
+    _check = field_validator("client_secret")(_check_secret)
+
+    @field_validator("token_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        return _check_http_url(value)
+
+
+AuthConfig = Annotated[
+    OAuth2ClientCredentialsConfig | BearerAuthConfig | BasicAuthConfig | NoAuthConfig,
+    Field(discriminator="type"),
+]
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an absolute http:// or https:// URL")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return value
+
+
+class TargetConfig(_Model):
+    """An HTTP API the probes run workflows against (an EPR's FHIR base, or the testbed).
+
+    Attributes:
+        base_url: absolute URL that step paths are relative to (``https://epr.example/fhir``).
+        headers: sent with every request; values may use run variables
+            (``X-Wardwatch-Site: "{{ site }}"``) or be secret references.
+        tls: certificate settings.
+        auth: credentials, by ``type``: ``oauth2_client_credentials``, ``bearer``, ``basic``,
+            ``none``.
+    """
+
+    base_url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    tls: TlsConfig = TlsConfig()
+    auth: AuthConfig = NoAuthConfig()
+
+    @field_validator("base_url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        return _check_http_url(value).rstrip("/")
+
+    @field_validator("headers")
+    @classmethod
+    def _templates(cls, value: dict[str, str]) -> dict[str, str]:
+        for item in value.values():
+            message = secret_reference_error(item)
+            if message is not None:
+                raise ValueError(message)
+            _check_template(item)
+        return value
+
+
+# -- Sites and patients ----------------------------------------------------------------------
+
+
+class SiteConfig(_Model):
+    """Where a probe runs: a ward, a clinic, a community hospital.
+
+    Attributes:
+        name: short identifier used in spans and in the ``X-Wardwatch-Site`` header.
+        timezone: IANA time zone name (``Europe/London``).
+        title: human name for reports (``Ward 7``).
+    """
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    timezone: str
+    title: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+
+class TestPatientConfig(_Model):
+    """A test patient the probes may open: never a real patient.
+
+    Attributes:
+        identifier: ``system|value``, e.g. ``https://testbed.wardwatch.example/mrn|MRN000001``.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    identifier: str
+
+    @field_validator("identifier")
+    @classmethod
+    def _system_and_value(cls, value: str) -> str:
+        system, bar, code = value.partition("|")
+        if not bar or not system or not code or "|" in code:
+            raise ValueError("a patient identifier is written system|value")
+        return value
+
+    @property
+    def system(self) -> str:
+        """The identifier's system (the part before ``|``)."""
+        return self.identifier.partition("|")[0]
+
+    @property
+    def value(self) -> str:
+        """The identifier's value, e.g. the MRN (the part after ``|``)."""
+        return self.identifier.partition("|")[2]
+
+
+# -- Workflows -------------------------------------------------------------------------------
+
+
+class AssertionConfig(_Model):
+    """A check on a step's JSON response. Exactly one of ``exists``, ``equals``, ``count_gte``.
+
+    Attributes:
+        path: JSON path (``$.total``, ``$.entry[*].resource.id``).
+        exists: the path matches something (true) or nothing (false).
+        equals: the first match equals this value.
+        count_gte: the path selects at least this many values (see :meth:`JsonPath.count`).
+    """
+
+    path: str
+    exists: bool | None = None
+    equals: JsonValue = None
+    count_gte: int | None = Field(default=None, ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        try:
+            JsonPath.parse(value)
+        except JsonPathError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @model_validator(mode="after")
+    def _one_check(self) -> AssertionConfig:
+        given = [name for name in ("exists", "equals", "count_gte") if name in self.model_fields_set]
+        if len(given) != 1:
+            raise ValueError("give exactly one of exists, equals, count_gte")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """Which check this is: ``exists``, ``equals`` or ``count_gte``."""
+        return next(name for name in ("exists", "equals", "count_gte") if name in self.model_fields_set)
+
+
+class StepConfig(_Model):
+    """One HTTP request of a workflow (or several, when it follows Bundle ``next`` links).
+
+    Attributes:
+        name: unique within the workflow.
+        method: HTTP method.
+        path: URL template relative to the target's base URL (``/Patient/{{ patient_id }}``).
+        query: query parameters; values are templates and are never recorded.
+        headers: extra request headers; values are templates.
+        json_body: the JSON request body (key ``json``); strings in it are templates, and a string
+            that is exactly one placeholder keeps the variable's type.
+        expect_status: acceptable status codes; when absent, any 2xx.
+        assertions: checks on the JSON response (key ``assert``).
+        extract: variables for later steps: ``{patient_id: $.entry[0].resource.id}``.
+        follow_next_pages: follow the Bundle's ``next`` link up to this many extra pages.
+        think_time_s: pause after this step (overrides the workflow's ``think_time_s``).
+    """
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    method: str = "GET"
+    path: str
+    query: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: JsonValue = Field(default=None, alias="json")
+    expect_status: tuple[int, ...] | None = None
+    assertions: tuple[AssertionConfig, ...] = Field(default=(), alias="assert")
+    extract: dict[str, str] = Field(default_factory=dict)
+    follow_next_pages: int = Field(default=0, ge=0, le=100)
+    think_time_s: float | None = Field(default=None, ge=0)
+
+    @field_validator("method")
+    @classmethod
+    def _method(cls, value: str) -> str:
+        upper = value.upper()
+        if upper not in _HTTP_METHODS:
+            raise ValueError(f"method must be one of {', '.join(_HTTP_METHODS)}")
+        return upper
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError("path must start with '/' (it is relative to the target's base_url)")
+        if "?" in value or "#" in value:
+            raise ValueError("put query parameters under 'query', not in the path")
+        return _check_template(value)
+
+    @field_validator("query", "headers")
+    @classmethod
+    def _value_templates(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for item in value.values():
+            if isinstance(item, str):
+                _check_template(item)
+        return value
+
+    @field_validator("json_body")
+    @classmethod
+    def _body_templates(cls, value: Any) -> Any:
+        try:
+            for _loc, _template in iter_json_templates(value):
+                pass
+        except TemplateError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("expect_status", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, int) else value
+
+    @field_validator("expect_status")
+    @classmethod
+    def _status_range(cls, value: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("give at least one status code, or leave expect_status out for any 2xx")
+            for code in value:
+                if not 100 <= code <= 599:
+                    raise ValueError(f"{code} is not an HTTP status code")
+        return value
+
+    @field_validator("extract")
+    @classmethod
+    def _extractions(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, path in value.items():
+            if not _VARIABLE.match(name):
+                raise ValueError(f"{name!r} is not a variable name (letters, digits, underscore)")
+            if name in BUILTIN_VARIABLES:
+                raise ValueError(f"{name!r} is a built-in variable and cannot be extracted")
+            try:
+                JsonPath.parse(path)
+            except JsonPathError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @property
+    def path_template(self) -> Template:
+        """The parsed path."""
+        return Template.parse(self.path)
+
+
+class WorkflowConfig(_Model):
+    """A clinical task: ordered steps run against one target from one or more sites.
+
+    Attributes:
+        name: unique among workflows.
+        description: what a clinician is doing.
+        target: name of a target in ``targets``.
+        sites: names of the sites that run it; empty means every configured site.
+        interval_s: cadence: a slot every ``interval_s`` seconds per site.
+        jitter_s: a run starts at its slot plus a random offset in ``[0, jitter_s)``.
+        think_time_s: pause between steps; waited, but not part of the waiting time.
+        timeout_s: limit on the whole run (steps and think time); the run is ``timed_out`` after.
+        step_timeout_s: limit on each HTTP request (connect, each read, each write).
+        connection: ``reuse`` keeps connections alive within a run (a browser session);
+            ``fresh`` opens a new connection for every request (DNS, connect and TLS paid as on
+            a first click). No connection outlives its run.
+        on_error: ``stop`` ends the run at the first failing step; ``continue`` runs the rest
+            (steps needing a value that a failed step would have extracted are skipped).
+        steps: the requests, in order.
+    """
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    description: str = ""
+    target: str
+    sites: tuple[str, ...] = ()
+    interval_s: float = Field(default=60.0, gt=0)
+    jitter_s: float = Field(default=0.0, ge=0)
+    think_time_s: float = Field(default=0.0, ge=0)
+    timeout_s: float = Field(default=60.0, gt=0)
+    step_timeout_s: float = Field(default=10.0, gt=0)
+    connection: Literal["fresh", "reuse"] = "reuse"
+    on_error: Literal["stop", "continue"] = "stop"
+    steps: tuple[StepConfig, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WorkflowConfig:
+        if self.jitter_s >= self.interval_s:
+            raise ValueError("jitter_s must be smaller than interval_s")
+        if self.step_timeout_s > self.timeout_s:
+            raise ValueError("step_timeout_s must not exceed timeout_s")
+        seen: set[str] = set()
+        for step in self.steps:
+            if step.name in seen:
+                raise ValueError(f"step name {step.name!r} is used twice")
+            seen.add(step.name)
+        return self
+
+
+# -- Checks across sections ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """A problem found across sections.
+
+    Attributes:
+        loc: location relative to the config root, e.g. ``("workflows", 0, "steps", 2, "path")``.
+        message: what is wrong, in words a config author can act on.
+    """
+
+    loc: tuple[str | int, ...]
+    message: str
+
+
+def step_templates(step: StepConfig) -> list[tuple[tuple[str | int, ...], Template]]:
+    """Every template of a step with its location inside the step (``("query", "patient")``)."""
+    found: list[tuple[tuple[str | int, ...], Template]] = [(("path",), step.path_template)]
+    for key, value in step.query.items():
+        if isinstance(value, str):
+            found.append((("query", key), Template.parse(value)))
+    for key, value in step.headers.items():
+        found.append((("headers", key), Template.parse(value)))
+    for loc, template in iter_json_templates(step.json_body):
+        found.append((("json", *loc), template))
+    return found
+
+
+def check_references(
+    targets: Mapping[str, TargetConfig],
+    sites: Sequence[SiteConfig],
+    patients: Sequence[TestPatientConfig],
+    workflows: Sequence[WorkflowConfig],
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> list[ConfigProblem]:
+    """Every problem that needs more than one section to see, in config order.
+
+    Args:
+        targets: the ``targets`` section.
+        sites: the ``sites`` section.
+        patients: the ``patients`` section.
+        workflows: the ``workflows`` section.
+        environ: when given, secret references are resolved against it (and files read), and
+            each one that cannot be resolved is a problem. The secret itself is never reported.
+
+    Returns:
+        The problems, each with its location relative to the config root; empty when all is well.
+    """
+    problems: list[ConfigProblem] = []
+    site_names = [site.name for site in sites]
+    for index, name in enumerate(site_names):
+        if name in site_names[:index]:
+            problems.append(ConfigProblem(("sites", index, "name"), f"site {name!r} is defined twice"))
+    identifiers = [patient.identifier for patient in patients]
+    for index, identifier in enumerate(identifiers):
+        if identifier in identifiers[:index]:
+            problems.append(ConfigProblem(("patients", index, "identifier"), "patient is listed twice"))
+
+    for target_name, target in targets.items():
+        for key, value in target.headers.items():
+            for variable in Template.parse(value).variables:
+                if variable not in TARGET_HEADER_VARIABLES:
+                    problems.append(
+                        ConfigProblem(
+                            ("targets", target_name, "headers", key),
+                            f"target headers may use only {', '.join(TARGET_HEADER_VARIABLES)}; "
+                            f"{variable!r} is not one of them",
+                        )
+                    )
+        if environ is not None:
+            problems.extend(_secret_problems(target_name, target, environ))
+
+    workflow_names = [workflow.name for workflow in workflows]
+    for w_index, workflow in enumerate(workflows):
+        where: tuple[str | int, ...] = ("workflows", w_index)
+        if workflow.name in workflow_names[:w_index]:
+            problems.append(ConfigProblem((*where, "name"), f"workflow {workflow.name!r} is defined twice"))
+        if workflow.target not in targets:
+            known = ", ".join(sorted(targets)) or "none are defined"
+            problems.append(
+                ConfigProblem((*where, "target"), f"target {workflow.target!r} is not defined (known: {known})")
+            )
+        for s_index, site in enumerate(workflow.sites):
+            if site not in site_names:
+                known = ", ".join(site_names) or "none are defined"
+                problems.append(
+                    ConfigProblem((*where, "sites", s_index), f"site {site!r} is not defined (known: {known})")
+                )
+        defined = set(RUN_VARIABLES) | set(PATIENT_VARIABLES)
+        for st_index, step in enumerate(workflow.steps):
+            step_where = (*where, "steps", st_index)
+            for loc, template in step_templates(step):
+                for variable in template.variables:
+                    if variable in PATIENT_VARIABLES and not patients:
+                        problems.append(
+                            ConfigProblem(
+                                (*step_where, *loc),
+                                f"{variable!r} needs a test patient, and the patients section is empty",
+                            )
+                        )
+                    elif variable not in defined:
+                        problems.append(
+                            ConfigProblem(
+                                (*step_where, *loc),
+                                f"variable {variable!r} is used before any step extracts it",
+                            )
+                        )
+            defined.update(step.extract)
+    return problems
+
+
+def _secret_problems(
+    target_name: str, target: TargetConfig, environ: Mapping[str, str]
+) -> list[ConfigProblem]:
+    where = ("targets", target_name)
+    secrets: list[tuple[tuple[str | int, ...], str]] = []
+    auth = target.auth
+    if isinstance(auth, OAuth2ClientCredentialsConfig):
+        secrets.append(((*where, "auth", "client_secret"), auth.client_secret.get_secret_value()))
+    elif isinstance(auth, BearerAuthConfig):
+        secrets.append(((*where, "auth", "token"), auth.token.get_secret_value()))
+    elif isinstance(auth, BasicAuthConfig):
+        secrets.append(((*where, "auth", "password"), auth.password.get_secret_value()))
+    for key, value in target.headers.items():
+        if value.startswith("${"):
+            secrets.append(((*where, "headers", key), value))
+    problems = []
+    for loc, value in secrets:
+        try:
+            resolve_secret(value, environ)
+        except SecretResolutionError as exc:
+            problems.append(ConfigProblem(loc, str(exc)))
+    return problems

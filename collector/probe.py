@@ -1,0 +1,255 @@
+"""The probe: every workflow at every one of its sites, on a fixed cadence of slots.
+
+Each (workflow, site) pair is a *job* with slots at whole multiples of the workflow's
+``interval_s`` since the Unix epoch (so a restarted probe keeps the same slots). A run starts at
+its slot plus a random offset in ``[0, jitter_s)``, both recorded on the run's span. A slot that
+passes while the job is still busy with an earlier run is recorded as a ``missed_slot`` span with
+reason ``busy``; the latest passed slot is run late instead (its offset says how late). Nothing
+is silently dropped, so a slow target is not under-sampled (coordinated omission).
+
+Several sites run in one process for the demo (each with its own tracer provider, so its spans
+carry its resource attributes); in production one process runs one site.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.trace import SpanKind, Tracer
+
+from collector.auth import TokenCache
+from collector.client import ClientFactory
+from collector.config import SiteConfig, TargetConfig, TestPatientConfig, WorkflowConfig
+from collector.runner import RunResult, run_workflow
+from collector.telemetry import INSTRUMENTATION_SCOPE, tracer_provider_for_site
+from store import schema
+
+__all__ = ["MISSED_BUSY", "MISSED_PROBE_DOWN", "Job", "Probe", "UnknownNameError"]
+
+logger = logging.getLogger(__name__)
+
+MISSED_BUSY = "busy"
+MISSED_PROBE_DOWN = "probe_down"
+_NS_PER_S = 1_000_000_000
+
+
+class UnknownNameError(ValueError):
+    """A site or workflow name given to the probe is not in its configuration."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One workflow at one site."""
+
+    workflow: WorkflowConfig
+    site: SiteConfig
+
+    @property
+    def key(self) -> str:
+        """``workflow@site``: the job's name in logs and in the state file."""
+        return f"{self.workflow.name}@{self.site.name}"
+
+
+class Probe:
+    """Runs workflows against their targets from their sites and records every run as spans.
+
+    Args:
+        targets: the ``targets`` section, by name.
+        sites: the ``sites`` section.
+        patients: the test patients (one is picked per run).
+        workflows: the ``workflows`` section; a workflow with no ``sites`` runs at every site.
+        exporters: span exporters built by the composition root. The probe owns them from here:
+            :meth:`shutdown` flushes and shuts them down.
+        environ: where secret references are resolved (default ``os.environ``).
+        probe_id: identifies this probe (resource attribute ``wardwatch.probe.id``).
+        simulated: mark spans as simulated history (never for live runs).
+        rng: jitter and patient picks (default: a fresh ``random.Random()``).
+        client_factory: builds each run's HTTP client (default: the phase-timing client).
+        clock: wall-clock seconds since the epoch (injectable for scheduling tests).
+
+    Config consistency (targets and sites that exist) is the loader's job
+    (:func:`collector.config.check_references`); a workflow naming an unknown target raises
+    :class:`UnknownNameError` here.
+    """
+
+    def __init__(
+        self,
+        targets: Mapping[str, TargetConfig],
+        sites: Sequence[SiteConfig],
+        patients: Sequence[TestPatientConfig],
+        workflows: Sequence[WorkflowConfig],
+        exporters: Sequence[SpanExporter],
+        *,
+        environ: Mapping[str, str] | None = None,
+        probe_id: str,
+        simulated: bool = False,
+        rng: random.Random | None = None,
+        client_factory: ClientFactory | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._targets = dict(targets)
+        self._sites = {site.name: site for site in sites}
+        self._patients = tuple(patients)
+        self._workflows = {workflow.name: workflow for workflow in workflows}
+        self._exporters = tuple(exporters)
+        self._environ: Mapping[str, str] = os.environ if environ is None else environ
+        self._rng = random.Random() if rng is None else rng
+        self._rng_lock = threading.Lock()
+        self._client_factory = client_factory
+        self._clock = clock
+        self._token_cache = TokenCache()
+        for workflow in workflows:
+            if workflow.target not in self._targets:
+                raise UnknownNameError(f"workflow {workflow.name!r} names target {workflow.target!r}, which is not defined")
+        self._providers: dict[str, TracerProvider] = {
+            site.name: tracer_provider_for_site(site, self._exporters, probe_id=probe_id, simulated=simulated)
+            for site in sites
+        }
+        self._tracers: dict[str, Tracer] = {
+            name: provider.get_tracer(INSTRUMENTATION_SCOPE) for name, provider in self._providers.items()
+        }
+        self._shut_down = False
+
+    # -- jobs ----------------------------------------------------------------------------------
+
+    def jobs(self, site: str | None = None, workflow: str | None = None) -> list[Job]:
+        """The (workflow, site) pairs to run, optionally narrowed to one site and/or workflow.
+
+        Raises:
+            UnknownNameError: ``site`` or ``workflow`` is not configured.
+        """
+        if site is not None and site not in self._sites:
+            raise UnknownNameError(f"site {site!r} is not defined (known: {', '.join(self._sites) or 'none'})")
+        if workflow is not None and workflow not in self._workflows:
+            known = ", ".join(self._workflows) or "none"
+            raise UnknownNameError(f"workflow {workflow!r} is not defined (known: {known})")
+        found: list[Job] = []
+        for spec in self._workflows.values():
+            if workflow is not None and spec.name != workflow:
+                continue
+            for site_name in spec.sites or tuple(self._sites):
+                if site is not None and site_name != site:
+                    continue
+                if site_name in self._sites:
+                    found.append(Job(spec, self._sites[site_name]))
+        return found
+
+    def run_job(self, job: Job, *, slot: datetime | None = None, stop: threading.Event | None = None) -> RunResult:
+        """Run one job once now (its slot, if not given, is the current moment)."""
+        with self._rng_lock:
+            run_rng = random.Random(self._rng.getrandbits(64))
+        return run_workflow(
+            job.workflow,
+            self._targets[job.workflow.target],
+            job.site,
+            tracer=self._tracers[job.site.name],
+            target_name=job.workflow.target,
+            patients=self._patients,
+            environ=self._environ,
+            rng=run_rng,
+            token_cache=self._token_cache,
+            client_factory=self._client_factory,
+            slot=slot if slot is not None else datetime.fromtimestamp(self._clock(), tz=UTC),
+            stop=stop,
+        )
+
+    def run_once(self, site: str | None = None, workflow: str | None = None) -> list[RunResult]:
+        """Run every selected job once, one after another; the results in job order.
+
+        Raises:
+            UnknownNameError: ``site`` or ``workflow`` is not configured.
+        """
+        return [self.run_job(job) for job in self.jobs(site, workflow)]
+
+    # -- scheduling ----------------------------------------------------------------------------
+
+    def run_forever(
+        self,
+        stop: threading.Event,
+        *,
+        site: str | None = None,
+        workflow: str | None = None,
+    ) -> None:
+        """Run every selected job at its slots until ``stop`` is set; returns when all jobs ended.
+
+        Each job runs in its own thread. When ``stop`` is set, waiting jobs end at once and a run
+        in flight stops before its next step (recorded as ``interrupted``). Spans are not flushed
+        here: call :meth:`shutdown`.
+
+        Raises:
+            UnknownNameError: ``site`` or ``workflow`` is not configured.
+        """
+        jobs = self.jobs(site, workflow)
+        threads = [
+            threading.Thread(target=self._job_loop, args=(job, stop), name=f"wardwatch {job.key}", daemon=True)
+            for job in jobs
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def _job_loop(self, job: Job, stop: threading.Event) -> None:
+        interval_s = job.workflow.interval_s
+        slot_index = math.ceil(self._clock() / interval_s)
+        while not stop.is_set():
+            slot_s = slot_index * interval_s
+            with self._rng_lock:
+                offset_s = self._rng.uniform(0.0, job.workflow.jitter_s) if job.workflow.jitter_s > 0 else 0.0
+            if stop.wait(max(0.0, slot_s + offset_s - self._clock())):
+                break
+            self.run_job(job, slot=datetime.fromtimestamp(slot_s, tz=UTC), stop=stop)
+            latest_index = math.floor(self._clock() / interval_s)
+            for missed_index in range(slot_index + 1, latest_index):
+                self.record_missed_slot(job, datetime.fromtimestamp(missed_index * interval_s, tz=UTC), MISSED_BUSY)
+            slot_index = max(slot_index + 1, latest_index)
+
+    def record_missed_slot(self, job: Job, slot: datetime, reason: str) -> None:
+        """Record a slot that passed without a run: a zero-length ``missed_slot`` span at the slot.
+
+        Args:
+            job: whose slot it was.
+            slot: the scheduled moment.
+            reason: ``busy`` (an earlier run was still going) or ``probe_down``.
+        """
+        slot_ns = int(slot.timestamp() * _NS_PER_S)
+        span = self._tracers[job.site.name].start_span(
+            "missed slot",
+            kind=SpanKind.INTERNAL,
+            start_time=slot_ns,
+            attributes={
+                schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_MISSED_SLOT,
+                schema.ATTR_WORKFLOW: job.workflow.name,
+                schema.ATTR_SITE: job.site.name,
+                schema.ATTR_SLOT: slot.astimezone(UTC).isoformat(timespec="milliseconds"),
+                schema.ATTR_MISSED_REASON: reason,
+                schema.USER_AGENT_SYNTHETIC_TYPE: "test",
+            },
+        )
+        span.end(end_time=slot_ns)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def force_flush(self, timeout_s: float = 10.0) -> bool:
+        """Export every finished span now; False if some provider did not finish in time."""
+        return all(provider.force_flush(int(timeout_s * 1000)) for provider in self._providers.values())
+
+    def shutdown(self) -> None:
+        """Flush every span and shut the providers and the exporters down (once; idempotent)."""
+        if self._shut_down:
+            return
+        self._shut_down = True
+        for provider in self._providers.values():
+            provider.shutdown()
+        for exporter in self._exporters:
+            exporter.shutdown()

@@ -1,0 +1,726 @@
+"""Run one workflow once, at one site, as one trace: the probe's unit of measurement.
+
+A run is a root span (``wardwatch.span.type = run``, kind Internal) with one child per step
+(``step``, kind Client). A step that follows Bundle ``next`` links records one ``request``
+grandchild per HTTP request. Fetching an OAuth2 token is an ``auth`` span under the root: its
+cost is visible, and it is not part of the user's waiting time.
+
+Durations come from the monotonic clock (:mod:`collector.timing`). A step's duration is the sum
+of its requests' phases, and its span's Duration is exactly that; the run's waiting time
+(``wardwatch.run.waiting_s``) is the sum of its steps; think time is waited but excluded. Span
+timestamps are the run's wall-clock start plus monotonic offsets.
+
+Failures are data: whatever the target does, :func:`run_workflow` returns a :class:`RunResult`
+(``ok``, ``failed``, ``timed_out`` or ``interrupted``) and the first failure's ``error.type``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+from opentelemetry import propagate, trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+
+from collector.auth import AuthError, TokenCache, static_auth_headers
+from collector.client import ClientFactory, make_client
+from collector.config import (
+    OAuth2ClientCredentialsConfig,
+    SiteConfig,
+    StepConfig,
+    TargetConfig,
+    TestPatientConfig,
+    WorkflowConfig,
+    step_templates,
+)
+from collector.errors import ErrorType, StepFailure, classify_status, classify_transport_error
+from collector.jsonpath import JsonPath
+from collector.secretref import SecretResolutionError, resolve_secret
+from collector.templating import Template, TemplateError, render_json
+from collector.timing import PhaseTimer, RequestTiming
+from store import schema
+
+__all__ = ["RunResult", "StepResult", "run_workflow"]
+
+_NS_PER_S = 1_000_000_000
+STEP_OK = "ok"
+STEP_FAILED = "failed"
+STEP_SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """What one step did.
+
+    Attributes:
+        name: the step's name.
+        index: its 0-based position in the workflow.
+        status: ``ok``, ``failed`` or ``skipped`` (a value it needed was never extracted).
+        error_type: one of ``schema.ERROR_TYPES`` when failed.
+        message: why it failed, without patient data or secrets.
+        duration_s: sum of its requests' phases.
+        http_status: the last response's status code, if any response came.
+        requests: the timing of each HTTP request (several when it followed ``next`` links).
+        response_bytes: bytes received (as sent on the wire, before decompression).
+        pages: Bundle pages read (0 when the response was not a Bundle).
+    """
+
+    name: str
+    index: int
+    status: str
+    error_type: str | None = None
+    message: str | None = None
+    duration_s: float = 0.0
+    http_status: int | None = None
+    requests: tuple[RequestTiming, ...] = ()
+    response_bytes: int = 0
+    pages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """What one run did.
+
+    Attributes:
+        workflow: the workflow's name.
+        site: the site's name.
+        status: one of ``schema.RUN_STATUSES``.
+        error_type: the first failure's ``error.type`` when not ok (None when interrupted cleanly).
+        message: the first failure's message.
+        waiting_s: sum of the steps' durations (think time excluded).
+        wall_s: from the run's start to its end, think time included.
+        start: wall-clock start (UTC).
+        slot: the scheduled moment, if the run was scheduled.
+        trace_id: the run's trace id, 32 hex digits.
+        steps: every step that ran or was skipped, in order.
+    """
+
+    workflow: str
+    site: str
+    status: str
+    error_type: str | None
+    message: str | None
+    waiting_s: float
+    wall_s: float
+    start: datetime
+    slot: datetime | None
+    trace_id: str
+    steps: tuple[StepResult, ...] = ()
+
+
+def _iso_utc(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class _Clock:
+    """Wall-clock timestamps derived from one wall reading plus monotonic offsets."""
+
+    wall0_ns: int = field(default_factory=time.time_ns)
+    perf0_ns: int = field(default_factory=time.perf_counter_ns)
+
+    def wall_ns(self, perf_ns: int | None = None) -> int:
+        return self.wall0_ns + ((time.perf_counter_ns() if perf_ns is None else perf_ns) - self.perf0_ns)
+
+
+class _RunContext:
+    """Everything one run shares between its steps."""
+
+    def __init__(
+        self,
+        *,
+        workflow: WorkflowConfig,
+        target: TargetConfig,
+        target_name: str,
+        site: SiteConfig,
+        tracer: Tracer,
+        client: httpx.Client,
+        environ: Mapping[str, str],
+        token_cache: TokenCache,
+        clock: _Clock,
+        root_context: Context,
+        deadline_ns: int,
+    ) -> None:
+        self.workflow = workflow
+        self.target = target
+        self.target_name = target_name
+        self.site = site
+        self.tracer = tracer
+        self.client = client
+        self.environ = environ
+        self.token_cache = token_cache
+        self.clock = clock
+        self.root_context = root_context
+        self.deadline_ns = deadline_ns
+        parts = urlsplit(target.base_url)
+        self.base_path = parts.path.rstrip("/")
+        self.server_address = parts.hostname or ""
+        self.server_port = parts.port or (443 if parts.scheme == "https" else 80)
+        self.origin = (parts.scheme, parts.hostname, self.server_port)
+
+    def remaining_s(self) -> float:
+        return (self.deadline_ns - time.perf_counter_ns()) / _NS_PER_S
+
+    def common_attributes(self) -> dict[str, Any]:
+        return {
+            schema.ATTR_WORKFLOW: self.workflow.name,
+            schema.ATTR_SITE: self.site.name,
+            schema.USER_AGENT_SYNTHETIC_TYPE: "test",
+        }
+
+
+def run_workflow(
+    workflow: WorkflowConfig,
+    target: TargetConfig,
+    site: SiteConfig,
+    *,
+    tracer: Tracer,
+    target_name: str | None = None,
+    patients: Sequence[TestPatientConfig] = (),
+    environ: Mapping[str, str] | None = None,
+    rng: random.Random | None = None,
+    token_cache: TokenCache | None = None,
+    client_factory: ClientFactory | None = None,
+    slot: datetime | None = None,
+    stop: threading.Event | None = None,
+) -> RunResult:
+    """Run ``workflow`` once against ``target`` from ``site``, recording spans with ``tracer``.
+
+    Args:
+        workflow: the steps and their timeouts, think time, connection mode and error policy.
+        target: where the steps go.
+        site: where the probe is (sent through the target's templated headers, recorded on spans).
+        tracer: from the site's tracer provider (:func:`collector.telemetry.tracer_provider_for_site`).
+        target_name: the target's name, the token cache key (default ``workflow.target``).
+        patients: the test patients; one is picked per run with ``rng``.
+        environ: where secret references are resolved (default ``os.environ``).
+        rng: picks the patient and the run id (default: a fresh ``random.Random()``).
+        token_cache: OAuth2 tokens shared across runs (default: a new cache for this run).
+        client_factory: builds the run's HTTP client (default :func:`collector.client.make_client`).
+        slot: the scheduled moment; recorded with the start's offset from it.
+        stop: when set, the run stops before its next step and is recorded as ``interrupted``.
+
+    Returns:
+        The run's result. Target misbehaviour (HTTP errors, resets, timeouts, bad JSON) never
+        raises: it is recorded on the spans and in the result.
+    """
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    rng = random.Random() if rng is None else rng
+    clock = _Clock()
+    start = datetime.fromtimestamp(clock.wall0_ns / _NS_PER_S, tz=UTC)
+    root_attributes: dict[str, Any] = {
+        schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_RUN,
+        schema.ATTR_WORKFLOW: workflow.name,
+        schema.ATTR_SITE: site.name,
+        schema.USER_AGENT_SYNTHETIC_TYPE: "test",
+    }
+    if slot is not None:
+        root_attributes[schema.ATTR_SLOT] = _iso_utc(slot)
+        root_attributes[schema.ATTR_SLOT_OFFSET_S] = (start - slot).total_seconds()
+    root = tracer.start_span(
+        workflow.name, kind=SpanKind.INTERNAL, start_time=clock.wall0_ns, attributes=root_attributes
+    )
+    root_context = trace.set_span_in_context(root)
+    factory = make_client if client_factory is None else client_factory
+    client = factory(target, workflow.connection == "reuse")
+    run = _RunContext(
+        workflow=workflow,
+        target=target,
+        target_name=target_name or workflow.target,
+        site=site,
+        tracer=tracer,
+        client=client,
+        environ=env,
+        token_cache=TokenCache() if token_cache is None else token_cache,
+        clock=clock,
+        root_context=root_context,
+        deadline_ns=clock.perf0_ns + int(workflow.timeout_s * _NS_PER_S),
+    )
+    variables: dict[str, Any] = {
+        "site": site.name,
+        "site_timezone": site.timezone,
+        "workflow": workflow.name,
+        "run_id": f"{rng.getrandbits(64):016x}",
+        "now_utc": _iso_utc(start),
+    }
+    if patients:
+        patient = rng.choice(list(patients))
+        variables.update(
+            patient_identifier=patient.identifier, patient_system=patient.system, patient_mrn=patient.value
+        )
+    try:
+        steps, first_failure, interrupted, run_timed_out = _run_steps(run, variables, stop)
+    finally:
+        client.close()
+
+    waiting_s = sum(step.duration_s for step in steps)
+    if first_failure is not None:
+        status = schema.RUN_TIMED_OUT if first_failure.error_type == ErrorType.TIMEOUT else schema.RUN_FAILED
+    elif run_timed_out:
+        status = schema.RUN_TIMED_OUT
+        first_failure = StepFailure(
+            ErrorType.TIMEOUT, f"the run did not finish within its timeout of {workflow.timeout_s:g} s"
+        )
+    elif interrupted:
+        status = schema.RUN_INTERRUPTED
+    else:
+        status = schema.RUN_OK
+    root.set_attribute(schema.ATTR_RUN_STATUS, status)
+    root.set_attribute(schema.ATTR_RUN_WAITING_S, waiting_s)
+    if first_failure is not None:
+        root.set_attribute(schema.ERROR_TYPE, first_failure.error_type.value)
+        root.set_status(Status(StatusCode.ERROR, first_failure.message))
+    elif interrupted:
+        root.set_status(Status(StatusCode.ERROR, "the probe was stopped during the run"))
+    end_ns = clock.wall_ns()
+    root.end(end_time=end_ns)
+    return RunResult(
+        workflow=workflow.name,
+        site=site.name,
+        status=status,
+        error_type=None if first_failure is None else first_failure.error_type.value,
+        message=None if first_failure is None else first_failure.message,
+        waiting_s=waiting_s,
+        wall_s=(end_ns - clock.wall0_ns) / _NS_PER_S,
+        start=start,
+        slot=slot,
+        trace_id=format(root.get_span_context().trace_id, "032x"),
+        steps=tuple(steps),
+    )
+
+
+def _run_steps(
+    run: _RunContext, variables: dict[str, Any], stop: threading.Event | None
+) -> tuple[list[StepResult], StepFailure | None, bool, bool]:
+    """Run the steps in order; returns (results, first failure, interrupted, run timed out)."""
+    workflow = run.workflow
+    results: list[StepResult] = []
+    first_failure: StepFailure | None = None
+    try:
+        base_headers = _target_headers(run, variables)
+    except (SecretResolutionError, TemplateError) as exc:
+        failure = StepFailure(ErrorType.AUTH, f"target {run.target_name} headers: {exc}")
+        return results, failure, False, False
+    for index, step in enumerate(workflow.steps):
+        if stop is not None and stop.is_set():
+            return results, first_failure, True, False
+        if run.remaining_s() <= 0:
+            return results, first_failure, False, True
+        missing = [name for _loc, template in step_templates(step) for name in template.variables if name not in variables]
+        if missing:
+            results.append(
+                StepResult(
+                    step.name,
+                    index,
+                    STEP_SKIPPED,
+                    message=f"skipped: {', '.join(sorted(set(missing)))} not available",
+                )
+            )
+            continue
+        result, failure = _StepRun(run, step, index, variables, base_headers).execute()
+        results.append(result)
+        if failure is not None:
+            first_failure = first_failure or failure
+            if workflow.on_error == "stop":
+                return results, first_failure, False, False
+        if index < len(workflow.steps) - 1:
+            think_s = workflow.think_time_s if step.think_time_s is None else step.think_time_s
+            if think_s > 0:
+                wait_s = min(think_s, max(run.remaining_s(), 0.0))
+                if stop is not None:
+                    stop.wait(wait_s)
+                else:
+                    time.sleep(wait_s)
+    return results, first_failure, False, False
+
+
+def _target_headers(run: _RunContext, variables: Mapping[str, Any]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for key, value in run.target.headers.items():
+        if value.startswith("${"):
+            headers[key] = resolve_secret(value, run.environ)
+        else:
+            headers[key] = Template.parse(value).render(variables)
+    return headers
+
+
+def _quote_segment(value: str) -> str:
+    return quote(value, safe="-._~:@!$&'()*+,;=")
+
+
+class _StepRun:
+    """One step: build the request, get credentials, send, follow pages, check, extract."""
+
+    def __init__(
+        self,
+        run: _RunContext,
+        step: StepConfig,
+        index: int,
+        variables: dict[str, Any],
+        base_headers: Mapping[str, str],
+    ) -> None:
+        self.run = run
+        self.step = step
+        self.index = index
+        self.variables = variables
+        self.base_headers = base_headers
+        self.url_template = run.base_path + step.path_template.as_url_template()
+        self.what = f"{step.method} {self.url_template}"
+        self.timings: list[RequestTiming] = []
+        self.response_bytes = 0
+        self.http_status: int | None = None
+        self.pages = 0
+
+    # -- public -------------------------------------------------------------------------------
+
+    def execute(self) -> tuple[StepResult, StepFailure | None]:
+        run, step = self.run, self.step
+        try:
+            auth_headers = self._auth_headers()
+        except _AuthFailure as exc:
+            failure = exc.failure
+            auth_headers = None
+        else:
+            failure = None
+        start_ns = run.clock.wall_ns()
+        span = run.tracer.start_span(
+            step.name,
+            context=run.root_context,
+            kind=SpanKind.CLIENT,
+            start_time=start_ns,
+            attributes={
+                **run.common_attributes(),
+                schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_STEP,
+                schema.ATTR_STEP: step.name,
+                schema.ATTR_STEP_INDEX: self.index,
+                schema.HTTP_REQUEST_METHOD: step.method,
+                schema.URL_TEMPLATE: self.url_template,
+                schema.SERVER_ADDRESS: run.server_address,
+                schema.SERVER_PORT: run.server_port,
+            },
+        )
+        if failure is None and auth_headers is not None:
+            failure = self._send_all(span, auth_headers)
+        duration_ns = sum(timing.total_ns for timing in self.timings)
+        self._finish_span(span, start_ns + duration_ns, failure)
+        result = StepResult(
+            name=step.name,
+            index=self.index,
+            status=STEP_OK if failure is None else STEP_FAILED,
+            error_type=None if failure is None else failure.error_type.value,
+            message=None if failure is None else failure.message,
+            duration_s=duration_ns / _NS_PER_S,
+            http_status=self.http_status,
+            requests=tuple(self.timings),
+            response_bytes=self.response_bytes,
+            pages=self.pages,
+        )
+        return result, failure
+
+    # -- credentials ----------------------------------------------------------------------------
+
+    def _auth_headers(self) -> dict[str, str]:
+        run = self.run
+        auth = run.target.auth
+        if not isinstance(auth, OAuth2ClientCredentialsConfig):
+            try:
+                return static_auth_headers(run.target, run.environ)
+            except AuthError as exc:
+                raise _AuthFailure(StepFailure(ErrorType.AUTH, f"credentials for {run.target_name}: {exc}")) from exc
+        token = run.token_cache.cached(run.target_name)
+        if token is None:
+            token = self._fetch_token(auth)
+        return {"Authorization": f"Bearer {token}"}
+
+    def _fetch_token(self, auth: OAuth2ClientCredentialsConfig) -> str:
+        run = self.run
+        parts = urlsplit(auth.token_url)
+        what = f"POST {parts.path or '/'}"
+        start_ns = run.clock.wall_ns()
+        span = run.tracer.start_span(
+            what,
+            context=run.root_context,
+            kind=SpanKind.CLIENT,
+            start_time=start_ns,
+            attributes={
+                **run.common_attributes(),
+                schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_AUTH,
+                schema.HTTP_REQUEST_METHOD: "POST",
+                schema.URL_TEMPLATE: parts.path or "/",
+                schema.SERVER_ADDRESS: parts.hostname or "",
+                schema.SERVER_PORT: parts.port or (443 if parts.scheme == "https" else 80),
+            },
+        )
+        timer = PhaseTimer()
+        failure: StepFailure | None = None
+        token = ""
+        timeout_s = max(min(run.workflow.step_timeout_s, run.remaining_s()), 0.001)
+        with timer.active():
+            try:
+                token = run.token_cache.fetch(
+                    run.target_name,
+                    auth,
+                    run.client,
+                    run.environ,
+                    extensions={"trace": timer.trace},
+                    timeout_s=timeout_s,
+                )
+            except AuthError as exc:
+                failure = StepFailure(ErrorType.AUTH, f"{what}: no token: {exc}")
+                if exc.status_code is not None:
+                    span.set_attribute(schema.HTTP_RESPONSE_STATUS_CODE, exc.status_code)
+            except httpx.TransportError as exc:
+                failure = classify_transport_error(exc, timer.timing().failed_phase, what)
+            else:
+                span.set_attribute(schema.HTTP_RESPONSE_STATUS_CODE, 200)
+        timing = timer.timing()
+        _set_phase_attributes(span, [timing])
+        if failure is not None:
+            span.set_attribute(schema.ERROR_TYPE, failure.error_type.value)
+            span.set_status(Status(StatusCode.ERROR, failure.message))
+        span.end(end_time=start_ns + timing.total_ns)
+        if failure is not None:
+            raise _AuthFailure(failure)
+        return token
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _build_first_request(self, auth_headers: Mapping[str, str]) -> tuple[str, dict[str, str], dict[str, str], Any]:
+        step, variables = self.step, self.variables
+        url = self.run.target.base_url + step.path_template.render(variables, quote=_quote_segment)
+        params = {
+            key: Template.parse(value).render(variables) if isinstance(value, str) else _query_literal(value)
+            for key, value in step.query.items()
+        }
+        headers = {**self.base_headers, **auth_headers}
+        for key, value in step.headers.items():
+            headers[key] = Template.parse(value).render(variables)
+        body = None if step.json_body is None else render_json(step.json_body, variables)
+        return url, params, headers, body
+
+    def _send_all(self, span: Span, auth_headers: Mapping[str, str]) -> StepFailure | None:
+        step = self.step
+        url, params, headers, body = self._build_first_request(auth_headers)
+        many = step.follow_next_pages > 0
+        document: Any = None
+        next_url: str | None = url
+        page = 0
+        while next_url is not None:
+            current_url = next_url
+            outcome = self._send_one(
+                span,
+                current_url,
+                params if page == 0 else {},
+                headers,
+                body if page == 0 else None,
+                request_span=many,
+                page=page,
+            )
+            if isinstance(outcome, StepFailure):
+                return outcome
+            if page == 0:
+                document = outcome
+            elif isinstance(document, dict) and isinstance(outcome, dict):
+                document.setdefault("entry", []).extend(outcome.get("entry") or [])
+            if _is_bundle(outcome):
+                self.pages += 1
+            next_url = None
+            if page < step.follow_next_pages and _is_bundle(outcome):
+                link = _next_link(outcome)
+                if link is not None:
+                    next_url = self._same_origin(str(httpx.URL(current_url).join(link)))
+                    if next_url is None:
+                        return StepFailure(
+                            ErrorType.INVALID_RESPONSE, f"{self.what}: the Bundle's next link leaves the target"
+                        )
+            page += 1
+        return self._check(document)
+
+    def _same_origin(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return url if (parts.scheme, parts.hostname, port) == self.run.origin else None
+
+    def _send_one(
+        self,
+        step_span: Span,
+        url: str,
+        params: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: Any,
+        *,
+        request_span: bool,
+        page: int,
+    ) -> Any:
+        """Send one request; the parsed JSON document (or None for no JSON), or a failure."""
+        run, step = self.run, self.step
+        remaining_s = run.remaining_s()
+        if remaining_s <= 0:
+            return StepFailure(ErrorType.TIMEOUT, f"{self.what}: the run's timeout of {run.workflow.timeout_s:g} s passed")
+        timeout_s = min(run.workflow.step_timeout_s, remaining_s)
+        timer = PhaseTimer()
+        span: Span | None = None
+        if request_span:
+            span = run.tracer.start_span(
+                f"{step.method} {self.url_template}",
+                context=trace.set_span_in_context(step_span),
+                kind=SpanKind.CLIENT,
+                start_time=run.clock.wall_ns(timer.start_ns),
+                attributes={
+                    **run.common_attributes(),
+                    schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_REQUEST,
+                    schema.ATTR_STEP: step.name,
+                    schema.ATTR_STEP_INDEX: self.index,
+                    schema.HTTP_REQUEST_METHOD: step.method,
+                    schema.URL_TEMPLATE: self.url_template,
+                    schema.SERVER_ADDRESS: run.server_address,
+                    schema.SERVER_PORT: run.server_port,
+                },
+            )
+        carrier = dict(headers)
+        propagate.inject(carrier, context=trace.set_span_in_context(span or step_span))
+        response: httpx.Response | None = None
+        failure: StepFailure | None = None
+        with timer.active():
+            try:
+                response = run.client.request(
+                    step.method,
+                    url,
+                    params=params or None,
+                    headers=carrier,
+                    json=body,
+                    timeout=timeout_s,
+                    extensions={"trace": timer.trace},
+                )
+            except httpx.TransportError as exc:
+                failure = classify_transport_error(exc, timer.timing().failed_phase, self.what)
+                if isinstance(exc, httpx.TimeoutException) and timeout_s < run.workflow.step_timeout_s:
+                    failure = StepFailure(
+                        ErrorType.TIMEOUT,
+                        f"{self.what}: cut at the run's timeout of {run.workflow.timeout_s:g} s",
+                    )
+        timing = timer.timing()
+        self.timings.append(timing)
+        document: Any = None
+        if response is not None:
+            self.http_status = response.status_code
+            self.response_bytes += response.num_bytes_downloaded
+            failure = classify_status(response.status_code, step.expect_status, self.what)
+            if failure is not None and failure.error_type == ErrorType.AUTH:
+                run.token_cache.invalidate(run.target_name)
+            if failure is None:
+                document, failure = self._parse(response)
+        if span is not None:
+            if response is not None:
+                span.set_attribute(schema.HTTP_RESPONSE_STATUS_CODE, response.status_code)
+                span.set_attribute(schema.ATTR_RESPONSE_BYTES, response.num_bytes_downloaded)
+            _set_phase_attributes(span, [timing])
+            if failure is not None:
+                span.set_attribute(schema.ERROR_TYPE, failure.error_type.value)
+                span.set_status(Status(StatusCode.ERROR, failure.message))
+            span.end(end_time=run.clock.wall_ns(timing.start_ns) + timing.total_ns)
+        return failure if failure is not None else document
+
+    def _parse(self, response: httpx.Response) -> tuple[Any, StepFailure | None]:
+        step = self.step
+        content_type = response.headers.get("content-type", "")
+        needs_json = bool(step.assertions or step.extract or step.follow_next_pages)
+        if not response.content or ("json" not in content_type and not needs_json):
+            if needs_json:
+                return None, StepFailure(ErrorType.INVALID_RESPONSE, f"{self.what}: the response has no JSON body")
+            return None, None
+        try:
+            return response.json(), None
+        except ValueError as exc:
+            del exc  # the parser's message may quote the body
+            return None, StepFailure(ErrorType.INVALID_RESPONSE, f"{self.what}: the response is not valid JSON")
+
+    # -- checks --------------------------------------------------------------------------------
+
+    def _check(self, document: Any) -> StepFailure | None:
+        for assertion in self.step.assertions:
+            path = JsonPath.parse(assertion.path)
+            kind = assertion.kind
+            if kind == "exists":
+                found = bool(path.find(document))
+                if found != assertion.exists:
+                    expectation = "should match" if assertion.exists else "should match nothing"
+                    return StepFailure(ErrorType.ASSERTION, f"{self.what}: assertion failed: {path} {expectation}")
+            elif kind == "equals":
+                values = path.find(document)
+                if not values or values[0] != assertion.equals:
+                    return StepFailure(
+                        ErrorType.ASSERTION,
+                        f"{self.what}: assertion failed: {path} does not equal the expected value",
+                    )
+            else:
+                count = path.count(document)
+                if assertion.count_gte is not None and count < assertion.count_gte:
+                    return StepFailure(
+                        ErrorType.ASSERTION,
+                        f"{self.what}: assertion failed: {path} selects {count}, expected at least {assertion.count_gte}",
+                    )
+        for name, text in self.step.extract.items():
+            path = JsonPath.parse(text)
+            values = path.find(document)
+            if path.has_wildcard:
+                self.variables[name] = values
+            elif values:
+                self.variables[name] = values[0]
+            else:
+                return StepFailure(ErrorType.ASSERTION, f"{self.what}: extract {name}: {path} matched nothing")
+        return None
+
+    # -- span ----------------------------------------------------------------------------------
+
+    def _finish_span(self, span: Span, end_ns: int, failure: StepFailure | None) -> None:
+        _set_phase_attributes(span, self.timings)
+        if self.http_status is not None:
+            span.set_attribute(schema.HTTP_RESPONSE_STATUS_CODE, self.http_status)
+        span.set_attribute(schema.ATTR_RESPONSE_BYTES, self.response_bytes)
+        if self.pages:
+            span.set_attribute(schema.ATTR_BUNDLE_PAGES, self.pages)
+        if failure is not None:
+            span.set_attribute(schema.ERROR_TYPE, failure.error_type.value)
+            span.set_status(Status(StatusCode.ERROR, failure.message))
+        span.end(end_time=end_ns)
+
+
+class _AuthFailure(Exception):
+    def __init__(self, failure: StepFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def _query_literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _is_bundle(document: Any) -> bool:
+    return isinstance(document, dict) and document.get("resourceType") == "Bundle"
+
+
+def _next_link(bundle: Mapping[str, Any]) -> str | None:
+    for link in bundle.get("link") or []:
+        if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
+            return str(link["url"])
+    return None
+
+
+def _set_phase_attributes(span: Span, timings: Sequence[RequestTiming]) -> None:
+    span.set_attribute(schema.ATTR_DNS_S, sum(t.dns_ns for t in timings) / _NS_PER_S)
+    span.set_attribute(schema.ATTR_CONNECT_S, sum(t.connect_ns for t in timings) / _NS_PER_S)
+    span.set_attribute(schema.ATTR_TLS_S, sum(t.tls_ns for t in timings) / _NS_PER_S)
+    span.set_attribute(schema.ATTR_TTFB_S, sum(t.ttfb_ns for t in timings) / _NS_PER_S)
+    span.set_attribute(schema.ATTR_TRANSFER_S, sum(t.transfer_ns for t in timings) / _NS_PER_S)

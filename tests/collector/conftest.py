@@ -1,0 +1,202 @@
+"""Fixtures for the collector's tests: real HTTP servers on loopback and in-memory span capture."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+import uvicorn
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Serve an ASGI app on 127.0.0.1 on a free port; yields its base URL; stops on exit."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off", ws="none")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("test server did not start")
+        time.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
+def resetting_server() -> Iterator[str]:
+    """A TCP server that reads the request, then resets the connection (RST); yields its URL."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    conn.recv(65536)
+                except OSError:
+                    pass
+                conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+TOKEN = "tok-" + "x" * 20
+SECRET = "mini-secret-value"
+MRN_SYSTEM = "https://testbed.wardwatch.example/mrn"
+
+
+def mini_fhir_app(*, token_lifetime_s: int = 300) -> Starlette:
+    """A tiny FHIR-like server: enough to exercise the runner before the testbed exists.
+
+    Records every request's path, headers and traceparent in ``app.state.seen``.
+    """
+    seen: list[dict[str, Any]] = []
+    token_requests: list[int] = []
+
+    def authorised(request: Request) -> bool:
+        seen.append({"path": request.url.path, "query": str(request.url.query), "headers": dict(request.headers)})
+        return request.headers.get("authorization") == f"Bearer {TOKEN}"
+
+    async def token(request: Request) -> Response:
+        form = {key: values[0] for key, values in parse_qs((await request.body()).decode()).items()}
+        token_requests.append(1)
+        if form.get("client_secret") != SECRET:
+            return JSONResponse({"error": "invalid_client"}, status_code=401)
+        return JSONResponse({"access_token": TOKEN, "token_type": "bearer", "expires_in": token_lifetime_s})
+
+    async def patient_search(request: Request) -> Response:
+        if not authorised(request):
+            return JSONResponse({"resourceType": "OperationOutcome"}, status_code=401)
+        identifier = request.query_params.get("identifier", "")
+        entries = []
+        if identifier.startswith(MRN_SYSTEM + "|MRN"):
+            number = int(identifier.rsplit("MRN", 1)[1])
+            entries = [{"resource": {"resourceType": "Patient", "id": f"pat-{number:04d}"}}]
+        return JSONResponse({"resourceType": "Bundle", "type": "searchset", "total": len(entries), "entry": entries})
+
+    async def patient_read(request: Request) -> Response:
+        if not authorised(request):
+            return JSONResponse({"resourceType": "OperationOutcome"}, status_code=401)
+        patient_id = request.path_params["id"]
+        if not patient_id.startswith("pat-"):
+            return JSONResponse({"resourceType": "OperationOutcome"}, status_code=404)
+        return JSONResponse({"resourceType": "Patient", "id": patient_id, "name": [{"family": "Testperson"}]})
+
+    async def encounters(request: Request) -> Response:
+        if not authorised(request):
+            return JSONResponse({"resourceType": "OperationOutcome"}, status_code=401)
+        page = int(request.query_params.get("page", "1"))
+        patient = request.query_params.get("patient", "")
+        entries = [{"resource": {"resourceType": "Encounter", "id": f"enc-{page}-{i}"}} for i in range(3)]
+        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": 9, "entry": entries, "link": []}
+        if page < 3:
+            bundle["link"].append({"relation": "next", "url": f"{request.base_url}fhir/Encounter?patient={patient}&page={page + 1}"})
+        return JSONResponse(bundle)
+
+    async def delay(request: Request) -> Response:
+        await asyncio.sleep(float(request.query_params.get("ms", "0")) / 1000)
+        return JSONResponse({"resourceType": "Bundle", "total": 0})
+
+    async def status(request: Request) -> Response:
+        return JSONResponse({"resourceType": "OperationOutcome"}, status_code=int(request.path_params["code"]))
+
+    async def malformed(request: Request) -> Response:
+        return Response(b'{"resourceType": "Bundle", "total": ', media_type="application/fhir+json")
+
+    async def off_target(request: Request) -> Response:
+        return JSONResponse(
+            {"resourceType": "Bundle", "entry": [], "link": [{"relation": "next", "url": "http://192.0.2.1/fhir/x"}]}
+        )
+
+    app = Starlette(
+        routes=[
+            Route("/auth/token", token, methods=["POST"]),
+            Route("/fhir/Patient", patient_search),
+            Route("/fhir/Patient/{id}", patient_read),
+            Route("/fhir/Encounter", encounters),
+            Route("/fhir/delay", delay),
+            Route("/fhir/status/{code:int}", status),
+            Route("/fhir/malformed", malformed),
+            Route("/fhir/off-target", off_target),
+        ]
+    )
+    app.state.seen = seen
+    app.state.token_requests = token_requests
+    return app
+
+
+@pytest.fixture
+def serve_app() -> Any:
+    """The :func:`serve` context manager, for tests that start their own servers."""
+    return serve
+
+
+@pytest.fixture
+def reset_url() -> Iterator[str]:
+    with resetting_server() as url:
+        yield url
+
+
+@pytest.fixture
+def mini_app() -> Starlette:
+    return mini_fhir_app()
+
+
+@pytest.fixture
+def mini_url(mini_app: Starlette) -> Iterator[str]:
+    with serve(mini_app) as url:
+        yield url
+
+
+@pytest.fixture
+def span_exporter() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture
+def tracer_provider(span_exporter: InMemorySpanExporter) -> Iterator[TracerProvider]:
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(span_exporter))
+    yield provider
+    provider.shutdown()
+
+
+@pytest.fixture
+def tracer(tracer_provider: TracerProvider) -> Any:
+    return tracer_provider.get_tracer("tests.collector")

@@ -1,0 +1,203 @@
+"""The collector's config sections: schema errors, and problems across sections with locations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pydantic
+import pytest
+
+from collector.config import (
+    ConfigProblem,
+    OAuth2ClientCredentialsConfig,
+    SiteConfig,
+    TargetConfig,
+    TestPatientConfig,
+    WorkflowConfig,
+    check_references,
+)
+from collector.secretref import SecretResolutionError, resolve_secret
+
+TARGETS = {
+    "testbed": TargetConfig.model_validate(
+        {
+            "base_url": "http://127.0.0.1:8765/fhir/",
+            "headers": {"X-Wardwatch-Site": "{{ site }}"},
+            "auth": {
+                "type": "oauth2_client_credentials",
+                "token_url": "http://127.0.0.1:8765/auth/token",
+                "client_id": "wardwatch-probe",
+                "client_secret": "${env:EPR_CLIENT_SECRET}",
+            },
+        }
+    )
+}
+SITES = [SiteConfig(name="ward-7", timezone="Europe/London")]
+PATIENTS = [TestPatientConfig(identifier="https://testbed.wardwatch.example/mrn|MRN000001")]
+
+
+def wf(steps: list[dict[str, Any]], **fields: Any) -> WorkflowConfig:
+    return WorkflowConfig.model_validate({"name": "w", "target": "testbed", "steps": steps, **fields})
+
+
+def error_locs(model: type[pydantic.BaseModel], data: Any) -> list[tuple[Any, ...]]:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        model.model_validate(data)
+    return [error["loc"] for error in caught.value.errors()]
+
+
+def test_target_normalises_base_url_and_keeps_secret_out_of_repr():
+    target = TARGETS["testbed"]
+    assert target.base_url == "http://127.0.0.1:8765/fhir"
+    assert isinstance(target.auth, OAuth2ClientCredentialsConfig)
+    assert "EPR_CLIENT_SECRET" not in repr(target)
+
+
+@pytest.mark.parametrize(
+    ("data", "loc"),
+    [
+        ({"base_url": "ftp://x"}, ("base_url",)),
+        ({"base_url": "http://x", "unknown": 1}, ("unknown",)),
+        ({"base_url": "http://x", "auth": {"type": "kerberos"}}, ("auth",)),
+        ({"base_url": "http://x", "auth": {"type": "bearer"}}, ("auth", "bearer", "token")),
+        ({"base_url": "http://x", "auth": {"type": "bearer", "token": "${env:}"}}, ("auth", "bearer", "token")),
+        ({"base_url": "http://x", "auth": {"type": "basic", "username": "u", "password": "${vault:x}"}}, ("auth", "basic", "password")),
+        ({"base_url": "http://x", "headers": {"X": "{{ site"}}, ("headers",)),
+        ({"base_url": "http://x", "tls": {"client_key": "k.pem"}}, ("tls",)),
+        (
+            {"base_url": "http://x", "auth": {"type": "oauth2_client_credentials", "token_url": "/token", "client_id": "c", "client_secret": "s"}},
+            ("auth", "oauth2_client_credentials", "token_url"),
+        ),
+    ],
+)
+def test_target_schema_errors(data, loc):
+    assert loc in error_locs(TargetConfig, data)
+
+
+@pytest.mark.parametrize(
+    ("data", "loc"),
+    [
+        ({"name": "ward 7", "timezone": "Europe/London"}, ("name",)),
+        ({"name": "ward-7", "timezone": "Europe/Londn"}, ("timezone",)),
+        ({"name": "ward-7", "timezone": "UTC", "tz": "x"}, ("tz",)),
+    ],
+)
+def test_site_schema_errors(data, loc):
+    assert loc in error_locs(SiteConfig, data)
+
+
+@pytest.mark.parametrize("identifier", ["MRN000001", "|MRN1", "sys|", "a|b|c"])
+def test_patient_identifier_needs_system_and_value(identifier):
+    assert ("identifier",) in error_locs(TestPatientConfig, {"identifier": identifier})
+
+
+@pytest.mark.parametrize(
+    ("step", "loc"),
+    [
+        ({"name": "s", "path": "Patient"}, ("steps", 0, "path")),
+        ({"name": "s", "path": "/Patient?x=1"}, ("steps", 0, "path")),
+        ({"name": "s", "path": "/Patient/{{ id"}, ("steps", 0, "path")),
+        ({"name": "s", "path": "/x", "method": "FETCH"}, ("steps", 0, "method")),
+        ({"name": "s", "path": "/x", "assert": [{"path": "$.a"}]}, ("steps", 0, "assert", 0)),
+        ({"name": "s", "path": "/x", "assert": [{"path": "$.a", "exists": True, "count_gte": 1}]}, ("steps", 0, "assert", 0)),
+        ({"name": "s", "path": "/x", "assert": [{"path": "a", "exists": True}]}, ("steps", 0, "assert", 0, "path")),
+        ({"name": "s", "path": "/x", "extract": {"site": "$.id"}}, ("steps", 0, "extract")),
+        ({"name": "s", "path": "/x", "extract": {"id": "$..id"}}, ("steps", 0, "extract")),
+        ({"name": "s", "path": "/x", "expect_status": [700]}, ("steps", 0, "expect_status")),
+        ({"name": "s", "path": "/x", "follow_next_pages": -1}, ("steps", 0, "follow_next_pages")),
+        ({"name": "s", "path": "/x", "json": {"a": "{{ b c }}"}}, ("steps", 0, "json")),
+        ({"name": "s", "path": "/x", "timeout": 3}, ("steps", 0, "timeout")),
+    ],
+)
+def test_step_schema_errors(step, loc):
+    assert loc in error_locs(WorkflowConfig, {"name": "w", "target": "t", "steps": [step]})
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"interval_s": 0},
+        {"interval_s": 10, "jitter_s": 10},
+        {"timeout_s": 1, "step_timeout_s": 2},
+        {"connection": "pooled"},
+        {"on_error": "retry"},
+        {"steps": []},
+    ],
+)
+def test_workflow_schema_errors(fields):
+    data = {"name": "w", "target": "t", "steps": [{"name": "s", "path": "/x"}], **fields}
+    with pytest.raises(pydantic.ValidationError):
+        WorkflowConfig.model_validate(data)
+
+
+def test_duplicate_step_names_are_rejected():
+    with pytest.raises(pydantic.ValidationError, match="used twice"):
+        wf([{"name": "s", "path": "/x"}, {"name": "s", "path": "/y"}])
+
+
+def test_step_defaults_and_aliases():
+    step = wf([{"name": "s", "path": "/x", "json": {"a": 1}, "assert": [{"path": "$.a", "equals": None}], "expect_status": 201}]).steps[0]
+    assert step.method == "GET" and step.json_body == {"a": 1} and step.expect_status == (201,)
+    assert step.assertions[0].kind == "equals"
+
+
+def test_a_consistent_config_has_no_problems():
+    steps = [
+        {"name": "find", "path": "/Patient", "query": {"identifier": "{{ patient_identifier }}"}, "extract": {"pid": "$.entry[0].resource.id"}},
+        {"name": "read", "path": "/Patient/{{ pid }}", "headers": {"X-Run": "{{ run_id }}"}, "json": {"s": ["{{ site }}"]}},
+    ]
+    assert check_references(TARGETS, SITES, PATIENTS, [wf(steps, sites=["ward-7"])]) == []
+
+
+def test_every_reference_problem_is_reported_with_its_location():
+    workflows = [
+        wf([{"name": "a", "path": "/x"}]),
+        WorkflowConfig.model_validate(
+            {
+                "name": "w",
+                "target": "elsewhere",
+                "sites": ["ward-7", "ward-9"],
+                "steps": [
+                    {"name": "a", "path": "/Patient/{{ pid }}", "extract": {"pid": "$.id"}},
+                    {"name": "b", "path": "/x", "query": {"q": "{{ later }}"}, "json": {"v": ["{{ patient_mrn }}"]}},
+                    {"name": "c", "path": "/x/{{ later }}", "extract": {"later": "$.x"}},
+                ],
+            }
+        ),
+    ]
+    targets = {"t": TARGETS["testbed"].model_copy(update={"headers": {"X-P": "{{ patient_mrn }}"}})}
+    problems = check_references(targets, SITES + SITES, [], workflows)
+    assert [p.loc for p in problems] == [
+        ("sites", 1, "name"),
+        ("targets", "t", "headers", "X-P"),
+        ("workflows", 0, "target"),
+        ("workflows", 1, "name"),
+        ("workflows", 1, "target"),
+        ("workflows", 1, "sites", 1),
+        ("workflows", 1, "steps", 0, "path"),
+        ("workflows", 1, "steps", 1, "query", "q"),
+        ("workflows", 1, "steps", 1, "json", "v", 0),
+        ("workflows", 1, "steps", 2, "path"),
+    ]
+    assert all(isinstance(p, ConfigProblem) and p.message for p in problems)
+    assert "needs a test patient" in problems[-2].message
+    assert "used before any step extracts it" in problems[-1].message
+
+
+def test_secrets_are_checked_against_the_environment_given():
+    assert check_references(TARGETS, SITES, PATIENTS, [], environ={"EPR_CLIENT_SECRET": "s"}) == []
+    (problem,) = check_references(TARGETS, SITES, PATIENTS, [], environ={})
+    assert problem.loc == ("targets", "testbed", "auth", "client_secret")
+    assert "EPR_CLIENT_SECRET" in problem.message
+
+
+def test_secret_references_resolve_from_env_and_file(tmp_path):
+    secret_file = tmp_path / "secret"
+    secret_file.write_text("from-file\n")
+    assert resolve_secret("${env:A}", {"A": "x"}) == "x"
+    assert resolve_secret(f"${{file:{secret_file}}}", {}) == "from-file"
+    assert resolve_secret("literal", {}) == "literal"
+    with pytest.raises(SecretResolutionError, match="B is not set"):
+        resolve_secret("${env:B}", {})
+    with pytest.raises(SecretResolutionError, match="cannot be read"):
+        resolve_secret(f"${{file:{tmp_path / 'missing'}}}", {})
