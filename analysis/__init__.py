@@ -4,19 +4,47 @@ Imports ``store`` only among Wardwatch's packages; ``dashboard`` imports it.
 """
 
 from analysis.apdex import Apdex, apdex, apdex_table
+from analysis.budget import (
+    AlertWindow,
+    BudgetResult,
+    alert_windows,
+    budget_consumed,
+    burn_rate,
+    burn_rate_alerts,
+    calendar_month,
+    error_budget,
+    month_budget_minutes,
+    occurrences,
+    parse_duration,
+    ratio_timeslices,
+    timeslices,
+)
 from analysis.percentiles import Percentile, percentile, percentile_table, rank_interval
 from analysis.store import RUN_COLUMNS, STEP_COLUMNS, Store, open_store
 
 __all__ = [
+    "AlertWindow",
     "Apdex",
+    "BudgetResult",
     "RUN_COLUMNS",
     "STEP_COLUMNS",
     "Percentile",
     "Store",
+    "alert_windows",
     "apdex",
     "apdex_table",
+    "budget_consumed",
+    "burn_rate",
+    "burn_rate_alerts",
+    "calendar_month",
+    "error_budget",
+    "month_budget_minutes",
+    "occurrences",
+    "parse_duration",
     "open_store",
     "percentile",
     "percentile_table",
     "rank_interval",
+    "ratio_timeslices",
+    "timeslices",
 ]
