@@ -105,6 +105,7 @@ class TokenCache:
         environ: Mapping[str, str],
         *,
         extensions: dict[str, object] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
         timeout_s: float,
     ) -> str:
         """Request a new token, cache it and return it.
@@ -115,6 +116,7 @@ class TokenCache:
             client: the run's HTTP client.
             environ: where the client secret reference is resolved.
             extensions: httpx request extensions (the phase timer's ``trace``).
+            extra_headers: added to the request (the W3C ``traceparent`` of the auth span).
             timeout_s: request timeout.
 
         Raises:
@@ -128,7 +130,7 @@ class TokenCache:
         form = {"grant_type": "client_credentials"}
         if auth.scope:
             form["scope"] = auth.scope
-        headers = {"Accept": "application/json"}
+        headers = {**(extra_headers or {}), "Accept": "application/json"}
         if auth.client_auth == "client_secret_basic":
             raw = f"{auth.client_id}:{secret}".encode()
             headers["Authorization"] = f"Basic {base64.b64encode(raw).decode('ascii')}"

@@ -34,6 +34,7 @@ from collector.templating import Template, TemplateError, iter_json_templates
 
 __all__ = [
     "BUILTIN_VARIABLES",
+    "ITEM_VARIABLE",
     "PATIENT_VARIABLES",
     "AssertionConfig",
     "AuthConfig",
@@ -57,6 +58,8 @@ RUN_VARIABLES = ("site", "site_timezone", "workflow", "run_id", "now_utc")
 # Variables from the test patient picked for the run (needs at least one configured patient).
 PATIENT_VARIABLES = ("patient_identifier", "patient_system", "patient_mrn")
 BUILTIN_VARIABLES = RUN_VARIABLES + PATIENT_VARIABLES
+# The current element inside a ``for_each`` step.
+ITEM_VARIABLE = "item"
 # Target headers are rendered once per run, before any step: only run variables are known there.
 TARGET_HEADER_VARIABLES = ("site", "site_timezone", "workflow", "run_id")
 
@@ -320,6 +323,10 @@ class StepConfig(_Model):
         assertions: checks on the JSON response (key ``assert``).
         extract: variables for later steps: ``{patient_id: $.entry[0].resource.id}``.
         follow_next_pages: follow the Bundle's ``next`` link up to this many extra pages.
+        for_each: name of a variable holding a list (extracted with a ``[*]`` path): the request
+            is sent once per element, in order, with the element as ``{{ item }}`` (the N+1
+            pattern of a ward list). Assertions apply to every response.
+        max_items: at most this many elements of ``for_each`` are requested (bounded load).
         think_time_s: pause after this step (overrides the workflow's ``think_time_s``).
     """
 
@@ -333,7 +340,15 @@ class StepConfig(_Model):
     assertions: tuple[AssertionConfig, ...] = Field(default=(), alias="assert")
     extract: dict[str, str] = Field(default_factory=dict)
     follow_next_pages: int = Field(default=0, ge=0, le=100)
+    for_each: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    max_items: int = Field(default=50, ge=1, le=1000)
     think_time_s: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _for_each_alone(self) -> StepConfig:
+        if self.for_each is not None and (self.extract or self.follow_next_pages):
+            raise ValueError("a for_each step cannot also extract or follow next pages")
+        return self
 
     @field_validator("method")
     @classmethod
@@ -392,7 +407,7 @@ class StepConfig(_Model):
         for name, path in value.items():
             if not _VARIABLE.match(name):
                 raise ValueError(f"{name!r} is not a variable name (letters, digits, underscore)")
-            if name in BUILTIN_VARIABLES:
+            if name in BUILTIN_VARIABLES or name == ITEM_VARIABLE:
                 raise ValueError(f"{name!r} is a built-in variable and cannot be extracted")
             try:
                 JsonPath.parse(path)
@@ -547,9 +562,22 @@ def check_references(
         defined = set(RUN_VARIABLES) | set(PATIENT_VARIABLES)
         for st_index, step in enumerate(workflow.steps):
             step_where = (*where, "steps", st_index)
+            if step.for_each is not None and step.for_each not in defined:
+                problems.append(
+                    ConfigProblem(
+                        (*step_where, "for_each"),
+                        f"variable {step.for_each!r} is used before any step extracts it",
+                    )
+                )
             for loc, template in step_templates(step):
                 for variable in template.variables:
-                    if variable in PATIENT_VARIABLES and not patients:
+                    if variable == ITEM_VARIABLE and step.for_each is not None:
+                        continue
+                    if variable == ITEM_VARIABLE:
+                        problems.append(
+                            ConfigProblem((*step_where, *loc), f"{ITEM_VARIABLE!r} is defined only in a for_each step")
+                        )
+                    elif variable in PATIENT_VARIABLES and not patients:
                         problems.append(
                             ConfigProblem(
                                 (*step_where, *loc),

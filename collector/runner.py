@@ -34,6 +34,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from collector.auth import AuthError, TokenCache, static_auth_headers
 from collector.client import ClientFactory, make_client
 from collector.config import (
+    ITEM_VARIABLE,
     OAuth2ClientCredentialsConfig,
     SiteConfig,
     StepConfig,
@@ -315,7 +316,14 @@ def _run_steps(
             return results, first_failure, True, False
         if run.remaining_s() <= 0:
             return results, first_failure, False, True
-        missing = [name for _loc, template in step_templates(step) for name in template.variables if name not in variables]
+        missing = [
+            name
+            for _loc, template in step_templates(step)
+            for name in template.variables
+            if name not in variables and not (name == ITEM_VARIABLE and step.for_each is not None)
+        ]
+        if step.for_each is not None and step.for_each not in variables:
+            missing.append(step.for_each)
         if missing:
             results.append(
                 StepResult(
@@ -464,6 +472,8 @@ class _StepRun:
         failure: StepFailure | None = None
         token = ""
         timeout_s = max(min(run.workflow.step_timeout_s, run.remaining_s()), 0.001)
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
         with timer.active():
             try:
                 token = run.token_cache.fetch(
@@ -472,6 +482,7 @@ class _StepRun:
                     run.client,
                     run.environ,
                     extensions={"trace": timer.trace},
+                    extra_headers={**self.base_headers, **carrier},
                     timeout_s=timeout_s,
                 )
             except AuthError as exc:
@@ -494,8 +505,10 @@ class _StepRun:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def _build_first_request(self, auth_headers: Mapping[str, str]) -> tuple[str, dict[str, str], dict[str, str], Any]:
-        step, variables = self.step, self.variables
+    def _build_request(
+        self, auth_headers: Mapping[str, str], variables: Mapping[str, Any]
+    ) -> tuple[str, dict[str, str], dict[str, str], Any]:
+        step = self.step
         url = self.run.target.base_url + step.path_template.render(variables, quote=_quote_segment)
         params = {
             key: Template.parse(value).render(variables) if isinstance(value, str) else _query_literal(value)
@@ -507,9 +520,27 @@ class _StepRun:
         body = None if step.json_body is None else render_json(step.json_body, variables)
         return url, params, headers, body
 
+    def _send_each(self, span: Span, auth_headers: Mapping[str, str]) -> StepFailure | None:
+        """A ``for_each`` step: one request per element, each its own ``request`` span."""
+        step = self.step
+        items = self.variables[step.for_each] if step.for_each is not None else []
+        if not isinstance(items, list):
+            items = [items]
+        for item in items[: step.max_items]:
+            url, params, headers, body = self._build_request(auth_headers, {**self.variables, ITEM_VARIABLE: item})
+            outcome = self._send_one(span, url, params, headers, body, request_span=True)
+            if isinstance(outcome, StepFailure):
+                return outcome
+            failure = self._check_assertions(outcome)
+            if failure is not None:
+                return failure
+        return None
+
     def _send_all(self, span: Span, auth_headers: Mapping[str, str]) -> StepFailure | None:
         step = self.step
-        url, params, headers, body = self._build_first_request(auth_headers)
+        if step.for_each is not None:
+            return self._send_each(span, auth_headers)
+        url, params, headers, body = self._build_request(auth_headers, self.variables)
         many = step.follow_next_pages > 0
         document: Any = None
         next_url: str | None = url
@@ -523,7 +554,6 @@ class _StepRun:
                 headers,
                 body if page == 0 else None,
                 request_span=many,
-                page=page,
             )
             if isinstance(outcome, StepFailure):
                 return outcome
@@ -559,7 +589,6 @@ class _StepRun:
         body: Any,
         *,
         request_span: bool,
-        page: int,
     ) -> Any:
         """Send one request; the parsed JSON document (or None for no JSON), or a failure."""
         run, step = self.run, self.step
@@ -647,6 +676,9 @@ class _StepRun:
     # -- checks --------------------------------------------------------------------------------
 
     def _check(self, document: Any) -> StepFailure | None:
+        return self._check_assertions(document) or self._extract(document)
+
+    def _check_assertions(self, document: Any) -> StepFailure | None:
         for assertion in self.step.assertions:
             path = JsonPath.parse(assertion.path)
             kind = assertion.kind
@@ -669,6 +701,9 @@ class _StepRun:
                         ErrorType.ASSERTION,
                         f"{self.what}: assertion failed: {path} selects {count}, expected at least {assertion.count_gte}",
                     )
+        return None
+
+    def _extract(self, document: Any) -> StepFailure | None:
         for name, text in self.step.extract.items():
             path = JsonPath.parse(text)
             values = path.find(document)
