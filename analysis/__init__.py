@@ -19,6 +19,7 @@ from analysis.budget import (
     ratio_timeslices,
     timeslices,
 )
+from analysis.calendar import ClinicalCalendar
 from analysis.percentiles import Percentile, percentile, percentile_table, rank_interval
 from analysis.store import RUN_COLUMNS, STEP_COLUMNS, Store, open_store
 
@@ -26,6 +27,7 @@ __all__ = [
     "AlertWindow",
     "Apdex",
     "BudgetResult",
+    "ClinicalCalendar",
     "RUN_COLUMNS",
     "STEP_COLUMNS",
     "Percentile",

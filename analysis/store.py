@@ -19,6 +19,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from analysis.calendar import ClinicalCalendar
 from store import StoreError, check_store, create_views, list_segments
 
 __all__ = ["RUN_COLUMNS", "STEP_COLUMNS", "Store", "open_store", "to_pandas"]
@@ -77,8 +78,8 @@ class Store:
     Use :func:`open_store` to make one. ``close()`` (or a ``with`` block) releases DuckDB.
     """
 
-    def __init__(self, path: Path) -> None:
-        """Open the store at ``path``.
+    def __init__(self, path: Path, calendar: ClinicalCalendar | None = None) -> None:
+        """Open the store at ``path``; ``calendar`` enables the ``period`` filters.
 
         Raises:
             StoreError: ``path`` is not a Wardwatch store or holds another schema version.
@@ -89,6 +90,7 @@ class Store:
         self._con.execute("SET TimeZone = 'UTC'")
         self._lock = threading.Lock()
         self._segments: list[Path] | None = None
+        self._calendar = calendar
 
     @property
     def path(self) -> Path:
@@ -147,7 +149,10 @@ class Store:
         end: TimeBound,
         workflow: Names,
         site: Names,
+        period: str | None,
     ) -> pd.DataFrame:
+        if period is not None and self._calendar is None:
+            raise ValueError("filtering by period needs a calendar: open_store(path, calendar=...)")
         where: list[str] = []
         params: list[Any] = []
         if (lo := _utc(start, "start")) is not None:
@@ -167,6 +172,8 @@ class Store:
             query += " WHERE " + " AND ".join(where)
         query += " ORDER BY start, trace_id" + (", span_id" if "span_id" in columns else "")
         frame = to_pandas(self._arrow(query, params))
+        if period is not None and self._calendar is not None:
+            frame = frame[self._calendar.mask(frame, period)]
         return frame.reset_index(drop=True)
 
     def runs(
@@ -175,6 +182,7 @@ class Store:
         end: TimeBound = None,
         workflow: Names = None,
         site: Names = None,
+        period: str | None = None,
     ) -> pd.DataFrame:
         """One row per workflow run, sorted by start.
 
@@ -183,13 +191,15 @@ class Store:
             end: only runs starting before this moment (timezone-aware).
             workflow: one workflow name or several.
             site: one site name or several.
+            period: only runs that start inside this clinical period at their site (needs the
+                store opened with a calendar).
 
         Returns:
             Columns ``trace_id, start`` (UTC), ``workflow, site, status`` (ok, failed, timed_out,
             interrupted), ``error_type, waiting_s`` (sum of step durations), ``wall_s`` (with
             think time), ``slot`` (UTC), ``simulated`` (bool).
         """
-        return self._frame("runs", RUN_COLUMNS, start, end, workflow, site)
+        return self._frame("runs", RUN_COLUMNS, start, end, workflow, site, period)
 
     def steps(
         self,
@@ -197,6 +207,7 @@ class Store:
         end: TimeBound = None,
         workflow: Names = None,
         site: Names = None,
+        period: str | None = None,
     ) -> pd.DataFrame:
         """One row per workflow step, sorted by start; filters as :meth:`runs`.
 
@@ -206,13 +217,17 @@ class Store:
             connect_s, tls_s, ttfb_s, transfer_s`` (seconds; null for phases that did not occur),
             ``response_bytes``.
         """
-        return self._frame("steps", STEP_COLUMNS, start, end, workflow, site)
+        return self._frame("steps", STEP_COLUMNS, start, end, workflow, site, period)
 
 
-def open_store(path: Path | str) -> Store:
+def open_store(path: Path | str, calendar: ClinicalCalendar | None = None) -> Store:
     """Open the store at ``path`` for reading.
+
+    Args:
+        path: the store's data directory (``store.path``).
+        calendar: the clinical calendar, for the ``period`` filters of ``runs`` and ``steps``.
 
     Raises:
         StoreError: ``path`` is not a Wardwatch store or holds another schema version.
     """
-    return Store(Path(path))
+    return Store(Path(path), calendar)

@@ -136,3 +136,18 @@ def test_an_empty_store_gives_empty_frames_with_the_columns(tmp_path: Path) -> N
 def test_not_a_store(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="not a Wardwatch store"):
         open_store(tmp_path / "missing")
+
+
+def test_period_filter_uses_the_calendar(data: Path) -> None:
+    from analysis import ClinicalCalendar
+    from analysis.config import PeriodConfig
+
+    # 08:31-08:32 UTC on Friday 27 November is 08:31-08:32 in London (GMT).
+    early = PeriodConfig(name="early", start=dt.time(8, 30), end=dt.time(8, 31, 45))
+    calendar = ClinicalCalendar([early], {"Ward 7": "Europe/London", "Clinic 2": "Europe/London"})
+    with open_store(data, calendar=calendar) as store:
+        runs = store.runs(period="early")
+        assert list(runs["start"].dt.strftime("%H:%M:%S")) == ["08:30:00", "08:31:00", "08:31:30"]
+        assert len(store.steps(period="early", site="Ward 7")) == 3
+    with open_store(data) as store, pytest.raises(ValueError, match="needs a calendar"):
+        store.runs(period="early")
