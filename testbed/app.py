@@ -1,0 +1,374 @@
+"""The testbed EPR as a Starlette app: FHIR R4 JSON under ``/fhir``, OAuth2 token, admin endpoints.
+
+Routes:
+    ``POST /auth/token``                 OAuth2 client credentials (form or HTTP basic client auth)
+    ``GET  /fhir/metadata``              CapabilityStatement (no token needed)
+    ``GET  /fhir/{type}/{id}``           read
+    ``GET  /fhir/{type}?...``            search -> searchset Bundle (``_count``, ``_offset`` paging)
+    ``POST /fhir/Observation``           create -> 201 + Location
+    ``GET|PUT|DELETE /admin/faults``     fault rules at run time (tests and demo only: NO auth)
+    ``GET  /admin/delay``                the modelled delay of ``endpoint``/``site``/``at`` (no auth)
+
+Every request passes :class:`~testbed.middleware.TestbedMiddleware` (delay, faults, spans).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import itertools
+import json
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, unquote
+
+import pydantic
+from opentelemetry import trace
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from testbed.data import DEFAULT_SEED, RESOURCE_TYPES, Dataset, generate_dataset
+from testbed.faults import FaultInjector
+from testbed.fhir import (
+    FhirError,
+    capability_statement,
+    operation_outcome,
+    parse_paging,
+    search,
+    searchset_bundle,
+)
+from testbed.latency import modelled_delay
+from testbed.middleware import FHIR_JSON, TRACER_NAME, TestbedMiddleware
+from testbed.scenario import FaultRule, Scenario, load_scenario
+
+__all__ = ["TestbedApp", "TestbedState", "create_app"]
+
+_OBSERVATION_STATUSES = {"registered", "preliminary", "final", "amended", "corrected",
+                         "cancelled", "entered-in-error", "unknown"}
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class TestbedState:
+    """Everything one app instance holds (no globals): data, faults, tokens, created resources."""
+
+    __test__ = False
+
+    scenario: Scenario
+    dataset: Dataset
+    faults: FaultInjector
+    clock: Callable[[], datetime]
+    tokens: dict[str, datetime] = field(default_factory=dict)  # token -> expiry (UTC)
+    created_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def issue_token(self) -> tuple[str, int]:
+        """A new bearer token and its lifetime in whole seconds."""
+        now = self.clock()
+        for token, expiry in list(self.tokens.items()):
+            if expiry <= now:
+                del self.tokens[token]
+        token = secrets.token_urlsafe(24)
+        lifetime_s = self.scenario.auth.token_lifetime_s
+        self.tokens[token] = now + timedelta(seconds=lifetime_s)
+        return token, int(lifetime_s)
+
+    def token_valid(self, token: str) -> bool:
+        """True when ``token`` was issued here and has not expired by the clock."""
+        expiry = self.tokens.get(token)
+        return expiry is not None and self.clock() < expiry
+
+
+class FhirResponse(JSONResponse):
+    """JSON with the FHIR media type."""
+
+    media_type = FHIR_JSON
+
+
+class TestbedApp(Starlette):
+    """A Starlette app whose outermost layer is the testbed middleware (see ``create_app``)."""
+
+    __test__ = False
+
+    def __init__(self, *, state: TestbedState, tracer: trace.Tracer, sleep: bool,
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._testbed_state = state
+        self._tracer = tracer
+        self._sleep = sleep
+        self.state.testbed = state
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = super().build_middleware_stack()
+        return TestbedMiddleware(inner, scenario=self._testbed_state.scenario,
+                                 faults=self._testbed_state.faults,
+                                 clock=self._testbed_state.clock, sleep=self._sleep,
+                                 tracer=self._tracer)
+
+
+def _state(request: Request) -> TestbedState:
+    state: TestbedState = request.app.state.testbed
+    return state
+
+
+def _fhir_base(request: Request) -> str:
+    return str(request.base_url).rstrip("/") + "/fhir"
+
+
+def _require_token(request: Request) -> None:
+    state = _state(request)
+    if not state.scenario.auth.required:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise FhirError(401, "login", "a bearer token is required")
+    if not state.token_valid(token.strip()):
+        raise FhirError(401, "login", "the bearer token is invalid or expired")
+
+
+def _oauth_error(status: int, error: str, description: str,
+                 basic: bool = False) -> JSONResponse:
+    headers = {"Cache-Control": "no-store"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Basic realm="wardwatch-testbed"' if basic else "Bearer"
+    return JSONResponse({"error": error, "error_description": description}, status_code=status,
+                        headers=headers)
+
+
+async def token(request: Request) -> Response:
+    """OAuth2 client credentials grant (RFC 6749 4.4): form fields or HTTP basic client auth."""
+    state = _state(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    body = (await request.body()).decode("utf-8", errors="replace")
+    if content_type != "application/x-www-form-urlencoded":
+        return _oauth_error(400, "invalid_request",
+                            "use Content-Type application/x-www-form-urlencoded")
+    form = dict(parse_qsl(body, keep_blank_values=True))
+    client_id, client_secret = form.get("client_id"), form.get("client_secret")
+    basic = False
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("basic "):
+        basic = True
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return _oauth_error(401, "invalid_client", "malformed basic credentials", basic)
+        raw_id, sep, raw_secret = decoded.partition(":")
+        if not sep:
+            return _oauth_error(401, "invalid_client", "malformed basic credentials", basic)
+        client_id, client_secret = unquote(raw_id), unquote(raw_secret)
+    if form.get("grant_type") != "client_credentials":
+        return _oauth_error(400, "unsupported_grant_type", "only client_credentials is supported")
+    auth = state.scenario.auth
+    if not (client_id is not None and client_secret is not None
+            and secrets.compare_digest(client_id, auth.client_id)
+            and secrets.compare_digest(client_secret, auth.client_secret)):
+        return _oauth_error(401, "invalid_client", "unknown client or wrong secret", basic)
+    access_token, lifetime_s = state.issue_token()
+    return JSONResponse(
+        {"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime_s,
+         "scope": "system/*.read system/Observation.write"},
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+async def metadata(request: Request) -> Response:
+    """The CapabilityStatement; readable without a token, as SMART clients expect."""
+    state = _state(request)
+    base = str(request.base_url).rstrip("/")
+    return FhirResponse(capability_statement(
+        f"{base}/fhir", f"{base}/auth/token", state.clock().astimezone(UTC).date().isoformat()))
+
+
+def _check_type(rtype: str) -> None:
+    if rtype not in RESOURCE_TYPES:
+        raise FhirError(404, "not-found", f"unknown resource type {rtype}")
+
+
+async def read(request: Request) -> Response:
+    """``GET /fhir/{type}/{id}``."""
+    _require_token(request)
+    rtype, rid = request.path_params["rtype"], request.path_params["rid"]
+    _check_type(rtype)
+    resource = _state(request).dataset.get(rtype, rid)
+    if resource is None:
+        raise FhirError(404, "not-found", f"{rtype}/{{id}} not found")
+    return FhirResponse(resource)
+
+
+async def search_type(request: Request) -> Response:
+    """``GET /fhir/{type}?params``: a searchset Bundle, paged by ``_count``/``_offset``."""
+    _require_token(request)
+    rtype = request.path_params["rtype"]
+    _check_type(rtype)
+    params = list(request.query_params.multi_items())
+    page = parse_paging(params)
+    matches = search(_state(request).dataset, rtype, params)
+    return FhirResponse(searchset_bundle(matches, fhir_base=_fhir_base(request), rtype=rtype,
+                                         params=params, page=page))
+
+
+def _validate_observation(body: Any, state: TestbedState) -> tuple[dict[str, Any], str]:
+    if not isinstance(body, dict) or body.get("resourceType") != "Observation":
+        raise FhirError(400, "invalid", "the body must be an Observation resource")
+    if body.get("status") not in _OBSERVATION_STATUSES:
+        raise FhirError(400, "required", "Observation.status is missing or not a valid code")
+    if not isinstance(body.get("code"), dict):
+        raise FhirError(400, "required", "Observation.code is required")
+    subject = body.get("subject")
+    reference = subject.get("reference") if isinstance(subject, dict) else None
+    if not isinstance(reference, str) or not reference.startswith("Patient/"):
+        raise FhirError(400, "required", "Observation.subject must reference a Patient")
+    patient_id = reference.partition("/")[2]
+    if state.dataset.get("Patient", patient_id) is None:
+        raise FhirError(422, "processing", "Observation.subject references an unknown Patient")
+    return body, patient_id
+
+
+async def create_observation(request: Request) -> Response:
+    """``POST /fhir/Observation``: store in memory, answer 201 with Location and the resource."""
+    _require_token(request)
+    if request.path_params["rtype"] != "Observation":
+        _check_type(request.path_params["rtype"])
+        raise FhirError(405, "not-supported", "create is supported for Observation only")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in (FHIR_JSON, "application/json"):
+        raise FhirError(415, "not-supported", "send application/fhir+json")
+    try:
+        body = json.loads(await request.body())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise FhirError(400, "structure", "the body is not valid JSON") from exc
+    state = _state(request)
+    resource, patient_id = _validate_observation(body, state)
+    resource = dict(resource)
+    resource["id"] = f"obs-new-{next(state.created_ids):06d}"
+    resource["meta"] = {"versionId": "1",
+                        "lastUpdated": state.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    state.dataset.add(resource, patient_id)
+    location = f"{_fhir_base(request)}/Observation/{resource['id']}/_history/1"
+    return FhirResponse(resource, status_code=201,
+                        headers={"Location": location, "ETag": 'W/"1"'})
+
+
+async def admin_faults(request: Request) -> Response:
+    """Fault rules at run time: GET lists, PUT replaces (JSON list), DELETE clears.
+
+    For tests and the demo only; there is no authentication on admin endpoints.
+    """
+    state = _state(request)
+    if request.method == "PUT":
+        try:
+            payload = json.loads(await request.body())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return JSONResponse({"error": "the body is not valid JSON"}, status_code=400)
+        if not isinstance(payload, list):
+            return JSONResponse({"error": "the body must be a JSON list of fault rules"},
+                                status_code=400)
+        try:
+            rules = [FaultRule.model_validate(item) for item in payload]
+        except pydantic.ValidationError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        state.faults.replace(rules)
+    elif request.method == "DELETE":
+        state.faults.clear()
+        return Response(status_code=204)
+    return JSONResponse([rule.model_dump() for rule in state.faults.rules])
+
+
+async def admin_delay(request: Request) -> Response:
+    """The modelled delay for ``endpoint`` (route key), ``site`` and ``at`` (ISO, default now).
+
+    For tests and the demo only; no authentication.
+    """
+    state = _state(request)
+    endpoint = request.query_params.get("endpoint")
+    if not endpoint:
+        return JSONResponse({"error": "endpoint (a route key) is required"}, status_code=400)
+    raw_at = request.query_params.get("at")
+    try:
+        at = datetime.fromisoformat(raw_at) if raw_at else state.clock()
+        delay = modelled_delay(endpoint, request.query_params.get("site"), at, state.scenario)
+    except ValueError as exc:
+        return JSONResponse({"error": f"bad at: {exc}"}, status_code=400)
+    return JSONResponse({
+        "endpoint": delay.endpoint, "site": delay.site, "at": delay.at.isoformat(),
+        "local_time": delay.local_time.isoformat(), "service_s": delay.service_s,
+        "network_s": delay.network_s, "total_s": delay.total_s,
+        "outage_status": delay.outage_status,
+        "contributions": [{"name": c.name, "seconds": c.seconds} for c in delay.contributions],
+    })
+
+
+async def _fhir_error(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, FhirError):  # pragma: no cover - registered for FhirError only
+        raise exc
+    headers = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="wardwatch-testbed"'
+    return FhirResponse(operation_outcome(exc.code, exc.diagnostics), status_code=exc.status,
+                        headers=headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    code = {404: "not-found", 405: "not-supported"}.get(status, "exception")
+    message = {404: "no such endpoint", 405: "method not allowed here"}.get(status, "error")
+    return FhirResponse(operation_outcome(code, message), status_code=status)
+
+
+def create_app(
+    scenario: Scenario | None = None,
+    *,
+    seed: int = DEFAULT_SEED,
+    tracer_provider: trace.TracerProvider | None = None,
+    clock: Callable[[], datetime] | None = None,
+    sleep: bool = True,
+) -> Starlette:
+    """Build the testbed EPR app.
+
+    Args:
+        scenario: the scenario (None loads the packaged default).
+        seed: seed of the synthetic data and of the fault RNG.
+        tracer_provider: where server spans go (None: the global OpenTelemetry provider).
+        clock: returns "now" as an aware datetime for the latency model and token expiry
+            (None: the real UTC clock).
+        sleep: True really waits the modelled delay before answering; False answers at once.
+
+    Returns:
+        A Starlette app (a :class:`TestbedApp`); ``app.state.testbed`` is its :class:`TestbedState`.
+    """
+    scenario = scenario if scenario is not None else load_scenario()
+    state = TestbedState(
+        scenario=scenario,
+        dataset=generate_dataset(seed),
+        faults=FaultInjector(scenario.faults, seed),
+        clock=clock if clock is not None else _utc_now,
+    )
+    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    tracer = provider.get_tracer(TRACER_NAME)
+    routes = [
+        Route("/auth/token", token, methods=["POST"]),
+        Route("/fhir/metadata", metadata, methods=["GET"]),
+        Route("/fhir/{rtype}", search_type, methods=["GET"]),
+        Route("/fhir/{rtype}", create_observation, methods=["POST"]),
+        Route("/fhir/{rtype}/{rid}", read, methods=["GET"]),
+        Route("/admin/faults", admin_faults, methods=["GET", "PUT", "DELETE"]),
+        Route("/admin/delay", admin_delay, methods=["GET"]),
+    ]
+    return TestbedApp(
+        state=state,
+        tracer=tracer,
+        sleep=sleep,
+        routes=routes,
+        exception_handlers={FhirError: _fhir_error, HTTPException: _http_error},
+    )

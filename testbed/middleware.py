@@ -1,0 +1,264 @@
+"""The testbed's outermost ASGI middleware: server span, modelled delay, outages and faults.
+
+For every HTTP request it:
+
+1. finds the route key and URL template (:func:`route_for`) — templates only, never raw ids;
+2. starts a SERVER span continuing the W3C ``traceparent`` of the request;
+3. computes :func:`~testbed.latency.modelled_delay` for (route key, ``X-Wardwatch-Site``, clock());
+4. answers an outage, applies a fault, or calls the app, and holds the response headers back until
+   the modelled delay has passed since the request arrived (so a client measures the model);
+5. adds ``X-Wardwatch-Modelled-Delay-Ms`` (and ``X-Wardwatch-Fault`` when one fired).
+
+It must wrap the app outside Starlette's error middleware: the ``reset`` fault needs the server's
+own ``send`` to reach the TCP transport (uvicorn's request cycle exposes it as ``transport``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from testbed.data import RESOURCE_TYPES
+from testbed.faults import FaultInjector
+from testbed.fhir import operation_outcome
+from testbed.latency import Delay, modelled_delay
+from testbed.scenario import FaultRule, Scenario
+
+__all__ = [
+    "ATTR_FAULT",
+    "ATTR_MODELLED_DELAY_S",
+    "DELAY_HEADER",
+    "FAULT_HEADER",
+    "SITE_HEADER",
+    "Route",
+    "TestbedMiddleware",
+    "route_for",
+]
+
+SITE_HEADER = "X-Wardwatch-Site"
+DELAY_HEADER = "X-Wardwatch-Modelled-Delay-Ms"
+FAULT_HEADER = "X-Wardwatch-Fault"
+
+# Span attribute keys. The testbed imports nothing of ours, so the semantic-convention names are
+# spelled here; they are the same strings as store/schema.py (a test checks that).
+HTTP_REQUEST_METHOD = "http.request.method"
+HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
+HTTP_ROUTE = "http.route"
+URL_TEMPLATE = "url.template"
+ERROR_TYPE = "error.type"
+ATTR_MODELLED_DELAY_S = "wardwatch.testbed.modelled_delay_s"
+ATTR_FAULT = "wardwatch.testbed.fault"
+
+TRACER_NAME = "testbed"
+FHIR_JSON = "application/fhir+json"
+
+_FHIR_PATH = re.compile(r"^/fhir/(?P<type>[A-Za-z]+)(?:/(?P<id>[^/]+))?/?$")
+_PROPAGATOR = TraceContextTextMapPropagator()
+
+
+@dataclass(frozen=True)
+class Route:
+    """What the middleware knows of a request's target.
+
+    Attributes:
+        key: the route key of the latency model (``"GET /Patient/{id}"``), or None when the
+            request is not modelled (admin, unknown paths).
+        template: the URL template for telemetry (``"/fhir/Patient/{id}"``), or None when unknown.
+    """
+
+    key: str | None
+    template: str | None
+
+
+def route_for(method: str, path: str) -> Route:
+    """The route key and URL template of ``method path`` (ids replaced by ``{id}``)."""
+    if path == "/auth/token":
+        return Route(f"{method} /auth/token", path)
+    if path.startswith("/admin/"):
+        return Route(None, path if path in ("/admin/faults", "/admin/delay") else None)
+    match = _FHIR_PATH.match(path)
+    if match is None:
+        return Route(None, None)
+    rtype, rid = match["type"], match["id"]
+    if rtype == "metadata" and rid is None:
+        return Route(f"{method} /metadata", "/fhir/metadata")
+    if rtype not in RESOURCE_TYPES:
+        return Route(None, None)
+    if rid is None:
+        return Route(f"{method} /{rtype}", f"/fhir/{rtype}")
+    return Route(f"{method} /{rtype}/{{id}}", f"/fhir/{rtype}/{{id}}")
+
+
+def _json_response_messages(status: int, body: dict[str, Any],
+                            extra: dict[str, str] | None = None) -> list[Message]:
+    payload = json.dumps(body, separators=(",", ":")).encode()
+    headers = [(b"content-type", FHIR_JSON.encode()),
+               (b"content-length", str(len(payload)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+    return [{"type": "http.response.start", "status": status, "headers": headers},
+            {"type": "http.response.body", "body": payload, "more_body": False}]
+
+
+def _abort_connection(send: Send) -> bool:
+    """Reset the client's TCP connection (RST, no response). False when not reachable."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None or not hasattr(transport, "abort"):
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass  # the abort below still closes the connection, with FIN instead of RST
+    transport.abort()
+    return True
+
+
+class TestbedMiddleware:
+    """ASGI middleware adding the latency model, faults and server spans (see module docstring).
+
+    Args:
+        app: the inner ASGI app (Starlette's own middleware stack).
+        scenario: the scenario whose latency model and outages apply.
+        faults: the fault injector (shared with the admin endpoint).
+        clock: returns the current time (aware); an explicit clock simulates any moment.
+        sleep: False answers at once (the modelled delay is still computed and reported).
+        tracer: the tracer for server spans.
+    """
+
+    __test__ = False  # not a pytest test class, despite the name
+
+    def __init__(self, app: ASGIApp, *, scenario: Scenario, faults: FaultInjector,
+                 clock: Callable[[], datetime], sleep: bool, tracer: trace.Tracer) -> None:
+        self.app = app
+        self.scenario = scenario
+        self.faults = faults
+        self.clock = clock
+        self.sleep = sleep
+        self.tracer = tracer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        arrived_s = time.perf_counter()
+        method: str = scope["method"]
+        route = route_for(method, scope["path"])
+        headers = Headers(scope=scope)
+        parent = _PROPAGATOR.extract(carrier=headers)
+        site = headers.get(SITE_HEADER) or None
+        delay = (modelled_delay(route.key, site, self.clock(), self.scenario)
+                 if route.key is not None else None)
+        fault = self.faults.pick(route.key, site) if route.key is not None else None
+
+        attributes: dict[str, Any] = {HTTP_REQUEST_METHOD: method}
+        if route.template is not None:
+            attributes[HTTP_ROUTE] = route.template
+            attributes[URL_TEMPLATE] = route.template
+        if delay is not None:
+            attributes[ATTR_MODELLED_DELAY_S] = delay.total_s
+        if fault is not None:
+            attributes[ATTR_FAULT] = fault.kind
+        name = f"{method} {route.template}" if route.template else method
+
+        with self.tracer.start_as_current_span(
+            name, context=parent, kind=SpanKind.SERVER, attributes=attributes,
+            record_exception=True, set_status_on_exception=True,
+        ) as span:
+            status_seen: list[int] = []
+
+            async def delayed_send(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status_seen.append(message["status"])
+                    out = MutableHeaders(scope=message)
+                    if delay is not None:
+                        out[DELAY_HEADER] = f"{delay.total_s * 1000.0:.3f}"
+                    if fault is not None:
+                        out[FAULT_HEADER] = fault.kind
+                    await self._wait_until(arrived_s, delay)
+                await send(message)
+
+            if delay is not None and delay.outage_status is not None:
+                await self._send_all(delayed_send, _json_response_messages(
+                    delay.outage_status,
+                    operation_outcome("transient", "the EPR is unavailable (simulated outage)"),
+                    {"Retry-After": "60"}))
+            elif fault is not None:
+                await self._apply_fault(fault, delay, arrived_s, scope, receive, send,
+                                        delayed_send)
+            else:
+                await self.app(scope, receive, delayed_send)
+
+            if status_seen:
+                status = status_seen[0]
+                span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
+                if status >= 500:
+                    span.set_attribute(ERROR_TYPE, str(status))
+                    span.set_status(Status(StatusCode.ERROR))
+            else:
+                span.set_attribute(ERROR_TYPE, "no_response")
+                span.set_status(Status(StatusCode.ERROR, "connection closed without a response"))
+
+    async def _wait_until(self, arrived_s: float, delay: Delay | None) -> None:
+        if not self.sleep or delay is None:
+            return
+        remaining_s = arrived_s + delay.total_s - time.perf_counter()
+        if remaining_s > 0:
+            await asyncio.sleep(remaining_s)
+
+    @staticmethod
+    async def _send_all(send: Send, messages: list[Message]) -> None:
+        for message in messages:
+            await send(message)
+
+    async def _apply_fault(self, fault: FaultRule, delay: Delay | None, arrived_s: float,
+                           scope: Scope, receive: Receive, send: Send,
+                           delayed_send: Send) -> None:
+        if fault.kind == "5xx":
+            await self._send_all(delayed_send, _json_response_messages(
+                fault.status, operation_outcome("exception", "injected server error")))
+        elif fault.kind == "401":
+            await self._send_all(delayed_send, _json_response_messages(
+                401, operation_outcome("login", "the access token was rejected"),
+                {"WWW-Authenticate": 'Bearer error="invalid_token"'}))
+        elif fault.kind == "hang":
+            await asyncio.sleep(fault.hang_s)
+            await self.app(scope, receive, delayed_send)
+        elif fault.kind == "reset":
+            await self._wait_until(arrived_s, delay)
+            if _abort_connection(send):
+                # Let the server see the connection is gone before we return without a response.
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                return
+            raise ConnectionResetError("injected connection reset (transport not reachable)")
+        else:  # malformed_json
+            captured: list[Message] = []
+
+            async def capture(message: Message) -> None:
+                captured.append(message)
+
+            await self.app(scope, receive, capture)
+            body = b"".join(m.get("body", b"") for m in captured
+                            if m["type"] == "http.response.body")
+            start = next(m for m in captured if m["type"] == "http.response.start")
+            truncated = body[: max(1, len(body) // 2)]
+            start_headers = MutableHeaders(scope=start)
+            start_headers["content-length"] = str(len(truncated))
+            await delayed_send(start)
+            await delayed_send({"type": "http.response.body", "body": truncated,
+                                "more_body": False})

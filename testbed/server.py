@@ -1,0 +1,200 @@
+"""Run the testbed over real HTTP: in a background thread (tests, demo) or blocking (CLI)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+from opentelemetry import trace
+from starlette.applications import Starlette
+
+from testbed.app import TestbedState, create_app
+from testbed.data import DEFAULT_SEED
+from testbed.scenario import FaultRule, Scenario, load_scenario
+
+__all__ = ["TestbedServer", "TestbedServerError", "serve"]
+
+
+class TestbedServerError(RuntimeError):
+    """The server did not start (port taken, startup failure) or did not stop in time."""
+
+    __test__ = False
+
+
+class TestbedServer:
+    """The testbed EPR served by uvicorn in a background thread.
+
+    Use as a context manager (``with TestbedServer() as tb: httpx.get(tb.fhir_url + "/metadata")``)
+    or call :meth:`start` and :meth:`stop`. ``port=0`` picks a free port; :attr:`base_url` and
+    :attr:`fhir_url` are known once started.
+
+    Args:
+        scenario: the scenario (None: the packaged default).
+        host: interface to bind (keep 127.0.0.1 in tests).
+        port: TCP port; 0 picks a free one.
+        seed: seed of the synthetic data and the fault RNG.
+        tracer_provider: where server spans go (None: the global provider).
+        clock: "now" for the latency model and token expiry (None: the real clock).
+        sleep: False answers without waiting the modelled delay.
+        log_level: uvicorn's log level ("warning" keeps tests quiet).
+        startup_timeout_s: how long :meth:`start` waits for the server to accept connections.
+        shutdown_timeout_s: how long in-flight requests (e.g. a ``hang`` fault) may take on stop.
+    """
+
+    __test__ = False
+
+    def __init__(
+        self,
+        scenario: Scenario | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        seed: int = DEFAULT_SEED,
+        tracer_provider: trace.TracerProvider | None = None,
+        clock: Callable[[], datetime] | None = None,
+        sleep: bool = True,
+        log_level: str = "warning",
+        startup_timeout_s: float = 10.0,
+        shutdown_timeout_s: float = 1.0,
+    ) -> None:
+        self._host = host
+        self._requested_port = port
+        self._startup_timeout_s = startup_timeout_s
+        self._shutdown_timeout_s = shutdown_timeout_s
+        self._log_level = log_level
+        self.app: Starlette = create_app(scenario, seed=seed, tracer_provider=tracer_provider,
+                                         clock=clock, sleep=sleep)
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._port: int | None = None
+
+    @property
+    def state(self) -> TestbedState:
+        """The app's state (data, faults, tokens)."""
+        state: TestbedState = self.app.state.testbed
+        return state
+
+    @property
+    def port(self) -> int:
+        """The bound port (after :meth:`start`)."""
+        if self._port is None:
+            raise TestbedServerError("the server is not started")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        """``http://HOST:PORT`` (no trailing slash)."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def fhir_url(self) -> str:
+        """The FHIR base, ``http://HOST:PORT/fhir``."""
+        return f"{self.base_url}/fhir"
+
+    @property
+    def token_url(self) -> str:
+        """The OAuth2 token endpoint."""
+        return f"{self.base_url}/auth/token"
+
+    def set_faults(self, rules: Iterable[FaultRule | Mapping[str, Any]]) -> None:
+        """Replace the active fault rules (same effect as ``PUT /admin/faults``).
+
+        ``rules`` may be :class:`FaultRule` objects or plain mappings such as
+        ``{"endpoint": "GET /Patient/{id}", "kind": "5xx", "status": 503, "rate": 1.0}``.
+        """
+        self.state.faults.replace(rules)
+
+    def clear_faults(self) -> None:
+        """Remove all fault rules (same effect as ``DELETE /admin/faults``)."""
+        self.state.faults.clear()
+
+    def start(self) -> TestbedServer:
+        """Bind, start serving in a daemon thread, and wait until connections are accepted.
+
+        Raises:
+            TestbedServerError: the port cannot be bound or the server did not come up in time.
+        """
+        if self._thread is not None:
+            raise TestbedServerError("the server is already started")
+        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the
+        # listening socket says TCP; without it Nagle + delayed ACK add ~40 ms to each response.
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self._host, self._requested_port))
+        except OSError as exc:
+            sock.close()
+            raise TestbedServerError(
+                f"cannot bind {self._host}:{self._requested_port}: {exc.strerror}") from exc
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app, log_level=self._log_level, access_log=False, lifespan="off",
+            timeout_graceful_shutdown=int(max(1, round(self._shutdown_timeout_s))),
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
+                                        name=f"testbed-{self._port}", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + self._startup_timeout_s
+        while not server.started:
+            if not self._thread.is_alive():
+                sock.close()
+                raise TestbedServerError("the testbed server exited during startup")
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TestbedServerError("the testbed server did not start in time")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Ask the server to exit and wait for its thread (in-flight requests get a short grace)."""
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=self._shutdown_timeout_s + 10.0)
+        alive = self._thread.is_alive()
+        self._server = None
+        self._thread = None
+        if alive:
+            raise TestbedServerError("the testbed server did not stop in time")
+
+    def __enter__(self) -> TestbedServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    scenario_path: Path | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+) -> None:
+    """Serve the testbed until interrupted (Ctrl-C); for ``wardwatch testbed --host --port``.
+
+    Args:
+        host: interface to bind.
+        port: TCP port.
+        scenario_path: a scenario YAML file (None: the packaged default).
+        tracer_provider: where server spans go (None: the global provider).
+
+    Raises:
+        testbed.scenario.ScenarioError: the scenario file is unreadable or invalid.
+    """
+    scenario = load_scenario(scenario_path)
+    app = create_app(scenario, tracer_provider=tracer_provider)
+    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
+                            lifespan="off", timeout_graceful_shutdown=2)
+    uvicorn.Server(config).run()
