@@ -88,3 +88,10 @@ ERROR_TYPES = (
     "dns", "connect", "tls", "timeout", "http_4xx", "http_5xx", "auth", "assertion",
     "invalid_response",
 )
+
+# -- Appended by the collector (append-only) ---------------------------------------------------
+# On missed_slot spans with reason "probe_down": the last moment the probe was known to be alive
+# (its last heartbeat before the restart), ISO 8601 UTC.
+ATTR_MISSED_SINCE = "wardwatch.missed.since"
+MISSED_BUSY = "busy"  # wardwatch.missed.reason: an earlier run of the same job was still going
+MISSED_PROBE_DOWN = "probe_down"  # wardwatch.missed.reason: the probe process was not running
