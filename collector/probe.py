@@ -7,6 +7,11 @@ passes while the job is still busy with an earlier run is recorded as a ``missed
 reason ``busy``; the latest passed slot is run late instead (its offset says how late). Nothing
 is silently dropped, so a slow target is not under-sampled (coordinated omission).
 
+With a state directory, the probe keeps a state file (:mod:`collector.schedule`); after a
+restart, the slots that passed while it was down are recorded as ``missed_slot`` spans with reason
+``probe_down`` and the last heartbeat before the gap (``wardwatch.missed.since``). "Probe down"
+and "target down" stay different facts: a down target gives failed runs, not missed slots.
+
 Several sites run in one process for the demo (each with its own tracer provider, so its spans
 carry its resource attributes); in production one process runs one site.
 """
@@ -23,6 +28,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pathlib import Path
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import SpanKind, Tracer
@@ -30,16 +39,21 @@ from opentelemetry.trace import SpanKind, Tracer
 from collector.auth import TokenCache
 from collector.client import ClientFactory
 from collector.config import SiteConfig, TargetConfig, TestPatientConfig, WorkflowConfig
+from collector.metrics import ProbeMetrics
 from collector.runner import RunResult, run_workflow
-from collector.telemetry import INSTRUMENTATION_SCOPE, tracer_provider_for_site
+from collector.schedule import StateFile, next_slot_index, slots_missed_while_down
+from collector.telemetry import INSTRUMENTATION_SCOPE, probe_resource, tracer_provider_for_site
 from store import schema
 
 __all__ = ["MISSED_BUSY", "MISSED_PROBE_DOWN", "Job", "Probe", "UnknownNameError"]
 
 logger = logging.getLogger(__name__)
 
-MISSED_BUSY = "busy"
-MISSED_PROBE_DOWN = "probe_down"
+MISSED_BUSY = schema.MISSED_BUSY
+MISSED_PROBE_DOWN = schema.MISSED_PROBE_DOWN
+# After a long outage of the probe, at most this many missed slots per job are recorded one by one;
+# the rest are counted in the metric and logged, so a year-long gap cannot flood the store.
+MAX_MISSED_SPANS_PER_JOB = 100_000
 _NS_PER_S = 1_000_000_000
 
 
@@ -75,6 +89,10 @@ class Probe:
         simulated: mark spans as simulated history (never for live runs).
         rng: jitter and patient picks (default: a fresh ``random.Random()``).
         client_factory: builds each run's HTTP client (default: the phase-timing client).
+        metric_readers: readers of the probe's metrics (OTLP, in-memory...); none: no metrics.
+        thresholds_s: objective thresholds added to the histograms' bucket boundaries.
+        state_dir: where the state file lives; None: no restart detection.
+        heartbeat_s: how often the state file's heartbeat is refreshed while running.
         clock: wall-clock seconds since the epoch (injectable for scheduling tests).
 
     Config consistency (targets and sites that exist) is the loader's job
@@ -95,6 +113,10 @@ class Probe:
         simulated: bool = False,
         rng: random.Random | None = None,
         client_factory: ClientFactory | None = None,
+        metric_readers: Sequence[MetricReader] = (),
+        thresholds_s: Sequence[float] = (),
+        state_dir: Path | None = None,
+        heartbeat_s: float = 30.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._targets = dict(targets)
@@ -118,6 +140,16 @@ class Probe:
         self._tracers: dict[str, Tracer] = {
             name: provider.get_tracer(INSTRUMENTATION_SCOPE) for name, provider in self._providers.items()
         }
+        self._meter_provider: MeterProvider | None = None
+        self._metrics: ProbeMetrics | None = None
+        if metric_readers:
+            self._meter_provider = MeterProvider(
+                metric_readers=list(metric_readers), resource=probe_resource(probe_id=probe_id, simulated=simulated)
+            )
+            self._metrics = ProbeMetrics(self._meter_provider, thresholds_s=thresholds_s)
+        self._state = StateFile(state_dir) if state_dir is not None else None
+        self._heartbeat_s = heartbeat_s
+        self._stop = threading.Event()
         self._shut_down = False
 
     # -- jobs ----------------------------------------------------------------------------------
@@ -148,7 +180,7 @@ class Probe:
         """Run one job once now (its slot, if not given, is the current moment)."""
         with self._rng_lock:
             run_rng = random.Random(self._rng.getrandbits(64))
-        return run_workflow(
+        result = run_workflow(
             job.workflow,
             self._targets[job.workflow.target],
             job.site,
@@ -162,6 +194,9 @@ class Probe:
             slot=slot if slot is not None else datetime.fromtimestamp(self._clock(), tz=UTC),
             stop=stop,
         )
+        if self._metrics is not None:
+            self._metrics.record_run(result)
+        return result
 
     def run_once(self, site: str | None = None, workflow: str | None = None) -> list[RunResult]:
         """Run every selected job once, one after another; the results in job order.
@@ -175,68 +210,142 @@ class Probe:
 
     def run_forever(
         self,
-        stop: threading.Event,
+        stop: threading.Event | None = None,
         *,
         site: str | None = None,
         workflow: str | None = None,
     ) -> None:
-        """Run every selected job at its slots until ``stop`` is set; returns when all jobs ended.
+        """Run every selected job at its slots until stopped; returns when every job has ended.
 
-        Each job runs in its own thread. When ``stop`` is set, waiting jobs end at once and a run
-        in flight stops before its next step (recorded as ``interrupted``). Spans are not flushed
-        here: call :meth:`shutdown`.
+        Each job runs in its own thread. Stopping (``stop`` set, or :meth:`stop` called, e.g. from
+        a SIGTERM handler) ends waiting jobs at once; a run in flight stops before its next step
+        and is recorded as ``interrupted``. With a state directory, slots missed while the probe
+        was down are recorded first. Spans are not flushed here: call :meth:`shutdown`.
+
+        Args:
+            stop: an event that stops the probe when set (besides :meth:`stop`).
+            site: only this site.
+            workflow: only this workflow.
 
         Raises:
             UnknownNameError: ``site`` or ``workflow`` is not configured.
         """
         jobs = self.jobs(site, workflow)
+        events = [self._stop] if stop is None else [self._stop, stop]
+        bridge = threading.Thread(target=_link_events, args=(events,), name="wardwatch stop", daemon=True)
+        bridge.start()
+        if self._state is not None:
+            self._record_probe_down(self._state, jobs)
+        heart = threading.Thread(target=self._heartbeat_loop, name="wardwatch heartbeat", daemon=True)
+        heart.start()
         threads = [
-            threading.Thread(target=self._job_loop, args=(job, stop), name=f"wardwatch {job.key}", daemon=True)
+            threading.Thread(target=self._job_loop, args=(job,), name=f"wardwatch {job.key}", daemon=True)
             for job in jobs
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        self._stop.set()
+        heart.join()
+        bridge.join()
 
-    def _job_loop(self, job: Job, stop: threading.Event) -> None:
+    def stop(self) -> None:
+        """Ask :meth:`run_forever` to stop (safe from a signal handler or another thread)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called (or ``run_forever``'s event was set)."""
+        return self._stop.is_set()
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(self._heartbeat_s):
+            if self._state is not None:
+                self._state.heartbeat(self._clock())
+
+    def _record_probe_down(self, state_file: StateFile, jobs: Sequence[Job]) -> None:
+        state = state_file.load()
+        now_s = self._clock()
+        since = state.heartbeat
+        for job in jobs:
+            previous = state.jobs.get(job.key)
+            if previous is None:
+                continue
+            missed = list(slots_missed_while_down(previous.last_slot_s, now_s, job.workflow.interval_s))
+            if not missed:
+                continue
+            recorded = missed[-MAX_MISSED_SPANS_PER_JOB:]
+            if len(recorded) < len(missed):
+                logger.warning(
+                    "%s: %d slots passed while the probe was down; recording the last %d as spans",
+                    job.key, len(missed), len(recorded),
+                )
+            for slot_s in recorded:
+                self.record_missed_slot(
+                    job, datetime.fromtimestamp(slot_s, tz=UTC), MISSED_PROBE_DOWN, since=since, count_metric=False
+                )
+            if self._metrics is not None:
+                self._metrics.record_missed(job.workflow.name, job.site.name, MISSED_PROBE_DOWN, len(missed))
+            state_file.record_slot(job.key, missed[-1], now_s)
+
+    def _job_loop(self, job: Job) -> None:
         interval_s = job.workflow.interval_s
-        slot_index = math.ceil(self._clock() / interval_s)
-        while not stop.is_set():
+        slot_index = next_slot_index(self._clock(), interval_s)
+        while not self._stop.is_set():
             slot_s = slot_index * interval_s
             with self._rng_lock:
                 offset_s = self._rng.uniform(0.0, job.workflow.jitter_s) if job.workflow.jitter_s > 0 else 0.0
-            if stop.wait(max(0.0, slot_s + offset_s - self._clock())):
+            if self._stop.wait(max(0.0, slot_s + offset_s - self._clock())):
                 break
-            self.run_job(job, slot=datetime.fromtimestamp(slot_s, tz=UTC), stop=stop)
+            self.run_job(job, slot=datetime.fromtimestamp(slot_s, tz=UTC), stop=self._stop)
+            if self._state is not None:
+                self._state.record_slot(job.key, slot_s, self._clock())
+            # Slots that passed while this run was going are missed (busy), except the latest one,
+            # which runs now, late (its offset records how late).
             latest_index = math.floor(self._clock() / interval_s)
             for missed_index in range(slot_index + 1, latest_index):
-                self.record_missed_slot(job, datetime.fromtimestamp(missed_index * interval_s, tz=UTC), MISSED_BUSY)
+                missed_s = missed_index * interval_s
+                self.record_missed_slot(job, datetime.fromtimestamp(missed_s, tz=UTC), MISSED_BUSY)
+                if self._state is not None:
+                    self._state.record_slot(job.key, missed_s, self._clock())
             slot_index = max(slot_index + 1, latest_index)
 
-    def record_missed_slot(self, job: Job, slot: datetime, reason: str) -> None:
+    def record_missed_slot(
+        self,
+        job: Job,
+        slot: datetime,
+        reason: str,
+        *,
+        since: datetime | None = None,
+        count_metric: bool = True,
+    ) -> None:
         """Record a slot that passed without a run: a zero-length ``missed_slot`` span at the slot.
 
         Args:
             job: whose slot it was.
             slot: the scheduled moment.
             reason: ``busy`` (an earlier run was still going) or ``probe_down``.
+            since: for ``probe_down``, the last moment the probe was known to be alive.
+            count_metric: also add it to ``wardwatch.slots.missed``.
         """
         slot_ns = int(slot.timestamp() * _NS_PER_S)
+        attributes = {
+            schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_MISSED_SLOT,
+            schema.ATTR_WORKFLOW: job.workflow.name,
+            schema.ATTR_SITE: job.site.name,
+            schema.ATTR_SLOT: slot.astimezone(UTC).isoformat(timespec="milliseconds"),
+            schema.ATTR_MISSED_REASON: reason,
+            schema.USER_AGENT_SYNTHETIC_TYPE: "test",
+        }
+        if since is not None:
+            attributes[schema.ATTR_MISSED_SINCE] = since.astimezone(UTC).isoformat(timespec="milliseconds")
         span = self._tracers[job.site.name].start_span(
-            "missed slot",
-            kind=SpanKind.INTERNAL,
-            start_time=slot_ns,
-            attributes={
-                schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_MISSED_SLOT,
-                schema.ATTR_WORKFLOW: job.workflow.name,
-                schema.ATTR_SITE: job.site.name,
-                schema.ATTR_SLOT: slot.astimezone(UTC).isoformat(timespec="milliseconds"),
-                schema.ATTR_MISSED_REASON: reason,
-                schema.USER_AGENT_SYNTHETIC_TYPE: "test",
-            },
+            "missed slot", kind=SpanKind.INTERNAL, start_time=slot_ns, attributes=attributes
         )
         span.end(end_time=slot_ns)
+        if count_metric and self._metrics is not None:
+            self._metrics.record_missed(job.workflow.name, job.site.name, reason)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -245,11 +354,24 @@ class Probe:
         return all(provider.force_flush(int(timeout_s * 1000)) for provider in self._providers.values())
 
     def shutdown(self) -> None:
-        """Flush every span and shut the providers and the exporters down (once; idempotent)."""
+        """Stop, flush every span and metric, shut providers and exporters down (idempotent)."""
         if self._shut_down:
             return
         self._shut_down = True
+        self._stop.set()
+        if self._state is not None:
+            self._state.heartbeat(self._clock())
         for provider in self._providers.values():
             provider.shutdown()
         for exporter in self._exporters:
             exporter.shutdown()
+        if self._meter_provider is not None:
+            self._meter_provider.shutdown()
+
+
+def _link_events(events: Sequence[threading.Event]) -> None:
+    """Set every event in ``events`` once any of them is set (polls at 50 ms)."""
+    while not any(event.wait(0.05) for event in events):
+        pass
+    for event in events:
+        event.set()

@@ -17,7 +17,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from collector.config import SiteConfig
 from store import schema
 
-__all__ = ["PROBE_SERVICE_NAME", "SharedExporter", "site_resource", "tracer_provider_for_site"]
+__all__ = [
+    "PROBE_SERVICE_NAME",
+    "SharedExporter",
+    "probe_resource",
+    "site_resource",
+    "tracer_provider_for_site",
+]
 
 PROBE_SERVICE_NAME = "wardwatch-probe"
 INSTRUMENTATION_SCOPE = "wardwatch.collector"
@@ -38,6 +44,17 @@ class SharedExporter(SpanExporter):
     def shutdown(self) -> None:
         """Flush only: the exporter's owner shuts it down."""
         self._exporter.force_flush()
+
+
+def probe_resource(*, probe_id: str, simulated: bool = False) -> Resource:
+    """The resource of the probe process itself (metrics): service name, probe id, simulated."""
+    return Resource.create(
+        {
+            schema.SERVICE_NAME_ATTR: PROBE_SERVICE_NAME,
+            schema.ATTR_PROBE_ID: probe_id,
+            schema.ATTR_SIMULATED: "true" if simulated else "false",
+        }
+    )
 
 
 def site_resource(site: SiteConfig, *, probe_id: str, simulated: bool = False) -> Resource:

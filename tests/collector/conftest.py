@@ -9,11 +9,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
 import uvicorn
+import yaml
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -200,3 +202,87 @@ def tracer_provider(span_exporter: InMemorySpanExporter) -> Iterator[TracerProvi
 @pytest.fixture
 def tracer(tracer_provider: TracerProvider) -> Any:
     return tracer_provider.get_tracer("tests.collector")
+
+
+# -- The real testbed -----------------------------------------------------------------------------
+
+TESTBED_ENV = {"WARDWATCH_TESTBED_CLIENT_SECRET": "testbed-demo-secret"}
+
+
+@pytest.fixture(scope="module")
+def _testbed_server_spans() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+@pytest.fixture(scope="module")
+def testbed_scenario() -> Any:
+    """Flat 2 ms service time, 10 ms network at the community hospital (override per module)."""
+    from testbed.scenario import scenario_for_tests
+
+    return scenario_for_tests(2.0, network_ms={"community-hospital": 10.0})
+
+
+@pytest.fixture(scope="module")
+def _testbed_server(_testbed_server_spans: InMemorySpanExporter, testbed_scenario: Any) -> Iterator[Any]:
+    from testbed.server import TestbedServer
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(_testbed_server_spans))
+    with TestbedServer(testbed_scenario, tracer_provider=provider, shutdown_timeout_s=1.0) as server:
+        yield server
+    provider.shutdown()
+
+
+@pytest.fixture
+def server_spans(_testbed_server_spans: InMemorySpanExporter) -> InMemorySpanExporter:
+    """The testbed's own server spans, from this test only."""
+    _testbed_server_spans.clear()
+    return _testbed_server_spans
+
+
+@pytest.fixture
+def testbed(_testbed_server: Any, server_spans: InMemorySpanExporter) -> Iterator[Any]:
+    """A running testbed on a free loopback port (one per test module), without faults."""
+    _testbed_server.clear_faults()
+    yield _testbed_server
+    _testbed_server.clear_faults()
+
+
+@pytest.fixture
+def example(testbed: Any) -> Any:
+    """The example workflow sections, aimed at the test's testbed."""
+    return Example(testbed.base_url)
+
+
+class Example:
+    """``examples/workflows/testbed.yaml`` parsed, with the target pointed at ``base_url``."""
+
+    PATH = Path(__file__).resolve().parents[2] / "examples" / "workflows" / "testbed.yaml"
+
+    def __init__(self, base_url: str) -> None:
+        from collector.config import SiteConfig, TargetConfig, TestPatientConfig, WorkflowConfig
+
+        raw = yaml.safe_load(self.PATH.read_text(encoding="utf-8"))
+        target = raw["targets"]["testbed"]
+        target["base_url"] = f"{base_url}/fhir"
+        target["auth"]["token_url"] = f"{base_url}/auth/token"
+        self.raw = raw
+        self.targets = {name: TargetConfig.model_validate(t) for name, t in raw["targets"].items()}
+        self.sites = [SiteConfig.model_validate(s) for s in raw["sites"]]
+        self.patients = [TestPatientConfig.model_validate(p) for p in raw["patients"]]
+        self.workflows = {w["name"]: WorkflowConfig.model_validate(w) for w in raw["workflows"]}
+
+    def site(self, name: str) -> Any:
+        return next(s for s in self.sites if s.name == name)
+
+    def run(self, workflow: Any, tracer: Any, site: str = "ward-7", **kwargs: Any) -> Any:
+        """Run a workflow (or its name) once from ``site``."""
+        import random
+
+        from collector.runner import run_workflow
+
+        spec = self.workflows[workflow] if isinstance(workflow, str) else workflow
+        kwargs.setdefault("patients", self.patients)
+        kwargs.setdefault("environ", TESTBED_ENV)
+        kwargs.setdefault("rng", random.Random(3))
+        return run_workflow(spec, self.targets[spec.target], self.site(site), tracer=tracer, target_name=spec.target, **kwargs)

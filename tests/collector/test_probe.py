@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -96,3 +100,109 @@ def test_run_forever_runs_at_slots_and_stops_cleanly(mini_url):
     assert all(0 <= offset < 0.2 for offset in offsets)
     slots = sorted(s.attributes[schema.ATTR_SLOT] for s in roots)
     assert len(set(slots)) == len(slots)
+
+
+def missed_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+    return [s for s in exporter.get_finished_spans() if s.attributes[schema.ATTR_SPAN_TYPE] == schema.SPAN_TYPE_MISSED_SLOT]
+
+
+def test_slots_passing_during_a_long_run_are_recorded_as_busy(mini_url):
+    target = TargetConfig(base_url=f"{mini_url}/fhir")
+    slow = WorkflowConfig.model_validate(
+        {"name": "slow", "target": "mini", "interval_s": 0.1, "steps": [{"name": "s", "path": "/delay", "query": {"ms": 350}}]}
+    )
+    exporter = InMemorySpanExporter()
+    probe = Probe({"mini": target}, SITES[:1], [], [slow], [exporter], environ={}, probe_id="p")
+    stop = threading.Event()
+    thread = threading.Thread(target=probe.run_forever, args=(stop,))
+    thread.start()
+    time.sleep(1.0)
+    stop.set()
+    thread.join(timeout=5)
+    probe.shutdown()
+    runs = [s for s in exporter.get_finished_spans() if s.attributes[schema.ATTR_SPAN_TYPE] == schema.SPAN_TYPE_RUN]
+    missed = missed_spans(exporter)
+    assert len(runs) >= 2 and len(missed) >= 2 * (len(runs) - 1)
+    assert {s.attributes[schema.ATTR_MISSED_REASON] for s in missed} == {"busy"}
+    assert all(s.end_time == s.start_time for s in missed)
+    # every slot from the first to the last is accounted for: run or missed, none twice
+    slots = sorted(s.attributes[schema.ATTR_SLOT] for s in runs + missed)
+    assert len(set(slots)) == len(slots)
+    stamps = sorted(round(datetime.fromisoformat(slot).timestamp() * 10) for slot in slots)
+    assert stamps == list(range(stamps[0], stamps[-1] + 1))
+
+
+def test_a_restart_records_the_slots_missed_while_the_probe_was_down(mini_url, tmp_path):
+    now_s = 1_000_005.0
+    (tmp_path / "probe-state.json").write_text(
+        json.dumps({"version": 1, "heartbeat_s": 999_962.0, "jobs": {"a@ward-7": {"last_slot_s": 999_960.0}}})
+    )
+    exporter = InMemorySpanExporter()
+    target = TargetConfig(base_url=f"{mini_url}/fhir")
+    workflow = WorkflowConfig.model_validate({"name": "a", "target": "mini", "interval_s": 10, "steps": [{"name": "s", "path": "/delay"}]})
+    reader = InMemoryMetricReader()
+    probe = Probe(
+        {"mini": target}, SITES, [], [workflow], [exporter],
+        environ={}, probe_id="p", state_dir=tmp_path, clock=lambda: now_s, metric_readers=[reader],
+    )
+    stopped = threading.Event()
+    stopped.set()
+    probe.run_forever(stopped)
+    missed = missed_spans(exporter) if probe.force_flush() else []
+    assert [s.attributes[schema.ATTR_SLOT] for s in missed] == [
+        datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="milliseconds") for t in (999_970.0, 999_980.0, 999_990.0, 1_000_000.0)
+    ]
+    assert {s.attributes[schema.ATTR_MISSED_REASON] for s in missed} == {"probe_down"}
+    assert {s.attributes[schema.ATTR_MISSED_SINCE] for s in missed} == {datetime.fromtimestamp(999_962.0, tz=UTC).isoformat(timespec="milliseconds")}
+    assert {s.attributes[schema.ATTR_SITE] for s in missed} == {"ward-7"}  # clinic had no previous state
+    state = json.loads((tmp_path / "probe-state.json").read_text())
+    assert state["jobs"]["a@ward-7"]["last_slot_s"] == 1_000_000.0
+    probe.shutdown()
+    counts = metric_points(reader, "wardwatch.slots.missed")
+    assert [(p.attributes[schema.ATTR_MISSED_REASON], p.value) for p in counts] == [("probe_down", 4)]
+
+
+def test_stop_ends_run_forever_from_another_thread(mini_url):
+    probe = make_probe(mini_url, [InMemorySpanExporter()], interval_s=30)
+    thread = threading.Thread(target=probe.run_forever)
+    thread.start()
+    time.sleep(0.1)
+    assert not probe.stopping
+    probe.stop()
+    thread.join(timeout=2)
+    assert not thread.is_alive()
+    probe.shutdown()
+
+
+def metric_points(reader: InMemoryMetricReader, name: str) -> list[Any]:
+    data = reader.get_metrics_data()
+    return [
+        point
+        for resource_metrics in data.resource_metrics
+        for scope_metrics in resource_metrics.scope_metrics
+        for metric in scope_metrics.metrics
+        if metric.name == name
+        for point in metric.data.data_points
+    ]
+
+
+def test_metrics_record_runs_and_durations_with_objective_boundaries(mini_url):
+    reader = InMemoryMetricReader()
+    target = TargetConfig(base_url=f"{mini_url}/fhir")
+    workflows = [
+        WorkflowConfig.model_validate({"name": "a", "target": "mini", "steps": [{"name": "s", "path": "/delay"}, {"name": "t", "path": "/status/500"}]}),
+    ]
+    probe = Probe({"mini": target}, SITES, [], workflows, [], environ={}, probe_id="p", metric_readers=[reader], thresholds_s=[2.5, 0.8])
+    probe.run_once()
+    runs = metric_points(reader, "wardwatch.runs")
+    assert sorted((p.attributes[schema.ATTR_SITE], p.attributes[schema.ATTR_RUN_STATUS], p.value) for p in runs) == [
+        ("clinic", "failed", 1), ("ward-7", "failed", 1)
+    ]
+    (workflow_hist, *_) = metric_points(reader, "wardwatch.workflow.duration")
+    assert 2.5 in workflow_hist.explicit_bounds and 0.8 in workflow_hist.explicit_bounds and 1.0 in workflow_hist.explicit_bounds
+    assert list(workflow_hist.explicit_bounds) == sorted(workflow_hist.explicit_bounds)
+    steps = metric_points(reader, "wardwatch.step.duration")
+    assert sorted((p.attributes[schema.ATTR_STEP], p.attributes.get(schema.ERROR_TYPE), p.count) for p in steps) == [
+        ("s", None, 1), ("s", None, 1), ("t", "http_5xx", 1), ("t", "http_5xx", 1)
+    ]
+    probe.shutdown()
