@@ -175,34 +175,17 @@ class TestbedMiddleware:
             attributes[ATTR_FAULT] = fault.kind
         name = f"{method} {route.template}" if route.template else method
 
-        with self.tracer.start_as_current_span(
-            name, context=parent, kind=SpanKind.SERVER, attributes=attributes,
-            record_exception=True, set_status_on_exception=True,
-        ) as span:
-            status_seen: list[int] = []
+        span = self.tracer.start_span(name, context=parent, kind=SpanKind.SERVER,
+                                      attributes=attributes)
+        status_seen: list[int] = []
+        ended = False
 
-            async def delayed_send(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    status_seen.append(message["status"])
-                    out = MutableHeaders(scope=message)
-                    if delay is not None:
-                        out[DELAY_HEADER] = f"{delay.total_s * 1000.0:.3f}"
-                    if fault is not None:
-                        out[FAULT_HEADER] = fault.kind
-                    await self._wait_until(arrived_s, delay)
-                await send(message)
-
-            if delay is not None and delay.outage_status is not None:
-                await self._send_all(delayed_send, _json_response_messages(
-                    delay.outage_status,
-                    operation_outcome("transient", "the EPR is unavailable (simulated outage)"),
-                    {"Retry-After": "60"}))
-            elif fault is not None:
-                await self._apply_fault(fault, delay, arrived_s, scope, receive, send,
-                                        delayed_send)
-            else:
-                await self.app(scope, receive, delayed_send)
-
+        def finish() -> None:
+            """Record the outcome and end the span (once)."""
+            nonlocal ended
+            if ended:
+                return
+            ended = True
             if status_seen:
                 status = status_seen[0]
                 span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
@@ -212,6 +195,39 @@ class TestbedMiddleware:
             else:
                 span.set_attribute(ERROR_TYPE, "no_response")
                 span.set_status(Status(StatusCode.ERROR, "connection closed without a response"))
+            span.end()
+
+        async def delayed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_seen.append(message["status"])
+                out = MutableHeaders(scope=message)
+                if delay is not None:
+                    out[DELAY_HEADER] = f"{delay.total_s * 1000.0:.3f}"
+                if fault is not None:
+                    out[FAULT_HEADER] = fault.kind
+                await self._wait_until(arrived_s, delay)
+            elif message["type"] == "http.response.body" and not message.get("more_body"):
+                # End the span before the last byte leaves: once a client holds the whole
+                # response, the server's span is already finished (and exported).
+                finish()
+            await send(message)
+
+        try:
+            with trace.use_span(span, end_on_exit=False, record_exception=True,
+                                set_status_on_exception=True):
+                if delay is not None and delay.outage_status is not None:
+                    await self._send_all(delayed_send, _json_response_messages(
+                        delay.outage_status,
+                        operation_outcome("transient",
+                                          "the EPR is unavailable (simulated outage)"),
+                        {"Retry-After": "60"}))
+                elif fault is not None:
+                    await self._apply_fault(fault, delay, arrived_s, scope, receive, send,
+                                            delayed_send)
+                else:
+                    await self.app(scope, receive, delayed_send)
+        finally:
+            finish()
 
     async def _wait_until(self, arrived_s: float, delay: Delay | None) -> None:
         if not self.sleep or delay is None:

@@ -125,3 +125,16 @@ def test_attribute_names_match_the_store_schema() -> None:
     assert middleware.HTTP_RESPONSE_STATUS_CODE == schema.HTTP_RESPONSE_STATUS_CODE
     assert middleware.URL_TEMPLATE == schema.URL_TEMPLATE
     assert middleware.ERROR_TYPE == schema.ERROR_TYPE
+
+
+def test_the_span_is_finished_before_the_client_has_the_response(
+        traced: tuple[TestbedServer, InMemorySpanExporter, str]) -> None:
+    """So a test that clears its exporter between requests never sees a late span."""
+    server, exporter, token = traced
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as client:
+        for _ in range(20):
+            exporter.clear()
+            client.get(f"{server.fhir_url}/AllergyIntolerance",
+                       params={"patient": "pat-0001"}).raise_for_status()
+            names = [s.name for s in exporter.get_finished_spans()]
+            assert names == ["GET /fhir/AllergyIntolerance"]
