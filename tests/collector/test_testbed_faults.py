@@ -1,0 +1,87 @@
+"""Every fault the testbed injects maps to the right error.type, in both connection modes, and the
+probe keeps going: the next run after the fault clears is ok."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from collector.auth import TokenCache
+from store import schema
+
+
+def two_steps(example: Any, connection: str, **fields: Any) -> Any:
+    """find-patient then read-patient, no think time."""
+    base = example.workflows["open-patient-record"]
+    return base.model_copy(update={"steps": base.steps[:2], "think_time_s": 0.0, "connection": connection, **fields})
+
+
+def put_faults(testbed: Any, rules: list[dict[str, Any]]) -> None:
+    response = httpx.put(f"{testbed.base_url}/admin/faults", json=rules)
+    response.raise_for_status()
+
+
+@pytest.mark.parametrize("connection", ["fresh", "reuse"])
+@pytest.mark.parametrize(
+    ("rule", "error_type", "status"),
+    [
+        ({"kind": "5xx", "status": 503}, "http_5xx", "failed"),
+        ({"kind": "reset"}, "connect", "failed"),
+        ({"kind": "malformed_json"}, "invalid_response", "failed"),
+        ({"kind": "401"}, "auth", "failed"),
+        ({"kind": "hang", "hang_s": 1.0}, "timeout", "timed_out"),
+    ],
+)
+def test_each_fault_kind_yields_its_error_type(example, testbed, tracer, span_exporter, rule, error_type, status, connection):
+    workflow = two_steps(example, connection, step_timeout_s=0.3)
+    cache = TokenCache()
+    put_faults(testbed, [{"endpoint": "GET /Patient/{id}", **rule}])
+    started = time.perf_counter()
+    result = example.run(workflow, tracer, token_cache=cache)
+    assert time.perf_counter() - started < 1.0  # a hanging target is cut at the step timeout
+    assert (result.status, result.error_type) == (status, error_type), result.message
+    assert [s.status for s in result.steps] == ["ok", "failed"]
+    failed = result.steps[1]
+    spans = span_exporter.get_finished_spans()
+    step_span = next(s for s in spans if s.attributes.get(schema.ATTR_STEP) == "read-patient")
+    root = next(s for s in spans if s.attributes.get(schema.ATTR_SPAN_TYPE) == schema.SPAN_TYPE_RUN)
+    assert step_span.attributes[schema.ERROR_TYPE] == root.attributes[schema.ERROR_TYPE] == error_type
+    assert root.attributes[schema.ATTR_RUN_STATUS] == status
+    assert step_span.status.description == failed.message
+    assert "pat-" not in failed.message and "MRN" not in failed.message
+    if error_type == "timeout":
+        assert failed.duration_s == pytest.approx(0.3, abs=0.1)
+
+    httpx.delete(f"{testbed.base_url}/admin/faults").raise_for_status()
+    again = example.run(workflow, tracer, token_cache=cache)
+    assert again.status == "ok", again.message
+
+
+def test_token_endpoint_failure_is_an_auth_error_with_its_own_span(example, testbed, tracer, span_exporter):
+    put_faults(testbed, [{"endpoint": "POST /auth/token", "kind": "5xx"}])
+    result = example.run(two_steps(example, "reuse"), tracer)
+    assert (result.status, result.error_type) == ("failed", "auth")
+    auth = [s for s in span_exporter.get_finished_spans() if s.attributes.get(schema.ATTR_SPAN_TYPE) == schema.SPAN_TYPE_AUTH]
+    assert len(auth) == 1
+    assert auth[0].attributes[schema.ERROR_TYPE] == "auth"
+    assert auth[0].attributes[schema.HTTP_RESPONSE_STATUS_CODE] == 500
+
+
+def test_run_timeout_cuts_a_hanging_step(example, testbed, tracer):
+    put_faults(testbed, [{"endpoint": "GET /Patient/{id}", "kind": "hang", "hang_s": 1.0}])
+    workflow = two_steps(example, "reuse", step_timeout_s=0.5, timeout_s=0.5)
+    result = example.run(workflow, tracer)
+    assert (result.status, result.error_type) == ("timed_out", "timeout")
+    assert result.wall_s < 0.8
+    assert "run's timeout" in result.message
+
+
+def test_failures_in_some_runs_do_not_stop_later_runs(example, testbed, tracer):
+    put_faults(testbed, [{"endpoint": "GET /Patient/{id}", "kind": "5xx", "rate": 0.5}])
+    workflow = two_steps(example, "reuse")
+    cache = TokenCache()
+    statuses = [example.run(workflow, tracer, token_cache=cache).status for _ in range(12)]
+    assert set(statuses) == {"ok", "failed"}
