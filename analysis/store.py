@@ -90,6 +90,7 @@ class Store:
         self._con.execute("SET TimeZone = 'UTC'")
         self._lock = threading.Lock()
         self._segments: list[Path] | None = None
+        self._replaces: dict[str, frozenset[str]] = {}
         self._calendar = calendar
 
     @property
@@ -109,7 +110,7 @@ class Store:
         self.close()
 
     def _refresh(self, force: bool = False) -> None:
-        segments = list_segments(self._path)
+        segments = list_segments(self._path, self._replaces)
         if force or segments != self._segments:
             create_views(self._con, segments)
             self._segments = segments
@@ -133,7 +134,10 @@ class Store:
         raise StoreError(f"cannot read the store at {self._path}: {last_error}") from last_error
 
     def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
-        """The result of ``query`` over the views ``spans``, ``runs``, ``steps`` as a DataFrame.
+        """The result of ``query`` over the store's views as a DataFrame.
+
+        The views: ``spans``, ``runs``, ``steps``, ``requests``, ``missed_slots`` (see
+        ``store.reader``).
 
         Args:
             query: DuckDB SQL; pass user values as ``?`` placeholders, never formatted in.

@@ -21,8 +21,10 @@ from store import schema
 from store.errors import StoreError
 
 __all__ = [
+    "COMPACTED_PREFIX",
     "EVENT_ARROW_TYPE",
     "MARKER_FILE",
+    "REPLACES_KEY",
     "SEGMENT_SUFFIX",
     "SPANS_DIR",
     "SPAN_ARROW_SCHEMA",
@@ -41,6 +43,8 @@ SPANS_DIR = "spans"
 SEGMENT_SUFFIX = ".parquet"
 TEMP_SUFFIX = ".tmp"
 PARTITION_KEY = "date"
+COMPACTED_PREFIX = "c-"  # a merged segment; its footer lists the segments it replaces
+REPLACES_KEY = b"wardwatch.replaces"  # Parquet key-value metadata: JSON list of segment names
 
 _MAP = pa.map_(pa.string(), pa.string())
 _TIMESTAMP = pa.timestamp("ns", tz="UTC")

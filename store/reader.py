@@ -4,23 +4,35 @@ Views:
 - ``spans``: every stored span, every column of ``store.schema``, plus the partition ``date``.
 - ``runs``: one row per workflow run (root spans of type ``run``).
 - ``steps``: one row per workflow step.
+- ``requests``: one row per HTTP request: the probe's (``request`` spans, and ``step`` spans
+  that made a single request, and ``auth`` spans) and the EPR's own server spans joined to
+  the probe's trace (``source`` = ``probe`` or ``server``).
+- ``missed_slots``: one row per slot that passed without a run.
 
 The views are bound to the segment files that existed when they were made: call
-:func:`create_views` again (or use ``analysis.open_store``, which does so when the files change)
-to see segments written since. An empty store gives the same views with zero rows.
+:func:`refresh` (or use ``analysis.open_store``, which does so when the files change) to see
+segments written since. An empty store gives the same views with zero rows.
+
+Segments merged by compaction are left out as soon as the merged segment is visible: a merged
+segment records in its Parquet metadata (``wardwatch.replaces``) every segment it replaces, so
+a reader never sees a span twice, whichever moment it lists the files at.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 from store import schema
 from store.errors import StoreError
 from store.layout import (
+    COMPACTED_PREFIX,
     PARTITION_KEY,
+    REPLACES_KEY,
     SEGMENT_SUFFIX,
     SPAN_ARROW_SCHEMA,
     SPANS_DIR,
@@ -28,9 +40,9 @@ from store.layout import (
     duckdb_type,
 )
 
-__all__ = ["VIEWS", "connect", "create_views", "list_segments"]
+__all__ = ["VIEWS", "connect", "create_views", "list_segments", "read_replaces", "refresh"]
 
-VIEWS = ("spans", "runs", "steps")
+VIEWS = ("spans", "runs", "steps", "requests", "missed_slots")
 
 
 def _lit(text: str) -> str:
@@ -50,14 +62,41 @@ def _resource_attr(key: str) -> str:
     return _attr(f'"{schema.RESOURCE_ATTRIBUTES}"', key)
 
 
-def list_segments(path: Path) -> list[Path]:
-    """The segment files readers should see, sorted: ``spans/date=*/*.parquet``, never temp files."""
+def read_replaces(segment: Path) -> frozenset[str]:
+    """The names of the segments a merged segment replaces (empty for a plain segment).
+
+    Raises:
+        FileNotFoundError: the segment is gone (itself merged away meanwhile).
+        StoreError: the segment's footer is unreadable.
+    """
+    try:
+        metadata = pq.read_metadata(segment).metadata or {}
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"cannot read the footer of {segment}: {exc}") from exc
+    raw = metadata.get(REPLACES_KEY)
+    return frozenset(json.loads(raw)) if raw else frozenset()
+
+
+def list_segments(
+    path: Path, replaces_cache: MutableMapping[str, frozenset[str]] | None = None
+) -> list[Path]:
+    """The live segment files, sorted: ``spans/date=*/*.parquet``, never temp files, never a
+    segment that a visible merged segment replaces.
+
+    Args:
+        path: the store's data directory.
+        replaces_cache: remembers what each merged segment replaces (segments never change), to
+            spare re-reading footers on every call; keyed by path.
+    """
     spans = Path(path) / SPANS_DIR
     segments: list[Path] = []
     try:
         partitions = sorted(p for p in spans.iterdir() if p.name.startswith(f"{PARTITION_KEY}="))
     except FileNotFoundError:
         return segments
+    cache = replaces_cache if replaces_cache is not None else {}
     for partition in partitions:
         try:
             names = sorted(
@@ -67,7 +106,20 @@ def list_segments(path: Path) -> list[Path]:
             )
         except (FileNotFoundError, NotADirectoryError):  # dropped by retention meanwhile
             continue
-        segments.extend(partition / name for name in names)
+        replaced: set[str] = set()
+        gone: set[str] = set()
+        for name in names:
+            if not name.startswith(COMPACTED_PREFIX):
+                continue
+            key = str(partition / name)
+            if key not in cache:
+                try:
+                    cache[key] = read_replaces(partition / name)
+                except FileNotFoundError:  # merged into a newer segment, which lists its inputs
+                    gone.add(name)
+                    continue
+            replaced |= cache[key]
+        segments.extend(partition / n for n in names if n not in replaced and n not in gone)
     return segments
 
 
@@ -158,11 +210,91 @@ WHERE st."{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_STEP)}
 """
 
 
+def _requests_sql() -> str:
+    s = schema
+    error_type = f"NULLIF({_span_attr(s.ERROR_TYPE)}, '')"
+    http_status = f"TRY_CAST({_span_attr(s.HTTP_RESPONSE_STATUS_CODE)} AS INTEGER)"
+    status = (
+        f"CASE WHEN {error_type} = 'timeout' THEN {_lit(s.RUN_TIMED_OUT)} "
+        f"WHEN {error_type} IS NOT NULL OR sp.\"{s.STATUS_CODE}\" = 'Error' "
+        f"OR {http_status} >= 500 THEN {_lit(s.RUN_FAILED)} ELSE {_lit(s.RUN_OK)} END"
+    )
+    probe_types = ", ".join(_lit(t) for t in (s.SPAN_TYPE_REQUEST, s.SPAN_TYPE_AUTH))
+    return f"""
+WITH run AS (
+    SELECT "{s.TRACE_ID}" AS trace_id, any_value("{s.WORKFLOW}") AS workflow,
+           any_value("{s.SITE}") AS site
+    FROM spans WHERE "{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_RUN)}
+    GROUP BY ALL
+),
+parents AS (
+    SELECT DISTINCT "{s.TRACE_ID}" AS trace_id, "{s.PARENT_SPAN_ID}" AS span_id
+    FROM spans WHERE "{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_REQUEST)}
+)
+SELECT
+    sp."{s.TRACE_ID}" AS trace_id,
+    sp."{s.SPAN_ID}" AS span_id,
+    sp."{s.PARENT_SPAN_ID}" AS parent_span_id,
+    sp."{s.TIMESTAMP}" AS start,
+    coalesce(sp."{s.WORKFLOW}", run.workflow) AS workflow,
+    coalesce(sp."{s.SITE}", run.site) AS site,
+    sp."{s.STEP}" AS step,
+    CASE WHEN sp."{s.SPAN_KIND}" = 'Server' THEN 'server' ELSE 'probe' END AS source,
+    coalesce(sp."{s.SPAN_TYPE}", 'server') AS span_type,
+    {_span_attr(s.HTTP_REQUEST_METHOD)} AS http_method,
+    {_span_attr(s.URL_TEMPLATE)} AS url_template,
+    {http_status} AS http_status,
+    {status} AS status,
+    {error_type} AS error_type,
+    sp."{s.DURATION}" / 1e9 AS duration_s,
+    sp."{s.SERVICE_NAME}" AS service_name,
+    coalesce({_attr('sp."' + s.RESOURCE_ATTRIBUTES + '"', s.ATTR_SIMULATED)} = 'true', false)
+        AS simulated,
+    sp."{s.DURATION}" AS duration_ns
+FROM spans AS sp
+LEFT JOIN run ON run.trace_id = sp."{s.TRACE_ID}"
+LEFT JOIN parents ON parents.trace_id = sp."{s.TRACE_ID}" AND parents.span_id = sp."{s.SPAN_ID}"
+WHERE sp."{s.SPAN_TYPE}" IN ({probe_types})
+   OR (sp."{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_STEP)} AND parents.span_id IS NULL)
+   OR (sp."{s.SPAN_KIND}" = 'Server' AND sp."{s.SPAN_TYPE}" IS NULL)
+"""
+
+
+def _missed_slots_sql() -> str:
+    s = schema
+    return f"""
+SELECT
+    "{s.TRACE_ID}" AS trace_id,
+    "{s.SPAN_ID}" AS span_id,
+    coalesce(TRY_CAST({_span_attr(s.ATTR_SLOT)} AS TIMESTAMPTZ), "{s.TIMESTAMP}") AS slot,
+    "{s.WORKFLOW}" AS workflow,
+    "{s.SITE}" AS site,
+    {_span_attr(s.ATTR_MISSED_REASON)} AS reason,
+    coalesce({_resource_attr(s.ATTR_SIMULATED)} = 'true', false) AS simulated
+FROM spans
+WHERE "{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_MISSED_SLOT)}
+"""
+
+
 def create_views(con: duckdb.DuckDBPyConnection, segments: Sequence[Path]) -> None:
     """(Re)create the views on ``con`` over exactly the given segment files (none: empty views)."""
     con.execute(f"CREATE OR REPLACE VIEW spans AS {_spans_source(segments)}")
     con.execute(f"CREATE OR REPLACE VIEW runs AS {_runs_sql()}")
     con.execute(f"CREATE OR REPLACE VIEW steps AS {_steps_sql()}")
+    con.execute(f"CREATE OR REPLACE VIEW requests AS {_requests_sql()}")
+    con.execute(f"CREATE OR REPLACE VIEW missed_slots AS {_missed_slots_sql()}")
+
+
+def refresh(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Point the views of a connection from :func:`connect` at the segments present now.
+
+    Raises:
+        StoreError: a segment vanished while the views were being made (try again).
+    """
+    try:
+        create_views(con, list_segments(Path(path)))
+    except duckdb.IOException as exc:
+        raise StoreError(f"the store at {path} changed while reading it: {exc}") from exc
 
 
 def connect(path: Path) -> duckdb.DuckDBPyConnection:

@@ -151,3 +151,22 @@ def test_period_filter_uses_the_calendar(data: Path) -> None:
         assert len(store.steps(period="early", site="Ward 7")) == 3
     with open_store(data) as store, pytest.raises(ValueError, match="needs a calendar"):
         store.runs(period="early")
+
+
+def test_an_open_store_follows_compaction(tmp_path: Path, make_probe) -> None:
+    from store import compact
+
+    data = tmp_path / "data"
+    probe = make_probe(path=data)
+    for minute in range(5):
+        probe.run(_ns(T0 + dt.timedelta(minutes=minute)))
+    with open_store(data) as store:
+        before = store.runs()
+        assert len(before) == 5
+        report = compact(data, grace_s=0)
+        assert report.merged
+        after_merge = store.runs()
+        compact(data, grace_s=0)  # deletes the merged-away segments
+        after_delete = store.steps()
+    pd.testing.assert_frame_equal(before, after_merge)
+    assert len(after_delete) == 10

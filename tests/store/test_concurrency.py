@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from opentelemetry.sdk.resources import Resource
@@ -51,11 +52,21 @@ def test_providers_of_several_sites_share_one_exporter(tmp_path: Path) -> None:
     assert counts == [(site, per_site, per_site) for site in sites]
 
 
+def _wait_until_ready(ready: Path, readers: list[subprocess.Popen]) -> None:
+    deadline = time.monotonic() + 30
+    while len(list(ready.iterdir())) < len(readers):
+        assert time.monotonic() < deadline, "readers did not start"
+        assert all(r.poll() is None for r in readers), "a reader died"
+        time.sleep(0.01)
+
+
 _READER = """
 import json, sys, time
 from pathlib import Path
 from store import connect
 path, batch, total = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+import os
+(Path(sys.argv[4]) / str(os.getpid())).touch()  # ready: the writer may start
 seen = []
 deadline = time.monotonic() + 30
 while time.monotonic() < deadline:
@@ -72,14 +83,18 @@ def test_readers_in_other_processes_see_only_whole_segments(tmp_path: Path) -> N
     data = tmp_path / "data"
     batch, batches = 50, 40
     ParquetSpanExporter(data)  # makes the store, so readers can start before the first segment
+    ready = tmp_path / "ready"
+    ready.mkdir()
     readers = [
         subprocess.Popen(
-            [sys.executable, "-c", _READER, str(data), str(batch), str(batch * batches)],
+            [sys.executable, "-c", _READER, str(data), str(batch), str(batch * batches),
+             str(ready)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         for _ in range(2)
     ]
     try:
+        _wait_until_ready(ready, readers)
         for b in range(batches):
             rows = [
                 {
@@ -104,3 +119,4 @@ def test_readers_in_other_processes_see_only_whole_segments(tmp_path: Path) -> N
             assert n == distinct  # never a span twice
             assert n % batch == 0  # never part of a segment
         assert [n for n, _ in seen] == sorted(n for n, _ in seen)
+        assert len({n for n, _ in seen}) > 1  # it did read while the store changed

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from store import (
     ParquetSpanExporter,
+    VIEWS,
     StoreError,
     connect,
     init_store,
@@ -72,7 +73,7 @@ def test_an_empty_store_has_the_views_with_the_same_types(tmp_path: Path) -> Non
     init_store(empty)
     write_spans(full, [_row()])
     with connect(empty) as e, connect(full) as f:
-        for view in ("spans", "runs", "steps"):
+        for view in VIEWS:
             empty_types = e.execute(f"DESCRIBE {view}").fetchall()
             full_types = f.execute(f"DESCRIBE {view}").fetchall()
             assert [c[:2] for c in empty_types] == [c[:2] for c in full_types]

@@ -1,0 +1,315 @@
+"""Keeping a store small and fast: compaction of small segments, retention of old partitions.
+
+Compaction merges the small live segments of a partition into one ``c-...parquet`` segment whose
+Parquet footer lists every segment it replaces (transitively), written under a temporary name and
+renamed into place. Readers leave out replaced segments from the moment the merged one is
+visible, so no reader sees a span twice; the replaced files are deleted only ``grace_s`` later,
+so a reader that listed the files just before the rename still finds them. A lock file keeps two
+compactions of one store from merging the same segments twice. Exact duplicate spans (same trace
+and span id, e.g. a file imported twice) are merged into one.
+
+Retention renames a partition older than the retention out of the readers' sight
+(``.drop-date=...``) in one step, then deletes it: a reader sees a day whole or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from store import schema
+from store.errors import StoreError
+from store.layout import (
+    COMPACTED_PREFIX,
+    PARTITION_KEY,
+    REPLACES_KEY,
+    SEGMENT_SUFFIX,
+    SPAN_ARROW_SCHEMA,
+    SPANS_DIR,
+    TEMP_SUFFIX,
+    check_store,
+    new_segment_name,
+)
+from store.reader import list_segments, read_replaces
+from store.writer import write_segment
+
+__all__ = [
+    "CompactionReport",
+    "Maintenance",
+    "apply_retention",
+    "compact",
+]
+
+_log = logging.getLogger(__name__)
+
+DEFAULT_SMALL_BYTES = 16 * 1024 * 1024
+DEFAULT_GRACE_S = 60.0
+LOCK_FILE = ".maintenance.lock"
+DROP_PREFIX = ".drop-"
+
+
+@dataclass
+class CompactionReport:
+    """What one compaction pass did.
+
+    Attributes:
+        merged: the merged segments written.
+        inputs: how many segments they replace.
+        spans_in: spans read from the inputs.
+        spans_out: spans written (fewer only by exact duplicates).
+        deleted: replaced or stale temporary files deleted.
+        skipped: ``True`` when another process held the maintenance lock.
+    """
+
+    merged: list[Path] = field(default_factory=list)
+    inputs: int = 0
+    spans_in: int = 0
+    spans_out: int = 0
+    deleted: list[Path] = field(default_factory=list)
+    skipped: bool = False
+
+
+@contextmanager
+def _maintenance_lock(path: Path) -> Iterator[bool]:
+    """Hold the store's maintenance lock if no one else does; yields whether it was taken."""
+    fd = os.open(Path(path) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _partitions(path: Path) -> list[Path]:
+    spans = Path(path) / SPANS_DIR
+    if not spans.is_dir():
+        return []
+    return sorted(p for p in spans.iterdir() if p.is_dir() and p.name.startswith(f"{PARTITION_KEY}="))
+
+
+def _read_segment(segment: Path) -> pa.Table:
+    # ParquetFile reads the one file: no partition column is inferred from the hive path.
+    table = pq.ParquetFile(segment).read()
+    return table.select(SPAN_ARROW_SCHEMA.names).cast(SPAN_ARROW_SCHEMA)
+
+
+def _dedupe(table: pa.Table) -> pa.Table:
+    keyed = table.append_column("__row", pa.array(range(table.num_rows), pa.int64()))
+    firsts = keyed.group_by([schema.TRACE_ID, schema.SPAN_ID], use_threads=False).aggregate(
+        [("__row", "min")]
+    )
+    indices = pc.sort_indices(firsts.column("__row_min"))
+    return table.take(pc.take(firsts.column("__row_min"), indices))
+
+
+def _delete_dead(partition: Path, live: list[Path], grace_s: float, now_s: float) -> list[Path]:
+    """Delete segments replaced by a live merged segment older than ``grace_s``, and stale temps."""
+    deleted: list[Path] = []
+    live_names = {p.name for p in live}
+    for merged in (p for p in live if p.name.startswith(COMPACTED_PREFIX)):
+        try:
+            if now_s - merged.stat().st_mtime < grace_s:
+                continue
+            replaced = read_replaces(merged)
+        except FileNotFoundError:
+            continue
+        for name in sorted(replaced - live_names):
+            victim = partition / name
+            try:
+                victim.unlink()
+            except FileNotFoundError:
+                continue
+            deleted.append(victim)
+    for entry in partition.iterdir():
+        if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX):
+            try:
+                if now_s - entry.stat().st_mtime >= max(grace_s, 3600.0):
+                    entry.unlink()
+                    deleted.append(entry)
+            except FileNotFoundError:
+                continue
+    return deleted
+
+
+def compact(
+    path: Path,
+    small_bytes: int = DEFAULT_SMALL_BYTES,
+    min_segments: int = 2,
+    grace_s: float = DEFAULT_GRACE_S,
+) -> CompactionReport:
+    """Merge each partition's small live segments into one, and delete what is safely dead.
+
+    Args:
+        path: the store's data directory.
+        small_bytes: segments smaller than this are merged.
+        min_segments: a partition is merged only when it has at least this many small segments.
+        grace_s: how long replaced segments stay after their merged segment appeared, for readers
+            that listed the files just before it did.
+
+    Raises:
+        StoreError: ``path`` is not a store of this schema version, or a segment is unreadable.
+    """
+    path = Path(path)
+    check_store(path)
+    report = CompactionReport()
+    with _maintenance_lock(path) as locked:
+        if not locked:
+            report.skipped = True
+            return report
+        now_s = time.time()
+        live_all = list_segments(path)
+        for partition in _partitions(path):
+            live = [p for p in live_all if p.parent == partition]
+            report.deleted += _delete_dead(partition, live, grace_s, now_s)
+            small = [p for p in live if _size(p) < small_bytes]
+            if len(small) < min_segments:
+                continue
+            _merge(partition, small, report)
+    return report
+
+
+def _size(segment: Path) -> int:
+    try:
+        return segment.stat().st_size
+    except FileNotFoundError:
+        return 1 << 62  # gone: never an input
+
+
+def _merge(partition: Path, inputs: list[Path], report: CompactionReport) -> None:
+    try:
+        tables = [_read_segment(p) for p in inputs]
+        replaces: set[str] = set()
+        for p in inputs:
+            replaces.add(p.name)
+            if p.name.startswith(COMPACTED_PREFIX):
+                replaces |= read_replaces(p)  # transitively: a reader may miss the middle one
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreError(f"cannot compact {partition}: {exc}") from exc
+    merged = pa.concat_tables(tables)
+    spans_in = merged.num_rows
+    merged = _dedupe(merged).sort_by(schema.TIMESTAMP)
+    merged = merged.replace_schema_metadata(
+        {REPLACES_KEY: json.dumps(sorted(replaces)).encode("utf-8")}
+    )
+    written = write_segment(partition, merged, new_segment_name(prefix=COMPACTED_PREFIX))
+    report.merged.append(written)
+    report.inputs += len(inputs)
+    report.spans_in += spans_in
+    report.spans_out += merged.num_rows
+
+
+def apply_retention(
+    path: Path, retention_days: int, today: dt.date | None = None
+) -> list[str]:
+    """Drop the partitions of UTC dates more than ``retention_days`` before ``today`` (UTC).
+
+    With ``retention_days=30`` on 2026-11-27, ``date=2026-10-28`` is the oldest kept.
+
+    Returns:
+        The names of the partitions dropped.
+
+    Raises:
+        ValueError: ``retention_days`` is not positive.
+        StoreError: ``path`` is not a store of this schema version.
+    """
+    if retention_days <= 0:
+        raise ValueError(f"retention_days must be > 0, got {retention_days}")
+    path = Path(path)
+    check_store(path)
+    oldest = (today or dt.datetime.now(dt.UTC).date()) - dt.timedelta(days=retention_days)
+    dropped = []
+    spans = path / SPANS_DIR
+    for partition in _partitions(path):
+        try:
+            day = dt.date.fromisoformat(partition.name.split("=", 1)[1])
+        except ValueError:
+            continue
+        if day >= oldest:
+            continue
+        hidden = spans / f"{DROP_PREFIX}{partition.name}"
+        os.replace(partition, hidden)  # one step out of the readers' sight
+        shutil.rmtree(hidden)
+        dropped.append(partition.name)
+    for leftover in spans.glob(f"{DROP_PREFIX}*") if spans.is_dir() else []:
+        shutil.rmtree(leftover, ignore_errors=True)  # from a drop interrupted by a crash
+    return dropped
+
+
+class Maintenance:
+    """A background thread that compacts the store and applies retention every ``interval_s``.
+
+    Args:
+        path: the store's data directory.
+        interval_s: seconds between passes.
+        retention_days: drop older partitions; ``None`` keeps everything.
+        small_bytes: segments smaller than this are merged.
+        grace_s: how long replaced segments stay for readers.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        interval_s: float = 300.0,
+        retention_days: int | None = None,
+        small_bytes: int = DEFAULT_SMALL_BYTES,
+        grace_s: float = DEFAULT_GRACE_S,
+    ) -> None:
+        if interval_s <= 0:
+            raise ValueError(f"interval_s must be > 0, got {interval_s}")
+        self._path = Path(path)
+        self._interval_s = interval_s
+        self._retention_days = retention_days
+        self._small_bytes = small_bytes
+        self._grace_s = grace_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.passes = 0
+
+    def run_once(self) -> CompactionReport:
+        """One pass now: retention, then compaction."""
+        if self._retention_days is not None:
+            apply_retention(self._path, self._retention_days)
+        report = compact(self._path, self._small_bytes, grace_s=self._grace_s)
+        self.passes += 1
+        return report
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.run_once()
+            except Exception:  # a background boundary: log, keep the probe running
+                _log.exception("store maintenance failed at %s", self._path)
+
+    def start(self) -> None:
+        """Start the background thread (once)."""
+        if self._thread is not None:
+            raise RuntimeError("maintenance already started")
+        self._thread = threading.Thread(target=self._loop, name="store-maintenance", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop the thread, waiting up to ``timeout_s`` for a pass in progress."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
