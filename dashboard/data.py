@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 import analysis
+from analysis.store import StoreError
 
 __all__ = ["RecentRuns", "load_recent_runs"]
 
@@ -34,7 +35,7 @@ def load_recent_runs(data_dir: Path, *, limit: int, chart_runs: int) -> RecentRu
     """The newest ``limit`` runs, and the steps of the newest ``chart_runs`` of them."""
     try:
         store = analysis.open_store(data_dir)
-    except analysis.StoreError as exc:
+    except StoreError as exc:
         empty_runs = pd.DataFrame(columns=["trace_id", "start", "status"])
         return RecentRuns(empty_runs, pd.DataFrame(), simulated=False, message=str(exc))
     runs = store.runs().sort_values("start", ascending=False).head(limit)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dash
-from dash import Input, Output, callback, dash_table, dcc, html
+import dash_ag_grid as dag
+from dash import Input, Output, callback, dcc, html
 
 from dashboard import figures, ids
 from dashboard.context import current_context
@@ -11,14 +12,15 @@ from dashboard.data import RecentRuns, load_recent_runs
 
 dash.register_page(__name__, path="/", name="Runs", title="Wardwatch · Runs", order=0)
 
+_SECONDS = {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}
 _COLUMNS = [
-    {"id": "start_local", "name": "start"},
-    {"id": "workflow", "name": "workflow"},
-    {"id": "site", "name": "site"},
-    {"id": "status", "name": "status"},
-    {"id": "error_type", "name": "error"},
-    {"id": "waiting_s", "name": "waiting (s)", "type": "numeric", "format": {"specifier": ".3f"}},
-    {"id": "wall_s", "name": "wall (s)", "type": "numeric", "format": {"specifier": ".3f"}},
+    {"field": "start_local", "headerName": "start"},
+    {"field": "workflow"},
+    {"field": "site"},
+    {"field": "status"},
+    {"field": "error_type", "headerName": "error"},
+    {"field": "waiting_s", "headerName": "waiting (s)", "type": "numericColumn", "valueFormatter": _SECONDS},
+    {"field": "wall_s", "headerName": "wall (s)", "type": "numericColumn", "valueFormatter": _SECONDS},
 ]
 
 
@@ -30,15 +32,18 @@ def layout(**_query: str) -> html.Div:
             html.P(id=ids.SIMULATED_BANNER),
             html.P(id=ids.RUNS_SUMMARY),
             dcc.Graph(id=ids.STEP_CHART, config={"displaylogo": False}),
-            dash_table.DataTable(
+            dag.AgGrid(
                 id=ids.RUNS_TABLE,
-                columns=_COLUMNS,
-                sort_action="native",
-                page_size=25,
-                style_cell={"fontFamily": "inherit", "padding": "4px 8px", "textAlign": "left"},
-                style_data_conditional=[
-                    {"if": {"filter_query": '{status} != "ok"'}, "backgroundColor": "#fde8e8"}
-                ],
+                columnDefs=_COLUMNS,
+                defaultColDef={"sortable": True, "filter": True, "resizable": True},
+                dashGridOptions={"pagination": True, "paginationPageSize": 25, "paginationPageSizeSelector": [25, 50, 100], "animateRows": False},
+                getRowStyle={
+                    "styleConditions": [
+                        {"condition": "params.data.status != 'ok'", "style": {"backgroundColor": "#fde8e8"}}
+                    ]
+                },
+                columnSize="sizeToFit",
+                style={"height": "600px"},
             ),
             dcc.Interval(id=ids.REFRESH, interval=int(context.refresh_interval_s * 1000)),
         ]
@@ -46,7 +51,7 @@ def layout(**_query: str) -> html.Div:
 
 
 @callback(
-    Output(ids.RUNS_TABLE, "data"),
+    Output(ids.RUNS_TABLE, "rowData"),
     Output(ids.STEP_CHART, "figure"),
     Output(ids.RUNS_SUMMARY, "children"),
     Output(ids.SIMULATED_BANNER, "children"),

@@ -68,7 +68,7 @@ def test_references_across_sections_are_checked() -> None:
         "  - {name: fast opens, workflow: nope, threshold_s: 3, target: 0.9, periods: [clinics]}\n"
     )
     found = problems(text)
-    assert "w.yaml:2:66: periods.0.sites.0: no site named 'ward-9' in sites" in found
+    assert "w.yaml:2:63: periods.0.sites.0: no site named 'ward-9' in sites" in found
     assert any(p.startswith("w.yaml:4:") and "objectives.0.workflow: no workflow named 'nope'" in p for p in found)
     assert any("objectives.0.periods.0: no period named 'clinics'" in p for p in found)
 
@@ -77,3 +77,30 @@ def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path / "missing.yaml")
     assert str(caught.value).startswith(f"{tmp_path / 'missing.yaml'}:1:1: file: cannot read")
+
+
+def test_collector_sections_are_located_through_the_auth_union() -> None:
+    text = (
+        "targets:\n"
+        "  epr:\n"
+        "    base_url: http://127.0.0.1:1/fhir\n"
+        "    auth:\n"
+        "      type: oauth2_client_credentials\n"
+        "      token_url: http://127.0.0.1:1/token\n"
+        "      client_idd: x\n"
+    )
+    found = problems(text)
+    assert any(p.startswith("w.yaml:7:7: targets.epr.auth.client_idd: unknown key") for p in found), found
+    assert any(p.startswith("w.yaml:5:7: targets.epr.auth.client_id: required key is missing") for p in found), found
+
+
+def test_a_workflow_naming_a_missing_target_is_located() -> None:
+    text = (
+        "sites: [{name: ward-7, timezone: Europe/London}]\n"
+        "workflows:\n"
+        "  - name: open\n"
+        "    target: epr\n"
+        "    steps: [{name: meta, path: /metadata}]\n"
+    )
+    found = problems(text)
+    assert any(p.startswith("w.yaml:4:13: workflows.0.target: ") for p in found), found

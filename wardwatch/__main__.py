@@ -1,0 +1,5 @@
+"""`python -m wardwatch` is the `wardwatch` command."""
+
+from wardwatch.cli import main
+
+main()

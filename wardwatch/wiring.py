@@ -1,0 +1,215 @@
+"""The one place that wires the packages together: exporters, probes, testbed, dashboard, demo."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+import testbed
+from collector import Probe, RunResult
+from dashboard import DashboardContext, DashboardServer, create_app
+from store import ParquetSpanExporter, StoreError
+from wardwatch.config import WardwatchConfig
+
+__all__ = [
+    "DEMO_CONFIG",
+    "build_exporters",
+    "build_probe",
+    "describe_results",
+    "probe_forever",
+    "probe_once",
+    "run_demo",
+    "serve_dashboard",
+    "serve_testbed",
+]
+
+_log = logging.getLogger(__name__)
+
+DEMO_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "testbed.yaml"
+TESTBED_SERVICE_NAME = "wardwatch-testbed"
+# The testbed's own demo credential (not a secret: it opens only the simulated EPR).
+TESTBED_SECRET_VARIABLE = "WARDWATCH_TESTBED_CLIENT_SECRET"
+OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def build_exporters(config: WardwatchConfig, environ: Mapping[str, str]) -> list[SpanExporter]:
+    """The Parquet store always; OTLP/HTTP as well when the standard OTEL variables name an endpoint."""
+    exporters: list[SpanExporter] = [ParquetSpanExporter(config.store.path)]
+    if any(environ.get(name) for name in OTLP_ENDPOINT_VARIABLES):
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        exporters.append(OTLPSpanExporter())
+    return exporters
+
+
+def build_probe(
+    config: WardwatchConfig, *, environ: Mapping[str, str] | None = None, exporters: Sequence[SpanExporter] | None = None
+) -> Probe:
+    """A probe over the configured targets, sites, patients and workflows."""
+    environ = os.environ if environ is None else environ
+    return Probe(
+        config.targets,
+        config.sites,
+        config.patients,
+        config.workflows,
+        build_exporters(config, environ) if exporters is None else exporters,
+        environ=environ,
+        probe_id=socket.gethostname(),
+    )
+
+
+def probe_once(
+    config: WardwatchConfig, *, site: str | None = None, workflow: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> list[RunResult]:
+    """Run each selected workflow once at each selected site; every span is stored before returning."""
+    probe = build_probe(config, environ=environ)
+    try:
+        return probe.run_once(site=site, workflow=workflow)
+    finally:
+        probe.shutdown()
+
+
+def probe_forever(config: WardwatchConfig, *, site: str | None = None, workflow: str | None = None) -> None:
+    """Probe on the configured cadence until SIGINT or SIGTERM; then flush every span."""
+    probe = build_probe(config)
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        click.echo(f"probing {len(probe.jobs(site, workflow))} workflow x site pairs; Ctrl-C stops", err=True)
+        try:
+            probe.run_forever(stop, site=site, workflow=workflow)
+        finally:
+            probe.shutdown()
+
+
+def describe_results(results: Sequence[RunResult]) -> Iterator[str]:
+    """One line per run, for the command line."""
+    for result in results:
+        line = f"{result.workflow} @ {result.site}: {result.status}, waited {result.waiting_s:.3f} s"
+        if result.error_type:
+            line += f" ({result.error_type}: {result.message})"
+        yield line
+
+
+def testbed_tracer_provider(exporters: Sequence[SpanExporter]) -> TracerProvider:
+    """Where the testbed's server spans go: the same store, under the testbed's service name."""
+    provider = TracerProvider(resource=Resource.create({"service.name": TESTBED_SERVICE_NAME}))
+    for exporter in exporters:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def serve_testbed(host: str, port: int, scenario_path: Path | None, store_path: Path | None) -> None:
+    """Serve the testbed until interrupted, optionally storing its server spans."""
+    provider = testbed_tracer_provider([ParquetSpanExporter(store_path)]) if store_path else TracerProvider()
+    click.echo(f"testbed EPR at http://{host}:{port}/fhir (Ctrl-C stops)", err=True)
+    try:
+        testbed.serve(host, port, scenario_path, tracer_provider=provider)
+    finally:
+        provider.shutdown()
+
+
+def serve_dashboard(config: WardwatchConfig, *, host: str | None = None, port: int | None = None) -> None:
+    """Serve the dashboard until interrupted."""
+    server = _dashboard_server(config, host, port)
+    stop = threading.Event()
+    with _stop_on_signals(stop), server:
+        click.echo(f"Wardwatch dashboard at {server.url} (Ctrl-C stops)")
+        stop.wait()
+
+
+def run_demo(config: WardwatchConfig, *, environ: Mapping[str, str] | None = None) -> None:
+    """Testbed + probes from the configured sites + dashboard in one process, until Ctrl-C."""
+    environ = dict(os.environ if environ is None else environ)
+    environ.setdefault(TESTBED_SECRET_VARIABLE, testbed.DEFAULT_CLIENT_SECRET)
+    host, port = _testbed_address(config)
+    try:
+        exporters = build_exporters(config, environ)
+    except StoreError as exc:
+        raise click.ClickException(str(exc)) from exc
+    testbed_provider = testbed_tracer_provider(exporters)
+    probe = build_probe(config, environ=environ, exporters=exporters)
+    stop = threading.Event()
+    try:
+        with _stop_on_signals(stop), _started(testbed.TestbedServer(host=host, port=port, tracer_provider=testbed_provider)) as epr:
+            dashboard = _dashboard_server(config, None, None)
+            with dashboard:
+                prober = threading.Thread(target=probe.run_forever, args=(stop,), name="probes", daemon=True)
+                prober.start()
+                jobs = probe.jobs()
+                click.echo(f"testbed EPR at {epr.fhir_url}; {len(jobs)} workflow x site probes on their cadence")
+                click.echo(f"data in {config.store.path}")
+                click.echo(f"Wardwatch dashboard at {dashboard.url}  (Ctrl-C stops)")
+                stop.wait()
+                click.echo("stopping: finishing runs in flight and flushing spans ...", err=True)
+                prober.join(timeout=30)
+    finally:
+        probe.shutdown()
+        testbed_provider.shutdown()
+
+
+def _testbed_address(config: WardwatchConfig) -> tuple[str, int]:
+    """The testbed listens where the demo config's targets expect it (127.0.0.1:8765 by default)."""
+    import httpx
+
+    for target in config.targets.values():
+        url = httpx.URL(str(target.base_url))
+        if url.host in ("127.0.0.1", "localhost"):
+            return "127.0.0.1", url.port or 80
+    return "127.0.0.1", 8765
+
+
+def _dashboard_server(config: WardwatchConfig, host: str | None, port: int | None) -> DashboardServer:
+    context = DashboardContext(
+        data_dir=config.store.path,
+        timezone=config.dashboard.timezone,
+        refresh_interval_s=config.dashboard.refresh_interval_s,
+        recent_runs=config.dashboard.recent_runs,
+    )
+    host = host or config.dashboard.host
+    port = config.dashboard.port if port is None else port
+    try:
+        return DashboardServer(create_app(context), host=host, port=port)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot serve the dashboard on {host}:{port}: {exc.strerror} (is another one running? try --port)"
+        ) from exc
+
+
+@contextmanager
+def _started(server: testbed.TestbedServer) -> Iterator[testbed.TestbedServer]:
+    try:
+        server.start()
+    except testbed.TestbedServerError as exc:
+        raise click.ClickException(f"cannot start the testbed EPR: {exc}") from exc
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Set ``stop`` on SIGINT/SIGTERM instead of raising, so everything can shut down in order."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
