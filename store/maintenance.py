@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from store import schema
+from store.config import StoreConfig
 from store.errors import StoreError
 from store.layout import (
     COMPACTED_PREFIX,
@@ -285,6 +286,11 @@ class Maintenance:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.passes = 0
+
+    @classmethod
+    def from_config(cls, config: StoreConfig) -> Maintenance:
+        """Maintenance as the ``store`` section configures it."""
+        return cls(config.path, config.compaction_interval_s, config.retention_days)
 
     def run_once(self) -> CompactionReport:
         """One pass now: retention, then compaction."""
