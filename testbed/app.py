@@ -19,6 +19,7 @@ import binascii
 import itertools
 import json
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -69,6 +70,7 @@ class TestbedState:
     faults: FaultInjector
     clock: Callable[[], datetime]
     tokens: dict[str, datetime] = field(default_factory=dict)  # token -> expiry (UTC)
+    stopping: threading.Event = field(default_factory=threading.Event)  # set on shutdown
     created_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def issue_token(self) -> tuple[str, int]:
@@ -112,7 +114,7 @@ class TestbedApp(Starlette):
         return TestbedMiddleware(inner, scenario=self._testbed_state.scenario,
                                  faults=self._testbed_state.faults,
                                  clock=self._testbed_state.clock, sleep=self._sleep,
-                                 tracer=self._tracer)
+                                 tracer=self._tracer, stopping=self._testbed_state.stopping)
 
 
 def _state(request: Request) -> TestbedState:

@@ -20,6 +20,7 @@ import json
 import re
 import socket
 import struct
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ FHIR_JSON = "application/fhir+json"
 
 _FHIR_PATH = re.compile(r"^/fhir/(?P<type>[A-Za-z]+)(?:/(?P<id>[^/]+))?/?$")
 _PROPAGATOR = TraceContextTextMapPropagator()
+_STOP_POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -138,18 +140,21 @@ class TestbedMiddleware:
         clock: returns the current time (aware); an explicit clock simulates any moment.
         sleep: False answers at once (the modelled delay is still computed and reported).
         tracer: the tracer for server spans.
+        stopping: set when the server shuts down: waits (modelled delays, hangs) end early.
     """
 
     __test__ = False  # not a pytest test class, despite the name
 
     def __init__(self, app: ASGIApp, *, scenario: Scenario, faults: FaultInjector,
-                 clock: Callable[[], datetime], sleep: bool, tracer: trace.Tracer) -> None:
+                 clock: Callable[[], datetime], sleep: bool, tracer: trace.Tracer,
+                 stopping: threading.Event | None = None) -> None:
         self.app = app
         self.scenario = scenario
         self.faults = faults
         self.clock = clock
         self.sleep = sleep
         self.tracer = tracer
+        self.stopping = stopping if stopping is not None else threading.Event()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -229,12 +234,22 @@ class TestbedMiddleware:
         finally:
             finish()
 
+    async def _sleep_until(self, deadline_s: float) -> bool:
+        """Sleep until ``deadline_s`` (perf_counter); False if the server began stopping first.
+
+        Wakes at least every 0.1 s to notice a shutdown; each wake re-aims at the deadline, so
+        the timer's overshoot does not accumulate.
+        """
+        while (remaining_s := deadline_s - time.perf_counter()) > 0:
+            if self.stopping.is_set():
+                return False
+            await asyncio.sleep(min(remaining_s, _STOP_POLL_S))
+        return True
+
     async def _wait_until(self, arrived_s: float, delay: Delay | None) -> None:
         if not self.sleep or delay is None:
             return
-        remaining_s = arrived_s + delay.total_s - time.perf_counter()
-        if remaining_s > 0:
-            await asyncio.sleep(remaining_s)
+        await self._sleep_until(arrived_s + delay.total_s)
 
     @staticmethod
     async def _send_all(send: Send, messages: list[Message]) -> None:
@@ -252,7 +267,10 @@ class TestbedMiddleware:
                 401, operation_outcome("login", "the access token was rejected"),
                 {"WWW-Authenticate": 'Bearer error="invalid_token"'}))
         elif fault.kind == "hang":
-            await asyncio.sleep(fault.hang_s)
+            if not await self._sleep_until(time.perf_counter() + fault.hang_s):
+                _abort_connection(send)  # shutting down: drop the hanging request
+                await asyncio.sleep(0)
+                return
             await self.app(scope, receive, delayed_send)
         elif fault.kind == "reset":
             await self._wait_until(arrived_s, delay)

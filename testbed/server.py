@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
 from typing import Any
 
 import uvicorn
@@ -141,6 +141,7 @@ class TestbedServer:
             timeout_graceful_shutdown=int(max(1, round(self._shutdown_timeout_s))),
         )
         server = uvicorn.Server(config)
+        self.state.stopping.clear()
         self._server = server
         self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                                         name=f"testbed-{self._port}", daemon=True)
@@ -160,6 +161,7 @@ class TestbedServer:
         """Ask the server to exit and wait for its thread (in-flight requests get a short grace)."""
         if self._server is None or self._thread is None:
             return
+        self.state.stopping.set()  # in-flight waits and hangs end now
         self._server.should_exit = True
         self._thread.join(timeout=self._shutdown_timeout_s + 10.0)
         alive = self._thread.is_alive()
@@ -182,7 +184,10 @@ def serve(
     scenario_path: Path | None = None,
     tracer_provider: trace.TracerProvider | None = None,
 ) -> None:
-    """Serve the testbed until interrupted (Ctrl-C); for ``wardwatch testbed --host --port``.
+    """Serve the testbed until interrupted; for ``wardwatch testbed --host --port``.
+
+    Ctrl-C (SIGINT) shuts down gracefully and returns normally (uvicorn re-raises the interrupt
+    after its shutdown; it is absorbed here). SIGTERM ends the process, as uvicorn does.
 
     Args:
         host: interface to bind.
@@ -197,4 +202,19 @@ def serve(
     app = create_app(scenario, tracer_provider=tracer_provider)
     config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
                             lifespan="off", timeout_graceful_shutdown=2)
-    uvicorn.Server(config).run()
+    try:
+        _StoppingServer(config, app.state.testbed.stopping).run()
+    except KeyboardInterrupt:
+        return  # the server has already shut down; Ctrl-C is how one stops it
+
+
+class _StoppingServer(uvicorn.Server):
+    """A uvicorn server that tells the app when a signal asks it to exit."""
+
+    def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
+        super().__init__(config)
+        self._stopping = stopping
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._stopping.set()
+        super().handle_exit(sig, frame)
