@@ -21,14 +21,23 @@ from analysis.budget import (
 )
 from analysis.calendar import ClinicalCalendar
 from analysis.percentiles import Percentile, percentile, percentile_table, rank_interval
-from analysis.store import RUN_COLUMNS, STEP_COLUMNS, Store, open_store
+from analysis.store import (
+    MISSED_SLOT_COLUMNS,
+    REQUEST_COLUMNS,
+    RUN_COLUMNS,
+    STEP_COLUMNS,
+    Store,
+    open_store,
+)
 
 __all__ = [
     "AlertWindow",
     "Apdex",
     "BudgetResult",
     "ClinicalCalendar",
+    "MISSED_SLOT_COLUMNS",
     "Percentile",
+    "REQUEST_COLUMNS",
     "RUN_COLUMNS",
     "STEP_COLUMNS",
     "Store",

@@ -22,7 +22,15 @@ import pyarrow as pa
 from analysis.calendar import ClinicalCalendar
 from store import StoreError, check_store, create_views, list_segments
 
-__all__ = ["RUN_COLUMNS", "STEP_COLUMNS", "Store", "open_store", "to_pandas"]
+__all__ = [
+    "MISSED_SLOT_COLUMNS",
+    "REQUEST_COLUMNS",
+    "RUN_COLUMNS",
+    "STEP_COLUMNS",
+    "Store",
+    "open_store",
+    "to_pandas",
+]
 
 RUN_COLUMNS = (
     "trace_id", "start", "workflow", "site", "status", "error_type", "waiting_s", "wall_s",
@@ -33,6 +41,12 @@ STEP_COLUMNS = (
     "error_type", "http_status", "duration_s", "dns_s", "connect_s", "tls_s", "ttfb_s",
     "transfer_s", "response_bytes",
 )
+REQUEST_COLUMNS = (
+    "trace_id", "span_id", "start", "workflow", "site", "step", "source", "span_type",
+    "http_method", "url_template", "http_status", "status", "error_type", "duration_s",
+    "simulated",
+)
+MISSED_SLOT_COLUMNS = ("trace_id", "slot", "workflow", "site", "reason", "simulated")
 
 _RETRIES = 3  # a segment merged away by compaction between listing and reading: list again
 
@@ -154,16 +168,18 @@ class Store:
         workflow: Names,
         site: Names,
         period: str | None,
+        time_column: str = "start",
+        extra: Sequence[tuple[str, Any]] = (),
     ) -> pd.DataFrame:
         if period is not None and self._calendar is None:
             raise ValueError("filtering by period needs a calendar: open_store(path, calendar=...)")
         where: list[str] = []
         params: list[Any] = []
         if (lo := _utc(start, "start")) is not None:
-            where.append("start >= ?")
+            where.append(f"{time_column} >= ?")
             params.append(lo)
         if (hi := _utc(end, "end")) is not None:
-            where.append("start < ?")
+            where.append(f"{time_column} < ?")
             params.append(hi)
         if (workflows := _names(workflow)) is not None:
             where.append("list_contains(?, workflow)")
@@ -171,13 +187,17 @@ class Store:
         if (sites := _names(site)) is not None:
             where.append("list_contains(?, site)")
             params.append(sites)
+        for column, value in extra:
+            if (values := _names(value)) is not None:
+                where.append(f"list_contains(?, {column})")
+                params.append(values)
         query = f"SELECT {', '.join(columns)} FROM {view}"
         if where:
             query += " WHERE " + " AND ".join(where)
-        query += " ORDER BY start, trace_id" + (", span_id" if "span_id" in columns else "")
+        query += f" ORDER BY {time_column}, trace_id" + (", span_id" if "span_id" in columns else "")
         frame = to_pandas(self._arrow(query, params))
         if period is not None and self._calendar is not None:
-            frame = frame[self._calendar.mask(frame, period)]
+            frame = frame[self._calendar.mask(frame, period, time_column=time_column)]
         return frame.reset_index(drop=True)
 
     def runs(
@@ -222,6 +242,46 @@ class Store:
             ``response_bytes``.
         """
         return self._frame("steps", STEP_COLUMNS, start, end, workflow, site, period)
+
+    def requests(
+        self,
+        start: TimeBound = None,
+        end: TimeBound = None,
+        workflow: Names = None,
+        site: Names = None,
+        period: str | None = None,
+        source: Names = None,
+    ) -> pd.DataFrame:
+        """One row per HTTP request, sorted by start; filters as :meth:`runs`, plus ``source``.
+
+        The probe's requests are its ``request`` spans, the ``step`` spans that made a single
+        request and its ``auth`` spans; the EPR's server spans (``source`` ``server``) take the
+        workflow and site of the probe run whose trace they joined.
+
+        Returns:
+            Columns ``trace_id, span_id, start`` (UTC), ``workflow, site, step, source`` (probe,
+            server), ``span_type`` (request, step, auth, server), ``http_method, url_template,
+            http_status, status`` (ok, failed: an error or a 5xx; timed_out), ``error_type,
+            duration_s, simulated``.
+        """
+        return self._frame("requests", REQUEST_COLUMNS, start, end, workflow, site, period,
+                           extra=[("source", source)])
+
+    def missed_slots(
+        self,
+        start: TimeBound = None,
+        end: TimeBound = None,
+        workflow: Names = None,
+        site: Names = None,
+    ) -> pd.DataFrame:
+        """One row per slot that passed without a run, sorted by slot; bounds apply to the slot.
+
+        Returns:
+            Columns ``trace_id, slot`` (UTC), ``workflow, site, reason`` (busy, probe_down),
+            ``simulated``.
+        """
+        return self._frame("missed_slots", MISSED_SLOT_COLUMNS, start, end, workflow, site, None,
+                           time_column="slot")
 
 
 def open_store(path: Path | str, calendar: ClinicalCalendar | None = None) -> Store:

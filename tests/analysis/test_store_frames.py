@@ -170,3 +170,34 @@ def test_an_open_store_follows_compaction(tmp_path: Path, make_probe) -> None:
         after_delete = store.steps()
     pd.testing.assert_frame_equal(before, after_merge)
     assert len(after_delete) == 10
+
+
+def test_requests_and_missed_slots_frames(tmp_path: Path, make_probe) -> None:
+    from analysis import MISSED_SLOT_COLUMNS, REQUEST_COLUMNS
+    from store import schema
+
+    data = tmp_path / "data"
+    probe = make_probe(path=data)
+    probe.run(_ns(T0), steps=(("find_patient", 0.25), ("notes", 0.5)))
+    slot = T0 + dt.timedelta(minutes=1)
+    tracer = probe.provider.get_tracer("t")
+    tracer.start_span("missed slot", start_time=_ns(slot), attributes={
+        schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_MISSED_SLOT, schema.ATTR_WORKFLOW: "handover",
+        schema.ATTR_SITE: "Ward 7", schema.ATTR_SLOT: slot.isoformat(),
+        schema.ATTR_MISSED_REASON: "probe_down",
+    }).end(end_time=_ns(slot))
+    with open_store(data) as store:
+        requests = store.requests()
+        assert tuple(requests.columns) == REQUEST_COLUMNS
+        assert list(requests["step"]) == ["find_patient", "notes"]
+        assert list(requests["duration_s"]) == [0.25, 0.5]
+        assert set(requests["source"]) == {"probe"}
+        assert len(store.requests(source="server")) == 0
+        missed = store.missed_slots()
+        assert tuple(missed.columns) == MISSED_SLOT_COLUMNS
+        assert missed.to_dict("records")[0] | {"trace_id": None} == {
+            "trace_id": None, "slot": pd.Timestamp(slot), "workflow": "handover",
+            "site": "Ward 7", "reason": "probe_down", "simulated": False,
+        }
+        assert len(store.missed_slots(end=slot)) == 0
+        assert len(store.missed_slots(start=slot, workflow="handover")) == 1
