@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-__all__ = ["empty_figure", "step_duration_figure"]
+__all__ = [
+    "PHASES",
+    "PeriodBox",
+    "ecdf_figure",
+    "empty_figure",
+    "phases_figure",
+    "step_breakdown_figure",
+    "step_duration_figure",
+    "time_of_day_figure",
+    "timeline_figure",
+    "waterfall_figure",
+]
+
+
+@dataclass(frozen=True)
+class PeriodBox:
+    """A clinical period's cell range on the weekday x hour grid (hours may be fractional)."""
+
+    weekday: int  # 0 = Monday
+    start_hour: float
+    end_hour: float
 
 
 def empty_figure(message: str) -> go.Figure:
@@ -54,5 +78,218 @@ def step_duration_figure(steps: pd.DataFrame, *, timezone: str = "UTC") -> go.Fi
         legend_title="step",
         height=420,
         margin=dict(l=60, r=20, t=50, b=120),
+    )
+    return fig
+
+
+WEEKDAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def time_of_day_figure(
+    cells: pd.DataFrame,
+    *,
+    value_label: str,
+    periods: Sequence[PeriodBox] = (),
+    min_samples: int = 5,
+    zmax: float | None = None,
+    reverse_scale: bool = False,
+) -> go.Figure:
+    """Weekday x hour heatmap in site-local time, with clinical periods outlined.
+
+    ``cells`` has columns ``weekday`` (0 = Monday), ``hour`` (0-23), ``value`` and ``samples``;
+    cells with fewer than ``min_samples`` runs are left blank and their hover text says why.
+    """
+    if cells.empty:
+        return empty_figure("No runs match these filters.")
+    grid = cells.pivot_table(index="weekday", columns="hour", values="value", aggfunc="first")
+    counts = cells.pivot_table(index="weekday", columns="hour", values="samples", aggfunc="first")
+    grid = grid.reindex(index=range(7), columns=range(24))
+    counts = counts.reindex(index=range(7), columns=range(24)).fillna(0).astype(int)
+    shown = grid.where(counts >= min_samples)
+    hover = [
+        [
+            f"{WEEKDAY_NAMES[d]} {h:02d}:00-{h:02d}:59<br>"
+            + (
+                f"{value_label}: {grid.iat[d, h]:.2f}<br>n = {counts.iat[d, h]} runs"
+                if counts.iat[d, h] >= min_samples
+                else f"n = {counts.iat[d, h]} runs: too few to judge (< {min_samples})"
+            )
+            for h in range(24)
+        ]
+        for d in range(7)
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=shown.to_numpy(),
+            x=[f"{h:02d}" for h in range(24)],
+            y=list(WEEKDAY_NAMES),
+            text=hover,
+            hoverinfo="text",
+            colorscale="RdYlGn",
+            reversescale=reverse_scale,
+            zmin=0,
+            zmax=zmax,
+            colorbar=dict(title=value_label),
+        )
+    )
+    for box in periods:
+        fig.add_shape(
+            type="rect",
+            x0=box.start_hour - 0.5,
+            x1=box.end_hour - 0.5,
+            y0=box.weekday - 0.5,
+            y1=box.weekday + 0.5,
+            line=dict(color="black", width=2),
+            fillcolor="rgba(0,0,0,0)",
+        )
+    total = int(counts.to_numpy().sum())
+    fig.update_layout(
+        title=f"{value_label} by weekday and hour (site-local time; n = {total} runs; outlined: clinical periods)",
+        xaxis_title="hour of day (local)",
+        yaxis=dict(autorange="reversed"),
+        height=380,
+        margin=dict(l=60, r=20, t=50, b=50),
+    )
+    return fig
+
+
+def ecdf_figure(waiting_s: pd.Series, *, thresholds_s: Mapping[str, float], title: str) -> go.Figure:
+    """Cumulative share of runs by waiting time, with each threshold as a labelled vertical line."""
+    values = np.sort(pd.to_numeric(waiting_s, errors="coerce").dropna().to_numpy())
+    if values.size == 0:
+        return empty_figure("No completed runs match these filters.")
+    share = np.arange(1, values.size + 1) / values.size
+    fig = go.Figure(
+        go.Scatter(x=values, y=share, mode="lines", line_shape="hv", name="runs",
+                   hovertemplate="%{y:.1%} of runs waited ≤ %{x:.2f} s<extra></extra>")
+    )
+    for label, threshold_s in thresholds_s.items():
+        under = float((values <= threshold_s).mean())
+        fig.add_vline(x=threshold_s, line_dash="dash", annotation_text=f"{label} {threshold_s:g} s: {under:.0%} under",
+                      annotation_position="top left")
+    fig.update_layout(
+        title=f"{title} (n = {values.size} runs)",
+        xaxis_title="waiting time (s)",
+        yaxis=dict(title="share of runs", tickformat=".0%", range=[0, 1.02]),
+        height=380,
+        margin=dict(l=60, r=20, t=50, b=50),
+    )
+    return fig
+
+
+def step_breakdown_figure(steps: pd.DataFrame) -> go.Figure:
+    """Per step: median and p90 duration (s), and its share of the waiting beyond the threshold.
+
+    ``steps`` has columns ``step``, ``median_s``, ``p90_s``, ``samples``, ``excess_share``.
+    """
+    if steps.empty:
+        return empty_figure("No steps match these filters.")
+    fig = go.Figure()
+    fig.add_bar(name="median", x=steps["step"], y=steps["median_s"],
+                customdata=steps["samples"], hovertemplate="%{x}: median %{y:.3f} s (n = %{customdata})<extra></extra>")
+    fig.add_bar(name="p90", x=steps["step"], y=steps["p90_s"],
+                customdata=steps["samples"], hovertemplate="%{x}: p90 %{y:.3f} s (n = %{customdata})<extra></extra>")
+    if "excess_share" in steps and steps["excess_share"].notna().any():
+        fig.add_scatter(name="share of excess waiting", x=steps["step"], y=steps["excess_share"], yaxis="y2",
+                        mode="markers+text", text=[f"{v:.0%}" if pd.notna(v) else "" for v in steps["excess_share"]],
+                        textposition="top center", hovertemplate="%{x}: %{y:.0%} of the excess<extra></extra>")
+    fig.update_layout(
+        title=f"Step durations (n = {int(steps['samples'].max())} runs)",
+        barmode="group",
+        yaxis_title="duration (s)",
+        yaxis2=dict(title="share of excess", overlaying="y", side="right", tickformat=".0%", range=[0, 1.1]),
+        height=380,
+        margin=dict(l=60, r=60, t=50, b=80),
+        legend=dict(orientation="h", y=-0.25),
+    )
+    return fig
+
+
+def timeline_figure(buckets: pd.DataFrame, *, threshold_s: float | None, changes: pd.DataFrame | None = None,
+                    timezone: str = "UTC") -> go.Figure:
+    """Median and p90 waiting time per time bucket, with the threshold and change events marked.
+
+    ``buckets`` has ``bucket`` (UTC), ``p50_s``, ``p90_s``, ``samples``; ``changes`` has ``time`` and
+    ``title``.
+    """
+    if buckets.empty:
+        return empty_figure("No runs match these filters.")
+    x = buckets["bucket"].dt.tz_convert(timezone)
+    fig = go.Figure()
+    for column, label in (("p50_s", "median"), ("p90_s", "p90")):
+        fig.add_scatter(x=x, y=buckets[column], name=label, mode="lines", customdata=buckets["samples"],
+                        hovertemplate="%{x}<br>" + label + " %{y:.2f} s (n = %{customdata})<extra></extra>")
+    if threshold_s is not None:
+        fig.add_hline(y=threshold_s, line_dash="dash", annotation_text=f"threshold {threshold_s:g} s")
+    if changes is not None:
+        for change in changes.itertuples():
+            when = pd.Timestamp(change.time).tz_convert(timezone)
+            fig.add_vline(x=when.to_pydatetime().timestamp() * 1000, line_color="purple", line_dash="dot",
+                          annotation_text=str(change.title), annotation_position="top right")
+    fig.update_layout(
+        title=f"Waiting time over time (n = {int(buckets['samples'].sum())} runs)",
+        xaxis_title=f"time ({timezone})",
+        yaxis_title="waiting time (s)",
+        height=360,
+        margin=dict(l=60, r=20, t=50, b=50),
+    )
+    return fig
+
+
+PHASES = ("dns_s", "connect_s", "tls_s", "ttfb_s", "transfer_s")
+
+
+def phases_figure(phases: pd.DataFrame) -> go.Figure:
+    """Mean time per request phase (s), stacked per site: network cost next to server time.
+
+    ``phases`` has ``site``, ``samples`` and one column per phase in :data:`PHASES`.
+    """
+    if phases.empty:
+        return empty_figure("No requests match these filters.")
+    fig = go.Figure()
+    for phase in PHASES:
+        fig.add_bar(name=phase.removesuffix("_s"), x=phases["site"], y=phases[phase], customdata=phases["samples"],
+                    hovertemplate="%{x}: " + phase.removesuffix("_s") + " %{y:.4f} s (n = %{customdata} requests)<extra></extra>")
+    fig.update_layout(
+        title=f"Mean time per request phase by site (n = {int(phases['samples'].sum())} requests)",
+        barmode="stack",
+        yaxis_title="mean time per request (s)",
+        legend_title="phase",
+        height=360,
+        margin=dict(l=60, r=20, t=50, b=50),
+    )
+    return fig
+
+
+def waterfall_figure(spans: pd.DataFrame) -> go.Figure:
+    """One run's spans as a waterfall: probe steps and requests, and the EPR's server spans below.
+
+    ``spans`` has ``span_id``, ``parent_span_id``, ``name``, ``start`` (UTC), ``duration_s``,
+    ``source`` ("probe" or "server") and ``depth``, ordered for display.
+    """
+    if spans.empty:
+        return empty_figure("Choose a run in the list to see its waterfall.")
+    t0 = spans["start"].min()
+    offset_s = (spans["start"] - t0).dt.total_seconds()
+    labels = ["  " * int(d) + str(n) for d, n in zip(spans["depth"], spans["name"], strict=True)]
+    colours = spans["source"].map({"probe": "#1f77b4", "server": "#ff7f0e"}).fillna("#7f7f7f")
+    fig = go.Figure(
+        go.Bar(
+            y=list(range(len(spans))),
+            x=spans["duration_s"],
+            base=offset_s,
+            orientation="h",
+            marker_color=colours,
+            customdata=list(zip(labels, spans["source"], strict=True)),
+            hovertemplate="%{customdata[0]} (%{customdata[1]})<br>starts at +%{base:.3f} s, lasts %{x:.3f} s<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        title="Run waterfall (blue: probe, orange: EPR server spans)",
+        xaxis_title="seconds since the run started",
+        yaxis=dict(tickvals=list(range(len(spans))), ticktext=labels, autorange="reversed"),
+        height=max(300, 24 * len(spans) + 100),
+        margin=dict(l=260, r=20, t=50, b=50),
+        showlegend=False,
     )
     return fig

@@ -42,3 +42,57 @@ def test_empty_steps_explain_why_the_chart_is_blank() -> None:
     fig = figures.step_duration_figure(steps_frame().iloc[0:0])
     assert len(fig.data) == 0
     assert "No runs" in fig.layout.annotations[0].text
+
+
+def test_time_of_day_blanks_cells_with_too_few_runs_and_outlines_periods() -> None:
+    cells = pd.DataFrame(
+        {"weekday": [0, 0, 5], "hour": [8, 9, 8], "value": [0.6, 0.9, 1.0], "samples": [30, 3, 40]}
+    )
+    boxes = [figures.PeriodBox(weekday=d, start_hour=8, end_hour=10.5) for d in range(5)]
+    fig = figures.time_of_day_figure(cells, value_label="share under 3 s", periods=boxes, min_samples=5)
+    z = fig.data[0].z
+    assert z[0][8] == 0.6
+    assert z[0][9] is None or z[0][9] != z[0][9]  # blank (NaN/None): 3 runs are too few
+    assert "too few to judge" in fig.data[0].text[0][9]
+    assert z[5][8] == 1.0
+    assert len(fig.layout.shapes) == 5
+    assert (fig.layout.shapes[0].x0, fig.layout.shapes[0].x1) == (7.5, 10.0)
+    assert "n = 73 runs" in fig.layout.title.text
+
+
+def test_ecdf_marks_thresholds_with_the_share_under_each() -> None:
+    fig = figures.ecdf_figure(pd.Series([1.0, 2.0, 3.0, 4.0]), thresholds_s={"objective": 3.0}, title="Runs")
+    assert list(fig.data[0].y) == [0.25, 0.5, 0.75, 1.0]
+    assert fig.layout.annotations[0].text == "objective 3 s: 75% under"
+    assert "n = 4 runs" in fig.layout.title.text
+    assert fig.layout.xaxis.title.text == "waiting time (s)"
+
+
+def test_waterfall_places_each_span_at_its_offset() -> None:
+    t0 = pd.Timestamp("2026-11-02 08:30", tz="UTC")
+    spans = pd.DataFrame(
+        {
+            "span_id": ["a", "b", "c"],
+            "parent_span_id": ["", "a", "b"],
+            "name": ["open-patient-record", "notes", "GET /fhir/DocumentReference"],
+            "start": [t0, t0 + pd.Timedelta(milliseconds=100), t0 + pd.Timedelta(milliseconds=120)],
+            "duration_s": [1.0, 0.5, 0.4],
+            "source": ["probe", "probe", "server"],
+            "depth": [0, 1, 2],
+        }
+    )
+    fig = figures.waterfall_figure(spans)
+    assert [round(b, 3) for b in fig.data[0].base] == [0.0, 0.1, 0.12]
+    assert list(fig.data[0].marker.color) == ["#1f77b4", "#1f77b4", "#ff7f0e"]
+    assert fig.layout.yaxis.ticktext[2] == "    GET /fhir/DocumentReference"
+
+
+def test_phases_stack_per_site() -> None:
+    phases = pd.DataFrame(
+        {"site": ["ward-7", "community-hospital"], "samples": [10, 12], "dns_s": [0, 0], "connect_s": [0.001, 0.08],
+         "tls_s": [0, 0], "ttfb_s": [0.1, 0.18], "transfer_s": [0.01, 0.02]}
+    )
+    fig = figures.phases_figure(phases)
+    assert [t.name for t in fig.data] == ["dns", "connect", "tls", "ttfb", "transfer"]
+    assert list(fig.data[1].y) == [0.001, 0.08]
+    assert "n = 22 requests" in fig.layout.title.text
