@@ -248,6 +248,12 @@ def testbed(_testbed_server: Any, server_spans: InMemorySpanExporter) -> Iterato
     _testbed_server.clear_faults()
 
 
+@pytest.fixture(scope="session")
+def example_factory() -> type[Example]:
+    """The :class:`Example` class: ``example_factory(base_url)`` aims the examples elsewhere."""
+    return Example
+
+
 @pytest.fixture
 def example(testbed: Any) -> Any:
     """The example workflow sections, aimed at the test's testbed."""
