@@ -1,0 +1,210 @@
+"""Aggregates computed inside DuckDB, so pages stay fast as the store grows.
+
+Each function returns a small DataFrame (one row per cell, step, site or bucket), never the runs
+themselves. Percentiles use DuckDB's ``quantile_cont`` (linear interpolation, the project's one
+definition) over the pooled samples of each group; every row carries its sample count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from analysis.store import Store
+from store import schema as s
+
+__all__ = [
+    "RunFilter",
+    "phase_summary",
+    "run_waterfall",
+    "site_summary",
+    "slowest_runs",
+    "step_summary",
+    "time_of_day",
+    "waiting_timeline",
+]
+
+_PHASES = ("dns_s", "connect_s", "tls_s", "ttfb_s", "transfer_s")
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs an aggregate covers: a time range [start, end) and optional workflows and sites."""
+
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    workflows: Sequence[str] = field(default_factory=tuple)
+    sites: Sequence[str] = field(default_factory=tuple)
+
+    def where(self, alias: str = "") -> tuple[str, list[Any]]:
+        """A SQL condition (``TRUE`` when nothing is filtered) and its parameters."""
+        prefix = f"{alias}." if alias else ""
+        clauses: list[str] = ["TRUE"]
+        params: list[Any] = []
+        for bound, op in ((self.start, ">="), (self.end, "<")):
+            if bound is not None:
+                if bound.tzinfo is None:
+                    raise ValueError("time bounds must be timezone-aware")
+                clauses.append(f"{prefix}start {op} ?")
+                params.append(bound)
+        if self.workflows:
+            clauses.append(f"list_contains(?, {prefix}workflow)")
+            params.append(list(self.workflows))
+        if self.sites:
+            clauses.append(f"list_contains(?, {prefix}site)")
+            params.append(list(self.sites))
+        return " AND ".join(clauses), params
+
+
+def time_of_day(store: Store, runs: RunFilter, *, timezone: str, threshold_s: float) -> pd.DataFrame:
+    """Runs by weekday (0 = Monday) and hour in ``timezone``.
+
+    Columns: ``weekday, hour, samples, share_under`` (share of runs that were ok and waited at most
+    ``threshold_s``; failed runs count as not under), ``p90_s`` (of ok runs' waiting time).
+    """
+    where, params = runs.where()
+    query = f"""
+        WITH local AS (
+            SELECT timezone(?, start) AS local_start, status, waiting_s FROM runs WHERE {where}
+        )
+        SELECT isodow(local_start) - 1 AS weekday, hour(local_start) AS hour, count(*) AS samples,
+               avg(CASE WHEN status = 'ok' AND waiting_s <= ? THEN 1.0 ELSE 0.0 END) AS share_under,
+               quantile_cont(waiting_s, 0.9) FILTER (WHERE status = 'ok') AS p90_s
+        FROM local GROUP BY ALL ORDER BY weekday, hour
+    """
+    return store.sql(query, [timezone, *params, threshold_s])
+
+
+def step_summary(store: Store, runs: RunFilter, *, threshold_s: float | None = None) -> pd.DataFrame:
+    """Per step: ``samples, median_s, p90_s, mean_s`` and ``excess_share``.
+
+    ``excess_share`` answers "which step made runs slow": over the runs that waited longer than
+    ``threshold_s``, each step's time above its own median across all runs, as a share of that
+    excess summed over steps. ``None`` without a threshold or when no run exceeded it.
+    """
+    where, params = runs.where("r")
+    threshold = threshold_s if threshold_s is not None else float("inf")
+    query = f"""
+        WITH s AS (
+            SELECT st.step, st.step_index, st.duration_s, r.waiting_s
+            FROM steps AS st JOIN runs AS r USING (trace_id) WHERE {where}
+        ),
+        typical AS (
+            SELECT step, median(duration_s) AS median_s FROM s GROUP BY step
+        ),
+        excess AS (
+            SELECT s.step, sum(greatest(s.duration_s - t.median_s, 0)) AS excess_s
+            FROM s JOIN typical AS t USING (step) WHERE s.waiting_s > ? GROUP BY s.step
+        )
+        SELECT s.step, min(s.step_index) AS step_index, count(*) AS samples,
+               quantile_cont(s.duration_s, 0.5) AS median_s, quantile_cont(s.duration_s, 0.9) AS p90_s,
+               avg(s.duration_s) AS mean_s, any_value(e.excess_s) AS excess_s
+        FROM s LEFT JOIN excess AS e USING (step) GROUP BY s.step ORDER BY step_index, s.step
+    """
+    frame = store.sql(query, [*params, threshold])
+    total = frame["excess_s"].sum(min_count=1)
+    if pd.isna(total) or total <= 0:
+        frame["excess_share"] = None
+    else:
+        frame["excess_share"] = frame["excess_s"].fillna(0.0) / total
+    return frame.drop(columns=["excess_s"])
+
+
+def waiting_timeline(store: Store, runs: RunFilter, *, bucket: str = "1 hour") -> pd.DataFrame:
+    """Median and p90 of ok runs' waiting time per time bucket (UTC): ``bucket, samples, p50_s, p90_s``.
+
+    ``bucket`` is a DuckDB interval such as ``'15 minutes'``, ``'1 hour'`` or ``'1 day'``.
+    """
+    where, params = runs.where()
+    query = f"""
+        SELECT time_bucket(CAST(? AS INTERVAL), start) AS bucket, count(*) AS samples,
+               quantile_cont(waiting_s, 0.5) AS p50_s, quantile_cont(waiting_s, 0.9) AS p90_s
+        FROM runs WHERE {where} AND status = 'ok' GROUP BY ALL ORDER BY bucket
+    """
+    return store.sql(query, [bucket, *params])
+
+
+def site_summary(store: Store, runs: RunFilter, *, threshold_s: float) -> pd.DataFrame:
+    """Per site: ``samples, not_ok, share_under, p50_s, p90_s`` of whole runs."""
+    where, params = runs.where()
+    query = f"""
+        SELECT site, count(*) AS samples, count(*) FILTER (WHERE status <> 'ok') AS not_ok,
+               avg(CASE WHEN status = 'ok' AND waiting_s <= ? THEN 1.0 ELSE 0.0 END) AS share_under,
+               quantile_cont(waiting_s, 0.5) FILTER (WHERE status = 'ok') AS p50_s,
+               quantile_cont(waiting_s, 0.9) FILTER (WHERE status = 'ok') AS p90_s
+        FROM runs WHERE {where} GROUP BY site ORDER BY site
+    """
+    return store.sql(query, [threshold_s, *params])
+
+
+def phase_summary(store: Store, runs: RunFilter) -> pd.DataFrame:
+    """Mean request phases per site (s): ``site, samples`` and one column per phase.
+
+    A phase that did not occur (a reused connection has no connect or TLS) counts as 0 s.
+    """
+    where, params = runs.where("r")
+    means = ", ".join(f"avg(coalesce(st.{p}, 0)) AS {p}" for p in _PHASES)
+    query = f"""
+        SELECT st.site, count(*) AS samples, {means}
+        FROM steps AS st JOIN runs AS r USING (trace_id)
+        WHERE {where} AND st.ttfb_s IS NOT NULL GROUP BY st.site ORDER BY st.site
+    """
+    return store.sql(query, params)
+
+
+def slowest_runs(store: Store, runs: RunFilter, *, limit: int = 200, status: str | None = None) -> pd.DataFrame:
+    """The slowest runs first: ``trace_id, start, workflow, site, status, error_type, waiting_s, wall_s``."""
+    where, params = runs.where()
+    if status is not None:
+        where += " AND status = ?"
+        params.append(status)
+    query = f"""
+        SELECT trace_id, start, workflow, site, status, error_type, waiting_s, wall_s, simulated
+        FROM runs WHERE {where} ORDER BY waiting_s DESC NULLS LAST, start DESC LIMIT ?
+    """
+    return store.sql(query, [*params, int(limit)])
+
+
+def run_waterfall(store: Store, trace_id: str) -> pd.DataFrame:
+    """Every span of one run's trace, parents before children, with its depth in the tree.
+
+    Columns: ``span_id, parent_span_id, name, start, duration_s, source`` (``probe`` or ``server``:
+    the EPR's own spans, joined by trace id), ``span_type``, ``http_status``, ``depth``.
+    """
+    query = f"""
+        SELECT "{s.SPAN_ID}" AS span_id, "{s.PARENT_SPAN_ID}" AS parent_span_id, "{s.SPAN_NAME}" AS name,
+               "{s.TIMESTAMP}" AS start, "{s.DURATION}" / 1e9 AS duration_s,
+               CASE WHEN "{s.SPAN_KIND}" = 'Server' THEN 'server' ELSE 'probe' END AS source,
+               "{s.SPAN_TYPE}" AS span_type,
+               TRY_CAST("{s.SPAN_ATTRIBUTES}"['{s.HTTP_RESPONSE_STATUS_CODE}'] AS INTEGER) AS http_status
+        FROM spans WHERE "{s.TRACE_ID}" = ? ORDER BY "{s.TIMESTAMP}", "{s.SPAN_ID}"
+    """
+    frame = store.sql(query, [trace_id])
+    return _in_tree_order(frame)
+
+
+def _in_tree_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Depth-first order (children after their parent, by start time) and each span's depth."""
+    if frame.empty:
+        return frame.assign(depth=pd.Series(dtype="int64"))
+    children: dict[str, list[int]] = {}
+    ids = set(frame["span_id"])
+    roots: list[int] = []
+    for i, parent in enumerate(frame["parent_span_id"]):
+        if parent and parent in ids:
+            children.setdefault(parent, []).append(i)
+        else:
+            roots.append(i)
+    order: list[int] = []
+    depth: list[int] = []
+    stack = [(i, 0) for i in reversed(roots)]
+    while stack:
+        i, d = stack.pop()
+        order.append(i)
+        depth.append(d)
+        stack.extend((c, d + 1) for c in reversed(children.get(frame.at[i, "span_id"], [])))
+    return frame.iloc[order].assign(depth=depth).reset_index(drop=True)

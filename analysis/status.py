@@ -1,0 +1,104 @@
+"""The current state of each workflow at each site, judged against its own recent past.
+
+For clinicians and the service desk: is opening records normal, slow or failing here, since when,
+and how long does it typically take. The numbers come from here; the wording from the dashboard.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analysis.store import Store
+
+__all__ = ["StatusRules", "current_status"]
+
+NORMAL = "normal"
+SLOW = "slow"
+FAILING = "failing"
+NO_DATA = "no recent runs"
+
+
+@dataclass(frozen=True)
+class StatusRules:
+    """When a workflow counts as slow or failing.
+
+    A run is *slow* when its waiting time exceeds ``max(baseline median x slow_factor, baseline
+    median + slow_margin_s)``; the pair is slow when at least half of its recent runs are slow, and
+    failing when at least half of them failed. The baseline is the median of ok runs in the
+    ``baseline`` before the recent window.
+    """
+
+    recent: dt.timedelta = dt.timedelta(minutes=30)
+    baseline: dt.timedelta = dt.timedelta(days=7)
+    slow_factor: float = 1.5
+    slow_margin_s: float = 0.5
+
+
+def current_status(store: Store, now: dt.datetime, rules: StatusRules = StatusRules()) -> pd.DataFrame:
+    """One row per workflow x site seen in the baseline or recent window.
+
+    Columns: ``workflow, site, state`` (normal, slow, failing, no recent runs), ``typical_s``
+    (median waiting time of recent ok runs), ``baseline_s``, ``recent_samples``, ``recent_failed``,
+    ``since`` (start of the current slow or failing streak, UTC; None when normal), ``last_run``.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    recent_start = now - rules.recent
+    baseline = store.sql(
+        """
+        SELECT workflow, site, quantile_cont(waiting_s, 0.5) AS baseline_s, max(start) AS last_seen
+        FROM runs WHERE start >= ? AND start < ? AND status = 'ok' GROUP BY ALL
+        """,
+        [recent_start - rules.baseline, recent_start],
+    )
+    recent = store.sql(
+        "SELECT workflow, site, start, status, waiting_s FROM runs WHERE start >= ? AND start <= ? ORDER BY start",
+        [recent_start, now],
+    )
+    pairs = pd.concat([baseline[["workflow", "site"]], recent[["workflow", "site"]]]).drop_duplicates()
+    rows = []
+    for pair in pairs.itertuples(index=False):
+        base = baseline[(baseline["workflow"] == pair.workflow) & (baseline["site"] == pair.site)]
+        runs = recent[(recent["workflow"] == pair.workflow) & (recent["site"] == pair.site)]
+        baseline_s = float(base["baseline_s"].iloc[0]) if not base.empty else None
+        rows.append({"workflow": pair.workflow, "site": pair.site, **_judge(runs, baseline_s, rules)})
+    columns = ["workflow", "site", "state", "typical_s", "baseline_s", "recent_samples", "recent_failed", "since",
+               "last_run"]
+    return pd.DataFrame(rows, columns=columns).sort_values(["workflow", "site"]).reset_index(drop=True)
+
+
+def _judge(runs: pd.DataFrame, baseline_s: float | None, rules: StatusRules) -> dict[str, object]:
+    ok = runs[runs["status"] == "ok"]
+    result: dict[str, object] = {
+        "typical_s": float(ok["waiting_s"].median()) if not ok.empty else None,
+        "baseline_s": baseline_s,
+        "recent_samples": len(runs),
+        "recent_failed": int((runs["status"] != "ok").sum()),
+        "since": None,
+        "last_run": runs["start"].iloc[-1] if not runs.empty else None,
+    }
+    if runs.empty:
+        return {**result, "state": NO_DATA}
+    failed = runs["status"] != "ok"
+    if baseline_s is None:
+        slow = pd.Series(False, index=runs.index)
+    else:
+        limit_s = max(baseline_s * rules.slow_factor, baseline_s + rules.slow_margin_s)
+        slow = (runs["waiting_s"] > limit_s) & ~failed
+    if failed.mean() >= 0.5:
+        return {**result, "state": FAILING, "since": _streak_start(runs, failed)}
+    if (slow | failed).mean() >= 0.5 and slow.any():
+        return {**result, "state": SLOW, "since": _streak_start(runs, slow | failed)}
+    return {**result, "state": NORMAL}
+
+
+def _streak_start(runs: pd.DataFrame, bad: pd.Series) -> pd.Timestamp:
+    """Start of the latest run that began the current streak (the first bad run after the last good one)."""
+    good_positions = [i for i, is_bad in enumerate(bad.to_numpy()) if not is_bad]
+    after = good_positions[-1] + 1 if good_positions else 0
+    bad_after = [i for i in range(after, len(runs)) if bad.iloc[i]]
+    first = bad_after[0] if bad_after else int(bad.to_numpy().nonzero()[0][0])
+    return runs["start"].iloc[first]

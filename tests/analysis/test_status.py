@@ -1,0 +1,59 @@
+"""The plain-language status: normal, slow since when, failing, or no recent runs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+import analysis
+from analysis.status import StatusRules, current_status
+
+NS = 1_000_000_000
+NOW = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
+
+
+def at(minutes_before_now: float) -> int:
+    return int((NOW - dt.timedelta(minutes=minutes_before_now)).timestamp() * NS)
+
+
+@pytest.fixture
+def store(make_probe, tmp_path):
+    ward = make_probe(site="ward-7")
+    clinic = make_probe(site="outpatient-clinic")
+    community = make_probe(site="community-hospital")
+    for hours_ago in range(2, 26):  # baselines: 1.0 s everywhere
+        for probe in (ward, clinic, community):
+            probe.run(at(hours_ago * 60), steps=(("open", 1.0),))
+    for minutes_ago in (25, 20, 15, 10, 5):  # recent: ward normal, clinic slow from 15 min ago
+        ward.run(at(minutes_ago), steps=(("open", 1.1),))
+        clinic.run(at(minutes_ago), steps=(("open", 1.0 if minutes_ago > 15 else 4.0),))
+    for minutes_ago in (20, 10):
+        community.run(at(minutes_ago), steps=(("open", 1.0),), failed_step="open")
+    with analysis.open_store(tmp_path / "data") as opened:
+        yield opened
+
+
+def test_states_and_since(store) -> None:
+    status = current_status(store, NOW).set_index("site")
+    assert status.loc["ward-7", "state"] == "normal"
+    assert status.loc["ward-7", "typical_s"] == pytest.approx(1.1)
+    assert status.loc["ward-7", "baseline_s"] == pytest.approx(1.0)
+    assert pd.isna(status.loc["ward-7", "since"])
+    assert status.loc["outpatient-clinic", "state"] == "slow"
+    assert status.loc["outpatient-clinic", "since"] == pd.Timestamp(at(15), unit="ns", tz="UTC")
+    assert status.loc["outpatient-clinic", "recent_samples"] == 5
+    assert status.loc["community-hospital", "state"] == "failing"
+    assert status.loc["community-hospital", "recent_failed"] == 2
+
+
+def test_no_recent_runs_is_its_own_state(store) -> None:
+    later = NOW + dt.timedelta(hours=2)
+    status = current_status(store, later, StatusRules(recent=dt.timedelta(minutes=30)))
+    assert set(status["state"]) == {"no recent runs"}
+
+
+def test_now_must_be_aware(store) -> None:
+    with pytest.raises(ValueError):
+        current_status(store, NOW.replace(tzinfo=None))
