@@ -206,3 +206,23 @@ def test_metrics_record_runs_and_durations_with_objective_boundaries(mini_url):
         ("s", None, 1), ("s", None, 1), ("t", "http_5xx", 1), ("t", "http_5xx", 1)
     ]
     probe.shutdown()
+
+
+def test_stopping_during_a_run_records_it_as_interrupted(mini_url):
+    exporter = InMemorySpanExporter()
+    target = TargetConfig(base_url=f"{mini_url}/fhir")
+    workflow = WorkflowConfig.model_validate(
+        {"name": "long", "target": "mini", "interval_s": 0.1, "think_time_s": 0.3, "steps": [{"name": f"s{i}", "path": "/delay"} for i in range(5)]}
+    )
+    probe = Probe({"mini": target}, SITES[:1], [], [workflow], [exporter], environ={}, probe_id="p")
+    thread = threading.Thread(target=probe.run_forever)
+    thread.start()
+    time.sleep(0.35)  # inside the first run's think time
+    probe.stop()
+    thread.join(timeout=3)
+    assert not thread.is_alive()
+    probe.shutdown()
+    (root,) = [s for s in exporter.get_finished_spans() if s.attributes[schema.ATTR_SPAN_TYPE] == schema.SPAN_TYPE_RUN]
+    assert root.attributes[schema.ATTR_RUN_STATUS] == "interrupted"
+    steps = [s for s in exporter.get_finished_spans() if s.attributes[schema.ATTR_SPAN_TYPE] == schema.SPAN_TYPE_STEP]
+    assert 1 <= len(steps) < 5
