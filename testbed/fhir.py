@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -49,11 +50,27 @@ SEARCH_PARAMS: dict[str, dict[str, str]] = {
                           "_sort": "special"},
 }
 
-# Per type: the _sort keys allowed and the field they order by.
-_SORT_FIELDS: dict[str, dict[str, Callable[[Resource], str]]] = {
-    "Observation": {"date": lambda r: r.get("effectiveDateTime", "")},
-    "DocumentReference": {"date": lambda r: r.get("date", "")},
-    "Encounter": {"date": lambda r: r.get("period", {}).get("start", "")},
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+def _instant_key(value: Any) -> datetime:
+    """A FHIR dateTime as an aware UTC datetime for sorting (date-only: midnight UTC; a missing
+    or unparseable value sorts as the earliest)."""
+    if not isinstance(value, str) or not value:
+        return _EARLIEST
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return _EARLIEST
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# Per type: the _sort keys allowed and the instant they order by (created resources may write
+# offsets or fractions, so values are parsed rather than compared as strings).
+_SORT_FIELDS: dict[str, dict[str, Callable[[Resource], datetime]]] = {
+    "Observation": {"date": lambda r: _instant_key(r.get("effectiveDateTime"))},
+    "DocumentReference": {"date": lambda r: _instant_key(r.get("date"))},
+    "Encounter": {"date": lambda r: _instant_key(r.get("period", {}).get("start"))},
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -299,3 +300,19 @@ def test_unknown_path_is_a_404_operation_outcome(testbed_server: TestbedServer) 
     response = httpx.get(f"{testbed_server.base_url}/nothing/here")
     assert response.status_code == 404
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_sort_by_date_compares_instants_not_strings(fhir: httpx.Client) -> None:
+    """A charted observation written with an offset and fractions still sorts by its instant."""
+    latest = fhir.get("/Observation", params={"patient": "pat-0011", "_sort": "-date",
+                                              "_count": 1}).json()["entry"][0]["resource"]
+    newest_s = latest["effectiveDateTime"]  # e.g. 2026-11-02T05:31:00Z
+    # one second later, written at -05:00: lexically smaller, in time later
+    later = datetime.fromisoformat(newest_s).astimezone(timezone(timedelta(hours=-5)))
+    later += timedelta(seconds=1, microseconds=5)
+    body = {**_observation("Patient/pat-0011"), "effectiveDateTime": later.isoformat()}
+    assert body["effectiveDateTime"] < newest_s
+    created = fhir.post("/Observation", json=body).json()
+    top = fhir.get("/Observation", params={"patient": "pat-0011", "_sort": "-date",
+                                           "_count": 2}).json()
+    assert _ids(top) == [created["id"], latest["id"]]
