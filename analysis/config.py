@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-__all__ = ["ObjectiveConfig", "PeriodConfig", "WEEKDAYS"]
+__all__ = [
+    "WEEKDAYS",
+    "ChangeEventConfig",
+    "ExclusionConfig",
+    "ObjectiveConfig",
+    "PeriodConfig",
+    "SLAConfig",
+    "ServiceHoursConfig",
+    "TaskVolumeConfig",
+]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -55,9 +66,198 @@ class ObjectiveConfig(BaseModel):
         None, gt=0, le=1, description="For Timeslices: a window is good when its ratio meets this."
     )
     apdex_t_s: float | None = Field(None, gt=0, description="Apdex T for this workflow; defaults to threshold_s.")
+    sites: list[str] = Field(default_factory=list, description="Sites it applies at; empty: every site.")
+    description: str = Field("", description="Shown in reports; OpenSLO's description.")
+
+    @property
+    def apdex_t(self) -> float:
+        """The Apdex T of the workflow: ``apdex_t_s``, else ``threshold_s``."""
+        return self.apdex_t_s if self.apdex_t_s is not None else self.threshold_s
 
     @model_validator(mode="after")
     def _timeslices_need_target(self) -> ObjectiveConfig:
         if self.budgeting_method == "Timeslices" and self.time_slice_target is None:
             raise ValueError("Timeslices budgeting needs time_slice_target")
         return self
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown IANA time zone {value!r}") from exc
+    return value
+
+
+def _aware(value: dt.datetime, name: str) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} needs a UTC offset, e.g. 2026-10-04T01:00:00Z")
+    return value
+
+
+class ServiceHoursConfig(BaseModel):
+    """The hours an SLA counts: weekdays and a local start and end (in the SLA's time zone)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    weekdays: list[Weekday] = Field(
+        default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"], min_length=1,
+        description="Days the service hours apply on.",
+    )
+    start: dt.time = Field(description="Local start, HH:MM.")
+    end: dt.time = Field(description="Local end, HH:MM (after start).")
+    except_dates: list[dt.date] = Field(
+        default_factory=list, description="Dates outside service hours (bank holidays)."
+    )
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> ServiceHoursConfig:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class ExclusionConfig(BaseModel):
+    """An agreed maintenance window the SLA does not count, ``[start, end)``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start: dt.datetime = Field(description="Start, ISO 8601 with offset.")
+    end: dt.datetime = Field(description="End (exclusive), ISO 8601 with offset.")
+    title: str = Field("", description="What the maintenance was.")
+
+    @model_validator(mode="after")
+    def _check(self) -> ExclusionConfig:
+        _aware(self.start, "start")
+        _aware(self.end, "end")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+SLAMetric = Literal["mean", "percentile", "share_under", "availability"]
+BudgetingMethod = Literal["Occurrences", "Timeslices", "RatioTimeslices"]
+
+
+class SLAConfig(BaseModel):
+    """An SLA exactly as the contract computes it.
+
+    Metrics, over requests (the probe's per-request timings, or the EPR's own server timings):
+
+    - ``mean``: mean response time <= ``target`` seconds;
+    - ``percentile``: the ``percentile``-th percentile of response times <= ``target`` seconds;
+    - ``share_under``: share of requests answered within ``threshold_s`` >= ``target``;
+    - ``availability``: share of requests that did not fail (an error, a 5xx, a timeout) >=
+      ``target``. A slow but successful response counts as available, as contracts count it.
+
+    ``budgeting_method`` ``Timeslices``/``RatioTimeslices`` apply to ``share_under`` and
+    ``availability`` (slices of ``time_slice_minutes``; a slice is good when its ratio reaches
+    ``time_slice_target``); ``mean`` and ``percentile`` are judged on the pooled requests.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    description: str = Field("", description="The contract's wording, shown in reports.")
+    workflows: list[str] = Field(
+        default_factory=list, description="Workflows whose requests count; empty: all."
+    )
+    sites: list[str] = Field(default_factory=list, description="Sites whose requests count; empty: all.")
+    endpoints: list[str] = Field(
+        default_factory=list,
+        description="URL templates (shell patterns, e.g. '/fhir/Patient*') that count; empty: all.",
+    )
+    metric: SLAMetric
+    percentile: float | None = Field(None, gt=0, lt=100, description="For metric percentile: 95 for p95.")
+    threshold_s: float | None = Field(None, gt=0, description="For metric share_under: the response-time limit.")
+    target: float = Field(gt=0, description="Seconds for mean/percentile; a ratio in (0, 1) for share_under/availability.")
+    window: Literal["calendar_month", "rolling"] = "calendar_month"
+    rolling_days: int | None = Field(None, ge=1, description="For window rolling: its length in days.")
+    timezone: str = Field("UTC", description="IANA zone of the calendar month and the service hours.")
+    service_hours: ServiceHoursConfig | Literal["24x7"] = "24x7"
+    exclusions: list[ExclusionConfig] = Field(default_factory=list, description="Agreed maintenance windows.")
+    exclusions_file: Path | None = Field(
+        None, description="A CSV of further exclusions: columns start, end[, title] (ISO 8601 with offset).",
+    )
+    data_source: Literal["probe", "server"] = Field(
+        "probe", description="probe: the probes' per-request timings; server: the EPR's own (imported).",
+    )
+    budgeting_method: BudgetingMethod = "Occurrences"
+    time_slice_target: float | None = Field(None, gt=0, le=1)
+    time_slice_minutes: int = Field(5, ge=1, description="Slice length for Timeslices budgeting.")
+
+    _timezone = field_validator("timezone")(_check_timezone)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SLAConfig:
+        if self.metric == "percentile" and self.percentile is None:
+            raise ValueError("metric percentile needs percentile (e.g. 95)")
+        if self.metric == "share_under" and self.threshold_s is None:
+            raise ValueError("metric share_under needs threshold_s")
+        if self.metric in ("share_under", "availability") and not 0 < self.target < 1:
+            raise ValueError(f"metric {self.metric} needs a target ratio in (0, 1), e.g. 0.95")
+        if self.metric in ("mean", "percentile") and self.budgeting_method != "Occurrences":
+            raise ValueError(f"metric {self.metric} is judged on pooled requests: budgeting_method Occurrences")
+        if self.window == "rolling" and self.rolling_days is None:
+            raise ValueError("window rolling needs rolling_days")
+        if self.budgeting_method == "Timeslices" and self.time_slice_target is None:
+            raise ValueError("Timeslices budgeting needs time_slice_target")
+        return self
+
+    @property
+    def ratio_target(self) -> float:
+        """The objective as a ratio of good requests (the percentile's q for ``percentile``)."""
+        if self.metric == "percentile" and self.percentile is not None:
+            return self.percentile / 100
+        return self.target
+
+    @property
+    def wording(self) -> str:
+        """The SLA in words: ``95% of requests within 2.0 s, Mon-Fri 08:00-18:00``."""
+        if self.metric == "mean":
+            text = f"mean response time at most {self.target:g} s"
+        elif self.metric == "percentile":
+            text = f"p{self.percentile:g} response time at most {self.target:g} s"
+        elif self.metric == "share_under":
+            text = f"{self.target * 100:g}% of requests within {self.threshold_s:g} s"
+        else:
+            text = f"availability at least {self.target * 100:g}%"
+        if isinstance(self.service_hours, ServiceHoursConfig):
+            h = self.service_hours
+            days = ",".join(d.capitalize() for d in h.weekdays)
+            text += f", {days} {h.start:%H:%M}-{h.end:%H:%M}"
+        else:
+            text += ", 24x7"
+        if self.window == "rolling":
+            text += f", over {self.rolling_days} rolling days"
+        else:
+            text += ", per calendar month"
+        return text
+
+
+class ChangeEventConfig(BaseModel):
+    """A change to the EPR (a release, a configuration change) whose impact is measured."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    at: dt.datetime = Field(description="When it took effect, ISO 8601 with offset.")
+    title: str = Field(min_length=1)
+    workflows: list[str] = Field(default_factory=list, description="Workflows it may affect; empty: all.")
+    description: str = ""
+
+    @field_validator("at")
+    @classmethod
+    def _aware_at(cls, value: dt.datetime) -> dt.datetime:
+        return _aware(value, "at")
+
+
+class TaskVolumeConfig(BaseModel):
+    """How many times clinicians perform a workflow, to scale clinician time lost."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workflow: str
+    per_day: float = Field(gt=0, description="Tasks per day at one site within the period.")
+    period: str | None = Field(None, description="The clinical period the volume is for; none: all hours.")
+    sites: list[str] = Field(default_factory=list, description="Sites it applies to; empty: every site.")
+    assumption: str = Field("", description="Where the number comes from, shown with every figure.")
