@@ -50,6 +50,8 @@ __all__ = [
     "TlsConfig",
     "WorkflowConfig",
     "check_references",
+    "requests_per_min",
+    "requests_per_run",
     "step_templates",
 ]
 
@@ -189,12 +191,19 @@ class TargetConfig(_Model):
         tls: certificate settings.
         auth: credentials, by ``type``: ``oauth2_client_credentials``, ``bearer``, ``basic``,
             ``none``.
+        max_concurrent_runs: at most this many runs against the target at once (all sites and
+            workflows of this probe process); a run waiting for its turn starts late, and its
+            offset from its slot says so.
+        max_requests_per_min: the most load the EPR's owners agreed to; the configured workflows'
+            worst case is checked against it when the config is loaded.
     """
 
     base_url: str
     headers: dict[str, str] = Field(default_factory=dict)
     tls: TlsConfig = TlsConfig()
     auth: AuthConfig = NoAuthConfig()
+    max_concurrent_runs: int = Field(default=4, ge=1, le=100)
+    max_requests_per_min: float | None = Field(default=None, gt=0)
 
     @field_validator("base_url")
     @classmethod
@@ -498,6 +507,31 @@ def step_templates(step: StepConfig) -> list[tuple[tuple[str | int, ...], Templa
     return found
 
 
+def requests_per_run(workflow: WorkflowConfig) -> int:
+    """The most HTTP requests one run can make (pages followed, every ``for_each`` item; token
+    requests are not counted: a token is fetched once per lifetime, not per run)."""
+    total = 0
+    for step in workflow.steps:
+        total += step.max_items if step.for_each is not None else 1 + step.follow_next_pages
+    return total
+
+
+def requests_per_min(target_name: str, workflows: Sequence[WorkflowConfig], sites: Sequence[SiteConfig]) -> float:
+    """The worst-case load the workflows put on one target, in requests per minute.
+
+    Each workflow counts :func:`requests_per_run` at each of its sites (every site when it names
+    none) once per ``interval_s``.
+    """
+    site_count = len(sites)
+    total = 0.0
+    for workflow in workflows:
+        if workflow.target != target_name:
+            continue
+        at = len(workflow.sites) if workflow.sites else site_count
+        total += requests_per_run(workflow) * at * 60.0 / workflow.interval_s
+    return total
+
+
 def check_references(
     targets: Mapping[str, TargetConfig],
     sites: Sequence[SiteConfig],
@@ -542,6 +576,16 @@ def check_references(
                     )
         if environ is not None:
             problems.extend(_secret_problems(target_name, target, environ))
+        if target.max_requests_per_min is not None:
+            load = requests_per_min(target_name, workflows, sites)
+            if load > target.max_requests_per_min:
+                problems.append(
+                    ConfigProblem(
+                        ("targets", target_name, "max_requests_per_min"),
+                        f"the workflows on this target can make up to {load:.1f} requests per minute, "
+                        f"more than the stated maximum of {target.max_requests_per_min:g}",
+                    )
+                )
 
     workflow_names = [workflow.name for workflow in workflows]
     for w_index, workflow in enumerate(workflows):

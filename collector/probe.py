@@ -130,6 +130,7 @@ class Probe:
         self._client_factory = client_factory
         self._clock = clock
         self._token_cache = TokenCache()
+        self._turns = {name: threading.BoundedSemaphore(target.max_concurrent_runs) for name, target in self._targets.items()}
         for workflow in workflows:
             if workflow.target not in self._targets:
                 raise UnknownNameError(f"workflow {workflow.name!r} names target {workflow.target!r}, which is not defined")
@@ -177,10 +178,22 @@ class Probe:
         return found
 
     def run_job(self, job: Job, *, slot: datetime | None = None, stop: threading.Event | None = None) -> RunResult:
-        """Run one job once now (its slot, if not given, is the current moment)."""
+        """Run one job once now (its slot, if not given, is the current moment).
+
+        Waits for a turn when the target's ``max_concurrent_runs`` runs are already going.
+        """
         with self._rng_lock:
             run_rng = random.Random(self._rng.getrandbits(64))
-        result = run_workflow(
+        if slot is None:
+            slot = datetime.fromtimestamp(self._clock(), tz=UTC)
+        with self._turns[job.workflow.target]:
+            result = self._run(job, slot, run_rng, stop)
+        if self._metrics is not None:
+            self._metrics.record_run(result)
+        return result
+
+    def _run(self, job: Job, slot: datetime, run_rng: random.Random, stop: threading.Event | None) -> RunResult:
+        return run_workflow(
             job.workflow,
             self._targets[job.workflow.target],
             job.site,
@@ -191,12 +204,9 @@ class Probe:
             rng=run_rng,
             token_cache=self._token_cache,
             client_factory=self._client_factory,
-            slot=slot if slot is not None else datetime.fromtimestamp(self._clock(), tz=UTC),
+            slot=slot,
             stop=stop,
         )
-        if self._metrics is not None:
-            self._metrics.record_run(result)
-        return result
 
     def run_once(self, site: str | None = None, workflow: str | None = None) -> list[RunResult]:
         """Run every selected job once, one after another; the results in job order.

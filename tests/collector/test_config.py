@@ -15,6 +15,8 @@ from collector.config import (
     TestPatientConfig,
     WorkflowConfig,
     check_references,
+    requests_per_min,
+    requests_per_run,
 )
 from collector.secretref import SecretResolutionError, resolve_secret
 
@@ -201,3 +203,48 @@ def test_secret_references_resolve_from_env_and_file(tmp_path):
         resolve_secret("${env:B}", {})
     with pytest.raises(SecretResolutionError, match="cannot be read"):
         resolve_secret(f"${{file:{tmp_path / 'missing'}}}", {})
+
+
+def test_worst_case_load_is_checked_against_the_stated_maximum():
+    workflows = [
+        wf([{"name": "a", "path": "/x", "follow_next_pages": 2}, {"name": "b", "path": "/y"}], interval_s=30),  # 4 per run
+        WorkflowConfig.model_validate(
+            {
+                "name": "n1", "target": "testbed", "sites": ["ward-7"], "interval_s": 60,
+                "steps": [
+                    {"name": "list", "path": "/E", "extract": {"refs": "$.entry[*].id"}},
+                    {"name": "each", "path": "/O", "for_each": "refs", "max_items": 9, "query": {"p": "{{ item }}"}},
+                ],
+            }
+        ),
+    ]
+    sites = SITES + [SiteConfig(name="clinic", timezone="Europe/London")]
+    assert [requests_per_run(w) for w in workflows] == [4, 10]
+    assert requests_per_min("testbed", workflows, sites) == pytest.approx(4 * 2 * 2 + 10)
+    targets = {"testbed": TARGETS["testbed"].model_copy(update={"max_requests_per_min": 25.0})}
+    (problem,) = check_references(targets, sites, PATIENTS, workflows)
+    assert problem.loc == ("targets", "testbed", "max_requests_per_min")
+    assert "26.0 requests per minute" in problem.message
+    targets = {"testbed": TARGETS["testbed"].model_copy(update={"max_requests_per_min": 26.0})}
+    assert check_references(targets, sites, PATIENTS, workflows) == []
+
+
+def test_item_is_known_only_inside_for_each_and_its_list_must_exist_first():
+    workflows = [
+        WorkflowConfig.model_validate(
+            {
+                "name": "w", "target": "testbed",
+                "steps": [
+                    {"name": "each", "path": "/O", "for_each": "refs", "query": {"p": "{{ item }}"}},
+                    {"name": "after", "path": "/O/{{ item }}"},
+                ],
+            }
+        )
+    ]
+    problems = check_references(TARGETS, SITES, PATIENTS, workflows)
+    assert [p.loc for p in problems] == [("workflows", 0, "steps", 0, "for_each"), ("workflows", 0, "steps", 1, "path")]
+
+
+def test_for_each_cannot_extract_or_page():
+    with pytest.raises(pydantic.ValidationError, match="for_each"):
+        wf([{"name": "e", "path": "/x", "for_each": "v", "extract": {"a": "$.id"}}])

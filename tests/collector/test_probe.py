@@ -226,3 +226,26 @@ def test_stopping_during_a_run_records_it_as_interrupted(mini_url):
     assert root.attributes[schema.ATTR_RUN_STATUS] == "interrupted"
     steps = [s for s in exporter.get_finished_spans() if s.attributes[schema.ATTR_SPAN_TYPE] == schema.SPAN_TYPE_STEP]
     assert 1 <= len(steps) < 5
+
+
+def test_runs_beyond_the_targets_concurrency_wait_their_turn_and_start_late(mini_url):
+    exporter = InMemorySpanExporter()
+    target = TargetConfig(base_url=f"{mini_url}/fhir", max_concurrent_runs=1)
+    workflow = WorkflowConfig.model_validate(
+        {"name": "slow", "target": "mini", "interval_s": 30, "steps": [{"name": "s", "path": "/delay", "query": {"ms": 300}}]}
+    )
+    now = [0.0]
+    probe = Probe({"mini": target}, SITES, [], [workflow], [exporter], environ={}, probe_id="p", clock=lambda: now[0])
+    now[0] = time.time()
+    slot = datetime.fromtimestamp(now[0], tz=UTC)
+    jobs = probe.jobs()
+    threads = [threading.Thread(target=probe.run_job, args=(job,), kwargs={"slot": slot}) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5)
+    probe.shutdown()
+    roots = [s for s in exporter.get_finished_spans() if s.attributes[schema.ATTR_SPAN_TYPE] == schema.SPAN_TYPE_RUN]
+    offsets = sorted(s.attributes[schema.ATTR_SLOT_OFFSET_S] for s in roots)
+    assert len(offsets) == 2
+    assert offsets[0] < 0.2 and offsets[1] >= 0.3  # the second waited for the first to finish
