@@ -36,6 +36,7 @@ __all__ = [
     "alert_windows",
     "alert_windows_from_sloth",
     "budget_consumed",
+    "budget_from_ratios",
     "budget_minutes",
     "burn_rate",
     "burn_rate_alerts",
@@ -458,3 +459,41 @@ def ratio_timeslices(
     value = float(ratios.mean()) if len(ratios) else math.nan
     samples = int(frame["total"].sum())
     return _result("RatioTimeslices", value, target, samples, slices=len(ratios))
+
+
+def budget_from_ratios(
+    method: str,
+    target: float,
+    good: Sequence[bool] | np.ndarray,
+    ratios: Sequence[float] | np.ndarray,
+    time_slice_target: float | None = None,
+) -> BudgetResult:
+    """A budgeting method applied to events already grouped into slices.
+
+    Args:
+        method: ``Occurrences``, ``Timeslices`` or ``RatioTimeslices``.
+        target: the objective.
+        good: per event, whether it was good (all events of every slice).
+        ratios: each slice's good ratio (slices without events left out).
+        time_slice_target: for ``Timeslices``, the ratio a slice needs to be good.
+
+    Raises:
+        ValueError: an unknown method, or ``Timeslices`` without ``time_slice_target``.
+    """
+    _check_objective(target)
+    ok = np.asarray(good, dtype=bool).ravel()
+    r = np.asarray(ratios, dtype=np.float64).ravel()
+    r = r[~np.isnan(r)]
+    if method == "Occurrences":
+        return occurrences(ok, target)
+    if method == "Timeslices":
+        if time_slice_target is None:
+            raise ValueError("Timeslices needs time_slice_target")
+        n_good = int(np.count_nonzero(r >= time_slice_target))
+        value = n_good / r.size if r.size else math.nan
+        return _result("Timeslices", value, target, int(ok.size), slices=int(r.size),
+                       good_slices=n_good)
+    if method == "RatioTimeslices":
+        value = float(r.mean()) if r.size else math.nan
+        return _result("RatioTimeslices", value, target, int(ok.size), slices=int(r.size))
+    raise ValueError(f"budgeting method is one of {', '.join(BUDGETING_METHODS)}, not {method!r}")
