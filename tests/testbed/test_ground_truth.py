@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -156,3 +157,32 @@ def test_without_sleep_the_model_is_reported_but_not_waited(token_for) -> None: 
         elapsed_s = time.perf_counter() - started
     assert float(response.headers[DELAY_HEADER]) == pytest.approx(400.0)
     assert elapsed_s < 0.4
+
+
+def test_concurrent_requests_each_wait_their_own_delay(
+        flat_server: tuple[TestbedServer, str]) -> None:
+    """Requests do not queue behind each other's modelled delay: the model is per request."""
+    server, token = flat_server
+    expected_s = 0.122  # GET /Patient/{id} from ward-7
+    barrier = threading.Barrier(6)
+    elapsed: list[float] = []
+
+    def one() -> None:
+        with httpx.Client(headers={"Authorization": f"Bearer {token}",
+                                   SITE_HEADER: "ward-7"}) as client:
+            client.get(f"{server.fhir_url}/metadata")  # connect first
+            barrier.wait()
+            started = time.perf_counter()
+            client.get(f"{server.fhir_url}/Patient/pat-0001").raise_for_status()
+            elapsed.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=one) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert len(elapsed) == 6
+    assert min(elapsed) >= expected_s, elapsed
+    # served one after another they would add up to (1 + 2 + ... + 6) x 122 ms = 2.56 s; side by
+    # side to about 6 x 122 ms = 0.73 s. Halfway between leaves room for a busy machine.
+    assert sum(elapsed) < 13.5 * expected_s, elapsed
