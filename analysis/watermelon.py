@@ -1,0 +1,474 @@
+"""Watermelon findings: where the SLA is green and users wait, and the reverse.
+
+For a compliance window, each SLA is judged as the contract computes it
+(:func:`analysis.sla.evaluate_sla`) and each experience objective on the workflows the SLA covers
+as users feel it (:func:`analysis.objectives.evaluate_objective`). Then:
+
+- **watermelon**: the SLA is met and the objective is breached in a scope (workflow x site x
+  period): one finding per breached scope;
+- **reverse**: the SLA is breached and the objective is met in every scope (e.g. a slow nightly
+  batch nobody waits on): one finding per such objective.
+
+Each finding carries both figures with their sample counts and the lenses that explain the gap,
+quantified:
+
+- ``time_dilution``: the workflow's p90 waiting at the site over all hours vs in the period (for
+  the reverse: where in the day the SLA's bad requests fell);
+- ``per_request``: the SLA's per-request figure for the scope's requests vs the per-workflow p90,
+  and how many requests a run makes in series;
+- ``mean_vs_tail``: the mean waiting vs the p90 and the share of runs over the threshold;
+- ``pooled_sites``: all sites pooled vs this site (and the step that differs most);
+- ``slow_but_up``: the slow runs whose every request succeeded, which availability counts as up.
+
+The **dominant step** of a watermelon is the step with the largest share of the excess waiting:
+for each run over the threshold, each step's duration above that step's median in the
+workflow's good runs (all sites, all hours of the window), summed over the runs. For a reverse
+finding it is the step with the largest share of the SLA's bad requests' excess (duration above
+the SLA's threshold).
+
+**Clinician time lost** = sum over runs of max(0, waiting - T). Probe runs sample experience; the
+figure is scaled to clinicians by the configured task volume (:class:`TaskVolumeConfig`:
+tasks per day at a site in the period) times the days the period occurred, assuming each task
+waits as the probe's runs did. The assumption is stated in the finding's text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from analysis.calendar import ClinicalCalendar
+from analysis.config import ObjectiveConfig, SLAConfig, TaskVolumeConfig
+from analysis.objectives import ALL_HOURS, ObjectiveResult, evaluate_objective, judge_runs
+from analysis.percentiles import percentile
+from analysis.sla import SLAResult, evaluate_sla, sla_requests, sla_window
+from analysis.store import Store
+
+__all__ = ["Finding", "Lens", "TimeLost", "find_watermelons", "time_lost"]
+
+LensName = Literal["time_dilution", "per_request", "mean_vs_tail", "pooled_sites", "slow_but_up"]
+
+
+@dataclass(frozen=True)
+class Lens:
+    """One aggregation that hid (or revealed) the gap, quantified.
+
+    Attributes:
+        name: ``time_dilution``, ``per_request``, ``mean_vs_tail``, ``pooled_sites`` or
+            ``slow_but_up``.
+        text: the figures in words, each with its sample count.
+        figures: the numbers behind the text.
+    """
+
+    name: str
+    text: str
+    figures: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TimeLost:
+    """Clinician time lost in a scope.
+
+    Attributes:
+        observed_s: sum over the probe's runs of max(0, waiting - T).
+        runs: probe runs counted.
+        mean_excess_s: ``observed_s / runs``.
+        tasks: the clinicians' tasks it is scaled to (``None`` without a task volume).
+        scaled_hours: ``mean_excess_s * tasks / 3600`` (``None`` without a task volume).
+        assumption: the assumption, in words.
+    """
+
+    observed_s: float
+    runs: int
+    mean_excess_s: float
+    tasks: float | None
+    scaled_hours: float | None
+    assumption: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A scope where the SLA and the experience disagree.
+
+    Attributes:
+        kind: ``watermelon`` (SLA met, experience breached) or ``reverse``.
+        sla: the SLA's result over the compliance window.
+        objective: the objective's name.
+        workflow: the workflow.
+        site: the site (``None``: every site, for a reverse finding).
+        period: the clinical period, or ``all hours``.
+        experience: the objective's figures in the scope: ``value`` (budgeting method's),
+            ``target``, ``runs``, ``good``, ``p90_s``, ``apdex``, ``method``.
+        lenses: the lenses, most telling first.
+        dominant_step: the step with the largest share of the excess (``None`` when none).
+        dominant_step_share: that share, in [0, 1].
+        time_lost: clinician time lost (``None`` for a reverse finding).
+        summary: the finding in plain words, for managers.
+    """
+
+    kind: str
+    sla: SLAResult
+    objective: str
+    workflow: str
+    site: str | None
+    period: str
+    experience: dict[str, object]
+    lenses: list[Lens]
+    dominant_step: str | None
+    dominant_step_share: float
+    time_lost: TimeLost | None
+    summary: str
+
+    def lens(self, name: str) -> Lens | None:
+        """The lens called ``name``, if the finding has it."""
+        return next((lens for lens in self.lenses if lens.name == name), None)
+
+
+def _fmt_s(value: float) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.1f} s"
+
+
+def _p(values: pd.Series | np.ndarray, q: float) -> tuple[float, int]:
+    data = np.asarray(values, dtype=np.float64)
+    data = data[~np.isnan(data)]
+    p = percentile(data, q)
+    return p.value, p.samples
+
+
+def time_lost(
+    waiting_s: Sequence[float] | np.ndarray | pd.Series,
+    threshold_s: float,
+    workflow: str,
+    site: str,
+    period: str,
+    days: int,
+    volume: TaskVolumeConfig | None,
+) -> TimeLost:
+    """Clinician time lost: sum of max(0, waiting - T) over runs, scaled by a task volume.
+
+    Args:
+        waiting_s: the probe runs' waiting times (failed runs' included as measured).
+        threshold_s: T, the waiting a clinician accepts.
+        workflow: the workflow (for the text).
+        site: the site (for the text).
+        period: the period (for the text).
+        days: days the period occurred in the window (the scaling's multiplier).
+        volume: tasks per day at the site in the period; ``None``: not scaled.
+    """
+    waits = np.asarray(waiting_s, dtype=np.float64)
+    waits = waits[~np.isnan(waits)]
+    excess = np.maximum(0.0, waits - threshold_s)
+    observed = float(excess.sum())
+    runs = int(waits.size)
+    mean = observed / runs if runs else math.nan
+    where = f"at {site}" + ("" if period == ALL_HOURS else f" in {period}")
+    if volume is None:
+        return TimeLost(observed, runs, mean, None, None, (
+            f"{observed / 60:.1f} min beyond {threshold_s:g} s across {runs} probe runs; no task "
+            f"volume configured for {workflow} {where}, so not scaled to clinicians"
+        ))
+    tasks = volume.per_day * days
+    hours = mean * tasks / 3600 if runs else math.nan
+    source = f" ({volume.assumption})" if volume.assumption else ""
+    return TimeLost(observed, runs, mean, tasks, hours, (
+        f"assumes {volume.per_day:g} {workflow} tasks a day {where}{source} over {days} days, "
+        f"each waiting like the probe's runs: {mean:.1f} s beyond {threshold_s:g} s on average"
+    ))
+
+
+def _volume(volumes: Sequence[TaskVolumeConfig], workflow: str, site: str, period: str
+            ) -> TaskVolumeConfig | None:
+    wanted = None if period == ALL_HOURS else period
+    for v in volumes:
+        if v.workflow == workflow and v.period == wanted and (not v.sites or site in v.sites):
+            return v
+    return None
+
+
+def _period_days(calendar: ClinicalCalendar | None, period: str, site: str,
+                 start: dt.datetime, end: dt.datetime) -> int:
+    if period == ALL_HOURS or calendar is None:
+        return max(1, round((end - start) / dt.timedelta(days=1)))
+    return len(calendar.occurrences(period, site, start, end))
+
+
+def _step_excess(
+    steps: pd.DataFrame, bad_ids: set[str], good_ids: set[str]
+) -> tuple[str | None, float, pd.Series]:
+    """Each step's summed excess in the bad runs over its median in the good runs."""
+    if not bad_ids or steps.empty:
+        return None, math.nan, pd.Series(dtype="float64")
+    reference_rows = steps[steps["trace_id"].isin(good_ids)]
+    bad = steps[steps["trace_id"].isin(bad_ids)]
+    per_run = bad.groupby(["trace_id", "step"])["duration_s"].sum().reset_index()
+    if len(reference_rows):
+        ref_per_run = reference_rows.groupby(["trace_id", "step"])["duration_s"].sum().reset_index()
+        reference = ref_per_run.groupby("step")["duration_s"].median()
+    else:
+        reference = pd.Series(dtype="float64")
+    base = per_run["step"].map(reference).fillna(0.0)
+    per_run["excess"] = np.maximum(0.0, per_run["duration_s"] - base)
+    excess = per_run.groupby("step")["excess"].sum().sort_values(ascending=False)
+    total = float(excess.sum())
+    if total <= 0:
+        return None, math.nan, excess
+    return str(excess.index[0]), float(excess.iloc[0] / total), excess
+
+
+def _site_step_gap(steps_period: pd.DataFrame, site: str) -> tuple[str | None, float]:
+    """The step whose median (per run) is most above the other sites' in the same period."""
+    per_run = steps_period.groupby(["trace_id", "site", "step"])["duration_s"].sum().reset_index()
+    here = per_run[per_run["site"] == site].groupby("step")["duration_s"].median()
+    others = per_run[per_run["site"] != site].groupby("step")["duration_s"].median()
+    gap = (here - others).dropna()
+    if gap.empty or gap.max() <= 0:
+        return None, math.nan
+    return str(gap.idxmax()), float(gap.max())
+
+
+def _sla_figure(requests: pd.DataFrame, sla: SLAConfig) -> str:
+    durations = requests["duration_s"].astype("float64").dropna()
+    n = len(durations)
+    if sla.metric == "share_under" and sla.threshold_s is not None:
+        share = float(requests["good"].mean()) if len(requests) else math.nan
+        return f"{share:.1%} of requests within {sla.threshold_s:g} s (n={len(requests)})"
+    if sla.metric == "mean":
+        return f"mean per request {_fmt_s(float(durations.mean()) if n else math.nan)} (n={n})"
+    if sla.metric == "availability":
+        share = float(requests["good"].mean()) if len(requests) else math.nan
+        return f"{share:.2%} of requests succeeded (n={len(requests)})"
+    q = (sla.percentile or 95) / 100
+    value, samples = _p(durations, q)
+    return f"per request p{q * 100:g} {_fmt_s(value)} (n={samples})"
+
+
+def _watermelon(
+    sla: SLAConfig, sla_result: SLAResult, objective: ObjectiveConfig, result: ObjectiveResult,
+    scope: pd.Series, all_runs: pd.DataFrame, period_runs: pd.DataFrame, steps: pd.DataFrame,
+    requests: pd.DataFrame, calendar: ClinicalCalendar | None,
+    volumes: Sequence[TaskVolumeConfig],
+) -> Finding:
+    site, period = str(scope["site"]), str(scope["period"])
+    t = objective.threshold_s
+    here = period_runs[(period_runs["site"] == site) & (period_runs["period"] == period)]
+    here_waits = here["waiting_s"].astype("float64")
+    p90, n90 = _p(here_waits, 0.9)
+    lenses: list[Lens] = []
+
+    # Time dilution: all hours at this site vs this period.
+    site_all = all_runs[all_runs["site"] == site]["waiting_s"]
+    all_p90, all_n = _p(site_all, 0.9)
+    if period != ALL_HOURS:
+        lenses.append(Lens("time_dilution", (
+            f"all hours p90 {_fmt_s(all_p90)} (n={all_n}), {period} p90 {_fmt_s(p90)} (n={n90})"
+        ), {"all_hours_p90_s": all_p90, "all_hours_runs": all_n, "period_p90_s": p90,
+            "period_runs": n90}))
+
+    # Per request vs per workflow.
+    req = requests[(requests["workflow"] == objective.workflow) & (requests["site"] == site)]
+    if period != ALL_HOURS and calendar is not None and len(req):
+        req = req[calendar.mask(req, period)]
+    req_p95, req_n = _p(req["duration_s"], 0.95)
+    per_run = len(req) / len(here) if len(here) else math.nan
+    lenses.append(Lens("per_request", (
+        f"{_sla_figure(req, sla)}, per request p95 {_fmt_s(req_p95)} (n={req_n}); per workflow "
+        f"p90 {_fmt_s(p90)} (n={n90}): each run makes {per_run:.1f} requests in series"
+    ), {"request_p95_s": req_p95, "requests": req_n, "workflow_p90_s": p90, "runs": n90,
+        "requests_per_run": per_run}))
+
+    # Mean vs tail.
+    mean = float(here_waits.mean()) if len(here_waits) else math.nan
+    over = float((here_waits > t).mean()) if len(here_waits) else math.nan
+    lenses.append(Lens("mean_vs_tail", (
+        f"mean waiting {_fmt_s(mean)}, p90 {_fmt_s(p90)} (n={n90}); {over:.0%} of runs over {t:g} s"
+    ), {"mean_s": mean, "p90_s": p90, "share_over_threshold": over}))
+
+    # Pooled sites vs this site.
+    in_period = period_runs[period_runs["period"] == period]
+    if in_period["site"].nunique() > 1:
+        pooled, pooled_n = _p(in_period["waiting_s"], 0.9)
+        period_ids = set(in_period["trace_id"])
+        gap_step, gap_s = _site_step_gap(steps[steps["trace_id"].isin(period_ids)], site)
+        others = in_period[in_period["site"] != site]["waiting_s"].astype("float64")
+        diff = float(here_waits.median() - others.median()) if len(others) else math.nan
+        text = f"all sites p90 {_fmt_s(pooled)} (n={pooled_n}), {site} p90 {_fmt_s(p90)} (n={n90})"
+        if gap_step is not None and diff > 0:
+            text += (f"; median {diff:.2f} s above the other sites', most in {gap_step} "
+                     f"(+{gap_s:.2f} s)")
+        lenses.append(Lens("pooled_sites", text, {
+            "pooled_p90_s": pooled, "pooled_runs": pooled_n, "site_p90_s": p90,
+            "median_gap_s": diff, "step_gap_s": gap_s}))
+
+    # Slow but up.
+    slow = here[here_waits > t]
+    slow_ok = int((slow["status"].astype(str) == "ok").sum())
+    lenses.append(Lens("slow_but_up", (
+        f"counted as available: {slow_ok} of {len(slow)} slow runs (over {t:g} s) had every "
+        f"request succeed"
+    ), {"slow_runs": len(slow), "slow_runs_available": slow_ok}))
+
+    # Dominant step: excess of the scope's bad runs over the workflow's good runs.
+    good_ids = set(all_runs.loc[all_runs["good"], "trace_id"])
+    bad_ids = set(here.loc[here_waits > t, "trace_id"])
+    dominant, share, _ = _step_excess(steps, bad_ids, good_ids)
+
+    days = _period_days(calendar, period, site, result.start, result.end)
+    lost = time_lost(here_waits, t, objective.workflow, site, period, days,
+                     _volume(volumes, objective.workflow, site, period))
+    value = float(scope["value"])
+    experience = {"value": value, "target": objective.target, "runs": int(scope["runs"]),
+                  "good": int(scope["good"]), "p90_s": p90, "apdex": scope["apdex"],
+                  "method": objective.budgeting_method}
+    where = f"at {site}" + ("" if period == ALL_HOURS else f" during {period}")
+    lost_text = (f"about {lost.scaled_hours:.1f} hours of clinicians' time lost ({lost.assumption})"
+                 if lost.scaled_hours is not None else lost.assumption)
+    step_text = (f" Most of the extra waiting is in the {dominant} step ({share:.0%})."
+                 if dominant else "")
+    summary = (
+        f"The SLA '{sla.name}' was met ({sla_result.display}), but {objective.workflow} {where} "
+        f"missed '{objective.name}': {value:.0%} against a target of {objective.target:.0%} "
+        f"({int(scope['runs'])} runs; p90 waiting {_fmt_s(p90)}, Apdex {scope['apdex']})."
+        f"{step_text} {lost_text[0].upper()}{lost_text[1:]}."
+    )
+    return Finding("watermelon", sla_result, objective.name, objective.workflow, site, period,
+                   experience, lenses, dominant, share, lost, summary)
+
+
+def _reverse(
+    sla: SLAConfig, sla_result: SLAResult, objective: ObjectiveConfig, result: ObjectiveResult,
+    requests: pd.DataFrame, calendar: ClinicalCalendar | None,
+) -> Finding:
+    bad = requests[~requests["good"]]
+    lenses: list[Lens] = []
+    outside_share, hours_text = math.nan, ""
+    if len(bad):
+        if calendar is not None and calendar.period_names:
+            inside = np.zeros(len(bad), dtype=bool)
+            for name in calendar.period_names:
+                inside |= calendar.mask(bad, name).to_numpy()
+            outside_share = float((~inside).mean())
+        local_hours = pd.to_datetime(bad["start"]).dt.tz_convert(sla.timezone).dt.hour
+        counts = local_hours.value_counts()
+        top = counts.sort_values(ascending=False)
+        covered, hours = 0, []
+        for hour, count in top.items():  # the fewest hours holding half the bad requests or more
+            hours.append(int(hour))
+            covered += int(count)
+            if covered >= 0.5 * len(bad):
+                break
+        hours_share = covered / len(bad)
+        hours_text = ", ".join(f"{h:02d}:00-{(h + 1) % 24:02d}:00" for h in sorted(hours))
+        text = f"{hours_share:.0%} of the {len(bad)} requests the SLA counts as bad came {hours_text} ({sla.timezone})"
+        if not math.isnan(outside_share):
+            text += f"; {outside_share:.0%} fell outside every clinical period"
+        lenses.append(Lens("time_dilution", text, {
+            "bad_requests": len(bad), "share_in_top_hours": hours_share,
+            "share_outside_periods": outside_share}))
+    p90 = result.waiting_p90
+    lenses.append(Lens("per_request", (
+        f"{_sla_figure(requests, sla)}; per workflow {objective.workflow} p90 "
+        f"{_fmt_s(p90.value)} (n={p90.samples}) where the objective applies"
+    ), {"workflow_p90_s": p90.value, "runs": p90.samples}))
+    dominant, share = None, math.nan
+    if len(bad) and bad["step"].notna().any():
+        limit = sla.threshold_s if sla.threshold_s is not None else sla.target
+        if sla.metric == "availability":
+            weights = pd.Series(1.0, index=bad.index)
+        else:
+            weights = np.maximum(0.0, bad["duration_s"].astype("float64") - float(limit))
+        by_step = weights.groupby(bad["step"]).sum().sort_values(ascending=False)
+        if by_step.sum() > 0:
+            dominant, share = str(by_step.index[0]), float(by_step.iloc[0] / by_step.sum())
+    periods = ", ".join(objective.periods) if objective.periods else ALL_HOURS
+    experience = {"value": result.overall.value, "target": objective.target,
+                  "runs": result.overall.samples, "p90_s": p90.value, "apdex": result.apdex.display,
+                  "method": objective.budgeting_method}
+    when = f" The slow requests came {hours_text}" if hours_text else ""
+    when += (f", {outside_share:.0%} of them outside every clinical period."
+             if hours_text and not math.isnan(outside_share) else ("." if hours_text else ""))
+    summary = (
+        f"The SLA '{sla.name}' was breached ({sla_result.display}), yet {objective.workflow} met "
+        f"'{objective.name}' ({result.overall.value:.0%} against {objective.target:.0%}, "
+        f"{result.overall.samples} runs, Apdex {result.apdex.display}).{when} Users in "
+        f"{periods} were not kept waiting by it."
+    )
+    return Finding("reverse", sla_result, objective.name, objective.workflow, None, periods,
+                   experience, lenses, dominant, share, None, summary)
+
+
+def _covers(sla: SLAConfig, objective: ObjectiveConfig) -> bool:
+    return not sla.workflows or objective.workflow in sla.workflows
+
+
+def find_watermelons(
+    store: Store,
+    slas: Sequence[SLAConfig],
+    objectives: Sequence[ObjectiveConfig],
+    calendar: ClinicalCalendar | None,
+    month: str | None = None,
+    window: tuple[dt.datetime, dt.datetime] | None = None,
+    task_volumes: Sequence[TaskVolumeConfig] = (),
+    base_dir: Path | None = None,
+) -> list[Finding]:
+    """Every scope in the compliance window where the SLA and the experience disagree.
+
+    Args:
+        store: the store.
+        slas: the SLAs, as the contracts compute them.
+        objectives: the experience objectives; each is compared with the SLAs covering its
+            workflow.
+        calendar: the clinical calendar (periods and sites' time zones).
+        month: the compliance month, ``YYYY-MM`` (each SLA's own time zone).
+        window: instead of ``month``, an explicit ``[start, end)`` (timezone-aware).
+        task_volumes: tasks per day, to scale clinician time lost.
+        base_dir: where relative exclusion files are read from.
+
+    Returns:
+        Watermelon findings (largest clinician time lost first), then reverse findings.
+
+    Raises:
+        ValueError: neither ``month`` nor ``window``.
+    """
+    if month is None and window is None:
+        raise ValueError("give the compliance month (YYYY-MM) or a window")
+    findings: list[Finding] = []
+    for sla in slas:
+        start, end = window if window is not None else sla_window(sla, month=month)
+        sla_result = evaluate_sla(store, sla, start, end, base_dir=base_dir)
+        if sla_result.met is None:
+            continue
+        requests, _, _ = sla_requests(store, sla, start, end, base_dir)
+        for objective in objectives:
+            if not _covers(sla, objective):
+                continue
+            result = evaluate_objective(store, objective, calendar, start, end)
+            if result.overall.met is None:
+                continue
+            if sla_result.met and not result.breached_scopes.empty:
+                all_runs = judge_runs(
+                    store.runs(start, end, workflow=objective.workflow,
+                               site=objective.sites or None),
+                    objective.model_copy(update={"periods": []}), None)
+                period_runs = (judge_runs(all_runs.drop(columns=["good", "period"]), objective,
+                                          calendar))
+                steps = store.steps(start, end, workflow=objective.workflow,
+                                    site=objective.sites or None)
+                for _, scope in result.breached_scopes.iterrows():
+                    findings.append(_watermelon(
+                        sla, sla_result, objective, result, scope, all_runs, period_runs, steps,
+                        requests, calendar, task_volumes))
+            elif not sla_result.met and result.met:
+                findings.append(_reverse(sla, sla_result, objective, result, requests, calendar))
+
+    def order(f: Finding) -> tuple[int, float]:
+        lost = f.time_lost.observed_s if f.time_lost is not None else 0.0
+        return (0 if f.kind == "watermelon" else 1, -lost)
+
+    return sorted(findings, key=order)

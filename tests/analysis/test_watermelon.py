@@ -1,0 +1,127 @@
+"""Watermelon findings and their lenses, on a hand-made day with hand-computed figures."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from analysis import open_store
+from analysis.calendar import ClinicalCalendar
+from analysis.config import ObjectiveConfig, PeriodConfig, SLAConfig, TaskVolumeConfig
+from analysis.watermelon import find_watermelons, time_lost
+
+UTC = dt.UTC
+WINDOW = (dt.datetime(2026, 10, 1, tzinfo=UTC), dt.datetime(2026, 10, 2, tzinfo=UTC))
+CALENDAR = ClinicalCalendar(
+    [PeriodConfig(name="ward rounds", start=dt.time(8), end=dt.time(10, 30))],
+    {"ward-7": "Europe/London", "community": "Europe/London"},
+)
+ROUNDS = ObjectiveConfig(name="open in 3 s on rounds", workflow="open", threshold_s=3,
+                         target=0.9, periods=["ward rounds"])
+SLA = SLAConfig(name="95% in 2 s", metric="share_under", threshold_s=2, target=0.95,
+                timezone="Europe/London")
+
+
+@pytest.fixture
+def store_path(make_rows, rows_store) -> Path:
+    """Thursday 1 October 2026 (BST; ward rounds 07:00-09:30Z).
+
+    ward-7, ward rounds: 10 runs of find 0.6 + meds 0.6 + notes 1.9 = 3.1 s (every request
+    under 2 s, every run over 3 s). ward-7, 10:00-19:55Z: 100 runs of 0.3 + 0.3 + 0.4 = 1.0 s.
+    community, ward rounds: 10 runs of 0.4 + 0.4 + 0.5 = 1.3 s. community, 02:00-02:40Z (the
+    nightly batch): 5 runs of 0.3 + 0.3 + 2.5 s.
+    """
+    run_rows = make_rows
+    rows = []
+    t0 = dt.datetime(2026, 10, 1, 7, 0, tzinfo=UTC)
+    for i in range(10):
+        rows += run_rows(t0 + dt.timedelta(minutes=12 * i), "open", "ward-7",
+                         [("find", 0.6), ("meds", 0.6), ("notes", 1.9)])
+        rows += run_rows(t0 + dt.timedelta(minutes=12 * i + 3), "open", "community",
+                         [("find", 0.4), ("meds", 0.4), ("notes", 0.5)])
+    for i in range(100):
+        rows += run_rows(dt.datetime(2026, 10, 1, 10, tzinfo=UTC) + dt.timedelta(minutes=6 * i),
+                         "open", "ward-7", [("find", 0.3), ("meds", 0.3), ("notes", 0.4)])
+    for i in range(5):
+        rows += run_rows(dt.datetime(2026, 10, 1, 2, tzinfo=UTC) + dt.timedelta(minutes=10 * i),
+                         "open", "community", [("find", 0.3), ("meds", 0.3), ("notes", 2.5)])
+    return rows_store(rows)
+
+
+def test_ward_round_watermelon(store_path: Path) -> None:
+    volume = TaskVolumeConfig(workflow="open", per_day=40, period="ward rounds",
+                              assumption="ward 7's handover sheet")
+    with open_store(store_path) as store:
+        findings = find_watermelons(store, [SLA], [ROUNDS], CALENDAR, window=WINDOW,
+                                    task_volumes=[volume])
+    assert [(f.kind, f.site, f.period) for f in findings] == [("watermelon", "ward-7", "ward rounds")]
+    f = findings[0]
+    # SLA: 125 runs x 3 = 375 requests, 5 over 2 s (the night) -> 98.7% >= 95%
+    assert f.sla.met is True and f.sla.samples == 375
+    assert f.sla.value == pytest.approx(370 / 375)
+    assert f.experience["value"] == 0.0 and f.experience["runs"] == 10
+    # time dilution: ward-7 all hours (110 runs, 10 at 3.1 s) p90 1.0 s; rounds p90 3.1 s
+    dilution = f.lens("time_dilution")
+    assert dilution is not None
+    assert dilution.figures["all_hours_p90_s"] == pytest.approx(1.0)
+    assert dilution.figures["period_p90_s"] == pytest.approx(3.1)
+    assert dilution.text == "all hours p90 1.0 s (n=110), ward rounds p90 3.1 s (n=10)"
+    # per request: 30 requests, all within 2 s, p95 1.9 s; 3 requests a run
+    per_request = f.lens("per_request")
+    assert per_request is not None
+    assert per_request.figures["request_p95_s"] == pytest.approx(1.9)
+    assert per_request.figures["requests_per_run"] == 3.0
+    assert per_request.text.startswith("100.0% of requests within 2 s (n=30)")
+    # pooled sites in rounds: 20 runs, p90 3.1; ward-7's notes 1.4 s above community's
+    pooled = f.lens("pooled_sites")
+    assert pooled is not None and pooled.figures["step_gap_s"] == pytest.approx(1.4)
+    assert "most in notes" in pooled.text
+    slow = f.lens("slow_but_up")
+    assert slow is not None and slow.figures == {"slow_runs": 10, "slow_runs_available": 10}
+    # dominant step: excess over the good runs' medians (0.3, 0.3, 0.4): 0.3 + 0.3 + 1.5 per run
+    assert f.dominant_step == "notes"
+    assert f.dominant_step_share == pytest.approx(1.5 / 2.1)
+    # time lost: 10 runs x 0.1 s; 40 tasks on 1 day of ward rounds
+    assert f.time_lost is not None
+    assert f.time_lost.observed_s == pytest.approx(1.0)
+    assert f.time_lost.tasks == 40
+    assert f.time_lost.scaled_hours == pytest.approx(0.1 * 40 / 3600)
+    assert "assumes 40 open tasks a day at ward-7 in ward rounds (ward 7's handover sheet)" in (
+        f.time_lost.assumption)
+    assert f.summary.startswith("The SLA '95% in 2 s' was met")
+    assert "notes step (71%)" in f.summary
+
+
+def test_reverse_nightly_batch(store_path: Path) -> None:
+    strict = SLA.model_copy(update={"name": "99% in 2 s", "target": 0.99})
+    community = ROUNDS.model_copy(update={"sites": ["community"]})
+    with open_store(store_path) as store:
+        findings = find_watermelons(store, [strict], [community], CALENDAR, window=WINDOW)
+    assert [(f.kind, f.workflow) for f in findings] == [("reverse", "open")]
+    f = findings[0]
+    assert f.sla.met is False
+    dilution = f.lens("time_dilution")
+    assert dilution is not None
+    assert dilution.figures["bad_requests"] == 5
+    assert dilution.figures["share_outside_periods"] == 1.0
+    assert "03:00-04:00" in dilution.text  # 02:00-02:40Z is 03:00-03:40 BST
+    assert f.dominant_step == "notes" and f.dominant_step_share == 1.0
+    assert "was breached" in f.summary and "outside every clinical period" in f.summary
+
+
+def test_no_finding_when_both_agree(store_path: Path) -> None:
+    strict = SLA.model_copy(update={"target": 0.99})
+    with open_store(store_path) as store:
+        assert find_watermelons(store, [strict], [ROUNDS], CALENDAR, window=WINDOW) == []
+        other = SLA.model_copy(update={"workflows": ["chart"]})
+        assert find_watermelons(store, [other], [ROUNDS], CALENDAR, window=WINDOW) == []
+    with pytest.raises(ValueError, match="month"):
+        find_watermelons(store, [SLA], [ROUNDS], CALENDAR)
+
+
+def test_time_lost_without_volume() -> None:
+    lost = time_lost([1.0, 4.0, 6.0, float("nan")], 3.0, "open", "ward-7", "ward rounds", 5, None)
+    assert lost.observed_s == 4.0 and lost.runs == 3 and lost.scaled_hours is None
+    assert "no task volume configured" in lost.assumption
