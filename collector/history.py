@@ -204,6 +204,19 @@ def _describe_target(target: TargetConfig) -> _Target:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _StepPlan:
+    """What every simulated run of one step shares, worked out once."""
+
+    key: str  # route key
+    url_template: str
+    what: str  # METHOD url template, as the runner names a request in messages
+    needs: frozenset[str]  # variables the step's templates use (``item`` excepted in for_each)
+    search: bool  # the response is a Bundle (counts as a page)
+    requests: int
+    own_spans: bool  # each request gets a ``request`` span
+
+
 def _is_search(step: StepConfig) -> bool:
     """Whether the step's response is a FHIR Bundle: a GET of a type, not of one resource."""
     template = Template.parse(step.path)
@@ -259,6 +272,7 @@ class SimulatedProbe:
         self._token_until_ns: dict[str, int] = {}
         self._variables = frozenset(RUN_VARIABLES + (PATIENT_VARIABLES if patients else ()))
         self._buffer = _SpanBuffer()
+        self._plans: dict[int, tuple[StepConfig, _StepPlan]] = {}
         self._providers: dict[str, TracerProvider] = {}
         self._tracers: dict[str, Tracer] = {}
         for site in sites:
@@ -347,14 +361,37 @@ class SimulatedProbe:
     def _tracer(self, site: str) -> Tracer:
         return self._tracers[site]
 
-    def _requests_of(self, step: StepConfig) -> tuple[int, bool]:
-        """(requests the step sends, whether each gets its own ``request`` span)."""
+    def _plan(self, step: StepConfig, target: _Target) -> _StepPlan:
+        cached = self._plans.get(id(step))
+        if cached is not None and cached[0] is step:
+            return cached[1]
         if step.for_each is not None:
             count = step.max_items if self._for_each_items is None else min(self._for_each_items, step.max_items)
-            return count, True
-        if step.follow_next_pages > 0:
-            return min(self._bundle_pages, 1 + step.follow_next_pages), True
-        return 1, False
+            requests, own_spans = count, True
+        elif step.follow_next_pages > 0:
+            requests, own_spans = min(self._bundle_pages, 1 + step.follow_next_pages), True
+        else:
+            requests, own_spans = 1, False
+        needs = {
+            name
+            for _loc, template in step_templates(step)
+            for name in template.variables
+            if not (name == ITEM_VARIABLE and step.for_each is not None)
+        }
+        if step.for_each is not None:
+            needs.add(step.for_each)
+        url_template = target.base_path + step.path_template.as_url_template()
+        plan = _StepPlan(
+            key=step_route_key(step),
+            url_template=url_template,
+            what=f"{step.method} {url_template}",
+            needs=frozenset(needs),
+            search=_is_search(step) and step.for_each is None,
+            requests=requests,
+            own_spans=own_spans,
+        )
+        self._plans[id(step)] = (step, plan)
+        return plan
 
     def _token_needed(self, target_name: str, at_ns: int) -> bool:
         until_ns = self._token_until_ns.get(target_name)
@@ -464,20 +501,14 @@ class _SimulatedRun:
         for index, step in enumerate(workflow.steps):
             if self.remaining_ns() <= 0:
                 return results, first_failure, True
-            missing = {
-                name
-                for _loc, template in step_templates(step)
-                for name in template.variables
-                if name not in variables and not (name == ITEM_VARIABLE and step.for_each is not None)
-            }
-            if step.for_each is not None and step.for_each not in variables:
-                missing.add(step.for_each)
+            plan = self.probe._plan(step, self.target)
+            missing = plan.needs - variables
             if missing:
                 results.append(
                     StepResult(step.name, index, STEP_SKIPPED, message=f"skipped: {', '.join(sorted(missing))} not available")
                 )
                 continue
-            result, failure = self._step(step, index)
+            result, failure = self._step(step, index, plan)
             results.append(result)
             if failure is not None:
                 first_failure = first_failure or failure
@@ -493,13 +524,12 @@ class _SimulatedRun:
 
     # -- one step --------------------------------------------------------------------------------
 
-    def _step(self, step: StepConfig, index: int) -> tuple[StepResult, StepFailure | None]:
+    def _step(self, step: StepConfig, index: int, plan: _StepPlan) -> tuple[StepResult, StepFailure | None]:
         failure: StepFailure | None = None
         target_name = self.workflow.target
         if self.target.token_key is not None and self.probe._token_needed(target_name, self.now_ns):
             failure = self._fetch_token()
-        url_template = self.target.base_path + step.path_template.as_url_template()
-        what = f"{step.method} {url_template}"
+        url_template = plan.url_template
         step_start_ns = self.now_ns
         step_attributes = {
             **self.common,
@@ -519,11 +549,8 @@ class _SimulatedRun:
         response_bytes = 0
         pages = 0
         if failure is None:
-            count, request_spans = self.probe._requests_of(step)
-            key = step_route_key(step)
-            search = _is_search(step) and step.for_each is None
-            for _ in range(count):
-                outcome = self._request(span, step, index, key, what, url_template, request_spans)
+            for _ in range(plan.requests):
+                outcome = self._request(span, step, index, plan)
                 timings.append(outcome.timing)
                 if outcome.status is not None:
                     http_status = outcome.status
@@ -531,7 +558,7 @@ class _SimulatedRun:
                 failure = outcome.failure
                 if failure is not None:
                     break
-                if search:
+                if plan.search:
                     pages += 1
         duration_ns = sum(timing.total_ns for timing in timings)
         _set_phase_attributes(span, timings)
@@ -558,10 +585,9 @@ class _SimulatedRun:
         )
         return result, failure
 
-    def _request(
-        self, step_span: Span, step: StepConfig, index: int, key: str, what: str, url_template: str, own_span: bool
-    ) -> _Outcome:
+    def _request(self, step_span: Span, step: StepConfig, index: int, plan: _StepPlan) -> _Outcome:
         """One modelled request from the current moment; the clock moves past it."""
+        what = plan.what
         start_ns = self.now_ns
         remaining_ns = self.remaining_ns()
         if remaining_ns <= 0:
@@ -569,7 +595,7 @@ class _SimulatedRun:
             return _Outcome(RequestTiming(start_ns=start_ns), None, 0, failure)
         step_timeout_ns = int(self.workflow.step_timeout_s * _NS_PER_S)
         timeout_ns = min(step_timeout_ns, remaining_ns)
-        modelled = self.probe._model(key, self.site, _at(start_ns))
+        modelled = self.probe._model(plan.key, self.site, _at(start_ns))
         delay_ns = max(0, round(modelled.delay_s * _NS_PER_S))
         status: int | None
         if delay_ns > timeout_ns:
@@ -585,9 +611,9 @@ class _SimulatedRun:
             size = modelled.response_bytes
             failure = classify_status(status, step.expect_status, what)
         timing = RequestTiming(start_ns=start_ns, ttfb_ns=delay_ns, failed_phase="ttfb" if status is None else None)
-        if own_span:
+        if plan.own_spans:
             span = self.tracer.start_span(
-                f"{step.method} {url_template}",
+                what,
                 context=trace.set_span_in_context(step_span),
                 kind=SpanKind.CLIENT,
                 start_time=start_ns,
@@ -597,7 +623,7 @@ class _SimulatedRun:
                     schema.ATTR_STEP: step.name,
                     schema.ATTR_STEP_INDEX: index,
                     schema.HTTP_REQUEST_METHOD: step.method,
-                    schema.URL_TEMPLATE: url_template,
+                    schema.URL_TEMPLATE: plan.url_template,
                     schema.SERVER_ADDRESS: self.target.server_address,
                     schema.SERVER_PORT: self.target.server_port,
                 },
