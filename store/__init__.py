@@ -6,6 +6,7 @@ Imports nothing else of Wardwatch's; ``collector`` and ``analysis`` import it.
 from store import schema
 from store.config import StoreConfig
 from store.errors import StoreError
+from store.importers import ImportIssue, ImportReport, import_otlp_jsonl, import_server_timings
 from store.layout import SPAN_ARROW_SCHEMA, check_store, init_store, read_schema_version
 from store.maintenance import CompactionReport, Maintenance, apply_retention, compact
 from store.reader import VIEWS, connect, create_views, list_segments, refresh
@@ -15,6 +16,8 @@ __all__ = [
     "SPAN_ARROW_SCHEMA",
     "VIEWS",
     "CompactionReport",
+    "ImportIssue",
+    "ImportReport",
     "Maintenance",
     "ParquetSpanExporter",
     "StoreConfig",
@@ -24,6 +27,8 @@ __all__ = [
     "compact",
     "connect",
     "create_views",
+    "import_otlp_jsonl",
+    "import_server_timings",
     "init_store",
     "list_segments",
     "read_schema_version",

@@ -95,3 +95,10 @@ ERROR_TYPES = (
 ATTR_MISSED_SINCE = "wardwatch.missed.since"
 MISSED_BUSY = "busy"  # wardwatch.missed.reason: an earlier run of the same job was still going
 MISSED_PROBE_DOWN = "probe_down"  # wardwatch.missed.reason: the probe process was not running
+
+# -- Appended by the importers (append-only) ---------------------------------------------------
+# Where an imported span came from: "server_log" for request timings imported from the EPR's own
+# logs (stored as Server spans of their own trace), "otlp" for spans imported from OTLP JSON lines.
+ATTR_SOURCE = "wardwatch.source"
+SOURCE_SERVER_LOG = "server_log"
+SOURCE_OTLP = "otlp"

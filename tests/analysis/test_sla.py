@@ -161,3 +161,29 @@ def test_exclusions_csv_errors(tmp_path: Path) -> None:
     (tmp_path / "cols.csv").write_text("from,to\n")
     with pytest.raises(ValueError, match="missing column"):
         load_exclusions_csv(tmp_path / "cols.csv")
+
+
+def test_server_data_source_reads_imported_timings(tmp_path: Path) -> None:
+    from store.importers import import_server_timings
+
+    path = tmp_path / "epr.csv"
+    path.write_text(
+        "timestamp,endpoint,duration,status\n"
+        "2026-10-01T08:00:00Z,GET /fhir/Patient,120,200\n"
+        "2026-10-01T08:00:01Z,GET /fhir/DocumentReference,2500,200\n"
+        "2026-10-01T08:00:02Z,GET /fhir/DocumentReference,900,200\n"
+        "2026-10-01T08:00:03Z,GET /fhir/Observation,80,503\n"
+    )
+    store_path = tmp_path / "store"
+    assert import_server_timings(path, store_path).spans == 4
+    with open_store(store_path) as store:
+        share = evaluate_sla(store, sla(metric="share_under", threshold_s=2, target=0.7,
+                                        data_source="server"), *OCT)
+        notes = evaluate_sla(store, sla(metric="mean", target=2, data_source="server",
+                                        endpoints=["/fhir/DocumentReference*"]), *OCT)
+        up = evaluate_sla(store, sla(metric="availability", target=0.7, data_source="server"), *OCT)
+        probe = evaluate_sla(store, sla(metric="availability", target=0.7), *OCT)
+    assert share.samples == 4 and share.value == 0.75 and share.met is True
+    assert notes.samples == 2 and notes.value == pytest.approx(1.7)
+    assert up.value == 0.75  # the 503 is down; the 2.5 s response is up
+    assert probe.samples == 0  # server timings are not the probe's

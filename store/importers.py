@@ -1,0 +1,415 @@
+"""Importing spans from elsewhere: OTLP JSON lines, and the EPR's own request timings.
+
+**OTLP JSON lines** are what the OpenTelemetry Collector's file exporter writes: one
+``ExportTraceServiceRequest`` per line, ``{"resourceSpans": [{"resource": {...}, "scopeSpans":
+[{"scope": {...}, "spans": [...]}]}]}``. Ids may be hex (OTLP/JSON) or base64 (the protobuf JSON
+mapping); attribute values are ``AnyValue`` objects (``stringValue``, ``boolValue``, ``intValue``,
+``doubleValue``, ``arrayValue``, ``kvlistValue``, ``bytesValue``); kinds and status codes may be
+numbers or enum names. Any pipeline's spans can so be analysed; the EPR's server spans join the
+probe's runs by trace id (the store's ``requests`` view, source ``server``).
+
+**Server request timings** (CSV or Parquet with columns ``timestamp, endpoint, duration, status``)
+are stored as one Server span each, in a trace of its own, with ``url.template`` and
+``http.request.method`` from the endpoint (``GET /fhir/Patient/{id}``, or a path alone),
+``http.response.status_code`` from the status, and ``wardwatch.source = server_log``. The
+``requests`` view lists them with source ``server``, which an SLA with ``data_source: server``
+reads; they have no workflow or site.
+
+Both importers are robust: a bad line or row is reported with its line number and skipped, the
+rest is written in batches of whole segments (``store.write_spans``), so nothing already stored is
+touched and a failure part-way loses only the batch being built.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import csv
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from store import schema
+from store.writer import render_attribute_value, write_spans
+
+__all__ = ["ImportIssue", "ImportReport", "import_otlp_jsonl", "import_server_timings"]
+
+_KINDS = {0: "Unspecified", 1: "Internal", 2: "Server", 3: "Client", 4: "Producer", 5: "Consumer"}
+_STATUS = {0: "Unset", 1: "Ok", 2: "Error"}
+_HEX = re.compile(r"^[0-9a-fA-F]*$")
+_DURATION_UNITS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+_METHOD = re.compile(r"^([A-Z]+)\s+(\S.*)$")
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ImportIssue:
+    """A line or row that was skipped.
+
+    Attributes:
+        source: the file (or ``<lines>``).
+        line: 1-based line number (for CSV, the file's line; for Parquet, the row number + 1).
+        message: what was wrong.
+    """
+
+    source: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    """What an import did.
+
+    Attributes:
+        lines: lines (or rows) read.
+        spans: spans written.
+        segments: segment files written.
+        issues: lines or rows skipped, with the reason.
+    """
+
+    lines: int = 0
+    spans: int = 0
+    segments: list[Path] = field(default_factory=list)
+    issues: list[ImportIssue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Nothing was skipped."""
+        return not self.issues
+
+
+class _BadInput(ValueError):
+    """One line or row cannot be imported."""
+
+
+# -- OTLP JSON -----------------------------------------------------------------------------------
+
+
+def _id(value: Any, size: int, name: str, allow_empty: bool = False) -> str:
+    text = "" if value is None else str(value)
+    if text == "":
+        if allow_empty:
+            return ""
+        raise _BadInput(f"{name} is missing")
+    if len(text) == 2 * size and _HEX.match(text):
+        result = text.lower()
+    else:
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise _BadInput(f"{name} {text!r} is neither hex nor base64") from exc
+        if len(raw) != size:
+            raise _BadInput(f"{name} {text!r} is not {size} bytes")
+        result = raw.hex()
+    if set(result) == {"0"}:
+        if allow_empty:
+            return ""
+        raise _BadInput(f"{name} is all zeros")
+    return result
+
+
+def _any_value(value: Any) -> Any:
+    """An OTLP ``AnyValue`` as a Python value."""
+    if not isinstance(value, Mapping) or not value:
+        return None
+    if "stringValue" in value:
+        return str(value["stringValue"])
+    if "boolValue" in value:
+        return bool(value["boolValue"])
+    if "intValue" in value:
+        try:
+            return int(value["intValue"])
+        except (TypeError, ValueError) as exc:
+            raise _BadInput(f"intValue {value['intValue']!r} is not an integer") from exc
+    if "doubleValue" in value:
+        return float(value["doubleValue"])
+    if "arrayValue" in value:
+        return [_any_value(v) for v in (value["arrayValue"] or {}).get("values", [])]
+    if "kvlistValue" in value:
+        return {kv["key"]: _any_value(kv.get("value")) for kv in
+                (value["kvlistValue"] or {}).get("values", [])}
+    if "bytesValue" in value:
+        return base64.b64decode(value["bytesValue"]).hex()
+    raise _BadInput(f"unknown AnyValue {sorted(value)}")
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    if value is None:
+        return ""
+    return render_attribute_value(value)
+
+
+def _attributes(items: Any) -> dict[str, str]:
+    if items is None:
+        return {}
+    if not isinstance(items, list):
+        raise _BadInput("attributes is not a list of key-value pairs")
+    out = {}
+    for kv in items:
+        if not isinstance(kv, Mapping) or "key" not in kv:
+            raise _BadInput("an attribute has no key")
+        out[str(kv["key"])] = _render(_any_value(kv.get("value")))
+    return out
+
+
+def _enum(value: Any, table: dict[int, str], prefix: str, name: str) -> str:
+    if value is None:
+        return table[0]
+    if isinstance(value, int):
+        if value not in table:
+            raise _BadInput(f"unknown {name} {value}")
+        return table[value]
+    text = str(value)
+    if text.isdigit():
+        return _enum(int(text), table, prefix, name)
+    short = text.removeprefix(prefix).replace("_", "").lower()
+    for label in table.values():
+        if label.lower() == short:
+            return label
+    raise _BadInput(f"unknown {name} {text!r}")
+
+
+def _nanos(value: Any, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise _BadInput(f"{name} {value!r} is not integer nanoseconds") from exc
+
+
+def _span_row(span: Mapping[str, Any], resource: dict[str, str], scope: Mapping[str, Any]) -> Row:
+    start = _nanos(span.get("startTimeUnixNano"), "startTimeUnixNano")
+    end = _nanos(span.get("endTimeUnixNano", start), "endTimeUnixNano")
+    status = span.get("status") or {}
+    attrs = _attributes(span.get("attributes"))
+    return {
+        schema.TIMESTAMP: start,
+        schema.TRACE_ID: _id(span.get("traceId"), 16, "traceId"),
+        schema.SPAN_ID: _id(span.get("spanId"), 8, "spanId"),
+        schema.PARENT_SPAN_ID: _id(span.get("parentSpanId"), 8, "parentSpanId", allow_empty=True),
+        schema.TRACE_STATE: str(span.get("traceState") or ""),
+        schema.SPAN_NAME: str(span.get("name") or ""),
+        schema.SPAN_KIND: _enum(span.get("kind"), _KINDS, "SPAN_KIND_", "span kind"),
+        schema.SERVICE_NAME: resource.get(schema.SERVICE_NAME_ATTR, ""),
+        schema.RESOURCE_ATTRIBUTES: resource,
+        schema.SCOPE_NAME: str(scope.get("name") or ""),
+        schema.SCOPE_VERSION: str(scope.get("version") or ""),
+        schema.SPAN_ATTRIBUTES: attrs,
+        schema.DURATION: max(0, end - start),
+        schema.STATUS_CODE: _enum(status.get("code"), _STATUS, "STATUS_CODE_", "status code"),
+        schema.STATUS_MESSAGE: str(status.get("message") or ""),
+        schema.EVENTS: [
+            {"Timestamp": _nanos(e.get("timeUnixNano"), "event timeUnixNano"),
+             "Name": str(e.get("name") or ""), "Attributes": _attributes(e.get("attributes"))}
+            for e in span.get("events") or []
+        ],
+    }
+
+
+def _otlp_rows(document: Any) -> list[Row]:
+    if not isinstance(document, Mapping) or "resourceSpans" not in document:
+        raise _BadInput("not an OTLP trace export (no resourceSpans)")
+    rows = []
+    for resource_spans in document["resourceSpans"] or []:
+        resource = _attributes((resource_spans.get("resource") or {}).get("attributes"))
+        scope_spans = resource_spans.get("scopeSpans")
+        if scope_spans is None:  # the name before OTLP 0.15
+            scope_spans = resource_spans.get("instrumentationLibrarySpans") or []
+        for group in scope_spans:
+            scope = group.get("scope") or group.get("instrumentationLibrary") or {}
+            rows += [_span_row(span, resource, scope) for span in group.get("spans") or []]
+    return rows
+
+
+def _lines(source: Path | str | Iterable[str]) -> tuple[str, Iterator[str]]:
+    if isinstance(source, Path | str):
+        path = Path(source)
+
+        def read() -> Iterator[str]:
+            with open(path, encoding="utf-8") as f:
+                yield from f
+
+        return str(path), read()
+    return "<lines>", iter(source)
+
+
+def _flush(store_path: Path, batch: list[Row], report: ImportReport) -> None:
+    if batch:
+        report.segments += write_spans(store_path, batch)
+        report.spans += len(batch)
+        batch.clear()
+
+
+def import_otlp_jsonl(
+    source: Path | str | Iterable[str],
+    store_path: Path | str,
+    batch_spans: int = 50_000,
+) -> ImportReport:
+    """Import OTLP JSON lines (the Collector's file exporter format) into the store.
+
+    Args:
+        source: a file path, or the lines themselves.
+        store_path: the store's data directory (made a store if it is not one yet).
+        batch_spans: spans per write (each write is whole segments, one per UTC day).
+
+    Returns:
+        What was imported, and every line skipped with its number and reason.
+
+    Raises:
+        OSError: the file cannot be read.
+        StoreError: the store cannot be written.
+    """
+    name, lines = _lines(source)
+    report = ImportReport()
+    batch: list[Row] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        report.lines += 1
+        try:
+            rows = _otlp_rows(json.loads(line))
+        except json.JSONDecodeError as exc:
+            report.issues.append(ImportIssue(name, number, f"not JSON: {exc.msg}"))
+            continue
+        except (_BadInput, AttributeError, TypeError, KeyError) as exc:
+            report.issues.append(ImportIssue(name, number, str(exc) or type(exc).__name__))
+            continue
+        batch += rows
+        if len(batch) >= batch_spans:
+            _flush(Path(store_path), batch, report)
+    _flush(Path(store_path), batch, report)
+    return report
+
+
+# -- Server request timings ----------------------------------------------------------------------
+
+
+def _timestamp(value: Any, assume_timezone: dt.tzinfo | None) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        moment = value
+    else:
+        text = str(value).strip()
+        try:
+            moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise _BadInput(f"timestamp {text!r} is not ISO 8601") from exc
+    if moment.tzinfo is None:
+        if assume_timezone is None:
+            raise _BadInput(f"timestamp {value!s} has no UTC offset (pass assume_timezone)")
+        moment = moment.replace(tzinfo=assume_timezone)
+    return moment
+
+
+def _server_row(record: Mapping[str, Any], unit_ns: int, service: str,
+                assume_timezone: dt.tzinfo | None, salt: str) -> Row:
+    for column in ("timestamp", "endpoint", "duration", "status"):
+        if record.get(column) in (None, ""):
+            raise _BadInput(f"{column} is missing")
+    start = _timestamp(record["timestamp"], assume_timezone)
+    try:
+        duration_ns = int(round(float(record["duration"]) * unit_ns))
+        status = int(float(record["status"]))
+    except (TypeError, ValueError) as exc:
+        raise _BadInput(f"duration {record['duration']!r} or status {record['status']!r} is not "
+                        "a number") from exc
+    if duration_ns < 0:
+        raise _BadInput("duration is negative")
+    endpoint = str(record["endpoint"]).strip()
+    match = _METHOD.match(endpoint)
+    method, template = (match.group(1), match.group(2)) if match else (None, endpoint)
+    attrs: dict[str, Any] = {
+        schema.URL_TEMPLATE: template, schema.HTTP_RESPONSE_STATUS_CODE: status,
+        schema.ATTR_SOURCE: schema.SOURCE_SERVER_LOG,
+    }
+    if method:
+        attrs[schema.HTTP_REQUEST_METHOD] = method
+    if status >= 500:
+        attrs[schema.ERROR_TYPE] = str(status)
+    digest = hashlib.blake2b(f"{salt}|{start.isoformat()}|{endpoint}|{duration_ns}|{status}"
+                             .encode(), digest_size=24).hexdigest()
+    return {
+        schema.TIMESTAMP: start, schema.TRACE_ID: digest[:32], schema.SPAN_ID: digest[32:48],
+        schema.SPAN_NAME: endpoint, schema.SPAN_KIND: "Server",
+        schema.RESOURCE_ATTRIBUTES: {schema.SERVICE_NAME_ATTR: service},
+        schema.SPAN_ATTRIBUTES: attrs, schema.DURATION: duration_ns,
+        schema.STATUS_CODE: "Error" if status >= 500 else "Unset",
+    }
+
+
+def _records(path: Path) -> tuple[Iterator[tuple[int, Mapping[str, Any]]], Callable[[], None]]:
+    if path.suffix.lower() == ".parquet":
+        table = pq.read_table(path)
+        return ((i + 1, row) for i, row in enumerate(table.to_pylist())), lambda: None
+    f = open(path, newline="", encoding="utf-8")  # noqa: SIM115 - closed by the returned closer
+    reader = csv.DictReader(f)
+    return ((reader.line_num, row) for row in reader), f.close
+
+
+def import_server_timings(
+    path: Path | str,
+    store_path: Path | str,
+    duration_unit: str = "ms",
+    service_name: str = "epr",
+    assume_timezone: dt.tzinfo | None = None,
+    batch_spans: int = 50_000,
+) -> ImportReport:
+    """Import the EPR's own request timings (CSV or Parquet) as Server spans.
+
+    Args:
+        path: a ``.csv`` or ``.parquet`` file with columns ``timestamp`` (ISO 8601 with offset, or
+            a timezone-aware timestamp), ``endpoint`` (``GET /fhir/Patient/{id}`` or a path
+            template), ``duration`` and ``status`` (HTTP status code).
+        store_path: the store's data directory.
+        duration_unit: the unit of ``duration``: ``s``, ``ms``, ``us`` or ``ns``.
+        service_name: the ``service.name`` of the spans.
+        assume_timezone: the zone of timestamps without an offset; ``None``: such rows are
+            skipped as errors.
+        batch_spans: spans per write.
+
+    Returns:
+        What was imported, and every row skipped with its line number and reason. Importing the
+        same file twice writes the same span ids twice (ids are derived from each row's content).
+
+    Raises:
+        ValueError: an unknown ``duration_unit``, or a file lacking a required column.
+        OSError: the file cannot be read.
+        StoreError: the store cannot be written.
+    """
+    if duration_unit not in _DURATION_UNITS:
+        raise ValueError(f"duration_unit is one of {', '.join(_DURATION_UNITS)}, not {duration_unit!r}")
+    path = Path(path)
+    records, close = _records(path)
+    report = ImportReport()
+    batch: list[Row] = []
+    try:
+        for number, record in records:
+            if report.lines == 0:
+                missing = {"timestamp", "endpoint", "duration", "status"} - set(record)
+                if missing:
+                    raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            report.lines += 1
+            try:
+                batch.append(_server_row(record, _DURATION_UNITS[duration_unit], service_name,
+                                         assume_timezone, path.name))
+            except _BadInput as exc:
+                report.issues.append(ImportIssue(str(path), number, str(exc)))
+                continue
+            if len(batch) >= batch_spans:
+                _flush(Path(store_path), batch, report)
+    finally:
+        close()
+    _flush(Path(store_path), batch, report)
+    return report
