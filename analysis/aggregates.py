@@ -8,12 +8,13 @@ definition) over the pooled samples of each group; every row carries its sample 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
+from analysis.apdex import Apdex
 from analysis.store import Store
 from store import schema as s
 
@@ -26,6 +27,7 @@ __all__ = [
     "step_summary",
     "time_of_day",
     "waiting_timeline",
+    "workflow_site_summary",
 ]
 
 _PHASES = ("dns_s", "connect_s", "tls_s", "ttfb_s", "transfer_s")
@@ -156,15 +158,19 @@ def phase_summary(store: Store, runs: RunFilter) -> pd.DataFrame:
     return store.sql(query, params)
 
 
-def slowest_runs(store: Store, runs: RunFilter, *, limit: int = 200, status: str | None = None) -> pd.DataFrame:
-    """The slowest runs first: ``trace_id, start, workflow, site, status, error_type, waiting_s, wall_s``."""
+def slowest_runs(
+    store: Store, runs: RunFilter, *, limit: int = 200, status: str | None = None, newest_first: bool = False
+) -> pd.DataFrame:
+    """The slowest runs first (or the newest): ``trace_id, start, workflow, site, status, error_type,
+    waiting_s, wall_s, simulated``."""
     where, params = runs.where()
     if status is not None:
         where += " AND status = ?"
         params.append(status)
     query = f"""
         SELECT trace_id, start, workflow, site, status, error_type, waiting_s, wall_s, simulated
-        FROM runs WHERE {where} ORDER BY waiting_s DESC NULLS LAST, start DESC LIMIT ?
+        FROM runs WHERE {where} ORDER BY {"start DESC" if newest_first else "waiting_s DESC NULLS LAST, start DESC"}
+        LIMIT ?
     """
     return store.sql(query, [*params, int(limit)])
 
@@ -208,3 +214,45 @@ def _in_tree_order(frame: pd.DataFrame) -> pd.DataFrame:
         depth.append(d)
         stack.extend((c, d + 1) for c in reversed(children.get(frame.at[i, "span_id"], [])))
     return frame.iloc[order].assign(depth=depth).reset_index(drop=True)
+
+
+def workflow_site_summary(store: Store, runs: RunFilter, *, thresholds_s: Mapping[str, float],
+                          default_threshold_s: float) -> pd.DataFrame:
+    """Per workflow x site, judged against each workflow's threshold T (also its Apdex T).
+
+    Columns: ``workflow, site, threshold_s, samples, not_ok, share_under, p50_s, p90_s`` (ok runs'
+    waiting time) and ``apdex`` (an :class:`Apdex`; failed runs count as frustrated).
+    """
+    where, params = runs.where("r")
+    pairs = list(thresholds_s.items()) or [("", default_threshold_s)]
+    query = f"""
+        WITH t(workflow, threshold_s) AS (VALUES {", ".join("(?, ?)" for _ in pairs)})
+        SELECT r.workflow, r.site, coalesce(any_value(t.threshold_s), ?) AS threshold_s,
+               count(*) AS samples,
+               count(*) FILTER (WHERE r.status <> 'ok') AS not_ok,
+               count(*) FILTER (WHERE r.status = 'ok' AND r.waiting_s <= coalesce(t.threshold_s, ?)) AS satisfied,
+               count(*) FILTER (WHERE r.status = 'ok' AND r.waiting_s > coalesce(t.threshold_s, ?)
+                                AND r.waiting_s <= 4 * coalesce(t.threshold_s, ?)) AS tolerating,
+               quantile_cont(r.waiting_s, 0.5) FILTER (WHERE r.status = 'ok') AS p50_s,
+               quantile_cont(r.waiting_s, 0.9) FILTER (WHERE r.status = 'ok') AS p90_s
+        FROM runs AS r LEFT JOIN t USING (workflow)
+        WHERE {where}
+        GROUP BY r.workflow, r.site ORDER BY r.workflow, r.site
+    """
+    flat = [value for pair in pairs for value in pair]
+    d = default_threshold_s
+    frame = store.sql(query, [*flat, d, d, d, d, *params])
+    frame["share_under"] = frame["satisfied"] / frame["samples"]
+    frame["apdex"] = [
+        Apdex(
+            score=(row.satisfied + row.tolerating / 2) / row.samples,
+            t_s=float(row.threshold_s),
+            samples=int(row.samples),
+            satisfied=int(row.satisfied),
+            tolerating=int(row.tolerating),
+            frustrated=int(row.samples - row.satisfied - row.tolerating),
+            failed=int(row.not_ok),
+        )
+        for row in frame.itertuples()
+    ]
+    return frame.drop(columns=["satisfied", "tolerating"])

@@ -64,7 +64,10 @@ def current_status(store: Store, now: dt.datetime, rules: StatusRules = StatusRu
         base = baseline[(baseline["workflow"] == pair.workflow) & (baseline["site"] == pair.site)]
         runs = recent[(recent["workflow"] == pair.workflow) & (recent["site"] == pair.site)]
         baseline_s = float(base["baseline_s"].iloc[0]) if not base.empty else None
-        rows.append({"workflow": pair.workflow, "site": pair.site, **_judge(runs, baseline_s, rules)})
+        judged = _judge(runs, baseline_s, rules)
+        if judged["last_run"] is None and not base.empty:
+            judged["last_run"] = base["last_seen"].iloc[0]
+        rows.append({"workflow": pair.workflow, "site": pair.site, **judged})
     columns = ["workflow", "site", "state", "typical_s", "baseline_s", "recent_samples", "recent_failed", "since",
                "last_run"]
     return pd.DataFrame(rows, columns=columns).sort_values(["workflow", "site"]).reset_index(drop=True)

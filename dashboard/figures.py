@@ -169,7 +169,7 @@ def ecdf_figure(waiting_s: pd.Series, *, thresholds_s: Mapping[str, float], titl
                       annotation_position="top left")
     fig.update_layout(
         title=f"{title} (n = {values.size} runs)",
-        xaxis_title="waiting time (s)",
+        xaxis=dict(title="waiting time (s)", rangemode="tozero"),
         yaxis=dict(title="share of runs", tickformat=".0%", range=[0, 1.02]),
         height=380,
         margin=dict(l=60, r=20, t=50, b=50),
@@ -217,7 +217,7 @@ def timeline_figure(buckets: pd.DataFrame, *, threshold_s: float | None, changes
     x = buckets["bucket"].dt.tz_convert(timezone)
     fig = go.Figure()
     for column, label in (("p50_s", "median"), ("p90_s", "p90")):
-        fig.add_scatter(x=x, y=buckets[column], name=label, mode="lines", customdata=buckets["samples"],
+        fig.add_scatter(x=x, y=buckets[column], name=label, mode="lines+markers", customdata=buckets["samples"],
                         hovertemplate="%{x}<br>" + label + " %{y:.2f} s (n = %{customdata})<extra></extra>")
     if threshold_s is not None:
         fig.add_hline(y=threshold_s, line_dash="dash", annotation_text=f"threshold {threshold_s:g} s")
@@ -229,7 +229,7 @@ def timeline_figure(buckets: pd.DataFrame, *, threshold_s: float | None, changes
     fig.update_layout(
         title=f"Waiting time over time (n = {int(buckets['samples'].sum())} runs)",
         xaxis_title=f"time ({timezone})",
-        yaxis_title="waiting time (s)",
+        yaxis=dict(title="waiting time (s)", rangemode="tozero"),
         height=360,
         margin=dict(l=60, r=20, t=50, b=50),
     )
@@ -271,7 +271,8 @@ def waterfall_figure(spans: pd.DataFrame) -> go.Figure:
         return empty_figure("Choose a run in the list to see its waterfall.")
     t0 = spans["start"].min()
     offset_s = (spans["start"] - t0).dt.total_seconds()
-    labels = ["  " * int(d) + str(n) for d, n in zip(spans["depth"], spans["name"], strict=True)]
+    # Non-breaking spaces: Plotly trims ordinary leading spaces from tick labels.
+    labels = ["\u00a0\u00a0\u00a0" * int(d) + str(n) for d, n in zip(spans["depth"], spans["name"], strict=True)]
     colours = spans["source"].map({"probe": "#1f77b4", "server": "#ff7f0e"}).fillna("#7f7f7f")
     fig = go.Figure(
         go.Bar(

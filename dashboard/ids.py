@@ -1,7 +1,26 @@
 """Component ids, in one place so pages and tests agree on them."""
 
+URL = "_pages_location"  # Dash's page router location: writing its search re-renders the page
+FILTER = "filter"  # pattern-matching type of the filter controls: {"type": FILTER, "name": ...}
 REFRESH = "refresh-interval"
+SIMULATED_BANNER = "simulated-banner"
+
 RUNS_TABLE = "runs-table"
 RUNS_SUMMARY = "runs-summary"
 STEP_CHART = "step-duration-chart"
-SIMULATED_BANNER = "simulated-banner"
+WATERFALL = "waterfall-chart"
+MISSED_SLOTS = "missed-slots"
+
+STATUS_LIST = "status-list"
+STATUS_UPDATED = "status-updated"
+
+HEATMAP = "time-of-day-heatmap"
+PERIOD_COMPARISON = "period-comparison"
+
+ECDF = "workflow-ecdf"
+STEP_BREAKDOWN = "workflow-step-breakdown"
+TIMELINE = "workflow-timeline"
+APDEX = "workflow-apdex"
+
+SITES_TABLE = "sites-table"
+PHASES = "sites-phases"

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 import testbed
 from collector import Probe, RunResult
 from dashboard import DashboardContext, DashboardServer, create_app
+from dashboard.context import DEFAULT_THRESHOLD_S, SiteInfo, WorkflowInfo
 from store import ParquetSpanExporter, StoreError
 from wardwatch.config import WardwatchConfig
 
@@ -26,6 +27,7 @@ __all__ = [
     "DEMO_CONFIG",
     "build_exporters",
     "build_probe",
+    "dashboard_context",
     "describe_results",
     "probe_forever",
     "probe_once",
@@ -170,13 +172,28 @@ def _testbed_address(config: WardwatchConfig) -> tuple[str, int]:
     return "127.0.0.1", 8765
 
 
-def _dashboard_server(config: WardwatchConfig, host: str | None, port: int | None) -> DashboardServer:
-    context = DashboardContext(
+def dashboard_context(config: WardwatchConfig) -> DashboardContext:
+    """What the dashboard needs from the config: sites, workflows with their thresholds, periods."""
+    thresholds: dict[str, tuple[float, str]] = {}
+    for objective in config.objectives:
+        thresholds.setdefault(objective.workflow, (objective.threshold_s, f"objective '{objective.name}'"))
+    workflows = tuple(
+        WorkflowInfo(w.name, w.description or "", *thresholds.get(w.name, (DEFAULT_THRESHOLD_S, "default")))
+        for w in config.workflows
+    )
+    return DashboardContext(
         data_dir=config.store.path,
         timezone=config.dashboard.timezone,
         refresh_interval_s=config.dashboard.refresh_interval_s,
         recent_runs=config.dashboard.recent_runs,
+        sites=tuple(SiteInfo(s.name, s.title or s.name, s.timezone) for s in config.sites),
+        workflows=workflows,
+        periods=tuple(config.periods),
     )
+
+
+def _dashboard_server(config: WardwatchConfig, host: str | None, port: int | None) -> DashboardServer:
+    context = dashboard_context(config)
     host = host or config.dashboard.host
     port = config.dashboard.port if port is None else port
     try:

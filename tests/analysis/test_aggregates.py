@@ -18,6 +18,7 @@ from analysis.aggregates import (
     step_summary,
     time_of_day,
     waiting_timeline,
+    workflow_site_summary,
 )
 
 NS = 1_000_000_000
@@ -103,3 +104,17 @@ def test_slowest_runs_first_and_a_runs_waterfall_in_tree_order(store) -> None:
 def test_time_bounds_must_be_aware(store) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         slowest_runs(store, RunFilter(start=dt.datetime(2026, 11, 2)))
+
+
+def test_workflow_site_summary_judges_each_workflow_by_its_threshold(store) -> None:
+    board = workflow_site_summary(
+        store, RunFilter(), thresholds_s={"open_patient_record": 1.0}, default_threshold_s=3.0
+    ).set_index("site")
+    ward = board.loc["ward-7"]
+    assert ward["samples"] == 7
+    assert ward["share_under"] == pytest.approx(5 / 7)
+    # Apdex [1.0]: 5 satisfied, 2 tolerating (2.2 s <= 4 s), 0 frustrated.
+    assert str(ward["apdex"]) == f"{(5 + 2 / 2) / 7:.2f} [1.0]*"
+    community = board.loc["community-hospital"]
+    assert community["apdex"].failed == 1
+    assert community["apdex"].frustrated == 1

@@ -52,6 +52,8 @@ def test_no_recent_runs_is_its_own_state(store) -> None:
     later = NOW + dt.timedelta(hours=2)
     status = current_status(store, later, StatusRules(recent=dt.timedelta(minutes=30)))
     assert set(status["state"]) == {"no recent runs"}
+    # The last run still tells when the probe last reported (here: in the baseline window).
+    assert status["last_run"].notna().all()
 
 
 def test_now_must_be_aware(store) -> None:

@@ -84,7 +84,7 @@ def test_waterfall_places_each_span_at_its_offset() -> None:
     fig = figures.waterfall_figure(spans)
     assert [round(b, 3) for b in fig.data[0].base] == [0.0, 0.1, 0.12]
     assert list(fig.data[0].marker.color) == ["#1f77b4", "#1f77b4", "#ff7f0e"]
-    assert fig.layout.yaxis.ticktext[2] == "    GET /fhir/DocumentReference"
+    assert fig.layout.yaxis.ticktext[2] == "\u00a0" * 6 + "GET /fhir/DocumentReference"
 
 
 def test_phases_stack_per_site() -> None:

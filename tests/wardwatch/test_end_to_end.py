@@ -7,50 +7,73 @@ from pathlib import Path
 
 import pytest
 
+from opentelemetry.sdk.trace import TracerProvider
+
 import analysis
 import testbed
-from dashboard import DashboardContext, DashboardServer, create_app
-from dashboard.data import load_recent_runs
+from dashboard import DashboardServer, create_app
+from dashboard.data import NoData, open_data
+from store import ParquetSpanExporter
 from wardwatch import wiring
 from wardwatch.config import WardwatchConfig, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "testbed.yaml"
+PAGES = {"/": "Overview", "/status": "Status", "/time-of-day": "Time of day", "/workflow": "Workflow",
+         "/sites": "Sites", "/runs": "Runs"}
 
 
 @pytest.fixture(scope="module")
-def epr() -> Iterator[testbed.TestbedServer]:
-    # Fixed delays keep the runs short; the latency model itself is tested in tests/testbed.
-    with testbed.TestbedServer(testbed.scenario_for_tests()) as server:
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("store")
+
+
+@pytest.fixture(scope="module")
+def epr_spans(store_path: Path) -> Iterator[TracerProvider]:
+    """Where the testbed's server spans go: the same store as the probe's, as in the demo."""
+    provider = wiring.testbed_tracer_provider([ParquetSpanExporter(store_path)])
+    yield provider
+    provider.shutdown()
+
+
+@pytest.fixture(scope="module")
+def epr(epr_spans: TracerProvider) -> Iterator[testbed.TestbedServer]:
+    # Small fixed delays, 80 ms more from the community hospital; the latency model itself is
+    # tested in tests/testbed.
+    scenario = testbed.scenario_for_tests(5.0, network_ms={"community-hospital": 80.0})
+    with testbed.TestbedServer(scenario, tracer_provider=epr_spans) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def probed_config(epr: testbed.TestbedServer, tmp_path_factory: pytest.TempPathFactory) -> WardwatchConfig:
-    """The demo config aimed at the test's testbed and data directory, after one run of each workflow."""
+def probed_config(epr: testbed.TestbedServer, epr_spans: TracerProvider, store_path: Path) -> WardwatchConfig:
+    """The demo config aimed at the test's testbed and data directory, after two runs per site."""
     config = load_config(EXAMPLE)
     targets = {
         name: target.model_copy(
-            update={
-                "base_url": epr.fhir_url,
-                "auth": target.auth.model_copy(update={"token_url": epr.token_url}),
-            }
+            update={"base_url": epr.fhir_url, "auth": target.auth.model_copy(update={"token_url": epr.token_url})}
         )
         for name, target in config.targets.items()
     }
-    store = config.store.model_copy(update={"path": tmp_path_factory.mktemp("store")})
-    config = config.model_copy(update={"targets": targets, "store": store})
+    workflows = [w.model_copy(update={"think_time_s": 0.0}) for w in config.workflows]
+    store = config.store.model_copy(update={"path": store_path})
+    config = config.model_copy(update={"targets": targets, "store": store, "workflows": workflows})
     environ = {wiring.TESTBED_SECRET_VARIABLE: testbed.DEFAULT_CLIENT_SECRET}
-    results = wiring.probe_once(config, workflow="open-patient-record", environ=environ)
-    assert [r.status for r in results] == ["ok"] * len(config.sites)
+    for _ in range(2):
+        results = wiring.probe_once(config, workflow="open-patient-record", environ=environ)
+        assert [r.status for r in results] == ["ok"] * len(config.sites)
+    assert epr_spans.force_flush()
     return config
 
 
 def test_probe_runs_land_in_the_store_as_runs_and_steps(probed_config: WardwatchConfig) -> None:
-    store = analysis.open_store(probed_config.store.path)
-    runs = store.runs()
-    assert sorted(runs["site"]) == sorted(site.name for site in probed_config.sites)
+    with analysis.open_store(probed_config.store.path) as store:
+        runs = store.runs()
+        steps = store.steps()
+        server = store.sql("SELECT DISTINCT trace_id FROM requests WHERE source = 'server'")
+    assert sorted(runs["site"]) == sorted([site.name for site in probed_config.sites] * 2)
+    # The testbed's server spans joined the probe's traces (W3C traceparent).
+    assert set(server["trace_id"]) == set(runs["trace_id"])
     assert set(runs["status"]) == {"ok"}
-    steps = store.steps()
     workflow = next(w for w in probed_config.workflows if w.name == "open-patient-record")
     per_run = steps.groupby("trace_id")["step"].apply(list)
     assert all(list(names) == [s.name for s in workflow.steps] for names in per_run)
@@ -61,27 +84,74 @@ def test_probe_runs_land_in_the_store_as_runs_and_steps(probed_config: Wardwatch
         assert run.wall_s >= run.waiting_s
 
 
+@pytest.fixture(scope="module")
+def dashboard_url(probed_config: WardwatchConfig) -> Iterator[str]:
+    with DashboardServer(create_app(wiring.dashboard_context(probed_config)), port=0) as server:
+        yield server.url.rstrip("/")
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.console_errors = []
+    page.on("console", lambda msg: page.console_errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: page.console_errors.append(str(exc)))
+    yield page
+    page.close()
+
+
 @pytest.mark.browser
-def test_dashboard_shows_the_runs_in_chromium(
-    probed_config: WardwatchConfig, browser: object, screenshots_dir: Path
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_loads_without_console_errors(dashboard_url: str, page, path: str, screenshots_dir: Path) -> None:
+    page.goto(dashboard_url + path)
+    page.get_by_role("heading", level=2).filter(has_text=PAGES[path]).wait_for(timeout=20_000)
+    page.wait_for_load_state("networkidle")
+    body = page.inner_text("body")
+    assert "Traceback" not in body and "Error" not in body.split("\n")[0]
+    name = path.strip("/") or "overview"
+    page.screenshot(path=str(screenshots_dir / f"{name}.png"), full_page=True)
+    assert page.console_errors == []
+
+
+@pytest.mark.browser
+def test_a_filter_lives_in_the_url_and_narrows_the_view(dashboard_url: str, page) -> None:
+    page.goto(dashboard_url + "/sites")
+    page.get_by_text("Community hospital").first.wait_for(timeout=20_000)
+    page.goto(dashboard_url + "/runs")
+    page.locator("#runs-table").get_by_text("ward-7").first.wait_for(timeout=20_000)
+    page.get_by_role("button", name="all sites").click()
+    page.get_by_role("option", name="Community hospital").click()
+    page.wait_for_url("**site=community-hospital**", timeout=20_000)
+    page.wait_for_load_state("networkidle")
+    page.locator("#runs-summary").filter(has_text="2 runs listed").wait_for(timeout=20_000)
+    assert page.locator("#runs-table").get_by_text("ward-7").count() == 0
+    assert page.console_errors == []
+
+
+@pytest.mark.browser
+def test_from_the_overview_to_a_workflow_and_on_to_a_runs_waterfall(
+    dashboard_url: str, page, screenshots_dir: Path
 ) -> None:
-    context = DashboardContext(data_dir=probed_config.store.path, refresh_interval_s=60)
-    console_errors: list[str] = []
-    with DashboardServer(create_app(context), port=0) as server:
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
-        page.goto(server.url)
-        table = page.locator("#runs-table")
-        table.get_by_text("open-patient-record").first.wait_for(timeout=15_000)
-        assert table.get_by_text("community-hospital").count() >= 1
-        page.locator("#step-duration-chart .barlayer .point").first.wait_for(timeout=15_000)
-        assert "3 runs" in page.locator("#step-duration-chart").inner_text()
-        page.screenshot(path=str(screenshots_dir / "runs.png"), full_page=True)
-        page.close()
-    assert console_errors == []
+    page.goto(dashboard_url + "/")
+    page.locator("a.finding").filter(has_text="Community hospital").click()
+    page.wait_for_url("**/workflow?**site=community-hospital**", timeout=20_000)
+    page.locator("#workflow-apdex").filter(has_text="over 2 runs").wait_for(timeout=20_000)
+    page.locator("#workflow-runs-link").click()
+    page.wait_for_url("**/runs?**", timeout=20_000)
+    page.locator("#runs-table .ag-row").first.wait_for(timeout=20_000)
+    page.locator("#runs-table .ag-row").first.locator(".ag-cell").first.click()
+    page.wait_for_url("**trace=**", timeout=20_000)
+    waterfall = page.locator("#waterfall-chart")
+    waterfall.locator(".barlayer .point").first.wait_for(timeout=20_000)
+    labels = waterfall.inner_text()
+    assert "find-patient" in labels
+    assert "GET /fhir/Patient" in labels, labels  # the testbed's own server span, joined by trace id
+    page.screenshot(path=str(screenshots_dir / "waterfall.png"), full_page=True)
+    assert page.console_errors == []
 
 
-def test_dashboard_explains_an_empty_data_directory(tmp_path: Path) -> None:
-    recent = load_recent_runs(tmp_path, limit=10, chart_runs=5)
-    assert recent.runs.empty
-    assert "not a Wardwatch store" in recent.message or "No runs" in recent.message
+def test_an_empty_data_directory_is_explained(tmp_path: Path) -> None:
+    context = wiring.dashboard_context(load_config(EXAMPLE).model_copy(
+        update={"store": load_config(EXAMPLE).store.model_copy(update={"path": tmp_path})}))
+    with pytest.raises(NoData, match="not a Wardwatch store"), open_data(context):
+        pass

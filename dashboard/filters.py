@@ -1,0 +1,137 @@
+"""Global filters (window, workflow, site, clinical period), kept in the URL so views can be shared.
+
+Every page builds its filter bar with :func:`filter_bar`; one callback writes a changed control
+back into the URL's query string, and Dash's page router renders the page again from it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, replace
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
+
+from analysis.aggregates import RunFilter
+from dashboard import ids
+from dashboard.context import DashboardContext
+
+__all__ = ["Filters", "filter_bar"]
+
+WINDOWS = {"1d": "last 24 hours", "7d": "last 7 days", "28d": "last 28 days"}
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+@dataclass(frozen=True)
+class Filters:
+    window: str = "7d"  # a key of WINDOWS, or a calendar month "YYYY-MM"
+    workflow: str | None = None
+    site: str | None = None
+    period: str | None = None
+    trace: str | None = None  # a run chosen on the runs page
+
+    @classmethod
+    def from_query(cls, query: dict[str, str]) -> Filters:
+        """Filters from a page's query parameters; unknown or malformed values fall back to defaults."""
+        window = query.get("window", "7d")
+        if window not in WINDOWS and not _MONTH.match(window):
+            window = "7d"
+        return cls(
+            window=window,
+            workflow=query.get("workflow") or None,
+            site=query.get("site") or None,
+            period=query.get("period") or None,
+            trace=query.get("trace") or None,
+        )
+
+    def query_string(self, **changes: str | None) -> str:
+        """``?window=...&...`` for these filters with ``changes`` applied (None removes a key)."""
+        updated = replace(self, **changes)
+        pairs = {k: v for k, v in vars(updated).items() if v}
+        return "?" + urlencode(pairs) if pairs else ""
+
+    def bounds(self, now: dt.datetime, timezone: str) -> tuple[dt.datetime, dt.datetime]:
+        """The window as [start, end) in UTC; a month is the calendar month in ``timezone``."""
+        if match := _MONTH.match(self.window):
+            year, month = int(match[1]), int(match[2])
+            zone = ZoneInfo(timezone)
+            start = dt.datetime(year, month, 1, tzinfo=zone)
+            end = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
+            return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+        days = {"1d": 1, "7d": 7, "28d": 28}[self.window]
+        return now - dt.timedelta(days=days), now
+
+    def run_filter(self, now: dt.datetime, timezone: str) -> RunFilter:
+        """The runs these filters select (the period filter is applied by the pages that use it)."""
+        start, end = self.bounds(now, timezone)
+        return RunFilter(
+            start, end, (self.workflow,) if self.workflow else (), (self.site,) if self.site else ()
+        )
+
+    def describe_window(self) -> str:
+        return WINDOWS.get(self.window, f"calendar month {self.window}")
+
+
+def filter_bar(filters: Filters, context: DashboardContext, *, show: tuple[str, ...] = ("window", "workflow", "site", "period")) -> html.Div:
+    """The controls for the filters a page uses; changing one updates the URL."""
+    now = context.now()
+    months = [(now.replace(day=1) - dt.timedelta(days=31 * i)).strftime("%Y-%m") for i in range(3)]
+    window_options = [{"label": label, "value": key} for key, label in WINDOWS.items()]
+    window_options += [{"label": f"month {m}", "value": m} for m in dict.fromkeys(months)]
+    if filters.window not in {o["value"] for o in window_options}:
+        window_options.append({"label": filters.describe_window(), "value": filters.window})
+    controls = {
+        "window": (window_options, filters.window, False),
+        "workflow": ([{"label": w.title, "value": w.name} for w in context.workflows], filters.workflow, True),
+        "site": ([{"label": s.title, "value": s.name} for s in context.sites], filters.site, True),
+        "period": ([{"label": p.name, "value": p.name} for p in context.periods], filters.period, True),
+    }
+    placeholders = {"workflow": "all workflows", "site": "all sites", "period": "all hours"}
+    return html.Div(
+        [
+            html.Label(
+                [
+                    html.Span(name, style={"fontSize": "0.8em", "color": "#555"}),
+                    dcc.Dropdown(
+                        id={"type": ids.FILTER, "name": name},
+                        options=options,
+                        value=value,
+                        clearable=clearable,
+                        placeholder=placeholders.get(name),
+                        style={"minWidth": "14em"},
+                    ),
+                ],
+                style={"marginRight": "1em"},
+            )
+            for name, (options, value, clearable) in controls.items()
+            if name in show
+        ],
+        style={"display": "flex", "flexWrap": "wrap", "margin": "0.5em 0 1em"},
+    )
+
+
+@callback(
+    Output(ids.URL, "search"),
+    Input({"type": ids.FILTER, "name": ALL}, "value"),
+    State(ids.URL, "search"),
+    prevent_initial_call=True,
+)
+def _write_filters_to_url(_values: list[str | None], search: str | None) -> str:
+    """A changed filter control becomes part of the URL (and so of any link to this view)."""
+    from urllib.parse import parse_qsl
+
+    if not ctx.triggered_id:
+        return no_update
+    current = Filters.from_query(dict(parse_qsl((search or "").lstrip("?"))))
+    name = ctx.triggered_id["name"]
+    value = next(
+        (item["value"] for item in ctx.inputs_list[0] if item["id"]["name"] == name),
+        None,
+    )
+    changes: dict[str, str | None] = {name: value}
+    if name in ("workflow", "site", "window"):
+        changes["trace"] = None  # a chosen run belongs to the old selection
+    new = current.query_string(**changes)
+    return new if new != (search or "") else no_update

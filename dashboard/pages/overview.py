@@ -1,0 +1,97 @@
+"""Overview: each workflow at each site, the experience as users feel it, in plain words first."""
+
+from __future__ import annotations
+
+import dash
+import dash_ag_grid as dag
+from dash import dcc, html
+
+from analysis.aggregates import workflow_site_summary
+from dashboard import ids
+from dashboard.context import current_context
+from dashboard.data import NoData, open_data, simulated_note
+from dashboard.filters import Filters, filter_bar
+from dashboard.layout import banner, explain, page
+
+dash.register_page(__name__, path="/", name="Overview", title="Wardwatch · Overview", order=0)
+
+
+def layout(**query: str) -> html.Div:
+    context = current_context()
+    filters = Filters.from_query(query)
+    start, end = filters.bounds(context.now(), context.timezone)
+    bar = filter_bar(filters, context, show=("window", "workflow", "site"))
+    intro = (
+        f"Runs in the {filters.describe_window()}. A run is good when it was ok and its waiting time "
+        "(the sum of its steps) was within the workflow's threshold T; Apdex uses the same T."
+    )
+    try:
+        with open_data(context) as store:
+            runs = filters.run_filter(context.now(), context.timezone)
+            thresholds = {w.name: w.threshold_s for w in context.workflows}
+            board = workflow_site_summary(store, runs, thresholds_s=thresholds, default_threshold_s=3.0)
+            note = simulated_note(store, start, end)
+    except NoData as exc:
+        return page("Overview", bar, explain(str(exc)), intro=intro)
+    if board.empty:
+        return page("Overview", bar, explain("No runs in this window: widen it, or start a probe."), intro=intro)
+    sentences = [
+        html.Li(dcc.Link(_sentence(row, context), className="finding",
+                         href="/workflow" + filters.query_string(workflow=row.workflow, site=row.site)))
+        for row in board.itertuples()
+    ]
+    rows = [
+        {
+            "workflow": context.workflow(row.workflow).title,
+            "site": context.site_title(row.site),
+            "threshold": f"{row.threshold_s:g} s",
+            "share_under": row.share_under,
+            "p90_s": row.p90_s,
+            "apdex": str(row.apdex),
+            "rating": row.apdex.rating or "",
+            "runs": int(row.samples),
+            "not_ok": int(row.not_ok),
+        }
+        for row in board.itertuples()
+    ]
+    grid = dag.AgGrid(
+        id=ids.RUNS_SUMMARY,
+        rowData=rows,
+        columnDefs=[
+            {"field": "workflow"},
+            {"field": "site"},
+            {"field": "threshold", "headerName": "threshold T"},
+            {"field": "share_under", "headerName": "share within T",
+             "valueFormatter": {"function": "d3.format('.1%')(params.value)"}},
+            {"field": "p90_s", "headerName": "p90 waiting (s)",
+             "valueFormatter": {"function": "params.value == null ? '' : d3.format('.2f')(params.value)"}},
+            {"field": "apdex", "headerName": "Apdex [T]"},
+            {"field": "rating"},
+            {"field": "runs", "headerName": "runs (n)"},
+            {"field": "not_ok", "headerName": "failed"},
+        ],
+        columnSize="sizeToFit",
+        dashGridOptions={"domLayout": "autoHeight"},
+    )
+    return page(
+        "Overview",
+        bar,
+        banner(note),
+        html.Ul(sentences),
+        grid,
+        html.P("* fewer than 100 runs: a small group, as the Apdex specification marks it.",
+               style={"fontSize": "0.85em", "color": "#555"}),
+        intro=intro,
+    )
+
+
+def _sentence(row, context) -> str:
+    workflow = context.workflow(row.workflow)
+    where = f"{workflow.title} at {context.site_title(row.site)}"
+    if row.p90_s is None or row.p90_s != row.p90_s:
+        return f"{where}: no successful runs in this window ({int(row.samples)} runs, {int(row.not_ok)} failed)."
+    verdict = "users mostly wait within T" if row.share_under >= 0.9 else "users often wait longer than T"
+    return (
+        f"{where}: {verdict} — {row.share_under:.0%} of {int(row.samples)} runs within {row.threshold_s:g} s; "
+        f"9 in 10 finished within {row.p90_s:.1f} s; Apdex {row.apdex}."
+    )
