@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -68,6 +69,17 @@ class ObjectiveConfig(BaseModel):
     apdex_t_s: float | None = Field(None, gt=0, description="Apdex T for this workflow; defaults to threshold_s.")
     sites: list[str] = Field(default_factory=list, description="Sites it applies at; empty: every site.")
     description: str = Field("", description="Shown in reports; OpenSLO's description.")
+    compliance_window: str = Field(
+        "1M", description="OpenSLO duration of the compliance window: 1M (a calendar month), 28d, 2w.",
+    )
+    rolling: bool = Field(False, description="A rolling compliance window instead of a calendar one.")
+
+    @field_validator("compliance_window")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not re.match(r"^[1-9][0-9]*[smhdwMQY]$", value):
+            raise ValueError(f"not an OpenSLO duration: {value!r} (e.g. 1M, 28d, 2w; m is minutes)")
+        return value
 
     @property
     def apdex_t(self) -> float:
