@@ -35,14 +35,24 @@ class WardwatchConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    store: StoreConfig = Field(default_factory=StoreConfig)
-    targets: dict[str, TargetConfig] = Field(default_factory=dict)
-    sites: list[SiteConfig] = Field(default_factory=list)
-    patients: list[TestPatientConfig] = Field(default_factory=list)
-    workflows: list[WorkflowConfig] = Field(default_factory=list)
-    periods: list[PeriodConfig] = Field(default_factory=list)
-    objectives: list[ObjectiveConfig] = Field(default_factory=list)
-    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig, description="Where spans are kept (the data directory).")
+    targets: dict[str, TargetConfig] = Field(
+        default_factory=dict, description="The EPRs probed, by name: base URL, TLS, authentication, load limits."
+    )
+    sites: list[SiteConfig] = Field(default_factory=list, description="Where probes run, each with its time zone.")
+    patients: list[TestPatientConfig] = Field(
+        default_factory=list, description="Test patients by identifier (never real patients); one is picked per run."
+    )
+    workflows: list[WorkflowConfig] = Field(
+        default_factory=list, description="The clinical tasks probed: steps, cadence, timeouts, sites."
+    )
+    periods: list[PeriodConfig] = Field(
+        default_factory=list, description="Clinical periods (ward rounds, clinics) in each site's local time."
+    )
+    objectives: list[ObjectiveConfig] = Field(
+        default_factory=list, description="Experience objectives on whole runs, judged in short windows."
+    )
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig, description="Where the dashboard listens.")
 
 
 @dataclass(frozen=True)

@@ -35,15 +35,16 @@ import pyarrow.parquet as pq
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from collector.config import SiteConfig, TargetConfig, WorkflowConfig
-from collector.history import DelayModel, ModelledResponse, SimulatedProbe, record_history
+from collector.history import DelayModel, ModelledResponse, SimulatedProbe, record_history, spans_per_run
 from store import ParquetSpanExporter, list_segments, schema
 from testbed import Scenario, load_scenario, modelled_delay
 from wardwatch.config import WardwatchConfig
 
 __all__ = [
-    "DEMO_HISTORY_INTERVAL_S",
+    "DEMO_SECONDS_PER_SPAN",
     "HISTORY_MARKER",
     "HistorySummary",
+    "history_intervals",
     "history_exists",
     "read_history_summary",
     "remove_history",
@@ -53,10 +54,15 @@ __all__ = [
 ]
 
 HISTORY_MARKER = "simulated-history.json"
-# The demo's history cadence: every job at most once per this many seconds (the live cadence is
-# kept where it is coarser). Chosen so 28 days of examples/testbed.yaml build in well under a minute
-# on two cores; see simulate_history.
-DEMO_HISTORY_INTERVAL_S = 300.0
+# The history's span budget: each (workflow, site) job gets about one span per this many seconds
+# of history, so a workflow of many requests runs less often than one of few. 100 s gives
+# examples/testbed.yaml a run every 15 min of open-patient-record (9 spans) at each site, every
+# 10 min of chart-observations (5), every 2 h of ward-handover (43): about 127,000 spans for 28
+# days. Recording costs about 0.4 ms of CPU per span (half of it in the store's exporter).
+DEMO_SECONDS_PER_SPAN = 100.0
+# History cadences are rounded up to one of these (and to a multiple of the live cadence), so
+# slots line up with the live probe's and with quarter-hour windows.
+NICE_INTERVALS_S = (60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 10800.0, 21600.0, 43200.0, 86400.0)
 SIMULATED_PROBE_ID = "simulated-history"
 _MARKER_VERSION = 1
 
@@ -84,7 +90,7 @@ class HistorySummary:
         start: the first moment of the history (UTC).
         end: where it stops (UTC, exclusive): live runs take over from here.
         days: its length in days.
-        interval_s: the coarsest cadence imposed (None: every workflow's own).
+        interval_s: the history's cadence floor, one or per workflow (0: every workflow's own).
         seed: the seed of the start offsets.
         scenario: the latency model's scenario name.
         runs: runs recorded.
@@ -99,7 +105,7 @@ class HistorySummary:
     start: datetime
     end: datetime
     days: int
-    interval_s: float | None
+    interval_s: float | Mapping[str, float]
     seed: int
     scenario: str
     runs: int
@@ -181,6 +187,31 @@ def scenario_in_window(scenario: Scenario, start: datetime, end: datetime) -> Sc
     return scenario.with_overrides(changes=[c.model_dump() for c in changes], outages=[o.model_dump() for o in outages])
 
 
+def history_intervals(config: WardwatchConfig, *, seconds_per_span: float = DEMO_SECONDS_PER_SPAN) -> dict[str, float]:
+    """Each workflow's history cadence: about one span per ``seconds_per_span`` per site, never
+    denser than its live cadence.
+
+    The interval is ``spans_per_run * seconds_per_span`` rounded up to the first of
+    :data:`NICE_INTERVALS_S` that is a multiple of the workflow's own interval (or to a multiple
+    of its own interval beyond them).
+    """
+    intervals = {}
+    for workflow in config.workflows:
+        wanted_s = spans_per_run(workflow) * seconds_per_span
+        own_s = workflow.interval_s
+        chosen = next(
+            (nice for nice in NICE_INTERVALS_S if nice >= wanted_s and nice >= own_s and _multiple(nice, own_s)),
+            own_s * max(1, -(-wanted_s // own_s)),
+        )
+        intervals[workflow.name] = float(chosen)
+    return intervals
+
+
+def _multiple(value: float, of: float) -> bool:
+    ratio = value / of
+    return abs(ratio - round(ratio)) < 1e-9
+
+
 def _jobs(config: WardwatchConfig) -> list[tuple[WorkflowConfig, str]]:
     """Every (workflow, site) pair, as the live probe forms them."""
     site_names = [site.name for site in config.sites]
@@ -205,7 +236,7 @@ class _Chunk:
     start: datetime
     end: datetime
     seed: int
-    interval_s: float | None
+    interval_s: float | Mapping[str, float] | None
 
 
 def _probe(chunk: _Chunk, exporter: SpanExporter) -> SimulatedProbe:
@@ -241,7 +272,7 @@ def simulate_history(
     exporter: SpanExporter | None = None,
     scenario: Scenario | None = None,
     progress: Callable[[int, int], None] | None = None,
-    interval_s: float | None = DEMO_HISTORY_INTERVAL_S,
+    interval_s: float | Mapping[str, float] | None = None,
     seed: int = 0,
     workers: int | None = None,
 ) -> HistorySummary:
@@ -259,8 +290,9 @@ def simulate_history(
             live testbed ``scenario_in_window(load_scenario(), summary.start, summary.end)``).
         progress: called with (days done, days in all) as each day is finished.
         interval_s: each job runs at most once per this many seconds (the workflow's own cadence
-            where that is coarser); None keeps every workflow's own cadence (slower: about five
-            times the runs of the default for examples/testbed.yaml).
+            where that is coarser), one value or one per workflow name; 0 keeps every workflow's
+            own cadence (live density: about 14 times the spans, minutes instead of seconds);
+            None (default) uses :func:`history_intervals`.
         seed: the same seed gives the same runs and timings (not the same trace ids).
         workers: processes building days in parallel (default: the cores, at most 2); 1 builds
             in this process.
@@ -286,6 +318,8 @@ def simulate_history(
         ParquetSpanExporter(path)  # make it a store (or refuse one of another version) up front
     before = {str(p) for p in list_segments(path)} if exporter is None else set()
     jobs = _jobs(config)
+    if interval_s is None:
+        interval_s = history_intervals(config)
     chunks = [
         _Chunk(
             targets=config.targets,
@@ -331,7 +365,7 @@ def simulate_history(
         start=start_utc,
         end=end_utc,
         days=days,
-        interval_s=interval_s,
+        interval_s=dict(interval_s) if isinstance(interval_s, Mapping) else interval_s,
         seed=seed,
         scenario=scenario.name,
         runs=totals[0],

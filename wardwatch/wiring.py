@@ -20,7 +20,7 @@ import testbed
 from collector import Probe, RunResult
 from dashboard import DashboardContext, DashboardServer, create_app
 from dashboard.context import DEFAULT_THRESHOLD_S, SiteInfo, WorkflowInfo
-from store import ParquetSpanExporter, StoreError
+from store import Maintenance, ParquetSpanExporter, StoreError
 from wardwatch.config import WardwatchConfig
 
 __all__ = [
@@ -87,7 +87,7 @@ def probe_forever(config: WardwatchConfig, *, site: str | None = None, workflow:
     """Probe on the configured cadence until SIGINT or SIGTERM; then flush every span."""
     probe = build_probe(config)
     stop = threading.Event()
-    with _stop_on_signals(stop):
+    with _stop_on_signals(stop), _maintained(config):
         click.echo(f"probing {len(probe.jobs(site, workflow))} workflow x site pairs; Ctrl-C stops", err=True)
         try:
             probe.run_forever(stop, site=site, workflow=workflow)
@@ -144,7 +144,9 @@ def run_demo(config: WardwatchConfig, *, environ: Mapping[str, str] | None = Non
     probe = build_probe(config, environ=environ, exporters=exporters)
     stop = threading.Event()
     try:
-        with _stop_on_signals(stop), _started(testbed.TestbedServer(host=host, port=port, tracer_provider=testbed_provider)) as epr:
+        with _stop_on_signals(stop), _maintained(config), _started(
+            testbed.TestbedServer(host=host, port=port, tracer_provider=testbed_provider)
+        ) as epr:
             dashboard = _dashboard_server(config, None, None)
             with dashboard:
                 prober = threading.Thread(target=probe.run_forever, args=(stop,), name="probes", daemon=True)
@@ -202,6 +204,17 @@ def _dashboard_server(config: WardwatchConfig, host: str | None, port: int | Non
         raise click.ClickException(
             f"cannot serve the dashboard on {host}:{port}: {exc.strerror} (is another one running? try --port)"
         ) from exc
+
+
+@contextmanager
+def _maintained(config: WardwatchConfig) -> Iterator[None]:
+    """Compaction and retention in the background, in the one process that writes the store."""
+    maintenance = Maintenance.from_config(config.store)
+    maintenance.start()
+    try:
+        yield
+    finally:
+        maintenance.stop()
 
 
 @contextmanager
