@@ -19,7 +19,10 @@ The formula, for a request to route key ``endpoint`` from ``site`` at instant ``
                  a period is active on its weekdays, start <= local time-of-day < end, and with a
                  ``stall`` only while (local - start) mod every_min < duration_min;
                  a change is active from ``at`` (inclusive) to ``until`` (exclusive), in UTC
-    service  = max(0, base * load + jitter + sum(effects))
+    tail t   = add_ms_t  when v_t < probability_t, for every tail t matching endpoint and site;
+               v_t in [0, 1) from the same hash salted with the tail's name (so a share
+               ``probability_t`` of requests is hit, deterministically)
+    service  = max(0, base * load + jitter + sum(effects) + sum(tails))
     network  = sites[site].network_delay_ms    (0 for an unknown or absent site)
     total    = service + network
 
@@ -174,8 +177,8 @@ def is_outage(at: datetime, scenario: Scenario, endpoint: str | None = None) -> 
     return outage_at(at, scenario, endpoint) is not None
 
 
-def _unit_hash(endpoint: str, site: str | None, at_utc: datetime) -> float:
-    key = f"{endpoint}|{site or ''}|{at_utc.isoformat(timespec='microseconds')}".encode()
+def _unit_hash(endpoint: str, site: str | None, at_utc: datetime, salt: str = "") -> float:
+    key = f"{salt}|{endpoint}|{site or ''}|{at_utc.isoformat(timespec='microseconds')}".encode()
     digest = hashlib.blake2b(key, digest_size=8).digest()
     return int.from_bytes(digest, "big") / 2**64
 
@@ -222,6 +225,12 @@ def modelled_delay(endpoint: str, site: str | None, at: datetime, scenario: Scen
                     and _period_active(period, local)):
                 ms = period.add_ms + base_ms * (period.multiplier - 1.0)
                 parts.append(Contribution(period.name, ms / 1000.0))
+        for tail in scenario.tails:
+            if (endpoint_matches(endpoint, tail.endpoints)
+                    and _site_applies(tail.sites, site)
+                    and _unit_hash(endpoint, site, at_utc, salt=f"tail:{tail.name}")
+                    < tail.probability):
+                parts.append(Contribution(tail.name, tail.add_ms / 1000.0))
         for change in scenario.changes:
             if (endpoint_matches(endpoint, change.endpoints)
                     and _site_applies(change.sites, site)

@@ -39,6 +39,7 @@ __all__ = [
     "ScenarioError",
     "SiteModel",
     "Stall",
+    "Tail",
     "endpoint_matches",
     "load_scenario",
     "scenario_for_tests",
@@ -195,6 +196,21 @@ class LoadCurve(_Model):
         return sorted(v)
 
 
+class Tail(_Model):
+    """A rare slow request: a share ``probability`` of matching requests gets ``add_ms`` more.
+
+    Which requests are hit is a pure function of (tail name, endpoint, site, instant), so the
+    model stays deterministic; over many requests the share approaches ``probability``.
+    """
+
+    name: str
+    description: str = ""
+    probability: float = Field(ge=0, le=1)
+    add_ms: float = Field(ge=0)
+    endpoints: list[str] | None = None
+    sites: list[str] | None = None
+
+
 class FaultRule(_Model):
     """Inject ``kind`` into a share ``rate`` of matching requests (decided by a seeded RNG).
 
@@ -239,6 +255,7 @@ class Scenario(_Model):
     periods: list[PeriodEffect] = Field(default_factory=list)
     changes: list[Change] = Field(default_factory=list)
     outages: list[Outage] = Field(default_factory=list)
+    tails: list[Tail] = Field(default_factory=list)
     faults: list[FaultRule] = Field(default_factory=list)
     auth: AuthConfig = Field(default_factory=AuthConfig)
 
@@ -258,7 +275,7 @@ class Scenario(_Model):
     @model_validator(mode="after")
     def _unique_names(self) -> Scenario:
         seen: set[str] = set()
-        for item in (*self.periods, *self.changes, *self.outages):
+        for item in (*self.periods, *self.changes, *self.outages, *self.tails):
             if item.name in seen:
                 raise ValueError(f"effect name {item.name!r} is used twice")
             seen.add(item.name)
@@ -337,7 +354,7 @@ def scenario_for_tests(
 ) -> Scenario:
     """A flat, predictable scenario for tests: fixed service times, no load curve, no jitter.
 
-    No periods, changes or outages: the modelled delay of a request is exactly
+    No periods, changes, outages or tails: the modelled delay of a request is exactly
     ``service_ms.get(endpoint, default_ms) + network_ms.get(site, 0)`` milliseconds, whatever the
     clock says.
 

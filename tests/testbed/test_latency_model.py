@@ -212,3 +212,21 @@ def test_jitter_is_a_pure_function_of_endpoint_site_and_instant(scenario: Scenar
     assert modelled_delay("GET /Patient/{id}", "ward-7", at, scenario).contribution_s(
         "jitter") == modelled_delay("GET /Patient/{id}", "ward-7", at, scenario).contribution_s(
         "jitter")  # ...but not between calls
+
+
+def test_the_slow_tail_hits_about_its_share_deterministically(scenario: Scenario) -> None:
+    tail = next(t for t in scenario.tails if t.name == "slow-tail")
+    start = _london(2026, 11, 21, 5, 0)  # a Saturday morning: no periods, only the tail
+    delays = [modelled_delay("GET /Patient/{id}", "ward-7", start + timedelta(seconds=3 * i),
+                             scenario) for i in range(5000)]
+    assert {n for d in delays for n in d.names} <= {"base", "load", "jitter", "network",
+                                                    tail.name}
+    hit = [d for d in delays if tail.name in d.names]
+    assert 0.5 * tail.probability < len(hit) / len(delays) < 1.5 * tail.probability
+    assert all(d.contribution_s(tail.name) == pytest.approx(tail.add_ms / 1000) for d in hit)
+    again = [modelled_delay("GET /Patient/{id}", "ward-7", d.at, scenario) for d in hit]
+    assert all(tail.name in d.names for d in again)
+    # the tail barely moves the mean but owns the top percentile
+    totals = sorted(d.total_s for d in delays)
+    assert totals[int(0.995 * len(totals))] > 1.5
+    assert sum(totals) / len(totals) < 0.2
