@@ -237,6 +237,10 @@ class SLAConfig(BaseModel):
         if isinstance(self.service_hours, ServiceHoursConfig):
             h = self.service_hours
             days = ",".join(d.capitalize() for d in h.weekdays)
+            if list(h.weekdays) == list(WEEKDAYS[:5]):
+                days = "Mon-Fri"
+            elif list(h.weekdays) == list(WEEKDAYS):
+                days = "every day"
             text += f", {days} {h.start:%H:%M}-{h.end:%H:%M}"
         else:
             text += ", 24x7"

@@ -42,6 +42,8 @@ __all__ = [
     "evaluate_sla",
     "load_exclusions_csv",
     "parse_month",
+    "in_sla_hours",
+    "sla_hours_text",
     "sla_requests",
     "sla_window",
 ]
@@ -207,6 +209,34 @@ def _all_exclusions(sla: SLAConfig, base_dir: Path | None) -> list[ExclusionConf
             path = base_dir / path
         exclusions += load_exclusions_csv(path)
     return exclusions
+
+
+def in_sla_hours(
+    times: pd.Series, sla: SLAConfig, base_dir: Path | None = None
+) -> np.ndarray:
+    """Whether each moment of ``times`` is counted by the SLA: in service hours, not excluded."""
+    keep = np.ones(len(times), dtype=bool)
+    if not len(times):
+        return keep
+    if isinstance(sla.service_hours, ServiceHoursConfig):
+        keep &= _in_service_hours(times, sla.service_hours, sla.timezone)
+    exclusions = _all_exclusions(sla, base_dir)
+    if exclusions:
+        keep &= ~_in_exclusions(times, exclusions)
+    return keep
+
+
+def sla_hours_text(sla: SLAConfig) -> str:
+    """The hours an SLA counts, in words: ``24x7`` or ``Mon-Fri 08:00-18:00``."""
+    if not isinstance(sla.service_hours, ServiceHoursConfig):
+        return "24x7"
+    h = sla.service_hours
+    days = ",".join(d.capitalize() for d in h.weekdays)
+    if list(h.weekdays) == list(WEEKDAYS[:5]):
+        days = "Mon-Fri"
+    elif list(h.weekdays) == list(WEEKDAYS):
+        days = "every day"
+    return f"{days} {h.start:%H:%M}-{h.end:%H:%M}"
 
 
 def sla_requests(

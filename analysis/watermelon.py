@@ -48,11 +48,19 @@ from analysis.calendar import ClinicalCalendar
 from analysis.config import ObjectiveConfig, SLAConfig, TaskVolumeConfig
 from analysis.objectives import ALL_HOURS, ObjectiveResult, evaluate_objective, judge_runs
 from analysis.percentiles import percentile
-from analysis.sla import SLAResult, evaluate_sla, sla_requests, sla_window
+from analysis.sla import (
+    SLAResult,
+    evaluate_sla,
+    in_sla_hours,
+    sla_hours_text,
+    sla_requests,
+    sla_window,
+)
 from analysis.store import Store
 
 __all__ = ["Finding", "Lens", "TimeLost", "find_watermelons", "time_lost"]
 
+SPREAD_SHARE = 0.3  # below this share no single step is said to dominate
 LensName = Literal["time_dilution", "per_request", "mean_vs_tail", "pooled_sites", "slow_but_up"]
 
 
@@ -253,7 +261,7 @@ def _watermelon(
     sla: SLAConfig, sla_result: SLAResult, objective: ObjectiveConfig, result: ObjectiveResult,
     scope: pd.Series, all_runs: pd.DataFrame, period_runs: pd.DataFrame, steps: pd.DataFrame,
     requests: pd.DataFrame, calendar: ClinicalCalendar | None,
-    volumes: Sequence[TaskVolumeConfig],
+    volumes: Sequence[TaskVolumeConfig], base_dir: Path | None,
 ) -> Finding:
     site, period = str(scope["site"]), str(scope["period"])
     t = objective.threshold_s
@@ -262,14 +270,20 @@ def _watermelon(
     p90, n90 = _p(here_waits, 0.9)
     lenses: list[Lens] = []
 
-    # Time dilution: all hours at this site vs this period.
-    site_all = all_runs[all_runs["site"] == site]["waiting_s"]
+    # Time dilution: every hour the SLA counts at this site vs this period.
+    site_runs = all_runs[all_runs["site"] == site]
+    site_runs = site_runs[in_sla_hours(site_runs["start"], sla, base_dir)]
+    site_all = site_runs["waiting_s"].astype("float64")
     all_p90, all_n = _p(site_all, 0.9)
     if period != ALL_HOURS:
+        all_within = float((site_all <= t).mean()) if len(site_all) else math.nan
+        within = float((here_waits <= t).mean()) if len(here_waits) else math.nan
         lenses.append(Lens("time_dilution", (
-            f"all hours p90 {_fmt_s(all_p90)} (n={all_n}), {period} p90 {_fmt_s(p90)} (n={n90})"
-        ), {"all_hours_p90_s": all_p90, "all_hours_runs": all_n, "period_p90_s": p90,
-            "period_runs": n90}))
+            f"all hours the SLA counts ({sla_hours_text(sla)}): p90 {_fmt_s(all_p90)}, "
+            f"{all_within:.0%} of runs within {t:g} s (n={all_n}); {period}: p90 "
+            f"{_fmt_s(p90)}, {within:.0%} within {t:g} s (n={n90})"
+        ), {"all_hours_p90_s": all_p90, "all_hours_runs": all_n, "all_hours_within": all_within,
+            "period_p90_s": p90, "period_runs": n90, "period_within": within}))
 
     # Per request vs per workflow.
     req = requests[(requests["workflow"] == objective.workflow) & (requests["site"] == site)]
@@ -329,8 +343,7 @@ def _watermelon(
     where = f"at {site}" + ("" if period == ALL_HOURS else f" during {period}")
     lost_text = (f"about {lost.scaled_hours:.1f} hours of clinicians' time lost ({lost.assumption})"
                  if lost.scaled_hours is not None else lost.assumption)
-    step_text = (f" Most of the extra waiting is in the {dominant} step ({share:.0%})."
-                 if dominant else "")
+    step_text = _step_text(dominant, share, "extra waiting")
     summary = (
         f"The SLA '{sla.name}' was met ({sla_result.display}), but {objective.workflow} {where} "
         f"missed '{objective.name}': {value:.0%} against a target of {objective.target:.0%} "
@@ -390,7 +403,8 @@ def _reverse(
     experience = {"value": result.overall.value, "target": objective.target,
                   "runs": result.overall.samples, "p90_s": p90.value, "apdex": result.apdex.display,
                   "method": objective.budgeting_method}
-    when = f" The slow requests came {hours_text}" if hours_text else ""
+    when = _step_text(dominant, share, "slowness the SLA counted")
+    when += f" The slow requests came {hours_text}" if hours_text else ""
     when += (f", {outside_share:.0%} of them outside every clinical period."
              if hours_text and not math.isnan(outside_share) else ("." if hours_text else ""))
     summary = (
@@ -401,6 +415,14 @@ def _reverse(
     )
     return Finding("reverse", sla_result, objective.name, objective.workflow, None, periods,
                    experience, lenses, dominant, share, None, summary)
+
+
+def _step_text(step: str | None, share: float, what: str) -> str:
+    if step is None:
+        return ""
+    if share < SPREAD_SHARE:
+        return f" The {what} is spread across the steps (the largest, {step}, has {share:.0%})."
+    return f" Most of the {what} is in the {step} step ({share:.0%})."
 
 
 def _covers(sla: SLAConfig, objective: ObjectiveConfig) -> bool:
@@ -463,7 +485,7 @@ def find_watermelons(
                 for _, scope in result.breached_scopes.iterrows():
                     findings.append(_watermelon(
                         sla, sla_result, objective, result, scope, all_runs, period_runs, steps,
-                        requests, calendar, task_volumes))
+                        requests, calendar, task_volumes, base_dir))
             elif not sla_result.met and result.met:
                 findings.append(_reverse(sla, sla_result, objective, result, requests, calendar))
 

@@ -67,7 +67,8 @@ def test_ward_round_watermelon(store_path: Path) -> None:
     assert dilution is not None
     assert dilution.figures["all_hours_p90_s"] == pytest.approx(1.0)
     assert dilution.figures["period_p90_s"] == pytest.approx(3.1)
-    assert dilution.text == "all hours p90 1.0 s (n=110), ward rounds p90 3.1 s (n=10)"
+    assert dilution.text == ("all hours the SLA counts (24x7): p90 1.0 s, 91% of runs within 3 s "
+                             "(n=110); ward rounds: p90 3.1 s, 0% within 3 s (n=10)")
     # per request: 30 requests, all within 2 s, p95 1.9 s; 3 requests a run
     per_request = f.lens("per_request")
     assert per_request is not None
@@ -109,6 +110,7 @@ def test_reverse_nightly_batch(store_path: Path) -> None:
     assert "03:00-04:00" in dilution.text  # 02:00-02:40Z is 03:00-03:40 BST
     assert f.dominant_step == "notes" and f.dominant_step_share == 1.0
     assert "was breached" in f.summary and "outside every clinical period" in f.summary
+    assert "Most of the slowness the SLA counted is in the notes step (100%)" in f.summary
 
 
 def test_no_finding_when_both_agree(store_path: Path) -> None:
@@ -119,6 +121,16 @@ def test_no_finding_when_both_agree(store_path: Path) -> None:
         assert find_watermelons(store, [other], [ROUNDS], CALENDAR, window=WINDOW) == []
     with pytest.raises(ValueError, match="month"):
         find_watermelons(store, [SLA], [ROUNDS], CALENDAR)
+
+
+def test_sla_hours_bound_the_dilution_lens(store_path: Path) -> None:
+    office = SLAConfig.model_validate(
+        {**SLA.model_dump(), "service_hours": {"start": "11:00", "end": "21:00"}})
+    with open_store(store_path) as store:
+        [f] = find_watermelons(store, [office], [ROUNDS], CALENDAR, window=WINDOW)
+    dilution = f.lens("time_dilution")
+    assert dilution is not None and dilution.figures["all_hours_runs"] == 100  # 10:00-19:55Z
+    assert dilution.text.startswith("all hours the SLA counts (Mon-Fri 11:00-21:00): p90 1.0 s")
 
 
 def test_time_lost_without_volume() -> None:
