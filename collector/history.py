@@ -89,6 +89,7 @@ __all__ = [
     "history_slots",
     "record_history",
     "route_key",
+    "spans_per_run",
     "step_route_key",
 ]
 
@@ -705,6 +706,26 @@ def history_slots(interval_s: float, start: datetime, end: datetime) -> Iterable
         index += 1
 
 
+def spans_per_run(workflow: WorkflowConfig, *, for_each_items: int | None = None, bundle_pages: int = 1) -> int:
+    """Spans an ok run of ``workflow`` records in history: the root, each step, its request spans.
+
+    Token fetches (an ``auth`` span every few minutes per target) are not counted.
+
+    Args:
+        workflow: the workflow.
+        for_each_items: as :class:`SimulatedProbe`'s.
+        bundle_pages: as :class:`SimulatedProbe`'s.
+    """
+    count = 1
+    for step in workflow.steps:
+        count += 1
+        if step.for_each is not None:
+            count += step.max_items if for_each_items is None else min(for_each_items, step.max_items)
+        elif step.follow_next_pages > 0:
+            count += min(bundle_pages, 1 + step.follow_next_pages)
+    return count
+
+
 def _jitter_s(seed: int, job_key: str, slot: datetime, jitter_s: float) -> float:
     """The start offset of a slot: uniform in ``[0, jitter_s)``, the same for the same seed, job and slot."""
     if jitter_s <= 0:
@@ -719,12 +740,12 @@ def record_history(
     end: datetime,
     *,
     seed: int = 0,
-    interval_s: float | None = None,
+    interval_s: float | Mapping[str, float] | None = None,
 ) -> HistoryStats:
     """Record every job's runs for the slots in ``[start, end)``, in the order they start, and export them.
 
     Each job (workflow, site name) has slots on its cadence: every ``max(workflow.interval_s,
-    interval_s)`` seconds since the epoch. As in the live probe's job loop, a run starts at its
+    interval_s)`` seconds since the epoch (``interval_s`` may differ per workflow). As in the live probe's job loop, a run starts at its
     slot plus an offset in ``[0, jitter_s)`` (drawn from ``(seed, job, slot)``, so the same seed
     gives the same history however it is split into periods), or when the job's previous run
     ends if that is later; the slots that passed during a run, except the latest, are recorded as
@@ -737,13 +758,20 @@ def record_history(
         start: first moment of the history (aware).
         end: the moment the history stops (aware, exclusive): no slot at or after it.
         seed: makes the start offsets reproducible.
-        interval_s: a coarser cadence than the workflows' own, for a faster history; None keeps theirs.
+        interval_s: a coarser cadence than the workflows' own, for a faster history: one for every
+            workflow, or one per workflow name (workflows not named keep their own); None or 0
+            keeps every workflow's own cadence.
 
     Returns:
         What was recorded.
     """
     start_s, end_s = _ns(start) / _NS_PER_S, _ns(end) / _NS_PER_S
-    intervals = [max(workflow.interval_s, interval_s or 0.0) for workflow, _site in jobs]
+    def floor_s(workflow: WorkflowConfig) -> float:
+        if isinstance(interval_s, Mapping):
+            return float(interval_s.get(workflow.name, 0.0))
+        return interval_s or 0.0
+
+    intervals = [max(workflow.interval_s, floor_s(workflow)) for workflow, _site in jobs]
     keys = [f"{workflow.name}@{site}" for workflow, site in jobs]
 
     def planned_start_ns(job_index: int, slot_index: int, free_ns: int) -> int:
