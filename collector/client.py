@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ssl
+import threading
 from collections.abc import Callable
 
 import httpx
 
-from collector.config import TargetConfig
-from collector.timing import build_transport
+from collector.config import TargetConfig, TlsConfig
+from collector.timing import build_transport, ssl_context
 
-__all__ = ["USER_AGENT", "ClientFactory", "make_client"]
+__all__ = ["USER_AGENT", "ClientFactory", "ProbeClients", "make_client"]
 
 USER_AGENT = "wardwatch-probe/0.1 (synthetic monitoring)"
 
@@ -17,13 +19,14 @@ USER_AGENT = "wardwatch-probe/0.1 (synthetic monitoring)"
 ClientFactory = Callable[[TargetConfig, bool], httpx.Client]
 
 
-def make_client(target: TargetConfig, keep_alive: bool) -> httpx.Client:
+def make_client(target: TargetConfig, keep_alive: bool, *, context: ssl.SSLContext | None = None) -> httpx.Client:
     """A client for one run against ``target``.
 
     Args:
         target: base URL and TLS settings (headers and auth are added per request by the runner).
         keep_alive: reuse connections within the run (``connection: reuse``); False opens a new
             connection for every request (``connection: fresh``).
+        context: a TLS context built from ``target.tls`` to reuse (default: build one).
 
     Redirects are not followed (an unexpected 3xx is a finding), proxies from the environment are
     ignored (a probe measures its own path to the target).
@@ -34,6 +37,7 @@ def make_client(target: TargetConfig, keep_alive: bool) -> httpx.Client:
         client_cert=target.tls.client_cert,
         client_key=target.tls.client_key,
         keep_alive=keep_alive,
+        context=context,
     )
     return httpx.Client(
         transport=transport,
@@ -41,3 +45,26 @@ def make_client(target: TargetConfig, keep_alive: bool) -> httpx.Client:
         trust_env=False,
         headers={"User-Agent": USER_AGENT, "Accept": "application/fhir+json, application/json"},
     )
+
+
+class ProbeClients:
+    """A :data:`ClientFactory` that builds each distinct TLS context once and shares it.
+
+    Every run still gets its own client and connections; only the (costly, immutable) TLS
+    context is shared. A certificate file changed on disk is read again by a new instance.
+    """
+
+    def __init__(self) -> None:
+        self._contexts: dict[TlsConfig, ssl.SSLContext] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, target: TargetConfig, keep_alive: bool) -> httpx.Client:
+        with self._lock:
+            context = self._contexts.get(target.tls)
+            if context is None:
+                tls = target.tls
+                context = ssl_context(
+                    verify=tls.verify, ca_bundle=tls.ca_bundle, client_cert=tls.client_cert, client_key=tls.client_key
+                )
+                self._contexts[target.tls] = context
+        return make_client(target, keep_alive, context=context)

@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.trace import SpanKind, Tracer
 
 from collector.auth import TokenCache
-from collector.client import ClientFactory
+from collector.client import ClientFactory, ProbeClients
 from collector.config import SiteConfig, TargetConfig, TestPatientConfig, WorkflowConfig
 from collector.metrics import ProbeMetrics
 from collector.runner import RunResult, run_workflow
@@ -127,7 +127,7 @@ class Probe:
         self._environ: Mapping[str, str] = os.environ if environ is None else environ
         self._rng = random.Random() if rng is None else rng
         self._rng_lock = threading.Lock()
-        self._client_factory = client_factory
+        self._client_factory = ProbeClients() if client_factory is None else client_factory
         self._clock = clock
         self._token_cache = TokenCache()
         self._turns = {name: threading.BoundedSemaphore(target.max_concurrent_runs) for name, target in self._targets.items()}

@@ -42,6 +42,7 @@ __all__ = [
     "RequestTiming",
     "TimedResolverBackend",
     "build_transport",
+    "ssl_context",
 ]
 
 _NS_PER_S = 1_000_000_000
@@ -239,24 +240,21 @@ class TimedResolverBackend(httpcore.SyncBackend):
         return seen
 
 
-def build_transport(
+def ssl_context(
     *,
     verify: bool = True,
     ca_bundle: str | None = None,
     client_cert: str | None = None,
     client_key: str | None = None,
-    keep_alive: bool = True,
-) -> httpx.HTTPTransport:
-    """An httpx transport whose connections report DNS time to the active :class:`PhaseTimer`.
+) -> ssl.SSLContext:
+    """A client TLS context. Building one loads a CA store (tens of milliseconds, more on a busy
+    machine): build it once and share it between clients (it is safe to share between threads).
 
     Args:
         verify: verify server certificates.
         ca_bundle: PEM file of CA certificates to trust instead of the system store.
         client_cert: PEM client certificate for mutual TLS.
         client_key: its key, when not inside ``client_cert``.
-        keep_alive: keep idle connections for reuse; False opens a new connection per request.
-
-    HTTP/1.1 only: the phase events above are httpcore's HTTP/1.1 ones.
     """
     if verify:
         context = ssl.create_default_context(cafile=ca_bundle)
@@ -266,6 +264,33 @@ def build_transport(
         context.verify_mode = ssl.CERT_NONE
     if client_cert is not None:
         context.load_cert_chain(client_cert, client_key)
+    return context
+
+
+def build_transport(
+    *,
+    verify: bool = True,
+    ca_bundle: str | None = None,
+    client_cert: str | None = None,
+    client_key: str | None = None,
+    keep_alive: bool = True,
+    context: ssl.SSLContext | None = None,
+) -> httpx.HTTPTransport:
+    """An httpx transport whose connections report DNS time to the active :class:`PhaseTimer`.
+
+    Args:
+        verify: verify server certificates.
+        ca_bundle: PEM file of CA certificates to trust instead of the system store.
+        client_cert: PEM client certificate for mutual TLS.
+        client_key: its key, when not inside ``client_cert``.
+        keep_alive: keep idle connections for reuse; False opens a new connection per request.
+        context: a prebuilt TLS context (see :func:`ssl_context`); when given, the four TLS
+            arguments above are ignored.
+
+    HTTP/1.1 only: the phase events above are httpcore's HTTP/1.1 ones.
+    """
+    if context is None:
+        context = ssl_context(verify=verify, ca_bundle=ca_bundle, client_cert=client_cert, client_key=client_key)
     limits = httpx.Limits(max_connections=10, max_keepalive_connections=10 if keep_alive else 0)
     transport = httpx.HTTPTransport(verify=context, limits=limits)
     # httpx 0.28 offers no way to hand the pool a network backend: replace the pool it built with

@@ -279,6 +279,9 @@ class Example:
         self.sites = [SiteConfig.model_validate(s) for s in raw["sites"]]
         self.patients = [TestPatientConfig.model_validate(p) for p in raw["patients"]]
         self.workflows = {w["name"]: WorkflowConfig.model_validate(w) for w in raw["workflows"]}
+        from collector.client import ProbeClients
+
+        self.clients = ProbeClients()
 
     def site(self, name: str) -> Any:
         return next(s for s in self.sites if s.name == name)
@@ -293,4 +296,5 @@ class Example:
         kwargs.setdefault("patients", self.patients)
         kwargs.setdefault("environ", TESTBED_ENV)
         kwargs.setdefault("rng", random.Random(3))
+        kwargs.setdefault("client_factory", self.clients)
         return run_workflow(spec, self.targets[spec.target], self.site(site), tracer=tracer, target_name=spec.target, **kwargs)
