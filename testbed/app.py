@@ -147,6 +147,11 @@ def _oauth_error(status: int, error: str, description: str,
                         headers=headers)
 
 
+def _same(given: str, expected: str) -> bool:
+    """Constant-time comparison (as UTF-8 bytes, so any characters are safe to compare)."""
+    return secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
 async def token(request: Request) -> Response:
     """OAuth2 client credentials grant (RFC 6749 4.4): form fields or HTTP basic client auth."""
     state = _state(request)
@@ -169,12 +174,14 @@ async def token(request: Request) -> Response:
         if not sep:
             return _oauth_error(401, "invalid_client", "malformed basic credentials", basic)
         client_id, client_secret = unquote(raw_id), unquote(raw_secret)
-    if form.get("grant_type") != "client_credentials":
+    grant_type = form.get("grant_type")
+    if not grant_type:
+        return _oauth_error(400, "invalid_request", "grant_type is required")
+    if grant_type != "client_credentials":
         return _oauth_error(400, "unsupported_grant_type", "only client_credentials is supported")
     auth = state.scenario.auth
     if not (client_id is not None and client_secret is not None
-            and secrets.compare_digest(client_id, auth.client_id)
-            and secrets.compare_digest(client_secret, auth.client_secret)):
+            and _same(client_id, auth.client_id) and _same(client_secret, auth.client_secret)):
         return _oauth_error(401, "invalid_client", "unknown client or wrong secret", basic)
     access_token, lifetime_s = state.issue_token()
     return JSONResponse(

@@ -286,6 +286,10 @@ def test_token_endpoint_form_and_basic_auth(testbed_server: TestbedServer) -> No
     ({"grant_type": "client_credentials"}, ("wardwatch-probe", "nope"), 401, "invalid_client"),
     ({"grant_type": "password", "client_id": "wardwatch-probe",
       "client_secret": "testbed-demo-secret"}, None, 400, "unsupported_grant_type"),
+    ({"client_id": "wardwatch-probe", "client_secret": "testbed-demo-secret"}, None, 400,
+     "invalid_request"),
+    ({"grant_type": "client_credentials", "client_id": "wardwatch-probe",
+      "client_secret": "geheimnis-\u00fc\u2603"}, None, 401, "invalid_client"),
 ])
 def test_token_endpoint_rejects_bad_requests(testbed_server: TestbedServer, form: dict[str, str],
                                              auth: tuple[str, str] | None, status: int,
