@@ -301,6 +301,11 @@ def simulate_history(
         A summary; with a store path it is also written as ``simulated-history.json`` there,
         after every span is stored.
 
+    Writing to a store path replaces any simulated history already there (finished, or left
+    half-built by an interrupted build); live measurements stay. To reuse a finished history
+    instead, check :func:`history_exists` first. Call it before starting threads: the worker
+    processes are forked on Linux.
+
     Raises:
         ValueError: ``days`` is not positive or ``end`` is naive.
         StoreError: the store cannot be opened.
@@ -316,6 +321,7 @@ def simulate_history(
     path = Path(config.store.path if store_path is None else store_path)
     if exporter is None:
         ParquetSpanExporter(path)  # make it a store (or refuse one of another version) up front
+        remove_history(path)  # a finished or interrupted earlier build: never two histories
     before = {str(p) for p in list_segments(path)} if exporter is None else set()
     jobs = _jobs(config)
     if interval_s is None:
@@ -356,10 +362,17 @@ def simulate_history(
         # Fork on Linux: no re-import of the main module (a console script, ``python -c``, a
         # notebook); call this before starting threads, as the demo does.
         context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
+        try:
             futures = [pool.submit(_build_chunk, chunk) for chunk in chunks]
             for done, future in enumerate(as_completed(futures), start=1):
                 add(future.result(), done)
+        except BaseException:
+            # Ctrl-C or a failed day: drop the days not started; no marker, so the next build
+            # starts afresh (and removes what this one wrote).
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
     written = [p for p in list_segments(path) if str(p) not in before] if exporter is None else []
     summary = HistorySummary(
         start=start_utc,

@@ -133,3 +133,20 @@ def test_bad_arguments_are_refused(config, tmp_path):
         simulate_history(config, days=0, store_path=tmp_path)
     with pytest.raises(ValueError, match="aware"):
         simulate_history(config, days=1, end=datetime(2026, 11, 20), store_path=tmp_path)
+
+
+def test_a_new_build_replaces_the_previous_history_and_an_exporter_gets_every_span(config, tmp_path):
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    small = only(config, "chart-observations")
+    simulate_history(small, days=1, end=END, store_path=tmp_path, workers=1)
+    (tmp_path / HISTORY_MARKER).unlink()  # as if the first build had been interrupted
+    again = simulate_history(small, days=1, end=END, store_path=tmp_path, workers=1)
+    assert len(analysis.open_store(tmp_path).runs()) == again.runs == 2 * 144
+
+    exporter = InMemorySpanExporter()
+    summary = simulate_history(small, days=1, end=END, exporter=exporter, store_path=tmp_path / "unused")
+    spans = exporter.get_finished_spans()
+    assert len(spans) == summary.spans and summary.files == 0
+    assert {span.resource.attributes[schema.ATTR_SIMULATED] for span in spans} == {"true"}
+    assert not (tmp_path / "unused").exists()
