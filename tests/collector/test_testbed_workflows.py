@@ -156,3 +156,25 @@ def test_site_header_reaches_the_network_model(example, tracer, server_spans):
     assert len(modelled_s["ward-7"]) >= 7 and len(modelled_s["community-hospital"]) >= 7
     assert modelled_s["ward-7"] == pytest.approx([0.002] * len(modelled_s["ward-7"]))
     assert modelled_s["community-hospital"] == pytest.approx([0.012] * len(modelled_s["community-hospital"]))
+
+
+def test_bundle_paging_against_the_testbed_records_pages_and_request_spans(example, tracer, span_exporter, server_spans):
+    base = example.workflows["ward-handover"]
+    step = base.steps[0].model_copy(update={"query": {"location": "Location/ward-7", "status": "in-progress", "_count": 5}, "follow_next_pages": 2})
+    workflow = base.model_copy(update={"steps": (step,)})
+    result = run(example, workflow, tracer)
+    assert result.status == "ok", result.message
+    assert result.steps[0].pages == 3 and len(result.steps[0].requests) == 3
+    spans = span_exporter.get_finished_spans()
+    (step_span,) = typed(spans, schema.SPAN_TYPE_STEP)
+    requests = typed(spans, schema.SPAN_TYPE_REQUEST)
+    assert step_span.attributes[schema.ATTR_BUNDLE_PAGES] == 3
+    assert [r.parent.span_id for r in requests] == [step_span.context.span_id] * 3
+    assert {r.attributes[schema.URL_TEMPLATE] for r in requests} == {"/fhir/Encounter"}
+    assert step_span.attributes[schema.ATTR_RESPONSE_BYTES] == sum(r.attributes[schema.ATTR_RESPONSE_BYTES] for r in requests)
+    deadline = time.monotonic() + 5
+    while len(server_spans.get_finished_spans()) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    request_ids = {r.context.span_id for r in requests}
+    encounter_servers = [s for s in server_spans.get_finished_spans() if s.attributes.get("url.template") == "/fhir/Encounter"]
+    assert {s.parent.span_id for s in encounter_servers} == request_ids
