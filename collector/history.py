@@ -528,8 +528,9 @@ class _SimulatedRun:
     def _step(self, step: StepConfig, index: int, plan: _StepPlan) -> tuple[StepResult, StepFailure | None]:
         failure: StepFailure | None = None
         target_name = self.workflow.target
-        if self.target.token_key is not None and self.probe._token_needed(target_name, self.now_ns):
-            failure = self._fetch_token()
+        token_key = self.target.token_key
+        if token_key is not None and self.probe._token_needed(target_name, self.now_ns):
+            failure = self._fetch_token(token_key)
         url_template = plan.url_template
         step_start_ns = self.now_ns
         step_attributes = {
@@ -640,10 +641,9 @@ class _SimulatedRun:
         self.now_ns = start_ns + delay_ns
         return _Outcome(timing, status, size, failure)
 
-    def _fetch_token(self) -> StepFailure | None:
+    def _fetch_token(self, token_key: str) -> StepFailure | None:
         """The ``auth`` span of a token request; the shared token is renewed when it succeeds."""
         target = self.target
-        assert target.token_key is not None  # checked by the caller
         what = f"POST {target.token_template}"
         start_ns = self.now_ns
         span = self.tracer.start_span(
@@ -662,7 +662,7 @@ class _SimulatedRun:
         )
         step_timeout_ns = int(self.workflow.step_timeout_s * _NS_PER_S)
         timeout_ns = max(min(step_timeout_ns, self.remaining_ns()), 1_000_000)
-        modelled = self.probe._model(target.token_key, self.site, _at(start_ns))
+        modelled = self.probe._model(token_key, self.site, _at(start_ns))
         delay_ns = max(0, round(modelled.delay_s * _NS_PER_S))
         failure: StepFailure | None = None
         if delay_ns > timeout_ns:

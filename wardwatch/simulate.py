@@ -56,9 +56,11 @@ __all__ = [
 HISTORY_MARKER = "simulated-history.json"
 # The history's span budget: each (workflow, site) job gets about one span per this many seconds
 # of history, so a workflow of many requests runs less often than one of few. 100 s gives
-# examples/testbed.yaml a run every 15 min of open-patient-record (9 spans) at each site, every
-# 10 min of chart-observations (5), every 2 h of ward-handover (43): about 127,000 spans for 28
-# days. Recording costs about 0.4 ms of CPU per span (half of it in the store's exporter).
+# examples/testbed.yaml a run every 15 min of open-patient-record (9 spans) at each site (one run
+# in every quarter-hour window, and in the scenario's 15-minute outage), every 10 min of
+# chart-observations (5), every 2 h of ward-handover (43): about 16,500 runs and 133,000 spans
+# for 28 days. Recording costs about 0.4 ms of CPU per span (a third of it in the store's
+# exporter, a fifth in the latency model), so about a minute of CPU, half a minute on two cores.
 DEMO_SECONDS_PER_SPAN = 100.0
 # History cadences are rounded up to one of these (and to a multiple of the live cadence), so
 # slots line up with the live probe's and with quarter-hour windows.
