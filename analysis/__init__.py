@@ -20,42 +20,97 @@ from analysis.budget import (
     timeslices,
 )
 from analysis.calendar import ClinicalCalendar
+from analysis.changes import change_impact, load_changes_csv
+from analysis.config import (
+    ChangeEventConfig,
+    ExclusionConfig,
+    ObjectiveConfig,
+    PeriodConfig,
+    ServiceHoursConfig,
+    SLAConfig,
+    TaskVolumeConfig,
+)
+from analysis.objectives import ObjectiveResult, evaluate_objective
+from analysis.openslo import (
+    OpenSLOObjective,
+    objectives_to_openslo,
+    read_openslo,
+    to_objective_configs,
+)
 from analysis.percentiles import Percentile, percentile, percentile_table, rank_interval
+from analysis.ranktest import RankTest, mann_whitney_u
+from analysis.report import REPORT_FORMATS, Report, build_report, to_html, to_json, to_markdown
+from analysis.sla import SLAResult, evaluate_sla, load_exclusions_csv, parse_month, sla_window
 from analysis.store import (
     MISSED_SLOT_COLUMNS,
     REQUEST_COLUMNS,
     RUN_COLUMNS,
     STEP_COLUMNS,
+    FrameCache,
     Store,
     open_store,
 )
+from analysis.watermelon import Finding, Lens, TimeLost, find_watermelons
 
 __all__ = [
     "AlertWindow",
     "Apdex",
     "BudgetResult",
+    "ChangeEventConfig",
     "ClinicalCalendar",
+    "ExclusionConfig",
+    "Finding",
+    "FrameCache",
+    "Lens",
     "MISSED_SLOT_COLUMNS",
+    "ObjectiveConfig",
+    "ObjectiveResult",
+    "OpenSLOObjective",
     "Percentile",
+    "PeriodConfig",
+    "REPORT_FORMATS",
     "REQUEST_COLUMNS",
     "RUN_COLUMNS",
+    "RankTest",
+    "Report",
+    "SLAConfig",
+    "SLAResult",
     "STEP_COLUMNS",
+    "ServiceHoursConfig",
     "Store",
+    "TaskVolumeConfig",
+    "TimeLost",
     "alert_windows",
     "apdex",
     "apdex_table",
     "budget_consumed",
+    "build_report",
     "burn_rate",
     "burn_rate_alerts",
     "calendar_month",
+    "change_impact",
     "error_budget",
+    "evaluate_objective",
+    "evaluate_sla",
+    "find_watermelons",
+    "load_changes_csv",
+    "load_exclusions_csv",
+    "mann_whitney_u",
     "month_budget_minutes",
+    "objectives_to_openslo",
     "occurrences",
     "open_store",
     "parse_duration",
+    "parse_month",
     "percentile",
     "percentile_table",
     "rank_interval",
     "ratio_timeslices",
+    "read_openslo",
+    "sla_window",
     "timeslices",
+    "to_html",
+    "to_json",
+    "to_markdown",
+    "to_objective_configs",
 ]

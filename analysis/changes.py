@@ -24,7 +24,7 @@ from analysis.calendar import ClinicalCalendar
 from analysis.config import ChangeEventConfig
 from analysis.percentiles import percentile
 from analysis.ranktest import cliffs_delta_magnitude, mann_whitney_u
-from analysis.store import Store
+from analysis.store import FrameCache, Store
 
 __all__ = ["IMPACT_COLUMNS", "change_impact", "load_changes_csv"]
 
@@ -78,7 +78,7 @@ def _step_shift(before: pd.DataFrame, after: pd.DataFrame) -> tuple[str | None, 
 
 
 def change_impact(
-    store: Store,
+    store: Store | FrameCache,
     change: ChangeEventConfig,
     window: dt.timedelta = dt.timedelta(days=7),
     calendar: ClinicalCalendar | None = None,

@@ -27,7 +27,7 @@ from analysis.budget import BudgetResult, budget_from_ratios
 from analysis.calendar import ClinicalCalendar
 from analysis.config import ObjectiveConfig
 from analysis.percentiles import Percentile, percentile
-from analysis.store import Store
+from analysis.store import FrameCache, Store
 
 __all__ = ["ALL_HOURS", "ObjectiveResult", "evaluate_objective", "judge_runs", "objective_runs"]
 
@@ -82,7 +82,7 @@ class ObjectiveResult:
 
 
 def objective_runs(
-    store: Store,
+    store: Store | FrameCache,
     objective: ObjectiveConfig,
     calendar: ClinicalCalendar | None,
     start: dt.datetime,
@@ -143,7 +143,7 @@ def _budget(objective: ObjectiveConfig, good: np.ndarray, windows: pd.DataFrame)
 
 
 def evaluate_objective(
-    store: Store,
+    store: Store | FrameCache,
     objective: ObjectiveConfig,
     calendar: ClinicalCalendar | None,
     start: dt.datetime,

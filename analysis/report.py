@@ -26,7 +26,7 @@ from analysis.changes import change_impact
 from analysis.config import ChangeEventConfig, ObjectiveConfig, SLAConfig, TaskVolumeConfig
 from analysis.objectives import ObjectiveResult, evaluate_objective
 from analysis.sla import SLAResult, evaluate_sla, parse_month, sla_window
-from analysis.store import Store
+from analysis.store import FrameCache, Store
 from analysis.watermelon import Finding, find_watermelons
 
 __all__ = ["REPORT_FORMATS", "Report", "build_report", "to_html", "to_json", "to_markdown"]
@@ -69,7 +69,7 @@ class Report:
     change_events: list[ChangeEventConfig] = field(default_factory=list)
 
 
-def _apdex_table(store: Store, objectives: Sequence[ObjectiveConfig], start: dt.datetime,
+def _apdex_table(store: Store | FrameCache, objectives: Sequence[ObjectiveConfig], start: dt.datetime,
                  end: dt.datetime) -> pd.DataFrame:
     rows = []
     seen: set[str] = set()
@@ -111,7 +111,7 @@ def _p_text(p: float) -> str:
 
 
 def build_report(
-    store: Store,
+    store: Store | FrameCache,
     slas: Sequence[SLAConfig],
     objectives: Sequence[ObjectiveConfig],
     calendar: ClinicalCalendar | None,
@@ -144,6 +144,7 @@ def build_report(
     """
     year, number = parse_month(month)
     start, end = calendar_month(year, number, timezone)
+    store = store if isinstance(store, FrameCache) else FrameCache(store)
     sla_results = [
         evaluate_sla(store, sla, *sla_window(sla, month=month), base_dir=base_dir) for sla in slas
     ]

@@ -35,7 +35,7 @@ import pandas as pd
 from analysis.budget import BudgetResult, calendar_month, occurrences, ratio_timeslices, timeslices
 from analysis.config import WEEKDAYS, ExclusionConfig, ServiceHoursConfig, SLAConfig
 from analysis.percentiles import percentile
-from analysis.store import Store
+from analysis.store import FrameCache, Store
 
 __all__ = [
     "SLAResult",
@@ -240,7 +240,7 @@ def sla_hours_text(sla: SLAConfig) -> str:
 
 
 def sla_requests(
-    store: Store,
+    store: Store | FrameCache,
     sla: SLAConfig,
     window_start: dt.datetime,
     window_end: dt.datetime,
@@ -293,7 +293,7 @@ def _good(frame: pd.DataFrame, sla: SLAConfig) -> np.ndarray:
 
 
 def evaluate_sla(
-    store: Store,
+    store: Store | FrameCache,
     sla: SLAConfig,
     window_start: dt.datetime,
     window_end: dt.datetime,

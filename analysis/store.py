@@ -23,6 +23,7 @@ from analysis.calendar import ClinicalCalendar
 from store import StoreError, check_store, create_views, list_segments
 
 __all__ = [
+    "FrameCache",
     "MISSED_SLOT_COLUMNS",
     "REQUEST_COLUMNS",
     "RUN_COLUMNS",
@@ -295,3 +296,46 @@ def open_store(path: Path | str, calendar: ClinicalCalendar | None = None) -> St
         StoreError: ``path`` is not a Wardwatch store or holds another schema version.
     """
     return Store(Path(path), calendar)
+
+
+class FrameCache:
+    """A :class:`Store` whose frames are read once: ``runs``, ``steps``, ``requests`` and
+    ``missed_slots`` remember their result per argument list, for one computation that asks the
+    same question several times (a report). Other attributes are the store's.
+
+    The frames returned are shared: treat them as read-only.
+    """
+
+    def __init__(self, store: Store | FrameCache) -> None:
+        """Wrap ``store`` (a cache wraps the store underneath, not another cache)."""
+        self._store: Store = store._store if isinstance(store, FrameCache) else store
+        self._frames: dict[tuple[Any, ...], pd.DataFrame] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def _get(self, kind: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> pd.DataFrame:
+        def frozen(value: Any) -> Any:
+            return tuple(value) if isinstance(value, list | tuple) else value
+
+        key = (kind, tuple(frozen(a) for a in args),
+               tuple(sorted((k, frozen(v)) for k, v in kwargs.items())))
+        if key not in self._frames:
+            self._frames[key] = getattr(self._store, kind)(*args, **kwargs)
+        return self._frames[key]
+
+    def runs(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        """:meth:`Store.runs`, read once per argument list."""
+        return self._get("runs", args, kwargs)
+
+    def steps(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        """:meth:`Store.steps`, read once per argument list."""
+        return self._get("steps", args, kwargs)
+
+    def requests(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        """:meth:`Store.requests`, read once per argument list."""
+        return self._get("requests", args, kwargs)
+
+    def missed_slots(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        """:meth:`Store.missed_slots`, read once per argument list."""
+        return self._get("missed_slots", args, kwargs)

@@ -5,12 +5,18 @@ import analysis
 
 def test_public_names() -> None:
     assert sorted(analysis.__all__) == [
-        "AlertWindow", "Apdex", "BudgetResult", "ClinicalCalendar", "MISSED_SLOT_COLUMNS",
-        "Percentile", "REQUEST_COLUMNS", "RUN_COLUMNS",
-        "STEP_COLUMNS", "Store", "alert_windows", "apdex", "apdex_table", "budget_consumed",
-        "burn_rate", "burn_rate_alerts", "calendar_month", "error_budget", "month_budget_minutes",
-        "occurrences", "open_store", "parse_duration", "percentile", "percentile_table",
-        "rank_interval", "ratio_timeslices", "timeslices",
+        "AlertWindow", "Apdex", "BudgetResult", "ChangeEventConfig", "ClinicalCalendar",
+        "ExclusionConfig", "Finding", "FrameCache", "Lens", "MISSED_SLOT_COLUMNS",
+        "ObjectiveConfig", "ObjectiveResult", "OpenSLOObjective", "Percentile", "PeriodConfig",
+        "REPORT_FORMATS", "REQUEST_COLUMNS", "RUN_COLUMNS", "RankTest", "Report", "SLAConfig",
+        "SLAResult", "STEP_COLUMNS", "ServiceHoursConfig", "Store", "TaskVolumeConfig", "TimeLost",
+        "alert_windows", "apdex", "apdex_table", "budget_consumed", "build_report", "burn_rate",
+        "burn_rate_alerts", "calendar_month", "change_impact", "error_budget",
+        "evaluate_objective", "evaluate_sla", "find_watermelons", "load_changes_csv",
+        "load_exclusions_csv", "mann_whitney_u", "month_budget_minutes", "objectives_to_openslo",
+        "occurrences", "open_store", "parse_duration", "parse_month", "percentile",
+        "percentile_table", "rank_interval", "ratio_timeslices", "read_openslo", "sla_window",
+        "timeslices", "to_html", "to_json", "to_markdown", "to_objective_configs",
     ]
     for name in analysis.__all__:
         assert getattr(analysis, name) is not None

@@ -86,3 +86,14 @@ def test_report_of_an_empty_month(store_path: Path) -> None:
     assert "no runs this month" in report.headline[1]
     json.loads(to_json(report))
     assert "None." in to_markdown(report)
+
+
+def test_frame_cache_reads_each_frame_once(store_path: Path) -> None:
+    from analysis.store import FrameCache
+
+    with open_store(store_path) as store:
+        cache = FrameCache(store)
+        first = cache.runs(None, None, workflow=["open"])
+        assert cache.runs(None, None, workflow=("open",)) is first
+        assert cache.runs(None, None, workflow="open") is not first  # another question
+        assert FrameCache(cache).path == store.path

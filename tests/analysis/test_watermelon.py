@@ -78,7 +78,9 @@ def test_ward_round_watermelon(store_path: Path) -> None:
     # pooled sites in rounds: 20 runs, p90 3.1; ward-7's notes 1.4 s above community's
     pooled = f.lens("pooled_sites")
     assert pooled is not None and pooled.figures["step_gap_s"] == pytest.approx(1.4)
-    assert "most in notes" in pooled.text
+    assert "median 1.80 s above the other sites', 0.600 s on each of 3.0 requests in series" in (
+        pooled.text)
+    assert "(most in notes, +1.40 s)" in pooled.text
     slow = f.lens("slow_but_up")
     assert slow is not None and slow.figures == {"slow_runs": 10, "slow_runs_available": 10}
     # dominant step: excess over the good runs' medians (0.3, 0.3, 0.4): 0.3 + 0.3 + 1.5 per run
