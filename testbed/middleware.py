@@ -9,6 +9,10 @@ For every HTTP request it:
    the modelled delay has passed since the request arrived (so a client measures the model);
 5. adds ``X-Wardwatch-Modelled-Delay-Ms`` (and ``X-Wardwatch-Fault`` when one fired).
 
+The server span covers the server's part only: it starts half the site's network delay after the
+request arrived and ends half of it before the response is sent, as the EPR's own telemetry would
+see it (the network is simulated by waiting, but it is not server time).
+
 It must wrap the app outside Starlette's error middleware: the ``reset`` fault needs the server's
 own ``send`` to reach the TCP transport (uvicorn's request cycle exposes it as ``transport``).
 """
@@ -162,6 +166,7 @@ class TestbedMiddleware:
             await self.app(scope, receive, send)
             return
         arrived_s = time.perf_counter()
+        arrived_ns = time.time_ns()
         method: str = scope["method"]
         route = route_for(method, scope["path"])
         headers = Headers(scope=scope)
@@ -181,8 +186,14 @@ class TestbedMiddleware:
             attributes[ATTR_FAULT] = fault.kind
         name = f"{method} {route.template}" if route.template else method
 
+        # The network delay is simulated by waiting here, but it is not the server's time: half
+        # of it passes before the request "reaches" the server and half after the response
+        # "leaves", so the server span shows what the EPR's own telemetry would (service time).
+        half_network_ns = (int(delay.network_s * 5e8)
+                           if delay is not None and self.sleep else 0)
         span = self.tracer.start_span(name, context=parent, kind=SpanKind.SERVER,
-                                      attributes=attributes)
+                                      attributes=attributes,
+                                      start_time=arrived_ns + half_network_ns)
         status_seen: list[int] = []
         ended = False
 
@@ -201,7 +212,8 @@ class TestbedMiddleware:
             else:
                 span.set_attribute(ERROR_TYPE, "no_response")
                 span.set_status(Status(StatusCode.ERROR, "connection closed without a response"))
-            span.end()
+            span.end(end_time=max(arrived_ns + half_network_ns,
+                                  time.time_ns() - half_network_ns))
 
         async def delayed_send(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -138,3 +138,29 @@ def test_the_span_is_finished_before_the_client_has_the_response(
                        params={"patient": "pat-0001"}).raise_for_status()
             names = [s.name for s in exporter.get_finished_spans()]
             assert names == ["GET /fhir/AllergyIntolerance"]
+
+
+def test_the_server_span_leaves_out_the_sites_network_delay(token_for) -> None:  # type: ignore[no-untyped-def]
+    """The EPR's own telemetry sees service time; the WAN site's probe sees service + network."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    scenario = scenario_for_tests(30.0, network_ms={"community-hospital": 200.0})
+    with TestbedServer(scenario, tracer_provider=provider) as server:
+        token = token_for(server)
+        exporter.clear()
+        with httpx.Client(headers={"Authorization": f"Bearer {token}",
+                                   "X-Wardwatch-Site": "community-hospital"}) as client:
+            client.get(f"{server.fhir_url}/metadata")
+            exporter.clear()
+            started_ns = time.time_ns()
+            client.get(f"{server.fhir_url}/Patient/pat-0001").raise_for_status()
+            finished_ns = time.time_ns()
+    provider.shutdown()
+    (span,) = exporter.get_finished_spans()
+    assert span.start_time is not None and span.end_time is not None
+    server_s = (span.end_time - span.start_time) / 1e9
+    assert 0.030 <= server_s < 0.030 + 0.050  # service time, not the 230 ms the client waits
+    assert (finished_ns - started_ns) / 1e9 >= 0.230
+    assert span.start_time - started_ns >= 100_000_000  # half the network delay: inbound
+    assert finished_ns - span.end_time >= 100_000_000  # and outbound
