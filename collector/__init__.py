@@ -4,7 +4,7 @@ Imports only ``store`` among Wardwatch's packages (for the span schema).
 """
 
 from collector.auth import AuthError, TokenCache
-from collector.client import ClientFactory, make_client
+from collector.client import ClientFactory, ProbeClients, make_client
 from collector.config import (
     BUILTIN_VARIABLES,
     PATIENT_VARIABLES,
@@ -22,9 +22,13 @@ from collector.config import (
     TlsConfig,
     WorkflowConfig,
     check_references,
+    requests_per_min,
+    requests_per_run,
 )
 from collector.errors import ErrorType
+from collector.metrics import ProbeMetrics, bucket_boundaries_s
 from collector.probe import Job, Probe, UnknownNameError
+from collector.schedule import StateFile
 from collector.runner import RunResult, StepResult, run_workflow
 from collector.telemetry import PROBE_SERVICE_NAME, tracer_provider_for_site
 from collector.timing import RequestTiming
@@ -45,9 +49,12 @@ __all__ = [
     "NoAuthConfig",
     "OAuth2ClientCredentialsConfig",
     "Probe",
+    "ProbeClients",
+    "ProbeMetrics",
     "RequestTiming",
     "RunResult",
     "SiteConfig",
+    "StateFile",
     "StepConfig",
     "StepResult",
     "TargetConfig",
@@ -56,8 +63,11 @@ __all__ = [
     "TokenCache",
     "UnknownNameError",
     "WorkflowConfig",
+    "bucket_boundaries_s",
     "check_references",
     "make_client",
+    "requests_per_min",
+    "requests_per_run",
     "run_workflow",
     "tracer_provider_for_site",
 ]
