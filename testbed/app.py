@@ -309,13 +309,7 @@ async def admin_delay(request: Request) -> Response:
         delay = modelled_delay(endpoint, request.query_params.get("site"), at, state.scenario)
     except ValueError as exc:
         return JSONResponse({"error": f"bad at: {exc}"}, status_code=400)
-    return JSONResponse({
-        "endpoint": delay.endpoint, "site": delay.site, "at": delay.at.isoformat(),
-        "local_time": delay.local_time.isoformat(), "service_s": delay.service_s,
-        "network_s": delay.network_s, "total_s": delay.total_s,
-        "outage_status": delay.outage_status,
-        "contributions": [{"name": c.name, "seconds": c.seconds} for c in delay.contributions],
-    })
+    return JSONResponse(delay.as_dict())
 
 
 async def _fhir_error(request: Request, exc: Exception) -> Response:

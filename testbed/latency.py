@@ -39,6 +39,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from testbed.scenario import (
@@ -104,6 +105,21 @@ class Delay:
     def names(self) -> tuple[str, ...]:
         """Names of the contributions, in order."""
         return tuple(c.name for c in self.contributions)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (instants as ISO 8601 strings, durations in seconds)."""
+        return {
+            "endpoint": self.endpoint,
+            "site": self.site,
+            "at": self.at.isoformat(),
+            "local_time": self.local_time.isoformat(),
+            "service_s": self.service_s,
+            "network_s": self.network_s,
+            "total_s": self.total_s,
+            "outage_status": self.outage_status,
+            "contributions": [{"name": c.name, "seconds": c.seconds}
+                              for c in self.contributions],
+        }
 
 
 def _require_aware(at: datetime) -> datetime:

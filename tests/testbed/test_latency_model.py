@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -233,3 +234,12 @@ def test_the_slow_tail_hits_about_its_share_deterministically(scenario: Scenario
     totals = sorted(d.total_s for d in delays)
     assert totals[int(0.995 * len(totals))] > 1.5
     assert sum(totals) / len(totals) < 0.2
+
+
+def test_as_dict_is_json_ready_and_complete(scenario: Scenario) -> None:
+    delay = modelled_delay("GET /DocumentReference", "community-hospital",
+                           _london(2026, 11, 16, 9, 0), scenario)
+    data = json.loads(json.dumps(delay.as_dict()))
+    assert data["total_s"] == pytest.approx(delay.total_s)
+    assert [c["name"] for c in data["contributions"]] == list(delay.names)
+    assert data["local_time"].startswith("2026-11-16T09:00:00")
