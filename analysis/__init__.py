@@ -3,6 +3,7 @@
 Imports ``store`` only among Wardwatch's packages; ``dashboard`` imports it.
 """
 
+from analysis.alerts import objective_alerts, sla_alerts
 from analysis.apdex import Apdex, apdex, apdex_table
 from analysis.budget import (
     AlertWindow,
@@ -97,6 +98,7 @@ __all__ = [
     "load_exclusions_csv",
     "mann_whitney_u",
     "month_budget_minutes",
+    "objective_alerts",
     "objectives_to_openslo",
     "occurrences",
     "open_store",
@@ -107,6 +109,7 @@ __all__ = [
     "rank_interval",
     "ratio_timeslices",
     "read_openslo",
+    "sla_alerts",
     "sla_window",
     "timeslices",
     "to_html",

@@ -13,9 +13,11 @@ def test_public_names() -> None:
         "alert_windows", "apdex", "apdex_table", "budget_consumed", "build_report", "burn_rate",
         "burn_rate_alerts", "calendar_month", "change_impact", "error_budget",
         "evaluate_objective", "evaluate_sla", "find_watermelons", "load_changes_csv",
-        "load_exclusions_csv", "mann_whitney_u", "month_budget_minutes", "objectives_to_openslo",
+        "load_exclusions_csv", "mann_whitney_u", "month_budget_minutes", "objective_alerts",
+        "objectives_to_openslo",
         "occurrences", "open_store", "parse_duration", "parse_month", "percentile",
-        "percentile_table", "rank_interval", "ratio_timeslices", "read_openslo", "sla_window",
+        "percentile_table", "rank_interval", "ratio_timeslices", "read_openslo", "sla_alerts",
+        "sla_window",
         "timeslices", "to_html", "to_json", "to_markdown", "to_objective_configs",
     ]
     for name in analysis.__all__:
