@@ -30,6 +30,7 @@ from analysis.config import (
     ServiceHoursConfig,
     SLAConfig,
     TaskVolumeConfig,
+    check_analysis_references,
 )
 from analysis.objectives import ObjectiveResult, evaluate_objective
 from analysis.openslo import (
@@ -40,7 +41,15 @@ from analysis.openslo import (
 )
 from analysis.percentiles import Percentile, percentile, percentile_table, rank_interval
 from analysis.ranktest import RankTest, mann_whitney_u
-from analysis.report import REPORT_FORMATS, Report, build_report, to_html, to_json, to_markdown
+from analysis.report import (
+    REPORT_FORMATS,
+    Report,
+    build_report,
+    render,
+    to_html,
+    to_json,
+    to_markdown,
+)
 from analysis.sla import SLAResult, evaluate_sla, load_exclusions_csv, parse_month, sla_window
 from analysis.store import (
     MISSED_SLOT_COLUMNS,
@@ -90,6 +99,7 @@ __all__ = [
     "burn_rate_alerts",
     "calendar_month",
     "change_impact",
+    "check_analysis_references",
     "error_budget",
     "evaluate_objective",
     "evaluate_sla",
@@ -109,6 +119,7 @@ __all__ = [
     "rank_interval",
     "ratio_timeslices",
     "read_openslo",
+    "render",
     "sla_alerts",
     "sla_window",
     "timeslices",

@@ -19,6 +19,7 @@ __all__ = [
     "SLAConfig",
     "ServiceHoursConfig",
     "TaskVolumeConfig",
+    "check_analysis_references",
 ]
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -277,3 +278,54 @@ class TaskVolumeConfig(BaseModel):
     period: str | None = Field(None, description="The clinical period the volume is for; none: all hours.")
     sites: list[str] = Field(default_factory=list, description="Sites it applies to; empty: every site.")
     assumption: str = Field("", description="Where the number comes from, shown with every figure.")
+
+
+Problem = tuple[tuple[str | int, ...], str]
+
+
+def check_analysis_references(
+    *,
+    workflows: set[str] | frozenset[str],
+    sites: set[str] | frozenset[str],
+    periods: list[PeriodConfig] | tuple[PeriodConfig, ...] = (),
+    objectives: list[ObjectiveConfig] | tuple[ObjectiveConfig, ...] = (),
+    slas: list[SLAConfig] | tuple[SLAConfig, ...] = (),
+    changes: list[ChangeEventConfig] | tuple[ChangeEventConfig, ...] = (),
+    task_volumes: list[TaskVolumeConfig] | tuple[TaskVolumeConfig, ...] = (),
+) -> list[Problem]:
+    """References from the analysis sections to workflows, sites and periods that do not exist.
+
+    Returns:
+        ``(path, message)`` pairs, the path a tuple of keys and indexes into the configuration
+        (``("slas", 0, "workflows", 1)``), for the config loader to map onto YAML lines.
+    """
+    problems: list[Problem] = []
+    period_names = {p.name for p in periods}
+
+    def names(section: str, index: int, key: str, values: list[str], known: set[str] | frozenset[str],
+              what: str) -> None:
+        for j, value in enumerate(values):
+            if value not in known:
+                problems.append(((section, index, key, j), f"no {what} named {value!r} in {what}s"))
+
+    for i, objective in enumerate(objectives):
+        names("objectives", i, "sites", objective.sites, sites, "site")
+    for i, sla in enumerate(slas):
+        names("slas", i, "workflows", sla.workflows, workflows, "workflow")
+        names("slas", i, "sites", sla.sites, sites, "site")
+    for i, change in enumerate(changes):
+        names("changes", i, "workflows", change.workflows, workflows, "workflow")
+    for i, volume in enumerate(task_volumes):
+        if volume.workflow not in workflows:
+            problems.append((("task_volumes", i, "workflow"),
+                             f"no workflow named {volume.workflow!r} in workflows"))
+        if volume.period is not None and volume.period not in period_names:
+            problems.append((("task_volumes", i, "period"),
+                             f"no period named {volume.period!r} in periods"))
+        names("task_volumes", i, "sites", volume.sites, sites, "site")
+    names_seen: set[str] = set()
+    for i, sla in enumerate(slas):
+        if sla.name in names_seen:
+            problems.append((("slas", i, "name"), f"two SLAs are named {sla.name!r}"))
+        names_seen.add(sla.name)
+    return problems

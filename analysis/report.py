@@ -29,7 +29,9 @@ from analysis.sla import SLAResult, evaluate_sla, parse_month, sla_window
 from analysis.store import FrameCache, Store
 from analysis.watermelon import Finding, find_watermelons
 
-__all__ = ["REPORT_FORMATS", "Report", "build_report", "to_html", "to_json", "to_markdown"]
+__all__ = [
+    "REPORT_FORMATS", "Report", "build_report", "render", "to_html", "to_json", "to_markdown",
+]
 
 REPORT_FORMATS = ("md", "html", "json")
 
@@ -366,3 +368,15 @@ def to_json(report: Report) -> str:
                                                             strict=True)],
     }
     return json.dumps(_plain(document), indent=2, allow_nan=False) + "\n"
+
+
+def render(report: Report, fmt: str) -> str:
+    """The report in ``fmt``: ``md``, ``html`` or ``json``.
+
+    Raises:
+        ValueError: another format.
+    """
+    renderers = {"md": to_markdown, "html": to_html, "json": to_json}
+    if fmt not in renderers:
+        raise ValueError(f"format is one of {', '.join(REPORT_FORMATS)}, not {fmt!r}")
+    return renderers[fmt](report)
