@@ -382,6 +382,11 @@ class _StepRun:
         self.variables = variables
         self.base_headers = base_headers
         self.url_template = run.base_path + step.path_template.as_url_template()
+        self.query_attribute = (
+            {schema.URL_QUERY: "&".join(f"{quote(str(key), safe='')}={schema.REDACTED}" for key in step.query)}
+            if step.query
+            else {}
+        )
         self.what = f"{step.method} {self.url_template}"
         self.timings: list[RequestTiming] = []
         self.response_bytes = 0
@@ -414,6 +419,7 @@ class _StepRun:
                 schema.URL_TEMPLATE: self.url_template,
                 schema.SERVER_ADDRESS: run.server_address,
                 schema.SERVER_PORT: run.server_port,
+                **self.query_attribute,
             },
         )
         if failure is None and auth_headers is not None:
@@ -613,6 +619,7 @@ class _StepRun:
                     schema.URL_TEMPLATE: self.url_template,
                     schema.SERVER_ADDRESS: run.server_address,
                     schema.SERVER_PORT: run.server_port,
+                    **self.query_attribute,
                 },
             )
         carrier = dict(headers)

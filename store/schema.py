@@ -102,3 +102,9 @@ MISSED_PROBE_DOWN = "probe_down"  # wardwatch.missed.reason: the probe process w
 ATTR_SOURCE = "wardwatch.source"
 SOURCE_SERVER_LOG = "server_log"
 SOURCE_OTLP = "otlp"
+
+# -- Appended by the collector (append-only) ---------------------------------------------------
+# OpenTelemetry semantic convention: the query string of a probe request with every value
+# replaced by "REDACTED" (the parameter names stay: which filters a step used, never their values).
+URL_QUERY = "url.query"
+REDACTED = "REDACTED"

@@ -54,6 +54,9 @@ def test_open_patient_record_makes_one_root_and_one_child_per_step(example, trac
         # phases add up to the step's duration, and the span's Duration is that duration
         assert sum(span.attributes[key] for key in PHASES) == pytest.approx((span.end_time - span.start_time) / 1e9, abs=1e-9)
         assert span.attributes[schema.ATTR_CONNECT_S] > 0  # connection: fresh
+    assert steps[0].attributes[schema.URL_QUERY] == "identifier=REDACTED"
+    assert steps[2].attributes[schema.URL_QUERY] == "patient=REDACTED&_sort=REDACTED&_count=REDACTED"
+    assert schema.URL_QUERY not in steps[1].attributes
     templates = [s.attributes[schema.URL_TEMPLATE] for s in steps]
     assert templates[:2] == ["/fhir/Patient", "/fhir/Patient/{patient_id}"]
     assert not any("pat-" in t or "MRN" in t for t in templates)
