@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -213,9 +213,17 @@ class _StepPlan:
     url_template: str
     what: str  # METHOD url template, as the runner names a request in messages
     needs: frozenset[str]  # variables the step's templates use (``item`` excepted in for_each)
+    query: Mapping[str, str]  # url.query with every value redacted, as the runner records it
     search: bool  # the response is a Bundle (counts as a page)
     requests: int
     own_spans: bool  # each request gets a ``request`` span
+
+
+def _query_attribute(step: StepConfig) -> dict[str, str]:
+    """``url.query`` as the runner spells it: the parameter names, every value redacted."""
+    if not step.query:
+        return {}
+    return {schema.URL_QUERY: "&".join(f"{quote(str(key), safe='')}={schema.REDACTED}" for key in step.query)}
 
 
 def _is_search(step: StepConfig) -> bool:
@@ -387,6 +395,7 @@ class SimulatedProbe:
             url_template=url_template,
             what=f"{step.method} {url_template}",
             needs=frozenset(needs),
+            query=_query_attribute(step),
             search=_is_search(step) and step.for_each is None,
             requests=requests,
             own_spans=own_spans,
@@ -540,6 +549,7 @@ class _SimulatedRun:
             schema.ATTR_STEP_INDEX: index,
             schema.HTTP_REQUEST_METHOD: step.method,
             schema.URL_TEMPLATE: url_template,
+            **plan.query,
             schema.SERVER_ADDRESS: self.target.server_address,
             schema.SERVER_PORT: self.target.server_port,
         }
@@ -626,6 +636,7 @@ class _SimulatedRun:
                     schema.ATTR_STEP_INDEX: index,
                     schema.HTTP_REQUEST_METHOD: step.method,
                     schema.URL_TEMPLATE: plan.url_template,
+                    **plan.query,
                     schema.SERVER_ADDRESS: self.target.server_address,
                     schema.SERVER_PORT: self.target.server_port,
                 },
