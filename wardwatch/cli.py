@@ -110,7 +110,7 @@ def probe(config_path: Path, once: bool, site: str | None, workflow: str | None)
         results = wiring.probe_once(config, site=site, workflow=workflow)
         for line in wiring.describe_results(results):
             click.echo(line)
-        click.echo(f"{len(results)} runs stored in {config.store.path}")
+        click.echo(f"{len(results)} run{'' if len(results) == 1 else 's'} stored in {config.store.path}")
     else:
         wiring.probe_forever(config, site=site, workflow=workflow)
 
@@ -128,15 +128,23 @@ def dashboard(config_path: Path, host: str | None, port: int | None) -> None:
 
 
 @main.command()
-@config_option
-def demo(config_path: Path) -> None:
-    """Testbed, probes from simulated sites and the dashboard, together; Ctrl-C stops everything."""
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="The configuration file (default: examples/testbed.yaml).",
+)
+@click.option("--days", default=28, show_default=True, type=click.IntRange(0, 366),
+              help="Days of history to simulate before live probing starts (0: none).")
+@click.option("--fresh", is_flag=True, help="Rebuild the simulated history instead of reusing it.")
+def demo(config_path: Path | None, days: int, fresh: bool) -> None:
+    """Simulated history, the testbed EPR, live probes from three sites and the dashboard; Ctrl-C stops all."""
     from wardwatch import wiring
 
-    if not config_path.exists() and config_path == DEFAULT_CONFIG:
-        config_path = wiring.DEMO_CONFIG
-    config = _load(config_path)
-    wiring.run_demo(config)
+    config = _load(config_path or wiring.DEMO_CONFIG)
+    wiring.run_demo(config, days=days, fresh=fresh)
 
 
 def _check_choice(what: str, value: str | None, names: list[str]) -> None:

@@ -21,6 +21,7 @@ from collector import Probe, RunResult
 from dashboard import DashboardContext, DashboardServer, create_app
 from dashboard.context import DEFAULT_THRESHOLD_S, SiteInfo, WorkflowInfo
 from store import Maintenance, ParquetSpanExporter, StoreError
+from wardwatch import simulate
 from wardwatch.config import WardwatchConfig
 
 __all__ = [
@@ -131,21 +132,47 @@ def serve_dashboard(config: WardwatchConfig, *, host: str | None = None, port: i
         stop.wait()
 
 
-def run_demo(config: WardwatchConfig, *, environ: Mapping[str, str] | None = None) -> None:
-    """Testbed + probes from the configured sites + dashboard in one process, until Ctrl-C."""
+def prepare_history(config: WardwatchConfig, *, days: int, fresh: bool) -> simulate.HistorySummary | None:
+    """The demo's simulated history: reused when present, built (with a progress bar) when not."""
+    if days <= 0:
+        return None
+    path = config.store.path
+    if fresh:
+        simulate.remove_history(path)
+    elif (summary := simulate.read_history_summary(path)) is not None:
+        click.echo(f"reusing {summary.days} days of simulated history in {path} (--fresh rebuilds it)")
+        return summary
+    with click.progressbar(length=days, label=f"simulating {days} days of history", show_eta=True) as bar:
+        summary = simulate.simulate_history(config, days=days, progress=lambda done, _total: bar.update(done - bar.pos))
+    click.echo(
+        f"simulated {summary.runs:,} runs ({summary.spans:,} spans) from the testbed's latency model "
+        f"in {summary.elapsed_s:.0f} s; they are labelled simulated wherever they are shown"
+    )
+    return summary
+
+
+def run_demo(
+    config: WardwatchConfig, *, days: int = 28, fresh: bool = False, environ: Mapping[str, str] | None = None
+) -> None:
+    """Simulated history, then testbed + probes from the configured sites + dashboard, until Ctrl-C."""
     environ = dict(os.environ if environ is None else environ)
     environ.setdefault(TESTBED_SECRET_VARIABLE, testbed.DEFAULT_CLIENT_SECRET)
     host, port = _testbed_address(config)
     try:
+        summary = prepare_history(config, days=days, fresh=fresh)
         exporters = build_exporters(config, environ)
     except StoreError as exc:
         raise click.ClickException(str(exc)) from exc
+    # The live testbed tells the same stories as the history: its change and outage fall in the same window.
+    scenario = (
+        simulate.scenario_in_window(testbed.load_scenario(), summary.start, summary.end) if summary else None
+    )
     testbed_provider = testbed_tracer_provider(exporters)
     probe = build_probe(config, environ=environ, exporters=exporters)
     stop = threading.Event()
     try:
         with _stop_on_signals(stop), _maintained(config), _started(
-            testbed.TestbedServer(host=host, port=port, tracer_provider=testbed_provider)
+            testbed.TestbedServer(scenario, host=host, port=port, tracer_provider=testbed_provider)
         ) as epr:
             dashboard = _dashboard_server(config, None, None)
             with dashboard:
