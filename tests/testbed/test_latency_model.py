@@ -72,7 +72,7 @@ def test_ward_round_contention_only_on_notes_and_only_inside_the_window(
     for at in inside:
         for endpoint in NOTES:
             delay = modelled_delay(endpoint, "ward-7", at, scenario)
-            assert delay.contribution_s("ward-round-notes") > 1.0, (endpoint, at)
+            assert delay.contribution_s("ward-round-notes") > 0.5, (endpoint, at)
         for endpoint in NOT_NOTES:
             assert "ward-round-notes" not in modelled_delay(endpoint, "ward-7", at,
                                                             scenario).names
@@ -101,7 +101,7 @@ def test_weekday_versus_weekend(scenario: Scenario) -> None:
     assert "ward-round-notes" in friday.names
     assert "ward-round-notes" not in saturday.names
     assert "ward-round-notes" not in sunday.names
-    assert friday.total_s > saturday.total_s + 1.0
+    assert friday.total_s > saturday.total_s + 0.7
 
 
 def test_ward_round_is_site_local_across_daylight_saving(scenario: Scenario) -> None:
@@ -191,12 +191,15 @@ def test_clinic_stalls_are_periodic_inside_clinic_hours(scenario: Scenario) -> N
                                                      at, scenario).names
 
 
-def test_the_nightly_batch_slows_everything_at_night_only(scenario: Scenario) -> None:
-    night = modelled_delay("GET /Patient/{id}", "ward-7", _london(2026, 11, 22, 3, 0), scenario)
-    day = modelled_delay("GET /Patient/{id}", "ward-7", _london(2026, 11, 22, 12, 0), scenario)
-    assert "nightly-batch" in night.names
-    assert "nightly-batch" not in day.names
-    assert night.total_s > 2.0 > day.total_s
+def test_the_nightly_batch_slows_observations_at_night_only(scenario: Scenario) -> None:
+    for endpoint in ("GET /Observation", "POST /Observation"):
+        night = modelled_delay(endpoint, "ward-7", _london(2026, 11, 22, 3, 0), scenario)
+        day = modelled_delay(endpoint, "ward-7", _london(2026, 11, 22, 12, 0), scenario)
+        assert "nightly-batch" in night.names
+        assert "nightly-batch" not in day.names
+        assert night.total_s > 2.0 > day.total_s
+    assert "nightly-batch" not in modelled_delay("GET /Patient/{id}", "ward-7",
+                                                 _london(2026, 11, 22, 3, 0), scenario).names
 
 
 def test_load_curve_interpolates_and_wraps(scenario: Scenario) -> None:
@@ -232,7 +235,7 @@ def test_the_slow_tail_hits_about_its_share_deterministically(scenario: Scenario
     assert all(tail.name in d.names for d in again)
     # the tail barely moves the mean but owns the top percentile
     totals = sorted(d.total_s for d in delays)
-    assert totals[int(0.995 * len(totals))] > 1.5
+    assert totals[int(0.998 * len(totals))] > 1.5
     assert sum(totals) / len(totals) < 0.2
 
 
