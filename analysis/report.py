@@ -235,9 +235,10 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     rows = []
     for f in report.findings:
         for lens in f.lenses:
-            rows.append([f.kind, f.workflow, f.site or "all sites", f.period, lens.name, lens.text])
+            rows.append([f.kind, f.workflow, f.site or "all sites", f.period, lens.name,
+                         lens.sla or "", lens.text])
     tables.append(("Lenses: why the SLA could not see it",
-                   ["finding", "workflow", "site", "period", "lens", "figures"], rows))
+                   ["finding", "workflow", "site", "period", "lens", "SLA", "figures"], rows))
     rows = []
     for impact in report.changes:
         for c in impact.itertuples():
@@ -245,7 +246,8 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
                          f"{c.before_runs} / {c.after_runs}",
                          f"{_num(c.before_median_s)} -> {_num(c.after_median_s)}",
                          f"{_num(c.before_p90_s)} -> {_num(c.after_p90_s)}",
-                         _num(c.cliffs_delta), _p_text(c.p_value), str(c.dominant_step or "")])
+                         _num(c.cliffs_delta), _p_text(c.p_value),
+                         "" if pd.isna(c.dominant_step) else str(c.dominant_step)])
     tables.append(("Changes: before and after",
                    ["change", "workflow", "site", "runs before / after", "median s", "p90 s",
                     "Cliff's delta", "p", "step"], rows))
@@ -350,12 +352,14 @@ def to_json(report: Report) -> str:
         } for o in report.objectives],
         "apdex": _records(report.apdex),
         "findings": [{
-            "kind": f.kind, "sla": f.sla.name, "objective": f.objective, "workflow": f.workflow,
+            "kind": f.kind, "sla": f.sla.name, "slas": [r.name for r in f.slas],
+            "objective": f.objective, "workflow": f.workflow,
             "site": f.site, "period": f.period, "summary": f.summary,
             "sla_value": f.sla.value, "sla_samples": f.sla.samples,
             "experience": f.experience, "dominant_step": f.dominant_step,
             "dominant_step_share": f.dominant_step_share,
-            "lenses": [{"name": lens.name, "text": lens.text, "figures": lens.figures}
+            "lenses": [{"name": lens.name, "sla": lens.sla, "text": lens.text,
+                        "figures": lens.figures}
                        for lens in f.lenses],
             "time_lost": None if f.time_lost is None else {
                 "observed_s": f.time_lost.observed_s, "runs": f.time_lost.runs,

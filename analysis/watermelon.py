@@ -37,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -73,11 +73,13 @@ class Lens:
             ``slow_but_up``.
         text: the figures in words, each with its sample count.
         figures: the numbers behind the text.
+        sla: the SLA whose view the lens describes (``None`` when it does not depend on one).
     """
 
     name: str
     text: str
     figures: dict[str, float] = field(default_factory=dict)
+    sla: str | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,8 @@ class Finding:
         dominant_step_share: that share, in [0, 1].
         time_lost: clinician time lost (``None`` for a reverse finding).
         summary: the finding in plain words, for managers.
+        other_slas: further SLAs met (for a watermelon) or breached (for a reverse finding) in
+            the same scope; their own lenses are in ``lenses``, marked with their name.
     """
 
     kind: str
@@ -133,6 +137,12 @@ class Finding:
     dominant_step_share: float
     time_lost: TimeLost | None
     summary: str
+    other_slas: list[SLAResult] = field(default_factory=list)
+
+    @property
+    def slas(self) -> list[SLAResult]:
+        """Every SLA that tells this story: ``sla`` first, then ``other_slas``."""
+        return [self.sla, *self.other_slas]
 
     def lens(self, name: str) -> Lens | None:
         """The lens called ``name``, if the finding has it."""
@@ -141,6 +151,14 @@ class Finding:
 
 def _fmt_s(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.1f} s"
+
+
+def _duration_text(hours: float) -> str:
+    if math.isnan(hours):
+        return "an unknown amount"
+    if hours >= 1:
+        return f"{hours:.1f} hours"
+    return f"{hours * 60:.0f} minutes"
 
 
 def _p(values: pd.Series | np.ndarray, q: float) -> tuple[float, int]:
@@ -167,7 +185,8 @@ def time_lost(
         workflow: the workflow (for the text).
         site: the site (for the text).
         period: the period (for the text).
-        days: days the period occurred in the window (the scaling's multiplier).
+        days: days the period occurred in the window with probe runs (the scaling's
+            multiplier).
         volume: tasks per day at the site in the period; ``None``: not scaled.
     """
     waits = np.asarray(waiting_s, dtype=np.float64)
@@ -186,8 +205,9 @@ def time_lost(
     hours = mean * tasks / 3600 if runs else math.nan
     source = f" ({volume.assumption})" if volume.assumption else ""
     return TimeLost(observed, runs, mean, tasks, hours, (
-        f"assumes {volume.per_day:g} {workflow} tasks a day {where}{source} over {days} days, "
-        f"each waiting like the probe's runs: {mean:.1f} s beyond {threshold_s:g} s on average"
+        f"assumes {volume.per_day:g} {workflow} tasks a day {where}{source} on the {days} "
+        f"day{'' if days == 1 else 's'} measured, each waiting like the probe's runs: {mean:.1f} s beyond {threshold_s:g} s on "
+        f"average"
     ))
 
 
@@ -200,11 +220,21 @@ def _volume(volumes: Sequence[TaskVolumeConfig], workflow: str, site: str, perio
     return None
 
 
-def _period_days(calendar: ClinicalCalendar | None, period: str, site: str,
-                 start: dt.datetime, end: dt.datetime) -> int:
+def _measured_days(calendar: ClinicalCalendar | None, period: str, site: str,
+                   starts: pd.Series, start: dt.datetime, end: dt.datetime) -> int:
+    """Days the period occurred in the window with at least one probe run in it (for all
+    hours: UTC dates with runs): the days the probe's runs represent."""
+    times = pd.to_datetime(starts)
+    if times.empty:
+        return 0
     if period == ALL_HOURS or calendar is None:
-        return max(1, round((end - start) / dt.timedelta(days=1)))
-    return len(calendar.occurrences(period, site, start, end))
+        return int(times.dt.floor("D").nunique())
+    values = times.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+    return sum(
+        1 for lo, hi in calendar.occurrences(period, site, start, end)
+        if ((values >= np.datetime64(lo.replace(tzinfo=None)))
+            & (values < np.datetime64(hi.replace(tzinfo=None)))).any()
+    )
 
 
 def _step_excess(
@@ -283,7 +313,7 @@ def _watermelon(
             f"{all_within:.0%} of runs within {t:g} s (n={all_n}); {period}: p90 "
             f"{_fmt_s(p90)}, {within:.0%} within {t:g} s (n={n90})"
         ), {"all_hours_p90_s": all_p90, "all_hours_runs": all_n, "all_hours_within": all_within,
-            "period_p90_s": p90, "period_runs": n90, "period_within": within}))
+            "period_p90_s": p90, "period_runs": n90, "period_within": within}, sla.name))
 
     # Per request vs per workflow.
     req = requests[(requests["workflow"] == objective.workflow) & (requests["site"] == site)]
@@ -295,7 +325,7 @@ def _watermelon(
         f"{_sla_figure(req, sla)}, per request p95 {_fmt_s(req_p95)} (n={req_n}); per workflow "
         f"p90 {_fmt_s(p90)} (n={n90}): each run makes {per_run:.1f} requests in series"
     ), {"request_p95_s": req_p95, "requests": req_n, "workflow_p90_s": p90, "runs": n90,
-        "requests_per_run": per_run}))
+        "requests_per_run": per_run}, sla.name))
 
     # Mean vs tail.
     mean = float(here_waits.mean()) if len(here_waits) else math.nan
@@ -336,7 +366,7 @@ def _watermelon(
     bad_ids = set(here.loc[here_waits > t, "trace_id"])
     dominant, share, _ = _step_excess(steps, bad_ids, good_ids)
 
-    days = _period_days(calendar, period, site, result.start, result.end)
+    days = _measured_days(calendar, period, site, here["start"], result.start, result.end)
     lost = time_lost(here_waits, t, objective.workflow, site, period, days,
                      _volume(volumes, objective.workflow, site, period))
     value = float(scope["value"])
@@ -344,11 +374,11 @@ def _watermelon(
                   "good": int(scope["good"]), "p90_s": p90, "apdex": scope["apdex"],
                   "method": objective.budgeting_method}
     where = f"at {site}" + ("" if period == ALL_HOURS else f" during {period}")
-    lost_text = (f"about {lost.scaled_hours:.1f} hours of clinicians' time lost ({lost.assumption})"
-                 if lost.scaled_hours is not None else lost.assumption)
+    lost_text = (f"about {_duration_text(lost.scaled_hours)} of clinicians' time lost "
+                 f"({lost.assumption})" if lost.scaled_hours is not None else lost.assumption)
     step_text = _step_text(dominant, share, "extra waiting")
     summary = (
-        f"The SLA '{sla.name}' was met ({sla_result.display}), but {objective.workflow} {where} "
+        f"{_sla_clause([sla_result], 'met')}, but {objective.workflow} {where} "
         f"missed '{objective.name}': {value:.0%} against a target of {objective.target:.0%} "
         f"({int(scope['runs'])} runs; p90 waiting {_fmt_s(p90)}, Apdex {scope['apdex']})."
         f"{step_text} {lost_text[0].upper()}{lost_text[1:]}."
@@ -411,7 +441,7 @@ def _reverse(
     when += (f", {outside_share:.0%} of them outside every clinical period."
              if hours_text and not math.isnan(outside_share) else ("." if hours_text else ""))
     summary = (
-        f"The SLA '{sla.name}' was breached ({sla_result.display}), yet {objective.workflow} met "
+        f"{_sla_clause([sla_result], 'breached')}, yet {objective.workflow} met "
         f"'{objective.name}' ({result.overall.value:.0%} against {objective.target:.0%}, "
         f"{result.overall.samples} runs, Apdex {result.apdex.display}).{when} Users in "
         f"{periods} were not kept waiting by it."
@@ -426,6 +456,35 @@ def _step_text(step: str | None, share: float, what: str) -> str:
     if share < SPREAD_SHARE:
         return f" The {what} is spread across the steps (the largest, {step}, has {share:.0%})."
     return f" Most of the {what} is in the {step} step ({share:.0%})."
+
+
+def _sla_clause(results: Sequence[SLAResult], verb: str) -> str:
+    parts = [f"'{r.name}' ({r.display})" for r in results]
+    if len(parts) == 1:
+        return f"The SLA {parts[0]} was {verb}"
+    return f"The SLAs {', '.join(parts[:-1])} and {parts[-1]} were {verb}"
+
+
+def _merge(findings: list[Finding]) -> list[Finding]:
+    """One finding per kind x objective x site x period: the first SLA's, with the others'
+    results and their SLA-specific lenses added."""
+    merged: dict[tuple[str, str, str | None, str], Finding] = {}
+    for f in findings:
+        key = (f.kind, f.objective, f.site, f.period)
+        base = merged.get(key)
+        if base is None:
+            merged[key] = f
+            continue
+        seen = {(lens.name, lens.text) for lens in base.lenses}
+        extra = [lens for lens in f.lenses
+                 if lens.sla is not None and (lens.name, lens.text) not in seen]
+        others = [*base.other_slas, f.sla]
+        verb = "met" if f.kind == "watermelon" else "breached"
+        old_clause = _sla_clause(base.slas, verb)
+        summary = _sla_clause([base.sla, *others], verb) + base.summary[len(old_clause):]
+        merged[key] = replace(base, lenses=[*base.lenses, *extra], other_slas=others,
+                              summary=summary)
+    return list(merged.values())
 
 
 def _covers(sla: SLAConfig, objective: ObjectiveConfig) -> bool:
@@ -456,7 +515,8 @@ def find_watermelons(
         base_dir: where relative exclusion files are read from.
 
     Returns:
-        Watermelon findings (largest clinician time lost first), then reverse findings.
+        Watermelon findings (largest clinician time lost first), then reverse findings; one per
+        scope, naming every SLA that tells its story.
 
     Raises:
         ValueError: neither ``month`` nor ``window``.
@@ -501,4 +561,4 @@ def find_watermelons(
         lost = f.time_lost.observed_s if f.time_lost is not None else 0.0
         return (0 if f.kind == "watermelon" else 1, -lost)
 
-    return sorted(findings, key=order)
+    return sorted(_merge(findings), key=order)

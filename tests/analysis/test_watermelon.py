@@ -93,7 +93,8 @@ def test_ward_round_watermelon(store_path: Path) -> None:
     assert f.time_lost.scaled_hours == pytest.approx(0.1 * 40 / 3600)
     assert "assumes 40 open tasks a day at ward-7 in ward rounds (ward 7's handover sheet)" in (
         f.time_lost.assumption)
-    assert f.summary.startswith("The SLA '95% in 2 s' was met")
+    assert f.summary.startswith("The SLA '95% in 2 s' (98.67% (target 95.00%, n=375)) was met")
+    assert "on the 1 day measured" in f.summary
     assert "notes step (71%)" in f.summary
 
 
@@ -139,3 +140,16 @@ def test_time_lost_without_volume() -> None:
     lost = time_lost([1.0, 4.0, 6.0, float("nan")], 3.0, "open", "ward-7", "ward rounds", 5, None)
     assert lost.observed_s == 4.0 and lost.runs == 3 and lost.scaled_hours is None
     assert "no task volume configured" in lost.assumption
+
+
+def test_one_finding_per_scope_naming_every_green_sla(store_path: Path) -> None:
+    availability = SLAConfig(name="up", metric="availability", target=0.99)
+    with open_store(store_path) as store:
+        [f] = find_watermelons(store, [SLA, availability], [ROUNDS], CALENDAR, window=WINDOW)
+    assert [r.name for r in f.slas] == ["95% in 2 s", "up"]
+    assert f.summary.startswith("The SLAs '95% in 2 s' (98.67% (target 95.00%, n=375)) and 'up' "
+                                "(100.00% (target 99.00%, n=375)) were met, but open at ward-7")
+    per_request = [lens for lens in f.lenses if lens.name == "per_request"]
+    assert [lens.sla for lens in per_request] == ["95% in 2 s", "up"]
+    assert per_request[1].text.startswith("100.00% of requests succeeded (n=30)")
+    assert [lens.name for lens in f.lenses].count("slow_but_up") == 1
