@@ -35,7 +35,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
-from testbed.data import DEFAULT_SEED, RESOURCE_TYPES, Dataset, generate_dataset
+from testbed.data import (
+    DEFAULT_PATIENT_COUNT,
+    DEFAULT_SEED,
+    RESOURCE_TYPES,
+    Dataset,
+    generate_dataset,
+)
 from testbed.faults import FaultInjector
 from testbed.fhir import (
     FhirError,
@@ -336,6 +342,7 @@ def create_app(
     tracer_provider: trace.TracerProvider | None = None,
     clock: Callable[[], datetime] | None = None,
     sleep: bool = True,
+    patients: int = DEFAULT_PATIENT_COUNT,
 ) -> Starlette:
     """Build the testbed EPR app.
 
@@ -346,6 +353,7 @@ def create_app(
         clock: returns "now" as an aware datetime for the latency model and token expiry
             (None: the real UTC clock).
         sleep: True really waits the modelled delay before answering; False answers at once.
+        patients: how many synthetic patients (fewer start faster; the default has 240).
 
     Returns:
         A Starlette app (a :class:`TestbedApp`); ``app.state.testbed`` is its :class:`TestbedState`.
@@ -353,7 +361,7 @@ def create_app(
     scenario = scenario if scenario is not None else load_scenario()
     state = TestbedState(
         scenario=scenario,
-        dataset=generate_dataset(seed),
+        dataset=generate_dataset(seed, patients),
         faults=FaultInjector(scenario.faults, seed),
         clock=clock if clock is not None else _utc_now,
     )

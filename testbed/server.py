@@ -16,7 +16,7 @@ from opentelemetry import trace
 from starlette.applications import Starlette
 
 from testbed.app import TestbedState, create_app
-from testbed.data import DEFAULT_SEED
+from testbed.data import DEFAULT_PATIENT_COUNT, DEFAULT_SEED
 from testbed.scenario import FaultRule, Scenario, load_scenario
 
 __all__ = ["TestbedServer", "TestbedServerError", "serve"]
@@ -43,6 +43,7 @@ class TestbedServer:
         tracer_provider: where server spans go (None: the global provider).
         clock: "now" for the latency model and token expiry (None: the real clock).
         sleep: False answers without waiting the modelled delay.
+        patients: how many synthetic patients (fewer start faster; the default has 240).
         log_level: uvicorn's log level ("warning" keeps tests quiet).
         startup_timeout_s: how long :meth:`start` waits for the server to accept connections.
         shutdown_timeout_s: how long in-flight requests (e.g. a ``hang`` fault) may take on stop.
@@ -60,6 +61,7 @@ class TestbedServer:
         tracer_provider: trace.TracerProvider | None = None,
         clock: Callable[[], datetime] | None = None,
         sleep: bool = True,
+        patients: int = DEFAULT_PATIENT_COUNT,
         log_level: str = "warning",
         startup_timeout_s: float = 10.0,
         shutdown_timeout_s: float = 1.0,
@@ -70,7 +72,7 @@ class TestbedServer:
         self._shutdown_timeout_s = shutdown_timeout_s
         self._log_level = log_level
         self.app: Starlette = create_app(scenario, seed=seed, tracer_provider=tracer_provider,
-                                         clock=clock, sleep=sleep)
+                                         clock=clock, sleep=sleep, patients=patients)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._port: int | None = None

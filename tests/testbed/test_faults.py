@@ -200,7 +200,7 @@ def test_a_rule_can_be_limited_to_a_site(faulty: Callable[..., None], server: Te
 
 def _hits(scenario: Scenario, token_for: Callable[[TestbedServer], str], n: int = 40,
           seed: int = 7) -> list[bool]:
-    with TestbedServer(scenario, seed=seed) as tb:
+    with TestbedServer(scenario, seed=seed, patients=5) as tb:
         token = token_for(tb)
         with httpx.Client(base_url=tb.fhir_url,
                           headers={"Authorization": f"Bearer {token}"}) as client:
@@ -221,7 +221,7 @@ def test_outage_answers_503_during_its_window(token_for: Callable[[TestbedServer
     scenario = scenario_for_tests(0.0).with_overrides(outages=[{
         "name": "failover", "start": "2026-10-21T03:10:00Z", "end": "2026-10-21T03:25:00Z"}])
     inside = datetime(2026, 10, 21, 3, 12, tzinfo=UTC)
-    with TestbedServer(scenario, clock=lambda: inside) as tb:
+    with TestbedServer(scenario, clock=lambda: inside, patients=5) as tb:
         response = httpx.get(f"{tb.fhir_url}{READ}")
         assert response.status_code == 503
         assert response.headers["retry-after"] == "60"

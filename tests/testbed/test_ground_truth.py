@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -101,7 +101,8 @@ def _assert_matches(measured: Measurement, model_s: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def flat_server(token_for) -> Iterator[tuple[TestbedServer, str]]:  # type: ignore[no-untyped-def]
+def flat_server(
+        token_for: Callable[[TestbedServer], str]) -> Iterator[tuple[TestbedServer, str]]:
     scenario = scenario_for_tests(
         50.0,
         service_ms={"GET /Patient/{id}": 120.0, "GET /Observation": 60.0},
@@ -128,7 +129,8 @@ def test_measured_delay_matches_the_flat_model(flat_server: tuple[TestbedServer,
     _assert_matches(measured, expected_s)
 
 
-def test_measured_delay_matches_the_default_model_at_a_fixed_time(token_for) -> None:  # type: ignore[no-untyped-def]
+def test_measured_delay_matches_the_default_model_at_a_fixed_time(
+        token_for: Callable[[TestbedServer], str]) -> None:
     scenario = load_scenario()
     with TestbedServer(scenario, clock=lambda: FIXED_NOW) as server:
         token = token_for(server)
@@ -147,9 +149,10 @@ def test_measured_delay_matches_the_default_model_at_a_fixed_time(token_for) -> 
     assert 0.078 - jitter_s - TOLERANCE_S < difference_s < 0.078 + jitter_s + TOLERANCE_S
 
 
-def test_without_sleep_the_model_is_reported_but_not_waited(token_for) -> None:  # type: ignore[no-untyped-def]
+def test_without_sleep_the_model_is_reported_but_not_waited(
+        token_for: Callable[[TestbedServer], str]) -> None:
     scenario = scenario_for_tests(400.0)
-    with TestbedServer(scenario, sleep=False) as server:
+    with TestbedServer(scenario, sleep=False, patients=5) as server:
         token = token_for(server)
         started = time.perf_counter()
         response = httpx.get(f"{server.fhir_url}/Patient/pat-0001",

@@ -18,7 +18,8 @@ from testbed import TestbedServer, TestbedServerError, scenario_for_tests
 
 
 def test_port_zero_picks_a_free_port_and_urls_follow() -> None:
-    with TestbedServer(scenario_for_tests()) as one, TestbedServer(scenario_for_tests()) as two:
+    with (TestbedServer(scenario_for_tests(), patients=5) as one,
+          TestbedServer(scenario_for_tests(), patients=5) as two):
         assert one.port != two.port
         assert one.base_url == f"http://127.0.0.1:{one.port}"
         assert one.fhir_url == f"{one.base_url}/fhir"
@@ -29,13 +30,13 @@ def test_port_zero_picks_a_free_port_and_urls_follow() -> None:
 
 
 def test_a_taken_port_is_a_clear_error() -> None:
-    with TestbedServer(scenario_for_tests()) as first:
+    with TestbedServer(scenario_for_tests(), patients=5) as first:
         with pytest.raises(TestbedServerError, match="cannot bind"):
-            TestbedServer(scenario_for_tests(), port=first.port).start()
+            TestbedServer(scenario_for_tests(), port=first.port, patients=5).start()
 
 
 def test_start_twice_is_refused_and_stop_twice_is_harmless() -> None:
-    server = TestbedServer(scenario_for_tests()).start()
+    server = TestbedServer(scenario_for_tests(), patients=5).start()
     try:
         with pytest.raises(TestbedServerError, match="already started"):
             server.start()
@@ -43,12 +44,12 @@ def test_start_twice_is_refused_and_stop_twice_is_harmless() -> None:
         server.stop()
     server.stop()
     with pytest.raises(TestbedServerError, match="not started"):
-        TestbedServer(scenario_for_tests()).base_url
+        TestbedServer(scenario_for_tests(), patients=5).base_url
 
 
 def test_stop_ends_a_hanging_request_at_once() -> None:
     scenario = scenario_for_tests(faults=[{"kind": "hang", "hang_s": 60}], auth_required=False)
-    server = TestbedServer(scenario).start()
+    server = TestbedServer(scenario, patients=5).start()
     outcome: list[BaseException | httpx.Response] = []
 
     def call() -> None:
@@ -68,7 +69,7 @@ def test_stop_ends_a_hanging_request_at_once() -> None:
 
 def test_tokens_expire_by_the_injected_clock() -> None:
     now = [datetime(2026, 11, 16, 9, 0, tzinfo=UTC)]
-    with TestbedServer(scenario_for_tests(), clock=lambda: now[0]) as server:
+    with TestbedServer(scenario_for_tests(), clock=lambda: now[0], patients=5) as server:
         token = httpx.post(server.token_url, data={
             "grant_type": "client_credentials", "client_id": "wardwatch-probe",
             "client_secret": "testbed-demo-secret"}).json()["access_token"]
@@ -83,7 +84,7 @@ def test_tokens_expire_by_the_injected_clock() -> None:
 
 
 def test_auth_can_be_switched_off_for_tests() -> None:
-    with TestbedServer(scenario_for_tests(auth_required=False)) as server:
+    with TestbedServer(scenario_for_tests(auth_required=False), patients=5) as server:
         assert httpx.get(f"{server.fhir_url}/Patient/pat-0001").status_code == 200
 
 

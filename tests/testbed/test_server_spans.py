@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -140,13 +140,14 @@ def test_the_span_is_finished_before_the_client_has_the_response(
             assert names == ["GET /fhir/AllergyIntolerance"]
 
 
-def test_the_server_span_leaves_out_the_sites_network_delay(token_for) -> None:  # type: ignore[no-untyped-def]
+def test_the_server_span_leaves_out_the_sites_network_delay(
+        token_for: Callable[[TestbedServer], str]) -> None:
     """The EPR's own telemetry sees service time; the WAN site's probe sees service + network."""
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     scenario = scenario_for_tests(30.0, network_ms={"community-hospital": 200.0})
-    with TestbedServer(scenario, tracer_provider=provider) as server:
+    with TestbedServer(scenario, tracer_provider=provider, patients=5) as server:
         token = token_for(server)
         exporter.clear()
         with httpx.Client(headers={"Authorization": f"Bearer {token}",
