@@ -4,7 +4,7 @@ The testbed holds each response until its modelled delay has passed and reports 
 ``X-Wardwatch-Modelled-Delay-Ms``. The testbed runs in its own process, as an EPR does. Over 50
 runs from two sites: no request is measured shorter than the server waited; the phases of every
 request add up to its total; and differences (between steps, between sites) match the model's
-within 2 ms + 2% at the median: whatever the machine adds to every request cancels out there.
+within 2 ms + 2%: whatever the machine adds to every request cancels out there.
 """
 
 from __future__ import annotations
@@ -138,12 +138,13 @@ def test_no_request_is_measured_shorter_than_the_server_waited(measurements, sit
 @pytest.mark.parametrize("site", ["ward-7", "community-hospital"])
 def test_differences_between_steps_match_the_model(measurements, site):
     """What the environment adds to every request cancels out in a difference; the model's does
-    not. Both steps run on the run's already open connection."""
+    not. Both steps run on the run's already open connection. A busy machine only ever adds time,
+    so the fastest of 50 requests is each step's least disturbed measurement: compare those."""
     measured, modelled = measurements[site]
     expected_s = modelled["encounters"][0] - modelled["read-patient"][0]
     assert expected_s == pytest.approx(0.015)
-    differences = [b - a for a, b in zip(measured["read-patient"], measured["encounters"])]
-    assert abs(statistics.median(differences) - expected_s) <= tolerance_s(expected_s)
+    observed_s = min(measured["encounters"]) - min(measured["read-patient"])
+    assert abs(observed_s - expected_s) <= tolerance_s(expected_s), f"{observed_s * 1000:.2f} ms"
 
 
 def test_difference_between_sites_matches_the_modelled_network_delay(measurements):
@@ -152,6 +153,5 @@ def test_difference_between_sites_matches_the_modelled_network_delay(measurement
     for name in ("read-patient", "encounters"):  # on the run's open connection
         expected_s = far_modelled[name][0] - near_modelled[name][0]
         assert expected_s == pytest.approx(0.010)
-        differences = [far - near for near, far in zip(near_measured[name], far_measured[name])]
-        observed_s = statistics.median(differences)
+        observed_s = min(far_measured[name]) - min(near_measured[name])  # least disturbed, as above
         assert abs(observed_s - expected_s) <= tolerance_s(expected_s), f"{name}: {observed_s * 1000:.2f} ms"
