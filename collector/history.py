@@ -114,7 +114,9 @@ class ModelledResponse(NamedTuple):
 
 
 DelayModel = Callable[[str, str, datetime], ModelledResponse]
-"""``(route key, site name, aware UTC instant the request is sent) -> ModelledResponse``."""
+"""``(route key, site name, aware UTC instant the request is sent) -> ModelledResponse``.
+
+A plain ``(delay_s, status)`` tuple is accepted as well (no response bytes)."""
 
 
 def route_key(method: str, path: str) -> str:
@@ -367,6 +369,11 @@ class SimulatedProbe:
 
     # -- for _SimulatedRun ---------------------------------------------------------------------
 
+    def _ask(self, key: str, site: str, at_ns: int) -> ModelledResponse:
+        """The model's answer for a request sent at ``at_ns``; a plain (delay, status) tuple is accepted."""
+        answer = self._model(key, site, _at(at_ns))
+        return answer if isinstance(answer, ModelledResponse) else ModelledResponse(*answer)
+
     def _tracer(self, site: str) -> Tracer:
         return self._tracers[site]
 
@@ -607,7 +614,7 @@ class _SimulatedRun:
             return _Outcome(RequestTiming(start_ns=start_ns), None, 0, failure)
         step_timeout_ns = int(self.workflow.step_timeout_s * _NS_PER_S)
         timeout_ns = min(step_timeout_ns, remaining_ns)
-        modelled = self.probe._model(plan.key, self.site, _at(start_ns))
+        modelled = self.probe._ask(plan.key, self.site, start_ns)
         delay_ns = max(0, round(modelled.delay_s * _NS_PER_S))
         status: int | None
         if delay_ns > timeout_ns:
@@ -673,7 +680,7 @@ class _SimulatedRun:
         )
         step_timeout_ns = int(self.workflow.step_timeout_s * _NS_PER_S)
         timeout_ns = max(min(step_timeout_ns, self.remaining_ns()), 1_000_000)
-        modelled = self.probe._model(token_key, self.site, _at(start_ns))
+        modelled = self.probe._ask(token_key, self.site, start_ns)
         delay_ns = max(0, round(modelled.delay_s * _NS_PER_S))
         failure: StepFailure | None = None
         if delay_ns > timeout_ns:

@@ -410,3 +410,14 @@ def test_an_outage_fails_a_live_and_a_simulated_run_alike(endpoints, error_type,
             ]
 
         assert outcome(sim_spans) == outcome(live_spans), span_type
+
+
+def test_a_model_may_answer_with_a_plain_tuple(example):
+    exporter = InMemorySpanExporter()
+    probe = SimulatedProbe(example.targets, example.sites, exporter, lambda key, site, at: (0.25, None), probe_id="t", patients=example.patients)
+    start = datetime(2026, 11, 3, 9, tzinfo=UTC)
+    result = probe.record_run(example.workflows["chart-observations"].model_copy(update={"think_time_s": 0.0}), "ward-7", slot=start, start=start)
+    probe.shutdown()
+    assert result.status == schema.RUN_OK
+    assert result.waiting_s == pytest.approx(4 * 0.25) and result.wall_s == pytest.approx(5 * 0.25)  # and the token
+    assert [s.http_status for s in result.steps] == [200, 200, 201, 200]
