@@ -34,7 +34,8 @@ __all__ = ["ALL_HOURS", "ObjectiveResult", "evaluate_objective", "judge_runs", "
 ALL_HOURS = "all hours"
 WINDOW_COLUMNS = ("site", "period", "window_start", "good", "total", "ratio", "good_window")
 SCOPE_COLUMNS = (
-    "site", "period", "runs", "good", "share_good", "p50_s", "p90_s", "windows", "good_windows",
+    "site", "period", "runs", "good", "share_good", "p50_s", "p90_s", "p90_small_sample", "windows",
+    "good_windows",
     "value", "met", "budget_remaining", "apdex", "apdex_samples",
 )
 
@@ -49,7 +50,8 @@ class ObjectiveResult:
         end: window end, exclusive (UTC).
         overall: the budgeting method's result over every site and period.
         scopes: one row per site x period: ``site, period, runs, good, share_good, p50_s, p90_s``
-            (pooled waiting times of the scope's runs), ``windows, good_windows, value`` (the
+            (pooled waiting times of the scope's runs), ``p90_small_sample`` (too few runs for a
+            trustworthy p90: no confidence interval exists), ``windows, good_windows, value`` (the
             budgeting method's value), ``met, budget_remaining, apdex`` (display with T),
             ``apdex_samples``.
         windows: one row per site x period x window with runs: ``site, period, window_start,
@@ -177,12 +179,14 @@ def _evaluate(
         in_scope = windows[(windows["site"] == site) & (windows["period"] == period)]
         result = _budget(objective, scope["good"].to_numpy(dtype=bool), in_scope)
         waits = scope["waiting_s"].astype("float64").dropna().to_numpy()
+        p90 = percentile(waits, 0.9)
         a = apdex(scope["waiting_s"].astype("float64").fillna(np.inf).to_numpy(), objective.apdex_t,
                   failed=(scope["status"].astype(str) != "ok").to_numpy())
         rows.append({
             "site": site, "period": period, "runs": len(scope), "good": int(scope["good"].sum()),
             "share_good": float(scope["good"].mean()),
-            "p50_s": percentile(waits, 0.5).value, "p90_s": percentile(waits, 0.9).value,
+            "p50_s": percentile(waits, 0.5).value, "p90_s": p90.value,
+            "p90_small_sample": p90.small_sample,
             "windows": len(in_scope), "good_windows": int(in_scope["good_window"].sum()),
             "value": result.value, "met": result.met, "budget_remaining": result.budget_remaining,
             "apdex": a.display, "apdex_samples": a.samples,

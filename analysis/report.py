@@ -223,7 +223,8 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     for o in report.objectives:
         for s in o.scopes.itertuples():
             rows.append([o.objective.name, str(s.site), str(s.period), str(s.runs),
-                         _num(s.share_good, "{:.1%}"), _num(s.p50_s), _num(s.p90_s),
+                         _num(s.share_good, "{:.1%}"), _num(s.p50_s),
+                         _num(s.p90_s) + (" (few runs)" if s.p90_small_sample else ""),
                          f"{s.good_windows}/{s.windows}", _num(s.value, "{:.1%}"),
                          {True: "met", False: "breached"}.get(s.met, "n/a"), str(s.apdex)])
     tables.append(("Experience objectives per site and period",

@@ -65,6 +65,8 @@ def test_occurrences_per_scope_and_overall(store_path: Path) -> None:
     assert set(r.scopes["period"]) == {"ward rounds"}
     # community waits pooled: 1 (failed), 2, 2, 4, 4 -> p90 = 4
     assert scopes.loc["community", "p90_s"] == pytest.approx(4.0)
+    # five runs hold no order-statistic interval for a p90
+    assert bool(scopes.loc["community", "p90_small_sample"])
 
 
 def test_windows_and_timeslices(store_path: Path) -> None:
