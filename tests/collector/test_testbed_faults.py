@@ -3,14 +3,20 @@ probe keeps going: the next run after the fault clears is ok."""
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
 import httpx
 import pytest
 
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
 from collector.auth import TokenCache
+from collector.probe import Probe
 from store import schema
+
+TESTBED_ENV = {"WARDWATCH_TESTBED_CLIENT_SECRET": "testbed-demo-secret"}
 
 
 def two_steps(example: Any, connection: str, **fields: Any) -> Any:
@@ -85,3 +91,28 @@ def test_failures_in_some_runs_do_not_stop_later_runs(example, testbed, tracer):
     cache = TokenCache()
     statuses = [example.run(workflow, tracer, token_cache=cache).status for _ in range(12)]
     assert set(statuses) == {"ok", "failed"}
+
+
+def test_a_hanging_target_gives_timed_out_runs_and_busy_missed_slots_not_silence(example, testbed):
+    """Target down is not probe down: runs are recorded as timed out, and the slots that passed
+    while a run waited for the hanging target are recorded as missed (busy)."""
+    put_faults(testbed, [{"endpoint": "GET /Patient", "kind": "hang", "hang_s": 1.0}])
+    exporter = InMemorySpanExporter()
+    workflow = two_steps(example, "reuse", interval_s=0.1, jitter_s=0.0, step_timeout_s=0.35, timeout_s=1.0)
+    probe = Probe(
+        example.targets, example.sites[:1], example.patients, [workflow], [exporter],
+        environ=TESTBED_ENV, probe_id="outage-test",
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=probe.run_forever, args=(stop,))
+    thread.start()
+    time.sleep(1.2)
+    stop.set()
+    thread.join(timeout=5)
+    probe.shutdown()
+    spans = exporter.get_finished_spans()
+    runs = [s for s in spans if s.attributes[schema.ATTR_SPAN_TYPE] == schema.SPAN_TYPE_RUN]
+    missed = [s for s in spans if s.attributes[schema.ATTR_SPAN_TYPE] == schema.SPAN_TYPE_MISSED_SLOT]
+    assert runs and {r.attributes[schema.ATTR_RUN_STATUS] for r in runs} <= {"timed_out", "interrupted"}
+    assert runs[0].attributes[schema.ERROR_TYPE] == "timeout"
+    assert len(missed) >= 2 and {m.attributes[schema.ATTR_MISSED_REASON] for m in missed} == {"busy"}
