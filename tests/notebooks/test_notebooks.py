@@ -11,6 +11,7 @@ the test, so nothing in the user's own Jupyter set-up is picked up.
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import json
 import os
 import sys
@@ -38,6 +39,17 @@ HISTORY_END = dt.datetime(2026, 11, 12, 5, 0, tzinfo=dt.UTC)
 HISTORY_DAYS = 9
 # Variables the notebooks read; the test sets WARDWATCH_DATA and leaves the others at defaults.
 NOTEBOOK_VARIABLES = ("WARDWATCH_DATA", "WARDWATCH_CONFIG", "WARDWATCH_CHANGE_AT")
+
+
+def _load_strip_outputs():  # notebooks/ is a folder of documents, not a package
+    spec = importlib.util.spec_from_file_location("strip_outputs", NOTEBOOK_DIR / "strip_outputs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+strip_outputs = _load_strip_outputs()
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +130,22 @@ def test_notebook_is_stored_without_outputs(path: Path) -> None:
     assert notebook.cells[0].cell_type == "markdown" and "WARDWATCH_DATA" in notebook.cells[0].source
 
 
+def test_strip_outputs_clears_a_run_notebook(tmp_path: Path) -> None:
+    notebook = nbformat.v4.new_notebook(metadata={"widgets": {}, "kernelspec": {"name": "venv", "display_name": "venv"}})
+    cell = nbformat.v4.new_code_cell("1 + 1", execution_count=3, metadata={"collapsed": True})
+    cell.outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=3)]
+    notebook.cells.append(cell)
+    path = tmp_path / "n.ipynb"
+    nbformat.write(notebook, path)
+    assert strip_outputs.strip_file(path) is True
+    assert strip_outputs.strip_file(path) is False  # idempotent
+    stored = nbformat.read(path, as_version=4)
+    assert stored.cells[0].outputs == [] and stored.cells[0].execution_count is None
+    assert not stored.cells[0].metadata
+    assert set(stored.metadata) == {"kernelspec", "language_info"}
+    assert stored.metadata.kernelspec.name == "python3"
+
+
 def test_kernel_is_this_interpreter(kernels: Path, tmp_path: Path) -> None:
     notebook = nbformat.v4.new_notebook()
     notebook.cells.append(nbformat.v4.new_code_cell("import sys; print(sys.executable, sys.prefix)"))
@@ -131,7 +159,10 @@ def test_notebook_runs_top_to_bottom(path: Path, demo_data: Path, kernels: Path)
     # No warnings or other noise on stderr: a reader would see it under the cell.
     assert outputs(notebook, stream="stderr") == ""
     text = outputs(notebook)
-    assert str(demo_data) in text  # it read the store it was given, not the demo's
+    assert str(demo_data) in text
+    # Stripping the executed notebook gives back the stored file exactly.
+    stripped = nbformat.writes(strip_outputs.strip(notebook))
+    assert stripped.rstrip("\n") == path.read_text(encoding="utf-8").rstrip("\n")  # it read the store it was given, not the demo's
     if path.stem == "03-change-impact":
         # The testbed's release slowed GET /MedicationRequest: the medications step, at every site.
         for site in ("ward-7", "outpatient-clinic", "community-hospital"):
