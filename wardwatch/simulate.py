@@ -436,15 +436,29 @@ def history_exists(store_path: Path) -> bool:
 def remove_history(store_path: Path) -> int:
     """Delete the history marker and every segment in which every span is simulated; the count deleted.
 
-    Live measurements are kept (a segment holding any live span stays). Run it while no other
-    process writes to the store.
+    Live measurements are kept. A segment that compaction merged from simulated and live spans is
+    kept whole (its simulated spans stay): only the partitions where live probes also wrote can
+    hold one. Deleting a merged segment makes the segments it replaced visible again, so the
+    store is listed again until no simulated-only segment is left. Run it while no other process
+    writes to the store.
     """
     path = Path(store_path)
     (path / HISTORY_MARKER).unlink(missing_ok=True)
     removed = 0
-    for segment in list_segments(path):
-        column = pq.read_table(segment, columns=[schema.RESOURCE_ATTRIBUTES]).column(0).to_pylist()
-        if column and all(dict(pairs).get(schema.ATTR_SIMULATED) == "true" for pairs in column):
+    kept: set[Path] = set()
+    while True:
+        simulated_only = [segment for segment in list_segments(path) if segment not in kept and _all_simulated(segment, kept)]
+        if not simulated_only:
+            return removed
+        for segment in simulated_only:
             segment.unlink(missing_ok=True)
             removed += 1
-    return removed
+
+
+def _all_simulated(segment: Path, kept: set[Path]) -> bool:
+    """Whether every span of ``segment`` is simulated; segments that are not go into ``kept``."""
+    column = pq.read_table(segment, columns=[schema.RESOURCE_ATTRIBUTES]).column(0).to_pylist()
+    if column and all(dict(pairs).get(schema.ATTR_SIMULATED) == "true" for pairs in column):
+        return True
+    kept.add(segment)
+    return False

@@ -150,3 +150,25 @@ def test_a_new_build_replaces_the_previous_history_and_an_exporter_gets_every_sp
     assert len(spans) == summary.spans and summary.files == 0
     assert {span.resource.attributes[schema.ATTR_SIMULATED] for span in spans} == {"true"}
     assert not (tmp_path / "unused").exists()
+
+
+def test_remove_history_also_removes_compacted_simulated_segments(config, tmp_path):
+    from store import compact
+
+    small = only(config, "chart-observations")
+    (live_file,) = write_spans(tmp_path, [{
+        schema.TIMESTAMP: END - timedelta(days=3),
+        schema.TRACE_ID: "1" * 32,
+        schema.SPAN_ID: "2" * 16,
+        schema.RESOURCE_ATTRIBUTES: {schema.ATTR_SIMULATED: "false"},
+    }])
+    simulate_history(small, days=1, end=END, store_path=tmp_path, workers=1, seed=1)
+    simulate_history(small, days=1, end=END, store_path=tmp_path / "other", workers=1, seed=2)
+    for segment in (tmp_path / "other" / "spans").rglob("*.parquet"):  # two segments in a partition
+        target = tmp_path / "spans" / segment.parent.name
+        target.mkdir(exist_ok=True)
+        segment.rename(target / f"x-{segment.name}")
+    report = compact(tmp_path, grace_s=3600)  # the replaced segments stay on disk, hidden
+    assert report.skipped is False
+    remove_history(tmp_path)
+    assert [p.name for p in (tmp_path / "spans").rglob("*.parquet")] == [live_file.name]
