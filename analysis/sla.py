@@ -134,9 +134,8 @@ def sla_window(
             end = calendar_month(*parse_month(month), tz=sla.timezone)[1]
         if end is None or end.tzinfo is None:
             raise ValueError("a rolling SLA needs a timezone-aware end (or a month it ends with)")
-        assert sla.rolling_days is not None  # guaranteed by SLAConfig's validator
         stop = end.astimezone(dt.UTC)
-        return stop - dt.timedelta(days=sla.rolling_days), stop
+        return stop - dt.timedelta(days=sla.rolling_days or 0), stop
     if month is None:
         if end is None or end.tzinfo is None:
             raise ValueError("a calendar-month SLA needs month (YYYY-MM) or a timezone-aware end")
@@ -287,8 +286,7 @@ def _good(frame: pd.DataFrame, sla: SLAConfig) -> np.ndarray:
     duration = frame["duration_s"].astype("float64").to_numpy()
     if sla.metric == "availability":
         return status == "ok"
-    limit = sla.threshold_s if sla.metric == "share_under" else sla.target
-    assert limit is not None  # guaranteed by SLAConfig's validator
+    limit = float(sla.threshold_s if sla.metric == "share_under" and sla.threshold_s else sla.target)
     return (status != "timed_out") & (duration <= limit)
 
 
@@ -324,8 +322,7 @@ def evaluate_sla(
             budget = None
             remaining = math.nan
         else:
-            assert sla.percentile is not None
-            value = percentile(answered.to_numpy(), sla.percentile / 100).value
+            value = percentile(answered.to_numpy(), sla.ratio_target).value
             budget = occurrences(good, sla.ratio_target)
             remaining = budget.budget_remaining
         met = None if math.isnan(value) else bool(value <= sla.target)
@@ -335,8 +332,7 @@ def evaluate_sla(
         if sla.budgeting_method == "Occurrences":
             budget = occurrences(good, sla.target)
         elif sla.budgeting_method == "Timeslices":
-            assert sla.time_slice_target is not None
-            budget = timeslices(frame["start"], good, sla.target, sla.time_slice_target,
+            budget = timeslices(frame["start"], good, sla.target, sla.time_slice_target or 1.0,
                                 slice_length, window_start, window_end)
         else:
             budget = ratio_timeslices(frame["start"], good, sla.target, slice_length,
