@@ -3,7 +3,8 @@
 Every workflow at every one of its sites is recorded on its cadence over the past ``days`` days by
 :class:`collector.history.SimulatedProbe` (the collector's span shapes, a resource marked
 ``wardwatch.simulated = "true"``), timed by :func:`testbed.latency.modelled_delay` with the
-packaged default scenario (or another), and written through the store's
+packaged default scenario (its dated release and outage moved into the window, see
+:func:`scenario_in_window`) or another, and written through the store's
 :class:`store.ParquetSpanExporter` one UTC day per batch: one Parquet file per day (two where runs
 cross midnight), not thousands of small ones.
 
@@ -161,7 +162,8 @@ def scenario_in_window(scenario: Scenario, start: datetime, end: datetime) -> Sc
     The packaged scenario dates its release and its outage; a history ending today would
     otherwise start after both, and the demo would show no change and no outage. Every dated
     event moves by the same whole number of weeks (keeping weekday, time of day and spacing),
-    the one that centres them in the window; a scenario whose events already lie inside the
+    the one that centres them in the window but leaves none at or after ``end`` (a window shorter
+    than the events' spread keeps the latest); a scenario whose events already lie inside the
     window, or that has none, is returned as it is. Give the live testbed the same scenario, so
     history and live runs agree.
 
@@ -178,6 +180,8 @@ def scenario_in_window(scenario: Scenario, start: datetime, end: datetime) -> Sc
     week = timedelta(days=7)
     middle = min(instants) + (max(instants) - min(instants)) / 2
     shift = week * round((start + (end - start) / 2 - middle) / week)
+    while max(instants) + shift >= end:  # never into the future of the history (and of live runs)
+        shift -= week
     changes = [
         change.model_copy(update={"at": change.at + shift, "until": None if change.until is None else change.until + shift})
         for change in scenario.changes

@@ -123,6 +123,10 @@ def test_the_scenarios_release_and_outage_move_into_the_window_by_whole_weeks():
     assert (outage.start - outage_was.start, outage.end - outage_was.end) == (shift, shift)
     assert end - timedelta(days=28) < change.at < outage.start < end
     assert moved.periods == scenario.periods and moved.sites == scenario.sites
+    # a window shorter than the events' spread: nothing moves past its end
+    short = scenario_in_window(scenario, end - timedelta(days=2), end)
+    assert short.outages[0].end < end and short.changes[0].at < end
+    assert short.outages[0].start > end - timedelta(days=7)
     # already inside: unchanged
     inside = scenario_in_window(scenario, datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 10, 29, tzinfo=UTC))
     assert inside is scenario
