@@ -47,6 +47,7 @@ SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
 USER_AGENT_SYNTHETIC_TYPE = "user_agent.synthetic.type"  # always "test" on probe spans
 SERVICE_NAME_ATTR = "service.name"
+HTTP_ROUTE = "http.route"  # on the testbed's server spans
 
 # Ours
 ATTR_SPAN_TYPE = "wardwatch.span.type"  # one of SPAN_TYPES
@@ -69,6 +70,9 @@ ATTR_TTFB_S = "wardwatch.http.ttfb_s"
 ATTR_TRANSFER_S = "wardwatch.http.transfer_s"
 ATTR_RESPONSE_BYTES = "wardwatch.http.response_bytes"
 ATTR_BUNDLE_PAGES = "wardwatch.bundle.pages"
+# On the testbed's server spans (the testbed spells them itself: it imports nothing of ours).
+ATTR_TESTBED_MODELLED_DELAY_S = "wardwatch.testbed.modelled_delay_s"
+ATTR_TESTBED_FAULT = "wardwatch.testbed.fault"
 
 SPAN_TYPE_RUN = "run"  # root span of one workflow run
 SPAN_TYPE_STEP = "step"  # child of a run: one workflow step

@@ -13,19 +13,11 @@ from pathlib import Path
 import click
 
 from wardwatch.config import ConfigError, WardwatchConfig, load_config
+from wardwatch.errors import UserError
 
 __all__ = ["main"]
 
 DEFAULT_CONFIG = Path("wardwatch.yaml")
-
-
-class UserError(click.ClickException):
-    """A problem the user can fix; shown without a traceback, exit code 2."""
-
-    exit_code = 2
-
-    def show(self, file: object = None) -> None:
-        click.echo(self.format_message(), err=True)
 
 
 def _load(path: Path) -> WardwatchConfig:

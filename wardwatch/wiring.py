@@ -23,6 +23,7 @@ from dashboard.context import DEFAULT_THRESHOLD_S, SiteInfo, WorkflowInfo
 from store import Maintenance, ParquetSpanExporter, StoreError
 from wardwatch import simulate
 from wardwatch.config import WardwatchConfig
+from wardwatch.errors import UserError
 
 __all__ = [
     "DEMO_CONFIG",
@@ -119,6 +120,8 @@ def serve_testbed(host: str, port: int, scenario_path: Path | None, store_path: 
     click.echo(f"testbed EPR at http://{host}:{port}/fhir (Ctrl-C stops)", err=True)
     try:
         testbed.serve(host, port, scenario_path, tracer_provider=provider)
+    except testbed.ScenarioError as exc:
+        raise UserError(str(exc)) from exc
     finally:
         provider.shutdown()
 
@@ -162,7 +165,7 @@ def run_demo(
         summary = prepare_history(config, days=days, fresh=fresh)
         exporters = build_exporters(config, environ)
     except StoreError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise UserError(str(exc)) from exc
     # The live testbed tells the same stories as the history: its change and outage fall in the same window.
     scenario = (
         simulate.scenario_in_window(testbed.load_scenario(), summary.start, summary.end) if summary else None
@@ -228,7 +231,7 @@ def _dashboard_server(config: WardwatchConfig, host: str | None, port: int | Non
     try:
         return DashboardServer(create_app(context), host=host, port=port)
     except OSError as exc:
-        raise click.ClickException(
+        raise UserError(
             f"cannot serve the dashboard on {host}:{port}: {exc.strerror} (is another one running? try --port)"
         ) from exc
 
@@ -249,7 +252,7 @@ def _started(server: testbed.TestbedServer) -> Iterator[testbed.TestbedServer]:
     try:
         server.start()
     except testbed.TestbedServerError as exc:
-        raise click.ClickException(f"cannot start the testbed EPR: {exc}") from exc
+        raise UserError(f"cannot start the testbed EPR: {exc}") from exc
     try:
         yield server
     finally:
