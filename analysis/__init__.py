@@ -1,5 +1,13 @@
 """Analysis: runs and steps as DataFrames, and the judgements made on them.
 
+- ``store``: :func:`open_store` and the runs, steps and requests frames;
+- ``percentiles``, ``apdex``, ``budget``: the published formulas;
+- ``calendar``: clinical periods per site in local time;
+- ``sla``: SLAs as the contract computes them; ``objectives``: experience as users feel it;
+- ``watermelon``: where the two disagree, with the lenses that explain why;
+- ``alerts``: burn-rate alerts for both; ``changes`` and ``ranktest``: change impact;
+- ``report``: the month's report; ``openslo``: OpenSLO in and out.
+
 Imports ``store`` only among Wardwatch's packages; ``dashboard`` imports it.
 """
 
