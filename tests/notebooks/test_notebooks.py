@@ -153,6 +153,7 @@ def test_kernel_is_this_interpreter(kernels: Path, tmp_path: Path) -> None:
     assert outputs(notebook).split() == [sys.executable, sys.prefix]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[path.stem for path in NOTEBOOKS])
 def test_notebook_runs_top_to_bottom(path: Path, demo_data: Path, kernels: Path) -> None:
     notebook = execute(nbformat.read(path, as_version=4), kernels, notebook_env(demo_data))
