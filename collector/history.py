@@ -24,7 +24,8 @@ What a simulated request does, compared with a live one:
   a failure of the token endpoint is an ``auth`` failure, as live;
 - a delay beyond the step timeout (or the run's remaining time) is a ``timeout`` after that long;
 - responses always pass the step's assertions (the model has no bodies), so ``extract`` always
-  succeeds when the request does;
+  succeeds when the request does; credentials and header templates are not resolved (a missing
+  secret does not fail a simulated run);
 - data-dependent request counts are fixed: a ``for_each`` step sends ``for_each_items`` requests
   (default: the step's ``max_items``, which the testbed's Ward 7 list reaches), a step following
   Bundle ``next`` links reads ``bundle_pages`` pages (default 1, as the testbed's synthetic
