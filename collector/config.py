@@ -11,10 +11,12 @@ naming a target that does not exist, a variable used before any step extracts it
 
 from __future__ import annotations
 
+import os
 import re
 import zoneinfo
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -547,8 +549,9 @@ def check_references(
         sites: the ``sites`` section.
         patients: the ``patients`` section.
         workflows: the ``workflows`` section.
-        environ: when given, secret references are resolved against it (and files read), and
-            each one that cannot be resolved is a problem. The secret itself is never reported.
+        environ: when given, the run-time environment is checked too: secret references are
+            resolved against it (and secret files read), TLS files must be readable, and each
+            failure is a problem. A secret itself is never reported.
 
     Returns:
         The problems, each with its location relative to the config root; empty when all is well.
@@ -660,4 +663,8 @@ def _secret_problems(
             resolve_secret(value, environ)
         except SecretResolutionError as exc:
             problems.append(ConfigProblem(loc, str(exc)))
+    for key in ("ca_bundle", "client_cert", "client_key"):
+        path = getattr(target.tls, key)
+        if path is not None and not os.access(Path(path).expanduser(), os.R_OK):
+            problems.append(ConfigProblem((*where, "tls", key), f"{path} is not a readable file"))
     return problems

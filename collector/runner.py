@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+import ssl
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -232,7 +233,15 @@ def run_workflow(
     )
     root_context = trace.set_span_in_context(root)
     factory = make_client if client_factory is None else client_factory
-    client = factory(target, workflow.connection == "reuse")
+    try:
+        client = factory(target, workflow.connection == "reuse")
+    except (OSError, ssl.SSLError) as exc:
+        # The target's TLS files are missing or unusable: the probe's fault, not the target's,
+        # but recorded the same way (a failed run) rather than raised into the scheduler.
+        failure = StepFailure(
+            ErrorType.TLS, f"the TLS settings of target {target_name or workflow.target} cannot be used ({exc.strerror or type(exc).__name__})"
+        )
+        return _finish_run(root, clock, workflow, site, start, slot, [], failure, interrupted=False, run_timed_out=False)
     run = _RunContext(
         workflow=workflow,
         target=target,
@@ -262,7 +271,25 @@ def run_workflow(
         steps, first_failure, interrupted, run_timed_out = _run_steps(run, variables, stop)
     finally:
         client.close()
+    return _finish_run(
+        root, clock, workflow, site, start, slot, steps, first_failure, interrupted=interrupted, run_timed_out=run_timed_out
+    )
 
+
+def _finish_run(
+    root: Span,
+    clock: _Clock,
+    workflow: WorkflowConfig,
+    site: SiteConfig,
+    start: datetime,
+    slot: datetime | None,
+    steps: list[StepResult],
+    first_failure: StepFailure | None,
+    *,
+    interrupted: bool,
+    run_timed_out: bool,
+) -> RunResult:
+    """Set the run's status on its root span, end it, and build the result."""
     waiting_s = sum(step.duration_s for step in steps)
     if first_failure is not None:
         status = schema.RUN_TIMED_OUT if first_failure.error_type == ErrorType.TIMEOUT else schema.RUN_FAILED

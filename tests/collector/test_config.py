@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pydantic
 import pytest
+import yaml
 
 from collector.config import (
     ConfigProblem,
@@ -248,3 +250,28 @@ def test_item_is_known_only_inside_for_each_and_its_list_must_exist_first():
 def test_for_each_cannot_extract_or_page():
     with pytest.raises(pydantic.ValidationError, match="for_each"):
         wf([{"name": "e", "path": "/x", "for_each": "v", "extract": {"a": "$.id"}}])
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
+
+
+@pytest.mark.parametrize("name", ["testbed.yaml", "fhir-r4-template.yaml"])
+def test_example_workflow_files_are_valid_and_consistent(name):
+    raw = yaml.safe_load((EXAMPLES / name).read_text(encoding="utf-8"))
+    assert set(raw) == {"targets", "sites", "patients", "workflows"}
+    targets = {key: TargetConfig.model_validate(value) for key, value in raw["targets"].items()}
+    sites = [SiteConfig.model_validate(value) for value in raw["sites"]]
+    patients = [TestPatientConfig.model_validate(value) for value in raw["patients"]]
+    workflows = [WorkflowConfig.model_validate(value) for value in raw["workflows"]]
+    assert check_references(targets, sites, patients, workflows) == []
+
+
+def test_environment_checks_name_missing_tls_files_and_secrets(tmp_path):
+    raw = yaml.safe_load((EXAMPLES / "fhir-r4-template.yaml").read_text(encoding="utf-8"))
+    targets = {key: TargetConfig.model_validate(value) for key, value in raw["targets"].items()}
+    problems = check_references(targets, [], [], [], environ={})
+    assert [p.loc for p in problems] == [("targets", "epr", "auth", "client_secret"), ("targets", "epr", "tls", "ca_bundle")]
+    ca = tmp_path / "ca.pem"
+    ca.write_text("x")
+    targets = {"epr": targets["epr"].model_copy(update={"tls": targets["epr"].tls.model_copy(update={"ca_bundle": str(ca)})})}
+    assert check_references(targets, [], [], [], environ={"EPR_CLIENT_SECRET": "s"}) == []

@@ -237,3 +237,11 @@ def test_next_link_off_the_target_is_not_followed(mini_url, tracer):
     steps = [{"name": "x", "path": "/off-target", "follow_next_pages": 2}]
     result = run(workflow(steps), target(mini_url), tracer)
     assert (result.status, result.error_type) == ("failed", "invalid_response")
+
+
+def test_unusable_tls_files_fail_the_run_instead_of_raising(mini_url, tracer, span_exporter, tmp_path):
+    broken = TargetConfig.model_validate({"base_url": f"{mini_url}/fhir", "tls": {"ca_bundle": str(tmp_path / "missing.pem")}})
+    result = run(workflow([{"name": "one", "path": "/delay"}]), broken, tracer)
+    assert (result.status, result.error_type) == ("failed", "tls")
+    (root,) = by_type(span_exporter.get_finished_spans(), schema.SPAN_TYPE_RUN)
+    assert root.attributes[schema.ERROR_TYPE] == "tls"
