@@ -137,8 +137,8 @@ def test_strip_outputs_clears_a_run_notebook(tmp_path: Path) -> None:
     notebook.cells.append(cell)
     path = tmp_path / "n.ipynb"
     nbformat.write(notebook, path)
-    assert strip_outputs.strip_file(path) is True
-    assert strip_outputs.strip_file(path) is False  # idempotent
+    assert strip_outputs.main([str(path)]) == 0
+    assert strip_outputs.strip_file(path) is False  # already stripped: unchanged
     stored = nbformat.read(path, as_version=4)
     assert stored.cells[0].outputs == [] and stored.cells[0].execution_count is None
     assert not stored.cells[0].metadata
