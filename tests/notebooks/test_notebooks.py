@@ -16,6 +16,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import nbformat
 import pytest
@@ -41,7 +42,7 @@ HISTORY_DAYS = 9
 NOTEBOOK_VARIABLES = ("WARDWATCH_DATA", "WARDWATCH_CONFIG", "WARDWATCH_CHANGE_AT")
 
 
-def _load_strip_outputs():  # notebooks/ is a folder of documents, not a package
+def _load_strip_outputs() -> ModuleType:  # notebooks/ is a folder of documents, not a package
     spec = importlib.util.spec_from_file_location("strip_outputs", NOTEBOOK_DIR / "strip_outputs.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
