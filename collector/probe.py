@@ -190,6 +190,11 @@ class Probe:
             result = self._run(job, slot, run_rng, stop)
         if self._metrics is not None:
             self._metrics.record_run(result)
+        if result.status == "ok":
+            logger.info("%s: ok, waited %.3f s", job.key, result.waiting_s)
+        else:
+            # Messages name URL templates and error families only: no patient data, no secrets.
+            logger.info("%s: %s, waited %.3f s (%s: %s)", job.key, result.status, result.waiting_s, result.error_type, result.message)
         return result
 
     def _run(self, job: Job, slot: datetime, run_rng: random.Random, stop: threading.Event | None) -> RunResult:

@@ -86,6 +86,7 @@ def test_no_patient_data_or_secret_leaves_the_probe(example, testbed, tmp_path, 
     exported = span_text(memory.get_finished_spans())
     stored = store_text(store_path)
     logs = "\n".join(record.getMessage() for record in caplog.records)
+    assert "open-patient-record@ward-7: ok" in logs and "http_5xx" in logs  # the probe does log its runs
     results = json.dumps([[r.message, [s.message for s in r.steps]] for r in ok + failed])
     forbidden = forbidden_strings(example, testbed)
     assert len(forbidden) > 3 * len(example.patients)
