@@ -51,7 +51,7 @@ from urllib.parse import quote, urlsplit
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from collector.auth import _EARLY_FRACTION, _MAX_EARLY_S
@@ -84,6 +84,7 @@ from store import schema
 
 __all__ = [
     "DelayModel",
+    "HistoryExportError",
     "HistoryStats",
     "ModelledResponse",
     "SimulatedProbe",
@@ -97,6 +98,10 @@ __all__ = [
 _NS_PER_S = 1_000_000_000
 # Spans held before an export is forced, whatever the day: bounds memory on long histories.
 _MAX_BUFFERED_SPANS = 250_000
+
+
+class HistoryExportError(RuntimeError):
+    """The exporter could not take a batch of simulated spans (it logs why)."""
 
 
 class ModelledResponse(NamedTuple):
@@ -252,6 +257,9 @@ class SimulatedProbe:
             ``1 + follow_next_pages``).
         token_lifetime_s: lifetime the token endpoint grants (the testbed's ``token_lifetime_s``);
             the token is refreshed as :class:`collector.auth.TokenCache` refreshes it.
+
+    Attributes:
+        spans_exported: spans handed to the exporter so far.
     """
 
     def __init__(
@@ -344,7 +352,7 @@ class SimulatedProbe:
             The number of spans exported.
 
         Raises:
-            RuntimeError: the exporter reported a failure.
+            HistoryExportError: the exporter reported a failure.
         """
         spans = self._buffer.spans
         if before is None:
@@ -357,8 +365,8 @@ class SimulatedProbe:
         if not ready:
             return 0
         result = self._exporter.export(ready)
-        if result.name != "SUCCESS":
-            raise RuntimeError(f"the exporter could not write {len(ready)} simulated spans")
+        if result != SpanExportResult.SUCCESS:
+            raise HistoryExportError(f"the exporter could not write {len(ready)} simulated spans")
         self.spans_exported += len(ready)
         return len(ready)
 

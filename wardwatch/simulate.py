@@ -315,6 +315,8 @@ def simulate_history(
     Raises:
         ValueError: ``days`` is not positive or ``end`` is naive.
         StoreError: the store cannot be opened.
+        HistoryExportError: spans could not be written (the exporter logs why); no marker is
+            written, so the next build starts afresh.
     """
     if days <= 0:
         raise ValueError("days must be positive")

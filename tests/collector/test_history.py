@@ -421,3 +421,17 @@ def test_a_model_may_answer_with_a_plain_tuple(example):
     assert result.status == schema.RUN_OK
     assert result.waiting_s == pytest.approx(4 * 0.25) and result.wall_s == pytest.approx(5 * 0.25)  # and the token
     assert [s.http_status for s in result.steps] == [200, 200, 201, 200]
+
+
+def test_an_exporter_failure_is_raised_not_swallowed(example):
+    from collector.history import HistoryExportError
+
+    class Failing(CountingExporter):
+        def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+            return SpanExportResult.FAILURE
+
+    probe = SimulatedProbe(example.targets, example.sites, Failing(), lambda *a: (0.1, None), probe_id="t")
+    start = datetime(2026, 11, 3, 9, tzinfo=UTC)
+    probe.record_run(example.workflows["chart-observations"], "ward-7", slot=start, start=start)
+    with pytest.raises(HistoryExportError, match="could not write"):
+        probe.flush()
