@@ -8,7 +8,7 @@ packaged default scenario (its dated release and outage moved into the window, s
 :class:`store.ParquetSpanExporter` one UTC day per batch: one Parquet file per day (two where runs
 cross midnight), not thousands of small ones.
 
-The days are built in parallel worker processes (one per core, at most two by default), each day
+The days are built in parallel worker processes (one per core by default, at most eight), each day
 on its own: the probe's shared token starts afresh each day, and a run still going at midnight
 cannot make the next day's first slot busy. The fault rules of the scenario (random 5xx, resets)
 are not simulated; outages, periods, changes, the load curve and the jitter are.
@@ -300,7 +300,7 @@ def simulate_history(
             own cadence (live density: about 14 times the spans, minutes instead of seconds);
             None (default) uses :func:`history_intervals`.
         seed: the same seed gives the same runs and timings (not the same trace ids).
-        workers: processes building days in parallel (default: the cores, at most 2); 1 builds
+        workers: processes building days in parallel (default: one per core, at most 8); 1 builds
             in this process.
 
     Returns:
@@ -362,7 +362,7 @@ def simulate_history(
 
     if progress is not None:
         progress(0, len(chunks))
-    workers = min(2, os.cpu_count() or 1) if workers is None else workers
+    workers = min(8, os.cpu_count() or 1, len(chunks)) if workers is None else workers
     if exporter is not None or workers <= 1:
         for done, chunk in enumerate(chunks, start=1):
             add(_build_chunk(chunk, exporter), done)
