@@ -323,7 +323,14 @@ class SimulatedProbe:
         return _SimulatedRun(self, workflow, site, self._targets[workflow.target], slot, start).record()
 
     def record_missed_slot(self, workflow: WorkflowConfig, site: str, slot: datetime, reason: str) -> None:
-        """Record a slot that passed without a run, as :meth:`collector.probe.Probe.record_missed_slot`."""
+        """Record a slot that passed without a run, as :meth:`collector.probe.Probe.record_missed_slot`.
+
+        Args:
+            workflow: whose slot it was.
+            site: the site's name.
+            slot: the scheduled moment (aware).
+            reason: ``schema.MISSED_BUSY`` or ``schema.MISSED_PROBE_DOWN``.
+        """
         slot_ns = _ns(slot)
         attributes = {
             schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_MISSED_SLOT,
@@ -370,9 +377,13 @@ class SimulatedProbe:
         self.spans_exported += len(ready)
         return len(ready)
 
-    def shutdown(self) -> None:
-        """Export what is left and shut the tracer providers down (not the exporter)."""
-        self.flush()
+    def shutdown(self, *, export: bool = True) -> None:
+        """Export what is left (unless ``export`` is False: after a failure, drop it) and shut the
+        tracer providers down (not the exporter)."""
+        if export:
+            self.flush()
+        else:
+            self._buffer.spans = []
         for provider in self._providers.values():
             provider.shutdown()
 

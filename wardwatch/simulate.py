@@ -267,7 +267,7 @@ def _build_chunk(chunk: _Chunk, exporter: SpanExporter | None = None) -> tuple[i
             probe, chunk.jobs, chunk.start, chunk.end, seed=chunk.seed, interval_s=chunk.interval_s
         )
     finally:
-        probe.shutdown()
+        probe.shutdown(export=False)  # record_history exported everything; after a failure, nothing more
     return stats.runs, stats.missed_slots, stats.spans, dict(stats.runs_by_status)
 
 
