@@ -45,8 +45,6 @@ __all__ = [
     "DEMO_SECONDS_PER_SPAN",
     "HISTORY_MARKER",
     "HistorySummary",
-    "demo_scenario",
-    "ensure_history",
     "history_intervals",
     "history_exists",
     "read_history_summary",
@@ -402,36 +400,6 @@ def simulate_history(
     if exporter is None:
         _write_marker(path, summary)
     return summary
-
-
-def ensure_history(
-    config: WardwatchConfig,
-    *,
-    fresh: bool = False,
-    days: int = 28,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[HistorySummary, bool]:
-    """The demo's history in ``config.store.path``: the one already there, or a new one.
-
-    Args:
-        config: the demo's configuration.
-        fresh: build anew even if a finished history is there (``wardwatch demo --fresh``).
-        days: how many days a new history covers, up to now.
-        progress: as :func:`simulate_history`'s (only called when building).
-
-    Returns:
-        The history's summary, and whether it was built now.
-    """
-    if not fresh:
-        existing = read_history_summary(config.store.path)
-        if existing is not None:
-            return existing, False
-    return simulate_history(config, days=days, progress=progress), True
-
-
-def demo_scenario(summary: HistorySummary) -> Scenario:
-    """The packaged scenario as the history saw it: give it to the live testbed so both agree."""
-    return scenario_in_window(load_scenario(), summary.start, summary.end)
 
 
 def _utc_days(start: datetime, end: datetime) -> list[datetime]:

@@ -177,18 +177,3 @@ def test_remove_history_also_removes_compacted_simulated_segments(config, tmp_pa
     remove_history(tmp_path)
     assert [p.name for p in (tmp_path / "spans").rglob("*.parquet")] == [live_file.name]
 
-
-def test_the_demo_reuses_a_finished_history_unless_fresh(config, tmp_path):
-    from wardwatch.simulate import demo_scenario, ensure_history
-
-    small = only(config, "ward-handover").model_copy(update={"store": config.store.model_copy(update={"path": tmp_path})})
-    first, built = ensure_history(small, days=1)
-    assert built and first.runs == 12
-    again, built_again = ensure_history(small, days=1)
-    assert (again, built_again) == (first, False)
-    fresh, built_fresh = ensure_history(small, days=1, fresh=True)
-    assert built_fresh and fresh.end > first.end
-    assert len(analysis.open_store(tmp_path).runs()) == fresh.runs
-    scenario = demo_scenario(fresh)
-    assert all(change.at < fresh.end for change in scenario.changes)
-    assert all(outage.end < fresh.end for outage in scenario.outages)
