@@ -83,14 +83,16 @@ def _caused_by_ssl(exc: BaseException) -> bool:
     return False
 
 
-def classify_transport_error(exc: httpx.TransportError, failed_phase: str | None, what: str) -> StepFailure:
-    """The failure a transport error means.
+def classify_transport_error(exc: httpx.RequestError, failed_phase: str | None, what: str) -> StepFailure:
+    """The failure a transport error (or another request error httpx raises) means.
 
     Args:
         exc: what httpx raised.
         failed_phase: the phase :class:`collector.timing.PhaseTimer` saw fail, if any.
         what: the request, as ``METHOD /url/{template}``.
     """
+    if isinstance(exc, httpx.DecodingError):
+        return StepFailure(ErrorType.INVALID_RESPONSE, f"{what}: the response body could not be decoded")
     if isinstance(exc, httpx.TimeoutException):
         phase = {
             httpx.ConnectTimeout: "connecting",

@@ -600,10 +600,13 @@ class _StepRun:
             if page < step.follow_next_pages and _is_bundle(outcome):
                 link = _next_link(outcome)
                 if link is not None:
-                    next_url = self._same_origin(str(httpx.URL(current_url).join(link)))
+                    try:
+                        next_url = self._same_origin(str(httpx.URL(current_url).join(link)))
+                    except httpx.InvalidURL:
+                        next_url = None
                     if next_url is None:
                         return StepFailure(
-                            ErrorType.INVALID_RESPONSE, f"{self.what}: the Bundle's next link leaves the target"
+                            ErrorType.INVALID_RESPONSE, f"{self.what}: the Bundle's next link is malformed or leaves the target"
                         )
             page += 1
         return self._check(document)
@@ -664,8 +667,14 @@ class _StepRun:
                     timeout=timeout_s,
                     extensions={"trace": timer.trace},
                 )
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 failure = classify_transport_error(exc, timer.timing().failed_phase, self.what)
+            except (httpx.InvalidURL, UnicodeEncodeError) as exc:
+                # A value taken from an earlier response cannot go into a URL or a header.
+                failure = StepFailure(
+                    ErrorType.INVALID_RESPONSE,
+                    f"{self.what}: a value from an earlier response cannot be sent ({type(exc).__name__})",
+                )
                 if isinstance(exc, httpx.TimeoutException) and timeout_s < run.workflow.step_timeout_s:
                     failure = StepFailure(
                         ErrorType.TIMEOUT,

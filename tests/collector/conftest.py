@@ -143,6 +143,15 @@ def mini_fhir_app(*, token_lifetime_s: int = 300) -> Starlette:
     async def malformed(request: Request) -> Response:
         return Response(b'{"resourceType": "Bundle", "total": ', media_type="application/fhir+json")
 
+    async def bad_gzip(request: Request) -> Response:
+        return Response(b"not gzip at all", media_type="application/fhir+json", headers={"Content-Encoding": "gzip"})
+
+    async def bad_next(request: Request) -> Response:
+        return JSONResponse({"resourceType": "Bundle", "entry": [], "link": [{"relation": "next", "url": "http://[bad"}]})
+
+    async def odd_id(request: Request) -> Response:
+        return JSONResponse({"resourceType": "Bundle", "entry": [{"resource": {"id": "caf\u00e9\u2603"}}]})
+
     async def off_target(request: Request) -> Response:
         return JSONResponse(
             {"resourceType": "Bundle", "entry": [], "link": [{"relation": "next", "url": "http://192.0.2.1/fhir/x"}]}
@@ -158,6 +167,9 @@ def mini_fhir_app(*, token_lifetime_s: int = 300) -> Starlette:
             Route("/fhir/status/{code:int}", status),
             Route("/fhir/malformed", malformed),
             Route("/fhir/off-target", off_target),
+            Route("/fhir/bad-gzip", bad_gzip),
+            Route("/fhir/bad-next", bad_next),
+            Route("/fhir/odd-id", odd_id),
         ]
     )
     app.state.seen = seen

@@ -261,3 +261,20 @@ def test_an_unexpected_success_status_is_an_invalid_response(mini_url, tracer):
     result = run(workflow([{"name": "create", "path": "/delay", "expect_status": [201]}]), target(mini_url), tracer)
     assert (result.status, result.error_type) == ("failed", "invalid_response")
     assert "expected 201" in result.message
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [{"name": "x", "path": "/bad-gzip"}],
+        [{"name": "x", "path": "/bad-next", "follow_next_pages": 2}],
+        [
+            {"name": "x", "path": "/odd-id", "extract": {"odd": "$.entry[0].resource.id"}},
+            {"name": "y", "path": "/delay", "headers": {"X-Echo": "{{ odd }}"}},
+        ],
+    ],
+    ids=["undecodable-body", "malformed-next-link", "unsendable-extracted-value"],
+)
+def test_odd_responses_are_invalid_responses_not_exceptions(mini_url, tracer, steps):
+    result = run(workflow(steps), target(mini_url), tracer)
+    assert (result.status, result.error_type) == ("failed", "invalid_response"), result.message
