@@ -45,6 +45,7 @@ __all__ = [
     "error_budget",
     "month_budget_minutes",
     "occurrences",
+    "occurrences_from_counts",
     "parse_duration",
     "ratio_timeslices",
     "slice_ratios",
@@ -461,12 +462,22 @@ def ratio_timeslices(
     return _result("RatioTimeslices", value, target, samples, slices=len(ratios))
 
 
+def occurrences_from_counts(good: int, total: int, target: float) -> BudgetResult:
+    """OpenSLO ``Occurrences`` from counts: ``good / total`` against ``target``."""
+    _check_objective(target)
+    if good < 0 or total < good:
+        raise ValueError(f"need 0 <= good <= total, got {good} of {total}")
+    value = good / total if total else math.nan
+    return _result("Occurrences", value, target, int(total))
+
+
 def budget_from_ratios(
     method: str,
     target: float,
     good: Sequence[bool] | np.ndarray,
     ratios: Sequence[float] | np.ndarray,
     time_slice_target: float | None = None,
+    samples: int | None = None,
 ) -> BudgetResult:
     """A budgeting method applied to events already grouped into slices.
 
@@ -476,12 +487,15 @@ def budget_from_ratios(
         good: per event, whether it was good (all events of every slice).
         ratios: each slice's good ratio (slices without events left out).
         time_slice_target: for ``Timeslices``, the ratio a slice needs to be good.
+        samples: the event count to report (default: ``len(good)``), when only the slices'
+            ratios are at hand (``good`` is then ignored except for ``Occurrences``).
 
     Raises:
         ValueError: an unknown method, or ``Timeslices`` without ``time_slice_target``.
     """
     _check_objective(target)
     ok = np.asarray(good, dtype=bool).ravel()
+    n = int(ok.size) if samples is None else int(samples)
     r = np.asarray(ratios, dtype=np.float64).ravel()
     r = r[~np.isnan(r)]
     if method == "Occurrences":
@@ -491,9 +505,8 @@ def budget_from_ratios(
             raise ValueError("Timeslices needs time_slice_target")
         n_good = int(np.count_nonzero(r >= time_slice_target))
         value = n_good / r.size if r.size else math.nan
-        return _result("Timeslices", value, target, int(ok.size), slices=int(r.size),
-                       good_slices=n_good)
+        return _result("Timeslices", value, target, n, slices=int(r.size), good_slices=n_good)
     if method == "RatioTimeslices":
         value = float(r.mean()) if r.size else math.nan
-        return _result("RatioTimeslices", value, target, int(ok.size), slices=int(r.size))
+        return _result("RatioTimeslices", value, target, n, slices=int(r.size))
     raise ValueError(f"budgeting method is one of {', '.join(BUDGETING_METHODS)}, not {method!r}")

@@ -28,20 +28,27 @@ import fnmatch
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analysis.budget import BudgetResult, calendar_month, occurrences, ratio_timeslices, timeslices
+from analysis.budget import (
+    BudgetResult,
+    budget_from_ratios,
+    calendar_month,
+    occurrences_from_counts,
+)
 from analysis.config import WEEKDAYS, ExclusionConfig, ServiceHoursConfig, SLAConfig
-from analysis.percentiles import percentile
-from analysis.store import FrameCache, Store
+from analysis.store import REQUEST_COLUMNS, FrameCache, Store
 
 __all__ = [
     "SLAResult",
     "evaluate_sla",
     "load_exclusions_csv",
     "parse_month",
+    "counted_requests",
+    "filter_requests",
     "in_sla_hours",
     "sla_hours_text",
     "sla_requests",
@@ -238,45 +245,18 @@ def sla_hours_text(sla: SLAConfig) -> str:
     return f"{days} {h.start:%H:%M}-{h.end:%H:%M}"
 
 
-def sla_requests(
-    store: Store | FrameCache,
-    sla: SLAConfig,
-    window_start: dt.datetime,
-    window_end: dt.datetime,
-    base_dir: Path | None = None,
-) -> tuple[pd.DataFrame, int, int]:
-    """The requests an SLA counts in ``[window_start, window_end)``.
-
-    Returns:
-        ``(requests, excluded, outside_service_hours)``: the ``requests`` frame filtered to the
-        SLA's data source, workflows, sites, endpoints, service hours and exclusions, plus a
-        bool column ``good`` (the SLA's notion of a good request; for ``mean`` and
-        ``percentile``, within the target), and the counts of requests left out.
-    """
-    frame = store.requests(
-        window_start, window_end, workflow=sla.workflows or None, site=sla.sites or None,
-        source=sla.data_source,
-    )
+def filter_requests(frame: pd.DataFrame, sla: SLAConfig, base_dir: Path | None = None
+                    ) -> pd.DataFrame:
+    """Of a ``requests`` frame, the rows the SLA counts (its endpoints, service hours and
+    exclusions; the caller has chosen the window, data source, workflows and sites), with the
+    SLA's ``good`` column: the in-memory twin of the query :func:`counted_requests` runs."""
+    keep = in_sla_hours(frame["start"], sla, base_dir)
     if sla.endpoints and len(frame):
         templates = frame["url_template"].fillna("").astype(str)
-        keep = np.array([
-            any(fnmatch.fnmatchcase(t, p) for p in sla.endpoints) for t in templates
-        ], dtype=bool)
-        frame = frame[keep]
-    outside = 0
-    if isinstance(sla.service_hours, ServiceHoursConfig) and len(frame):
-        inside = _in_service_hours(frame["start"], sla.service_hours, sla.timezone)
-        outside = int((~inside).sum())
-        frame = frame[inside]
-    excluded = 0
-    exclusions = _all_exclusions(sla, base_dir)
-    if exclusions and len(frame):
-        hit = _in_exclusions(frame["start"], exclusions)
-        excluded = int(hit.sum())
-        frame = frame[~hit]
-    frame = frame.reset_index(drop=True)
-    frame["good"] = _good(frame, sla)
-    return frame, excluded, outside
+        keep &= np.array([any(fnmatch.fnmatchcase(t, p) for p in sla.endpoints)
+                          for t in templates], dtype=bool)
+    out = frame[keep].reset_index(drop=True)
+    return out.assign(good=_good(out, sla))
 
 
 def _good(frame: pd.DataFrame, sla: SLAConfig) -> np.ndarray:
@@ -290,6 +270,165 @@ def _good(frame: pd.DataFrame, sla: SLAConfig) -> np.ndarray:
     return (status != "timed_out") & (duration <= limit)
 
 
+def _fragment_hours(sla: SLAConfig) -> tuple[str, list[Any]]:
+    if not isinstance(sla.service_hours, ServiceHoursConfig):
+        return "TRUE", []
+    h = sla.service_hours
+    days = ", ".join(str(WEEKDAYS.index(d) + 1) for d in h.weekdays)  # isodow: Monday is 1
+    local = "timezone(?, start)"
+    sql = (f"(isodow({local}) IN ({days}) AND CAST({local} AS TIME) >= CAST(? AS TIME) "
+           f"AND CAST({local} AS TIME) < CAST(? AS TIME)")
+    params: list[Any] = [sla.timezone, sla.timezone, h.start.isoformat(), sla.timezone,
+                         h.end.isoformat()]
+    if h.except_dates:
+        sql += f" AND NOT list_contains(CAST(? AS DATE[]), CAST({local} AS DATE))"
+        params += [list(h.except_dates), sla.timezone]
+    return sql + ")", params
+
+
+def _fragment_excluded(exclusions: list[ExclusionConfig]) -> tuple[str, list[Any]]:
+    if not exclusions:
+        return "FALSE", []
+    sql = " OR ".join("(start >= ? AND start < ?)" for _ in exclusions)
+    params: list[Any] = []
+    for ex in exclusions:
+        params += [ex.start.astimezone(dt.UTC), ex.end.astimezone(dt.UTC)]
+    return f"({sql})", params
+
+
+def _fragment_good(sla: SLAConfig) -> tuple[str, list[Any]]:
+    if sla.metric == "availability":
+        return "(status = 'ok')", []
+    limit = float(sla.threshold_s if sla.metric == "share_under" and sla.threshold_s else sla.target)
+    return "(status <> 'timed_out' AND duration_s <= ?)", [limit]
+
+
+def _fragment_where(sla: SLAConfig, start: dt.datetime, end: dt.datetime) -> tuple[str, list[Any]]:
+    clauses = ["start >= ?", "start < ?", "source = ?"]
+    params: list[Any] = [start.astimezone(dt.UTC), end.astimezone(dt.UTC), sla.data_source]
+    if sla.workflows:
+        clauses.append("list_contains(?, workflow)")
+        params.append(list(sla.workflows))
+    if sla.sites:
+        clauses.append("list_contains(?, site)")
+        params.append(list(sla.sites))
+    if sla.endpoints:
+        clauses.append("(" + " OR ".join("coalesce(url_template, '') GLOB ?"
+                                         for _ in sla.endpoints) + ")")
+        params += list(sla.endpoints)
+    return " AND ".join(clauses), params
+
+
+def _base_query(sla: SLAConfig, start: dt.datetime, end: dt.datetime, base_dir: Path | None,
+                columns: str = "start, duration_s, status") -> tuple[str, list[Any]]:
+    """``WITH base AS (...)``: the SLA's candidate requests with ``in_hours``, ``excluded`` and
+    ``good`` flags, and its parameters."""
+    hours, p_hours = _fragment_hours(sla)
+    excluded, p_excluded = _fragment_excluded(_all_exclusions(sla, base_dir))
+    good, p_good = _fragment_good(sla)
+    where, p_where = _fragment_where(sla, start, end)
+    sql = (f"WITH base AS (SELECT {columns}, {hours} AS in_hours, {excluded} AS excluded, "
+           f"coalesce({good}, false) AS good FROM requests WHERE {where})")
+    return sql, [*p_hours, *p_excluded, *p_good, *p_where]
+
+
+def sla_requests(
+    store: Store | FrameCache,
+    sla: SLAConfig,
+    window_start: dt.datetime,
+    window_end: dt.datetime,
+    base_dir: Path | None = None,
+    only_bad: bool = False,
+) -> tuple[pd.DataFrame, int, int]:
+    """The requests an SLA counts in ``[window_start, window_end)``.
+
+    Args:
+        store: the store.
+        sla: the SLA.
+        window_start: the window's start (timezone-aware).
+        window_end: its end, exclusive.
+        base_dir: where a relative ``exclusions_file`` is read from.
+        only_bad: only the requests the SLA counts as bad (for explaining a breach).
+
+    Returns:
+        ``(requests, excluded, outside_service_hours)``: the ``requests`` frame filtered to the
+        SLA's data source, workflows, sites, endpoints, service hours and exclusions, plus a
+        bool column ``good`` (the SLA's notion of a good request; for ``mean`` and
+        ``percentile``, within the target), and the counts of requests left out.
+    """
+    frame = counted_requests(store, sla, window_start, window_end, base_dir, only_bad)
+    counts = _counts(store, sla, window_start, window_end, base_dir)
+    return frame, int(counts["excluded"]), int(counts["outside"])
+
+
+def _key(kind: str, sla: SLAConfig, start: dt.datetime, end: dt.datetime,
+         base_dir: Path | None, *extra: Any) -> tuple[Any, ...]:
+    return (kind, sla.model_dump_json(), start, end, str(base_dir), *extra)
+
+
+def counted_requests(
+    store: Store | FrameCache,
+    sla: SLAConfig,
+    window_start: dt.datetime,
+    window_end: dt.datetime,
+    base_dir: Path | None = None,
+    only_bad: bool = False,
+) -> pd.DataFrame:
+    """The requests frame of :func:`sla_requests` alone, without the counts of those left out
+    (read once per question through an :class:`analysis.store.FrameCache`)."""
+    def read() -> pd.DataFrame:
+        columns = ", ".join(REQUEST_COLUMNS)
+        base, params = _base_query(sla, window_start, window_end, base_dir, columns)
+        query = (f"{base} SELECT {columns}, good FROM base WHERE in_hours AND NOT excluded"
+                 + (" AND NOT good" if only_bad else "") + " ORDER BY start, trace_id, span_id")
+        frame = store.sql(query, params)
+        frame["good"] = frame["good"].astype(bool)
+        return frame
+
+    if isinstance(store, FrameCache):
+        return store.memo(_key("requests", sla, window_start, window_end, base_dir, only_bad),
+                          read)
+    return read()
+
+
+def _counts(store: Store | FrameCache, sla: SLAConfig, start: dt.datetime, end: dt.datetime,
+            base_dir: Path | None) -> pd.Series:
+    if isinstance(store, FrameCache):
+        return store.memo(_key("counts", sla, start, end, base_dir),
+                          lambda: _read_counts(store, sla, start, end, base_dir))
+    return _read_counts(store, sla, start, end, base_dir)
+
+
+def _read_counts(store: Store | FrameCache, sla: SLAConfig, start: dt.datetime,
+                 end: dt.datetime, base_dir: Path | None) -> pd.Series:
+    base, params = _base_query(sla, start, end, base_dir)
+    q = sla.ratio_target if sla.metric == "percentile" else 0.5
+    query = f"""{base}
+SELECT
+    count(*) FILTER (WHERE NOT in_hours) AS outside,
+    count(*) FILTER (WHERE in_hours AND excluded) AS excluded,
+    count(*) FILTER (WHERE in_hours AND NOT excluded) AS n,
+    count(*) FILTER (WHERE in_hours AND NOT excluded AND good) AS n_good,
+    avg(duration_s) FILTER (WHERE in_hours AND NOT excluded AND status <> 'timed_out') AS mean_s,
+    quantile_cont(duration_s, {float(q)!r})
+        FILTER (WHERE in_hours AND NOT excluded AND status <> 'timed_out') AS quantile_s
+FROM base"""
+    return store.sql(query, params).iloc[0]
+
+
+def _slice_ratios(store: Store | FrameCache, sla: SLAConfig, start: dt.datetime,
+                  end: dt.datetime, base_dir: Path | None) -> np.ndarray:
+    base, params = _base_query(sla, start, end, base_dir)
+    step_us = sla.time_slice_minutes * 60 * 1_000_000
+    origin_us = int(round(start.timestamp() * 1_000_000))
+    query = f"""{base}
+SELECT (epoch_us(start) - ?) // {step_us} AS slice, count(*) AS total,
+       count(*) FILTER (WHERE good) AS good
+FROM base WHERE in_hours AND NOT excluded GROUP BY slice"""
+    frame = store.sql(query, [*params, origin_us])
+    return (frame["good"].astype("float64") / frame["total"].astype("float64")).to_numpy()
+
+
 def evaluate_sla(
     store: Store | FrameCache,
     sla: SLAConfig,
@@ -298,6 +437,9 @@ def evaluate_sla(
     base_dir: Path | None = None,
 ) -> SLAResult:
     """Judge ``sla`` over ``[window_start, window_end)`` exactly as configured.
+
+    The figures are computed inside DuckDB (counts, mean, ``quantile_cont``), so a month of
+    requests is never loaded into memory.
 
     Args:
         store: the store to read requests from.
@@ -311,32 +453,35 @@ def evaluate_sla(
     """
     if window_start.tzinfo is None or window_end.tzinfo is None:
         raise ValueError("window_start and window_end must be timezone-aware")
-    frame, excluded, outside = sla_requests(store, sla, window_start, window_end, base_dir)
-    good = frame["good"].to_numpy(dtype=bool)
+    if isinstance(store, FrameCache):
+        return store.memo(_key("result", sla, window_start, window_end, base_dir),
+                          lambda: _evaluate(store, sla, window_start, window_end, base_dir))
+    return _evaluate(store, sla, window_start, window_end, base_dir)
+
+
+def _evaluate(store: Store | FrameCache, sla: SLAConfig, window_start: dt.datetime,
+              window_end: dt.datetime, base_dir: Path | None) -> SLAResult:
+    counts = _counts(store, sla, window_start, window_end, base_dir)
+    n, n_good = int(counts["n"]), int(counts["n_good"])
+    excluded, outside = int(counts["excluded"]), int(counts["outside"])
     budget: BudgetResult | None
     if sla.metric in ("mean", "percentile"):
-        answered = frame[frame["status"] != "timed_out"]["duration_s"].astype("float64").dropna()
-        n = len(frame)
+        column = "mean_s" if sla.metric == "mean" else "quantile_s"
+        raw = counts[column]
+        value = math.nan if raw is None or pd.isna(raw) else float(raw)
         if sla.metric == "mean":
-            value = float(answered.mean()) if len(answered) else math.nan
-            budget = None
-            remaining = math.nan
+            budget, remaining = None, math.nan
         else:
-            value = percentile(answered.to_numpy(), sla.ratio_target).value
-            budget = occurrences(good, sla.ratio_target)
+            budget = occurrences_from_counts(n_good, n, sla.ratio_target)
             remaining = budget.budget_remaining
         met = None if math.isnan(value) else bool(value <= sla.target)
     else:
-        n = len(frame)
-        slice_length = dt.timedelta(minutes=sla.time_slice_minutes)
         if sla.budgeting_method == "Occurrences":
-            budget = occurrences(good, sla.target)
-        elif sla.budgeting_method == "Timeslices":
-            budget = timeslices(frame["start"], good, sla.target, sla.time_slice_target or 1.0,
-                                slice_length, window_start, window_end)
+            budget = occurrences_from_counts(n_good, n, sla.target)
         else:
-            budget = ratio_timeslices(frame["start"], good, sla.target, slice_length,
-                                      window_start, window_end)
+            ratios = _slice_ratios(store, sla, window_start, window_end, base_dir)
+            budget = budget_from_ratios(sla.budgeting_method, sla.target, good=(), ratios=ratios,
+                                        time_slice_target=sla.time_slice_target, samples=n)
         value, met, remaining = budget.value, budget.met, budget.budget_remaining
     return SLAResult(
         name=sla.name, metric=sla.metric, value=float(value), target=sla.target, met=met,

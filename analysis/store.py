@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +310,13 @@ class FrameCache:
         """Wrap ``store`` (a cache wraps the store underneath, not another cache)."""
         self._store: Store = store._store if isinstance(store, FrameCache) else store
         self._frames: dict[tuple[Any, ...], pd.DataFrame] = {}
+        self._results: dict[Hashable, Any] = {}
+
+    def memo(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """``compute()``, computed once per ``key`` for the life of this cache."""
+        if key not in self._results:
+            self._results[key] = compute()
+        return self._results[key]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)

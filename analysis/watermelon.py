@@ -50,13 +50,14 @@ from analysis.objectives import ALL_HOURS, ObjectiveResult, evaluate_objective, 
 from analysis.percentiles import percentile
 from analysis.sla import (
     SLAResult,
+    counted_requests,
     evaluate_sla,
+    filter_requests,
     in_sla_hours,
     sla_hours_text,
-    sla_requests,
     sla_window,
 )
-from analysis.store import FrameCache, Store
+from analysis.store import REQUEST_COLUMNS, FrameCache, Store
 
 __all__ = ["Finding", "Lens", "TimeLost", "find_watermelons", "time_lost"]
 
@@ -287,10 +288,19 @@ def _sla_figure(requests: pd.DataFrame, sla: SLAConfig) -> str:
     return f"per request p{q * 100:g} {_fmt_s(value)} (n={samples})"
 
 
+def _scope_requests(store: Store | FrameCache, sla: SLAConfig, workflow: str, site: str,
+                    start: dt.datetime, end: dt.datetime, base_dir: Path | None) -> pd.DataFrame:
+    """The requests the SLA counts for one workflow at one site."""
+    if sla.sites and site not in sla.sites:  # the SLA does not count this site
+        return pd.DataFrame({name: pd.Series(dtype="object") for name in (*REQUEST_COLUMNS, "good")})
+    frame = store.requests(start, end, workflow=workflow, source=sla.data_source)
+    return filter_requests(frame[frame["site"] == site], sla, base_dir)
+
+
 def _watermelon(
     sla: SLAConfig, sla_result: SLAResult, objective: ObjectiveConfig, result: ObjectiveResult,
     scope: pd.Series, all_runs: pd.DataFrame, period_runs: pd.DataFrame, steps: pd.DataFrame,
-    requests: pd.DataFrame, calendar: ClinicalCalendar | None,
+    store: Store | FrameCache, calendar: ClinicalCalendar | None,
     volumes: Sequence[TaskVolumeConfig], base_dir: Path | None,
 ) -> Finding:
     site, period = str(scope["site"]), str(scope["period"])
@@ -316,7 +326,8 @@ def _watermelon(
             "period_p90_s": p90, "period_runs": n90, "period_within": within}, sla.name))
 
     # Per request vs per workflow.
-    req = requests[(requests["workflow"] == objective.workflow) & (requests["site"] == site)]
+    req = _scope_requests(store, sla, objective.workflow, site, result.start, result.end,
+                          base_dir)
     if period != ALL_HOURS and calendar is not None and len(req):
         req = req[calendar.mask(req, period)]
     req_p95, req_n = _p(req["duration_s"], 0.95)
@@ -389,9 +400,8 @@ def _watermelon(
 
 def _reverse(
     sla: SLAConfig, sla_result: SLAResult, objective: ObjectiveConfig, result: ObjectiveResult,
-    requests: pd.DataFrame, calendar: ClinicalCalendar | None,
+    bad: pd.DataFrame, calendar: ClinicalCalendar | None,
 ) -> Finding:
-    bad = requests[~requests["good"]]
     lenses: list[Lens] = []
     outside_share, hours_text = math.nan, ""
     if len(bad):
@@ -419,7 +429,7 @@ def _reverse(
             "share_outside_periods": outside_share}))
     p90 = result.waiting_p90
     lenses.append(Lens("per_request", (
-        f"{_sla_figure(requests, sla)}; per workflow {objective.workflow} p90 "
+        f"the SLA: {sla_result.display}; per workflow {objective.workflow} p90 "
         f"{_fmt_s(p90.value)} (n={p90.samples}) where the objective applies"
     ), {"workflow_p90_s": p90.value, "runs": p90.samples}))
     dominant, share = None, math.nan
@@ -531,7 +541,6 @@ def find_watermelons(
         sla_result = evaluate_sla(store, sla, start, end, base_dir=base_dir)
         if sla_result.met is None:
             continue
-        requests, _, _ = sla_requests(store, sla, start, end, base_dir)
         for objective in objectives:
             if not _covers(sla, objective):
                 continue
@@ -553,9 +562,10 @@ def find_watermelons(
                 for _, scope in result.breached_scopes.iterrows():
                     findings.append(_watermelon(
                         sla, sla_result, objective, result, scope, all_runs, period_runs, steps,
-                        requests, calendar, task_volumes, base_dir))
+                        store, calendar, task_volumes, base_dir))
             elif not sla_result.met and result.met:
-                findings.append(_reverse(sla, sla_result, objective, result, requests, calendar))
+                bad = counted_requests(store, sla, start, end, base_dir, only_bad=True)
+                findings.append(_reverse(sla, sla_result, objective, result, bad, calendar))
 
     def order(f: Finding) -> tuple[int, float]:
         lost = f.time_lost.observed_s if f.time_lost is not None else 0.0

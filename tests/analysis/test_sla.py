@@ -187,3 +187,18 @@ def test_server_data_source_reads_imported_timings(tmp_path: Path) -> None:
     assert notes.samples == 2 and notes.value == pytest.approx(1.7)
     assert up.value == 0.75  # the 503 is down; the 2.5 s response is up
     assert probe.samples == 0  # server timings are not the probe's
+
+
+def test_filter_requests_agrees_with_the_query(store_path: Path) -> None:
+    from analysis.sla import counted_requests, filter_requests
+
+    config = sla(metric="share_under", threshold_s=2, target=0.5, timezone="Europe/London",
+                 service_hours={"weekdays": ["thu"], "start": "08:00", "end": "18:00"},
+                 exclusions=[{"start": "2026-10-01T08:15:00Z", "end": "2026-10-01T08:25:00Z"}],
+                 endpoints=["/fhir/re*"])
+    with open_store(store_path) as store:
+        queried = counted_requests(store, config, *OCT)
+        filtered = filter_requests(store.requests(*OCT, source="probe"), config)
+    assert len(queried) == 5  # 08:00-08:40Z and 11:00Z, less the excluded 08:20Z
+    assert list(queried["span_id"]) == list(filtered["span_id"])
+    assert list(queried["good"]) == list(filtered["good"])

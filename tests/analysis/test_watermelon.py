@@ -153,3 +153,12 @@ def test_one_finding_per_scope_naming_every_green_sla(store_path: Path) -> None:
     assert [lens.sla for lens in per_request] == ["95% in 2 s", "up"]
     assert per_request[1].text.startswith("100.00% of requests succeeded (n=30)")
     assert [lens.name for lens in f.lenses].count("slow_but_up") == 1
+
+
+def test_a_site_the_sla_does_not_count(store_path: Path) -> None:
+    community_only = SLA.model_copy(update={"sites": ["community"], "target": 0.85})
+    with open_store(store_path) as store:
+        [f] = find_watermelons(store, [community_only], [ROUNDS], CALENDAR, window=WINDOW)
+    per_request = f.lens("per_request")
+    assert f.site == "ward-7" and per_request is not None
+    assert per_request.figures["requests"] == 0
