@@ -26,6 +26,7 @@ import base64
 import binascii
 import csv
 import datetime as dt
+import gzip
 import hashlib
 import json
 import re
@@ -239,8 +240,12 @@ def _lines(source: Path | str | Iterable[str]) -> tuple[str, Iterator[str]]:
         path = Path(source)
 
         def read() -> Iterator[str]:
-            with open(path, encoding="utf-8") as f:
-                yield from f
+            if path.suffix == ".gz":
+                with gzip.open(path, "rt", encoding="utf-8") as f:
+                    yield from f
+            else:
+                with open(path, encoding="utf-8") as f:
+                    yield from f
 
         return str(path), read()
     return "<lines>", iter(source)
@@ -261,7 +266,7 @@ def import_otlp_jsonl(
     """Import OTLP JSON lines (the Collector's file exporter format) into the store.
 
     Args:
-        source: a file path, or the lines themselves.
+        source: a file path (``.gz``: gzip-compressed), or the lines themselves.
         store_path: the store's data directory (made a store if it is not one yet).
         batch_spans: spans per write (each write is whole segments, one per UTC day).
 

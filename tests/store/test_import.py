@@ -166,3 +166,13 @@ def test_server_timings_need_the_columns(tmp_path: Path) -> None:
         import_server_timings(path, tmp_path / "data")
     with pytest.raises(ValueError, match="duration_unit"):
         import_server_timings(path, tmp_path / "data", duration_unit="minutes")
+
+
+def test_gzip_compressed_lines(tmp_path: Path) -> None:
+    import gzip
+
+    path = tmp_path / "traces.jsonl.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write(otlp_line("0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331") + "\n")
+    report = import_otlp_jsonl(path, tmp_path / "data")
+    assert report.ok and report.spans == 1
