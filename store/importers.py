@@ -5,7 +5,8 @@
 [{"scope": {...}, "spans": [...]}]}]}``. Ids may be hex (OTLP/JSON) or base64 (the protobuf JSON
 mapping); attribute values are ``AnyValue`` objects (``stringValue``, ``boolValue``, ``intValue``,
 ``doubleValue``, ``arrayValue``, ``kvlistValue``, ``bytesValue``); kinds and status codes may be
-numbers or enum names. Any pipeline's spans can so be analysed; the EPR's server spans join the
+numbers or enum names. Each span is marked ``wardwatch.source = otlp`` (unless it says otherwise).
+Any pipeline's spans can so be analysed; the EPR's server spans join the
 probe's runs by trace id (the store's ``requests`` view, source ``server``).
 
 **Server request timings** (CSV or Parquet with columns ``timestamp, endpoint, duration, status``)
@@ -196,6 +197,7 @@ def _span_row(span: Mapping[str, Any], resource: dict[str, str], scope: Mapping[
     end = _nanos(span.get("endTimeUnixNano", start), "endTimeUnixNano")
     status = span.get("status") or {}
     attrs = _attributes(span.get("attributes"))
+    attrs.setdefault(schema.ATTR_SOURCE, schema.SOURCE_OTLP)  # provenance, unless already said
     return {
         schema.TIMESTAMP: start,
         schema.TRACE_ID: _id(span.get("traceId"), 16, "traceId"),

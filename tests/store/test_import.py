@@ -69,6 +69,7 @@ def test_otlp_lines_round_trip_with_hex_and_base64_ids(tmp_path: Path) -> None:
     internal, server = rows
     assert server[:7] == ("b7ad6b7169203331", "", "Server", "Unset", "epr", "epr.http", 250_000_000)
     assert dict(server[7])["http.response.status_code"] == "200"
+    assert dict(server[7])[schema.ATTR_SOURCE] == schema.SOURCE_OTLP
     assert server[8] == 1
     assert internal[:4] == ("00f067aa0ba902b7", "b7ad6b7169203331", "Internal", "Error")
     attrs = dict(internal[7])
