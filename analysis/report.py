@@ -47,7 +47,8 @@ class Report:
         end: its end, exclusive (UTC).
         generated_at: when the report was computed (UTC).
         simulated: some of the month's runs are simulated history, not measurements.
-        headline: the plain-words summary, one sentence per item.
+        headline: the plain-words summary, one sentence per item (SLAs, objectives, missed
+            probe slots, findings, changes).
         slas: each SLA's result.
         objectives: each objective's result.
         apdex: one row per workflow: ``workflow, t_s, apdex, samples, rating``.
@@ -183,6 +184,12 @@ def build_report(
                 for row in breached.itertuples()
             )
             headline.append(f"Experience objective '{o.objective.name}': breached at {where}.")
+    missed = store.missed_slots(start, end)
+    if len(missed):
+        reasons = missed["reason"].fillna("unknown").value_counts()
+        detail = ", ".join(f"{reason.replace('_', ' ')}: {count}" for reason, count in reasons.items())
+        headline.append(f"The probes missed {len(missed)} scheduled runs this month ({detail}); "
+                        "the figures above leave those moments out.")
     headline += [f.summary for f in findings]
     headline += [_change_sentence(c, i) for c, i in zip(in_month, impacts, strict=True)]
     return Report(

@@ -78,6 +78,25 @@ def test_report_words_and_figures(store_path: Path) -> None:
     assert document["objectives"][0]["scopes"][0]["apdex"].endswith("[1.5]*")
 
 
+def test_missed_slots_are_told(store_path: Path, make_rows) -> None:
+    from store import schema, write_spans
+
+    rows = []
+    for i, reason in enumerate(["busy", "busy", "probe_down"]):
+        rows.append({
+            schema.TIMESTAMP: dt.datetime(2026, 10, 20, 8, i, tzinfo=UTC),
+            schema.TRACE_ID: f"{0xabc0 + i:032x}", schema.SPAN_ID: f"{0xdef0 + i:016x}",
+            schema.SPAN_ATTRIBUTES: {schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_MISSED_SLOT,
+                                     schema.ATTR_WORKFLOW: "open", schema.ATTR_MISSED_REASON: reason},
+            schema.RESOURCE_ATTRIBUTES: {schema.ATTR_SITE: "ward-7"},
+        })
+    write_spans(store_path, rows)
+    with open_store(store_path) as store:
+        report = build_report(store, [SLA], [ROUNDS], CALENDAR, "2026-10")
+    assert ("The probes missed 3 scheduled runs this month (busy: 2, probe down: 1); the figures "
+            "above leave those moments out.") in report.headline
+
+
 def test_report_of_an_empty_month(store_path: Path) -> None:
     with open_store(store_path) as store:
         report = build_report(store, [SLA], [ROUNDS], CALENDAR, "2026-12")
