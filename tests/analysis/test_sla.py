@@ -202,3 +202,12 @@ def test_filter_requests_agrees_with_the_query(store_path: Path) -> None:
     assert len(queried) == 5  # 08:00-08:40Z and 11:00Z, less the excluded 08:20Z
     assert list(queried["span_id"]) == list(filtered["span_id"])
     assert list(queried["good"]) == list(filtered["good"])
+
+
+def test_service_hours_skip_bank_holidays(store_path: Path) -> None:
+    hours = {"weekdays": ["thu"], "start": "00:00", "end": "23:59",
+             "except_dates": ["2026-10-01"]}
+    with open_store(store_path) as store:
+        r = evaluate_sla(store, sla(metric="availability", target=0.9, service_hours=hours,
+                                    timezone="Europe/London"), *OCT)
+    assert r.samples == 0 and r.outside_service_hours == 10 and r.met is None
