@@ -669,17 +669,17 @@ class _StepRun:
                 )
             except httpx.RequestError as exc:
                 failure = classify_transport_error(exc, timer.timing().failed_phase, self.what)
+                if isinstance(exc, httpx.TimeoutException) and timeout_s < run.workflow.step_timeout_s:
+                    failure = StepFailure(
+                        ErrorType.TIMEOUT,
+                        f"{self.what}: cut at the run's timeout of {run.workflow.timeout_s:g} s",
+                    )
             except (httpx.InvalidURL, UnicodeEncodeError) as exc:
                 # A value taken from an earlier response cannot go into a URL or a header.
                 failure = StepFailure(
                     ErrorType.INVALID_RESPONSE,
                     f"{self.what}: a value from an earlier response cannot be sent ({type(exc).__name__})",
                 )
-                if isinstance(exc, httpx.TimeoutException) and timeout_s < run.workflow.step_timeout_s:
-                    failure = StepFailure(
-                        ErrorType.TIMEOUT,
-                        f"{self.what}: cut at the run's timeout of {run.workflow.timeout_s:g} s",
-                    )
         timing = timer.timing()
         self.timings.append(timing)
         document: Any = None
