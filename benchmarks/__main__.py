@@ -1,4 +1,5 @@
-"""``python -m benchmarks [--quick | --full] [--only NAME ...] [--out FILE.json] [--keep-stores DIR]``
+"""``python -m benchmarks [--quick | --full] [--only NAME ...] [--spans N ...] [--repeats N]
+[--out FILE.json] [--keep-stores DIR]``
 
 Prints a table of figures (medians, p95/p99 where asked, and ratios measured side by side in the
 same run), writes them with the machine's description as JSON (default ``artifacts/bench.json``)
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
@@ -32,6 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     size.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the smoke test's size
     parser.add_argument("--only", action="append", choices=BENCHMARKS, default=[], metavar="NAME",
                         help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}")
+    parser.add_argument("--spans", type=int, action="append", default=[], metavar="N",
+                        help="size of the generated store (repeatable; overrides the preset's sizes)")
+    parser.add_argument("--repeats", type=int, default=None, metavar="N",
+                        help="timed rounds of scale, report and dashboard (overrides the preset); "
+                             "with 1 there is no untimed warm-up call either")
     parser.add_argument("--out", type=Path, default=Path("artifacts") / "bench.json", help="JSON results file")
     parser.add_argument("--keep-stores", type=Path, default=None, metavar="DIR",
                         help="keep the generated stores in DIR and reuse them next time")
@@ -84,6 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings.quick() if args.quick else Settings.full() if args.full else \
         Settings.tiny() if args.tiny else Settings()
+    if args.spans:
+        settings = replace(settings, store_sizes=tuple(args.spans))
+    if args.repeats is not None:
+        settings = replace(settings, scale_repeats=args.repeats, report_repeats=args.repeats,
+                           dashboard_repeats=args.repeats, warm_up=args.repeats > 1)
     began = time.perf_counter()
 
     def progress(message: str) -> None:

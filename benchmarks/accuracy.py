@@ -3,9 +3,11 @@
 The testbed runs in its own process with fixed per-endpoint service times (no jitter, no load
 curve): a read of each resource type waits exactly its delay. For each delay the probe (one
 single-step workflow on a fresh connection, as curl makes one) and curl request the same URL with
-the same bearer token, alternately, so the machine's noise falls on both alike. Reported per
-delay: the median and p99 of (probe - injected), (curl - injected) and the paired difference
-(probe - curl), the probe's overhead over curl. Target: median overhead <= 1 ms.
+the same bearer token, in rotating order, so the machine's noise falls on both alike. A third
+contender, a plain ``httpx`` GET on a fresh client timed around the call, separates what Python's
+HTTP stack costs from what Wardwatch's phase timing and spans add. Reported per delay: the median
+and p99 of (probe - injected), (curl - injected) and the paired differences (probe - curl, the
+probe's overhead over curl; httpx - curl; probe - httpx). Target: median overhead <= 1 ms.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import random
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -53,13 +56,24 @@ def _curl_s(curl: str, url: str, header_file: Path) -> float:
     return float(seconds)
 
 
+def _httpx_s(url: str, token: str) -> float:
+    """A plain httpx GET on a fresh client (new connection), timed around the call."""
+    with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60.0) as client:
+        start = time.perf_counter()
+        response = client.get(url)
+        elapsed = time.perf_counter() - start
+    if response.status_code != 200:
+        raise RuntimeError(f"httpx got HTTP {response.status_code} from {url}")
+    return elapsed
+
+
 def run(*, repeats: int = 50, slow_repeats: int = 20, delays_ms: Sequence[int] = DELAYS_MS,
         progress: Progress = lambda _m: None) -> list[Figure]:
     """Measure probe and curl against each delay.
 
     Args:
-        repeats: pairs (probe, curl) per delay below one second.
-        slow_repeats: pairs for delays of one second or more (each pair takes two seconds).
+        repeats: rounds (probe, curl, httpx) per delay below one second.
+        slow_repeats: rounds for delays of one second or more (each takes three seconds).
         delays_ms: the injected delays; each must be a key of :data:`RESOURCE_FOR_DELAY`.
         progress: called with a short message as the benchmark goes.
 
@@ -96,27 +110,31 @@ def run(*, repeats: int = 50, slow_repeats: int = 20, delays_ms: Sequence[int] =
             })
             url = f"{epr.fhir_url}/{resource}/{rid}"
             n = slow_repeats if delay_ms >= 1000 else repeats
-            progress(f"accuracy: {n} pairs at {delay_ms} ms ({resource})")
+            progress(f"accuracy: {n} rounds of probe, curl and httpx at {delay_ms} ms ({resource})")
             # one untimed warm-up of each, so imports and first connections do not count
             run_workflow(workflow, target, site, tracer=tracer, environ=environ, rng=rng)
             _curl_s(curl, url, header_file)
+            _httpx_s(url, token)
             probe_s: list[float] = []
             curl_s: list[float] = []
+            httpx_s: list[float] = []
+            orders = ((0, 1, 2), (1, 2, 0), (2, 0, 1))
             for i in range(n):
-                order = (0, 1) if i % 2 == 0 else (1, 0)
-                for which in order:
+                for which in orders[i % 3]:
                     if which == 0:
                         result = run_workflow(workflow, target, site, tracer=tracer, environ=environ, rng=rng)
                         if result.status != "ok":
                             raise RuntimeError(f"probe run failed: {result.error_type}: {result.message}")
                         probe_s.append(result.steps[0].duration_s)
-                    else:
+                    elif which == 1:
                         curl_s.append(_curl_s(curl, url, header_file))
-            figures += _figures(delay_ms, probe_s, curl_s)
+                    else:
+                        httpx_s.append(_httpx_s(url, token))
+            figures += _figures(delay_ms, probe_s, curl_s, httpx_s)
     return figures
 
 
-def _figures(delay_ms: int, probe_s: list[float], curl_s: list[float]) -> list[Figure]:
+def _figures(delay_ms: int, probe_s: list[float], curl_s: list[float], httpx_s: list[float]) -> list[Figure]:
     injected_s = delay_ms / 1000
     probe_err = [(p - injected_s) * 1000 for p in probe_s]
     curl_err = [(c - injected_s) * 1000 for c in curl_s]
@@ -133,6 +151,12 @@ def _figures(delay_ms: int, probe_s: list[float], curl_s: list[float]) -> list[F
                target="<= 1 ms", met=median_overhead <= 1.0,
                note="paired: each probe run beside one curl request"),
         Figure(NAME, f"probe - curl (overhead), p99 {at}", percentile(overhead, 0.99), "ms", n),
+        Figure(NAME, f"httpx - curl, median {at}",
+               median([(h - c) * 1000 for h, c in zip(httpx_s, curl_s, strict=True)]), "ms", n,
+               note="plain httpx GET on a fresh client: Python's HTTP stack alone"),
+        Figure(NAME, f"probe - httpx, median {at}",
+               median([(p - h) * 1000 for p, h in zip(probe_s, httpx_s, strict=True)]), "ms", n,
+               note="what Wardwatch's phase timing and spans add to httpx"),
         Figure(NAME, f"probe / curl, median ratio {at}",
                median(probe_s) / median(curl_s) if median(curl_s) > 0 else float("nan"), "x", n),
     ]

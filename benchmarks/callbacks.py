@@ -35,7 +35,7 @@ def _context(path: Path, now: dt.datetime) -> DashboardContext:
 
 
 def run(path: Path, *, now: dt.datetime, month: str, spans: int, repeats: int = 20,
-        progress: Progress = lambda _m: None) -> list[Figure]:
+        warm_up: bool = True, progress: Progress = lambda _m: None) -> list[Figure]:
     """Time every page's layout for the calendar ``month`` and for the default window (7 days
     before ``now``), and the status refresh.
 
@@ -45,6 +45,7 @@ def run(path: Path, *, now: dt.datetime, month: str, spans: int, repeats: int = 
         month: ``YYYY-MM``, the month window to ask every page for.
         spans: how many spans the store holds (for labels).
         repeats: calls per page.
+        warm_up: make one untimed call of each page first.
         progress: called with a short message as the benchmark goes.
     """
     app = create_app(_context(path, now))
@@ -67,11 +68,8 @@ def run(path: Path, *, now: dt.datetime, month: str, spans: int, repeats: int = 
         return call
 
     functions = [in_request(f) for f in calls.values()]
-    progress(f"dashboard: warming up {len(functions)} page calls at {spans / 1e6:g}M spans")
-    for function in functions:
-        function()
-    progress(f"dashboard: {repeats} interleaved rounds of {len(functions)} calls")
-    times = time_calls(functions, repeats)
+    progress(f"dashboard: {repeats} interleaved rounds of {len(functions)} page calls at {spans / 1e6:g}M spans")
+    times, _ = time_calls(functions, repeats, warm_up=warm_up)
     figures = []
     size = f"{spans / 1e6:g}M spans"
     for name, samples in zip(calls, times, strict=True):

@@ -104,9 +104,10 @@ def _hand(query: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
 
 
 def run(path: Path, *, month: str, start: dt.datetime, end: dt.datetime, spans: int, repeats: int = 3,
-        progress: Progress = lambda _m: None) -> list[Figure]:
+        warm_up: bool = True, progress: Progress = lambda _m: None) -> list[Figure]:
     """Time ``build_report`` for ``month`` and the hand-written query over ``[start, end)``
-    (the month in the report's zone), interleaved; check that their figures agree."""
+    (the month in the report's zone), interleaved (after one untimed call of each when
+    ``warm_up``); check that their figures agree."""
     slas, objectives, calendar = report_inputs()
     query = hand_written_report(path)
 
@@ -119,8 +120,7 @@ def run(path: Path, *, month: str, start: dt.datetime, end: dt.datetime, spans: 
 
     size = f"{spans / 1e6:g}M spans"
     progress(f"report: build_report and its hand-written query at {size}, {repeats} rounds")
-    report, figures_frame = ours(), hand()
-    times = time_calls([ours, hand], repeats)
+    times, (report, figures_frame) = time_calls([ours, hand], repeats, warm_up=warm_up)
     ours_s, hand_s = median(times[0]), median(times[1])
     note = _agreement(report, figures_frame)
     ratio = ours_s / hand_s

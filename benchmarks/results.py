@@ -68,14 +68,25 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def time_calls(functions: Sequence[Callable[[], object]], repeats: int) -> list[list[float]]:
+def time_calls(functions: Sequence[Callable[[], Any]], repeats: int, *, warm_up: bool = True
+               ) -> tuple[list[list[float]], list[Any]]:
     """Call each function ``repeats`` times, interleaved (f0, f1, ..., f0, f1, ...), so that
-    what the machine does meanwhile falls on all of them alike. Returns seconds per call, one list
-    per function, in the order given."""
+    what the machine does meanwhile falls on all of them alike.
+
+    Args:
+        functions: the contenders.
+        repeats: timed calls of each.
+        warm_up: call each once, untimed, first (imports, caches, first connections).
+
+    Returns:
+        Seconds per call, one list per function in the order given, and each function's last
+        return value (to check that the contenders computed the same numbers).
+    """
     times: list[list[float]] = [[] for _ in functions]
+    results: list[Any] = [function() for function in functions] if warm_up else [None] * len(functions)
     for _ in range(repeats):
         for i, function in enumerate(functions):
             start = time.perf_counter()
-            function()
+            results[i] = function()
             times[i].append(time.perf_counter() - start)
-    return times
+    return times, results

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +28,7 @@ from analysis.aggregates import RunFilter, step_summary, time_of_day, workflow_s
 from benchmarks.results import Figure, Progress, median, time_calls
 from store import schema as s
 
-__all__ = ["THRESHOLDS_S", "hand_written", "run"]
+__all__ = ["THRESHOLDS_S", "hand_written", "promoted_copy", "promoted_query", "run"]
 
 NAME = "scale"
 THRESHOLDS_S = {"open-patient-record": 3.0, "chart-observations": 2.0}
@@ -113,9 +114,45 @@ def _hand(query: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
+        con.execute("SET enable_progress_bar = false")
         return con.execute(query, {"start": start, "end": end}).df()
     finally:
         con.close()
+
+
+def promoted_copy(path: Path, directory: Path) -> Path:
+    """A what-if copy of the store's spans, outside the store: the same columns plus the run's
+    status and waiting time as typed columns (``RunStatus``, ``WaitingS``), as a store that
+    promoted them would hold. Returns the Parquet file."""
+    target = directory / "promoted.parquet"
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"""
+            COPY (SELECT *, {_attr(s.ATTR_RUN_STATUS)} AS RunStatus,
+                         TRY_CAST({_attr(s.ATTR_RUN_WAITING_S)} AS DOUBLE) AS WaitingS
+                  FROM {_spans(path)} ORDER BY "{s.TIMESTAMP}")
+            TO '{str(target).replace("'", "''")}' (FORMAT parquet, COMPRESSION zstd)""")
+    finally:
+        con.close()
+    return target
+
+
+def promoted_query(file: Path) -> str:
+    """``workflow_site_summary``'s numbers from :func:`promoted_copy`'s typed columns."""
+    t = _threshold_case("workflow")
+    source = f"read_parquet('{str(file).replace(chr(39), chr(39) * 2)}')"
+    return f"""
+        WITH runs AS (
+            SELECT "{s.WORKFLOW}" AS workflow, "{s.SITE}" AS site, RunStatus AS status, WaitingS AS waiting_s
+            FROM {source}
+            WHERE "{s.SPAN_TYPE}" = 'run' AND "{s.TIMESTAMP}" >= $start AND "{s.TIMESTAMP}" < $end)
+        SELECT workflow, site, count(*) AS samples,
+               count(*) FILTER (WHERE status <> 'ok') AS not_ok,
+               count(*) FILTER (WHERE status = 'ok' AND waiting_s <= {t}) / count(*) AS share_under,
+               quantile_cont(waiting_s, 0.5) FILTER (WHERE status = 'ok') AS p50_s,
+               quantile_cont(waiting_s, 0.9) FILTER (WHERE status = 'ok') AS p90_s
+        FROM runs GROUP BY workflow, site ORDER BY workflow, site"""
 
 
 def _pandas_workflow_site(runs: pd.DataFrame) -> pd.DataFrame:
@@ -184,7 +221,7 @@ class _Comparison:
 
 
 def run(path: Path, *, start: dt.datetime, end: dt.datetime, spans: int, repeats: int = 5,
-        progress: Progress = lambda _m: None) -> list[Figure]:
+        warm_up: bool = True, progress: Progress = lambda _m: None) -> list[Figure]:
     """Compare each analysis function with its hand-written query and a pandas baseline.
 
     Args:
@@ -192,6 +229,7 @@ def run(path: Path, *, start: dt.datetime, end: dt.datetime, spans: int, repeats
         start: the window's start (UTC); end: its end, exclusive.
         spans: how many spans the store holds (for the figures' labels).
         repeats: interleaved rounds per comparison.
+        warm_up: make one untimed call of each contender first.
         progress: called with a short message as the benchmark goes.
     """
     queries = hand_written(path)
@@ -235,8 +273,7 @@ def run(path: Path, *, start: dt.datetime, end: dt.datetime, spans: int, repeats
     for c in comparisons:
         progress(f"scale: {c.name} at {size}, {repeats} interleaved rounds")
         functions = [c.ours, c.hand] + ([c.pandas] if c.pandas else [])
-        results = [f() for f in functions]  # warm-up, and the numbers to compare
-        times = time_calls(functions, repeats)
+        times, results = time_calls(functions, repeats, warm_up=warm_up)
         ours_s, hand_s = median(times[0]), median(times[1])
         diff = _max_difference(results[0], results[1], c.keys, c.columns)
         agree = f"max |ours - hand-written| over {', '.join(c.columns)}: {diff:.3g}"
@@ -252,4 +289,27 @@ def run(path: Path, *, start: dt.datetime, end: dt.datetime, spans: int, repeats
                                   pandas_s * 1000, "ms", repeats,
                                   note=f"frame already loaded; max |ours - pandas|: {pdiff:.3g}"))
             figures.append(Figure(NAME, f"{c.name} @ {size}: ours / pandas", ours_s / pandas_s, "x", repeats))
+    figures += _what_if(path, start, end, size, repeats, warm_up, queries["workflow_site_summary"], progress)
     return figures
+
+
+def _what_if(path: Path, start: dt.datetime, end: dt.datetime, size: str, repeats: int, warm_up: bool,
+             hand_query: str, progress: Progress) -> list[Figure]:
+    """The hand-written workflow x site query over the store's map attributes beside the same
+    query over typed columns: what promoting run status and waiting time would save."""
+    progress(f"scale: what-if typed columns at {size}: writing a promoted copy")
+    with tempfile.TemporaryDirectory(prefix="wardwatch-bench-") as tmp:
+        file = promoted_copy(path, Path(tmp))
+        typed = promoted_query(file)
+        times, results = time_calls([lambda: _hand(hand_query, start, end), lambda: _hand(typed, start, end)],
+                                    repeats, warm_up=warm_up)
+    maps_s, typed_s = median(times[0]), median(times[1])
+    diff = _max_difference(results[0], results[1], ["workflow", "site"],
+                           ["samples", "not_ok", "share_under", "p50_s", "p90_s"])
+    name = "what-if: workflow x site query"
+    return [
+        Figure(NAME, f"{name} over typed RunStatus/WaitingS columns @ {size}", typed_s * 1000, "ms", repeats,
+               note=f"max |maps - typed|: {diff:.3g}"),
+        Figure(NAME, f"{name}, map attributes / typed columns @ {size}", maps_s / typed_s, "x", repeats,
+               note="the time spent decoding SpanAttributes maps"),
+    ]
