@@ -10,7 +10,7 @@ from pathlib import Path
 import flask
 
 from analysis import ClinicalCalendar
-from analysis.config import PeriodConfig
+from analysis.config import ChangeEventConfig, PeriodConfig
 
 __all__ = ["DEFAULT_THRESHOLD_S", "DashboardContext", "SiteInfo", "WorkflowInfo", "current_context"]
 
@@ -52,6 +52,7 @@ class DashboardContext:
     sites: tuple[SiteInfo, ...] = ()
     workflows: tuple[WorkflowInfo, ...] = ()
     periods: tuple[PeriodConfig, ...] = ()
+    changes: tuple[ChangeEventConfig, ...] = ()
     now: Callable[[], dt.datetime] = field(default=_utc_now)
 
     def install(self, server: flask.Flask) -> None:

@@ -20,9 +20,9 @@ __all__ = ["main"]
 DEFAULT_CONFIG = Path("wardwatch.yaml")
 
 
-def _load(path: Path) -> WardwatchConfig:
+def _load(path: Path, *, check_environment: bool = False) -> WardwatchConfig:
     try:
-        return load_config(path)
+        return load_config(path, environ=os.environ if check_environment else None)
     except ConfigError as exc:
         raise UserError(str(exc)) from exc
 
@@ -49,13 +49,19 @@ def main(verbose: bool) -> None:
     )
     # The dashboard's web server logs every request at INFO; keep that for --verbose.
     logging.getLogger("werkzeug").setLevel(logging.INFO if verbose else logging.WARNING)
+    # httpx logs whole URLs at INFO, and a URL can hold a patient identifier: never below WARNING.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @main.command()
 @config_option
 def check(config_path: Path) -> None:
-    """Validate a configuration file and report every problem as FILE:LINE:COL: key: message."""
-    config = _load(config_path)
+    """Validate a configuration file and report every problem as FILE:LINE:COL: key: message.
+
+    Secrets named by ${env:...} or ${file:...} must be resolvable here, and TLS files readable.
+    """
+    config = _load(config_path, check_environment=True)
     click.echo(
         f"{config_path}: ok ({len(config.workflows)} workflows, {len(config.sites)} sites, "
         f"{len(config.targets)} targets, {len(config.objectives)} objectives)"
@@ -117,6 +123,51 @@ def dashboard(config_path: Path, host: str | None, port: int | None) -> None:
 
     config = _load(config_path)
     wiring.serve_dashboard(config, host=host, port=port)
+
+
+@main.command()
+@config_option
+@click.option("--month", required=True, help="The calendar month, YYYY-MM, in the dashboard's time zone.")
+@click.option("--format", "output_format", type=click.Choice(["md", "html", "json"]), default="md", show_default=True)
+@click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the report here instead of standard output.")
+def report(config_path: Path, month: str, output_format: str, output: Path | None) -> None:
+    """The month's SLA as the contract computes it, beside the experience users had, in plain words first."""
+    from wardwatch import wiring
+
+    config = _load(config_path)
+    text = wiring.report(config, month=month, output_format=output_format, base_dir=config_path.resolve().parent)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"report written to {output}", err=True)
+
+
+@main.command(name="import")
+@config_option
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--duration-unit", type=click.Choice(["ns", "us", "ms", "s"]), default="ms", show_default=True,
+              help="Unit of the duration column of request-timing files.")
+@click.option("--service-name", default="epr", show_default=True, help="Service name given to imported request timings.")
+@click.option("--assume-timezone", default=None, help="Time zone of request-timing timestamps that carry none.")
+def import_(config_path: Path, files: tuple[Path, ...], duration_unit: str, service_name: str,
+            assume_timezone: str | None) -> None:
+    """Import OTLP JSON lines (.jsonl, .gz) or the EPR's own request timings (.csv, .parquet) into the store.
+
+    A bad line is reported as FILE:LINE: reason and skipped; nothing already stored is touched.
+    """
+    from wardwatch import wiring
+
+    config = _load(config_path)
+    skipped = False
+    for line, is_issue in wiring.import_files(
+        config, files, duration_unit=duration_unit, service_name=service_name, assume_timezone=assume_timezone
+    ):
+        skipped |= is_issue
+        click.echo(line, err=is_issue)
+    if skipped:
+        raise UserError("some lines were skipped (listed above); the rest were imported")
 
 
 @main.command()

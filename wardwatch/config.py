@@ -7,7 +7,7 @@ node's start mark).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,14 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from analysis.config import ObjectiveConfig, PeriodConfig
+from analysis.config import (
+    ChangeEventConfig,
+    ObjectiveConfig,
+    PeriodConfig,
+    SLAConfig,
+    TaskVolumeConfig,
+    check_analysis_references,
+)
 from collector.config import (
     SiteConfig,
     TargetConfig,
@@ -52,6 +59,15 @@ class WardwatchConfig(BaseModel):
     objectives: list[ObjectiveConfig] = Field(
         default_factory=list, description="Experience objectives on whole runs, judged in short windows."
     )
+    slas: list[SLAConfig] = Field(
+        default_factory=list, description="The SLAs as the contract computes them (metric, target, window, hours)."
+    )
+    changes: list[ChangeEventConfig] = Field(
+        default_factory=list, description="Change events (releases, configuration changes) to compare before and after."
+    )
+    task_volumes: list[TaskVolumeConfig] = Field(
+        default_factory=list, description="How often clinicians do each task, to scale the clinician time lost."
+    )
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig, description="Where the dashboard listens.")
 
 
@@ -77,20 +93,23 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-def load_config(path: Path) -> WardwatchConfig:
+def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> WardwatchConfig:
     """Read, validate and cross-check a configuration file.
 
     Relative ``store.path`` values are resolved against the file's directory, so a config works
-    from wherever the command is run. Raises ``ConfigError`` listing every problem found.
+    from wherever the command is run. With ``environ``, secret references and TLS files are
+    checked too (``wardwatch check``). Raises ``ConfigError`` listing every problem found.
     """
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([ConfigProblem(str(path), 1, 1, "file", f"cannot read: {exc.strerror}")]) from exc
-    return parse_config(text, str(path), base_dir=path.resolve().parent)
+    return parse_config(text, str(path), base_dir=path.resolve().parent, environ=environ)
 
 
-def parse_config(text: str, filename: str = "<string>", *, base_dir: Path | None = None) -> WardwatchConfig:
+def parse_config(
+    text: str, filename: str = "<string>", *, base_dir: Path | None = None, environ: Mapping[str, str] | None = None
+) -> WardwatchConfig:
     """Validate configuration text; ``filename`` only labels the problems."""
     try:
         root_node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -114,7 +133,7 @@ def parse_config(text: str, filename: str = "<string>", *, base_dir: Path | None
 
     problems = [
         locate(p.loc, p.message)
-        for p in check_references(config.targets, config.sites, config.patients, config.workflows)
+        for p in check_references(config.targets, config.sites, config.patients, config.workflows, environ=environ)
     ]
     problems += [locate(loc, message) for loc, message in _check_sections(config)]
     if problems:
@@ -144,7 +163,17 @@ def _check_sections(config: WardwatchConfig) -> list[tuple[tuple[Any, ...], str]
         for j, period in enumerate(objective.periods):
             if period not in period_names:
                 problems.append((("objectives", i, "periods", j), f"no period named {period!r} in periods"))
-    return problems
+    return problems + list(
+        check_analysis_references(
+            workflows=workflow_names,
+            sites=site_names,
+            periods=config.periods,
+            objectives=config.objectives,
+            slas=config.slas,
+            changes=config.changes,
+            task_volumes=config.task_volumes,
+        )
+    )
 
 
 def _message(err: Any) -> str:

@@ -10,8 +10,10 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -20,7 +22,8 @@ import testbed
 from collector import Probe, RunResult
 from dashboard import DashboardContext, DashboardServer, create_app
 from dashboard.context import DEFAULT_THRESHOLD_S, SiteInfo, WorkflowInfo
-from store import Maintenance, ParquetSpanExporter, StoreError
+import analysis
+from store import Maintenance, ParquetSpanExporter, StoreError, import_otlp_jsonl, import_server_timings
 from wardwatch import simulate
 from wardwatch.config import WardwatchConfig
 from wardwatch.errors import UserError
@@ -32,7 +35,9 @@ __all__ = [
     "dashboard_context",
     "describe_results",
     "probe_forever",
+    "import_files",
     "probe_once",
+    "report",
     "run_demo",
     "serve_dashboard",
     "serve_testbed",
@@ -70,7 +75,22 @@ def build_probe(
         build_exporters(config, environ) if exporters is None else exporters,
         environ=environ,
         probe_id=socket.gethostname(),
+        metric_readers=build_metric_readers(environ),
+        # Histogram buckets include every threshold a workflow is judged against.
+        thresholds_s=sorted({o.threshold_s for o in config.objectives} | {s.threshold_s for s in config.slas if s.threshold_s}),
+        # Where the probe notes its last heartbeat, so a restart records the slots missed while down.
+        state_dir=config.store.path,
     )
+
+
+def build_metric_readers(environ: Mapping[str, str]) -> list[MetricReader]:
+    """OTLP/HTTP metrics when the standard OTEL variables name an endpoint; none otherwise."""
+    if not any(environ.get(name) for name in (*OTLP_ENDPOINT_VARIABLES, "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")):
+        return []
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+    return [PeriodicExportingMetricReader(OTLPMetricExporter())]
 
 
 def probe_once(
@@ -167,9 +187,11 @@ def run_demo(
     except StoreError as exc:
         raise UserError(str(exc)) from exc
     # The live testbed tells the same stories as the history: its change and outage fall in the same window.
-    scenario = (
-        simulate.scenario_in_window(testbed.load_scenario(), summary.start, summary.end) if summary else None
-    )
+    scenario = None
+    if summary is not None:
+        packaged = testbed.load_scenario()
+        scenario = simulate.scenario_in_window(packaged, summary.start, summary.end)
+        config = _changes_moved_with(config, packaged, scenario)
     testbed_provider = testbed_tracer_provider(exporters)
     probe = build_probe(config, environ=environ, exporters=exporters)
     stop = threading.Event()
@@ -191,6 +213,56 @@ def run_demo(
     finally:
         probe.shutdown()
         testbed_provider.shutdown()
+
+
+def _changes_moved_with(config: WardwatchConfig, packaged: testbed.Scenario, moved: testbed.Scenario) -> WardwatchConfig:
+    """Configured change events at the packaged scenario's release times, moved as the release was."""
+    moves = {before.at: after.at for before, after in zip(packaged.changes, moved.changes, strict=True)}
+    changes = [change.model_copy(update={"at": moves.get(change.at, change.at)}) for change in config.changes]
+    return config.model_copy(update={"changes": changes})
+
+
+def report(config: WardwatchConfig, *, month: str, output_format: str, base_dir: Path) -> str:
+    """The month's SLA-versus-experience report, rendered as Markdown, HTML or JSON."""
+    calendar = analysis.ClinicalCalendar(config.periods, {s.name: s.timezone for s in config.sites})
+    try:
+        with analysis.open_store(config.store.path, calendar=calendar) as store:
+            built = analysis.build_report(
+                store, config.slas, config.objectives, calendar, month, changes=config.changes,
+                task_volumes=config.task_volumes, timezone=config.dashboard.timezone, base_dir=base_dir,
+            )
+    except (StoreError, ValueError) as exc:
+        raise UserError(str(exc)) from exc
+    return analysis.render(built, output_format)
+
+
+def import_files(config: WardwatchConfig, paths: Sequence[Path], *, duration_unit: str, service_name: str,
+                 assume_timezone: str | None) -> Iterator[tuple[str, bool]]:
+    """Import each file into the store: OTLP JSON lines, or the EPR's request timings (CSV/Parquet).
+
+    Yields ``(text, skipped)``: a summary line per file, and one per skipped input line
+    (``file:line: reason``, ``skipped`` true).
+    """
+    try:
+        zone = ZoneInfo(assume_timezone) if assume_timezone else None
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise UserError(f"--assume-timezone: unknown IANA time zone {assume_timezone!r}") from exc
+    for path in paths:
+        suffixes = "".join(path.suffixes[-2:]).lower()
+        try:
+            if suffixes.endswith((".csv", ".parquet")):
+                result = import_server_timings(path, config.store.path, duration_unit=duration_unit,
+                                               service_name=service_name, assume_timezone=zone)
+            elif suffixes.endswith((".jsonl", ".json", ".jsonl.gz", ".json.gz", ".gz")):
+                result = import_otlp_jsonl(path, config.store.path)
+            else:
+                raise UserError(f"{path}: not a file Wardwatch imports (.jsonl, .json, .gz, .csv or .parquet)")
+        except (OSError, ValueError, StoreError) as exc:
+            raise UserError(f"{path}: {exc}") from exc
+        skipped = f", {len(result.issues)} lines skipped" if result.issues else ""
+        yield f"{path}: {result.spans} spans imported{skipped}", False
+        for issue in result.issues:
+            yield str(issue), True
 
 
 def _testbed_address(config: WardwatchConfig) -> tuple[str, int]:
@@ -221,6 +293,7 @@ def dashboard_context(config: WardwatchConfig) -> DashboardContext:
         sites=tuple(SiteInfo(s.name, s.title or s.name, s.timezone) for s in config.sites),
         workflows=workflows,
         periods=tuple(config.periods),
+        changes=tuple(config.changes),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import dash
+import pandas as pd
 from dash import dcc, html
 
 import analysis
@@ -63,6 +64,17 @@ def layout(**query: str) -> html.Div:
         html.P("Share of excess: over runs slower than T, each step's time above its own median, as a share "
                "of that excess over all steps (all hours).", style={"fontSize": "0.85em", "color": "#555"}),
         dcc.Graph(id=ids.TIMELINE, figure=figures.timeline_figure(
-            timeline, threshold_s=workflow.threshold_s, timezone=context.timezone)),
+            timeline, threshold_s=workflow.threshold_s, timezone=context.timezone,
+            changes=_changes(context, filters.workflow, runs.start, runs.end))),
         intro=intro,
     )
+
+
+def _changes(context, workflow: str, start, end) -> pd.DataFrame:
+    """The change events that touch this workflow inside the window, for the timeline."""
+    rows = [
+        {"time": change.at, "title": change.title}
+        for change in context.changes
+        if (not change.workflows or workflow in change.workflows) and start <= change.at < end
+    ]
+    return pd.DataFrame(rows, columns=["time", "title"])

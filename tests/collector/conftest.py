@@ -275,9 +275,9 @@ def example(testbed: Any) -> Any:
 
 
 class Example:
-    """``examples/workflows/testbed.yaml`` parsed, with the target pointed at ``base_url``."""
+    """The collector sections of ``examples/testbed.yaml`` parsed, with the target pointed at ``base_url``."""
 
-    PATH = Path(__file__).resolve().parents[2] / "examples" / "workflows" / "testbed.yaml"
+    PATH = Path(__file__).resolve().parents[2] / "examples" / "testbed.yaml"
 
     def __init__(self, base_url: str) -> None:
         from collector.config import SiteConfig, TargetConfig, TestPatientConfig, WorkflowConfig

@@ -255,10 +255,10 @@ def test_for_each_cannot_extract_or_page():
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
 
 
-@pytest.mark.parametrize("name", ["testbed.yaml", "fhir-r4-template.yaml"])
-def test_example_workflow_files_are_valid_and_consistent(name):
-    raw = yaml.safe_load((EXAMPLES / name).read_text(encoding="utf-8"))
-    assert set(raw) == {"targets", "sites", "patients", "workflows"}
+@pytest.mark.parametrize("path", [EXAMPLES.parent / "testbed.yaml", EXAMPLES / "fhir-r4-template.yaml"])
+def test_example_workflow_files_are_valid_and_consistent(path):
+    raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert {"targets", "sites", "patients", "workflows"} <= set(raw)
     targets = {key: TargetConfig.model_validate(value) for key, value in raw["targets"].items()}
     sites = [SiteConfig.model_validate(value) for value in raw["sites"]]
     patients = [TestPatientConfig.model_validate(value) for value in raw["patients"]]

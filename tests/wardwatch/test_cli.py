@@ -24,9 +24,49 @@ def test_every_command_has_help(command: str) -> None:
 
 
 def test_check_accepts_the_demo_config() -> None:
-    result = CliRunner().invoke(main, ["check", "-c", str(EXAMPLE)])
+    env = {"WARDWATCH_TESTBED_CLIENT_SECRET": testbed.DEFAULT_CLIENT_SECRET}
+    result = CliRunner().invoke(main, ["check", "-c", str(EXAMPLE)], env=env)
     assert result.exit_code == 0, result.output
     assert "ok (3 workflows, 3 sites" in result.output
+
+
+def test_check_names_a_secret_the_environment_lacks() -> None:
+    result = CliRunner().invoke(main, ["check", "-c", str(EXAMPLE)], env={"WARDWATCH_TESTBED_CLIENT_SECRET": None})
+    assert result.exit_code == 2
+    assert "targets.testbed.auth.client_secret: environment variable WARDWATCH_TESTBED_CLIENT_SECRET is not set" in (
+        result.output
+    )
+
+
+def test_report_for_a_month_in_markdown(tmp_path: Path) -> None:
+    config = tmp_path / "w.yaml"
+    config.write_text(EXAMPLE.read_text().replace("path: ../data/demo", f"path: {tmp_path / 'data'}"))
+    from store import init_store
+
+    init_store(tmp_path / "data")
+    result = CliRunner().invoke(main, ["report", "-c", str(config), "--month", "2026-10"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("# Wardwatch report for 2026-10")
+    bad = CliRunner().invoke(main, ["report", "-c", str(config), "--month", "October"])
+    assert bad.exit_code == 2
+    assert "Traceback" not in bad.output
+
+
+def test_import_reports_skipped_lines_and_keeps_the_rest(tmp_path: Path) -> None:
+    config = tmp_path / "w.yaml"
+    config.write_text(EXAMPLE.read_text().replace("path: ../data/demo", f"path: {tmp_path / 'data'}"))
+    span = (
+        '{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"epr"}}]},'
+        '"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",'
+        '"name":"GET /Patient","kind":2,"startTimeUnixNano":"1790000000000000000",'
+        '"endTimeUnixNano":"1790000000250000000"}]}]}]}'
+    )
+    lines = tmp_path / "spans.jsonl"
+    lines.write_text(span + "\n{not json\n")
+    result = CliRunner().invoke(main, ["import", "-c", str(config), str(lines)])
+    assert result.exit_code == 2
+    assert f"{lines}: 1 spans imported, 1 lines skipped" in result.output
+    assert f"{lines}:2:" in result.output
 
 
 def test_a_bad_config_gives_located_lines_and_exit_code_2(tmp_path: Path) -> None:
