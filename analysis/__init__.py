@@ -6,11 +6,13 @@
 - ``sla``: SLAs as the contract computes them; ``objectives``: experience as users feel it;
 - ``watermelon``: where the two disagree, with the lenses that explain why;
 - ``alerts``: burn-rate alerts for both; ``changes`` and ``ranktest``: change impact;
-- ``report``: the month's report; ``openslo``: OpenSLO in and out.
+- ``report``: the month's report; ``openslo``: OpenSLO in and out;
+- ``aggregates``: grouped figures computed in DuckDB for the dashboard; ``status``: now vs the past week.
 
 Imports ``store`` only among Wardwatch's packages; ``dashboard`` imports it.
 """
 
+from analysis.aggregates import RunFilter
 from analysis.alerts import objective_alerts, sla_alerts
 from analysis.apdex import Apdex, apdex, apdex_table
 from analysis.budget import (
@@ -68,9 +70,15 @@ from analysis.store import (
     Store,
     open_store,
 )
+from store import StoreError
+from analysis.status import StatusRules, current_status
 from analysis.watermelon import Finding, Lens, TimeLost, find_watermelons
 
 __all__ = [
+    "RunFilter",
+    "StatusRules",
+    "StoreError",
+    "current_status",
     "AlertWindow",
     "Apdex",
     "BudgetResult",

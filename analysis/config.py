@@ -57,13 +57,15 @@ class ObjectiveConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, description="Name shown in reports and on the dashboard.")
     workflow: str = Field(description="The workflow whose runs it judges.")
     threshold_s: float = Field(gt=0, description="A run is good when its waiting time is at most this.")
     target: float = Field(gt=0, lt=1, description="Share of good runs required, e.g. 0.9.")
     periods: list[str] = Field(default_factory=list, description="Clinical periods it applies in; empty: all hours.")
     window_minutes: int = Field(15, ge=1, description="Length of the windows it is judged in.")
-    budgeting_method: Literal["Occurrences", "Timeslices", "RatioTimeslices"] = "Occurrences"
+    budgeting_method: Literal["Occurrences", "Timeslices", "RatioTimeslices"] = Field(
+        "Occurrences", description="OpenSLO budgeting: good runs / all runs, good windows / all, or mean window ratio."
+    )
     time_slice_target: float | None = Field(
         None, gt=0, le=1, description="For Timeslices: a window is good when its ratio meets this."
     )
@@ -170,7 +172,7 @@ class SLAConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, description="Name shown in reports; unique among the SLAs.")
     description: str = Field("", description="The contract's wording, shown in reports.")
     workflows: list[str] = Field(
         default_factory=list, description="Workflows whose requests count; empty: all."
@@ -180,14 +182,18 @@ class SLAConfig(BaseModel):
         default_factory=list,
         description="URL templates (shell patterns, e.g. '/fhir/Patient*') that count; empty: all.",
     )
-    metric: SLAMetric
+    metric: SLAMetric = Field(description="mean, percentile, share_under (a threshold) or availability.")
     percentile: float | None = Field(None, gt=0, lt=100, description="For metric percentile: 95 for p95.")
     threshold_s: float | None = Field(None, gt=0, description="For metric share_under: the response-time limit.")
     target: float = Field(gt=0, description="Seconds for mean/percentile; a ratio in (0, 1) for share_under/availability.")
-    window: Literal["calendar_month", "rolling"] = "calendar_month"
+    window: Literal["calendar_month", "rolling"] = Field(
+        "calendar_month", description="Compliance window: the calendar month in `timezone`, or the last `rolling_days`."
+    )
     rolling_days: int | None = Field(None, ge=1, description="For window rolling: its length in days.")
     timezone: str = Field("UTC", description="IANA zone of the calendar month and the service hours.")
-    service_hours: ServiceHoursConfig | Literal["24x7"] = "24x7"
+    service_hours: ServiceHoursConfig | Literal["24x7"] = Field(
+        "24x7", description="The hours the contract counts: 24x7, or weekdays with local start and end."
+    )
     exclusions: list[ExclusionConfig] = Field(default_factory=list, description="Agreed maintenance windows.")
     exclusions_file: Path | None = Field(
         None, description="A CSV of further exclusions: columns start, end[, title] (ISO 8601 with offset).",
@@ -195,8 +201,12 @@ class SLAConfig(BaseModel):
     data_source: Literal["probe", "server"] = Field(
         "probe", description="probe: the probes' per-request timings; server: the EPR's own (imported).",
     )
-    budgeting_method: BudgetingMethod = "Occurrences"
-    time_slice_target: float | None = Field(None, gt=0, le=1)
+    budgeting_method: BudgetingMethod = Field(
+        "Occurrences", description="OpenSLO budgeting: Occurrences, Timeslices or RatioTimeslices."
+    )
+    time_slice_target: float | None = Field(
+        None, gt=0, le=1, description="For Timeslices: a slice is good when its ratio meets this."
+    )
     time_slice_minutes: int = Field(5, ge=1, description="Slice length for Timeslices budgeting.")
 
     _timezone = field_validator("timezone")(_check_timezone)
@@ -258,9 +268,9 @@ class ChangeEventConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     at: dt.datetime = Field(description="When it took effect, ISO 8601 with offset.")
-    title: str = Field(min_length=1)
+    title: str = Field(min_length=1, description="A short name, e.g. 'Release 24.3'.")
     workflows: list[str] = Field(default_factory=list, description="Workflows it may affect; empty: all.")
-    description: str = ""
+    description: str = Field("", description="What changed, shown in reports.")
 
     @field_validator("at")
     @classmethod
@@ -273,7 +283,7 @@ class TaskVolumeConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    workflow: str
+    workflow: str = Field(description="The workflow (task) the volume is for.")
     per_day: float = Field(gt=0, description="Tasks per day at one site within the period.")
     period: str | None = Field(None, description="The clinical period the volume is for; none: all hours.")
     sites: list[str] = Field(default_factory=list, description="Sites it applies to; empty: every site.")

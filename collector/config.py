@@ -126,7 +126,7 @@ class BearerAuthConfig(_Model):
     """A static bearer token, normally a reference: ``token: ${env:EPR_TOKEN}``."""
 
     type: Literal["bearer"]
-    token: SecretStr
+    token: SecretStr = Field(description="the bearer token, as a reference: ``${file:/run/secrets/epr-token}``.")
 
     _check = field_validator("token")(_check_secret)
 
@@ -135,8 +135,8 @@ class BasicAuthConfig(_Model):
     """HTTP basic authentication; the password normally a reference."""
 
     type: Literal["basic"]
-    username: str = Field(min_length=1)
-    password: SecretStr
+    username: str = Field(min_length=1, description="the user name for HTTP basic authentication.")
+    password: SecretStr = Field(description="the password, as a reference: ``${env:EPR_PASSWORD}``.")
 
     _check = field_validator("password")(_check_secret)
 

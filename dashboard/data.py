@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import analysis
-from analysis.store import StoreError
 from dashboard.context import DashboardContext
 
 __all__ = ["NoData", "open_data", "simulated_note"]
@@ -21,7 +20,7 @@ def open_data(context: DashboardContext) -> Iterator[analysis.Store]:
     """The store with the context's clinical calendar; ``NoData`` when it cannot be opened."""
     try:
         store = analysis.open_store(context.data_dir, calendar=context.calendar())
-    except StoreError as exc:
+    except analysis.StoreError as exc:
         raise NoData(str(exc)) from exc
     with store:
         yield store
