@@ -33,17 +33,17 @@ def markdown(document: Mapping[str, Any], sections: Sequence[str] = ()) -> str:
         "",
     ]
     benchmarks = list(dict.fromkeys(f["benchmark"] for f in document["figures"]))
-    for name in benchmarks:
-        if sections and name not in sections:
+    for benchmark in benchmarks:
+        if sections and benchmark not in sections:
             continue
-        lines += [f"#### {name}", "", "| figure | value | n | target | met | note |", "|---|---|---|---|---|---|"]
+        lines += [f"#### {benchmark}", "", "| figure | value | n | target | met | note |", "|---|---|---|---|---|---|"]
         for f in document["figures"]:
-            if f["benchmark"] != name:
+            if f["benchmark"] != benchmark:
                 continue
             met = "" if f["met"] is None else ("yes" if f["met"] else "**no**")
             note = str(f.get("note", "")).replace("|", "\\|")
-            name = str(f["name"]).replace("|", "\\|")
-            lines.append(f"| {name} | {_value(f)} | {f['samples']} | {f['target']} | {met} | {note} |")
+            label = str(f["name"]).replace("|", "\\|")
+            lines.append(f"| {label} | {_value(f)} | {f['samples']} | {f['target']} | {met} | {note} |")
         lines.append("")
     return "\n".join(lines)
 
