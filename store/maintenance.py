@@ -38,7 +38,6 @@ from store.layout import (
     COMPACTED_PREFIX,
     PARTITION_KEY,
     REPLACES_KEY,
-    SEGMENT_SUFFIX,
     SPAN_ARROW_SCHEMA,
     SPANS_DIR,
     TEMP_SUFFIX,

@@ -67,7 +67,7 @@ def test_search_by_identifier_is_an_exact_match_on_system_and_value(fhir: httpx.
     assert bundle["entry"][0]["fullUrl"].endswith("/fhir/Patient/pat-0042")
     assert bundle["entry"][0]["search"] == {"mode": "match"}
     # another system, a value prefix, or a value with different case do not match
-    for query in (f"https://other.example/mrn|MRN000042", f"{MRN_SYSTEM}|MRN00004",
+    for query in ("https://other.example/mrn|MRN000042", f"{MRN_SYSTEM}|MRN00004",
                   f"{MRN_SYSTEM}|mrn000042"):
         assert fhir.get("/Patient", params={"identifier": query}).json()["total"] == 0
     # a value without system matches in any system
