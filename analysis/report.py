@@ -7,8 +7,10 @@ it; :func:`to_markdown`, :func:`to_html` and :func:`to_json` render it.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import html
+import io
 import json
 import math
 from collections.abc import Sequence
@@ -30,10 +32,10 @@ from analysis.store import FrameCache, Store
 from analysis.watermelon import Finding, find_watermelons
 
 __all__ = [
-    "REPORT_FORMATS", "Report", "build_report", "render", "to_html", "to_json", "to_markdown",
+    "REPORT_FORMATS", "Report", "build_report", "render", "to_csv", "to_html", "to_json", "to_markdown",
 ]
 
-REPORT_FORMATS = ("md", "html", "json")
+REPORT_FORMATS = ("md", "html", "json", "csv")
 
 
 @dataclass(frozen=True)
@@ -382,13 +384,24 @@ def to_json(report: Report) -> str:
     return json.dumps(_plain(document), indent=2, allow_nan=False) + "\n"
 
 
+def to_csv(report: Report) -> str:
+    """The report's figures as one CSV: a ``table`` column names the table each row belongs to."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    for title, header, rows in _tables(report):
+        writer.writerow(["table", *header])
+        writer.writerows([title, *row] for row in rows)
+        writer.writerow([])
+    return out.getvalue()
+
+
 def render(report: Report, fmt: str) -> str:
     """The report in ``fmt``: ``md``, ``html`` or ``json``.
 
     Raises:
         ValueError: another format.
     """
-    renderers = {"md": to_markdown, "html": to_html, "json": to_json}
+    renderers = {"md": to_markdown, "html": to_html, "json": to_json, "csv": to_csv}
     if fmt not in renderers:
         raise ValueError(f"format is one of {', '.join(REPORT_FORMATS)}, not {fmt!r}")
     return renderers[fmt](report)

@@ -10,7 +10,7 @@ from pathlib import Path
 import flask
 
 from analysis import ClinicalCalendar
-from analysis.config import ChangeEventConfig, PeriodConfig
+from analysis.config import ChangeEventConfig, ObjectiveConfig, PeriodConfig, SLAConfig, TaskVolumeConfig
 
 __all__ = ["DEFAULT_THRESHOLD_S", "DashboardContext", "SiteInfo", "WorkflowInfo", "current_context"]
 
@@ -53,6 +53,10 @@ class DashboardContext:
     workflows: tuple[WorkflowInfo, ...] = ()
     periods: tuple[PeriodConfig, ...] = ()
     changes: tuple[ChangeEventConfig, ...] = ()
+    slas: tuple[SLAConfig, ...] = ()
+    objectives: tuple[ObjectiveConfig, ...] = ()
+    task_volumes: tuple[TaskVolumeConfig, ...] = ()
+    config_dir: Path | None = None  # relative files named in the config (exclusions) resolve here
     now: Callable[[], dt.datetime] = field(default=_utc_now)
 
     def install(self, server: flask.Flask) -> None:

@@ -24,3 +24,12 @@ APDEX = "workflow-apdex"
 
 SITES_TABLE = "sites-table"
 PHASES = "sites-phases"
+
+REPORT_BUILD = "report-build"
+REPORT_DOWNLOAD_HTML = "report-download-html"
+REPORT_DOWNLOAD_CSV = "report-download-csv"
+REPORT_DOWNLOAD = "report-download"
+REPORT_MONTH = "report-month"
+REPORT_DATA = "report-data"
+REPORT_VIEW = "report-view"
+REPORT_FRAME = "report-frame"

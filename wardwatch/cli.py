@@ -122,13 +122,13 @@ def dashboard(config_path: Path, host: str | None, port: int | None) -> None:
     from wardwatch import wiring
 
     config = _load(config_path)
-    wiring.serve_dashboard(config, host=host, port=port)
+    wiring.serve_dashboard(config, host=host, port=port, config_dir=config_path.resolve().parent)
 
 
 @main.command()
 @config_option
 @click.option("--month", required=True, help="The calendar month, YYYY-MM, in the dashboard's time zone.")
-@click.option("--format", "output_format", type=click.Choice(["md", "html", "json"]), default="md", show_default=True)
+@click.option("--format", "output_format", type=click.Choice(["md", "html", "json", "csv"]), default="md", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Write the report here instead of standard output.")
 def report(config_path: Path, month: str, output_format: str, output: Path | None) -> None:
@@ -186,8 +186,9 @@ def demo(config_path: Path | None, days: int, fresh: bool) -> None:
     """Simulated history, the testbed EPR, live probes from three sites and the dashboard; Ctrl-C stops all."""
     from wardwatch import wiring
 
-    config = _load(config_path or wiring.DEMO_CONFIG)
-    wiring.run_demo(config, days=days, fresh=fresh)
+    config_path = config_path or wiring.DEMO_CONFIG
+    config = _load(config_path)
+    wiring.run_demo(config, days=days, fresh=fresh, config_dir=config_path.resolve().parent)
 
 
 def _check_choice(what: str, value: str | None, names: list[str]) -> None:

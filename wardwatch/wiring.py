@@ -146,9 +146,11 @@ def serve_testbed(host: str, port: int, scenario_path: Path | None, store_path: 
         provider.shutdown()
 
 
-def serve_dashboard(config: WardwatchConfig, *, host: str | None = None, port: int | None = None) -> None:
+def serve_dashboard(
+    config: WardwatchConfig, *, host: str | None = None, port: int | None = None, config_dir: Path | None = None
+) -> None:
     """Serve the dashboard until interrupted."""
-    server = _dashboard_server(config, host, port)
+    server = _dashboard_server(config, host, port, config_dir)
     stop = threading.Event()
     with _stop_on_signals(stop), server:
         click.echo(f"Wardwatch dashboard at {server.url} (Ctrl-C stops)")
@@ -175,7 +177,12 @@ def prepare_history(config: WardwatchConfig, *, days: int, fresh: bool) -> simul
 
 
 def run_demo(
-    config: WardwatchConfig, *, days: int = 28, fresh: bool = False, environ: Mapping[str, str] | None = None
+    config: WardwatchConfig,
+    *,
+    days: int = 28,
+    fresh: bool = False,
+    environ: Mapping[str, str] | None = None,
+    config_dir: Path | None = None,
 ) -> None:
     """Simulated history, then testbed + probes from the configured sites + dashboard, until Ctrl-C."""
     environ = dict(os.environ if environ is None else environ)
@@ -199,7 +206,7 @@ def run_demo(
         with _stop_on_signals(stop), _maintained(config), _started(
             testbed.TestbedServer(scenario, host=host, port=port, tracer_provider=testbed_provider)
         ) as epr:
-            dashboard = _dashboard_server(config, None, None)
+            dashboard = _dashboard_server(config, None, None, config_dir)
             with dashboard:
                 prober = threading.Thread(target=probe.run_forever, args=(stop,), name="probes", daemon=True)
                 prober.start()
@@ -276,7 +283,7 @@ def _testbed_address(config: WardwatchConfig) -> tuple[str, int]:
     return "127.0.0.1", 8765
 
 
-def dashboard_context(config: WardwatchConfig) -> DashboardContext:
+def dashboard_context(config: WardwatchConfig, config_dir: Path | None = None) -> DashboardContext:
     """What the dashboard needs from the config: sites, workflows with their thresholds, periods."""
     thresholds: dict[str, tuple[float, str]] = {}
     for objective in config.objectives:
@@ -294,11 +301,17 @@ def dashboard_context(config: WardwatchConfig) -> DashboardContext:
         workflows=workflows,
         periods=tuple(config.periods),
         changes=tuple(config.changes),
+        slas=tuple(config.slas),
+        objectives=tuple(config.objectives),
+        task_volumes=tuple(config.task_volumes),
+        config_dir=config_dir,
     )
 
 
-def _dashboard_server(config: WardwatchConfig, host: str | None, port: int | None) -> DashboardServer:
-    context = dashboard_context(config)
+def _dashboard_server(
+    config: WardwatchConfig, host: str | None, port: int | None, config_dir: Path | None
+) -> DashboardServer:
+    context = dashboard_context(config, config_dir)
     host = host or config.dashboard.host
     port = config.dashboard.port if port is None else port
     try:

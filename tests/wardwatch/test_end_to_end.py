@@ -19,7 +19,7 @@ from wardwatch.config import WardwatchConfig, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "testbed.yaml"
 PAGES = {"/": "Overview", "/status": "Status", "/time-of-day": "Time of day", "/workflow": "Workflow",
-         "/sites": "Sites", "/runs": "Runs"}
+         "/sites": "Sites", "/runs": "Runs", "/report": "SLA report"}
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +147,23 @@ def test_from_the_overview_to_a_workflow_and_on_to_a_runs_waterfall(
     assert "find-patient" in labels
     assert "GET /fhir/Patient" in labels, labels  # the testbed's own server span, joined by trace id
     page.screenshot(path=str(screenshots_dir / "waterfall.png"), full_page=True)
+    assert page.console_errors == []
+
+
+@pytest.mark.browser
+def test_the_months_report_builds_and_downloads_as_csv(dashboard_url: str, page, screenshots_dir: Path) -> None:
+    page.goto(dashboard_url + "/report")
+    page.get_by_role("button", name="Build the report").click()
+    frame = page.frame_locator("#report-frame")
+    frame.get_by_text("In plain words").wait_for(timeout=60_000)
+    assert frame.get_by_text("SLAs as the contract computes them").count() == 1
+    with page.expect_download(timeout=20_000) as caught:
+        page.get_by_role("button", name="Download CSV").click()
+    download = caught.value
+    assert download.suggested_filename.startswith("wardwatch-report-") and download.suggested_filename.endswith(".csv")
+    text = Path(download.path()).read_text(encoding="utf-8")
+    assert text.startswith("table,SLA,terms,value,target,met")
+    page.screenshot(path=str(screenshots_dir / "report.png"), full_page=True)
     assert page.console_errors == []
 
 

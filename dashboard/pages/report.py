@@ -1,0 +1,82 @@
+"""SLA report: the month's report from the analysis layer, printable, downloadable as HTML and CSV."""
+
+from __future__ import annotations
+
+import dash
+from dash import Input, Output, State, callback, dcc, html, no_update
+
+import analysis
+from dashboard import ids
+from dashboard.context import current_context
+from dashboard.data import NoData, open_data
+from dashboard.filters import Filters, filter_bar
+from dashboard.layout import explain, page
+
+dash.register_page(__name__, path="/report", name="SLA report", title="Wardwatch · SLA report", order=6)
+
+
+def layout(**query: str) -> html.Div:
+    context = current_context()
+    filters = Filters.from_query(query)
+    if not filters.window[:4].isdigit():  # the report is for a calendar month
+        filters = Filters(window=f"{context.now():%Y-%m}")
+    intro = (
+        f"The report for {filters.window} ({context.timezone}): the SLAs as the contract computes them beside the "
+        "experience users had, in plain words first, then every figure with its sample count. Building it reads "
+        "the whole month, so it takes a moment."
+    )
+    return page(
+        "SLA report",
+        filter_bar(filters, context, show=("window",)),
+        html.Button("Build the report", id=ids.REPORT_BUILD, n_clicks=0),
+        html.Button("Download HTML", id=ids.REPORT_DOWNLOAD_HTML, disabled=True, style={"marginLeft": "1em"}),
+        html.Button("Download CSV", id=ids.REPORT_DOWNLOAD_CSV, disabled=True, style={"marginLeft": "0.5em"}),
+        dcc.Store(id=ids.REPORT_MONTH, data=filters.window),
+        dcc.Store(id=ids.REPORT_DATA),
+        dcc.Download(id=ids.REPORT_DOWNLOAD),
+        dcc.Loading(html.Div(id=ids.REPORT_VIEW, style={"marginTop": "1em"})),
+        intro=intro,
+    )
+
+
+@callback(
+    Output(ids.REPORT_VIEW, "children"),
+    Output(ids.REPORT_DATA, "data"),
+    Output(ids.REPORT_DOWNLOAD_HTML, "disabled"),
+    Output(ids.REPORT_DOWNLOAD_CSV, "disabled"),
+    Input(ids.REPORT_BUILD, "n_clicks"),
+    State(ids.REPORT_MONTH, "data"),
+    prevent_initial_call=True,
+)
+def build(_clicks: int, month: str) -> tuple[object, dict | None, bool, bool]:
+    context = current_context()
+    if not context.slas and not context.objectives:
+        return explain("No SLAs or objectives are configured: add them to the configuration file."), None, True, True
+    try:
+        with open_data(context) as store:
+            report = analysis.build_report(
+                store, context.slas, context.objectives, context.calendar(), month,
+                changes=context.changes, task_volumes=context.task_volumes, timezone=context.timezone,
+                base_dir=context.config_dir,
+            )
+    except NoData as exc:
+        return explain(str(exc)), None, True, True
+    page_html = analysis.to_html(report)
+    view = html.Iframe(srcDoc=page_html, id=ids.REPORT_FRAME, style={"width": "100%", "height": "900px",
+                                                                    "border": "1px solid #ccc"})
+    data = {"month": month, "html": page_html, "csv": analysis.render(report, "csv")}
+    return view, data, False, False
+
+
+@callback(
+    Output(ids.REPORT_DOWNLOAD, "data"),
+    Input(ids.REPORT_DOWNLOAD_HTML, "n_clicks"),
+    Input(ids.REPORT_DOWNLOAD_CSV, "n_clicks"),
+    State(ids.REPORT_DATA, "data"),
+    prevent_initial_call=True,
+)
+def download(_html_clicks: int | None, _csv_clicks: int | None, data: dict | None) -> dict:
+    if not data:
+        return no_update
+    kind = "csv" if dash.ctx.triggered_id == ids.REPORT_DOWNLOAD_CSV else "html"
+    return dcc.send_string(data[kind], f"wardwatch-report-{data['month']}.{kind}")
