@@ -33,3 +33,7 @@ REPORT_MONTH = "report-month"
 REPORT_DATA = "report-data"
 REPORT_VIEW = "report-view"
 REPORT_FRAME = "report-frame"
+
+FINDINGS_BUILD = "findings-build"
+FINDINGS_MONTH = "findings-month"
+FINDINGS = "findings"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import dash
 import dash_ag_grid as dag
-from dash import dcc, html
+from dash import Input, Output, State, callback, dcc, html
 
+import analysis
 from analysis.aggregates import workflow_site_summary
 from dashboard import ids
 from dashboard.context import current_context
@@ -73,10 +74,16 @@ def layout(**query: str) -> html.Div:
         columnSize="sizeToFit",
         dashGridOptions={"domLayout": "autoHeight"},
     )
+    month = filters.window if filters.window[:4].isdigit() else f"{context.now():%Y-%m}"
     return page(
         "Overview",
         bar,
         banner(note),
+        html.H3("Where the SLA looks fine while users wait"),
+        html.Button(f"Find them for {month}", id=ids.FINDINGS_BUILD, n_clicks=0),
+        dcc.Store(id=ids.FINDINGS_MONTH, data=month),
+        dcc.Loading(html.Div(id=ids.FINDINGS)),
+        html.H3("Each workflow at each site"),
         html.Ul(sentences),
         grid,
         html.P("* fewer than 100 runs: a small group, as the Apdex specification marks it.",
@@ -95,3 +102,38 @@ def _sentence(row, context) -> str:
         f"{where}: {verdict} — {row.share_under:.0%} of {int(row.samples)} runs within {row.threshold_s:g} s; "
         f"9 in 10 finished within {row.p90_s:.1f} s; Apdex {row.apdex}."
     )
+
+
+@callback(
+    Output(ids.FINDINGS, "children"),
+    Input(ids.FINDINGS_BUILD, "n_clicks"),
+    State(ids.FINDINGS_MONTH, "data"),
+    prevent_initial_call=True,
+)
+def find(_clicks: int, month: str) -> object:
+    """The month's watermelon (and reverse) findings, in plain words, each with its lenses."""
+    context = current_context()
+    if not context.slas or not context.objectives:
+        return explain("Findings need both SLAs and experience objectives in the configuration.")
+    try:
+        with open_data(context) as store:
+            findings = analysis.find_watermelons(
+                store, context.slas, context.objectives, context.calendar(), month=month,
+                task_volumes=context.task_volumes, base_dir=context.config_dir,
+            )
+    except NoData as exc:
+        return explain(str(exc))
+    if not findings:
+        return explain(f"No findings for {month}: wherever an SLA was met, the experience objectives were met too.")
+    items = []
+    for finding in findings:
+        query = Filters(window=month, workflow=finding.workflow, site=finding.site,
+                        period=None if finding.period == "all hours" else finding.period).query_string()
+        label = "SLA met, users waiting" if finding.kind == "watermelon" else "SLA breached, nobody waiting"
+        items.append(html.Li([
+            html.Strong(f"{label}: "),
+            dcc.Link(finding.summary, href="/workflow" + query, className="finding"),
+            html.Ul([html.Li(f"{lens.name.replace('_', ' ')}: {lens.text}") for lens in finding.lenses],
+                    style={"fontSize": "0.9em", "color": "#444"}),
+        ], style={"marginBottom": "0.8em"}))
+    return html.Ul(items)
