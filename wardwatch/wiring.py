@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
@@ -20,13 +21,13 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 import testbed
 from collector import Probe, RunResult
-from dashboard import DashboardContext, DashboardServer, create_app
-from dashboard.context import DEFAULT_THRESHOLD_S, SiteInfo, WorkflowInfo
-import analysis
 from store import Maintenance, ParquetSpanExporter, StoreError, import_otlp_jsonl, import_server_timings
-from wardwatch import simulate
 from wardwatch.config import WardwatchConfig
 from wardwatch.errors import UserError
+
+if TYPE_CHECKING:  # imported where used: a probe process needs neither Dash nor the history builder
+    from dashboard import DashboardContext, DashboardServer
+    from wardwatch import simulate
 
 __all__ = [
     "DEMO_CONFIG",
@@ -159,6 +160,8 @@ def serve_dashboard(
 
 def prepare_history(config: WardwatchConfig, *, days: int, fresh: bool) -> simulate.HistorySummary | None:
     """The demo's simulated history: reused when present, built (with a progress bar) when not."""
+    from wardwatch import simulate
+
     if days <= 0:
         return None
     path = config.store.path
@@ -196,6 +199,8 @@ def run_demo(
     # The live testbed tells the same stories as the history: its change and outage fall in the same window.
     scenario = None
     if summary is not None:
+        from wardwatch import simulate
+
         packaged = testbed.load_scenario()
         scenario = simulate.scenario_in_window(packaged, summary.start, summary.end)
         config = _changes_moved_with(config, packaged, scenario)
@@ -230,7 +235,9 @@ def _changes_moved_with(config: WardwatchConfig, packaged: testbed.Scenario, mov
 
 
 def report(config: WardwatchConfig, *, month: str, output_format: str, base_dir: Path) -> str:
-    """The month's SLA-versus-experience report, rendered as Markdown, HTML or JSON."""
+    """The month's SLA-versus-experience report, rendered as Markdown, HTML, JSON or CSV."""
+    import analysis
+
     calendar = analysis.ClinicalCalendar(config.periods, {s.name: s.timezone for s in config.sites})
     try:
         with analysis.open_store(config.store.path, calendar=calendar) as store:
@@ -285,6 +292,8 @@ def _testbed_address(config: WardwatchConfig) -> tuple[str, int]:
 
 def dashboard_context(config: WardwatchConfig, config_dir: Path | None = None) -> DashboardContext:
     """What the dashboard needs from the config: sites, workflows with their thresholds, periods."""
+    from dashboard.context import DEFAULT_THRESHOLD_S, DashboardContext, SiteInfo, WorkflowInfo
+
     thresholds: dict[str, tuple[float, str]] = {}
     for objective in config.objectives:
         thresholds.setdefault(objective.workflow, (objective.threshold_s, f"objective '{objective.name}'"))
@@ -311,6 +320,8 @@ def dashboard_context(config: WardwatchConfig, config_dir: Path | None = None) -
 def _dashboard_server(
     config: WardwatchConfig, host: str | None, port: int | None, config_dir: Path | None
 ) -> DashboardServer:
+    from dashboard import DashboardServer, create_app
+
     context = dashboard_context(config, config_dir)
     host = host or config.dashboard.host
     port = config.dashboard.port if port is None else port
