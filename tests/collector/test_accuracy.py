@@ -32,7 +32,7 @@ MODELLED_HEADER = "x-wardwatch-modelled-delay-ms"
 
 
 @pytest.fixture(scope="module")
-def testbed_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def separate_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The testbed in its own process, as an EPR is: the probe's measurements share no interpreter
     (and no GIL) with the server. Yields its base URL; stops it afterwards."""
     from testbed.scenario import scenario_for_tests
@@ -131,10 +131,10 @@ def sanity_tolerance_s(modelled_s: float) -> float:
 
 
 @pytest.fixture(scope="module")
-def measurements(testbed_process: str, example_factory: Any) -> dict[str, Any]:
+def measurements(separate_testbed: str, example_factory: Any) -> dict[str, Any]:
     from opentelemetry.sdk.trace import TracerProvider
 
-    example = example_factory(testbed_process)
+    example = example_factory(separate_testbed)
     tracer = TracerProvider().get_tracer("accuracy")
     return measure(example, tracer)
 
