@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 import testbed
 from collector import Probe, RunResult
+from collector.history import HistoryExportError
 from store import Maintenance, ParquetSpanExporter, StoreError, import_otlp_jsonl, import_server_timings
 from wardwatch.config import WardwatchConfig
 from wardwatch.errors import UserError
@@ -170,8 +171,16 @@ def prepare_history(config: WardwatchConfig, *, days: int, fresh: bool) -> simul
     elif (summary := simulate.read_history_summary(path)) is not None:
         click.echo(f"reusing {summary.days} days of simulated history in {path} (--fresh rebuilds it)")
         return summary
-    with click.progressbar(length=days, label=f"simulating {days} days of history", show_eta=True) as bar:
-        summary = simulate.simulate_history(config, days=days, progress=lambda done, _total: bar.update(done - bar.pos))
+    with click.progressbar(length=days + 1, label=f"simulating {days} days of history", show_eta=True) as bar:
+
+        def advance(done: int, total: int) -> None:
+            bar.length = total  # the UTC dates the history touches: usually days + 1
+            bar.update(done - bar.pos)
+
+        try:
+            summary = simulate.simulate_history(config, days=days, progress=advance)
+        except HistoryExportError as exc:
+            raise UserError(f"could not write the simulated history to {path}: {exc}") from exc
     click.echo(
         f"simulated {summary.runs:,} runs ({summary.spans:,} spans) from the testbed's latency model "
         f"in {summary.elapsed_s:.0f} s; they are labelled simulated wherever they are shown"
