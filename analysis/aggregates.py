@@ -7,19 +7,15 @@ definition) over the pooled samples of each group; every row carries its sample 
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping
 
 import pandas as pd
 
 from analysis.apdex import Apdex
-from analysis.store import Store
+from analysis.store import RunFilter, Store
 from store import schema as s
 
 __all__ = [
-    "RunFilter",
     "phase_summary",
     "run_waterfall",
     "site_summary",
@@ -31,35 +27,6 @@ __all__ = [
 ]
 
 _PHASES = ("dns_s", "connect_s", "tls_s", "ttfb_s", "transfer_s")
-
-
-@dataclass(frozen=True)
-class RunFilter:
-    """Which runs an aggregate covers: a time range [start, end) and optional workflows and sites."""
-
-    start: dt.datetime | None = None
-    end: dt.datetime | None = None
-    workflows: Sequence[str] = field(default_factory=tuple)
-    sites: Sequence[str] = field(default_factory=tuple)
-
-    def where(self, alias: str = "") -> tuple[str, list[Any]]:
-        """A SQL condition (``TRUE`` when nothing is filtered) and its parameters."""
-        prefix = f"{alias}." if alias else ""
-        clauses: list[str] = ["TRUE"]
-        params: list[Any] = []
-        for bound, op in ((self.start, ">="), (self.end, "<")):
-            if bound is not None:
-                if bound.tzinfo is None:
-                    raise ValueError("time bounds must be timezone-aware")
-                clauses.append(f"{prefix}start {op} ?")
-                params.append(bound)
-        if self.workflows:
-            clauses.append(f"list_contains(?, {prefix}workflow)")
-            params.append(list(self.workflows))
-        if self.sites:
-            clauses.append(f"list_contains(?, {prefix}site)")
-            params.append(list(self.sites))
-        return " AND ".join(clauses), params
 
 
 def time_of_day(store: Store, runs: RunFilter, *, timezone: str, threshold_s: float) -> pd.DataFrame:

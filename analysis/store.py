@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,35 @@ def to_pandas(table: pa.Table) -> pd.DataFrame:
         if isinstance(frame[name].dtype, pd.DatetimeTZDtype):
             frame[name] = frame[name].dt.tz_convert("UTC")
     return frame
+
+
+@dataclass(frozen=True)
+class RunFilter:
+    """Which runs an aggregate covers: a time range [start, end) and optional workflows and sites."""
+
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    workflows: Sequence[str] | None = None  # None: every workflow
+    sites: Sequence[str] | None = None  # None: every site
+
+    def where(self, alias: str = "", time_column: str = "start") -> tuple[str, list[Any]]:
+        """A SQL condition (``TRUE`` when nothing is filtered) and its parameters."""
+        prefix = f"{alias}." if alias else ""
+        clauses: list[str] = ["TRUE"]
+        params: list[Any] = []
+        for bound, op in ((self.start, ">="), (self.end, "<")):
+            if bound is not None:
+                if bound.tzinfo is None:
+                    raise ValueError("time bounds must be timezone-aware")
+                clauses.append(f"{prefix}{time_column} {op} ?")
+                params.append(bound)
+        if self.workflows is not None:
+            clauses.append(f"list_contains(?, {prefix}workflow)")
+            params.append(list(self.workflows))
+        if self.sites is not None:
+            clauses.append(f"list_contains(?, {prefix}site)")
+            params.append(list(self.sites))
+        return " AND ".join(clauses), params
 
 
 def _utc(bound: TimeBound, name: str) -> dt.datetime | None:
@@ -174,27 +204,14 @@ class Store:
     ) -> pd.DataFrame:
         if period is not None and self._calendar is None:
             raise ValueError("filtering by period needs a calendar: open_store(path, calendar=...)")
-        where: list[str] = []
-        params: list[Any] = []
-        if (lo := _utc(start, "start")) is not None:
-            where.append(f"{time_column} >= ?")
-            params.append(lo)
-        if (hi := _utc(end, "end")) is not None:
-            where.append(f"{time_column} < ?")
-            params.append(hi)
-        if (workflows := _names(workflow)) is not None:
-            where.append("list_contains(?, workflow)")
-            params.append(workflows)
-        if (sites := _names(site)) is not None:
-            where.append("list_contains(?, site)")
-            params.append(sites)
+        runs = RunFilter(_utc(start, "start"), _utc(end, "end"), _names(workflow), _names(site))
+        condition, params = runs.where(time_column=time_column)
+        where = [condition]
         for column, value in extra:
             if (values := _names(value)) is not None:
                 where.append(f"list_contains(?, {column})")
                 params.append(values)
-        query = f"SELECT {', '.join(columns)} FROM {view}"
-        if where:
-            query += " WHERE " + " AND ".join(where)
+        query = f"SELECT {', '.join(columns)} FROM {view} WHERE " + " AND ".join(where)
         query += f" ORDER BY {time_column}, trace_id" + (", span_id" if "span_id" in columns else "")
         frame = to_pandas(self._arrow(query, params))
         if period is not None and self._calendar is not None:

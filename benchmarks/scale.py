@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 import analysis
-from analysis.aggregates import RunFilter, step_summary, time_of_day, workflow_site_summary
+from analysis import RunFilter
+from analysis.aggregates import step_summary, time_of_day, workflow_site_summary
 from benchmarks.results import Figure, Progress, median, time_calls
 from store import schema as s
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass, replace
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
 from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
 
-from analysis.aggregates import RunFilter
+from analysis import RunFilter
 from dashboard import ids
 from dashboard.context import DashboardContext
 
@@ -67,7 +67,7 @@ class Filters:
         """The runs these filters select (the period filter is applied by the pages that use it)."""
         start, end = self.bounds(now, timezone)
         return RunFilter(
-            start, end, (self.workflow,) if self.workflow else (), (self.site,) if self.site else ()
+            start, end, (self.workflow,) if self.workflow else None, (self.site,) if self.site else None
         )
 
     def describe_window(self) -> str:
@@ -120,8 +120,6 @@ def filter_bar(filters: Filters, context: DashboardContext, *, show: tuple[str, 
 )
 def _write_filters_to_url(_values: list[str | None], search: str | None) -> str:
     """A changed filter control becomes part of the URL (and so of any link to this view)."""
-    from urllib.parse import parse_qsl
-
     if not ctx.triggered_id:
         return no_update
     current = Filters.from_query(dict(parse_qsl((search or "").lstrip("?"))))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dash
 import dash_ag_grid as dag
+import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
 import analysis
@@ -95,7 +96,7 @@ def layout(**query: str) -> html.Div:
 def _sentence(row, context) -> str:
     workflow = context.workflow(row.workflow)
     where = f"{workflow.title} at {context.site_title(row.site)}"
-    if row.p90_s is None or row.p90_s != row.p90_s:
+    if pd.isna(row.p90_s):
         return f"{where}: no successful runs in this window ({int(row.samples)} runs, {int(row.not_ok)} failed)."
     verdict = "users mostly wait within T" if row.share_under >= 0.9 else "users often wait longer than T"
     return (

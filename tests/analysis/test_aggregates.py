@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 import analysis
+from analysis import RunFilter
 from analysis.aggregates import (
-    RunFilter,
     phase_summary,
     run_waterfall,
     site_summary,
