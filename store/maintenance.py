@@ -44,7 +44,7 @@ from store.layout import (
     check_store,
     new_segment_name,
 )
-from store.reader import list_segments, read_replaces
+from store.segments import list_segments, read_replaces
 from store.writer import write_segment
 
 __all__ = [
