@@ -51,16 +51,19 @@ def time_of_day(store: Store, runs: RunFilter, *, timezone: str, threshold_s: fl
 def step_summary(store: Store, runs: RunFilter, *, threshold_s: float | None = None) -> pd.DataFrame:
     """Per step: ``samples, median_s, p90_s, mean_s`` and ``excess_share``.
 
+    Steps are chosen by their own start, workflow and site (a step of a run that straddles the
+    window's edge counts on the side where the step started), as the dashboard's rollup does.
+
     ``excess_share`` answers "which step made runs slow": over the runs that waited longer than
     ``threshold_s``, each step's time above its own median across all runs, as a share of that
     excess summed over steps. ``None`` without a threshold or when no run exceeded it.
     """
-    where, params = runs.where("r")
+    where, params = runs.where("st")
     threshold = threshold_s if threshold_s is not None else float("inf")
     query = f"""
         WITH s AS (
             SELECT st.step, st.step_index, st.duration_s, r.waiting_s
-            FROM steps AS st JOIN runs AS r USING (trace_id) WHERE {where}
+            FROM steps AS st LEFT JOIN runs AS r USING (trace_id) WHERE {where}
         ),
         typical AS (
             SELECT step, median(duration_s) AS median_s FROM s GROUP BY step
@@ -113,13 +116,14 @@ def site_summary(store: Store, runs: RunFilter, *, threshold_s: float) -> pd.Dat
 def phase_summary(store: Store, runs: RunFilter) -> pd.DataFrame:
     """Mean request phases per site (s): ``site, samples`` and one column per phase.
 
-    A phase that did not occur (a reused connection has no connect or TLS) counts as 0 s.
+    A phase that did not occur (a reused connection has no connect or TLS) counts as 0 s. Steps
+    are chosen by their own start, workflow and site.
     """
-    where, params = runs.where("r")
+    where, params = runs.where("st")
     means = ", ".join(f"avg(coalesce(st.{p}, 0)) AS {p}" for p in _PHASES)
     query = f"""
         SELECT st.site, count(*) AS samples, {means}
-        FROM steps AS st JOIN runs AS r USING (trace_id)
+        FROM steps AS st
         WHERE {where} AND st.ttfb_s IS NOT NULL GROUP BY st.site ORDER BY st.site
     """
     return store.sql(query, params)

@@ -1,0 +1,481 @@
+"""The dashboard's questions answered from a :class:`~analysis.rollup.Snapshot`.
+
+Each function mirrors one of ``analysis.aggregates`` (same columns): counts, shares and means are
+exactly those; percentiles (``p50_s``, ``p90_s``, ``median_s``) come from the rollup's histograms
+and are within :data:`~analysis.rollup.RELATIVE_ERROR` of the exact ones, which the column
+``p_relative_error`` states on every frame that has percentiles.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from analysis.apdex import Apdex
+from analysis.calendar import ClinicalCalendar
+from analysis.rollup import (
+    LEVELS_S,
+    RELATIVE_ERROR,
+    WINDOW_S,
+    Snapshot,
+    bucket_of,
+    bucket_value,
+    histogram_quantiles,
+)
+from analysis.store import RunFilter
+
+__all__ = [
+    "Answer",
+    "ask",
+    "board",
+    "chart_steps",
+    "missed_slots",
+    "period_split",
+    "phases",
+    "run_segments",
+    "simulated_share",
+    "sites",
+    "slowest",
+    "steps",
+    "time_of_day",
+    "timeline",
+    "waiting_distribution",
+]
+
+_PHASES = ("dns_s", "connect_s", "tls_s", "ttfb_s", "transfer_s")
+_RUN_SUMS = ["samples", "ok", "simulated"]
+
+
+@dataclass
+class Answer:
+    """One question's rows: the snapshot, the filter and the exact pieces, read once."""
+
+    snapshot: Snapshot
+    runs: RunFilter
+    exact: object  # SegmentRollup | None
+
+    def table(self, name: str, *, level_s: int = LEVELS_S[-1]) -> pd.DataFrame:
+        """Rows of ``name`` for the filter's window, workflows and sites (loose steps included),
+        in windows no coarser than ``level_s``."""
+        start, end = _bounds(self.runs)
+        extra = getattr(self.exact, name)[WINDOW_S] if self.exact is not None else None
+        frame = self.snapshot.select(name, start, end, level_s=level_s, extra=extra)
+        if name in ("steps", "step_hist", "slow_hist"):
+            frame = _concat([frame, self._loose(name)])
+        return _filter(frame, self.runs)
+
+    def loose_rows(self) -> pd.DataFrame:
+        """Loose steps (run span in another segment) that start in the window, judged."""
+        start, end = _bounds(self.runs)
+        loose = self.snapshot.loose_steps
+        parts = []
+        if not loose.empty:
+            ts = loose["start"]
+            inside = (ts >= pd.Timestamp(start)) & (ts < pd.Timestamp(end))
+            _, pieces = self.snapshot.pieces(start, end)
+            for lo, hi in pieces:  # read exactly, with the pieces' own loose steps below
+                inside &= ~((ts >= pd.Timestamp(lo)) & (ts < pd.Timestamp(hi)))
+            parts.append(loose[inside.to_numpy()])
+        if self.exact is not None and not self.exact.loose_steps.empty:  # type: ignore[attr-defined]
+            parts.append(self.snapshot.judge_loose(self.exact.loose_steps))  # type: ignore[attr-defined]
+        return _concat(parts)
+
+    def _loose(self, name: str) -> pd.DataFrame:
+        loose = self.loose_rows()
+        if loose.empty:
+            return loose
+        seconds = loose["start"].to_numpy(dtype="datetime64[ns]").astype(np.int64) // 1_000_000_000
+        keyed = pd.DataFrame({
+            "window": seconds // WINDOW_S * WINDOW_S, "workflow": loose["workflow"].to_numpy(dtype=object),
+            "site": loose["site"].to_numpy(dtype=object), "step": loose["step"].to_numpy(dtype=object),
+        })
+        duration = loose["duration_s"].to_numpy(dtype=float, na_value=np.nan)
+        if name == "steps":
+            has_ttfb = loose["ttfb_s"].notna().to_numpy()
+            return keyed.assign(
+                step_index=loose["step_index"].to_numpy(dtype=float, na_value=np.nan),
+                samples=1, sum_s=duration, phase_samples=has_ttfb.astype(np.int64),
+                **{f"{p}_sum": np.where(has_ttfb, loose[p].to_numpy(dtype=float, na_value=0.0), 0.0)
+                   for p in _PHASES})
+        chosen = ~np.isnan(duration)
+        if name == "slow_hist":
+            chosen &= loose["slow"].to_numpy(dtype=bool)
+        return keyed[chosen].assign(bucket=bucket_of(duration[chosen]), count=1)
+
+
+def ask(snapshot: Snapshot, runs: RunFilter) -> Answer:
+    """The rows for ``runs`` (a window with both bounds), reading its unaligned edges exactly."""
+    start, end = _bounds(runs)
+    return Answer(snapshot, runs, snapshot.exact(start, end))
+
+
+def _bounds(runs: RunFilter) -> tuple[dt.datetime, dt.datetime]:
+    if runs.start is None or runs.end is None:
+        raise ValueError("a rollup answer needs a window with both bounds")
+    return runs.start, runs.end
+
+
+def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    frames = [f for f in frames if f is not None and not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _filter(frame: pd.DataFrame, runs: RunFilter) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    keep = np.ones(len(frame), dtype=bool)
+    if runs.workflows is not None:
+        keep &= frame["workflow"].isin(list(runs.workflows)).to_numpy()
+    if runs.sites is not None:
+        keep &= frame["site"].isin(list(runs.sites)).to_numpy()
+    return frame[keep] if not keep.all() else frame
+
+
+def _level_column(snapshot: Snapshot, threshold_s: float) -> str:
+    levels = snapshot.config.levels_s
+    for i, level in enumerate(levels):
+        if math.isclose(level, threshold_s, rel_tol=1e-12):
+            return f"under_{i}"
+    raise ValueError(f"the rollup keeps no count for a threshold of {threshold_s:g} s (it keeps {levels})")
+
+
+def _sums(frame: pd.DataFrame, keys: list[str], columns: list[str]) -> pd.DataFrame:
+    if frame.empty:
+        return pd.DataFrame(columns=[*keys, *columns])
+    return frame.groupby(keys, sort=True, dropna=False)[columns].sum().reset_index()
+
+
+def _quantiles(hist: pd.DataFrame, keys: list[str], qs: dict[str, float]) -> pd.DataFrame:
+    """Per group of ``keys``, the quantiles ``qs`` (name -> q) of the histogram's values."""
+    if hist.empty:
+        return pd.DataFrame(columns=[*keys, *qs])
+    merged = hist.groupby([*keys, "bucket"], sort=True, dropna=False)["count"].sum().reset_index()
+    codes = merged.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+    cuts = np.flatnonzero(np.diff(codes)) + 1
+    starts, ends = np.r_[0, cuts], np.r_[cuts, len(merged)]
+    buckets = merged["bucket"].to_numpy()
+    counts = merged["count"].to_numpy()
+    rows = []
+    for s, e in zip(starts, ends, strict=True):
+        values = histogram_quantiles(buckets[s:e], counts[s:e], list(qs.values()))
+        rows.append([*merged.iloc[s][keys].tolist(), *values])
+    return pd.DataFrame(rows, columns=[*keys, *qs])
+
+
+# -- The questions ------------------------------------------------------------------------------------
+
+def board(answer: Answer) -> pd.DataFrame:
+    """As ``aggregates.workflow_site_summary``, each workflow judged against its configured T."""
+    snapshot = answer.snapshot
+    runs = answer.table("runs")
+    columns = ["workflow", "site", "threshold_s", "samples", "not_ok", "share_under", "p50_s", "p90_s", "apdex",
+               "p_relative_error"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    levels = [c for c in runs.columns if c.startswith("under_")]
+    counts = _sums(runs, ["workflow", "site"], [*_RUN_SUMS, *levels])
+    quant = _quantiles(answer.table("run_hist"), ["workflow", "site"], {"p50_s": 0.5, "p90_s": 0.9})
+    frame = counts.merge(quant, on=["workflow", "site"], how="left")
+    rows = []
+    for row in frame.itertuples(index=False):
+        t = snapshot.config.threshold(row.workflow)
+        satisfied = int(getattr(row, _level_column(snapshot, t)))
+        tolerating = int(getattr(row, _level_column(snapshot, 4 * t))) - satisfied
+        samples = int(row.samples)
+        not_ok = samples - int(row.ok)
+        rows.append({
+            "workflow": row.workflow, "site": row.site, "threshold_s": t, "samples": samples, "not_ok": not_ok,
+            "share_under": satisfied / samples, "p50_s": row.p50_s, "p90_s": row.p90_s,
+            "apdex": Apdex(score=(satisfied + tolerating / 2) / samples, t_s=float(t), samples=samples,
+                           satisfied=satisfied, tolerating=tolerating,
+                           frustrated=samples - satisfied - tolerating, failed=not_ok),
+            "p_relative_error": RELATIVE_ERROR,
+        })
+    return pd.DataFrame(rows, columns=columns)
+
+
+def sites(answer: Answer, *, threshold_s: float) -> pd.DataFrame:
+    """As ``aggregates.site_summary``: ``site, samples, not_ok, share_under, p50_s, p90_s``."""
+    runs = answer.table("runs")
+    columns = ["site", "samples", "not_ok", "share_under", "p50_s", "p90_s", "p_relative_error"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    level = _level_column(answer.snapshot, threshold_s)
+    counts = _sums(runs, ["site"], [*_RUN_SUMS, level])
+    quant = _quantiles(answer.table("run_hist"), ["site"], {"p50_s": 0.5, "p90_s": 0.9})
+    frame = counts.merge(quant, on="site", how="left")
+    frame["not_ok"] = frame["samples"] - frame["ok"]
+    frame["share_under"] = frame[level] / frame["samples"]
+    frame["p_relative_error"] = RELATIVE_ERROR
+    return frame[columns]
+
+
+def _local_cells(frame: pd.DataFrame, timezone: str) -> pd.DataFrame:
+    local = pd.to_datetime(frame["window"], unit="s", utc=True).dt.tz_convert(timezone)
+    return frame.assign(weekday=local.dt.dayofweek.to_numpy(), hour=local.dt.hour.to_numpy())
+
+
+def _whole_hours(timezone: str, start: dt.datetime, end: dt.datetime) -> bool:
+    """Whether the zone's offsets in the window are whole hours (so UTC hours are local hours)."""
+    zone = ZoneInfo(timezone)
+    moments = pd.date_range(start, end, freq="7D", tz="UTC").append(pd.DatetimeIndex([end]).tz_convert("UTC"))
+    return all(m.astimezone(zone).utcoffset().total_seconds() % 3600 == 0 for m in moments)  # type: ignore[union-attr]
+
+
+def time_of_day(answer: Answer, *, timezone: str, threshold_s: float) -> pd.DataFrame:
+    """As ``aggregates.time_of_day``: ``weekday, hour, samples, share_under, p90_s``."""
+    start, end = _bounds(answer.runs)
+    level = 3600 if _whole_hours(timezone, start, end) else WINDOW_S
+    runs = answer.table("runs", level_s=level)
+    columns = ["weekday", "hour", "samples", "share_under", "p90_s", "p_relative_error"]
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    under = _level_column(answer.snapshot, threshold_s)
+    counts = _sums(_local_cells(runs, timezone), ["weekday", "hour"], ["samples", under])
+    hist = answer.table("run_hist", level_s=level)
+    quant = _quantiles(_local_cells(hist, timezone) if not hist.empty else hist, ["weekday", "hour"], {"p90_s": 0.9})
+    frame = counts.merge(quant, on=["weekday", "hour"], how="left")
+    frame["share_under"] = frame[under] / frame["samples"]
+    frame["p_relative_error"] = RELATIVE_ERROR
+    return frame[columns].astype({"weekday": "int64", "hour": "int64", "samples": "int64"})
+
+
+def timeline(answer: Answer, *, bucket_s: int) -> pd.DataFrame:
+    """As ``aggregates.waiting_timeline``: ok runs' ``bucket, samples, p50_s, p90_s`` per UTC bucket
+    of ``bucket_s`` seconds (a multiple of 15 minutes; buckets of 6 hours start at 00, 06, ... UTC)."""
+    if bucket_s % WINDOW_S:
+        raise ValueError("timeline buckets are whole multiples of 15 minutes")
+    hist = answer.table("run_hist", level_s=max(level for level in LEVELS_S if bucket_s % level == 0))
+    columns = ["bucket", "samples", "p50_s", "p90_s", "p_relative_error"]
+    if hist.empty:
+        return pd.DataFrame(columns=columns)
+    hist = hist.assign(slot=hist["window"].to_numpy() // bucket_s * bucket_s)
+    counts = hist.groupby("slot", sort=True)["count"].sum().rename("samples").reset_index()
+    quant = _quantiles(hist, ["slot"], {"p50_s": 0.5, "p90_s": 0.9})
+    frame = counts.merge(quant, on="slot")
+    frame["bucket"] = pd.to_datetime(frame["slot"], unit="s", utc=True)
+    frame["p_relative_error"] = RELATIVE_ERROR
+    return frame[columns]
+
+
+def steps(answer: Answer) -> pd.DataFrame:
+    """As ``aggregates.step_summary`` with each workflow's T: ``step, step_index, samples,
+    median_s, p90_s, mean_s, excess_share``. The excess is read from histograms too, so it is
+    approximate (each step's time within 1%)."""
+    table = answer.table("steps")
+    columns = ["step", "step_index", "samples", "median_s", "p90_s", "mean_s", "excess_share", "p_relative_error"]
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    sums = table.groupby("step", sort=False, dropna=False).agg(
+        step_index=("step_index", "min"), samples=("samples", "sum"), sum_s=("sum_s", "sum")).reset_index()
+    quant = _quantiles(answer.table("step_hist"), ["step"], {"median_s": 0.5, "p90_s": 0.9})
+    frame = sums.merge(quant, on="step", how="left")
+    frame["mean_s"] = frame["sum_s"] / frame["samples"]
+    slow = answer.table("slow_hist")
+    excess = {}
+    if not slow.empty:
+        medians = dict(zip(frame["step"], frame["median_s"], strict=True))
+        merged = slow.groupby(["step", "bucket"], sort=False)["count"].sum().reset_index()
+        over = np.maximum(bucket_value(merged["bucket"]) - merged["step"].map(medians).to_numpy(dtype=float), 0)
+        excess = (merged.assign(e=over * merged["count"].to_numpy())).groupby("step")["e"].sum().to_dict()
+    total = sum(excess.values())
+    frame["excess_share"] = [excess.get(s, 0.0) / total if total > 0 else None for s in frame["step"]]
+    frame["p_relative_error"] = RELATIVE_ERROR
+    frame = frame.sort_values(["step_index", "step"]).reset_index(drop=True)
+    return frame[columns]
+
+
+def phases(answer: Answer) -> pd.DataFrame:
+    """As ``aggregates.phase_summary``: mean phases per site over steps with a TTFB."""
+    table = answer.table("steps")
+    columns = ["site", "samples", *_PHASES]
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    sums = _sums(table, ["site"], ["phase_samples", *(f"{p}_sum" for p in _PHASES)])
+    sums = sums[sums["phase_samples"] > 0]
+    out = pd.DataFrame({"site": sums["site"], "samples": sums["phase_samples"]})
+    for p in _PHASES:
+        out[p] = sums[f"{p}_sum"] / sums["phase_samples"]
+    return out.reset_index(drop=True)
+
+
+def simulated_share(answer: Answer) -> tuple[int, int]:
+    """``(simulated runs, runs)`` in the window (every workflow and site of the filter)."""
+    runs = answer.table("runs")
+    if runs.empty:
+        return 0, 0
+    return int(runs["simulated"].sum()), int(runs["samples"].sum())
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """Ok runs' waiting time as a histogram, and the exact counts that judge runs against T."""
+
+    values_s: np.ndarray  # each bucket's representative value, ascending
+    counts: np.ndarray
+    samples: int  # all runs
+    ok: int
+    satisfied: int  # ok and within T
+    tolerating: int  # ok, over T and within 4T
+    relative_error: float = RELATIVE_ERROR
+
+
+def waiting_distribution(answer: Answer, *, threshold_s: float, period: str | None = None,
+                         calendar: ClinicalCalendar | None = None) -> Distribution:
+    """The distribution of ok runs' waiting time, optionally only in a clinical period (which must
+    start and end on 15-minute boundaries; see :func:`period_mask`)."""
+    level = WINDOW_S if period is not None else LEVELS_S[-1]
+    runs = answer.table("runs", level_s=level)
+    hist = answer.table("run_hist", level_s=level)
+    if period is not None:
+        if calendar is None:
+            raise ValueError("a period needs the clinical calendar")
+        runs = runs[period_mask(runs, calendar, period)] if not runs.empty else runs
+        hist = hist[period_mask(hist, calendar, period)] if not hist.empty else hist
+    if runs.empty:
+        return Distribution(np.array([]), np.array([]), 0, 0, 0, 0)
+    under = int(runs[_level_column(answer.snapshot, threshold_s)].sum())
+    within_f = int(runs[_level_column(answer.snapshot, 4 * threshold_s)].sum())
+    merged = hist.groupby("bucket", sort=True)["count"].sum() if not hist.empty else pd.Series(dtype="int64")
+    return Distribution(bucket_value(merged.index.to_numpy()), merged.to_numpy(), int(runs["samples"].sum()),
+                        int(runs["ok"].sum()), under, within_f - under)
+
+
+def period_aligned(calendar: ClinicalCalendar, period: str) -> bool:
+    """Whether a period starts and ends on 15-minute boundaries (so whole windows are in or out)."""
+    p = calendar.period(period)
+    return all(t.second == 0 and t.microsecond == 0 and t.minute % 15 == 0 for t in (p.start, p.end))
+
+
+def period_mask(frame: pd.DataFrame, calendar: ClinicalCalendar, period: str) -> np.ndarray:
+    """Whether each 15-minute window of ``frame`` lies in ``period`` at its site.
+
+    Exact for a period aligned to 15 minutes in a zone whose offsets are whole quarter hours (all
+    zones in use), since a window then never crosses a period's edge or a clock change.
+
+    Raises:
+        ValueError: the period is not aligned to 15 minutes (read it exactly instead).
+    """
+    if not period_aligned(calendar, period):
+        raise ValueError(f"the period {period!r} does not start and end on 15-minute boundaries")
+    probe = pd.DataFrame({"start": pd.to_datetime(frame["window"].to_numpy(), unit="s", utc=True),
+                          "site": frame["site"].to_numpy(dtype=object)})
+    return calendar.mask(probe, period).to_numpy()
+
+
+def period_split(answer: Answer, *, calendar: ClinicalCalendar, period: str, threshold_s: float
+                 ) -> list[tuple[str, int, float, float]]:
+    """For the period and for the rest of the week: ``(label, runs, share good, p90 of ok runs)``."""
+    runs = answer.table("runs", level_s=WINDOW_S)
+    hist = answer.table("run_hist", level_s=WINDOW_S)
+    level = _level_column(answer.snapshot, threshold_s)
+    out = []
+    if runs.empty:
+        return out
+    inside_runs = period_mask(runs, calendar, period)
+    inside_hist = period_mask(hist, calendar, period) if not hist.empty else np.array([], dtype=bool)
+    for label, r_mask, h_mask in (("during " + period, inside_runs, inside_hist),
+                                  ("the rest of the week", ~inside_runs, ~inside_hist)):
+        part = runs[r_mask]
+        n = int(part["samples"].sum())
+        if n == 0:
+            out.append((label, 0, math.nan, math.nan))
+            continue
+        h = hist[h_mask] if not hist.empty else hist
+        p90 = math.nan
+        if not h.empty:
+            merged = h.groupby("bucket", sort=True)["count"].sum()
+            p90 = histogram_quantiles(merged.index.to_numpy(), merged.to_numpy(), [0.9])[0]
+        out.append((label, n, float(part[level].sum()) / n, p90))
+    return out
+
+
+# -- Runs (rows, not aggregates) -------------------------------------------------------------------
+
+def slowest(snapshot: Snapshot, runs: RunFilter, *, limit: int, newest_first: bool = False) -> pd.DataFrame:
+    """As ``aggregates.slowest_runs``: the segments wholly in the window give their kept lists, the
+    few that the window cuts are read exactly."""
+    start, end = _bounds(runs)
+    if limit > snapshot.config.top_runs:
+        raise ValueError(f"the rollup keeps {snapshot.config.top_runs} runs per workflow and site, not {limit}")
+    inside = snapshot.overlapping(start, end, inside=True)
+    cut = [p for p in snapshot.overlapping(start, end) if p not in set(inside)]
+    parts = [snapshot.rollup_of(p).top_runs for p in inside]
+    order = "start DESC" if newest_first else "waiting_s DESC NULLS LAST, start DESC"
+    if cut:
+        where, params = runs.where()
+        parts.append(snapshot.read(cut, f"""
+            SELECT trace_id, start, workflow, site, status, error_type, waiting_s, wall_s, simulated
+            FROM runs WHERE {where} ORDER BY {order} LIMIT ?""", [*params, int(limit)]))
+    frame = _filter(_concat(parts), runs)
+    if frame.empty:
+        return pd.DataFrame(columns=["trace_id", "start", "workflow", "site", "status", "error_type", "waiting_s",
+                                     "wall_s", "simulated"])
+    frame = frame[(frame["start"] >= pd.Timestamp(start)) & (frame["start"] < pd.Timestamp(end))]
+    if newest_first:
+        frame = frame.sort_values("start", ascending=False)
+    else:
+        frame = frame.sort_values(["waiting_s", "start"], ascending=[False, False], na_position="last")
+    return frame.drop_duplicates("trace_id").head(limit).reset_index(drop=True)
+
+
+def run_segments(snapshot: Snapshot, listed: pd.DataFrame) -> list:
+    """The segments that may hold the spans of the listed runs (by their start and wall time)."""
+    if listed.empty:
+        return []
+    starts = pd.to_datetime(listed["start"], utc=True)
+    walls = pd.to_timedelta(listed["wall_s"].astype(float).fillna(0.0), unit="s")
+    found: list = []
+    for lo, hi in zip(starts, starts + walls + pd.Timedelta(seconds=1), strict=True):
+        for segment in snapshot.overlapping(lo.to_pydatetime(), hi.to_pydatetime()):
+            if segment not in found:
+                found.append(segment)
+    return found
+
+
+def chart_steps(snapshot: Snapshot, trace_ids: Sequence[str]) -> pd.DataFrame:
+    """The steps of these runs (``trace_id, start, site, step, step_index, duration_s``), from the
+    steps kept with the listed runs, reading the segments the window cut when they are not kept."""
+    wanted = set(trace_ids)
+    parts = [r.top_steps[r.top_steps["trace_id"].isin(wanted)] for r in snapshot.rollups if not r.top_steps.empty]
+    loose = snapshot.loose_steps
+    if not loose.empty:
+        parts.append(loose.loc[loose["trace_id"].isin(wanted), ["trace_id", "start", "site", "step", "step_index",
+                                                               "duration_s"]])
+    frame = _concat(parts)
+    found = set(frame["trace_id"]) if not frame.empty else set()
+    missing = sorted(wanted - found)
+    if missing:
+        frame = _concat([frame, _read_steps(snapshot, missing)])
+    columns = ["trace_id", "start", "site", "step", "step_index", "duration_s"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    return frame.drop_duplicates(["trace_id", "step", "start"])[columns].reset_index(drop=True)
+
+
+def _read_steps(snapshot: Snapshot, trace_ids: list[str]) -> pd.DataFrame:
+    segments = [s for s, r in zip(snapshot.segments, snapshot.rollups, strict=True)
+                if not r.top_runs.empty and r.top_runs["trace_id"].isin(trace_ids).any()]
+    if not segments:
+        return pd.DataFrame()
+    return snapshot.read(segments, "SELECT trace_id, start, site, step, step_index, duration_s FROM steps "
+                                   "WHERE list_contains(?, trace_id)", [trace_ids])
+
+
+def missed_slots(snapshot: Snapshot, runs: RunFilter) -> pd.DataFrame:
+    """As ``Store.missed_slots`` for the window: ``trace_id, slot, workflow, site, reason``."""
+    start, end = _bounds(runs)
+    frame = snapshot.missed
+    columns = ["trace_id", "slot", "workflow", "site", "reason"]
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    frame = frame[(frame["slot"] >= pd.Timestamp(start)) & (frame["slot"] < pd.Timestamp(end))]
+    return _filter(frame, runs)[columns].sort_values("slot").reset_index(drop=True)
