@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -130,6 +131,29 @@ class ClinicalCalendar:
             result.loc[rows.index] = _contains_vector(period, local)
         return result
 
+    def sql_condition(self, name: str, site: str, time_column: str = "start") -> tuple[str, list[Any]]:
+        """The SQL twin of :meth:`mask` for the rows of one site: a DuckDB condition, true when
+        ``time_column`` (a zoned timestamp) falls in period ``name`` at ``site``, and its
+        parameters (for ``?`` placeholders, in order).
+
+        Raises:
+            KeyError: no such period.
+            ValueError: the site has no time zone and there is no default.
+        """
+        period = self.period(name)
+        if not self._applies(period, site):
+            return "FALSE", []
+        local = f"timezone(?, {time_column})"
+        zone = self.timezone(site).key
+        days = ", ".join(str(WEEKDAYS.index(d) + 1) for d in period.weekdays) or "NULL"
+        sql = (f"(isodow({local}) IN ({days}) AND CAST({local} AS TIME) >= CAST(? AS TIME) "
+               f"AND CAST({local} AS TIME) < CAST(? AS TIME)")
+        params: list[Any] = [zone, zone, _clock_text(period.start), zone, _clock_text(period.end)]
+        if period.except_dates:
+            sql += f" AND NOT list_contains(CAST(? AS DATE[]), CAST({local} AS DATE))"
+            params += [list(period.except_dates), zone]
+        return sql + ")", params
+
     def label(
         self,
         frame: pd.DataFrame,
@@ -170,6 +194,11 @@ def _local(times: pd.Series, zone: ZoneInfo) -> pd.Series:
 
 def _seconds(clock: dt.time) -> int:
     return clock.hour * 3600 + clock.minute * 60 + clock.second
+
+
+def _clock_text(clock: dt.time) -> str:
+    """``clock`` to the whole second, as :func:`_contains_vector` compares it."""
+    return f"{clock.hour:02d}:{clock.minute:02d}:{clock.second:02d}"
 
 
 def _contains_vector(period: PeriodConfig, local: pd.Series) -> np.ndarray:

@@ -10,8 +10,9 @@ runs = store.runs(workflow="open_patient_record", site="Ward 7")
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import threading
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,8 @@ class Store:
             create_views(self._con, segments)
             self._segments = segments
 
-    def _arrow(self, query: str, params: Sequence[Any] | None = None) -> pa.Table:
+    def _arrow(self, query: str, params: Sequence[Any] | None = None,
+               tables: Mapping[str, pa.Table | pd.DataFrame] | None = None) -> pa.Table:
         last_error: duckdb.Error | None = None
         for attempt in range(_RETRIES):
             with self._lock:
@@ -171,6 +173,8 @@ class Store:
                     last_error = exc
                     continue
             try:
+                for name, table in (tables or {}).items():
+                    cursor.register(name, table)
                 return cursor.execute(query, list(params or [])).to_arrow_table()
             except duckdb.IOException as exc:  # a segment vanished (compaction, retention)
                 last_error = exc
@@ -178,7 +182,8 @@ class Store:
                 cursor.close()
         raise StoreError(f"cannot read the store at {self._path}: {last_error}") from last_error
 
-    def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+    def sql(self, query: str, params: Sequence[Any] | None = None,
+            tables: Mapping[str, pa.Table | pd.DataFrame] | None = None) -> pd.DataFrame:
         """The result of ``query`` over the store's views as a DataFrame.
 
         The views: ``spans``, ``runs``, ``steps``, ``requests``, ``missed_slots`` (see
@@ -187,8 +192,10 @@ class Store:
         Args:
             query: DuckDB SQL; pass user values as ``?`` placeholders, never formatted in.
             params: the placeholder values, in order.
+            tables: Arrow tables or DataFrames the query may read by name, for this query only
+                (e.g. the trace ids of the runs to join with ``steps``).
         """
-        return to_pandas(self._arrow(query, params))
+        return to_pandas(self._arrow(query, params, tables))
 
     def _frame(
         self,
@@ -342,8 +349,9 @@ class FrameCache:
         def frozen(value: Any) -> Any:
             return tuple(value) if isinstance(value, list | tuple) else value
 
-        key = (kind, tuple(frozen(a) for a in args),
-               tuple(sorted((k, frozen(v)) for k, v in kwargs.items())))
+        # One question, one key: arguments by name, and a filter left out same as passed None.
+        bound = inspect.signature(getattr(self._store, kind)).bind(*args, **kwargs).arguments
+        key = (kind, tuple(sorted((k, frozen(v)) for k, v in bound.items() if v is not None)))
         if key not in self._frames:
             self._frames[key] = getattr(self._store, kind)(*args, **kwargs)
         return self._frames[key]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -132,3 +133,43 @@ def test_vectorised_labels_agree_with_one_by_one(moments, sites) -> None:
     labelled = calendar.label(frame)
     for moment, site, periods in zip(moments, names, labelled["periods"], strict=True):
         assert periods == calendar.periods_at(moment, site)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    moments=st.lists(
+        st.datetimes(min_value=dt.datetime(2026, 1, 1), max_value=dt.datetime(2027, 1, 1),
+                     timezones=st.just(UTC)),
+        min_size=1, max_size=20,
+    ),
+    site=st.sampled_from(sorted(ZONES)),
+)
+def test_the_sql_condition_agrees_with_the_mask(moments, site) -> None:
+    calendar = ClinicalCalendar([WARD_ROUNDS, HANDOVER, CLINICS, NIGHT], ZONES)
+    frame = pd.DataFrame({"start": pd.to_datetime(moments, utc=True), "site": site,
+                          "i": range(len(moments))})
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        for name in calendar.period_names:
+            condition, params = calendar.sql_condition(name, site)
+            inside = con.execute(f"SELECT {condition} AS inside FROM frame ORDER BY i",
+                                 params).df()["inside"]
+            assert inside.tolist() == calendar.mask(frame, name).tolist(), name
+    finally:
+        con.close()
+
+
+def test_the_sql_condition_at_the_edges(calendar) -> None:
+    edges = [at("2026-10-23T08:00:00+01:00"), at("2026-10-23T10:29:59.999999+01:00"),
+             at("2026-10-23T10:30:00+01:00"), at("2026-10-26T07:59:59+00:00"),
+             at("2026-08-31T09:00:00+01:00")]  # a bank holiday
+    frame = pd.DataFrame({"start": pd.to_datetime(edges, utc=True), "site": "Ward 7"})
+    condition, params = calendar.sql_condition("ward rounds", "Ward 7")
+    con = duckdb.connect()
+    try:
+        inside = con.execute(f"SELECT {condition} AS inside FROM frame", params).df()["inside"]
+    finally:
+        con.close()
+    assert inside.tolist() == [True, True, False, False, False]
+    assert calendar.sql_condition("clinics", "Ward 7") == ("FALSE", [])

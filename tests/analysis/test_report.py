@@ -115,4 +115,5 @@ def test_frame_cache_reads_each_frame_once(store_path: Path) -> None:
         first = cache.runs(None, None, workflow=["open"])
         assert cache.runs(None, None, workflow=("open",)) is first
         assert cache.runs(None, None, workflow="open") is not first  # another question
+        assert cache.runs(workflow=["open"], site=None) is first  # the same question
         assert FrameCache(cache).path == store.path

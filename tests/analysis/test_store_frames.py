@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -113,6 +114,17 @@ def test_sql_over_the_views(data: Path) -> None:
         ]
         spans = store.sql('SELECT count(*) AS n FROM spans')
         assert spans["n"].iloc[0] == 11
+
+
+def test_sql_joins_a_table_passed_with_the_query(data: Path) -> None:
+    with open_store(data) as store:
+        ward = store.runs(site="Ward 7", workflow="open_patient_record")
+        wanted = pd.DataFrame({"trace_id": ward["trace_id"].iloc[:1].astype(str)})
+        frame = store.sql("SELECT step FROM steps JOIN wanted USING (trace_id) ORDER BY step",
+                          tables={"wanted": wanted})
+        assert frame["step"].tolist() == ["find_patient", "notes"]
+        with pytest.raises(duckdb.CatalogException, match="wanted"):  # for one query only
+            store.sql("SELECT * FROM wanted")
 
 
 def test_new_segments_are_seen_by_an_open_store(tmp_path: Path, make_probe) -> None:
