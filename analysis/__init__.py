@@ -18,6 +18,8 @@ probe's configuration does, loads neither pandas nor DuckDB.
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -238,3 +240,19 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_SOURCES))
+
+
+class _Package(types.ModuleType):
+    """Keeps ``analysis.apdex`` the function when its module ``analysis/apdex.py`` is imported.
+
+    Importing a submodule sets it as an attribute of its package; the eager imports this package
+    once had overwrote that with the function of the same name, which lazy imports no longer do.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and value.__name__ == f"{__name__}.{name}":
+            value = getattr(value, name, value)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from benchmarks.results import Progress
 from store import SPAN_ARROW_SCHEMA, init_store, write_spans
+from store.layout import WRITTEN_ARROW_SCHEMA
 from store import schema as s
 
 __all__ = ["SITES", "STEPS_PER_RUN", "WORKFLOWS", "GeneratedStore", "generate_store", "span_table"]
@@ -201,10 +202,11 @@ def span_table(start_ns: np.ndarray, rng: np.random.Generator) -> pa.Table:
         s.STEP: pc.if_else(pa.array(is_step), step_names, pa.scalar(None, pa.string())),
         s.SPAN_TYPE: span_type,
     }
-    missing = [f.name for f in SPAN_ARROW_SCHEMA if f.name not in columns]
+    # The typed columns (store.promote) are derived by write_spans from the maps, as for any writer.
+    missing = [f.name for f in WRITTEN_ARROW_SCHEMA if f.name not in columns]
     if missing:
         raise RuntimeError(f"the generator lacks columns {missing}; store.schema changed")
-    return pa.table([columns[f.name] for f in SPAN_ARROW_SCHEMA], schema=SPAN_ARROW_SCHEMA)
+    return pa.table([columns[f.name] for f in WRITTEN_ARROW_SCHEMA], schema=WRITTEN_ARROW_SCHEMA)
 
 
 def generate_store(path: Path, spans: int, *, days: int = 30, start: dt.datetime = MONTH_START,

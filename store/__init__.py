@@ -14,12 +14,33 @@ if TYPE_CHECKING:
     from store import schema
     from store.config import StoreConfig
     from store.errors import StoreError
-    from store.importers import ImportIssue, ImportReport, import_otlp_jsonl, import_server_timings
-    from store.layout import SPAN_ARROW_SCHEMA, check_store, init_store, read_schema_version
-    from store.maintenance import CompactionReport, Maintenance, apply_retention, compact
+    from store.importers import (
+        ImportIssue,
+        ImportReport,
+        import_otlp_jsonl,
+        import_server_timings,
+    )
+    from store.layout import (
+        SPAN_ARROW_SCHEMA,
+        check_store,
+        init_store,
+        read_schema_version,
+    )
+    from store.maintenance import (
+        CompactionReport,
+        Maintenance,
+        apply_retention,
+        compact,
+        upgrade_store,
+    )
     from store.reader import VIEWS, connect, create_views, refresh
     from store.segments import list_segments
-    from store.writer import ParquetSpanExporter, rows_to_table, span_to_row, write_spans
+    from store.writer import (
+        ParquetSpanExporter,
+        rows_to_table,
+        span_to_row,
+        write_spans,
+    )
 
 # public name -> the module that defines it (a submodule names itself)
 _SOURCES = {
@@ -43,6 +64,7 @@ _SOURCES = {
     "schema": "store.schema",
     "SPAN_ARROW_SCHEMA": "store.layout",
     "span_to_row": "store.writer",
+    "upgrade_store": "store.maintenance",
     "StoreConfig": "store.config",
     "StoreError": "store.errors",
     "VIEWS": "store.reader",
@@ -73,6 +95,7 @@ __all__ = [
     "rows_to_table",
     "schema",
     "span_to_row",
+    "upgrade_store",
     "write_spans",
 ]
 

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from store import schema
 from store.errors import StoreError
+from store.promote import PROMOTED_COLUMNS
 
 __all__ = [
     "COMPACTED_PREFIX",
@@ -28,6 +29,9 @@ __all__ = [
     "SEGMENT_SUFFIX",
     "SPANS_DIR",
     "SPAN_ARROW_SCHEMA",
+    "UPGRADABLE_VERSIONS",
+    "WRITTEN_ARROW_SCHEMA",
+    "write_schema_version",
     "TEMP_SUFFIX",
     "check_store",
     "duckdb_type",
@@ -79,7 +83,13 @@ SPAN_ARROW_SCHEMA = pa.schema(
         pa.field(schema.SITE, pa.string()),
         pa.field(schema.STEP, pa.string()),
         pa.field(schema.SPAN_TYPE, pa.string()),
+        *(pa.field(c.name, c.arrow_type) for c in PROMOTED_COLUMNS),
     ]
+)
+
+# The columns a writer supplies: all but the typed ones ``store.promote`` derives from the maps.
+WRITTEN_ARROW_SCHEMA = pa.schema(
+    [f for f in SPAN_ARROW_SCHEMA if f.name not in {c.name for c in PROMOTED_COLUMNS}]
 )
 
 
@@ -91,6 +101,10 @@ def duckdb_type(arrow_type: pa.DataType) -> str:
         return "VARCHAR"
     if pa.types.is_int64(arrow_type):
         return "BIGINT"
+    if pa.types.is_float64(arrow_type):
+        return "DOUBLE"
+    if pa.types.is_boolean(arrow_type):
+        return "BOOLEAN"
     if pa.types.is_map(arrow_type):
         return f"MAP({duckdb_type(arrow_type.key_type)}, {duckdb_type(arrow_type.item_type)})"
     if pa.types.is_list(arrow_type):
@@ -146,9 +160,31 @@ def read_schema_version(path: Path) -> int:
     return version
 
 
+# Older versions ``store.upgrade_store`` rewrites to this one.
+UPGRADABLE_VERSIONS = (1,)
+
+
+def write_schema_version(path: Path) -> None:
+    """Record this code's schema version in ``<path>/store.json`` (atomically)."""
+    marker = _marker_path(path)
+    tmp = Path(path) / f".{MARKER_FILE}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"schema_version": schema.SCHEMA_VERSION}, f)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, marker)
+
+
 def check_store(path: Path) -> None:
     """Raise :class:`StoreError` unless ``path`` is a store of this code's schema version."""
     version = read_schema_version(path)
+    if version in UPGRADABLE_VERSIONS:
+        raise StoreError(
+            f"{path} holds store schema version {version}, this Wardwatch reads version "
+            f"{schema.SCHEMA_VERSION}: upgrade it in place with `wardwatch upgrade-store {path}` "
+            "(nothing is lost; stop probes writing to it first)"
+        )
     if version != schema.SCHEMA_VERSION:
         raise StoreError(
             f"{path} holds store schema version {version}, this Wardwatch reads version "
@@ -170,13 +206,7 @@ def init_store(path: Path) -> None:
     try:
         (path / SPANS_DIR).mkdir(parents=True, exist_ok=True)
         if not marker.exists():
-            tmp = path / f".{MARKER_FILE}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump({"schema_version": schema.SCHEMA_VERSION}, f)
-                f.write("\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, marker)
+            write_schema_version(path)
     except OSError as exc:
         raise StoreError(f"cannot create a store at {path}: {exc.strerror or exc}") from exc
     check_store(path)

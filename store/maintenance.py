@@ -38,12 +38,18 @@ from store.layout import (
     COMPACTED_PREFIX,
     PARTITION_KEY,
     REPLACES_KEY,
+    SEGMENT_SUFFIX,
     SPAN_ARROW_SCHEMA,
     SPANS_DIR,
     TEMP_SUFFIX,
+    UPGRADABLE_VERSIONS,
+    WRITTEN_ARROW_SCHEMA,
     check_store,
     new_segment_name,
+    read_schema_version,
+    write_schema_version,
 )
+from store.promote import promote
 from store.segments import list_segments, read_replaces
 from store.writer import write_segment
 
@@ -52,6 +58,7 @@ __all__ = [
     "Maintenance",
     "apply_retention",
     "compact",
+    "upgrade_store",
 ]
 
 _log = logging.getLogger(__name__)
@@ -217,6 +224,49 @@ def _merge(partition: Path, inputs: list[Path], report: CompactionReport) -> Non
     report.inputs += len(inputs)
     report.spans_in += spans_in
     report.spans_out += merged.num_rows
+
+
+def upgrade_store(path: Path) -> int:
+    """Rewrite an older store (see ``store.layout.UPGRADABLE_VERSIONS``) to this schema version.
+
+    Every segment is rewritten in place (atomically, under its own name, keeping what a merged
+    segment replaces) with the typed columns of ``store.promote`` derived from its attribute
+    maps; then ``store.json`` records the new version. Safe to run again after a crash: a
+    segment already rewritten is rewritten to the same content. Holds the maintenance lock, so
+    no compaction runs meanwhile; stop probes that write to the store first.
+
+    Returns:
+        The number of segments rewritten (0 for a store already of this version).
+
+    Raises:
+        StoreError: the store is of a version this code cannot upgrade, or a segment cannot be
+            read or written.
+    """
+    path = Path(path)
+    version = read_schema_version(path)
+    if version == schema.SCHEMA_VERSION:
+        return 0
+    if version not in UPGRADABLE_VERSIONS:
+        raise StoreError(f"{path} holds store schema version {version}, which cannot be upgraded")
+    rewritten = 0
+    with _maintenance_lock(path) as locked:
+        if not locked:
+            raise StoreError(f"{path} is being compacted by another process: try again shortly")
+        for partition in _partitions(path):
+            for segment in sorted(partition.glob(f"*{SEGMENT_SUFFIX}")):
+                if segment.name.startswith("."):
+                    continue
+                try:
+                    table = pq.ParquetFile(segment).read()
+                    metadata = table.schema.metadata
+                    table = promote(table.select(WRITTEN_ARROW_SCHEMA.names))
+                    table = table.cast(SPAN_ARROW_SCHEMA)
+                    write_segment(partition, table.replace_schema_metadata(metadata), segment.name)
+                except (OSError, pa.ArrowException) as exc:
+                    raise StoreError(f"cannot upgrade {segment}: {exc}") from exc
+                rewritten += 1
+        write_schema_version(path)
+    return rewritten
 
 
 def apply_retention(

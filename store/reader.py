@@ -40,18 +40,6 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _attr(column: str, key: str) -> str:
-    return f"{column}[{_lit(key)}]"
-
-
-def _span_attr(key: str) -> str:
-    return _attr(f'"{schema.SPAN_ATTRIBUTES}"', key)
-
-
-def _resource_attr(key: str) -> str:
-    return _attr(f'"{schema.RESOURCE_ATTRIBUTES}"', key)
-
-
 def _spans_source(segments: Sequence[Path]) -> str:
     if not segments:
         columns = [
@@ -66,6 +54,10 @@ def _spans_source(segments: Sequence[Path]) -> str:
     )
 
 
+# The views read only typed columns (those promoted at write time by ``store.promote``), never the
+# attribute maps: decoding a map costs every key and value of every span.
+
+
 def _runs_sql() -> str:
     s = schema
     return f"""
@@ -75,15 +67,15 @@ SELECT
     "{s.TIMESTAMP}" AS start,
     "{s.WORKFLOW}" AS workflow,
     "{s.SITE}" AS site,
-    {_span_attr(s.ATTR_RUN_STATUS)} AS status,
-    NULLIF({_span_attr(s.ERROR_TYPE)}, '') AS error_type,
-    TRY_CAST({_span_attr(s.ATTR_RUN_WAITING_S)} AS DOUBLE) AS waiting_s,
+    "{s.RUN_STATUS}" AS status,
+    "{s.ERROR_TYPE_COLUMN}" AS error_type,
+    "{s.WAITING_S}" AS waiting_s,
     "{s.DURATION}" / 1e9 AS wall_s,
-    TRY_CAST({_span_attr(s.ATTR_SLOT)} AS TIMESTAMPTZ) AS slot,
-    TRY_CAST({_span_attr(s.ATTR_SLOT_OFFSET_S)} AS DOUBLE) AS slot_offset_s,
-    coalesce({_resource_attr(s.ATTR_SIMULATED)} = 'true', false) AS simulated,
-    {_resource_attr(s.ATTR_SITE_TIMEZONE)} AS site_timezone,
-    {_resource_attr(s.ATTR_PROBE_ID)} AS probe_id,
+    "{s.SLOT}" AS slot,
+    "{s.SLOT_OFFSET_S}" AS slot_offset_s,
+    "{s.SIMULATED}" AS simulated,
+    "{s.SITE_TIMEZONE}" AS site_timezone,
+    "{s.PROBE_ID}" AS probe_id,
     "{s.SERVICE_NAME}" AS service_name,
     "{s.DURATION}" AS duration_ns
 FROM spans
@@ -91,18 +83,20 @@ WHERE "{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_RUN)}
 """
 
 
-def _steps_sql() -> str:
+def _derived_status(alias: str, failed_on_5xx: bool) -> str:
+    """A step's or request's status where no run status is recorded on it."""
     s = schema
-    error_type = f"NULLIF({_span_attr(s.ERROR_TYPE)}, '')"
-    derived_status = (
+    error_type = f'{alias}."{s.ERROR_TYPE_COLUMN}"'
+    server_error = f' OR {alias}."{s.HTTP_STATUS_CODE}" >= 500' if failed_on_5xx else ""
+    return (
         f"CASE WHEN {error_type} = 'timeout' THEN {_lit(s.RUN_TIMED_OUT)} "
-        f"WHEN {error_type} IS NOT NULL OR \"{s.STATUS_CODE}\" = 'Error' THEN {_lit(s.RUN_FAILED)} "
-        f"ELSE {_lit(s.RUN_OK)} END"
+        f"WHEN {error_type} IS NOT NULL OR {alias}.\"{s.STATUS_CODE}\" = 'Error'{server_error} "
+        f"THEN {_lit(s.RUN_FAILED)} ELSE {_lit(s.RUN_OK)} END"
     )
 
-    def seconds(key: str) -> str:
-        return f"TRY_CAST({_span_attr(key)} AS DOUBLE)"
 
+def _steps_sql() -> str:
+    s = schema
     return f"""
 SELECT
     st."{s.TRACE_ID}" AS trace_id,
@@ -112,22 +106,21 @@ SELECT
     coalesce(st."{s.WORKFLOW}", run.workflow) AS workflow,
     st."{s.SITE}" AS site,
     st."{s.STEP}" AS step,
-    TRY_CAST({_span_attr(s.ATTR_STEP_INDEX)} AS INTEGER) AS step_index,
-    coalesce({_span_attr(s.ATTR_RUN_STATUS)}, {derived_status}) AS status,
-    {error_type} AS error_type,
-    TRY_CAST({_span_attr(s.HTTP_RESPONSE_STATUS_CODE)} AS INTEGER) AS http_status,
+    st."{s.STEP_INDEX}"::INTEGER AS step_index,
+    coalesce(st."{s.RUN_STATUS}", {_derived_status("st", failed_on_5xx=False)}) AS status,
+    st."{s.ERROR_TYPE_COLUMN}" AS error_type,
+    st."{s.HTTP_STATUS_CODE}"::INTEGER AS http_status,
     st."{s.DURATION}" / 1e9 AS duration_s,
-    {seconds(s.ATTR_DNS_S)} AS dns_s,
-    {seconds(s.ATTR_CONNECT_S)} AS connect_s,
-    {seconds(s.ATTR_TLS_S)} AS tls_s,
-    {seconds(s.ATTR_TTFB_S)} AS ttfb_s,
-    {seconds(s.ATTR_TRANSFER_S)} AS transfer_s,
-    TRY_CAST({_span_attr(s.ATTR_RESPONSE_BYTES)} AS BIGINT) AS response_bytes,
-    {_span_attr(s.HTTP_REQUEST_METHOD)} AS http_method,
-    {_span_attr(s.URL_TEMPLATE)} AS url_template,
-    TRY_CAST({_span_attr(s.ATTR_BUNDLE_PAGES)} AS INTEGER) AS bundle_pages,
-    coalesce({_attr('st."' + s.RESOURCE_ATTRIBUTES + '"', s.ATTR_SIMULATED)} = 'true', false)
-        AS simulated,
+    st."{s.DNS_S}" AS dns_s,
+    st."{s.CONNECT_S}" AS connect_s,
+    st."{s.TLS_S}" AS tls_s,
+    st."{s.TTFB_S}" AS ttfb_s,
+    st."{s.TRANSFER_S}" AS transfer_s,
+    st."{s.RESPONSE_BYTES}" AS response_bytes,
+    st."{s.HTTP_METHOD}" AS http_method,
+    st."{s.URL_TEMPLATE_COLUMN}" AS url_template,
+    st."{s.BUNDLE_PAGES}"::INTEGER AS bundle_pages,
+    st."{s.SIMULATED}" AS simulated,
     st."{s.DURATION}" AS duration_ns
 FROM spans AS st
 LEFT JOIN (
@@ -141,13 +134,6 @@ WHERE st."{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_STEP)}
 
 def _requests_sql() -> str:
     s = schema
-    error_type = f"NULLIF({_span_attr(s.ERROR_TYPE)}, '')"
-    http_status = f"TRY_CAST({_span_attr(s.HTTP_RESPONSE_STATUS_CODE)} AS INTEGER)"
-    status = (
-        f"CASE WHEN {error_type} = 'timeout' THEN {_lit(s.RUN_TIMED_OUT)} "
-        f"WHEN {error_type} IS NOT NULL OR sp.\"{s.STATUS_CODE}\" = 'Error' "
-        f"OR {http_status} >= 500 THEN {_lit(s.RUN_FAILED)} ELSE {_lit(s.RUN_OK)} END"
-    )
     probe_types = ", ".join(_lit(t) for t in (s.SPAN_TYPE_REQUEST, s.SPAN_TYPE_AUTH))
     return f"""
 WITH run AS (
@@ -170,15 +156,14 @@ SELECT
     sp."{s.STEP}" AS step,
     CASE WHEN sp."{s.SPAN_KIND}" = 'Server' THEN 'server' ELSE 'probe' END AS source,
     coalesce(sp."{s.SPAN_TYPE}", 'server') AS span_type,
-    {_span_attr(s.HTTP_REQUEST_METHOD)} AS http_method,
-    {_span_attr(s.URL_TEMPLATE)} AS url_template,
-    {http_status} AS http_status,
-    {status} AS status,
-    {error_type} AS error_type,
+    sp."{s.HTTP_METHOD}" AS http_method,
+    sp."{s.URL_TEMPLATE_COLUMN}" AS url_template,
+    sp."{s.HTTP_STATUS_CODE}"::INTEGER AS http_status,
+    {_derived_status("sp", failed_on_5xx=True)} AS status,
+    sp."{s.ERROR_TYPE_COLUMN}" AS error_type,
     sp."{s.DURATION}" / 1e9 AS duration_s,
     sp."{s.SERVICE_NAME}" AS service_name,
-    coalesce({_attr('sp."' + s.RESOURCE_ATTRIBUTES + '"', s.ATTR_SIMULATED)} = 'true', false)
-        AS simulated,
+    sp."{s.SIMULATED}" AS simulated,
     sp."{s.DURATION}" AS duration_ns
 FROM spans AS sp
 LEFT JOIN run ON run.trace_id = sp."{s.TRACE_ID}"
@@ -195,11 +180,11 @@ def _missed_slots_sql() -> str:
 SELECT
     "{s.TRACE_ID}" AS trace_id,
     "{s.SPAN_ID}" AS span_id,
-    coalesce(TRY_CAST({_span_attr(s.ATTR_SLOT)} AS TIMESTAMPTZ), "{s.TIMESTAMP}") AS slot,
+    coalesce("{s.SLOT}", "{s.TIMESTAMP}") AS slot,
     "{s.WORKFLOW}" AS workflow,
     "{s.SITE}" AS site,
-    {_span_attr(s.ATTR_MISSED_REASON)} AS reason,
-    coalesce({_resource_attr(s.ATTR_SIMULATED)} = 'true', false) AS simulated
+    "{s.MISSED_REASON}" AS reason,
+    "{s.SIMULATED}" AS simulated
 FROM spans
 WHERE "{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_MISSED_SLOT)}
 """

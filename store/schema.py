@@ -11,7 +11,9 @@ reads them, and the store is the one package both others may import.
 from __future__ import annotations
 
 # Bump when a column is added, removed or changes meaning; readers refuse data of another version.
-SCHEMA_VERSION = 1
+# 1: the ClickHouse exporter's columns plus Workflow, Site, Step, SpanType.
+# 2: the typed columns promoted at write time (below, "Promoted at write time, version 2").
+SCHEMA_VERSION = 2
 
 # -- Columns, as the ClickHouse exporter names them --------------------------------------------
 TIMESTAMP = "Timestamp"  # span start, timestamp[ns, UTC]
@@ -112,3 +114,27 @@ SOURCE_OTLP = "otlp"
 # replaced by "REDACTED" (the parameter names stay: which filters a step used, never their values).
 URL_QUERY = "url.query"
 REDACTED = "REDACTED"
+
+# -- Promoted at write time, version 2 (append-only) -------------------------------------------
+# Typed copies of the attributes every query reads, derived by ``store.promote`` from the maps
+# (which stay as they are); null where the attribute is absent or does not parse.
+RUN_STATUS = "RunStatus"  # wardwatch.run.status
+WAITING_S = "WaitingS"  # wardwatch.run.waiting_s, double
+STEP_INDEX = "StepIndex"  # wardwatch.step.index, int64
+ERROR_TYPE_COLUMN = "ErrorType"  # error.type; null (not "") when there was no error
+HTTP_STATUS_CODE = "HttpStatusCode"  # http.response.status_code, int64
+HTTP_METHOD = "HttpMethod"  # http.request.method
+URL_TEMPLATE_COLUMN = "UrlTemplate"  # url.template
+DNS_S = "DnsS"  # wardwatch.http.dns_s, double
+CONNECT_S = "ConnectS"  # wardwatch.http.connect_s
+TLS_S = "TlsS"  # wardwatch.http.tls_s
+TTFB_S = "TtfbS"  # wardwatch.http.ttfb_s
+TRANSFER_S = "TransferS"  # wardwatch.http.transfer_s
+RESPONSE_BYTES = "ResponseBytes"  # wardwatch.http.response_bytes, int64
+BUNDLE_PAGES = "BundlePages"  # wardwatch.bundle.pages, int64
+SLOT = "Slot"  # wardwatch.slot, timestamp[ns, UTC]
+SLOT_OFFSET_S = "SlotOffsetS"  # wardwatch.slot.offset_s, double
+MISSED_REASON = "MissedReason"  # wardwatch.missed.reason
+SIMULATED = "Simulated"  # resource attribute wardwatch.simulated = "true"; never null
+SITE_TIMEZONE = "SiteTimezone"  # resource attribute wardwatch.site.timezone
+PROBE_ID = "ProbeId"  # resource attribute wardwatch.probe.id

@@ -15,7 +15,13 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from store.errors import StoreError
-from store.layout import COMPACTED_PREFIX, PARTITION_KEY, REPLACES_KEY, SEGMENT_SUFFIX, SPANS_DIR
+from store.layout import (
+    COMPACTED_PREFIX,
+    PARTITION_KEY,
+    REPLACES_KEY,
+    SEGMENT_SUFFIX,
+    SPANS_DIR,
+)
 
 __all__ = ["list_segments", "read_replaces"]
 

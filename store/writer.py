@@ -25,7 +25,15 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from store import schema
 from store.errors import StoreError
-from store.layout import SPAN_ARROW_SCHEMA, TEMP_SUFFIX, init_store, new_segment_name, partition_dir
+from store.layout import (
+    SPAN_ARROW_SCHEMA,
+    TEMP_SUFFIX,
+    WRITTEN_ARROW_SCHEMA,
+    init_store,
+    new_segment_name,
+    partition_dir,
+)
+from store.promote import promote
 
 __all__ = [
     "ParquetSpanExporter",
@@ -141,7 +149,7 @@ def rows_to_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
         ValueError: a row lacks ``Timestamp``, ``TraceId`` or ``SpanId``, or has a naive datetime.
     """
     prepared = [_complete_row(row) for row in rows]
-    return pa.Table.from_pylist(prepared, schema=SPAN_ARROW_SCHEMA)
+    return _with_promoted(pa.Table.from_pylist(prepared, schema=WRITTEN_ARROW_SCHEMA))
 
 
 def _complete_row(row: Mapping[str, Any]) -> Row:
@@ -183,11 +191,15 @@ def _complete_row(row: Mapping[str, Any]) -> Row:
     return out
 
 
+def _with_promoted(table: pa.Table) -> pa.Table:
+    return promote(table).cast(SPAN_ARROW_SCHEMA)
+
+
 def _conform(table: pa.Table) -> pa.Table:
-    missing = [name for name in SPAN_ARROW_SCHEMA.names if name not in table.column_names]
+    missing = [name for name in WRITTEN_ARROW_SCHEMA.names if name not in table.column_names]
     if missing:
         raise ValueError(f"span table lacks columns {', '.join(missing)}")
-    return table.select(SPAN_ARROW_SCHEMA.names).cast(SPAN_ARROW_SCHEMA)
+    return _with_promoted(table.select(WRITTEN_ARROW_SCHEMA.names).cast(WRITTEN_ARROW_SCHEMA))
 
 
 def write_segment(directory: Path, table: pa.Table, name: str | None = None) -> Path:
@@ -232,8 +244,9 @@ def write_spans(path: Path, spans: pa.Table | Iterable[Mapping[str, Any]]) -> li
 
     Args:
         path: the store's data directory; made a store if it is not one yet.
-        spans: a table with every column of :data:`store.layout.SPAN_ARROW_SCHEMA`, or rows
-            as accepted by :func:`rows_to_table`.
+        spans: a table with every column of :data:`store.layout.SPAN_ARROW_SCHEMA` except the
+            typed ones of :mod:`store.promote` (derived here from the attribute maps; given
+            ones are recomputed), or rows as accepted by :func:`rows_to_table`.
 
     Returns:
         The segment files written (none for no spans).

@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from opentelemetry.sdk.trace.export import SpanExporter
 
@@ -463,8 +464,8 @@ def remove_history(store_path: Path) -> int:
 
 def _all_simulated(segment: Path, kept: set[Path]) -> bool:
     """Whether every span of ``segment`` is simulated; segments that are not go into ``kept``."""
-    column = pq.read_table(segment, columns=[schema.RESOURCE_ATTRIBUTES]).column(0).to_pylist()
-    if column and all(dict(pairs).get(schema.ATTR_SIMULATED) == "true" for pairs in column):
+    column = pq.read_table(segment, columns=[schema.SIMULATED]).column(0)
+    if len(column) and pc.all(column).as_py():
         return True
     kept.add(segment)
     return False

@@ -201,6 +201,7 @@ def run_demo(
     environ.setdefault(TESTBED_SECRET_VARIABLE, testbed.DEFAULT_CLIENT_SECRET)
     host, port = _testbed_address(config)
     try:
+        upgrade(config.store.path)
         summary = prepare_history(config, days=days, fresh=fresh)
         exporters = build_exporters(config, environ)
     except StoreError as exc:
@@ -234,6 +235,28 @@ def run_demo(
     finally:
         probe.shutdown()
         testbed_provider.shutdown()
+
+
+def upgrade(store_path: Path) -> int:
+    """Upgrade the store at ``store_path`` to this Wardwatch's schema in place, saying so; segments rewritten.
+
+    Nothing to do (0) for a store of this version or no store yet.
+
+    Raises:
+        UserError: the store cannot be upgraded.
+    """
+    from store import read_schema_version, schema, upgrade_store
+    from store.layout import MARKER_FILE
+
+    try:
+        if not (Path(store_path) / MARKER_FILE).exists() or read_schema_version(store_path) == schema.SCHEMA_VERSION:
+            return 0
+        click.echo(f"upgrading the store at {store_path} to schema version {schema.SCHEMA_VERSION} ...", err=True)
+        rewritten = upgrade_store(store_path)
+    except StoreError as exc:
+        raise UserError(str(exc)) from exc
+    click.echo(f"upgraded: {rewritten} segment(s) rewritten", err=True)
+    return rewritten
 
 
 def _changes_moved_with(config: WardwatchConfig, packaged: testbed.Scenario, moved: testbed.Scenario) -> WardwatchConfig:

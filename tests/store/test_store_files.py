@@ -60,7 +60,7 @@ def test_another_schema_version_is_refused_by_readers_and_writers(tmp_path: Path
     data = tmp_path / "data"
     write_spans(data, [_row()])
     (data / "store.json").write_text(json.dumps({"schema_version": schema.SCHEMA_VERSION + 1}))
-    with pytest.raises(StoreError, match=r"schema version 2.*reads version 1"):
+    with pytest.raises(StoreError, match=rf"schema version {schema.SCHEMA_VERSION + 1}.*reads version {schema.SCHEMA_VERSION}"):
         connect(data)
     with pytest.raises(StoreError, match="schema version"):
         ParquetSpanExporter(data)
