@@ -28,14 +28,21 @@ from analysis.rollup import (
     bucket_value,
     histogram_quantiles,
 )
+from analysis.status import RECENT_RUNS_QUERY, StatusRules, judge_status
 from analysis.store import RunFilter
 
 __all__ = [
     "Answer",
     "ask",
     "board",
+    "Distribution",
+    "SegmentReader",
     "chart_steps",
+    "current_status",
+    "distribution_of",
     "missed_slots",
+    "period_aligned",
+    "period_mask",
     "period_split",
     "phases",
     "run_segments",
@@ -220,7 +227,7 @@ def sites(answer: Answer, *, threshold_s: float) -> pd.DataFrame:
 
 def _local_cells(frame: pd.DataFrame, timezone: str) -> pd.DataFrame:
     local = pd.to_datetime(frame["window"], unit="s", utc=True).dt.tz_convert(timezone)
-    return frame.assign(weekday=local.dt.dayofweek.to_numpy(), hour=local.dt.hour.to_numpy())
+    return frame.assign(weekday=local.dt.day_of_week.to_numpy(), hour=local.dt.hour.to_numpy())
 
 
 def _whole_hours(timezone: str, start: dt.datetime, end: dt.datetime) -> bool:
@@ -349,6 +356,17 @@ def waiting_distribution(answer: Answer, *, threshold_s: float, period: str | No
                         int(runs["ok"].sum()), under, within_f - under)
 
 
+def distribution_of(frame: pd.DataFrame, *, threshold_s: float) -> Distribution:
+    """A :class:`Distribution` of runs read exactly (a frame of ``Store.runs``)."""
+    ok = frame["status"] == "ok"
+    waiting = frame["waiting_s"].astype(float)
+    values = waiting[ok].dropna().to_numpy()
+    buckets, counts = np.unique(bucket_of(values), return_counts=True)
+    satisfied = int((ok & (waiting <= threshold_s)).sum())
+    within_f = int((ok & (waiting <= 4 * threshold_s)).sum())
+    return Distribution(bucket_value(buckets), counts, len(frame), int(ok.sum()), satisfied, within_f - satisfied)
+
+
 def period_aligned(calendar: ClinicalCalendar, period: str) -> bool:
     """Whether a period starts and ends on 15-minute boundaries (so whole windows are in or out)."""
     p = calendar.period(period)
@@ -435,7 +453,7 @@ def run_segments(snapshot: Snapshot, listed: pd.DataFrame) -> list:
     walls = pd.to_timedelta(listed["wall_s"].astype(float).fillna(0.0), unit="s")
     found: list = []
     for lo, hi in zip(starts, starts + walls + pd.Timedelta(seconds=1), strict=True):
-        for segment in snapshot.overlapping(lo.to_pydatetime(), hi.to_pydatetime()):
+        for segment in snapshot.overlapping(lo, hi):
             if segment not in found:
                 found.append(segment)
     return found
@@ -479,3 +497,36 @@ def missed_slots(snapshot: Snapshot, runs: RunFilter) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     frame = frame[(frame["slot"] >= pd.Timestamp(start)) & (frame["slot"] < pd.Timestamp(end))]
     return _filter(frame, runs)[columns].sort_values("slot").reset_index(drop=True)
+
+
+class SegmentReader:
+    """A few segments read as a store is (``sql``), for questions about one run."""
+
+    def __init__(self, snapshot: Snapshot, segments: Sequence) -> None:
+        self._snapshot = snapshot
+        self._segments = list(segments)
+
+    def sql(self, query: str, params: Sequence | None = None) -> pd.DataFrame:
+        """``query`` over views of just these segments."""
+        return self._snapshot.read(self._segments, query, params or [])
+
+
+def current_status(snapshot: Snapshot, now: dt.datetime, rules: StatusRules = StatusRules()) -> pd.DataFrame:
+    """As ``analysis.status.current_status``: the baseline from the rollup (its median within 1%),
+    the recent runs read exactly from the segments that hold them."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    recent_start = now - rules.recent
+    answer = ask(snapshot, RunFilter(recent_start - rules.baseline, recent_start))
+    hist = answer.table("run_hist")
+    baseline = _quantiles(hist, ["workflow", "site"], {"baseline_s": 0.5})
+    runs = answer.table("runs")
+    if not runs.empty and not baseline.empty:
+        last = runs.groupby(["workflow", "site"], dropna=False)["last_ok_ns"].max().rename("last_seen").reset_index()
+        last["last_seen"] = pd.to_datetime(last["last_seen"], unit="ns", utc=True)
+        baseline = baseline.merge(last, on=["workflow", "site"], how="left")
+    else:
+        baseline = baseline.assign(last_seen=pd.Series(dtype="datetime64[ns, UTC]"))
+    segments = snapshot.overlapping(recent_start, now + dt.timedelta(microseconds=1))
+    recent = snapshot.read(segments, RECENT_RUNS_QUERY, [recent_start, now])
+    return judge_status(baseline, recent, rules)

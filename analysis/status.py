@@ -13,7 +13,7 @@ import pandas as pd
 
 from analysis.store import Store
 
-__all__ = ["StatusRules", "current_status"]
+__all__ = ["RECENT_RUNS_QUERY", "StatusRules", "current_status", "judge_status"]
 
 NORMAL = "normal"
 SLOW = "slow"
@@ -54,10 +54,26 @@ def current_status(store: Store, now: dt.datetime, rules: StatusRules = StatusRu
         """,
         [recent_start - rules.baseline, recent_start],
     )
-    recent = store.sql(
-        "SELECT workflow, site, start, status, waiting_s FROM runs WHERE start >= ? AND start <= ? ORDER BY start",
-        [recent_start, now],
-    )
+    recent = store.sql(RECENT_RUNS_QUERY, [recent_start, now])
+    return judge_status(baseline, recent, rules)
+
+
+# The recent runs a status is judged on: parameters [recent start, now].
+RECENT_RUNS_QUERY = (
+    "SELECT workflow, site, start, status, waiting_s FROM runs WHERE start >= ? AND start <= ? ORDER BY start"
+)
+
+
+def judge_status(baseline: pd.DataFrame, recent: pd.DataFrame, rules: StatusRules = StatusRules()) -> pd.DataFrame:
+    """The status rows of :func:`current_status` from its two inputs.
+
+    Args:
+        baseline: per ``workflow, site``: ``baseline_s`` (median waiting time of ok runs in the
+            baseline window) and ``last_seen`` (start of the latest of them).
+        recent: the runs of the recent window (``workflow, site, start, status, waiting_s``),
+            sorted by start.
+        rules: when a pair counts as slow or failing.
+    """
     pairs = pd.concat([baseline[["workflow", "site"]], recent[["workflow", "site"]]]).drop_duplicates()
     rows = []
     for pair in pairs.itertuples(index=False):

@@ -9,7 +9,10 @@ import dash
 from dash import dcc, html
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from analysis import StoreError
+from analysis.rollup import RollupCache
 from dashboard.context import DashboardContext
+from dashboard.data import install_rollups, installed_rollups, rollup_cache
 
 __all__ = ["DashboardServer", "create_app"]
 
@@ -17,7 +20,8 @@ _PAGES = Path(__file__).parent / "pages"
 
 
 def create_app(context: DashboardContext) -> dash.Dash:
-    """A multi-page Dash app reading the store at ``context.data_dir``. No I/O happens here."""
+    """A multi-page Dash app reading the store at ``context.data_dir``. No I/O happens here: the
+    store's segments are rolled up on the first request (or by :meth:`DashboardServer.start`)."""
     app = dash.Dash(
         __name__,
         use_pages=True,
@@ -27,6 +31,7 @@ def create_app(context: DashboardContext) -> dash.Dash:
         suppress_callback_exceptions=True,
     )
     context.install(app.server)
+    install_rollups(app.server, rollup_cache(context))
     app.layout = html.Div(
         className="wardwatch",
         children=[
@@ -57,19 +62,32 @@ class DashboardServer:
         self.host = host
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="dashboard", daemon=True)
+        self._rollups: RollupCache | None = installed_rollups(app.server)
+        self._warm = threading.Thread(target=self._warm_up, name="dashboard-rollup", daemon=True)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
     def start(self) -> DashboardServer:
+        """Serve, and roll up the store's segments in the background so the first page is quick."""
+        self._warm.start()
         self._thread.start()
         return self
+
+    def _warm_up(self) -> None:
+        if self._rollups is None:
+            return
+        try:
+            self._rollups.snapshot()
+        except StoreError:  # no store yet: the pages say so, and roll up when one appears
+            return
 
     def stop(self) -> None:
         self._server.shutdown()
         self._thread.join(timeout=5)
         self._server.server_close()
+        self._warm.join(timeout=5)
 
     def __enter__(self) -> DashboardServer:
         return self.start()

@@ -1,18 +1,51 @@
-"""How pages reach the store: opened per request through ``analysis``, closed afterwards."""
+"""How pages reach the data: the rollup of the store's segments (kept for the life of the app),
+and the store itself for the few questions a rollup cannot answer."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import analysis
-from dashboard.context import DashboardContext
+import flask
 
-__all__ = ["NoData", "open_data", "simulated_note"]
+import analysis
+from analysis.rollup import RollupCache, RollupConfig, Snapshot
+from dashboard.context import DEFAULT_THRESHOLD_S, DashboardContext
+
+__all__ = ["NoData", "current_snapshot", "install_rollups", "installed_rollups", "open_data", "rollup_cache", "simulated_text"]
+
+_KEY = "WARDWATCH_ROLLUPS"
+CHART_RUNS = 30  # runs whose steps the runs page charts
 
 
 class NoData(Exception):
     """There is nothing to show, and the message says why (and what to do)."""
+
+
+def rollup_cache(context: DashboardContext) -> RollupCache:
+    """A rollup cache for the context's store, thresholds and list sizes (no I/O)."""
+    config = RollupConfig.of({w.name: w.threshold_s for w in context.workflows}, DEFAULT_THRESHOLD_S,
+                             top_runs=context.recent_runs, chart_runs=CHART_RUNS)
+    return RollupCache(context.data_dir, config)
+
+
+def install_rollups(server: flask.Flask, cache: RollupCache) -> None:
+    server.config[_KEY] = cache
+
+
+def installed_rollups(server: flask.Flask) -> RollupCache | None:
+    """The rollup cache of an app made by ``create_app``."""
+    return server.config.get(_KEY)
+
+
+def current_snapshot() -> Snapshot:
+    """The rollup of the segments live now, for the app serving this request; ``NoData`` when the
+    store cannot be read."""
+    cache: RollupCache = flask.current_app.config[_KEY]
+    try:
+        return cache.snapshot()
+    except analysis.StoreError as exc:
+        raise NoData(str(exc)) from exc
 
 
 @contextmanager
@@ -26,16 +59,10 @@ def open_data(context: DashboardContext) -> Iterator[analysis.Store]:
         yield store
 
 
-def simulated_note(store: analysis.Store, start, end) -> str:
+def simulated_text(simulated: int, runs: int) -> str:
     """A label for pages whose window holds simulated history (it must never pass as measured)."""
-    found = store.sql(
-        "SELECT count(*) FILTER (WHERE simulated) AS simulated, count(*) AS runs FROM runs WHERE start >= ? AND start < ?",
-        [start, end],
-    )
-    simulated = int(found["simulated"].iloc[0])
     if not simulated:
         return ""
-    runs = int(found["runs"].iloc[0])
     return (
         f"Simulated data: {simulated} of the {runs} runs in this window were simulated from the testbed's "
         "latency model, not measured."

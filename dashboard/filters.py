@@ -31,6 +31,13 @@ class Filters:
     site: str | None = None
     period: str | None = None
     trace: str | None = None  # a run chosen on the runs page
+    order: str | None = None  # the runs page's order: "newest", or None for slowest first
+    live: str | None = None  # "on": the page refreshes its figures as new runs land
+
+    @classmethod
+    def from_search(cls, search: str | None) -> Filters:
+        """Filters from a URL's query string (``?window=...``)."""
+        return cls.from_query(dict(parse_qsl((search or "").lstrip("?"))))
 
     @classmethod
     def from_query(cls, query: dict[str, str]) -> Filters:
@@ -44,6 +51,8 @@ class Filters:
             site=query.get("site") or None,
             period=query.get("period") or None,
             trace=query.get("trace") or None,
+            order="newest" if query.get("order") == "newest" else None,
+            live="on" if query.get("live") in ("on", "1", "true") else None,
         )
 
     def query_string(self, **changes: str | None) -> str:
@@ -74,8 +83,10 @@ class Filters:
         return WINDOWS.get(self.window, f"calendar month {self.window}")
 
 
-def filter_bar(filters: Filters, context: DashboardContext, *, show: tuple[str, ...] = ("window", "workflow", "site", "period")) -> html.Div:
-    """The controls for the filters a page uses; changing one updates the URL."""
+def filter_bar(filters: Filters, context: DashboardContext,
+               *, show: tuple[str, ...] = ("window", "workflow", "site", "period", "live")) -> html.Div:
+    """The controls for the filters a page uses (``live``: the live-mode switch); changing one
+    updates the URL."""
     now = context.now()
     months = [(now.replace(day=1) - dt.timedelta(days=31 * i)).strftime("%Y-%m") for i in range(3)]
     window_options = [{"label": label, "value": key} for key, label in WINDOWS.items()]
@@ -89,6 +100,19 @@ def filter_bar(filters: Filters, context: DashboardContext, *, show: tuple[str, 
         "period": ([{"label": p.name, "value": p.name} for p in context.periods], filters.period, True),
     }
     placeholders = {"workflow": "all workflows", "site": "all sites", "period": "all hours"}
+    live = []
+    if "live" in show:
+        live = [html.Label(
+            [
+                html.Span("live", style={"fontSize": "0.8em", "color": "#555"}),
+                dcc.Checklist(
+                    id={"type": ids.FILTER, "name": "live"},
+                    options=[{"label": f" refresh every {context.refresh_interval_s:g} s", "value": "on"}],
+                    value=["on"] if filters.live else [],
+                ),
+            ],
+            style={"marginRight": "1em"},
+        )]
     return html.Div(
         [
             html.Label(
@@ -107,7 +131,7 @@ def filter_bar(filters: Filters, context: DashboardContext, *, show: tuple[str, 
             )
             for name, (options, value, clearable) in controls.items()
             if name in show
-        ],
+        ] + live,
         style={"display": "flex", "flexWrap": "wrap", "margin": "0.5em 0 1em"},
     )
 
@@ -122,12 +146,14 @@ def _write_filters_to_url(_values: list[str | None], search: str | None) -> str:
     """A changed filter control becomes part of the URL (and so of any link to this view)."""
     if not ctx.triggered_id:
         return no_update
-    current = Filters.from_query(dict(parse_qsl((search or "").lstrip("?"))))
+    current = Filters.from_search(search)
     name = ctx.triggered_id["name"]
     value = next(
         (item["value"] for item in ctx.inputs_list[0] if item["id"]["name"] == name),
         None,
     )
+    if isinstance(value, list):  # the live checklist
+        value = "on" if "on" in value else None
     changes: dict[str, str | None] = {name: value}
     if name in ("workflow", "site", "window"):
         changes["trace"] = None  # a chosen run belongs to the old selection

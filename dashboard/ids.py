@@ -37,3 +37,7 @@ REPORT_FRAME = "report-frame"
 FINDINGS_BUILD = "findings-build"
 FINDINGS_MONTH = "findings-month"
 FINDINGS = "findings"
+
+# Live mode: pattern-matching ids, one of each per page: {"type": LIVE_TICK, "page": <page>}
+LIVE_TICK = "live-tick"  # the dcc.Interval that ticks while live mode is on
+LIVE_BODY = "live-body"  # the part of a page that a tick re-renders

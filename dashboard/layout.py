@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dash import html
 
-__all__ = ["banner", "explain", "page"]
+__all__ = ["PERCENTILE_NOTE", "banner", "explain", "page"]
+
+PERCENTILE_NOTE = (
+    "Percentiles (median, p90) are read from histograms of the pooled runs, within ±1% of the exact value; "
+    "counts, shares and means are exact."
+)
 
 
 def page(title: str, *children: object, intro: str = "") -> html.Div:

@@ -8,39 +8,66 @@ import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
 import analysis
-from analysis.aggregates import workflow_site_summary
+from analysis.rollup_queries import ask, board, simulated_share
 from dashboard import ids
-from dashboard.context import current_context
-from dashboard.data import NoData, open_data, simulated_note
+from dashboard.context import DashboardContext, current_context
+from dashboard.data import NoData, current_snapshot, open_data, simulated_text
 from dashboard.filters import Filters, filter_bar
-from dashboard.layout import banner, explain, page
+from dashboard.layout import PERCENTILE_NOTE, banner, explain, page
+from dashboard.live import live_section
 
 dash.register_page(__name__, path="/", name="Overview", title="Wardwatch · Overview", order=0)
+
+
+_PAGE = "overview"
 
 
 def layout(**query: str) -> html.Div:
     context = current_context()
     filters = Filters.from_query(query)
-    start, end = filters.bounds(context.now(), context.timezone)
-    bar = filter_bar(filters, context, show=("window", "workflow", "site"))
+    bar = filter_bar(filters, context, show=("window", "workflow", "site", "live"))
     intro = (
         f"Runs in the {filters.describe_window()}. A run is good when it was ok and its waiting time "
         "(the sum of its steps) was within the workflow's threshold T; Apdex uses the same T."
     )
+    month = filters.window if filters.window[:4].isdigit() else f"{context.now():%Y-%m}"
+    return page(
+        "Overview",
+        bar,
+        html.H3("Where the SLA looks fine while users wait"),
+        html.Button(f"Find them for {month}", id=ids.FINDINGS_BUILD, n_clicks=0),
+        dcc.Store(id=ids.FINDINGS_MONTH, data=month),
+        dcc.Loading(html.Div(id=ids.FINDINGS)),
+        *live_section(_PAGE, filters, context, body(filters, context)),
+        intro=intro,
+    )
+
+
+@callback(
+    Output({"type": ids.LIVE_BODY, "page": _PAGE}, "children"),
+    Input({"type": ids.LIVE_TICK, "page": _PAGE}, "n_intervals"),
+    State(ids.URL, "search"),
+    prevent_initial_call=True,
+)
+def refresh(_n: int | None, search: str | None) -> list[object]:
+    """Live mode: the board again, with the runs that landed since."""
+    return body(Filters.from_search(search), current_context())
+
+
+def body(filters: Filters, context: DashboardContext) -> list[object]:
+    """Each workflow at each site: plain sentences, then the table."""
     try:
-        with open_data(context) as store:
-            runs = filters.run_filter(context.now(), context.timezone)
-            thresholds = {w.name: w.threshold_s for w in context.workflows}
-            board = workflow_site_summary(store, runs, thresholds_s=thresholds, default_threshold_s=3.0)
-            note = simulated_note(store, start, end)
+        answer = ask(current_snapshot(), filters.run_filter(context.now(), context.timezone))
+        board_rows = board(answer)
+        note = simulated_text(*simulated_share(answer))
     except NoData as exc:
-        return page("Overview", bar, explain(str(exc)), intro=intro)
-    if board.empty:
-        return page("Overview", bar, explain("No runs in this window: widen it, or start a probe."), intro=intro)
+        return [explain(str(exc))]
+    if board_rows.empty:
+        return [explain("No runs in this window: widen it, or start a probe.")]
     sentences = [
         html.Li(dcc.Link(_sentence(row, context), className="finding",
-                         href="/workflow" + filters.query_string(workflow=row.workflow, site=row.site)))
-        for row in board.itertuples()
+                         href="/workflow" + filters.query_string(workflow=row.workflow, site=row.site, order=None)))
+        for row in board_rows.itertuples()
     ]
     rows = [
         {
@@ -48,13 +75,13 @@ def layout(**query: str) -> html.Div:
             "site": context.site_title(row.site),
             "threshold": f"{row.threshold_s:g} s",
             "share_under": row.share_under,
-            "p90_s": row.p90_s,
+            "p90_s": None if pd.isna(row.p90_s) else row.p90_s,
             "apdex": str(row.apdex),
             "rating": row.apdex.rating or "",
             "runs": int(row.samples),
             "not_ok": int(row.not_ok),
         }
-        for row in board.itertuples()
+        for row in board_rows.itertuples()
     ]
     grid = dag.AgGrid(
         id=ids.RUNS_SUMMARY,
@@ -65,7 +92,7 @@ def layout(**query: str) -> html.Div:
             {"field": "threshold", "headerName": "threshold T"},
             {"field": "share_under", "headerName": "share within T",
              "valueFormatter": {"function": "d3.format('.1%')(params.value)"}},
-            {"field": "p90_s", "headerName": "p90 waiting (s)",
+            {"field": "p90_s", "headerName": "p90 waiting (s, ±1%)",
              "valueFormatter": {"function": "params.value == null ? '' : d3.format('.2f')(params.value)"}},
             {"field": "apdex", "headerName": "Apdex [T]"},
             {"field": "rating"},
@@ -75,22 +102,14 @@ def layout(**query: str) -> html.Div:
         columnSize="sizeToFit",
         dashGridOptions={"domLayout": "autoHeight"},
     )
-    month = filters.window if filters.window[:4].isdigit() else f"{context.now():%Y-%m}"
-    return page(
-        "Overview",
-        bar,
+    return [
         banner(note),
-        html.H3("Where the SLA looks fine while users wait"),
-        html.Button(f"Find them for {month}", id=ids.FINDINGS_BUILD, n_clicks=0),
-        dcc.Store(id=ids.FINDINGS_MONTH, data=month),
-        dcc.Loading(html.Div(id=ids.FINDINGS)),
         html.H3("Each workflow at each site"),
         html.Ul(sentences),
         grid,
-        html.P("* fewer than 100 runs: a small group, as the Apdex specification marks it.",
+        html.P("* fewer than 100 runs: a small group, as the Apdex specification marks it. " + PERCENTILE_NOTE,
                style={"fontSize": "0.85em", "color": "#555"}),
-        intro=intro,
-    )
+    ]
 
 
 def _sentence(row, context) -> str:

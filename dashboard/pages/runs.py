@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
 import dash
 import dash_ag_grid as dag
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-from analysis.aggregates import run_waterfall, slowest_runs
+from analysis import rollup_queries as rq
+from analysis.aggregates import run_waterfall
+from analysis.rollup_queries import ask
 from dashboard import figures, ids
-from dashboard.context import current_context
-from dashboard.data import NoData, open_data, simulated_note
+from dashboard.context import DashboardContext, current_context
+from dashboard.data import CHART_RUNS, NoData, current_snapshot, open_data, simulated_text
 from dashboard.filters import Filters, filter_bar
 from dashboard.layout import banner, explain, page
+from dashboard.live import live_section
 
 dash.register_page(__name__, path="/runs", name="Runs", title="Wardwatch · Runs", order=5)
 
@@ -28,34 +29,50 @@ _COLUMNS = [
     {"field": "waiting_s", "headerName": "waiting (s)", "type": "numericColumn", "valueFormatter": _SECONDS},
     {"field": "wall_s", "headerName": "wall (s)", "type": "numericColumn", "valueFormatter": _SECONDS},
 ]
-_CHART_RUNS = 30
+
+
+_PAGE = "runs"
 
 
 def layout(**query: str) -> html.Div:
     context = current_context()
     filters = Filters.from_query(query)
-    bar = filter_bar(filters, context, show=("window", "workflow", "site"))
-    order = "newest" if query.get("order") == "newest" else "slowest"
+    bar = filter_bar(filters, context, show=("window", "workflow", "site", "live"))
+    order = filters.order or "slowest"
     intro = (
         f"Runs in the {filters.describe_window()}, {order} first (up to {context.recent_runs}). Waiting time is "
         "the sum of a run's steps; wall time includes think time. Choose a run to see its waterfall."
     )
+    return page("Runs", bar, *live_section(_PAGE, filters, context, body(filters, context)), intro=intro)
+
+
+@callback(
+    Output({"type": ids.LIVE_BODY, "page": _PAGE}, "children"),
+    Input({"type": ids.LIVE_TICK, "page": _PAGE}, "n_intervals"),
+    State(ids.URL, "search"),
+    prevent_initial_call=True,
+)
+def refresh(_n: int | None, search: str | None) -> list[object]:
+    """Live mode: the list again, with the runs that landed since."""
+    return body(Filters.from_search(search), current_context())
+
+
+def body(filters: Filters, context: DashboardContext) -> list[object]:
+    """The runs listed, the chosen run's waterfall, the step chart and the missed slots."""
+    order = filters.order or "slowest"
     runs = filters.run_filter(context.now(), context.timezone)
     try:
-        with open_data(context) as store:
-            listed = slowest_runs(store, runs, limit=context.recent_runs, newest_first=order == "newest")
-            chart_steps = store.sql(
-                "SELECT trace_id, start, site, step, step_index, duration_s FROM steps WHERE list_contains(?, trace_id)",
-                [listed["trace_id"].head(_CHART_RUNS).tolist()],
-            )
-            waterfall = run_waterfall(store, filters.trace) if filters.trace else pd.DataFrame()
-            missed = store.missed_slots(start=runs.start, end=runs.end, workflow=filters.workflow, site=filters.site)
-            note = simulated_note(store, runs.start, runs.end)
+        snapshot = current_snapshot()
+        answer = ask(snapshot, runs)
+        listed = rq.slowest(snapshot, runs, limit=context.recent_runs, newest_first=order == "newest")
+        chart_steps = rq.chart_steps(snapshot, listed["trace_id"].head(CHART_RUNS).tolist())
+        waterfall = _waterfall(snapshot, listed, filters.trace, context) if filters.trace else pd.DataFrame()
+        missed = rq.missed_slots(snapshot, runs)
+        note = simulated_text(*rq.simulated_share(answer))
     except NoData as exc:
-        return page("Runs", bar, explain(str(exc)), intro=intro)
+        return [explain(str(exc))]
     if listed.empty:
-        return page("Runs", bar, explain(
-            f"No runs in the {filters.describe_window()} yet: start a probe (wardwatch probe -c FILE)."), intro=intro)
+        return [explain(f"No runs in the {filters.describe_window()} yet: start a probe (wardwatch probe -c FILE).")]
     rows = listed.assign(
         start_local=listed["start"].dt.tz_convert(context.timezone).dt.strftime("%Y-%m-%d %H:%M:%S"),
         error_type=listed["error_type"].fillna(""),
@@ -63,12 +80,10 @@ def layout(**query: str) -> html.Div:
     keep = ["trace_id", "start_local", "workflow", "site", "status", "error_type", "waiting_s", "wall_s"]
     rows = rows[keep].astype(object).where(rows[keep].notna(), None).to_dict("records")
     other = "newest" if order == "slowest" else "slowest"
-    return page(
-        "Runs",
-        bar,
+    return [
         banner(note),
-        dcc.Link(f"show {other} first", href=filters.query_string() + ("&" if filters.query_string() else "?")
-                 + f"order={other}", id="runs-order"),
+        dcc.Link(f"show {other} first", href=filters.query_string(order="newest" if other == "newest" else None),
+                 id="runs-order"),
         html.P(f"{len(listed)} runs listed; {int((listed['status'] != 'ok').sum())} not ok; "
                f"{len(missed)} missed slots in this window.", id=ids.RUNS_SUMMARY),
         dcc.Graph(id=ids.WATERFALL, figure=figures.waterfall_figure(waterfall)) if filters.trace else None,
@@ -88,8 +103,17 @@ def layout(**query: str) -> html.Div:
         dcc.Graph(id=ids.STEP_CHART,
                   figure=figures.step_duration_figure(chart_steps, timezone=context.timezone)),
         _missed_table(missed, context.timezone),
-        intro=intro,
-    )
+    ]
+
+
+def _waterfall(snapshot, listed: pd.DataFrame, trace: str, context: DashboardContext) -> pd.DataFrame:
+    """The chosen run's spans, read from the segments its time span touches when it is listed
+    (else from the whole store: a run shared as a link from another window)."""
+    chosen = listed[listed["trace_id"] == trace]
+    if not chosen.empty:
+        return run_waterfall(rq.SegmentReader(snapshot, rq.run_segments(snapshot, chosen)), trace)
+    with open_data(context) as store:
+        return run_waterfall(store, trace)
 
 
 def _missed_table(missed: pd.DataFrame, timezone: str) -> html.Div:
@@ -113,9 +137,4 @@ def choose_run(cell: dict | None, search: str | None) -> str:
     """A clicked run becomes ``?trace=`` in the URL, so its waterfall can be shared as a link."""
     if not cell or not cell.get("rowId"):
         return no_update
-    query = dict(parse_qsl((search or "").lstrip("?")))
-    order = query.get("order")
-    new = Filters.from_query(query).query_string(trace=cell["rowId"])
-    if order:
-        new += ("&" if new else "?") + f"order={order}"
-    return new
+    return Filters.from_search(search).query_string(trace=cell["rowId"])

@@ -4,43 +4,69 @@ from __future__ import annotations
 
 import dash
 import dash_ag_grid as dag
-from dash import dcc, html
+import pandas as pd
+from dash import Input, Output, State, callback, dcc, html
 
-from analysis.aggregates import phase_summary, site_summary
+from analysis import rollup_queries as rq
+from analysis.rollup_queries import ask
 from dashboard import figures, ids
-from dashboard.context import current_context
-from dashboard.data import NoData, open_data, simulated_note
+from dashboard.context import DEFAULT_THRESHOLD_S, DashboardContext, current_context
+from dashboard.data import NoData, current_snapshot, simulated_text
 from dashboard.filters import Filters, filter_bar
-from dashboard.layout import banner, explain, page
+from dashboard.layout import PERCENTILE_NOTE, banner, explain, page
+from dashboard.live import live_section
 
 dash.register_page(__name__, path="/sites", name="Sites", title="Wardwatch · Sites", order=4)
+
+
+_PAGE = "sites"
+
+
+def _threshold_s(filters: Filters, context: DashboardContext) -> float:
+    return context.workflow(filters.workflow).threshold_s if filters.workflow else DEFAULT_THRESHOLD_S
 
 
 def layout(**query: str) -> html.Div:
     context = current_context()
     filters = Filters.from_query(query)
     workflow = context.workflow(filters.workflow)
-    bar = filter_bar(filters, context, show=("window", "workflow"))
-    threshold_s = workflow.threshold_s if filters.workflow else 3.0
+    bar = filter_bar(filters, context, show=("window", "workflow", "live"))
     intro = (
         f"Whole runs per site ({'all workflows' if not filters.workflow else workflow.title}), judged against "
-        f"{threshold_s:g} s; below, where each request's time goes: DNS, connect, TLS, time to first byte "
+        f"{_threshold_s(filters, context):g} s; below, where each request's time goes: DNS, connect, TLS, time to first byte "
         "(mostly the EPR's server time) and transfer."
     )
-    runs = filters.run_filter(context.now(), context.timezone)
+    return page("Sites", bar, *live_section(_PAGE, filters, context, body(filters, context)), intro=intro)
+
+
+@callback(
+    Output({"type": ids.LIVE_BODY, "page": _PAGE}, "children"),
+    Input({"type": ids.LIVE_TICK, "page": _PAGE}, "n_intervals"),
+    State(ids.URL, "search"),
+    prevent_initial_call=True,
+)
+def refresh(_n: int | None, search: str | None) -> list[object]:
+    """Live mode: the sites again, with the runs that landed since."""
+    return body(Filters.from_search(search), current_context())
+
+
+def body(filters: Filters, context: DashboardContext) -> list[object]:
+    """The sites side by side, and their request phases."""
+    threshold_s = _threshold_s(filters, context)
     try:
-        with open_data(context) as store:
-            sites = site_summary(store, runs, threshold_s=threshold_s)
-            phases = phase_summary(store, runs)
-            note = simulated_note(store, runs.start, runs.end)
+        answer = ask(current_snapshot(), filters.run_filter(context.now(), context.timezone))
+        site_rows = rq.sites(answer, threshold_s=threshold_s)
+        phases = rq.phases(answer)
+        note = simulated_text(*rq.simulated_share(answer))
     except NoData as exc:
-        return page("Sites", bar, explain(str(exc)), intro=intro)
-    if sites.empty:
-        return page("Sites", bar, explain("No runs in this window."), intro=intro)
+        return [explain(str(exc))]
+    if site_rows.empty:
+        return [explain("No runs in this window.")]
     rows = [
         {"site": context.site_title(r.site), "runs": int(r.samples), "failed": int(r.not_ok),
-         "share_under": r.share_under, "p50_s": r.p50_s, "p90_s": r.p90_s}
-        for r in sites.itertuples()
+         "share_under": r.share_under, "p50_s": None if pd.isna(r.p50_s) else r.p50_s,
+         "p90_s": None if pd.isna(r.p90_s) else r.p90_s}
+        for r in site_rows.itertuples()
     ]
     fmt = {"function": "params.value == null ? '' : d3.format('.2f')(params.value)"}
     grid = dag.AgGrid(
@@ -50,12 +76,12 @@ def layout(**query: str) -> html.Div:
             {"field": "site"}, {"field": "runs", "headerName": "runs (n)"}, {"field": "failed"},
             {"field": "share_under", "headerName": f"share within {threshold_s:g} s",
              "valueFormatter": {"function": "d3.format('.1%')(params.value)"}},
-            {"field": "p50_s", "headerName": "median (s)", "valueFormatter": fmt},
-            {"field": "p90_s", "headerName": "p90 (s)", "valueFormatter": fmt},
+            {"field": "p50_s", "headerName": "median (s, ±1%)", "valueFormatter": fmt},
+            {"field": "p90_s", "headerName": "p90 (s, ±1%)", "valueFormatter": fmt},
         ],
         columnSize="sizeToFit",
         dashGridOptions={"domLayout": "autoHeight"},
     )
     phases = phases.assign(site=phases["site"].map(context.site_title))
-    return page("Sites", bar, banner(note), grid, dcc.Graph(id=ids.PHASES, figure=figures.phases_figure(phases)),
-                intro=intro)
+    return [banner(note), grid, html.P(PERCENTILE_NOTE, style={"fontSize": "0.85em", "color": "#555"}),
+            dcc.Graph(id=ids.PHASES, figure=figures.phases_figure(phases))]

@@ -6,10 +6,10 @@ import dash
 import pandas as pd
 from dash import Input, Output, callback, dcc, html
 
-from analysis.status import current_status
+from analysis.rollup_queries import current_status
 from dashboard import ids
 from dashboard.context import DashboardContext, current_context
-from dashboard.data import NoData, open_data
+from dashboard.data import NoData, current_snapshot
 from dashboard.layout import page
 
 dash.register_page(__name__, path="/status", name="Status", title="Wardwatch · Status", order=1)
@@ -32,8 +32,7 @@ def refresh(_n: int | None) -> tuple[list[html.Li], str]:
     now = context.now()
     updated = f"Updated {pd.Timestamp(now).tz_convert(context.timezone):%H:%M:%S} ({context.timezone})."
     try:
-        with open_data(context) as store:
-            status = current_status(store, now)
+        status = current_status(current_snapshot(), now)
     except NoData as exc:
         return [html.Li(str(exc))], updated
     if status.empty:

@@ -5,46 +5,72 @@ from __future__ import annotations
 from dataclasses import replace
 
 import dash
-from dash import dcc, html
+from dash import Input, Output, State, callback, dcc, html
 
-from analysis.aggregates import time_of_day
+from analysis import rollup_queries as rq
 from analysis.config import WEEKDAYS
+from analysis.rollup_queries import ask
 from dashboard import figures, ids
 from dashboard.context import DashboardContext, current_context
-from dashboard.data import NoData, open_data, simulated_note
+from dashboard.data import NoData, current_snapshot, open_data, simulated_text
 from dashboard.filters import Filters, filter_bar
-from dashboard.layout import banner, explain, page
+from dashboard.layout import PERCENTILE_NOTE, banner, explain, page
+from dashboard.live import live_section
 
 dash.register_page(__name__, path="/time-of-day", name="Time of day", title="Wardwatch · Time of day", order=2)
 
 
+_PAGE = "time-of-day"
+
+
+def _chosen(filters: Filters, context: DashboardContext) -> Filters:
+    if filters.workflow is None and context.workflows:
+        return replace(filters, workflow=context.workflows[0].name)
+    return filters
+
+
 def layout(**query: str) -> html.Div:
     context = current_context()
-    filters = Filters.from_query(query)
-    if filters.workflow is None and context.workflows:
-        filters = replace(filters, workflow=context.workflows[0].name)
+    filters = _chosen(Filters.from_query(query), context)
     workflow = context.workflow(filters.workflow)
     zone = context.site_timezone(filters.site)
-    bar = filter_bar(filters, context, show=("window", "workflow", "site"))
+    bar = filter_bar(filters, context, show=("window", "workflow", "site", "live"))
     intro = (
         f"Share of {workflow.title.lower()} runs within {workflow.threshold_s:g} s "
         f"(T from {workflow.threshold_source}), by weekday and hour in {zone}. Cells with fewer than 5 runs are blank."
     )
+    return page("Time of day", bar, *live_section(_PAGE, filters, context, body(filters, context)), intro=intro)
+
+
+@callback(
+    Output({"type": ids.LIVE_BODY, "page": _PAGE}, "children"),
+    Input({"type": ids.LIVE_TICK, "page": _PAGE}, "n_intervals"),
+    State(ids.URL, "search"),
+    prevent_initial_call=True,
+)
+def refresh(_n: int | None, search: str | None) -> list[object]:
+    """Live mode: the heatmap again, with the runs that landed since."""
+    context = current_context()
+    return body(_chosen(Filters.from_search(search), context), context)
+
+
+def body(filters: Filters, context: DashboardContext) -> list[object]:
+    """The weekday x hour heatmap and each clinical period against the rest."""
+    workflow = context.workflow(filters.workflow)
+    zone = context.site_timezone(filters.site)
     try:
-        with open_data(context) as store:
-            runs = filters.run_filter(context.now(), context.timezone)
-            cells = time_of_day(store, runs, timezone=zone, threshold_s=workflow.threshold_s)
-            comparison = _period_comparison(store, filters, context, workflow.threshold_s)
-            note = simulated_note(store, runs.start, runs.end)
+        answer = ask(current_snapshot(), filters.run_filter(context.now(), context.timezone))
+        cells = rq.time_of_day(answer, timezone=zone, threshold_s=workflow.threshold_s)
+        comparison = _period_comparison(answer, filters, context, workflow.threshold_s)
+        note = simulated_text(*rq.simulated_share(answer))
     except NoData as exc:
-        return page("Time of day", bar, explain(str(exc)), intro=intro)
+        return [explain(str(exc))]
     cells = cells.rename(columns={"share_under": "value"})
     fig = figures.time_of_day_figure(
         cells, value_label=f"share within {workflow.threshold_s:g} s", periods=period_boxes(context, filters.site),
         zmax=1.0,
     )
-    return page("Time of day", bar, banner(note), dcc.Graph(id=ids.HEATMAP, figure=fig),
-                html.Div(comparison, id=ids.PERIOD_COMPARISON), intro=intro)
+    return [banner(note), dcc.Graph(id=ids.HEATMAP, figure=fig), html.Div(comparison, id=ids.PERIOD_COMPARISON)]
 
 
 def period_boxes(context: DashboardContext, site: str | None) -> list[figures.PeriodBox]:
@@ -62,25 +88,41 @@ def period_boxes(context: DashboardContext, site: str | None) -> list[figures.Pe
     return boxes
 
 
-def _period_comparison(store, filters: Filters, context: DashboardContext, threshold_s: float) -> list:
-    """Each clinical period against the rest of the hours, from the runs themselves."""
+def _period_comparison(answer: rq.Answer, filters: Filters, context: DashboardContext, threshold_s: float) -> list:
+    """Each clinical period against the rest of the hours: from the rollup's 15-minute windows when
+    the period starts and ends on 15-minute boundaries, else from the runs themselves."""
     if not context.periods:
         return [explain("No clinical periods are configured, so there is nothing to compare.")]
-    runs = filters.run_filter(context.now(), context.timezone)
-    frame = store.runs(start=runs.start, end=runs.end, workflow=filters.workflow, site=filters.site)
-    if frame.empty:
-        return [explain("No runs in this window.")]
-    items = []
     calendar = context.calendar()
+    items = []
     for period in context.periods:
-        inside = calendar.mask(frame, period.name)
-        parts = []
-        for label, part in (("during " + period.name, frame[inside]), ("the rest of the week", frame[~inside])):
-            if part.empty:
-                parts.append(f"{label}: no runs")
-                continue
-            good = ((part["status"] == "ok") & (part["waiting_s"] <= threshold_s)).mean()
-            p90 = part.loc[part["status"] == "ok", "waiting_s"].quantile(0.9)
-            parts.append(f"{label}: {good:.0%} within {threshold_s:g} s, p90 {p90:.1f} s (n = {len(part)})")
+        if rq.period_aligned(calendar, period.name):
+            split = rq.period_split(answer, calendar=calendar, period=period.name, threshold_s=threshold_s)
+        else:
+            split = _exact_split(filters, context, period.name, threshold_s)
+        if not split:
+            return [explain("No runs in this window.")]
+        parts = [f"{label}: no runs" if n == 0 else
+                 f"{label}: {good:.0%} within {threshold_s:g} s, p90 {p90:.1f} s (n = {n})"
+                 for label, n, good, p90 in split]
         items.append(html.Li("; ".join(parts)))
-    return [html.H3("Clinical periods against the rest"), html.Ul(items)]
+    return [html.H3("Clinical periods against the rest"), html.Ul(items),
+            html.P(PERCENTILE_NOTE, style={"fontSize": "0.85em", "color": "#555"})]
+
+
+def _exact_split(filters: Filters, context: DashboardContext, period: str, threshold_s: float) -> list:
+    runs = filters.run_filter(context.now(), context.timezone)
+    with open_data(context) as store:
+        frame = store.runs(start=runs.start, end=runs.end, workflow=filters.workflow, site=filters.site)
+    if frame.empty:
+        return []
+    inside = context.calendar().mask(frame, period)
+    out = []
+    for label, part in (("during " + period, frame[inside]), ("the rest of the week", frame[~inside])):
+        if part.empty:
+            out.append((label, 0, float("nan"), float("nan")))
+            continue
+        good = float(((part["status"] == "ok") & (part["waiting_s"] <= threshold_s)).mean())
+        p90 = float(part.loc[part["status"] == "ok", "waiting_s"].quantile(0.9))
+        out.append((label, len(part), good, p90))
+    return out

@@ -6,26 +6,33 @@ from dataclasses import replace
 
 import dash
 import pandas as pd
-from dash import dcc, html
+from dash import Input, Output, State, callback, dcc, html
 
-import analysis
-from analysis.aggregates import step_summary, waiting_timeline
+from analysis import rollup_queries as rq
+from analysis.apdex import Apdex
+from analysis.rollup_queries import ask
 from dashboard import figures, ids
-from dashboard.context import current_context
-from dashboard.data import NoData, open_data, simulated_note
+from dashboard.context import DashboardContext, current_context
+from dashboard.data import NoData, current_snapshot, open_data, simulated_text
 from dashboard.filters import Filters, filter_bar
-from dashboard.layout import banner, explain, page
+from dashboard.layout import PERCENTILE_NOTE, banner, explain, page
+from dashboard.live import live_section
 
 dash.register_page(__name__, path="/workflow", name="Workflow", title="Wardwatch · Workflow", order=3)
 
-_BUCKETS = {"1d": "15 minutes", "7d": "1 hour"}
+_BUCKETS_S = {"1d": 900, "7d": 3600}  # timeline buckets; longer windows: 6 hours
+_PAGE = "workflow"
+
+
+def _chosen(filters: Filters, context: DashboardContext) -> Filters:
+    if filters.workflow is None and context.workflows:
+        return replace(filters, workflow=context.workflows[0].name)
+    return filters
 
 
 def layout(**query: str) -> html.Div:
     context = current_context()
-    filters = Filters.from_query(query)
-    if filters.workflow is None and context.workflows:
-        filters = replace(filters, workflow=context.workflows[0].name)
+    filters = _chosen(Filters.from_query(query), context)
     workflow = context.workflow(filters.workflow)
     bar = filter_bar(filters, context)
     intro = (
@@ -34,40 +41,75 @@ def layout(**query: str) -> html.Div:
     )
     if not filters.workflow:
         return page("Workflow", bar, explain("No workflows are configured."), intro=intro)
+    return page(f"Workflow: {workflow.title}", bar, *live_section(_PAGE, filters, context, body(filters, context)),
+                intro=intro)
+
+
+@callback(
+    Output({"type": ids.LIVE_BODY, "page": _PAGE}, "children"),
+    Input({"type": ids.LIVE_TICK, "page": _PAGE}, "n_intervals"),
+    State(ids.URL, "search"),
+    prevent_initial_call=True,
+)
+def refresh(_n: int | None, search: str | None) -> list[object]:
+    """Live mode: the workflow's figures again, with the runs that landed since."""
+    context = current_context()
+    return body(_chosen(Filters.from_search(search), context), context)
+
+
+def body(filters: Filters, context: DashboardContext) -> list[object]:
+    """Apdex, the waiting-time distribution, the step breakdown and the timeline."""
+    workflow = context.workflow(filters.workflow)
     runs = filters.run_filter(context.now(), context.timezone)
+    t = workflow.threshold_s
     try:
-        with open_data(context) as store:
-            frame = store.runs(start=runs.start, end=runs.end, workflow=filters.workflow, site=filters.site,
-                               period=filters.period)
-            steps = step_summary(store, runs, threshold_s=workflow.threshold_s)
-            timeline = waiting_timeline(store, runs, bucket=_BUCKETS.get(filters.window, "6 hours"))
-            note = simulated_note(store, runs.start, runs.end)
+        answer = ask(current_snapshot(), runs)
+        dist = _distribution(answer, filters, context, t)
+        steps = rq.steps(answer)
+        timeline = rq.timeline(answer, bucket_s=_BUCKETS_S.get(filters.window, 6 * 3600))
+        note = simulated_text(*rq.simulated_share(answer))
     except NoData as exc:
-        return page("Workflow", bar, explain(str(exc)), intro=intro)
-    ok = frame[frame["status"] == "ok"]
-    score = analysis.apdex(frame["waiting_s"].fillna(float("nan")), workflow.threshold_s,
-                           failed=frame["status"] != "ok")
+        return [explain(str(exc))]
+    failed = dist.samples - dist.ok
+    score = Apdex(
+        score=(dist.satisfied + dist.tolerating / 2) / dist.samples if dist.samples else float("nan"),
+        t_s=float(t), samples=dist.samples, satisfied=dist.satisfied, tolerating=dist.tolerating,
+        frustrated=dist.samples - dist.satisfied - dist.tolerating, failed=failed,
+    )
     scope = f" during {filters.period}" if filters.period else ""
     headline = (
         f"Apdex {score} ({score.rating or 'no samples'}) over {score.samples} runs{scope}; "
-        f"{len(frame) - len(ok)} did not complete."
+        f"{failed} did not complete."
     )
-    return page(
-        f"Workflow: {workflow.title}",
-        bar,
+    under = dist.satisfied / dist.ok if dist.ok else 0.0
+    return [
         banner(note),
         html.P(headline, id=ids.APDEX, style={"fontSize": "1.1em"}),
-        dcc.Link("See these runs, slowest first", href="/runs" + filters.query_string(period=None), id="workflow-runs-link"),
-        dcc.Graph(id=ids.ECDF, figure=figures.ecdf_figure(
-            ok["waiting_s"], thresholds_s={"T": workflow.threshold_s}, title=f"Waiting time of completed runs{scope}")),
+        dcc.Link("See these runs, slowest first", href="/runs" + filters.query_string(period=None),
+                 id="workflow-runs-link"),
+        dcc.Graph(id=ids.ECDF, figure=figures.ecdf_histogram_figure(
+            dist.values_s, dist.counts, thresholds={"T": (t, under)}, relative_error=dist.relative_error,
+            title=f"Waiting time of completed runs{scope}")),
         dcc.Graph(id=ids.STEP_BREAKDOWN, figure=figures.step_breakdown_figure(steps)),
         html.P("Share of excess: over runs slower than T, each step's time above its own median, as a share "
-               "of that excess over all steps (all hours).", style={"fontSize": "0.85em", "color": "#555"}),
+               "of that excess over all steps (all hours). " + PERCENTILE_NOTE,
+               style={"fontSize": "0.85em", "color": "#555"}),
         dcc.Graph(id=ids.TIMELINE, figure=figures.timeline_figure(
-            timeline, threshold_s=workflow.threshold_s, timezone=context.timezone,
+            timeline, threshold_s=t, timezone=context.timezone,
             changes=_changes(context, filters.workflow, runs.start, runs.end))),
-        intro=intro,
-    )
+    ]
+
+
+def _distribution(answer: rq.Answer, filters: Filters, context: DashboardContext, t: float) -> rq.Distribution:
+    """From the rollup; a period that does not start and end on 15-minute boundaries is read exactly."""
+    calendar = context.calendar()
+    if filters.period is None or rq.period_aligned(calendar, filters.period):
+        return rq.waiting_distribution(answer, threshold_s=t, period=filters.period, calendar=calendar)
+    runs = answer.runs
+    with open_data(context) as store:
+        frame = store.runs(start=runs.start, end=runs.end, workflow=filters.workflow, site=filters.site,
+                           period=filters.period)
+    return rq.distribution_of(frame, threshold_s=t)
 
 
 def _changes(context, workflow: str, start, end) -> pd.DataFrame:
