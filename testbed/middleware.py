@@ -5,8 +5,12 @@ For every HTTP request it:
 1. finds the route key and URL template (:func:`route_for`) — templates only, never raw ids;
 2. starts a SERVER span continuing the W3C ``traceparent`` of the request;
 3. computes :func:`~testbed.latency.modelled_delay` for (route key, ``X-Wardwatch-Site``, clock());
-4. answers an outage, applies a fault, or calls the app, and holds the response headers back until
-   the modelled delay has passed since the request arrived (so a client measures the model);
+4. answers an outage, applies a fault, or calls the app, and holds the response back until the
+   modelled delay has passed since the request arrived (so a client measures the model). The
+   headers are held until the body is ready too, and both are sent at once: a client reads the
+   whole response at the modelled moment, not the headers first and the body after Python's
+   next turn. "Arrived" is when the server read the request's bytes, when the server stamps it
+   (:data:`RECEIVED_AT_EXTENSION`; :mod:`testbed.server` does), else when the middleware is called;
 5. adds ``X-Wardwatch-Modelled-Delay-Ms`` (and ``X-Wardwatch-Fault`` when one fired).
 
 The server span covers the server's part only: it starts half the site's network delay after the
@@ -48,6 +52,7 @@ __all__ = [
     "ATTR_MODELLED_DELAY_S",
     "DELAY_HEADER",
     "FAULT_HEADER",
+    "RECEIVED_AT_EXTENSION",
     "SITE_HEADER",
     "Route",
     "TestbedMiddleware",
@@ -74,7 +79,8 @@ FHIR_JSON = "application/fhir+json"
 _FHIR_PATH = re.compile(r"^/fhir/(?P<type>[A-Za-z]+)(?:/(?P<id>[^/]+))?/?$")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _STOP_POLL_S = 0.1
-_SPIN_S = 0.002
+# An ASGI scope extension a server may set: {"perf_counter_s": when the request's bytes were read}.
+RECEIVED_AT_EXTENSION = "wardwatch.received_at"
 
 
 @dataclass(frozen=True)
@@ -165,8 +171,13 @@ class TestbedMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        arrived_s = time.perf_counter()
+        now_s = time.perf_counter()
         arrived_ns = time.time_ns()
+        stamp = scope.get("extensions", {}).get(RECEIVED_AT_EXTENSION)
+        arrived_s = now_s
+        if isinstance(stamp, dict) and isinstance(stamp.get("perf_counter_s"), float):
+            arrived_s = min(now_s, stamp["perf_counter_s"])
+            arrived_ns -= int((now_s - arrived_s) * 1e9)
         method: str = scope["method"]
         route = route_for(method, scope["path"])
         headers = Headers(scope=scope)
@@ -215,6 +226,8 @@ class TestbedMiddleware:
             span.end(end_time=max(arrived_ns + half_network_ns,
                                   time.time_ns() - half_network_ns))
 
+        held: list[Message] = []  # the response's start, until its first body part is ready
+
         async def delayed_send(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_seen.append(message["status"])
@@ -223,11 +236,18 @@ class TestbedMiddleware:
                     out[DELAY_HEADER] = f"{delay.total_s * 1000.0:.3f}"
                 if fault is not None:
                     out[FAULT_HEADER] = fault.kind
-                await self._wait_until(arrived_s, delay)
-            elif message["type"] == "http.response.body" and not message.get("more_body"):
-                # End the span before the last byte leaves: once a client holds the whole
-                # response, the server's span is already finished (and exported).
-                finish()
+                held.append(message)
+                return
+            if message["type"] == "http.response.body":
+                last = not message.get("more_body")
+                if held:
+                    await self._wait_until(arrived_s, delay)
+                if last:
+                    # End the span before the last byte leaves: once a client holds the whole
+                    # response, the server's span is already finished (and exported).
+                    finish()
+                if held:
+                    await send(held.pop())
             await send(message)
 
         try:
@@ -251,16 +271,14 @@ class TestbedMiddleware:
         """Sleep until ``deadline_s`` (perf_counter); False if the server began stopping first.
 
         Wakes at least every 0.1 s to notice a shutdown; each wake re-aims at the deadline, so
-        the timer's overshoot does not accumulate. The last ~2 ms are spent yielding to the loop
-        rather than on a timer (the event loop's timer wakes up to a millisecond late).
+        the timer's overshoot does not accumulate. It never spins: a server burning a core while
+        it waits takes that core from the client measuring it. Served by :mod:`testbed.server`,
+        the loop's timers are precise to microseconds (see ``precise_event_loop``).
         """
         while (remaining_s := deadline_s - time.perf_counter()) > 0:
             if self.stopping.is_set():
                 return False
-            if remaining_s > _SPIN_S:
-                await asyncio.sleep(min(remaining_s - _SPIN_S, _STOP_POLL_S))
-            else:
-                await asyncio.sleep(0)
+            await asyncio.sleep(min(remaining_s, _STOP_POLL_S))
         return True
 
     async def _wait_until(self, arrived_s: float, delay: Delay | None) -> None:
