@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import httpx
 
-from collector.config import TargetConfig, TlsConfig
+from collector.config import OAuth2ClientCredentialsConfig, TargetConfig, TlsConfig
 from collector.timing import build_transport, ssl_context
 
 __all__ = ["USER_AGENT", "ClientFactory", "ProbeClients", "make_client"]
@@ -31,6 +31,11 @@ def make_client(target: TargetConfig, keep_alive: bool, *, context: ssl.SSLConte
     Redirects are not followed (an unexpected 3xx is a finding), proxies from the environment are
     ignored (a probe measures its own path to the target).
     """
+    if context is None and not _uses_tls(target):
+        # Plain HTTP everywhere (the FHIR base and any token endpoint) and no TLS settings: no CA
+        # store to load (tens of ms of CPU per run). Should a TLS connection ever be made, this
+        # context verifies certificates against an empty store, so it fails closed.
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     transport = build_transport(
         verify=target.tls.verify,
         ca_bundle=target.tls.ca_bundle,
@@ -45,6 +50,15 @@ def make_client(target: TargetConfig, keep_alive: bool, *, context: ssl.SSLConte
         trust_env=False,
         headers={"User-Agent": USER_AGENT, "Accept": "application/fhir+json, application/json"},
     )
+
+
+def _uses_tls(target: TargetConfig) -> bool:
+    if target.tls != TlsConfig():
+        return True
+    urls = [target.base_url]
+    if isinstance(target.auth, OAuth2ClientCredentialsConfig):
+        urls.append(target.auth.token_url)
+    return any(not url.lower().startswith("http://") for url in urls)
 
 
 class ProbeClients:

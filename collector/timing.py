@@ -1,4 +1,4 @@
-"""Per-request phase timings from httpx's ``trace`` request extension.
+"""Per-request phase timings: httpx's ``trace`` request extension, plus the bytes on the wire.
 
 Relies on httpcore 1.0.9's event names (pinned in ``pyproject.toml``), each ``<name>.started``
 then ``<name>.complete`` or ``<name>.failed``:
@@ -7,17 +7,26 @@ then ``<name>.complete`` or ``<name>.failed``:
 ``http11.send_request_body``, ``http11.receive_response_headers``,
 ``http11.receive_response_body``.
 
+The probe's transport (:func:`build_transport`) also wraps each connection's network stream
+(:class:`TimedResolverBackend`), so the :class:`PhaseTimer` knows when the request's first byte
+was written and when response bytes were read: the moments on the wire, as curl reports them,
+not when Python's HTTP stack had finished building the request or parsing the response. A
+clinician's wait is the network's and the EPR's; the probe's own parsing is the instrument's.
+
 Phases, all from ``time.perf_counter_ns`` (a failed event ends its phase where it failed):
 
 - ``dns``: name resolution. httpcore resolves inside ``connect_tcp`` (``socket.create_connection``),
-  so the probe's transport uses :class:`TimedResolverBackend`, which resolves the host itself,
-  times it, and connects to the resolved address. An IP literal is not resolved: ``dns_s`` is 0.
+  so the probe's transport uses :class:`TimedResolverBackend`, which resolves the host itself
+  (within the connect timeout), times it, and connects to the resolved address. An IP literal is
+  not resolved: ``dns_s`` is 0.
 - ``connect``: ``connect_tcp`` minus the DNS time.
 - ``tls``: ``start_tls``.
-- ``ttfb``: from the first byte of the request written (``send_request_headers.started``) to the
-  response headers read (``receive_response_headers.complete``): sending plus the server's wait.
-- ``transfer``: from the response headers to the last byte of the body
-  (``receive_response_body.complete``).
+- ``ttfb``: from the request's first byte written to the response's first byte read (request
+  sent -> first byte). Without a first byte (a failure, or a transport that is not the probe's),
+  from ``send_request_headers.started`` to the end (or failure) of
+  ``receive_response_headers``.
+- ``transfer``: from the response's first byte to its last byte read (0 when the whole response
+  came in one read); when reading the body failed, to the failure.
 
 ``total`` is the sum of the phases that occurred. A reused connection has no connect or TLS phase.
 """
@@ -28,6 +37,7 @@ import contextvars
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -38,6 +48,7 @@ import httpcore
 import httpx
 
 __all__ = [
+    "DnsTimeoutError",
     "PhaseTimer",
     "RequestTiming",
     "TimedResolverBackend",
@@ -116,6 +127,9 @@ class PhaseTimer:
         self._dns_ns = 0
         self._dns_failed = False
         self._failed_phase: str | None = None
+        self._first_write_ns: int | None = None
+        self._first_read_ns: int | None = None
+        self._last_read_ns: int | None = None
 
     def trace(self, event: str, info: dict[str, Any]) -> None:
         """The ``trace`` extension callback: records when each event happened."""
@@ -137,6 +151,17 @@ class PhaseTimer:
         """Called by :class:`TimedResolverBackend` with the time name resolution took."""
         self._dns_ns += duration_ns
         self._dns_failed = self._dns_failed or failed
+
+    def record_write(self, now_ns: int) -> None:
+        """Called by the probe's network stream just before request bytes are written."""
+        if self._first_write_ns is None:
+            self._first_write_ns = now_ns
+
+    def record_read(self, now_ns: int) -> None:
+        """Called by the probe's network stream when a read returned response bytes."""
+        if self._first_read_ns is None:
+            self._first_read_ns = now_ns
+        self._last_read_ns = now_ns
 
     @property
     def dns_failed(self) -> bool:
@@ -168,10 +193,22 @@ class PhaseTimer:
             connect_ns = connect_total - dns_ns
         else:
             dns_ns = connect_ns = 0
-        headers_done = "http11.receive_response_headers.complete"
-        ttfb_ns = self._span("http11.send_request_headers.started", headers_done)
-        transfer_ns = self._span(headers_done, "http11.receive_response_body.complete")
         failed_phase = self._failed_phase
+        sent_ns = self._first_write_ns
+        if sent_ns is None:
+            sent_ns = self._events.get("http11.send_request_headers.started")
+        first_byte_ns, last_byte_ns = self._first_read_ns, self._last_read_ns
+        if sent_ns is not None and first_byte_ns is not None and last_byte_ns is not None and first_byte_ns >= sent_ns:
+            ttfb_ns = first_byte_ns - sent_ns
+            if failed_phase == "transfer":
+                last_byte_ns = max(last_byte_ns, self._events.get("http11.receive_response_body.complete", 0))
+            transfer_ns = last_byte_ns - first_byte_ns
+        else:
+            headers_done = "http11.receive_response_headers.complete"
+            ttfb_ns = self._span("http11.send_request_headers.started", headers_done)
+            if self._first_write_ns is not None and headers_done in self._events:
+                ttfb_ns = max(0, self._events[headers_done] - self._first_write_ns)
+            transfer_ns = self._span(headers_done, "http11.receive_response_body.complete")
         if failed_phase is None and self._dns_failed:
             failed_phase = "dns"
         return RequestTiming(
@@ -186,11 +223,53 @@ class PhaseTimer:
         )
 
 
-class TimedResolverBackend(httpcore.SyncBackend):
-    """httpcore's sync network backend, with name resolution done (and timed) separately.
+class _TimedStream(httpcore.NetworkStream):
+    """A connection's network stream that tells the active :class:`PhaseTimer` when request bytes
+    are written and response bytes are read (the timer is looked up at each call: a kept-alive
+    connection serves several requests, each with its own timer)."""
 
-    The resolution time is reported to the :class:`PhaseTimer` active in the calling context.
-    IP literals are not resolved. Addresses are tried in the resolver's order, as
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        data = self._inner.read(max_bytes, timeout)
+        if data:
+            now_ns = time.perf_counter_ns()
+            timer = _active_timer.get()
+            if timer is not None:
+                timer.record_read(now_ns)
+        return data
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if buffer:
+            timer = _active_timer.get()
+            if timer is not None:
+                timer.record_write(time.perf_counter_ns())
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        return _TimedStream(self._inner.start_tls(ssl_context, server_hostname=server_hostname, timeout=timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class TimedResolverBackend(httpcore.SyncBackend):
+    """httpcore's sync network backend, with name resolution done (and timed) separately, and
+    streams that report when bytes go out and come in.
+
+    The resolution time and the bytes' moments are reported to the :class:`PhaseTimer` active in
+    the calling context. IP literals are not resolved. A name is resolved within the connect
+    timeout (``getaddrinfo`` has no timeout of its own: it runs in a helper thread that is left
+    behind if it does not answer in time). Addresses are tried in the resolver's order, as
     ``socket.create_connection`` does.
     """
 
@@ -206,26 +285,28 @@ class TimedResolverBackend(httpcore.SyncBackend):
         try:
             ipaddress.ip_address(host)
         except ValueError:
-            addresses = self._resolve(host, port, timer)
+            addresses = self._resolve(host, port, timer, timeout)
         else:
             addresses = [host]
         last_error: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
         for address in addresses:
             try:
-                return super().connect_tcp(
+                stream = super().connect_tcp(
                     address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
                 )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last_error = exc
+            else:
+                return _TimedStream(stream)
         if last_error is None:  # pragma: no cover - getaddrinfo never returns an empty list
             raise httpcore.ConnectError(f"no address for {host}")
         raise last_error
 
     @staticmethod
-    def _resolve(host: str, port: int, timer: PhaseTimer | None) -> list[str]:
+    def _resolve(host: str, port: int, timer: PhaseTimer | None, timeout_s: float | None) -> list[str]:
         started_ns = time.perf_counter_ns()
         try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            infos = _getaddrinfo_within(host, port, timeout_s)
         except OSError as exc:
             if timer is not None:
                 timer.record_dns(time.perf_counter_ns() - started_ns, failed=True)
@@ -238,6 +319,38 @@ class TimedResolverBackend(httpcore.SyncBackend):
             if address not in seen:
                 seen.append(address)
         return seen
+
+
+class DnsTimeoutError(OSError):
+    """Name resolution did not answer within the time it was given."""
+
+
+def _getaddrinfo_within(host: str, port: int, timeout_s: float | None) -> list[Any]:
+    """``socket.getaddrinfo(host, port)`` for TCP, giving up after ``timeout_s`` (None: wait).
+
+    Raises:
+        OSError: resolution failed; :class:`DnsTimeoutError` when it did not answer in time.
+    """
+    if timeout_s is None:
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found: list[list[Any]] = []
+    errors: list[OSError] = []
+    done = threading.Event()
+
+    def resolve() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            errors.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=resolve, name="wardwatch dns", daemon=True).start()
+    if not done.wait(max(timeout_s, 0.0)):
+        raise DnsTimeoutError(f"no answer within {timeout_s:g} s")
+    if errors:
+        raise errors[0]
+    return found[0]
 
 
 def ssl_context(
