@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import datetime as dt
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import analysis
 from analysis import RunFilter
+from analysis import rollup_queries as rq
+from analysis.config import PeriodConfig
+from analysis.rollup import RELATIVE_ERROR, RollupCache, RollupConfig, bucket_of, build_rollup, histogram_quantiles
+from store import compact, create_views, write_spans
 from analysis.aggregates import (
     phase_summary,
     run_waterfall,
@@ -118,3 +125,161 @@ def test_workflow_site_summary_judges_each_workflow_by_its_threshold(store) -> N
     community = board.loc["community-hospital"]
     assert community["apdex"].failed == 1
     assert community["apdex"].frustrated == 1
+
+
+# -- The dashboard's rollup: merged per segment, it answers as the aggregates do --------------------
+
+_BOUND = RELATIVE_ERROR * (1 + 1e-9)
+_T = {"open": 1.0, "chart": 2.0}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(min_value=1e-3, max_value=500.0), min_size=1, max_size=300),
+       st.sampled_from([0.0, 0.1, 0.5, 0.9, 0.95, 0.99, 1.0]))
+def test_a_histogram_percentile_is_within_its_bound_of_the_exact_one(values: list[float], q: float) -> None:
+    buckets, counts = np.unique(bucket_of(np.array(values)), return_counts=True)
+    estimate = histogram_quantiles(buckets, counts, [q])[0]
+    exact = float(np.quantile(values, q))  # linear interpolation, as quantile_cont
+    assert abs(estimate - exact) <= _BOUND * exact
+
+
+def _month_rows(run_rows, seed: int = 7) -> list[list[dict]]:
+    """Runs over three days in three batches (segments), two workflows, two sites, some failed."""
+    rng = np.random.default_rng(seed)
+    batches: list[list[dict]] = [[], [], []]
+    base = dt.datetime(2026, 10, 24, 0, 0, tzinfo=dt.UTC)  # London leaves summer time on the 25th
+    for i in range(240):
+        start = base + dt.timedelta(minutes=int(i * 18 + rng.integers(0, 17)), seconds=int(rng.integers(0, 59)))
+        workflow = ["open", "chart"][i % 2]
+        site = ["ward-7", "clinic"][(i // 2) % 2]
+        steps = [("find", float(rng.lognormal(-1, 0.5))), ("notes", float(rng.lognormal(0, 0.6)))]
+        status = "failed" if i % 17 == 0 else "ok"
+        batches[i % 3].extend(run_rows(start, workflow, site, steps, status=status))
+    return batches
+
+
+@pytest.fixture
+def rolled(tmp_path, make_rows):
+    path = tmp_path / "rolled"
+    for batch in _month_rows(make_rows):
+        write_spans(path, batch)
+    cache = RollupCache(path, RollupConfig.of(_T, 3.0))
+    with analysis.open_store(path) as store:
+        yield store, cache
+
+
+_WINDOWS = [
+    (dt.datetime(2026, 10, 24, tzinfo=dt.UTC), dt.datetime(2026, 10, 27, tzinfo=dt.UTC)),  # aligned: days
+    (dt.datetime(2026, 10, 24, 5, 7, 31, tzinfo=dt.UTC), dt.datetime(2026, 10, 26, 13, 52, 2, tzinfo=dt.UTC)),
+    (dt.datetime(2026, 10, 25, 10, 3, tzinfo=dt.UTC), dt.datetime(2026, 10, 25, 10, 11, tzinfo=dt.UTC)),  # inside one window
+]
+
+
+def test_the_merged_rollup_answers_as_the_aggregate_of_the_union(rolled) -> None:
+    """Aligned and unaligned windows (edges read exactly), with and without filters."""
+    store, cache = rolled
+    for window in _WINDOWS:
+        for workflows, sites in [(None, None), (["open"], None), (["chart"], ["clinic"])]:
+            _agree(store, cache, RunFilter(*window, workflows, sites))
+
+
+def _agree(store, cache, runs: RunFilter) -> None:
+    answer = rq.ask(cache.snapshot(), runs)
+    exact = workflow_site_summary(store, runs, thresholds_s=_T, default_threshold_s=3.0)
+    ours = rq.board(answer)
+    assert ours[["workflow", "site", "samples", "not_ok"]].to_dict("records") == \
+        exact[["workflow", "site", "samples", "not_ok"]].to_dict("records")
+    assert ours["share_under"].tolist() == exact["share_under"].tolist()
+    assert [a.score for a in ours["apdex"]] == pytest.approx([a.score for a in exact["apdex"]], abs=1e-12)
+    for column in ("p50_s", "p90_s"):
+        for a, b in zip(ours[column], exact[column], strict=True):
+            assert (pd.isna(a) and pd.isna(b)) or abs(a - b) <= _BOUND * b
+    sites_ours, sites_exact = rq.sites(answer, threshold_s=3.0), site_summary(store, runs, threshold_s=3.0)
+    assert sites_ours[["site", "samples", "not_ok", "share_under"]].to_dict("records") == \
+        sites_exact[["site", "samples", "not_ok", "share_under"]].to_dict("records")
+    cells = rq.time_of_day(answer, timezone="Asia/Kolkata", threshold_s=1.0)
+    cells_exact = time_of_day(store, runs, timezone="Asia/Kolkata", threshold_s=1.0)
+    assert cells[["weekday", "hour", "samples", "share_under"]].to_dict("records") == \
+        cells_exact[["weekday", "hour", "samples", "share_under"]].to_dict("records")
+    line, line_exact = rq.timeline(answer, bucket_s=3600), waiting_timeline(store, runs, bucket="1 hour")
+    assert line["samples"].tolist() == line_exact["samples"].tolist()
+    assert np.all(np.abs(line["p90_s"] - line_exact["p90_s"]) <= _BOUND * line_exact["p90_s"])
+    phases_ours, phases_exact = rq.phases(answer), phase_summary(store, runs)
+    assert phases_ours["samples"].tolist() == phases_exact["samples"].tolist()
+    assert np.allclose(phases_ours[["ttfb_s", "transfer_s"]], phases_exact[["ttfb_s", "transfer_s"]], rtol=1e-12)
+    for newest in (False, True):
+        assert rq.slowest(cache.snapshot(), runs, limit=20, newest_first=newest)["trace_id"].tolist() == \
+            slowest_runs(store, runs, limit=20, newest_first=newest)["trace_id"].tolist()
+
+
+def test_step_figures_merge_exactly_and_their_percentiles_within_the_bound(rolled) -> None:
+    store, cache = rolled
+    runs = RunFilter(*_WINDOWS[1], ["chart"])
+    ours = rq.steps(rq.ask(cache.snapshot(), runs))
+    exact = step_summary(store, runs, threshold_s=_T["chart"])
+    assert ours[["step", "samples"]].to_dict("records") == exact[["step", "samples"]].to_dict("records")
+    assert np.allclose(ours["mean_s"], exact["mean_s"], rtol=1e-12)
+    assert np.all(np.abs(ours["median_s"] - exact["median_s"]) <= _BOUND * exact["median_s"])
+    assert np.allclose(ours["excess_share"].astype(float), exact["excess_share"].astype(float), atol=0.02)
+
+
+def test_rollups_of_two_segments_merged_equal_the_rollup_of_both(rolled) -> None:
+    _, cache = rolled
+    snapshot = cache.snapshot()
+    assert len(snapshot.segments) >= 3
+    con = duckdb.connect()
+    create_views(con, list(snapshot.segments))
+    whole = build_rollup(con, cache.config)
+    con.close()
+    keys = ["window", "workflow", "site"]
+    for level in (900, 86_400):
+        merged = snapshot.runs[level].groupby(keys).sum(numeric_only=True).sort_index()
+        single = whole.runs[level].groupby(keys).sum(numeric_only=True).sort_index()
+        pd.testing.assert_frame_equal(merged.drop(columns="last_ok_ns"), single.drop(columns="last_ok_ns"))
+        hist = snapshot.run_hist[level].groupby([*keys, "bucket"])["count"].sum().sort_index()
+        pd.testing.assert_series_equal(hist, whole.run_hist[level].groupby([*keys, "bucket"])["count"].sum().sort_index())
+
+
+def test_compaction_replacing_segments_does_not_count_twice(rolled) -> None:
+    store, cache = rolled
+    runs = RunFilter(*_WINDOWS[0])
+    before = rq.board(rq.ask(cache.snapshot(), runs))
+    segments_before = cache.snapshot().segments
+    report = compact(cache.path, small_bytes=10**9, min_segments=2, grace_s=3600)
+    assert report.skipped is False
+    after_snapshot = cache.snapshot()
+    assert after_snapshot.segments != segments_before
+    after = rq.board(rq.ask(after_snapshot, runs))
+    assert after[["samples", "not_ok", "share_under"]].to_dict("records") == \
+        before[["samples", "not_ok", "share_under"]].to_dict("records")
+    assert int(after["samples"].sum()) == len(store.runs(*_WINDOWS[0]))
+
+
+def test_steps_whose_run_is_in_another_segment_are_judged_by_that_run(store, tmp_path) -> None:
+    """The SDK probe writes each span as its own segment: every step is loose, every run partial."""
+    cache = RollupCache(tmp_path / "data", RollupConfig.of({"open_patient_record": 1.0}, 3.0))
+    snapshot = cache.snapshot()
+    assert not snapshot.loose_steps.empty and snapshot.loose_steps["workflow"].notna().all()
+    runs = RunFilter(dt.datetime(2026, 11, 2, tzinfo=dt.UTC), dt.datetime(2026, 11, 3, tzinfo=dt.UTC),
+                     ["open_patient_record"])
+    ours = rq.steps(rq.ask(snapshot, runs))
+    exact = step_summary(store, runs, threshold_s=1.0)
+    assert ours[["step", "samples"]].to_dict("records") == exact[["step", "samples"]].to_dict("records")
+    assert np.allclose(ours["excess_share"].astype(float), exact["excess_share"].astype(float), atol=0.02)
+    assert rq.phases(rq.ask(snapshot, runs))["samples"].tolist() == phase_summary(store, runs)["samples"].tolist()
+
+
+def test_a_period_is_judged_on_whole_windows_across_a_clock_change(rolled) -> None:
+    store, cache = rolled
+    rounds = PeriodConfig(name="rounds", weekdays=["sat", "sun", "mon"], start="01:30", end="10:45")
+    calendar = analysis.ClinicalCalendar([rounds], {"ward-7": "Europe/London", "clinic": "Europe/London"})
+    runs = RunFilter(*_WINDOWS[0])
+    dist = rq.waiting_distribution(rq.ask(cache.snapshot(), runs), threshold_s=3.0, period="rounds",
+                                   calendar=calendar)
+    frame = store.runs(*_WINDOWS[0])
+    inside = frame[calendar.mask(frame, "rounds")]
+    assert 0 < dist.samples < len(frame)
+    assert dist.samples == len(inside)
+    assert dist.satisfied == int(((inside["status"] == "ok") & (inside["waiting_s"] <= 3.0)).sum())
+    unaligned = PeriodConfig(name="odd", weekdays=["mon"], start="08:10", end="09:00")
+    assert not rq.period_aligned(analysis.ClinicalCalendar([unaligned], {}, "Europe/London"), "odd")
