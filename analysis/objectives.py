@@ -165,6 +165,10 @@ def evaluate_objective(
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be timezone-aware")
+    if isinstance(store, FrameCache):  # one report asks the same question more than once
+        key = ("objective", objective.model_dump_json(), calendar, start, end)
+        return store.memo(key, lambda: _evaluate(
+            objective_runs(store, objective, calendar, start, end), objective, start, end))
     runs = objective_runs(store, objective, calendar, start, end)
     return _evaluate(runs, objective, start, end)
 

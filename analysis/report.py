@@ -150,12 +150,14 @@ def build_report(
     year, number = parse_month(month)
     start, end = calendar_month(year, number, timezone)
     store = store if isinstance(store, FrameCache) else FrameCache(store)
+    # Findings first: they judge each SLA in one pass over the requests with the figures of the
+    # scopes they explain; the SLA and objective results below are then read from the cache.
+    findings = find_watermelons(store, slas, objectives, calendar, month=month,
+                                task_volumes=task_volumes, base_dir=base_dir)
     sla_results = [
         evaluate_sla(store, sla, *sla_window(sla, month=month), base_dir=base_dir) for sla in slas
     ]
     objective_results = [evaluate_objective(store, o, calendar, start, end) for o in objectives]
-    findings = find_watermelons(store, slas, objectives, calendar, month=month,
-                                task_volumes=task_volumes, base_dir=base_dir)
     in_month = [c for c in changes if start <= c.at.astimezone(dt.UTC) < end]
     impacts = [change_impact(store, c, window=change_window) for c in in_month]
     simulated = bool(store.sql(

@@ -26,6 +26,7 @@ import csv
 import datetime as dt
 import fnmatch
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,10 +51,15 @@ __all__ = [
     "counted_requests",
     "filter_requests",
     "in_sla_hours",
+    "scope_request_figures",
     "sla_hours_text",
     "sla_requests",
     "sla_window",
 ]
+
+
+SCOPE_FIGURE_COLUMNS = ("requests", "good", "durations", "mean_s", "p95_s", "quantile_s")
+RequestScope = tuple[str, str, tuple[str, list[Any]]]  # workflow, site, (SQL condition, params)
 
 
 @dataclass(frozen=True)
@@ -401,19 +407,98 @@ def _counts(store: Store | FrameCache, sla: SLAConfig, start: dt.datetime, end: 
 
 def _read_counts(store: Store | FrameCache, sla: SLAConfig, start: dt.datetime,
                  end: dt.datetime, base_dir: Path | None) -> pd.Series:
-    base, params = _base_query(sla, start, end, base_dir)
-    q = sla.ratio_target if sla.metric == "percentile" else 0.5
-    query = f"""{base}
+    return _read_counts_and_scopes(store, sla, start, end, base_dir, (), 0.95)[0]
+
+
+def _read_counts_and_scopes(
+    store: Store | FrameCache, sla: SLAConfig, start: dt.datetime, end: dt.datetime,
+    base_dir: Path | None, scopes: Sequence[RequestScope], q: float,
+) -> tuple[pd.Series, pd.DataFrame]:
+    """The SLA's counts and the figures of each scope, in one pass over the requests."""
+    columns = "start, duration_s, status" + (", workflow, site" if scopes else "")
+    base, params = _base_query(sla, start, end, base_dir, columns)
+    flags: list[str] = []  # each request's membership of each scope, computed once
+    flag_params: list[Any] = []
+    figures: list[str] = []
+    for i, (workflow, site, (condition, condition_params)) in enumerate(scopes):
+        flags.append(f", (in_hours AND NOT excluded AND workflow = ? AND site = ? AND {condition}) "
+                     f"AS in_{i}")
+        flag_params += [workflow, site, *condition_params]
+        for expression, name in (("count(*)", "requests"), ("count(*)", "good"),
+                                 ("count(duration_s)", "durations"), ("avg(duration_s)", "mean_s"),
+                                 ("quantile_cont(duration_s, 0.95)", "p95_s"),
+                                 (f"quantile_cont(duration_s, {float(q)!r})", "quantile_s")):
+            extra = " AND good" if name == "good" else ""
+            figures.append(f",\n    {expression} FILTER (WHERE in_{i}{extra}) AS {name}_{i}")
+    counted = "in_hours AND NOT excluded"
+    p = sla.ratio_target if sla.metric == "percentile" else 0.5
+    query = f"""{base}, flagged AS (SELECT *{''.join(flags)} FROM base)
 SELECT
     count(*) FILTER (WHERE NOT in_hours) AS outside,
     count(*) FILTER (WHERE in_hours AND excluded) AS excluded,
-    count(*) FILTER (WHERE in_hours AND NOT excluded) AS n,
-    count(*) FILTER (WHERE in_hours AND NOT excluded AND good) AS n_good,
-    avg(duration_s) FILTER (WHERE in_hours AND NOT excluded AND status <> 'timed_out') AS mean_s,
-    quantile_cont(duration_s, {float(q)!r})
-        FILTER (WHERE in_hours AND NOT excluded AND status <> 'timed_out') AS quantile_s
-FROM base"""
-    return store.sql(query, params).iloc[0]
+    count(*) FILTER (WHERE {counted}) AS n,
+    count(*) FILTER (WHERE {counted} AND good) AS n_good,
+    avg(duration_s) FILTER (WHERE {counted} AND status <> 'timed_out') AS mean_s,
+    quantile_cont(duration_s, {float(p)!r})
+        FILTER (WHERE {counted} AND status <> 'timed_out') AS quantile_s{''.join(figures)}
+FROM flagged"""
+    row = store.sql(query, [*params, *flag_params]).iloc[0]
+
+    def number(name: str, i: int) -> float:
+        value = row[f"{name}_{i}"]
+        return math.nan if value is None or pd.isna(value) else float(value)
+
+    out = pd.DataFrame([{name: number(name, i) for name in SCOPE_FIGURE_COLUMNS}
+                        for i in range(len(scopes))], columns=list(SCOPE_FIGURE_COLUMNS))
+    return row, out.astype({"requests": "int64", "good": "int64", "durations": "int64"})
+
+
+def scope_request_figures(
+    store: Store | FrameCache,
+    sla: SLAConfig,
+    window_start: dt.datetime,
+    window_end: dt.datetime,
+    scopes: Sequence[RequestScope],
+    base_dir: Path | None = None,
+    q: float = 0.95,
+) -> pd.DataFrame:
+    """Figures of the requests the SLA counts in each of several scopes, in one DuckDB query.
+
+    Args:
+        store: the store.
+        sla: the SLA (its data source, workflows, sites, endpoints, service hours, exclusions).
+        window_start: the window's start (timezone-aware).
+        window_end: its end, exclusive.
+        scopes: ``(workflow, site, (condition, params))`` each: the requests of that workflow at
+            that site for which the SQL ``condition`` over ``start`` holds (e.g.
+            :meth:`analysis.calendar.ClinicalCalendar.sql_condition`; ``("TRUE", [])``: all).
+        base_dir: where a relative ``exclusions_file`` is read from.
+        q: the quantile of ``quantile_s`` (in (0, 1)).
+
+    Returns:
+        One row per scope, in order, columns ``requests`` (counted), ``good`` (the SLA's good
+        ones), ``durations`` (with a duration), ``mean_s``, ``p95_s`` and ``quantile_s`` (mean,
+        95th percentile and ``q`` quantile of the durations, every status; NaN without any):
+        the figures :func:`filter_requests` gives on the ``requests`` frame of each scope.
+        Through an :class:`analysis.store.FrameCache`, the first call for an SLA and window
+        also computes what :func:`evaluate_sla` needs, in the same pass over the requests.
+    """
+    if isinstance(store, FrameCache):
+        key = _key("scopes", sla, window_start, window_end, base_dir, _frozen(scopes), q)
+
+        def read() -> pd.DataFrame:
+            counts, figures = _read_counts_and_scopes(store, sla, window_start, window_end,
+                                                      base_dir, scopes, q)
+            store.memo(_key("counts", sla, window_start, window_end, base_dir), lambda: counts)
+            return figures
+
+        return store.memo(key, read)
+    return _read_counts_and_scopes(store, sla, window_start, window_end, base_dir, scopes, q)[1]
+
+
+def _frozen(scopes: Sequence[RequestScope]) -> tuple[Any, ...]:
+    return tuple((w, s, c, tuple(tuple(p) if isinstance(p, list) else p for p in ps))
+                 for w, s, (c, ps) in scopes)
 
 
 def _slice_ratios(store: Store | FrameCache, sla: SLAConfig, start: dt.datetime,

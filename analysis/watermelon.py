@@ -43,6 +43,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from analysis.calendar import ClinicalCalendar
 from analysis.config import ObjectiveConfig, SLAConfig, TaskVolumeConfig
@@ -52,12 +53,12 @@ from analysis.sla import (
     SLAResult,
     counted_requests,
     evaluate_sla,
-    filter_requests,
     in_sla_hours,
+    scope_request_figures,
     sla_hours_text,
     sla_window,
 )
-from analysis.store import REQUEST_COLUMNS, FrameCache, Store
+from analysis.store import FrameCache, Store
 
 __all__ = ["Finding", "Lens", "TimeLost", "find_watermelons", "time_lost"]
 
@@ -238,71 +239,121 @@ def _measured_days(calendar: ClinicalCalendar | None, period: str, site: str,
     )
 
 
-def _step_excess(
-    steps: pd.DataFrame, bad_ids: set[str], good_ids: set[str]
-) -> tuple[str | None, float, pd.Series]:
-    """Each step's summed excess in the bad runs over its median in the good runs."""
-    if not bad_ids or steps.empty:
-        return None, math.nan, pd.Series(dtype="float64")
-    reference_rows = steps[steps["trace_id"].isin(good_ids)]
-    bad = steps[steps["trace_id"].isin(bad_ids)]
-    per_run = bad.groupby(["trace_id", "step"])["duration_s"].sum().reset_index()
-    if len(reference_rows):
-        ref_per_run = reference_rows.groupby(["trace_id", "step"])["duration_s"].sum().reset_index()
-        reference = ref_per_run.groupby("step")["duration_s"].median()
-    else:
-        reference = pd.Series(dtype="float64")
-    base = per_run["step"].map(reference).fillna(0.0)
-    per_run["excess"] = np.maximum(0.0, per_run["duration_s"] - base)
-    excess = per_run.groupby("step")["excess"].sum().sort_values(ascending=False)
+Scope = tuple[str, str]  # (site, period)
+
+
+def _step_figures(
+    store: Store | FrameCache, objective: ObjectiveConfig, start: dt.datetime, end: dt.datetime,
+    good_ids: pd.Series, scopes: Sequence[Scope], bad_ids: Sequence[pd.Series],
+    period_runs: pd.DataFrame,
+) -> pd.DataFrame:
+    """Per scope and step, in one DuckDB query over the ``steps`` view: the steps' durations
+    summed per run, then ``excess_s`` (role ``bad``: the scope's bad runs' sum of each step's
+    excess over its median in the good runs ``good_ids``) and ``median_s`` (roles ``here`` and
+    ``others``: the median per run at the scope's site, and at the other sites, in its period).
+
+    A run's steps are at the run's site (one probe runs a workflow).
+    """
+    parts = [pd.DataFrame({"trace_id": good_ids.astype(str), "role": "good", "scope": -1})]
+    for i, ((site, period), bad) in enumerate(zip(scopes, bad_ids, strict=True)):
+        in_period = period_runs[period_runs["period"] == period]
+        here = (in_period["site"] == site).to_numpy()
+        parts += [
+            pd.DataFrame({"trace_id": bad.astype(str), "role": "bad", "scope": i}),
+            pd.DataFrame({"trace_id": in_period["trace_id"][here].astype(str), "role": "here",
+                          "scope": i}),
+            pd.DataFrame({"trace_id": in_period["trace_id"][~here].astype(str), "role": "others",
+                          "scope": i}),
+        ]
+    flags = pa.Table.from_pandas(pd.concat(parts, ignore_index=True).drop_duplicates(),
+                                 preserve_index=False)
+    sites = "" if not objective.sites else " AND list_contains(?, site)"
+    params: list[object] = [start.astimezone(dt.UTC), end.astimezone(dt.UTC), objective.workflow]
+    params += [list(objective.sites)] if objective.sites else []
+    query = f"""
+WITH per_run AS MATERIALIZED (
+    SELECT trace_id, step, coalesce(sum(duration_s), 0.0) AS d FROM steps
+    WHERE start >= ? AND start < ? AND workflow = ?{sites} AND step IS NOT NULL
+      AND trace_id IN (SELECT trace_id FROM step_flags)
+    GROUP BY trace_id, step),
+reference AS (
+    SELECT step, median(d) AS reference_s FROM per_run
+    WHERE trace_id IN (SELECT trace_id FROM step_flags WHERE role = 'good') GROUP BY step)
+SELECT f.role, f.scope, p.step, median(p.d) AS median_s,
+       sum(greatest(p.d - coalesce(r.reference_s, 0.0), 0.0)) AS excess_s
+FROM per_run AS p JOIN step_flags AS f USING (trace_id) LEFT JOIN reference AS r USING (step)
+WHERE f.role <> 'good'
+GROUP BY f.role, f.scope, p.step
+ORDER BY f.role, f.scope, p.step"""
+    return store.sql(query, params, tables={"step_flags": flags})
+
+
+def _dominant_step(figures: pd.DataFrame, scope: int) -> tuple[str | None, float]:
+    """The step with the largest share of the scope's excess waiting, and that share."""
+    rows = figures[(figures["role"] == "bad") & (figures["scope"] == scope)]
+    if rows.empty:
+        return None, math.nan
+    excess = pd.Series(rows["excess_s"].to_numpy(dtype=np.float64), index=rows["step"].astype(str))
+    excess = excess.sort_values(ascending=False)
     total = float(excess.sum())
     if total <= 0:
-        return None, math.nan, excess
-    return str(excess.index[0]), float(excess.iloc[0] / total), excess
+        return None, math.nan
+    return str(excess.index[0]), float(excess.iloc[0] / total)
 
 
-def _site_step_gap(steps_period: pd.DataFrame, site: str) -> tuple[str | None, float]:
+def _site_step_gap(figures: pd.DataFrame, scope: int) -> tuple[str | None, float]:
     """The step whose median (per run) is most above the other sites' in the same period."""
-    per_run = steps_period.groupby(["trace_id", "site", "step"])["duration_s"].sum().reset_index()
-    here = per_run[per_run["site"] == site].groupby("step")["duration_s"].median()
-    others = per_run[per_run["site"] != site].groupby("step")["duration_s"].median()
-    gap = (here - others).dropna()
+    def medians(role: str) -> pd.Series:
+        rows = figures[(figures["role"] == role) & (figures["scope"] == scope)]
+        return pd.Series(rows["median_s"].to_numpy(dtype=np.float64),
+                         index=rows["step"].astype(str))
+
+    gap = (medians("here") - medians("others")).dropna()
     if gap.empty or gap.max() <= 0:
         return None, math.nan
     return str(gap.idxmax()), float(gap.max())
 
 
-def _sla_figure(requests: pd.DataFrame, sla: SLAConfig) -> str:
-    durations = requests["duration_s"].astype("float64").dropna()
-    n = len(durations)
+def _sla_figure(figures: pd.Series, sla: SLAConfig) -> str:
+    """The SLA's own figure over a scope's requests (a row of
+    :func:`analysis.sla.scope_request_figures`)."""
+    n, durations = int(figures["requests"]), int(figures["durations"])
+    share = int(figures["good"]) / n if n else math.nan
     if sla.metric == "share_under" and sla.threshold_s is not None:
-        share = float(requests["good"].mean()) if len(requests) else math.nan
-        return f"{share:.1%} of requests within {sla.threshold_s:g} s (n={len(requests)})"
+        return f"{share:.1%} of requests within {sla.threshold_s:g} s (n={n})"
     if sla.metric == "mean":
-        return f"mean per request {_fmt_s(float(durations.mean()) if n else math.nan)} (n={n})"
+        return f"mean per request {_fmt_s(float(figures['mean_s']))} (n={durations})"
     if sla.metric == "availability":
-        share = float(requests["good"].mean()) if len(requests) else math.nan
-        return f"{share:.2%} of requests succeeded (n={len(requests)})"
+        return f"{share:.2%} of requests succeeded (n={n})"
     q = (sla.percentile or 95) / 100
-    value, samples = _p(durations, q)
-    return f"per request p{q * 100:g} {_fmt_s(value)} (n={samples})"
+    return f"per request p{q * 100:g} {_fmt_s(float(figures['quantile_s']))} (n={durations})"
 
 
-def _scope_requests(store: Store | FrameCache, sla: SLAConfig, workflow: str, site: str,
-                    start: dt.datetime, end: dt.datetime, base_dir: Path | None) -> pd.DataFrame:
-    """The requests the SLA counts for one workflow at one site."""
-    if sla.sites and site not in sla.sites:  # the SLA does not count this site
-        return pd.DataFrame({name: pd.Series(dtype="object") for name in (*REQUEST_COLUMNS, "good")})
-    frame = store.requests(start, end, workflow=workflow, source=sla.data_source)
-    return filter_requests(frame[frame["site"] == site], sla, base_dir)
+def _request_scopes(sla: SLAConfig, workflow: str, scopes: Sequence[Scope],
+                    calendar: ClinicalCalendar | None
+                    ) -> list[tuple[str, str, tuple[str, list[object]]]]:
+    """Each scope's requests as :func:`analysis.sla.scope_request_figures` selects them."""
+    out: list[tuple[str, str, tuple[str, list[object]]]] = []
+    for site, period in scopes:
+        if sla.sites and site not in sla.sites:  # the SLA does not count this site
+            condition: tuple[str, list[object]] = ("FALSE", [])
+        elif period != ALL_HOURS and calendar is not None:
+            condition = calendar.sql_condition(period, site)
+        else:
+            condition = ("TRUE", [])
+        out.append((workflow, site, condition))
+    return out
 
 
 def _watermelon(
     sla: SLAConfig, sla_result: SLAResult, objective: ObjectiveConfig, result: ObjectiveResult,
-    scope: pd.Series, all_runs: pd.DataFrame, period_runs: pd.DataFrame, steps: pd.DataFrame,
-    store: Store | FrameCache, calendar: ClinicalCalendar | None,
+    scope: pd.Series, all_runs: pd.DataFrame, period_runs: pd.DataFrame,
+    requests: pd.Series, steps: pd.DataFrame, index: int, calendar: ClinicalCalendar | None,
     volumes: Sequence[TaskVolumeConfig], base_dir: Path | None,
 ) -> Finding:
+    """One watermelon finding; ``requests`` is the scope's row of
+    :func:`analysis.sla.scope_request_figures` and ``steps`` the step figures of
+    :func:`_step_figures`, in which the scope is number ``index``."""
     site, period = str(scope["site"]), str(scope["period"])
     t = objective.threshold_s
     here = period_runs[(period_runs["site"] == site) & (period_runs["period"] == period)]
@@ -326,14 +377,10 @@ def _watermelon(
             "period_p90_s": p90, "period_runs": n90, "period_within": within}, sla.name))
 
     # Per request vs per workflow.
-    req = _scope_requests(store, sla, objective.workflow, site, result.start, result.end,
-                          base_dir)
-    if period != ALL_HOURS and calendar is not None and len(req):
-        req = req[calendar.mask(req, period)]
-    req_p95, req_n = _p(req["duration_s"], 0.95)
-    per_run = len(req) / len(here) if len(here) else math.nan
+    req_p95, req_n = float(requests["p95_s"]), int(requests["durations"])
+    per_run = int(requests["requests"]) / len(here) if len(here) else math.nan
     lenses.append(Lens("per_request", (
-        f"{_sla_figure(req, sla)}, per request p95 {_fmt_s(req_p95)} (n={req_n}); per workflow "
+        f"{_sla_figure(requests, sla)}, per request p95 {_fmt_s(req_p95)} (n={req_n}); per workflow "
         f"p90 {_fmt_s(p90)} (n={n90}): each run makes {per_run:.1f} requests in series"
     ), {"request_p95_s": req_p95, "requests": req_n, "workflow_p90_s": p90, "runs": n90,
         "requests_per_run": per_run}, sla.name))
@@ -349,8 +396,7 @@ def _watermelon(
     in_period = period_runs[period_runs["period"] == period]
     if in_period["site"].nunique() > 1:
         pooled, pooled_n = _p(in_period["waiting_s"], 0.9)
-        period_ids = set(in_period["trace_id"])
-        gap_step, gap_s = _site_step_gap(steps[steps["trace_id"].isin(period_ids)], site)
+        gap_step, gap_s = _site_step_gap(steps, index)
         others = in_period[in_period["site"] != site]["waiting_s"].astype("float64")
         diff = float(here_waits.median() - others.median()) if len(others) else math.nan
         text = f"all sites p90 {_fmt_s(pooled)} (n={pooled_n}), {site} p90 {_fmt_s(p90)} (n={n90})"
@@ -373,9 +419,7 @@ def _watermelon(
     ), {"slow_runs": len(slow), "slow_runs_available": slow_ok}))
 
     # Dominant step: excess of the scope's bad runs over the workflow's good runs.
-    good_ids = set(all_runs.loc[all_runs["good"], "trace_id"])
-    bad_ids = set(here.loc[here_waits > t, "trace_id"])
-    dominant, share, _ = _step_excess(steps, bad_ids, good_ids)
+    dominant, share = _dominant_step(steps, index)
 
     days = _measured_days(calendar, period, site, here["start"], result.start, result.end)
     lost = time_lost(here_waits, t, objective.workflow, site, period, days,
@@ -396,6 +440,18 @@ def _watermelon(
     )
     return Finding("watermelon", sla_result, objective.name, objective.workflow, site, period,
                    experience, lenses, dominant, share, lost, summary)
+
+
+def _scopes(breached: pd.DataFrame) -> list[Scope]:
+    """The (site, period) of each breached scope, in order."""
+    return [(str(site), str(period)) for site, period in zip(breached["site"], breached["period"],
+                                                             strict=True)]
+
+
+def _bad_runs(period_runs: pd.DataFrame, site: str, period: str, threshold_s: float) -> pd.Series:
+    """The trace ids of the scope's runs over the threshold."""
+    here = period_runs[(period_runs["site"] == site) & (period_runs["period"] == period)]
+    return here.loc[here["waiting_s"].astype("float64") > threshold_s, "trace_id"]
 
 
 def _reverse(
@@ -534,20 +590,26 @@ def find_watermelons(
     if month is None and window is None:
         raise ValueError("give the compliance month (YYYY-MM) or a window")
     store = store if isinstance(store, FrameCache) else FrameCache(store)
-    evaluated: dict[tuple[str, dt.datetime, dt.datetime], ObjectiveResult] = {}
     findings: list[Finding] = []
     for sla in slas:
         start, end = window if window is not None else sla_window(sla, month=month)
+        # The objectives first (runs only): their breached scopes' request figures are then
+        # computed in the same pass over the requests as the SLA itself.
+        judged = [(o, evaluate_objective(store, o, calendar, start, end))
+                  for o in objectives if _covers(sla, o)]
+        request_scopes: list[tuple[str, str, tuple[str, list[object]]]] = []
+        offsets: list[int] = []
+        for objective, result in judged:
+            offsets.append(len(request_scopes))
+            if result.overall.met is not None:
+                request_scopes += _request_scopes(sla, objective.workflow,
+                                                  _scopes(result.breached_scopes), calendar)
+        requests = scope_request_figures(store, sla, start, end, request_scopes, base_dir,
+                                         q=(sla.percentile or 95) / 100)
         sla_result = evaluate_sla(store, sla, start, end, base_dir=base_dir)
         if sla_result.met is None:
             continue
-        for objective in objectives:
-            if not _covers(sla, objective):
-                continue
-            key = (objective.model_dump_json(), start, end)
-            if key not in evaluated:
-                evaluated[key] = evaluate_objective(store, objective, calendar, start, end)
-            result = evaluated[key]
+        for (objective, result), offset in zip(judged, offsets, strict=True):
             if result.overall.met is None:
                 continue
             if sla_result.met and not result.breached_scopes.empty:
@@ -557,12 +619,17 @@ def find_watermelons(
                     objective.model_copy(update={"periods": []}), None)
                 period_runs = (judge_runs(all_runs.drop(columns=["good", "period"]), objective,
                                           calendar))
-                steps = store.steps(start, end, workflow=objective.workflow,
-                                    site=objective.sites or None)
-                for _, scope in result.breached_scopes.iterrows():
+                scopes = _scopes(result.breached_scopes)
+                bad_ids = [_bad_runs(period_runs, site, period, objective.threshold_s)
+                           for site, period in scopes]
+                steps = _step_figures(store, objective, start, end,
+                                      all_runs.loc[all_runs["good"], "trace_id"], scopes, bad_ids,
+                                      period_runs)
+                for index, (_, scope) in enumerate(result.breached_scopes.iterrows()):
                     findings.append(_watermelon(
-                        sla, sla_result, objective, result, scope, all_runs, period_runs, steps,
-                        store, calendar, task_volumes, base_dir))
+                        sla, sla_result, objective, result, scope, all_runs, period_runs,
+                        requests.iloc[offset + index], steps, index, calendar, task_volumes,
+                        base_dir))
             elif not sla_result.met and result.met:
                 bad = counted_requests(store, sla, start, end, base_dir, only_bad=True)
                 findings.append(_reverse(sla, sla_result, objective, result, bad, calendar))
