@@ -95,64 +95,79 @@ def _derived_status(alias: str, failed_on_5xx: bool) -> str:
     )
 
 
-def _steps_sql() -> str:
+def _with_run_fallback(select: str, where: str, needs_run: str, joins: str = "") -> str:
+    """``select`` over spans ``sp`` matching ``where``, joined to their trace's run only where
+    ``needs_run`` holds.
+
+    ``select`` names the run's columns ``{run_workflow}`` and ``{run_site}``. A probe span carries
+    its own workflow and site; joining every span to its run on the trace id would double the
+    scan, so only spans without them (the EPR's server spans, imported spans) pay for the join,
+    and only their traces' runs are looked up. ``joins`` follows ``FROM spans AS sp`` (a filter
+    such as an anti join). Never ``SELECT *`` here: the maps would be decoded.
+    """
     s = schema
+    matching = f"FROM spans AS sp {joins} WHERE ({where})"
     return f"""
-SELECT
-    st."{s.TRACE_ID}" AS trace_id,
-    st."{s.SPAN_ID}" AS span_id,
-    st."{s.PARENT_SPAN_ID}" AS parent_span_id,
-    st."{s.TIMESTAMP}" AS start,
-    coalesce(st."{s.WORKFLOW}", run.workflow) AS workflow,
-    st."{s.SITE}" AS site,
-    st."{s.STEP}" AS step,
-    st."{s.STEP_INDEX}"::INTEGER AS step_index,
-    coalesce(st."{s.RUN_STATUS}", {_derived_status("st", failed_on_5xx=False)}) AS status,
-    st."{s.ERROR_TYPE_COLUMN}" AS error_type,
-    st."{s.HTTP_STATUS_CODE}"::INTEGER AS http_status,
-    st."{s.DURATION}" / 1e9 AS duration_s,
-    st."{s.DNS_S}" AS dns_s,
-    st."{s.CONNECT_S}" AS connect_s,
-    st."{s.TLS_S}" AS tls_s,
-    st."{s.TTFB_S}" AS ttfb_s,
-    st."{s.TRANSFER_S}" AS transfer_s,
-    st."{s.RESPONSE_BYTES}" AS response_bytes,
-    st."{s.HTTP_METHOD}" AS http_method,
-    st."{s.URL_TEMPLATE_COLUMN}" AS url_template,
-    st."{s.BUNDLE_PAGES}"::INTEGER AS bundle_pages,
-    st."{s.SIMULATED}" AS simulated,
-    st."{s.DURATION}" AS duration_ns
-FROM spans AS st
+{select.format(run_workflow="NULL", run_site="NULL")}
+{matching} AND NOT coalesce({needs_run}, false)
+UNION ALL
+{select.format(run_workflow="run.workflow", run_site="run.site")}
+FROM spans AS sp {joins}
 LEFT JOIN (
-    SELECT "{s.TRACE_ID}" AS trace_id, any_value("{s.WORKFLOW}") AS workflow
-    FROM spans WHERE "{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_RUN)}
+    SELECT "{s.TRACE_ID}" AS trace_id, any_value("{s.WORKFLOW}") AS workflow,
+           any_value("{s.SITE}") AS site
+    FROM spans
+    WHERE "{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_RUN)} AND "{s.TRACE_ID}" IN (
+        SELECT sp."{s.TRACE_ID}" {matching} AND coalesce({needs_run}, false))
     GROUP BY ALL
-) AS run ON run.trace_id = st."{s.TRACE_ID}"
-WHERE st."{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_STEP)}
+) AS run ON run.trace_id = sp."{s.TRACE_ID}"
+WHERE ({where}) AND coalesce({needs_run}, false)
 """
 
 
-def _requests_sql() -> str:
+def _steps_sql() -> str:
     s = schema
-    probe_types = ", ".join(_lit(t) for t in (s.SPAN_TYPE_REQUEST, s.SPAN_TYPE_AUTH))
-    return f"""
-WITH run AS (
-    SELECT "{s.TRACE_ID}" AS trace_id, any_value("{s.WORKFLOW}") AS workflow,
-           any_value("{s.SITE}") AS site
-    FROM spans WHERE "{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_RUN)}
-    GROUP BY ALL
-),
-parents AS (
-    SELECT DISTINCT "{s.TRACE_ID}" AS trace_id, "{s.PARENT_SPAN_ID}" AS span_id
-    FROM spans WHERE "{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_REQUEST)}
-)
+    select = f"""
 SELECT
     sp."{s.TRACE_ID}" AS trace_id,
     sp."{s.SPAN_ID}" AS span_id,
     sp."{s.PARENT_SPAN_ID}" AS parent_span_id,
     sp."{s.TIMESTAMP}" AS start,
-    coalesce(sp."{s.WORKFLOW}", run.workflow) AS workflow,
-    coalesce(sp."{s.SITE}", run.site) AS site,
+    coalesce(sp."{s.WORKFLOW}", {{run_workflow}}) AS workflow,
+    sp."{s.SITE}" AS site,
+    sp."{s.STEP}" AS step,
+    sp."{s.STEP_INDEX}"::INTEGER AS step_index,
+    coalesce(sp."{s.RUN_STATUS}", {_derived_status("sp", failed_on_5xx=False)}) AS status,
+    sp."{s.ERROR_TYPE_COLUMN}" AS error_type,
+    sp."{s.HTTP_STATUS_CODE}"::INTEGER AS http_status,
+    sp."{s.DURATION}" / 1e9 AS duration_s,
+    sp."{s.DNS_S}" AS dns_s,
+    sp."{s.CONNECT_S}" AS connect_s,
+    sp."{s.TLS_S}" AS tls_s,
+    sp."{s.TTFB_S}" AS ttfb_s,
+    sp."{s.TRANSFER_S}" AS transfer_s,
+    sp."{s.RESPONSE_BYTES}" AS response_bytes,
+    sp."{s.HTTP_METHOD}" AS http_method,
+    sp."{s.URL_TEMPLATE_COLUMN}" AS url_template,
+    sp."{s.BUNDLE_PAGES}"::INTEGER AS bundle_pages,
+    sp."{s.SIMULATED}" AS simulated,
+    sp."{s.DURATION}" AS duration_ns"""
+    return _with_run_fallback(
+        select, f'sp."{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_STEP)}', f'sp."{s.WORKFLOW}" IS NULL'
+    )
+
+
+def _requests_sql() -> str:
+    s = schema
+    probe_types = ", ".join(_lit(t) for t in (s.SPAN_TYPE_REQUEST, s.SPAN_TYPE_AUTH))
+    select = f"""
+SELECT
+    sp."{s.TRACE_ID}" AS trace_id,
+    sp."{s.SPAN_ID}" AS span_id,
+    sp."{s.PARENT_SPAN_ID}" AS parent_span_id,
+    sp."{s.TIMESTAMP}" AS start,
+    coalesce(sp."{s.WORKFLOW}", {{run_workflow}}) AS workflow,
+    coalesce(sp."{s.SITE}", {{run_site}}) AS site,
     sp."{s.STEP}" AS step,
     CASE WHEN sp."{s.SPAN_KIND}" = 'Server' THEN 'server' ELSE 'probe' END AS source,
     coalesce(sp."{s.SPAN_TYPE}", 'server') AS span_type,
@@ -164,14 +179,22 @@ SELECT
     sp."{s.DURATION}" / 1e9 AS duration_s,
     sp."{s.SERVICE_NAME}" AS service_name,
     sp."{s.SIMULATED}" AS simulated,
-    sp."{s.DURATION}" AS duration_ns
-FROM spans AS sp
-LEFT JOIN run ON run.trace_id = sp."{s.TRACE_ID}"
-LEFT JOIN parents ON parents.trace_id = sp."{s.TRACE_ID}" AND parents.span_id = sp."{s.SPAN_ID}"
-WHERE sp."{s.SPAN_TYPE}" IN ({probe_types})
-   OR (sp."{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_STEP)} AND parents.span_id IS NULL)
-   OR (sp."{s.SPAN_KIND}" = 'Server' AND sp."{s.SPAN_TYPE}" IS NULL)
-"""
+    sp."{s.DURATION}" AS duration_ns"""
+    # A step that made several requests is represented by its request spans, not by itself.
+    without_requests = f"""ANTI JOIN (
+        SELECT DISTINCT "{s.TRACE_ID}" AS trace_id, "{s.PARENT_SPAN_ID}" AS span_id
+        FROM spans WHERE "{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_REQUEST)}
+    ) AS parent ON parent.trace_id = sp."{s.TRACE_ID}" AND parent.span_id = sp."{s.SPAN_ID}"
+    """
+    needs_run = f'sp."{s.WORKFLOW}" IS NULL OR sp."{s.SITE}" IS NULL'
+    probe_requests = _with_run_fallback(select, f'sp."{s.SPAN_TYPE}" IN ({probe_types})', needs_run)
+    server_spans = _with_run_fallback(
+        select, f'sp."{s.SPAN_KIND}" = \'Server\' AND sp."{s.SPAN_TYPE}" IS NULL', needs_run
+    )
+    single_request_steps = _with_run_fallback(
+        select, f'sp."{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_STEP)}', needs_run, without_requests
+    )
+    return f"{probe_requests}\nUNION ALL\n{single_request_steps}\nUNION ALL\n{server_spans}"
 
 
 def _missed_slots_sql() -> str:
