@@ -324,8 +324,10 @@ def open_store(path: Path | str, calendar: ClinicalCalendar | None = None) -> St
 
 class FrameCache:
     """A :class:`Store` whose frames are read once: ``runs``, ``steps``, ``requests`` and
-    ``missed_slots`` remember their result per argument list, for one computation that asks the
-    same question several times (a report). Other attributes are the store's.
+    ``missed_slots`` remember their result per question (the arguments by name; a filter passed
+    as ``None`` is the same question as one left out), for one computation that asks the same
+    question several times (a report); :meth:`memo` remembers any other result (an SLA's
+    figures, an objective's evaluation). Other attributes are the store's.
 
     The frames returned are shared: treat them as read-only.
     """

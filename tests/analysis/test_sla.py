@@ -211,3 +211,38 @@ def test_service_hours_skip_bank_holidays(store_path: Path) -> None:
         r = evaluate_sla(store, sla(metric="availability", target=0.9, service_hours=hours,
                                     timezone="Europe/London"), *OCT)
     assert r.samples == 0 and r.outside_service_hours == 10 and r.met is None
+
+
+def test_scope_figures_agree_with_the_filtered_frame(store_path: Path) -> None:
+    import numpy as np
+
+    from analysis.calendar import ClinicalCalendar
+    from analysis.config import PeriodConfig
+    from analysis.sla import filter_requests, scope_request_figures
+    from analysis.store import FrameCache
+
+    morning = PeriodConfig(name="morning", weekdays=["thu"], start=dt.time(9), end=dt.time(9, 30))
+    calendar = ClinicalCalendar([morning], {"ward-7": "Europe/London"})
+    config = sla(metric="percentile", percentile=90, target=3.0, timezone="Europe/London",
+                 exclusions=[{"start": "2026-10-01T08:15:00Z", "end": "2026-10-01T08:25:00Z"}])
+    scopes = [("notes", "ward-7", calendar.sql_condition("morning", "ward-7")),
+              ("notes", "ward-7", ("TRUE", [])), ("notes", "elsewhere", ("TRUE", []))]
+    with open_store(store_path) as store:
+        cache = FrameCache(store)
+        figures = scope_request_figures(cache, config, *OCT, scopes, q=0.9)
+        assert evaluate_sla(cache, config, *OCT).samples == 9  # the same pass counted them
+        frame = filter_requests(store.requests(*OCT, source="probe"), config)
+    for row, mask in zip(figures.itertuples(), [calendar.mask(frame, "morning"),
+                                                 np.ones(len(frame), dtype=bool),
+                                                 np.zeros(len(frame), dtype=bool)], strict=True):
+        part = frame[np.asarray(mask)]
+        durations = part["duration_s"].astype("float64").to_numpy()
+        assert (row.requests, row.good, row.durations) == (len(part), int(part["good"].sum()),
+                                                           len(durations))
+        if len(durations):
+            assert row.mean_s == pytest.approx(durations.mean())
+            assert row.p95_s == pytest.approx(np.percentile(durations, 95))
+            assert row.quantile_s == pytest.approx(np.percentile(durations, 90))
+        else:
+            assert math.isnan(row.mean_s) and math.isnan(row.p95_s)
+    assert figures["requests"].tolist() == [2, 9, 0]  # 09:00 and 09:10 local; 09:20 is excluded
