@@ -1,5 +1,7 @@
 """The testbed EPR in its own process, as a real EPR is: the probe being measured shares no
-interpreter (and no GIL) with the server."""
+interpreter (and no GIL) with the server. It runs in a session of its own with a server's
+scheduling weight where permitted (:func:`testbed.server.prioritise_session`), so a machine
+shared with other work delays the ground truth less; every contender measures the same server."""
 
 from __future__ import annotations
 
@@ -60,11 +62,11 @@ def testbed_process(scenario: Scenario, workdir: Path, startup_timeout_s: float 
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     port = _free_port()
     code = (
-        "from pathlib import Path; from testbed.server import serve; "
-        f"serve('127.0.0.1', {port}, Path({str(path)!r}))"
+        "from pathlib import Path; from testbed.server import prioritise_session, serve; "
+        f"prioritise_session(); serve('127.0.0.1', {port}, Path({str(path)!r}))"
     )
     process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
+                               stderr=subprocess.PIPE, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_timeout_s

@@ -79,6 +79,10 @@ FHIR_JSON = "application/fhir+json"
 _FHIR_PATH = re.compile(r"^/fhir/(?P<type>[A-Za-z]+)(?:/(?P<id>[^/]+))?/?$")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _STOP_POLL_S = 0.1
+# Corking (see TestbedMiddleware._send_corked): hand the response over this long before its
+# moment, and only when it is this small (a loopback segment holds about 64 KiB).
+_CORK_LEAD_S = 0.020
+_CORK_MAX_BYTES = 32 * 1024
 # An ASGI scope extension a server may set: {"perf_counter_s": when the request's bytes were read}.
 RECEIVED_AT_EXTENSION = "wardwatch.received_at"
 
@@ -124,6 +128,14 @@ def _json_response_messages(status: int, body: dict[str, Any],
     headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
     return [{"type": "http.response.start", "status": status, "headers": headers},
             {"type": "http.response.body", "body": payload, "more_body": False}]
+
+
+def _socket_of(send: Send) -> Any:
+    """The TCP socket under uvicorn's ``send`` (its request cycle's transport), or None."""
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    if transport is None or not hasattr(transport, "get_extra_info"):
+        return None
+    return transport.get_extra_info("socket")
 
 
 def _abort_connection(send: Send) -> bool:
@@ -207,9 +219,12 @@ class TestbedMiddleware:
                                       start_time=arrived_ns + half_network_ns)
         status_seen: list[int] = []
         ended = False
+        # A connection that closes after the response would flush corked bytes at once.
+        keeps_alive = (scope.get("http_version") != "1.0"
+                       and "close" not in headers.get("connection", "").lower())
 
-        def finish() -> None:
-            """Record the outcome and end the span (once)."""
+        def finish(at_ns: int | None = None) -> None:
+            """Record the outcome and end the span (once; at ``at_ns``, default now)."""
             nonlocal ended
             if ended:
                 return
@@ -223,8 +238,8 @@ class TestbedMiddleware:
             else:
                 span.set_attribute(ERROR_TYPE, "no_response")
                 span.set_status(Status(StatusCode.ERROR, "connection closed without a response"))
-            span.end(end_time=max(arrived_ns + half_network_ns,
-                                  time.time_ns() - half_network_ns))
+            ended_ns = time.time_ns() - half_network_ns if at_ns is None else at_ns
+            span.end(end_time=max(arrived_ns + half_network_ns, ended_ns))
 
         held: list[Message] = []  # the response's start, until its first body part is ready
 
@@ -240,6 +255,14 @@ class TestbedMiddleware:
                 return
             if message["type"] == "http.response.body":
                 last = not message.get("more_body")
+                if held and last and delay is not None and self.sleep and keeps_alive:
+                    start = held.pop()
+                    release_s = arrived_s + delay.total_s
+                    if await self._send_corked(send, [start, message], release_s, finish,
+                                               arrived_ns + int(delay.total_s * 1e9)
+                                               - half_network_ns):
+                        return
+                    held.append(start)
                 if held:
                     await self._wait_until(arrived_s, delay)
                 if last:
@@ -279,6 +302,42 @@ class TestbedMiddleware:
             if self.stopping.is_set():
                 return False
             await asyncio.sleep(min(remaining_s, _STOP_POLL_S))
+        return True
+
+    async def _send_corked(self, send: Send, messages: list[Message], release_s: float,
+                           finish: Callable[[int], None], release_ns: int) -> bool:
+        """Hand a whole response to the kernel before ``release_s``, corked, and uncork it then.
+
+        Python's part of sending (serialising the headers, the writes) takes a few hundred
+        microseconds, more on a busy machine; done after the deadline it would make every
+        response late by that much. With ``TCP_CORK`` the bytes wait in the kernel and leave
+        when the cork is pulled at the modelled moment. Linux holds corked bytes for at most
+        200 ms and sends full segments at once, so the response is handed over only 20 ms ahead
+        and only when it fits well inside one loopback segment. Returns False (nothing sent)
+        when the response cannot be corked: the caller waits and sends as usual.
+        """
+        start = messages[0]
+        length = Headers(raw=start.get("headers", [])).get("content-length")
+        sock = _socket_of(send)
+        if (sock is None or not hasattr(socket, "TCP_CORK") or length is None
+                or not length.isdigit() or int(length) > _CORK_MAX_BYTES):
+            return False
+        if not await self._sleep_until(release_s - _CORK_LEAD_S):
+            return False
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        except OSError:
+            return False
+        try:
+            finish(release_ns)
+            for message in messages:
+                await send(message)
+            await self._sleep_until(release_s)
+        finally:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+            except OSError:
+                pass  # the connection is gone; nothing is waiting in it
         return True
 
     async def _wait_until(self, arrived_s: float, delay: Delay | None) -> None:
