@@ -19,10 +19,12 @@ Phases, all from ``time.perf_counter_ns`` (a failed event ends its phase where i
   so the probe's transport uses :class:`TimedResolverBackend`, which resolves the host itself
   (within the connect timeout), times it, and connects to the resolved address. An IP literal is
   not resolved: ``dns_s`` is 0.
-- ``connect``: ``connect_tcp`` minus the DNS time.
+- ``connect``: opening the TCP connection (the socket's creation and ``connect``, timed by
+  :class:`TimedResolverBackend`); with another transport, ``connect_tcp`` minus the DNS time.
 - ``tls``: ``start_tls``.
 - ``ttfb``: from the request's first byte written to the response's first byte read (request
-  sent -> first byte). Without a first byte (a failure, or a transport that is not the probe's),
+  sent -> first byte). On Linux a read is dated by the kernel's receive timestamp (see
+  :class:`_TimedStream`). Without a first byte (a failure, or a transport that is not the probe's),
   from ``send_request_headers.started`` to the end (or failure) of
   ``receive_response_headers``.
 - ``transfer``: from the response's first byte to its last byte read (0 when the whole response
@@ -35,8 +37,11 @@ from __future__ import annotations
 
 import contextvars
 import ipaddress
+import platform
 import socket
 import ssl
+import struct
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -127,6 +132,7 @@ class PhaseTimer:
         self._dns_ns = 0
         self._dns_failed = False
         self._failed_phase: str | None = None
+        self._connect_ns: int | None = None
         self._first_write_ns: int | None = None
         self._first_read_ns: int | None = None
         self._last_read_ns: int | None = None
@@ -151,6 +157,11 @@ class PhaseTimer:
         """Called by :class:`TimedResolverBackend` with the time name resolution took."""
         self._dns_ns += duration_ns
         self._dns_failed = self._dns_failed or failed
+
+    def record_connect(self, duration_ns: int) -> None:
+        """Called by :class:`TimedResolverBackend` with the time the TCP connection took to open
+        (creating the socket and ``connect``, every address tried, without httpcore around it)."""
+        self._connect_ns = duration_ns
 
     def record_write(self, now_ns: int) -> None:
         """Called by the probe's network stream just before request bytes are written."""
@@ -186,14 +197,16 @@ class PhaseTimer:
 
     def timing(self) -> RequestTiming:
         """The phases measured so far (call after the response body is read, or after a failure)."""
+        failed_phase = self._failed_phase
         connect_total = self._span("connection.connect_tcp.started", "connection.connect_tcp.complete")
         connected = "connection.connect_tcp.started" in self._events
         if connected:
             dns_ns = min(self._dns_ns, connect_total)
             connect_ns = connect_total - dns_ns
+            if self._connect_ns is not None:
+                connect_ns = min(connect_ns, self._connect_ns)
         else:
             dns_ns = connect_ns = 0
-        failed_phase = self._failed_phase
         sent_ns = self._first_write_ns
         if sent_ns is None:
             sent_ns = self._events.get("http11.send_request_headers.started")
@@ -223,22 +236,65 @@ class PhaseTimer:
         )
 
 
+def _kernel_timestamp_option() -> int | None:
+    """``SO_TIMESTAMPNS`` where its value is known (Python does not export it): Linux on x86-64
+    and arm64, where it is 35 and the timestamp is a 64-bit ``struct timespec``."""
+    if sys.platform == "linux" and platform.machine() in ("x86_64", "aarch64"):
+        return 35
+    return None
+
+
+_SO_TIMESTAMPNS = _kernel_timestamp_option()
+_TIMESPEC = struct.Struct("qq")
+_ANCILLARY_BYTES = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+
+
 class _TimedStream(httpcore.NetworkStream):
     """A connection's network stream that tells the active :class:`PhaseTimer` when request bytes
     are written and response bytes are read (the timer is looked up at each call: a kept-alive
-    connection serves several requests, each with its own timer)."""
+    connection serves several requests, each with its own timer).
 
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
+    On a plain TCP socket with kernel receive timestamps (``SO_TIMESTAMPNS``, Linux), a read is
+    dated by when its bytes reached this machine's network stack, not by when the probe's
+    process was next given a core to read them: on a busy machine the probe's own wake-up
+    (0.2 ms at the median here, several ms at the tail) is not the target's time.
+    """
+
+    def __init__(self, inner: httpcore.NetworkStream, sock: socket.socket | None = None) -> None:
         self._inner = inner
+        self._sock = sock  # set when kernel receive timestamps are on
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        data = self._inner.read(max_bytes, timeout)
+        if self._sock is None:
+            data = self._inner.read(max_bytes, timeout)
+            arrived_ns = time.perf_counter_ns()
+        else:
+            data, arrived_ns = self._read_stamped(self._sock, max_bytes, timeout)
         if data:
-            now_ns = time.perf_counter_ns()
             timer = _active_timer.get()
             if timer is not None:
-                timer.record_read(now_ns)
+                timer.record_read(arrived_ns)
         return data
+
+    @staticmethod
+    def _read_stamped(sock: socket.socket, max_bytes: int, timeout: float | None) -> tuple[bytes, int]:
+        """``recv`` with the kernel's receive timestamp, mapped to ``perf_counter_ns``; errors
+        mapped as httpcore's own stream maps them."""
+        try:
+            sock.settimeout(timeout)
+            data, ancillary, _flags, _address = sock.recvmsg(max_bytes, _ANCILLARY_BYTES)
+        except TimeoutError as exc:
+            raise httpcore.ReadTimeout(exc) from exc
+        except OSError as exc:
+            raise httpcore.ReadError(exc) from exc
+        now_ns = time.perf_counter_ns()
+        wall_ns = time.time_ns()
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
+                seconds, nanoseconds = _TIMESPEC.unpack_from(payload)
+                age_ns = wall_ns - (seconds * _NS_PER_S + nanoseconds)
+                return data, now_ns - min(max(age_ns, 0), now_ns)
+        return data, now_ns
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if buffer:
@@ -256,10 +312,22 @@ class _TimedStream(httpcore.NetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
+        # TLS records are decrypted by Python's ssl module: reads are dated when they return.
         return _TimedStream(self._inner.start_tls(ssl_context, server_hostname=server_hostname, timeout=timeout))
 
     def get_extra_info(self, info: str) -> Any:
         return self._inner.get_extra_info(info)
+
+
+def _with_kernel_timestamps(stream: httpcore.NetworkStream) -> _TimedStream:
+    sock = stream.get_extra_info("socket")
+    if _SO_TIMESTAMPNS is None or not _ANCILLARY_BYTES or not isinstance(sock, socket.socket):
+        return _TimedStream(stream)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+    except OSError:
+        return _TimedStream(stream)
+    return _TimedStream(stream, sock)
 
 
 class TimedResolverBackend(httpcore.SyncBackend):
@@ -289,6 +357,7 @@ class TimedResolverBackend(httpcore.SyncBackend):
         else:
             addresses = [host]
         last_error: httpcore.ConnectError | httpcore.ConnectTimeout | None = None
+        started_ns = time.perf_counter_ns()
         for address in addresses:
             try:
                 stream = super().connect_tcp(
@@ -297,7 +366,9 @@ class TimedResolverBackend(httpcore.SyncBackend):
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 last_error = exc
             else:
-                return _TimedStream(stream)
+                if timer is not None:
+                    timer.record_connect(time.perf_counter_ns() - started_ns)
+                return _with_kernel_timestamps(stream)
         if last_error is None:  # pragma: no cover - getaddrinfo never returns an empty list
             raise httpcore.ConnectError(f"no address for {host}")
         raise last_error
