@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         Maintenance,
         apply_retention,
         compact,
+        drop_spans,
         upgrade_store,
     )
     from store.reader import VIEWS, connect, create_views, refresh
@@ -50,6 +51,7 @@ _SOURCES = {
     "CompactionReport": "store.maintenance",
     "connect": "store.reader",
     "create_views": "store.reader",
+    "drop_spans": "store.maintenance",
     "import_otlp_jsonl": "store.importers",
     "import_server_timings": "store.importers",
     "ImportIssue": "store.importers",
@@ -86,6 +88,7 @@ __all__ = [
     "compact",
     "connect",
     "create_views",
+    "drop_spans",
     "import_otlp_jsonl",
     "import_server_timings",
     "init_store",

@@ -58,6 +58,7 @@ __all__ = [
     "Maintenance",
     "apply_retention",
     "compact",
+    "drop_spans",
     "upgrade_store",
 ]
 
@@ -224,6 +225,43 @@ def _merge(partition: Path, inputs: list[Path], report: CompactionReport) -> Non
     report.inputs += len(inputs)
     report.spans_in += spans_in
     report.spans_out += merged.num_rows
+
+
+def drop_spans(path: Path, segment: Path, column: str, value: object) -> Path | None:
+    """Replace one live segment by a merged segment without the spans whose ``column`` equals
+    ``value``; the merged segment (none if no span is left) replaces the original at once for
+    readers, as compaction's do, and the original is deleted.
+
+    For removing what a store should no longer hold (the demo's simulated history) where
+    compaction merged it with spans that stay.
+
+    Returns:
+        The new segment, or ``None`` when every span was dropped (the segment is just deleted).
+
+    Raises:
+        StoreError: another process is compacting, or the segment cannot be read or written.
+    """
+    with _maintenance_lock(path) as locked:
+        if not locked:
+            raise StoreError(f"{path} is being compacted by another process: try again shortly")
+        try:
+            table = _read_segment(segment)
+            kept = table.filter(pc.invert(pc.fill_null(pc.equal(table.column(column), value), False)))
+            written = None
+            if kept.num_rows:
+                replaces = {segment.name}
+                if segment.name.startswith(COMPACTED_PREFIX):
+                    replaces |= read_replaces(segment)
+                kept = kept.replace_schema_metadata(
+                    {REPLACES_KEY: json.dumps(sorted(replaces)).encode("utf-8")}
+                )
+                written = write_segment(
+                    segment.parent, kept, new_segment_name(prefix=COMPACTED_PREFIX)
+                )
+            segment.unlink()
+        except (OSError, pa.ArrowException) as exc:
+            raise StoreError(f"cannot rewrite {segment}: {exc}") from exc
+    return written
 
 
 def upgrade_store(path: Path) -> int:

@@ -38,7 +38,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from collector.config import SiteConfig, TargetConfig, WorkflowConfig
 from collector.history import DelayModel, ModelledResponse, SimulatedProbe, record_history, spans_per_run
-from store import ParquetSpanExporter, list_segments, schema
+from store import ParquetSpanExporter, drop_spans, list_segments, schema
 from testbed import Scenario, load_scenario, modelled_delay
 from wardwatch.config import WardwatchConfig
 
@@ -441,31 +441,32 @@ def history_exists(store_path: Path) -> bool:
 
 
 def remove_history(store_path: Path) -> int:
-    """Delete the history marker and every segment in which every span is simulated; the count deleted.
+    """Delete the history marker and every simulated span; the count of segments deleted or rewritten.
 
-    Live measurements are kept. A segment that compaction merged from simulated and live spans is
-    kept whole (its simulated spans stay): only the partitions where live probes also wrote can
-    hold one. Deleting a merged segment makes the segments it replaced visible again, so the
-    store is listed again until no simulated-only segment is left. Run it while no other process
-    writes to the store.
+    Live measurements are kept: a segment that compaction merged from simulated and live spans is
+    rewritten without its simulated spans (see ``store.drop_spans``). Deleting a merged segment
+    makes the segments it replaced visible again, so the store is listed again until no
+    simulated span is left. Run it while no other process writes to the store.
     """
     path = Path(store_path)
     (path / HISTORY_MARKER).unlink(missing_ok=True)
     removed = 0
-    kept: set[Path] = set()
+    live_only: set[Path] = set()
     while True:
-        simulated_only = [segment for segment in list_segments(path) if segment not in kept and _all_simulated(segment, kept)]
-        if not simulated_only:
-            return removed
-        for segment in simulated_only:
-            segment.unlink(missing_ok=True)
+        changed = False
+        for segment in list_segments(path):
+            if segment in live_only:
+                continue
+            simulated = pq.read_table(segment, columns=[schema.SIMULATED]).column(0)
+            count = pc.sum(pc.cast(simulated, "int64")).as_py() or 0
+            if count == 0:
+                live_only.add(segment)
+                continue
+            if count == len(simulated):
+                segment.unlink(missing_ok=True)
+            else:
+                drop_spans(path, segment, schema.SIMULATED, True)
             removed += 1
-
-
-def _all_simulated(segment: Path, kept: set[Path]) -> bool:
-    """Whether every span of ``segment`` is simulated; segments that are not go into ``kept``."""
-    column = pq.read_table(segment, columns=[schema.SIMULATED]).column(0)
-    if len(column) and pc.all(column).as_py():
-        return True
-    kept.add(segment)
-    return False
+            changed = True
+        if not changed:
+            return removed

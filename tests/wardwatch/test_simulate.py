@@ -177,3 +177,21 @@ def test_remove_history_also_removes_compacted_simulated_segments(config, tmp_pa
     remove_history(tmp_path)
     assert [p.name for p in (tmp_path / "spans").rglob("*.parquet")] == [live_file.name]
 
+
+
+def test_remove_history_drops_simulated_spans_that_compaction_merged_with_live_ones(config, tmp_path):
+    from store import compact, connect
+
+    summary = simulate_history(only(config, "chart-observations"), days=1, end=END, store_path=tmp_path, workers=1)
+    day = sorted((tmp_path / "spans").iterdir())[-1].name.removeprefix("date=")
+    write_spans(tmp_path, [{
+        schema.TIMESTAMP: datetime.fromisoformat(day).replace(hour=12, tzinfo=UTC),
+        schema.TRACE_ID: "1" * 32,
+        schema.SPAN_ID: "2" * 16,
+        schema.RESOURCE_ATTRIBUTES: {schema.ATTR_SIMULATED: "false"},
+        schema.SPAN_ATTRIBUTES: {schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_RUN},
+    }])
+    assert compact(tmp_path, small_bytes=1 << 30, grace_s=3600).merged  # live and simulated in one file
+    assert remove_history(tmp_path) >= summary.files - 1
+    with connect(tmp_path) as con:
+        assert con.execute('SELECT "TraceId", "Simulated" FROM spans').fetchall() == [("1" * 32, False)]
