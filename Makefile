@@ -21,3 +21,8 @@ test: .venv/.synced
 
 bench: .venv/.synced
 	$(UV) run --frozen python -m benchmarks $(ARGS)
+
+# 30 minutes of a real probe against the testbed at a fast cadence, failing if its memory grows
+# beyond the stated bound after warm-up (docs/reliability.md). Not part of `make test`.
+soak: .venv/.synced
+	$(UV) run --frozen python -m tests.campaign.soak $(ARGS)

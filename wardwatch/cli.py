@@ -14,17 +14,29 @@ import click
 
 from wardwatch.config import ConfigError, WardwatchConfig, load_config
 from wardwatch.errors import UserError
+from wardwatch.paths import OutsideDataDirError, check_data_dir, inside_data_dir
 
 __all__ = ["main"]
 
 DEFAULT_CONFIG = Path("wardwatch.yaml")
 
 
-def _load(path: Path, *, check_environment: bool = False) -> WardwatchConfig:
+def _load(path: Path, *, check_environment: bool = False, writes: bool = False) -> WardwatchConfig:
+    """The configuration; with ``writes``, its data directory is checked to keep writes inside it."""
     try:
-        return load_config(path, environ=os.environ if check_environment else None)
+        config = load_config(path, environ=os.environ if check_environment else None)
     except ConfigError as exc:
         raise UserError(str(exc)) from exc
+    if writes:
+        _check_data_dir(config.store.path)
+    return config
+
+
+def _check_data_dir(path: Path) -> None:
+    try:
+        check_data_dir(path)
+    except OutsideDataDirError as exc:
+        raise UserError(f"store.path: {exc}") from exc
 
 
 config_option = click.option(
@@ -89,6 +101,8 @@ def testbed(host: str, port: int, scenario_path: Path | None, store_path: Path |
     """Serve the simulated FHIR R4 EPR (the demo's target and the tests' ground truth)."""
     from wardwatch import wiring
 
+    if store_path is not None:
+        _check_data_dir(store_path)
     wiring.serve_testbed(host, port, scenario_path, store_path)
 
 
@@ -101,7 +115,7 @@ def probe(config_path: Path, once: bool, site: str | None, workflow: str | None)
     """Run the configured workflows on their cadence (or once) and store every run's spans."""
     from wardwatch import wiring
 
-    config = _load(config_path)
+    config = _load(config_path, writes=True)
     _check_choice("site", site, [s.name for s in config.sites])
     _check_choice("workflow", workflow, [w.name for w in config.workflows])
     if once:
@@ -130,17 +144,27 @@ def dashboard(config_path: Path, host: str | None, port: int | None) -> None:
 @click.option("--month", required=True, help="The calendar month, YYYY-MM, in the dashboard's time zone.")
 @click.option("--format", "output_format", type=click.Choice(["md", "html", "json", "csv"]), default="md", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Write the report here instead of standard output.")
+              help="Write the report here instead of standard output: a path inside the data directory "
+                   "(relative paths are taken from it; reports/2026-10.html).")
 def report(config_path: Path, month: str, output_format: str, output: Path | None) -> None:
     """The month's SLA as the contract computes it, beside the experience users had, in plain words first."""
     from wardwatch import wiring
 
     config = _load(config_path)
+    if output is not None:
+        try:
+            output = inside_data_dir(config.store.path, output)
+        except OutsideDataDirError as exc:
+            raise UserError(f"--output: {exc}") from exc
     text = wiring.report(config, month=month, output_format=output_format, base_dir=config_path.resolve().parent)
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"--output: cannot write {output}: {exc.strerror or exc}") from exc
         click.echo(f"report written to {output}", err=True)
 
 
@@ -159,7 +183,7 @@ def import_(config_path: Path, files: tuple[Path, ...], duration_unit: str, serv
     """
     from wardwatch import wiring
 
-    config = _load(config_path)
+    config = _load(config_path, writes=True)
     skipped = False
     for line, is_issue in wiring.import_files(
         config, files, duration_unit=duration_unit, service_name=service_name, assume_timezone=assume_timezone
@@ -187,7 +211,7 @@ def demo(config_path: Path | None, days: int, fresh: bool) -> None:
     from wardwatch import wiring
 
     config_path = config_path or wiring.DEMO_CONFIG
-    config = _load(config_path)
+    config = _load(config_path, writes=True)
     wiring.run_demo(config, days=days, fresh=fresh, config_dir=config_path.resolve().parent)
 
 
