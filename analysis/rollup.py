@@ -169,153 +169,163 @@ class SegmentRollup:
     last_start: pd.Timestamp | None  # latest span start
 
 
-def _window(start: pd.Series, size_s: int = WINDOW_S) -> np.ndarray:
-    seconds = start.to_numpy(dtype="datetime64[ns]").astype(np.int64) // _NS
-    return (seconds // size_s) * size_s
+def _thresholds(workflows: pd.Series, config: RollupConfig) -> np.ndarray:
+    """Each row's workflow threshold T (the default for a workflow without one)."""
+    known = dict(config.thresholds_s)
+    return workflows.map(known).astype(float).fillna(config.default_threshold_s).to_numpy()
 
 
-def _coarser(frame: pd.DataFrame, keys: list[str], size_s: int, how: Mapping[str, str]) -> pd.DataFrame:
-    if frame.empty:
-        return frame
-    out = frame.assign(window=(frame["window"].to_numpy() // size_s) * size_s)
-    return out.groupby(keys, sort=False, dropna=False).agg(how).reset_index()
+def _bucket_sql(column: str) -> str:
+    """:func:`bucket_of` in SQL."""
+    return (f"CASE WHEN {column} > 0 THEN CAST(ceil(ln({column}) / {_LOG_GAMMA!r}) AS BIGINT) "
+            f"ELSE {ZERO_BUCKET} END")
 
 
-def _levels(fine: pd.DataFrame, keys: list[str], how: Mapping[str, str]) -> dict[int, pd.DataFrame]:
-    levels = {WINDOW_S: fine}
-    for size in LEVELS_S[1:]:
-        levels[size] = _coarser(fine, keys, size, how)
-    return levels
-
-
-def _hist(frame: pd.DataFrame, keys: list[str], values: str) -> pd.DataFrame:
-    hist = frame[keys].assign(bucket=bucket_of(frame[values]))
-    return hist.groupby([*keys, "bucket"], sort=False, dropna=False).size().rename("count").reset_index()
-
-
-def _run_tables(runs: pd.DataFrame, config: RollupConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    levels = config.levels_s
-    ok = (runs["status"] == "ok").to_numpy()
-    waiting = runs["waiting_s"].to_numpy(dtype=float, na_value=np.nan)
-    start_ns = runs["start"].to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    base = pd.DataFrame({
-        "window": _window(runs["start"]),
-        "workflow": runs["workflow"].to_numpy(dtype=object),
-        "site": runs["site"].to_numpy(dtype=object),
-        "samples": np.ones(len(runs), dtype=np.int64),
-        "ok": ok.astype(np.int64),
-        "simulated": runs["simulated"].to_numpy(dtype=bool, na_value=False).astype(np.int64),
-        "last_ok_ns": np.where(ok, start_ns, np.iinfo(np.int64).min),
-        **{f"under_{i}": (ok & (waiting <= t)).astype(np.int64) for i, t in enumerate(levels)},
-    })
-    how = {c: ("max" if c == "last_ok_ns" else "sum") for c in base.columns if c not in _RUN_KEYS}
-    table = base.groupby(_RUN_KEYS, sort=False, dropna=False).agg(how).reset_index()
-    hist = _hist(base[ok & ~np.isnan(waiting)].assign(waiting_s=waiting[ok & ~np.isnan(waiting)]), _RUN_KEYS,
-                 "waiting_s")
-    return table, hist
-
-
-def _step_tables(steps: pd.DataFrame, config: RollupConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Steps whose run is known (``run_waiting_s`` may still be null for a run without one)."""
-    has_ttfb = steps["ttfb_s"].notna().to_numpy()
-    base = pd.DataFrame({
-        "window": _window(steps["start"]),
-        "workflow": steps["workflow"].to_numpy(dtype=object),
-        "site": steps["site"].to_numpy(dtype=object),
-        "step": steps["step"].to_numpy(dtype=object),
-        "step_index": steps["step_index"].to_numpy(dtype=float, na_value=np.nan),
-        "samples": np.ones(len(steps), dtype=np.int64),
-        "sum_s": steps["duration_s"].to_numpy(dtype=float, na_value=np.nan),
-        "phase_samples": has_ttfb.astype(np.int64),
-        **{f"{p}_sum": np.where(has_ttfb, steps[p].to_numpy(dtype=float, na_value=0.0), 0.0) for p in _PHASES},
-    })
-    how = {c: ("min" if c == "step_index" else "sum") for c in base.columns if c not in _STEP_KEYS}
-    table = base.groupby(_STEP_KEYS, sort=False, dropna=False).agg(how).reset_index()
-    duration = steps["duration_s"].to_numpy(dtype=float, na_value=np.nan)
-    with_duration = ~np.isnan(duration)
-    hist = _hist(base[with_duration].assign(d=duration[with_duration]), _STEP_KEYS, "d")
-    limits = np.array([config.threshold(w) for w in base["workflow"]], dtype=float)
-    run_waiting = steps["run_waiting_s"].to_numpy(dtype=float, na_value=np.nan)
-    slow = with_duration & (run_waiting > limits)
-    slow_hist = _hist(base[slow].assign(d=duration[slow]), _STEP_KEYS, "d")
-    return table, hist, slow_hist
-
-
-_STEPS_QUERY = """
-    SELECT st.trace_id, st.start, coalesce(st.workflow, r.workflow) AS workflow, st.site, st.step,
-           st.step_index, st.duration_s, st.dns_s, st.connect_s, st.tls_s, st.ttfb_s, st.transfer_s,
-           r.trace_id IS NOT NULL AS has_run, r.waiting_s AS run_waiting_s
-    FROM steps AS st LEFT JOIN (SELECT trace_id, any_value(workflow) AS workflow, any_value(waiting_s) AS waiting_s
-                                FROM runs GROUP BY trace_id) AS r USING (trace_id)
+# Temporary views over the connection's store views; {where} chooses the runs and steps counted.
+_PREPARE = """
+CREATE OR REPLACE TEMP TABLE ru AS
+    SELECT {columns} FROM runs WHERE {where};
+CREATE OR REPLACE TEMP TABLE st_raw AS
+    SELECT trace_id, start, workflow, site, step, step_index, duration_s, dns_s, connect_s, tls_s, ttfb_s,
+           transfer_s
+    FROM steps WHERE {where};
+CREATE OR REPLACE TEMP TABLE run_of AS
+    SELECT trace_id, any_value(workflow) AS workflow, any_value(waiting_s) AS waiting_s
+    FROM runs WHERE trace_id IN (SELECT trace_id FROM st_raw) GROUP BY trace_id;
+CREATE OR REPLACE TEMP VIEW thresholds AS
+    SELECT * FROM (VALUES {thresholds}) AS t(workflow, threshold_s);
 """
 
 
 def build_rollup(con: duckdb.DuckDBPyConnection, config: RollupConfig,
                  start: dt.datetime | None = None, end: dt.datetime | None = None) -> SegmentRollup:
-    """The rollup of what ``con``'s views hold (one segment, or a few for an exact piece).
+    """The rollup of what ``con``'s views hold (one segment, or a few for an exact piece),
+    aggregated by DuckDB.
 
-    With ``start``/``end``, only runs and steps that start in ``[start, end)`` count (the runs
-    that judge those steps are looked up at any time).
+    With ``start``/``end`` (an exact piece, inside one 15-minute window), only runs and steps
+    that start in ``[start, end)`` count (the runs that judge those steps are looked up at any
+    time), and only the 15-minute level is made.
     """
-    time_where, params = "TRUE", []
-    if start is not None and end is not None:
-        time_where, params = "start >= ? AND start < ?", [start, end]
+    piece = start is not None and end is not None
+    where = "start >= $start AND start < $end" if piece else "TRUE"
+    params = {"start": start, "end": end} if piece else {}
+    pairs = list(config.thresholds_s) or [("", config.default_threshold_s)]
+    thresholds = ", ".join(f"({_literal(w)}, {float(t)!r})" for w, t in pairs)
+    prepare = _PREPARE.format(columns=", ".join(_RUN_COLUMNS), where="{where}",
+                              thresholds=thresholds)
+    for statement in prepare.split(";"):
+        if statement.strip():
+            # Views cannot hold parameters: the bounds are inlined as typed literals.
+            con.execute(statement.replace("{where}", _inline(where, params)))
 
-    def frame(query: str, args: Sequence[Any] = ()) -> pd.DataFrame:
-        return to_pandas(con.execute(query, list(args)).to_arrow_table())
+    def frame(query: str) -> pd.DataFrame:
+        return to_pandas(con.execute(query).to_arrow_table())
 
-    runs = frame(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs WHERE {time_where}", params)
-    steps = frame(f"SELECT * FROM ({_STEPS_QUERY}) WHERE {time_where}", params)
-    missed = frame(f"SELECT trace_id, slot, workflow, site, reason FROM missed_slots WHERE "
-                   f"{time_where.replace('start', 'slot')}", params)
-    bounds = frame('SELECT min("Timestamp") AS first, max("Timestamp") AS last FROM spans')
+    levels = config.levels_s
+    sizes = (WINDOW_S,) if piece else LEVELS_S
 
-    run_table, run_hist = _run_tables(runs, config)
-    known = steps["has_run"].to_numpy(dtype=bool)
-    step_table, step_hist, slow_hist = _step_tables(steps[known], config)
-    loose = steps.loc[~known].drop(columns=["has_run", "run_waiting_s"]).reset_index(drop=True)
+    def by_level(template: str) -> dict[int, pd.DataFrame]:
+        """The query at each level; ``{win}`` is the window of the row's start."""
+        return {size: _plain(frame(template.format(
+            win=f'CAST(floor(epoch(start) / {size}) AS BIGINT) * {size} AS "window"'))) for size in sizes}
 
+    under = ", ".join(f"count(*) FILTER (WHERE status = 'ok' AND waiting_s <= {t!r}) AS under_{i}"
+                      for i, t in enumerate(levels))
+    run_table = by_level(f"""
+        SELECT {{win}}, workflow, site, count(*) AS samples, count(*) FILTER (WHERE status = 'ok') AS ok,
+               count(*) FILTER (WHERE simulated) AS simulated,
+               coalesce(max(epoch_ns(start)) FILTER (WHERE status = 'ok'), {np.iinfo(np.int64).min}) AS last_ok_ns,
+               {under}
+        FROM ru GROUP BY ALL""")
+    run_hist = by_level(f"""
+        SELECT {{win}}, workflow, site, {_bucket_sql('waiting_s')} AS bucket, count(*) AS count
+        FROM ru WHERE status = 'ok' AND waiting_s IS NOT NULL GROUP BY ALL""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE known AS
+        SELECT st.*, coalesce(st.workflow, r.workflow) AS wf, r.waiting_s AS run_waiting_s,
+               coalesce(t.threshold_s, {config.default_threshold_s!r}) AS limit_s,
+               {_bucket_sql('st.duration_s')} AS bucket
+        FROM st_raw AS st JOIN run_of AS r USING (trace_id)
+        LEFT JOIN thresholds AS t ON t.workflow = coalesce(st.workflow, r.workflow)""")
+    phases = ", ".join(f"sum(CASE WHEN ttfb_s IS NOT NULL THEN coalesce({p}, 0) ELSE 0 END) AS {p}_sum"
+                       for p in _PHASES)
+    step_table = by_level(f"""
+        SELECT {{win}}, wf AS workflow, site, step, min(step_index) AS step_index, count(*) AS samples,
+               sum(duration_s) AS sum_s, count(*) FILTER (WHERE ttfb_s IS NOT NULL) AS phase_samples, {phases}
+        FROM known GROUP BY ALL""")
+    step_hist = by_level("""
+        SELECT {win}, wf AS workflow, site, step, bucket, count(*) AS count
+        FROM known WHERE duration_s IS NOT NULL GROUP BY ALL""")
+    slow_hist = by_level("""
+        SELECT {win}, wf AS workflow, site, step, bucket, count(*) AS count
+        FROM known WHERE duration_s IS NOT NULL AND run_waiting_s > limit_s GROUP BY ALL""")
+    loose = frame("""
+        SELECT trace_id, start, workflow, site, step, step_index, duration_s, dns_s, connect_s, tls_s, ttfb_s,
+               transfer_s
+        FROM st_raw WHERE trace_id NOT IN (SELECT trace_id FROM run_of)""")
     # Runs whose steps here do not add up to their waiting time: their other steps are loose elsewhere.
-    sums = steps[known].groupby("trace_id")["duration_s"].sum()
-    here = runs.set_index("trace_id")["waiting_s"].astype(float)
-    step_sum = sums.reindex(here.index).astype(float)
-    partial = here.index[~((here - step_sum).abs() <= _PARTIAL_TOLERANCE_S)]
-    partial_runs = runs.loc[runs["trace_id"].isin(partial), ["trace_id", "workflow", "waiting_s"]].reset_index(drop=True)
+    partial_runs = frame(f"""
+        SELECT ru.trace_id, ru.workflow, ru.waiting_s FROM ru
+        LEFT JOIN (SELECT trace_id, sum(duration_s) AS s FROM st_raw GROUP BY trace_id) AS x USING (trace_id)
+        WHERE NOT coalesce(abs(ru.waiting_s - x.s) <= {_PARTIAL_TOLERANCE_S!r}, false)""")
+    if piece:
+        top = frame(f"SELECT {', '.join(_RUN_COLUMNS)} FROM ru WHERE false")
+        top_steps = frame("SELECT trace_id, start, site, step, step_index, duration_s FROM st_raw WHERE false")
+        missed = pd.DataFrame(columns=["trace_id", "slot", "workflow", "site", "reason"])
+        first, last = pd.Timestamp(start), pd.Timestamp(end)
+    else:
+        top = frame(_top_sql(config.top_runs, ", ".join(_RUN_COLUMNS)))
+        top_steps = frame(f"""
+            SELECT trace_id, start, site, step, step_index, duration_s FROM st_raw
+            WHERE trace_id IN (SELECT trace_id FROM ({_top_sql(config.chart_runs, 'trace_id')}))""")
+        missed = frame("SELECT trace_id, slot, workflow, site, reason FROM missed_slots")
+        bounds = frame('SELECT min("Timestamp") AS first, max("Timestamp") AS last FROM spans')
+        first, last = bounds["first"].iloc[0], bounds["last"].iloc[0]
 
-    top = _top_runs(runs, config.top_runs)
-    chart = set(_top_runs(runs, config.chart_runs)["trace_id"])
-    top_steps = steps.loc[steps["trace_id"].isin(chart),
-                          ["trace_id", "start", "site", "step", "step_index", "duration_s"]].reset_index(drop=True)
-
-    run_how = {c: ("max" if c == "last_ok_ns" else "sum") for c in run_table.columns if c not in _RUN_KEYS}
-    step_how = {c: ("min" if c == "step_index" else "sum") for c in step_table.columns if c not in _STEP_KEYS}
-    first = bounds["first"].iloc[0]
-    last = bounds["last"].iloc[0]
     return SegmentRollup(
-        runs=_levels(run_table, _RUN_KEYS, run_how),
-        run_hist=_levels(run_hist, [*_RUN_KEYS, "bucket"], {"count": "sum"}),
-        steps=_levels(step_table, _STEP_KEYS, step_how),
-        step_hist=_levels(step_hist, [*_STEP_KEYS, "bucket"], {"count": "sum"}),
-        slow_hist=_levels(slow_hist, [*_STEP_KEYS, "bucket"], {"count": "sum"}),
-        loose_steps=loose,
-        partial_runs=partial_runs,
-        top_runs=top,
-        top_steps=top_steps,
-        missed=missed,
+        runs=run_table,
+        run_hist=run_hist,
+        steps=step_table,
+        step_hist=step_hist,
+        slow_hist=slow_hist,
+        loose_steps=_plain(loose),
+        partial_runs=_plain(partial_runs),
+        top_runs=_plain(top),
+        top_steps=_plain(top_steps),
+        missed=_plain(missed),
         first_start=None if pd.isna(first) else pd.Timestamp(first),
         last_start=None if pd.isna(last) else pd.Timestamp(last),
     )
 
 
-def _top_runs(runs: pd.DataFrame, k: int) -> pd.DataFrame:
+def _top_sql(k: int, columns: str) -> str:
     """Per workflow x site, the ``k`` slowest runs (as the runs page orders them) and the ``k`` newest."""
-    if runs.empty:
-        return runs[_RUN_COLUMNS]
-    ordered = runs.sort_values(["waiting_s", "start"], ascending=[False, False], na_position="last")
-    slowest = ordered.groupby(["workflow", "site"], dropna=False, sort=False).head(k)
-    newest = runs.sort_values("start", ascending=False).groupby(["workflow", "site"], dropna=False,
-                                                               sort=False).head(k)
-    return pd.concat([slowest, newest]).drop_duplicates("trace_id")[_RUN_COLUMNS].reset_index(drop=True)
+    return f"""
+        SELECT {columns} FROM ru
+        QUALIFY row_number() OVER (PARTITION BY workflow, site ORDER BY waiting_s DESC NULLS LAST, start DESC) <= {int(k)}
+             OR row_number() OVER (PARTITION BY workflow, site ORDER BY start DESC) <= {int(k)}"""
+
+
+def _literal(text: str) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _inline(where: str, params: Mapping[str, Any]) -> str:
+    for name, value in params.items():
+        stamp = pd.Timestamp(value).tz_convert("UTC").isoformat()
+        where = where.replace(f"${name}", f"TIMESTAMPTZ {_literal(stamp)}")
+    return where
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """String columns as plain Python strings (cheap to filter and group), integers as int64."""
+    for column in frame.columns:
+        dtype = frame[column].dtype
+        if column in ("workflow", "site", "step", "trace_id", "status", "error_type", "reason"):
+            frame[column] = frame[column].to_numpy(dtype=object)
+        elif isinstance(dtype, pd.Int64Dtype) and not frame[column].hasnans:
+            frame[column] = frame[column].to_numpy(dtype=np.int64)
+    return frame
 
 
 def _connect(segments: Sequence[Path]) -> duckdb.DuckDBPyConnection:
@@ -352,11 +362,18 @@ class Snapshot:
     loose_steps: pd.DataFrame = field(init=False)
     partial_runs: pd.DataFrame = field(init=False)
     missed: pd.DataFrame = field(init=False)
+    first_start: pd.Timestamp | None = field(init=False)  # earliest span start in the store
+    last_start: pd.Timestamp | None = field(init=False)  # latest
 
     def __post_init__(self) -> None:
         rollups = self.rollups
         for name in ("runs", "run_hist", "steps", "step_hist", "slow_hist"):
-            setattr(self, name, {size: _concat(getattr(r, name)[size] for r in rollups) for size in LEVELS_S})
+            setattr(self, name, {size: _by_window(_concat(getattr(r, name)[size] for r in rollups))
+                                 for size in LEVELS_S})
+        starts = [r.first_start for r in rollups if r.first_start is not None]
+        ends = [r.last_start for r in rollups if r.last_start is not None]
+        self.first_start = min(starts) if starts else None
+        self.last_start = max(ends) if ends else None
         self.partial_runs = _concat(r.partial_runs for r in rollups)
         if not self.partial_runs.empty:
             self.partial_runs = self.partial_runs.drop_duplicates("trace_id")
@@ -375,17 +392,26 @@ class Snapshot:
                                 on="trace_id", how="left")
             found["workflow"] = found["workflow"].fillna(found["run_workflow"])
             found = found.drop(columns=["run_workflow"])
-        found["slow"] = found["run_waiting_s"].astype(float).to_numpy() > np.array(
-            [self.config.threshold(w) for w in found["workflow"]], dtype=float)
+        found["slow"] = found["run_waiting_s"].astype(float).to_numpy() > _thresholds(found["workflow"], self.config)
         return found
 
     # -- time ranges ----------------------------------------------------------------------------
 
     def pieces(self, start: dt.datetime, end: dt.datetime) -> tuple[list[tuple[int, int, int]], list[tuple[dt.datetime, dt.datetime]]]:
         """``[start, end)`` as aligned ranges ``(level_s, lo, hi)`` (epoch seconds) read from the
-        rollup, and unaligned pieces (at most two, each shorter than 15 minutes) read exactly."""
+        rollup, and unaligned pieces (at most two, each shorter than 15 minutes) read exactly.
+
+        An edge beyond the data needs no exact read: when no span starts at or after ``end``
+        (a window ending now), the window holding ``end`` is read whole from the rollup, and so
+        is the one holding ``start`` when no span starts before it."""
         s = int(math.ceil(start.timestamp() / WINDOW_S)) * WINDOW_S
         e = int(math.floor(end.timestamp() / WINDOW_S)) * WINDOW_S
+        if self.last_start is None or self.last_start < pd.Timestamp(end):
+            e = int(math.ceil(end.timestamp() / WINDOW_S)) * WINDOW_S
+            end = dt.datetime.fromtimestamp(e, dt.UTC)
+        if self.first_start is None or self.first_start >= pd.Timestamp(start):
+            s = int(math.floor(start.timestamp() / WINDOW_S)) * WINDOW_S
+            start = dt.datetime.fromtimestamp(s, dt.UTC)
         if s >= e:
             return [], [(start, end)] if start < end else []
         exact = []
@@ -415,8 +441,10 @@ class Snapshot:
             frame = levels[size]
             if frame.empty:
                 continue
-            window = frame["window"].to_numpy()
-            parts.append(frame[(window >= lo) & (window < hi)])
+            window = frame["window"].to_numpy()  # sorted
+            a, b = np.searchsorted(window, [lo, hi])
+            if b > a:
+                parts.append(frame.iloc[a:b])
         if extra is not None and not extra.empty:
             parts.append(extra)
         return _concat(parts)
@@ -441,7 +469,7 @@ class Snapshot:
             return rollups[0]
         first, second = rollups
         return SegmentRollup(
-            **{name: {size: _concat([getattr(first, name)[size], getattr(second, name)[size]]) for size in LEVELS_S}
+            **{name: {WINDOW_S: _concat([getattr(first, name)[WINDOW_S], getattr(second, name)[WINDOW_S]])}
                for name in ("runs", "run_hist", "steps", "step_hist", "slow_hist")},
             loose_steps=_concat([first.loose_steps, second.loose_steps]),
             partial_runs=_concat([first.partial_runs, second.partial_runs]),
@@ -475,6 +503,17 @@ class Snapshot:
             return to_pandas(con.execute(query, list(params)).to_arrow_table())
         finally:
             con.close()
+
+
+def _by_window(frame: pd.DataFrame) -> pd.DataFrame:
+    """Sorted by window (so a time range is a slice), key columns as plain Python strings."""
+    if frame.empty:
+        return frame
+    frame = frame.sort_values("window", kind="stable", ignore_index=True)
+    for column in ("workflow", "site", "step"):
+        if column in frame:
+            frame[column] = frame[column].to_numpy(dtype=object)
+    return frame
 
 
 def _split(lo: int, hi: int, depth: int) -> list[tuple[int, int, int]]:

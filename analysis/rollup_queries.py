@@ -170,10 +170,11 @@ def _quantiles(hist: pd.DataFrame, keys: list[str], qs: dict[str, float]) -> pd.
     starts, ends = np.r_[0, cuts], np.r_[cuts, len(merged)]
     buckets = merged["bucket"].to_numpy()
     counts = merged["count"].to_numpy()
+    key_values = merged[keys].to_numpy(dtype=object)
     rows = []
     for s, e in zip(starts, ends, strict=True):
         values = histogram_quantiles(buckets[s:e], counts[s:e], list(qs.values()))
-        rows.append([*merged.iloc[s][keys].tolist(), *values])
+        rows.append([*key_values[s], *values])
     return pd.DataFrame(rows, columns=[*keys, *qs])
 
 

@@ -62,7 +62,8 @@ class Filters:
         return "?" + urlencode(pairs) if pairs else ""
 
     def bounds(self, now: dt.datetime, timezone: str) -> tuple[dt.datetime, dt.datetime]:
-        """The window as [start, end) in UTC; a month is the calendar month in ``timezone``."""
+        """The window as [start, end) in UTC; a month is the calendar month in ``timezone``; a
+        rolling window ends at ``now`` and starts on the quarter hour at or before its length ago."""
         if match := _MONTH.match(self.window):
             year, month = int(match[1]), int(match[2])
             zone = ZoneInfo(timezone)
@@ -70,7 +71,10 @@ class Filters:
             end = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
             return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
         days = {"1d": 1, "7d": 7, "28d": 28}[self.window]
-        return now - dt.timedelta(days=days), now
+        start = now - dt.timedelta(days=days)
+        # From the quarter hour, so the window's start falls on the rollup's 15-minute grid.
+        start -= dt.timedelta(minutes=start.minute % 15, seconds=start.second, microseconds=start.microsecond)
+        return start, now
 
     def run_filter(self, now: dt.datetime, timezone: str) -> RunFilter:
         """The runs these filters select (the period filter is applied by the pages that use it)."""
