@@ -40,7 +40,9 @@ from analysis.budget import (
     calendar_month,
     occurrences_from_counts,
 )
+from analysis.calendar import ClinicalCalendar
 from analysis.config import WEEKDAYS, ExclusionConfig, ServiceHoursConfig, SLAConfig
+from analysis.objectives import ALL_HOURS
 from analysis.store import REQUEST_COLUMNS, FrameCache, Store
 
 __all__ = [
@@ -59,7 +61,7 @@ __all__ = [
 
 
 SCOPE_FIGURE_COLUMNS = ("requests", "good", "durations", "mean_s", "p95_s", "quantile_s")
-RequestScope = tuple[str, str, tuple[str, list[Any]]]  # workflow, site, (SQL condition, params)
+RequestScope = tuple[str, str, str | None]  # workflow, site, clinical period (None: all hours)
 
 
 @dataclass(frozen=True)
@@ -407,23 +409,38 @@ def _counts(store: Store | FrameCache, sla: SLAConfig, start: dt.datetime, end: 
 
 def _read_counts(store: Store | FrameCache, sla: SLAConfig, start: dt.datetime,
                  end: dt.datetime, base_dir: Path | None) -> pd.Series:
-    return _read_counts_and_scopes(store, sla, start, end, base_dir, (), 0.95)[0]
+    return _read_counts_and_scopes(store, sla, start, end, base_dir, (), None, 0.95)[0]
 
 
 def _read_counts_and_scopes(
     store: Store | FrameCache, sla: SLAConfig, start: dt.datetime, end: dt.datetime,
-    base_dir: Path | None, scopes: Sequence[RequestScope], q: float,
+    base_dir: Path | None, scopes: Sequence[RequestScope], calendar: ClinicalCalendar | None,
+    q: float,
 ) -> tuple[pd.Series, pd.DataFrame]:
     """The SLA's counts and the figures of each scope, in one pass over the requests."""
     columns = "start, duration_s, status" + (", workflow, site" if scopes else "")
     base, params = _base_query(sla, start, end, base_dir, columns)
-    flags: list[str] = []  # each request's membership of each scope, computed once
+    # Each scope's own requests get their start in a column of their own (null elsewhere), so
+    # that its period's local-time condition is computed for those requests alone.
+    starts: list[str] = []
+    start_params: list[Any] = []
+    flags: list[str] = []
     flag_params: list[Any] = []
     figures: list[str] = []
-    for i, (workflow, site, (condition, condition_params)) in enumerate(scopes):
-        flags.append(f", (in_hours AND NOT excluded AND workflow = ? AND site = ? AND {condition}) "
-                     f"AS in_{i}")
-        flag_params += [workflow, site, *condition_params]
+    for i, (workflow, site, period) in enumerate(scopes):
+        starts.append(f", CASE WHEN in_hours AND NOT excluded AND workflow = ? AND site = ? "
+                      f"THEN start END AS start_{i}")
+        start_params += [workflow, site]
+        if sla.sites and site not in sla.sites:  # the SLA does not count this site
+            condition, condition_params = "FALSE", []
+        elif period is None or period == ALL_HOURS:
+            condition, condition_params = "TRUE", []
+        elif calendar is None:
+            raise ValueError(f"the scope's period {period!r} needs a calendar")
+        else:
+            condition, condition_params = calendar.sql_condition(period, site, f"start_{i}")
+        flags.append(f", coalesce(start_{i} IS NOT NULL AND {condition}, false) AS in_{i}")
+        flag_params += condition_params
         for expression, name in (("count(*)", "requests"), ("count(*)", "good"),
                                  ("count(duration_s)", "durations"), ("avg(duration_s)", "mean_s"),
                                  ("quantile_cont(duration_s, 0.95)", "p95_s"),
@@ -432,7 +449,9 @@ def _read_counts_and_scopes(
             figures.append(f",\n    {expression} FILTER (WHERE in_{i}{extra}) AS {name}_{i}")
     counted = "in_hours AND NOT excluded"
     p = sla.ratio_target if sla.metric == "percentile" else 0.5
-    query = f"""{base}, flagged AS (SELECT *{''.join(flags)} FROM base)
+    query = f"""{base},
+scoped AS (SELECT *{''.join(starts)} FROM base),
+flagged AS (SELECT *{''.join(flags)} FROM scoped)
 SELECT
     count(*) FILTER (WHERE NOT in_hours) AS outside,
     count(*) FILTER (WHERE in_hours AND excluded) AS excluded,
@@ -442,7 +461,7 @@ SELECT
     quantile_cont(duration_s, {float(p)!r})
         FILTER (WHERE {counted} AND status <> 'timed_out') AS quantile_s{''.join(figures)}
 FROM flagged"""
-    row = store.sql(query, [*params, *flag_params]).iloc[0]
+    row = store.sql(query, [*params, *start_params, *flag_params]).iloc[0]
 
     def number(name: str, i: int) -> float:
         value = row[f"{name}_{i}"]
@@ -459,6 +478,7 @@ def scope_request_figures(
     window_start: dt.datetime,
     window_end: dt.datetime,
     scopes: Sequence[RequestScope],
+    calendar: ClinicalCalendar | None = None,
     base_dir: Path | None = None,
     q: float = 0.95,
 ) -> pd.DataFrame:
@@ -469,9 +489,10 @@ def scope_request_figures(
         sla: the SLA (its data source, workflows, sites, endpoints, service hours, exclusions).
         window_start: the window's start (timezone-aware).
         window_end: its end, exclusive.
-        scopes: ``(workflow, site, (condition, params))`` each: the requests of that workflow at
-            that site for which the SQL ``condition`` over ``start`` holds (e.g.
-            :meth:`analysis.calendar.ClinicalCalendar.sql_condition`; ``("TRUE", [])``: all).
+        scopes: ``(workflow, site, period)`` each: the requests of that workflow at that site
+            that start inside that clinical period (``None`` or ``all hours``: at any time);
+            none at a site the SLA does not count.
+        calendar: the clinical calendar (needed when a scope names a period).
         base_dir: where a relative ``exclusions_file`` is read from.
         q: the quantile of ``quantile_s`` (in (0, 1)).
 
@@ -482,23 +503,22 @@ def scope_request_figures(
         the figures :func:`filter_requests` gives on the ``requests`` frame of each scope.
         Through an :class:`analysis.store.FrameCache`, the first call for an SLA and window
         also computes what :func:`evaluate_sla` needs, in the same pass over the requests.
+
+    Raises:
+        ValueError: a scope names a period and there is no calendar.
     """
     if isinstance(store, FrameCache):
-        key = _key("scopes", sla, window_start, window_end, base_dir, _frozen(scopes), q)
+        key = _key("scopes", sla, window_start, window_end, base_dir, tuple(scopes), calendar, q)
 
         def read() -> pd.DataFrame:
             counts, figures = _read_counts_and_scopes(store, sla, window_start, window_end,
-                                                      base_dir, scopes, q)
+                                                      base_dir, scopes, calendar, q)
             store.memo(_key("counts", sla, window_start, window_end, base_dir), lambda: counts)
             return figures
 
         return store.memo(key, read)
-    return _read_counts_and_scopes(store, sla, window_start, window_end, base_dir, scopes, q)[1]
-
-
-def _frozen(scopes: Sequence[RequestScope]) -> tuple[Any, ...]:
-    return tuple((w, s, c, tuple(tuple(p) if isinstance(p, list) else p for p in ps))
-                 for w, s, (c, ps) in scopes)
+    return _read_counts_and_scopes(store, sla, window_start, window_end, base_dir, scopes,
+                                   calendar, q)[1]
 
 
 def _slice_ratios(store: Store | FrameCache, sla: SLAConfig, start: dt.datetime,

@@ -329,22 +329,6 @@ def _sla_figure(figures: pd.Series, sla: SLAConfig) -> str:
     return f"per request p{q * 100:g} {_fmt_s(float(figures['quantile_s']))} (n={durations})"
 
 
-def _request_scopes(sla: SLAConfig, workflow: str, scopes: Sequence[Scope],
-                    calendar: ClinicalCalendar | None
-                    ) -> list[tuple[str, str, tuple[str, list[object]]]]:
-    """Each scope's requests as :func:`analysis.sla.scope_request_figures` selects them."""
-    out: list[tuple[str, str, tuple[str, list[object]]]] = []
-    for site, period in scopes:
-        if sla.sites and site not in sla.sites:  # the SLA does not count this site
-            condition: tuple[str, list[object]] = ("FALSE", [])
-        elif period != ALL_HOURS and calendar is not None:
-            condition = calendar.sql_condition(period, site)
-        else:
-            condition = ("TRUE", [])
-        out.append((workflow, site, condition))
-    return out
-
-
 def _watermelon(
     sla: SLAConfig, sla_result: SLAResult, objective: ObjectiveConfig, result: ObjectiveResult,
     scope: pd.Series, all_runs: pd.DataFrame, period_runs: pd.DataFrame,
@@ -597,15 +581,15 @@ def find_watermelons(
         # computed in the same pass over the requests as the SLA itself.
         judged = [(o, evaluate_objective(store, o, calendar, start, end))
                   for o in objectives if _covers(sla, o)]
-        request_scopes: list[tuple[str, str, tuple[str, list[object]]]] = []
+        request_scopes: list[tuple[str, str, str | None]] = []
         offsets: list[int] = []
         for objective, result in judged:
             offsets.append(len(request_scopes))
             if result.overall.met is not None:
-                request_scopes += _request_scopes(sla, objective.workflow,
-                                                  _scopes(result.breached_scopes), calendar)
-        requests = scope_request_figures(store, sla, start, end, request_scopes, base_dir,
-                                         q=(sla.percentile or 95) / 100)
+                request_scopes += [(objective.workflow, site, period)
+                                   for site, period in _scopes(result.breached_scopes)]
+        requests = scope_request_figures(store, sla, start, end, request_scopes, calendar,
+                                         base_dir, q=(sla.percentile or 95) / 100)
         sla_result = evaluate_sla(store, sla, start, end, base_dir=base_dir)
         if sla_result.met is None:
             continue

@@ -225,11 +225,11 @@ def test_scope_figures_agree_with_the_filtered_frame(store_path: Path) -> None:
     calendar = ClinicalCalendar([morning], {"ward-7": "Europe/London"})
     config = sla(metric="percentile", percentile=90, target=3.0, timezone="Europe/London",
                  exclusions=[{"start": "2026-10-01T08:15:00Z", "end": "2026-10-01T08:25:00Z"}])
-    scopes = [("notes", "ward-7", calendar.sql_condition("morning", "ward-7")),
-              ("notes", "ward-7", ("TRUE", [])), ("notes", "elsewhere", ("TRUE", []))]
+    scopes = [("notes", "ward-7", "morning"), ("notes", "ward-7", None),
+              ("notes", "elsewhere", "all hours")]
     with open_store(store_path) as store:
         cache = FrameCache(store)
-        figures = scope_request_figures(cache, config, *OCT, scopes, q=0.9)
+        figures = scope_request_figures(cache, config, *OCT, scopes, calendar, q=0.9)
         assert evaluate_sla(cache, config, *OCT).samples == 9  # the same pass counted them
         frame = filter_requests(store.requests(*OCT, source="probe"), config)
     for row, mask in zip(figures.itertuples(), [calendar.mask(frame, "morning"),
