@@ -50,18 +50,20 @@ def report_inputs() -> tuple[list[SLAConfig], list[ObjectiveConfig], ClinicalCal
 
 
 def hand_written_report(path: Path) -> str:
-    """One query: the report's figures as rows ``figure, scope, value, samples``."""
+    """One query: the report's figures as rows ``figure, scope, value, samples``.
+
+    It reads the typed columns (run status, waiting time, error type) as an analyst would, not
+    the attribute maps they were promoted from."""
     glob = str(path / "spans" / "*" / "*.parquet").replace("'", "''")
-    attr = f'"{s.SPAN_ATTRIBUTES}"'
     sites = ", ".join(f"'{x}'" for x in _ROUNDS_SITES)
     return f"""
     WITH spans AS (SELECT * FROM read_parquet('{glob}') WHERE "{s.TIMESTAMP}" >= $start AND "{s.TIMESTAMP}" < $end),
     requests AS (
-        SELECT "{s.DURATION}" / 1e9 AS duration_s, coalesce({attr}['{s.ERROR_TYPE}'], '') AS error_type
+        SELECT "{s.DURATION}" / 1e9 AS duration_s, coalesce("{s.ERROR_TYPE_COLUMN}", '') AS error_type
         FROM spans WHERE "{s.SPAN_TYPE}" = 'step'),
     runs AS (
-        SELECT "{s.TRACE_ID}" AS trace_id, "{s.SITE}" AS site, {attr}['{s.ATTR_RUN_STATUS}'] AS status,
-               TRY_CAST({attr}['{s.ATTR_RUN_WAITING_S}'] AS DOUBLE) AS waiting_s,
+        SELECT "{s.TRACE_ID}" AS trace_id, "{s.SITE}" AS site, "{s.RUN_STATUS}" AS status,
+               "{s.WAITING_S}" AS waiting_s,
                timezone('{TIMEZONE}', "{s.TIMESTAMP}") AS local_start
         FROM spans WHERE "{s.SPAN_TYPE}" = 'run' AND "{s.WORKFLOW}" = 'open-patient-record'),
     judged AS (
