@@ -133,17 +133,23 @@ def _any_value(value: Any) -> Any:
     if "intValue" in value:
         try:
             return int(value["intValue"])
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise _BadInput(f"intValue {value['intValue']!r} is not an integer") from exc
     if "doubleValue" in value:
-        return float(value["doubleValue"])
+        try:
+            return float(value["doubleValue"])
+        except (TypeError, ValueError) as exc:
+            raise _BadInput(f"doubleValue {value['doubleValue']!r} is not a number") from exc
     if "arrayValue" in value:
         return [_any_value(v) for v in (value["arrayValue"] or {}).get("values", [])]
     if "kvlistValue" in value:
         return {kv["key"]: _any_value(kv.get("value")) for kv in
                 (value["kvlistValue"] or {}).get("values", [])}
     if "bytesValue" in value:
-        return base64.b64decode(value["bytesValue"]).hex()
+        try:
+            return base64.b64decode(value["bytesValue"], validate=True).hex()
+        except (TypeError, ValueError) as exc:
+            raise _BadInput(f"bytesValue {value['bytesValue']!r} is not base64") from exc
     raise _BadInput(f"unknown AnyValue {sorted(value)}")
 
 
@@ -187,9 +193,12 @@ def _enum(value: Any, table: dict[int, str], prefix: str, name: str) -> str:
 
 def _nanos(value: Any, name: str) -> int:
     try:
-        return int(value)
-    except (TypeError, ValueError) as exc:
+        nanos = int(value)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise _BadInput(f"{name} {value!r} is not integer nanoseconds") from exc
+    if not 0 <= nanos < 2**63:  # what a timestamp[ns] column holds: 1970 to 2262
+        raise _BadInput(f"{name} {value!r} is outside 1970..2262 in nanoseconds")
+    return nanos
 
 
 def _span_row(span: Mapping[str, Any], resource: dict[str, str], scope: Mapping[str, Any]) -> Row:
@@ -291,8 +300,15 @@ def import_otlp_jsonl(
         except json.JSONDecodeError as exc:
             report.issues.append(ImportIssue(name, number, f"not JSON: {exc.msg}"))
             continue
-        except (_BadInput, AttributeError, TypeError, KeyError) as exc:
-            report.issues.append(ImportIssue(name, number, str(exc) or type(exc).__name__))
+        except RecursionError:
+            report.issues.append(ImportIssue(name, number, "not JSON: nested too deeply"))
+            continue
+        except _BadInput as exc:
+            report.issues.append(ImportIssue(name, number, str(exc)))
+            continue
+        except (AttributeError, TypeError, KeyError, ValueError) as exc:
+            reason = f"not an OTLP traces document ({type(exc).__name__}: {exc})"
+            report.issues.append(ImportIssue(name, number, reason))
             continue
         batch += rows
         if len(batch) >= batch_spans:
