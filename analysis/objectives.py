@@ -94,10 +94,17 @@ def objective_runs(
 
     Returns:
         The ``runs`` frame of the objective's workflow and sites with a ``period`` column (the
-        period's name, or ``all hours``) and a bool ``good`` column.
+        period's name, or ``all hours``) and a bool ``good`` column (through an
+        :class:`analysis.store.FrameCache`, computed once and shared: treat it as read-only).
     """
-    runs = store.runs(start, end, workflow=objective.workflow, site=objective.sites or None)
-    return judge_runs(runs, objective, calendar)
+    def judged() -> pd.DataFrame:
+        runs = store.runs(start, end, workflow=objective.workflow, site=objective.sites or None)
+        return judge_runs(runs, objective, calendar)
+
+    if isinstance(store, FrameCache):  # labelled once per report (the frame is shared)
+        return store.memo(("objective_runs", objective.model_dump_json(), calendar, start, end),
+                          judged)
+    return judged()
 
 
 def judge_runs(

@@ -47,7 +47,13 @@ import pyarrow as pa
 
 from analysis.calendar import ClinicalCalendar
 from analysis.config import ObjectiveConfig, SLAConfig, TaskVolumeConfig
-from analysis.objectives import ALL_HOURS, ObjectiveResult, evaluate_objective, judge_runs
+from analysis.objectives import (
+    ALL_HOURS,
+    ObjectiveResult,
+    evaluate_objective,
+    judge_runs,
+    objective_runs,
+)
 from analysis.percentiles import percentile
 from analysis.sla import (
     SLAResult,
@@ -601,8 +607,7 @@ def find_watermelons(
                     store.runs(start, end, workflow=objective.workflow,
                                site=objective.sites or None),
                     objective.model_copy(update={"periods": []}), None)
-                period_runs = (judge_runs(all_runs.drop(columns=["good", "period"]), objective,
-                                          calendar))
+                period_runs = objective_runs(store, objective, calendar, start, end)
                 scopes = _scopes(result.breached_scopes)
                 bad_ids = [_bad_runs(period_runs, site, period, objective.threshold_s)
                            for site, period in scopes]
