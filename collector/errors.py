@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from collector.timing import DnsTimeoutError
 from store import schema
 
 __all__ = ["ErrorType", "StepFailure", "classify_status", "classify_transport_error"]
@@ -72,6 +73,18 @@ def classify_status(status_code: int, expected: tuple[int, ...] | None, what: st
     return StepFailure(ErrorType.INVALID_RESPONSE, message)
 
 
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """An exception of type ``kind`` is in ``exc``'s chain of causes."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _caused_by_ssl(exc: BaseException) -> bool:
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -102,6 +115,8 @@ def classify_transport_error(exc: httpx.RequestError, failed_phase: str | None, 
         }.get(type(exc), "waiting")
         return StepFailure(ErrorType.TIMEOUT, f"{what} timed out while {phase}")
     if failed_phase == "dns":
+        if _caused_by(exc, DnsTimeoutError):
+            return StepFailure(ErrorType.DNS, f"{what}: the server's name could not be resolved in time")
         return StepFailure(ErrorType.DNS, f"{what}: the server's name could not be resolved")
     if failed_phase == "tls" or _caused_by_ssl(exc):
         return StepFailure(ErrorType.TLS, f"{what}: TLS handshake failed ({_reason(exc)})")

@@ -24,6 +24,7 @@ import os
 import random
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -313,18 +314,31 @@ class Probe:
                 offset_s = self._rng.uniform(0.0, job.workflow.jitter_s) if job.workflow.jitter_s > 0 else 0.0
             if self._stop.wait(max(0.0, slot_s + offset_s - self._clock())):
                 break
-            self.run_job(job, slot=datetime.fromtimestamp(slot_s, tz=UTC), stop=self._stop)
+            try:
+                self._run_slot(job, slot_index)
+            except Exception as exc:  # noqa: BLE001 - the job thread's boundary: a bug must not end the schedule
+                logger.error(
+                    "%s: unexpected %s in the probe's schedule; the job keeps its slots\n"
+                    "Traceback (most recent call last):\n%s%s",
+                    job.key, type(exc).__name__, "".join(traceback.format_tb(exc.__traceback__)), type(exc).__qualname__,
+                )
+            slot_index = max(slot_index + 1, math.floor(self._clock() / interval_s))
+
+    def _run_slot(self, job: Job, slot_index: int) -> None:
+        """Run the job for slot ``slot_index``; record the slots that passed meanwhile as missed."""
+        interval_s = job.workflow.interval_s
+        slot_s = slot_index * interval_s
+        self.run_job(job, slot=datetime.fromtimestamp(slot_s, tz=UTC), stop=self._stop)
+        if self._state is not None:
+            self._state.record_slot(job.key, slot_s, self._clock())
+        # Slots that passed while this run was going are missed (busy), except the latest one,
+        # which runs now, late (its offset records how late).
+        latest_index = math.floor(self._clock() / interval_s)
+        for missed_index in range(slot_index + 1, latest_index):
+            missed_s = missed_index * interval_s
+            self.record_missed_slot(job, datetime.fromtimestamp(missed_s, tz=UTC), MISSED_BUSY)
             if self._state is not None:
-                self._state.record_slot(job.key, slot_s, self._clock())
-            # Slots that passed while this run was going are missed (busy), except the latest one,
-            # which runs now, late (its offset records how late).
-            latest_index = math.floor(self._clock() / interval_s)
-            for missed_index in range(slot_index + 1, latest_index):
-                missed_s = missed_index * interval_s
-                self.record_missed_slot(job, datetime.fromtimestamp(missed_s, tz=UTC), MISSED_BUSY)
-                if self._state is not None:
-                    self._state.record_slot(job.key, missed_s, self._clock())
-            slot_index = max(slot_index + 1, latest_index)
+                self._state.record_slot(job.key, missed_s, self._clock())
 
     def record_missed_slot(
         self,

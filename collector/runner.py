@@ -16,11 +16,13 @@ Failures are data: whatever the target does, :func:`run_workflow` returns a :cla
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import ssl
 import threading
 import time
+import traceback
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,6 +54,8 @@ from collector.timing import PhaseTimer, RequestTiming
 from store import schema
 
 __all__ = ["RunResult", "StepResult", "run_workflow"]
+
+logger = logging.getLogger(__name__)
 
 _NS_PER_S = 1_000_000_000
 STEP_OK = "ok"
@@ -231,6 +235,51 @@ def run_workflow(
     root = tracer.start_span(
         workflow.name, kind=SpanKind.INTERNAL, start_time=clock.wall0_ns, attributes=root_attributes
     )
+    try:
+        return _run_under_root(
+            root, clock, start, workflow, target, site,
+            tracer=tracer, target_name=target_name, patients=patients, environ=env, rng=rng,
+            token_cache=token_cache, client_factory=client_factory, slot=slot, stop=stop,
+        )
+    except Exception as exc:  # noqa: BLE001 - the run's boundary: a bug in the probe is a failed run, not a dead job
+        _log_unexpected(workflow, site, exc)
+        failure = StepFailure(
+            ErrorType.INVALID_RESPONSE,
+            f"the probe failed unexpectedly during the run ({type(exc).__name__}); the traceback is in the probe's log",
+        )
+        return _finish_run(root, clock, workflow, site, start, slot, [], failure, interrupted=False, run_timed_out=False)
+
+
+def _log_unexpected(workflow: WorkflowConfig, site: SiteConfig, exc: BaseException) -> None:
+    """Log an unexpected error once, with its stack but not its message (which may quote a value
+    taken from a response: a patient identifier must not reach the log)."""
+    stack = "".join(traceback.format_tb(exc.__traceback__))
+    logger.error(
+        "%s@%s: unexpected %s in the probe; the run is recorded as failed\nTraceback (most recent call last):\n%s%s",
+        workflow.name, site.name, type(exc).__name__, stack, type(exc).__qualname__,
+    )
+
+
+def _run_under_root(
+    root: Span,
+    clock: _Clock,
+    start: datetime,
+    workflow: WorkflowConfig,
+    target: TargetConfig,
+    site: SiteConfig,
+    *,
+    tracer: Tracer,
+    target_name: str | None,
+    patients: Sequence[TestPatientConfig],
+    environ: Mapping[str, str],
+    rng: random.Random,
+    token_cache: TokenCache | None,
+    client_factory: ClientFactory | None,
+    slot: datetime | None,
+    stop: threading.Event | None,
+) -> RunResult:
+    """The body of :func:`run_workflow` once its root span exists."""
+    env = environ
     root_context = trace.set_span_in_context(root)
     factory = make_client if client_factory is None else client_factory
     try:

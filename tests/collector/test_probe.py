@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from collector.client import ProbeClients
 from collector.config import SiteConfig, TargetConfig, WorkflowConfig
 from collector.probe import Probe, UnknownNameError
 from store import schema
@@ -217,7 +219,12 @@ def test_stopping_during_a_run_records_it_as_interrupted(mini_url):
     probe = Probe({"mini": target}, SITES[:1], [], [workflow], [exporter], environ={}, probe_id="p")
     thread = threading.Thread(target=probe.run_forever)
     thread.start()
-    time.sleep(0.35)  # inside the first run's think time
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(
+        s.attributes[schema.ATTR_SPAN_TYPE] == schema.SPAN_TYPE_STEP for s in exporter.get_finished_spans()
+    ):
+        time.sleep(0.01)
+    time.sleep(0.05)  # inside the first run's think time (0.3 s after its first step)
     probe.stop()
     thread.join(timeout=3)
     assert not thread.is_alive()
@@ -249,3 +256,50 @@ def test_runs_beyond_the_targets_concurrency_wait_their_turn_and_start_late(mini
     offsets = sorted(s.attributes[schema.ATTR_SLOT_OFFSET_S] for s in roots)
     assert len(offsets) == 2
     assert offsets[0] < 0.2 and offsets[1] >= 0.3  # the second waited for the first to finish
+
+
+def test_a_bug_in_a_run_is_recorded_as_a_failed_run_and_the_job_keeps_its_schedule(mini_url, caplog):
+    """An unexpected exception inside a run (here from building its client) is a failed run with
+    a message, logged once with its stack (not its message, which could quote response data), and
+    the job's thread goes on to its next slots."""
+    clients = ProbeClients()
+    calls: list[int] = []
+    held_value = "MRN" + "000042"  # a value the bug's message quotes (not in this file's source as such)
+
+    def first_call_fails(target: TargetConfig, keep_alive: bool) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError(f"bug while holding {held_value}")
+        return clients(target, keep_alive)
+
+    exporter = InMemorySpanExporter()
+    workflow = WorkflowConfig.model_validate(
+        {"name": "a", "target": "mini", "interval_s": 0.2, "sites": ["ward-7"], "steps": [{"name": "s", "path": "/delay"}]}
+    )
+    probe = Probe({"mini": TargetConfig(base_url=f"{mini_url}/fhir")}, SITES, [], [workflow], [exporter],
+                  environ={}, probe_id="probe-1", client_factory=first_call_fails)
+    stop = threading.Event()
+    thread = threading.Thread(target=probe.run_forever, args=(stop,))
+    with caplog.at_level(logging.ERROR, logger="collector"):
+        thread.start()
+        deadline = time.monotonic() + 10
+        while len(calls) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()
+    probe.shutdown()
+    roots = sorted(
+        (s for s in exporter.get_finished_spans() if s.attributes[schema.ATTR_SPAN_TYPE] == schema.SPAN_TYPE_RUN),
+        key=lambda s: s.start_time,
+    )
+    assert len(roots) >= 3
+    first, *later = roots
+    assert first.attributes[schema.ATTR_RUN_STATUS] == "failed"
+    assert first.attributes[schema.ERROR_TYPE] == "invalid_response"
+    assert "RuntimeError" in first.status.description
+    assert all(s.attributes[schema.ATTR_RUN_STATUS] == "ok" for s in later)
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert "Traceback" in errors[0].getMessage() and "first_call_fails" in errors[0].getMessage()
+    assert held_value not in caplog.text

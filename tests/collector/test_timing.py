@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
 import httpx
 import pytest
 
+from collector.config import SiteConfig, TargetConfig, WorkflowConfig
+from collector.runner import run_workflow
 from collector.timing import PhaseTimer, TimedResolverBackend, build_transport
 
 
@@ -61,3 +69,49 @@ def test_phases_of_a_failed_request_end_where_it_failed(reset_url):
     timing = timer.timing()
     assert timing.failed_phase == "ttfb"
     assert timing.connect_ns > 0 and timing.ttfb_ns > 0
+
+
+@pytest.fixture
+def silent_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A system resolver that never answers for one name (as when the DNS server is unreachable);
+    yields that name. Other names resolve as usual; the blocked lookups end at teardown."""
+    name = "no-answer.invalid"
+    release = threading.Event()
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host == name:
+            release.wait(30)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    yield name
+    release.set()
+
+
+def test_name_resolution_is_cut_at_the_connect_timeout(silent_resolver):
+    with httpx.Client(transport=build_transport()) as client:
+        timer = PhaseTimer()
+        started = time.perf_counter()
+        with timer.active(), pytest.raises(httpx.ConnectError) as raised:
+            client.get(f"http://{silent_resolver}:9/", timeout=0.3, extensions={"trace": timer.trace})
+        elapsed_s = time.perf_counter() - started
+    assert 0.3 <= elapsed_s < 3.0, elapsed_s
+    timing = timer.timing()
+    assert timer.dns_failed and timing.failed_phase == "dns"
+    assert timing.dns_ns >= 300_000_000
+    assert "no answer within 0.3 s" in str(raised.value)
+
+
+def test_a_run_whose_name_does_not_resolve_in_time_fails_as_dns_within_its_step_timeout(silent_resolver, tracer):
+    target = TargetConfig(base_url=f"http://{silent_resolver}:9/fhir")
+    workflow = WorkflowConfig.model_validate(
+        {"name": "w", "target": "t", "step_timeout_s": 0.3, "steps": [{"name": "s", "path": "/metadata"}]}
+    )
+    started = time.perf_counter()
+    result = run_workflow(workflow, target, SiteConfig(name="ward-7", timezone="UTC"), tracer=tracer, environ={})
+    assert time.perf_counter() - started < 3.0
+    assert (result.status, result.error_type) == ("failed", "dns")
+    assert "in time" in result.message
+    assert result.steps[0].requests[0].dns_ns >= 300_000_000
