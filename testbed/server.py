@@ -81,8 +81,27 @@ class _ReceivedAtH11Protocol(H11Protocol):
     scope's ``extensions`` under :data:`testbed.middleware.RECEIVED_AT_EXTENSION`.
     """
 
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        # With TCP_DEFER_ACCEPT (see _listening_socket) a connection is accepted once its first
+        # request has arrived: its bytes were here before Python accepted it. Checked, not assumed.
+        now_s = time.perf_counter()
+        self._waiting_since_s: float | None = None
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                readable, _, _ = select.select([sock.fileno()], [], [], 0)
+            except (OSError, ValueError):
+                readable = []
+            if readable:
+                self._waiting_since_s = now_s
+        super().connection_made(transport)
+
     def data_received(self, data: bytes) -> None:
         received_s = time.perf_counter()
+        waiting_since_s = getattr(self, "_waiting_since_s", None)
+        if waiting_since_s is not None:
+            received_s = min(received_s, waiting_since_s)
+            self._waiting_since_s = None
         before = getattr(self, "scope", None)
         super().data_received(data)
         scope = getattr(self, "scope", None)
@@ -91,6 +110,32 @@ class _ReceivedAtH11Protocol(H11Protocol):
 
 
 _LOOP = f"{__name__}:precise_event_loop"
+_DEFER_ACCEPT_S = 1
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn (0 picks a free port).
+
+    ``proto=IPPROTO_TCP`` matters: asyncio sets TCP_NODELAY on accepted sockets only when the
+    listening socket says TCP; without it Nagle + delayed ACK add ~40 ms to each response.
+    ``TCP_DEFER_ACCEPT`` (Linux; as nginx's ``deferred``) wakes the server when a connection's
+    first request has arrived, not at the handshake: a probe's connect is not slowed by the
+    server taking the core to accept it (client and server share this machine's cores).
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "TCP_DEFER_ACCEPT"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, _DEFER_ACCEPT_S)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class TestbedServerError(RuntimeError):
@@ -197,15 +242,9 @@ class TestbedServer:
         """
         if self._thread is not None:
             raise TestbedServerError("the server is already started")
-        # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY on accepted sockets only when the
-        # listening socket says TCP; without it Nagle + delayed ACK add ~40 ms to each response.
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self._host, self._requested_port))
+            sock = _listening_socket(self._host, self._requested_port)
         except OSError as exc:
-            sock.close()
             raise TestbedServerError(
                 f"cannot bind {self._host}:{self._requested_port}: {exc.strerror}") from exc
         self._port = sock.getsockname()[1]
@@ -277,8 +316,9 @@ def serve(
     config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
                             lifespan="off", timeout_graceful_shutdown=2, loop=_LOOP,
                             http=_ReceivedAtH11Protocol)
+    sock = _listening_socket(host, port)
     try:
-        _StoppingServer(config, app.state.testbed.stopping).run()
+        _StoppingServer(config, app.state.testbed.stopping).run(sockets=[sock])
     except KeyboardInterrupt:
         return  # the server has already shut down; Ctrl-C is how one stops it
 
