@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from analysis.calendar import ClinicalCalendar
 from analysis.config import ChangeEventConfig
@@ -63,18 +64,46 @@ def load_changes_csv(path: Path | str) -> list[ChangeEventConfig]:
     return out
 
 
-def _step_shift(before: pd.DataFrame, after: pd.DataFrame) -> tuple[str | None, float, float]:
-    """The step whose median duration rose most, its rise in seconds and share of all rises."""
-    if before.empty or after.empty:
+def _step_shift(medians: pd.DataFrame) -> tuple[str | None, float, float]:
+    """The step whose median duration rose most, its rise in seconds and share of all rises.
+
+    ``medians``: one scope's rows of :func:`_step_medians` (``after, step, median_s``).
+    """
+    if medians["after"].all() or not medians["after"].any():  # a side without steps
         return None, float("nan"), float("nan")
-    b = before.groupby("step")["duration_s"].median()
-    a = after.groupby("step")["duration_s"].median()
-    delta = (a - b).dropna()
+    known = medians[medians["step"].notna()]
+
+    def side(after: bool) -> pd.Series:
+        rows = known[known["after"] == after]
+        return pd.Series(rows["median_s"].to_numpy(dtype=np.float64),
+                         index=rows["step"].astype(str)).sort_index()
+
+    delta = (side(True) - side(False)).dropna()
     rises = delta[delta > 0]
     if rises.empty:
         return None, 0.0, float("nan")
     step = str(rises.idxmax())
     return step, float(rises.max()), float(rises.max() / rises.sum())
+
+
+def _step_medians(store: Store | FrameCache, runs: pd.DataFrame, at: dt.datetime,
+                  window: dt.timedelta, workflows: list[str] | None) -> pd.DataFrame:
+    """Per workflow, site, side of the change (by the step's own start) and step, the median
+    duration of the steps of ``runs``, computed in DuckDB: ``workflow, site, after, step,
+    median_s`` (a null ``step`` row stands for steps without a name)."""
+    compared = pa.Table.from_pandas(pd.DataFrame({"trace_id": runs["trace_id"].astype(str)}),
+                                    preserve_index=False)
+    params: list[object] = [at, at - window, at + window]
+    wanted = ""
+    if workflows:
+        wanted = " AND list_contains(?, workflow)"
+        params.append(workflows)
+    query = f"""
+SELECT workflow, site, start >= ? AS after, step, median(duration_s) AS median_s
+FROM steps
+WHERE start >= ? AND start < ?{wanted} AND trace_id IN (SELECT trace_id FROM compared)
+GROUP BY ALL"""
+    return store.sql(query, params, tables={"compared": compared})
 
 
 def change_impact(
@@ -100,17 +129,14 @@ def change_impact(
         Only successful runs are compared (failures are availability, not latency).
     """
     at = change.at.astimezone(dt.UTC)
-    kwargs = {"workflow": change.workflows or None}
-    runs = store.runs(at - window, at + window, **kwargs)
-    steps = store.steps(at - window, at + window, **kwargs)
+    runs = store.runs(at - window, at + window, workflow=change.workflows or None)
     runs = runs[runs["status"].astype(str) == "ok"]
     if period is not None:
         if calendar is None:
             raise ValueError("a period needs a calendar")
         runs = runs[calendar.mask(runs, period)]
-    steps = steps[steps["trace_id"].isin(set(runs["trace_id"]))]
+    medians = _step_medians(store, runs, at, window, list(change.workflows) or None)
     after_mask = runs["start"] >= pd.Timestamp(at)
-    steps_after = steps["start"] >= pd.Timestamp(at)
     rows = []
     for (workflow, site), group in runs.groupby(["workflow", "site"], sort=True):
         before = group[~after_mask.loc[group.index]]["waiting_s"].astype("float64").dropna()
@@ -118,9 +144,8 @@ def change_impact(
         if before.empty or after.empty:
             continue
         test = mann_whitney_u(after.to_numpy(), before.to_numpy())
-        in_scope = (steps["workflow"] == workflow) & (steps["site"] == site)
-        step, step_delta, share = _step_shift(steps[in_scope & ~steps_after],
-                                              steps[in_scope & steps_after])
+        step, step_delta, share = _step_shift(
+            medians[(medians["workflow"] == workflow) & (medians["site"] == site)])
         b50, a50 = percentile(before, 0.5).value, percentile(after, 0.5).value
         rows.append({
             "change": change.title, "workflow": workflow, "site": site,
