@@ -24,11 +24,17 @@ from collector.config import (
 )
 from collector.secretref import SecretResolutionError, resolve_secret
 
-__all__ = ["AuthError", "CachedToken", "TokenCache", "static_auth_headers"]
+__all__ = ["AuthError", "CachedToken", "TokenCache", "static_auth_headers", "token_reuse_s"]
 
 _MAX_EARLY_S = 30.0
 _EARLY_FRACTION = 0.1
 _DEFAULT_LIFETIME_S = 300.0
+
+
+def token_reuse_s(lifetime_s: float) -> float:
+    """How long a token with ``lifetime_s`` seconds to live is used before a new one is fetched:
+    its lifetime less 10% of it, at most 30 s (shared by the live cache and simulated history)."""
+    return lifetime_s - min(_MAX_EARLY_S, _EARLY_FRACTION * lifetime_s)
 
 
 class AuthError(Exception):
@@ -153,7 +159,6 @@ class TokenCache:
         lifetime_s = payload.get("expires_in", _DEFAULT_LIFETIME_S)
         if not isinstance(lifetime_s, (int, float)) or lifetime_s <= 0:
             lifetime_s = _DEFAULT_LIFETIME_S
-        early_s = min(_MAX_EARLY_S, _EARLY_FRACTION * float(lifetime_s))
         with self._lock:
-            self._tokens[target_name] = CachedToken(token, started_s + float(lifetime_s) - early_s)
+            self._tokens[target_name] = CachedToken(token, started_s + token_reuse_s(float(lifetime_s)))
         return token

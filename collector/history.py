@@ -54,7 +54,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from collector.auth import _EARLY_FRACTION, _MAX_EARLY_S
+from collector.auth import token_reuse_s
 from collector.config import (
     ITEM_VARIABLE,
     PATIENT_VARIABLES,
@@ -67,16 +67,9 @@ from collector.config import (
     step_templates,
 )
 from collector.errors import ErrorType, StepFailure, classify_status
-from collector.runner import (
-    STEP_FAILED,
-    STEP_OK,
-    STEP_SKIPPED,
-    RunResult,
-    StepResult,
-    _iso_utc,
-    _set_phase_attributes,
-)
+from collector.runner import RunResult, StepResult
 from collector.schedule import next_slot_index
+from collector.spans import STEP_FAILED, STEP_OK, STEP_SKIPPED, iso_utc, set_phase_attributes
 from collector.telemetry import INSTRUMENTATION_SCOPE, tracer_provider_for_site
 from collector.templating import Template
 from collector.timing import RequestTiming
@@ -286,9 +279,7 @@ class SimulatedProbe:
         self._model = delay_model
         self._for_each_items = for_each_items
         self._bundle_pages = bundle_pages
-        self._token_reuse_ns = int(
-            (token_lifetime_s - min(_MAX_EARLY_S, _EARLY_FRACTION * token_lifetime_s)) * _NS_PER_S
-        )
+        self._token_reuse_ns = int(token_reuse_s(token_lifetime_s) * _NS_PER_S)
         self._token_until_ns: dict[str, int] = {}
         self._variables = frozenset(RUN_VARIABLES + (PATIENT_VARIABLES if patients else ()))
         self._buffer = _SpanBuffer()
@@ -336,7 +327,7 @@ class SimulatedProbe:
             schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_MISSED_SLOT,
             schema.ATTR_WORKFLOW: workflow.name,
             schema.ATTR_SITE: site,
-            schema.ATTR_SLOT: _iso_utc(slot),
+            schema.ATTR_SLOT: iso_utc(slot),
             schema.ATTR_MISSED_REASON: reason,
             schema.USER_AGENT_SYNTHETIC_TYPE: "test",
         }
@@ -492,7 +483,7 @@ class _SimulatedRun:
         workflow = self.workflow
         root_attributes: dict[str, Any] = {schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_RUN, **self.common}
         if self.slot is not None:
-            root_attributes[schema.ATTR_SLOT] = _iso_utc(self.slot)
+            root_attributes[schema.ATTR_SLOT] = iso_utc(self.slot)
             root_attributes[schema.ATTR_SLOT_OFFSET_S] = (self.start - self.slot).total_seconds()
         root = self.tracer.start_span(
             workflow.name, kind=SpanKind.INTERNAL, start_time=self.start_ns, attributes=root_attributes
@@ -600,7 +591,7 @@ class _SimulatedRun:
                 if plan.search:
                     pages += 1
         duration_ns = sum(timing.total_ns for timing in timings)
-        _set_phase_attributes(span, timings)
+        set_phase_attributes(span, timings)
         if http_status is not None:
             span.set_attribute(schema.HTTP_RESPONSE_STATUS_CODE, http_status)
         span.set_attribute(schema.ATTR_RESPONSE_BYTES, response_bytes)
@@ -671,7 +662,7 @@ class _SimulatedRun:
             if status is not None:
                 span.set_attribute(schema.HTTP_RESPONSE_STATUS_CODE, status)
                 span.set_attribute(schema.ATTR_RESPONSE_BYTES, size)
-            _set_phase_attributes(span, [timing])
+            set_phase_attributes(span, [timing])
             if failure is not None:
                 span.set_attribute(schema.ERROR_TYPE, failure.error_type.value)
                 span.set_status(Status(StatusCode.ERROR, failure.message))
@@ -711,7 +702,7 @@ class _SimulatedRun:
             span.set_attribute(schema.HTTP_RESPONSE_STATUS_CODE, status)
             if status != 200:
                 failure = StepFailure(ErrorType.AUTH, f"{what}: no token: the token endpoint answered {status}")
-        _set_phase_attributes(span, [RequestTiming(start_ns=start_ns, ttfb_ns=delay_ns)])
+        set_phase_attributes(span, [RequestTiming(start_ns=start_ns, ttfb_ns=delay_ns)])
         if failure is not None:
             span.set_attribute(schema.ERROR_TYPE, failure.error_type.value)
             span.set_status(Status(StatusCode.ERROR, failure.message))

@@ -49,6 +49,7 @@ from collector.config import (
 from collector.errors import ErrorType, StepFailure, classify_status, classify_transport_error
 from collector.jsonpath import JsonPath
 from collector.secretref import SecretResolutionError, resolve_secret
+from collector.spans import STEP_FAILED, STEP_OK, STEP_SKIPPED, iso_utc, set_phase_attributes
 from collector.templating import Template, TemplateError, render_json
 from collector.timing import PhaseTimer, RequestTiming
 from store import schema
@@ -58,9 +59,6 @@ __all__ = ["RunResult", "StepResult", "run_workflow"]
 logger = logging.getLogger(__name__)
 
 _NS_PER_S = 1_000_000_000
-STEP_OK = "ok"
-STEP_FAILED = "failed"
-STEP_SKIPPED = "skipped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +119,6 @@ class RunResult:
     slot: datetime | None
     trace_id: str
     steps: tuple[StepResult, ...] = ()
-
-
-def _iso_utc(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass
@@ -230,7 +224,7 @@ def run_workflow(
         schema.USER_AGENT_SYNTHETIC_TYPE: "test",
     }
     if slot is not None:
-        root_attributes[schema.ATTR_SLOT] = _iso_utc(slot)
+        root_attributes[schema.ATTR_SLOT] = iso_utc(slot)
         root_attributes[schema.ATTR_SLOT_OFFSET_S] = (start - slot).total_seconds()
     root = tracer.start_span(
         workflow.name, kind=SpanKind.INTERNAL, start_time=clock.wall0_ns, attributes=root_attributes
@@ -309,7 +303,7 @@ def _run_under_root(
         "site_timezone": site.timezone,
         "workflow": workflow.name,
         "run_id": f"{rng.getrandbits(64):016x}",
-        "now_utc": _iso_utc(start),
+        "now_utc": iso_utc(start),
     }
     if patients:
         patient = rng.choice(list(patients))
@@ -576,7 +570,7 @@ class _StepRun:
             else:
                 span.set_attribute(schema.HTTP_RESPONSE_STATUS_CODE, 200)
         timing = timer.timing()
-        _set_phase_attributes(span, [timing])
+        set_phase_attributes(span, [timing])
         if failure is not None:
             span.set_attribute(schema.ERROR_TYPE, failure.error_type.value)
             span.set_status(Status(StatusCode.ERROR, failure.message))
@@ -744,7 +738,7 @@ class _StepRun:
             if response is not None:
                 span.set_attribute(schema.HTTP_RESPONSE_STATUS_CODE, response.status_code)
                 span.set_attribute(schema.ATTR_RESPONSE_BYTES, response.num_bytes_downloaded)
-            _set_phase_attributes(span, [timing])
+            set_phase_attributes(span, [timing])
             if failure is not None:
                 span.set_attribute(schema.ERROR_TYPE, failure.error_type.value)
                 span.set_status(Status(StatusCode.ERROR, failure.message))
@@ -810,7 +804,7 @@ class _StepRun:
     # -- span ----------------------------------------------------------------------------------
 
     def _finish_span(self, span: Span, end_ns: int, failure: StepFailure | None) -> None:
-        _set_phase_attributes(span, self.timings)
+        set_phase_attributes(span, self.timings)
         if self.http_status is not None:
             span.set_attribute(schema.HTTP_RESPONSE_STATUS_CODE, self.http_status)
         span.set_attribute(schema.ATTR_RESPONSE_BYTES, self.response_bytes)
@@ -843,11 +837,3 @@ def _next_link(bundle: Mapping[str, Any]) -> str | None:
         if isinstance(link, dict) and link.get("relation") == "next" and isinstance(link.get("url"), str):
             return str(link["url"])
     return None
-
-
-def _set_phase_attributes(span: Span, timings: Sequence[RequestTiming]) -> None:
-    span.set_attribute(schema.ATTR_DNS_S, sum(t.dns_ns for t in timings) / _NS_PER_S)
-    span.set_attribute(schema.ATTR_CONNECT_S, sum(t.connect_ns for t in timings) / _NS_PER_S)
-    span.set_attribute(schema.ATTR_TLS_S, sum(t.tls_ns for t in timings) / _NS_PER_S)
-    span.set_attribute(schema.ATTR_TTFB_S, sum(t.ttfb_ns for t in timings) / _NS_PER_S)
-    span.set_attribute(schema.ATTR_TRANSFER_S, sum(t.transfer_ns for t in timings) / _NS_PER_S)
