@@ -19,7 +19,9 @@ USER_AGENT = "wardwatch-probe/0.1 (synthetic monitoring)"
 ClientFactory = Callable[[TargetConfig, bool], httpx.Client]
 
 
-def make_client(target: TargetConfig, keep_alive: bool, *, context: ssl.SSLContext | None = None) -> httpx.Client:
+def make_client(
+    target: TargetConfig, keep_alive: bool, *, context: ssl.SSLContext | None = None, kernel_timestamps: bool = True
+) -> httpx.Client:
     """A client for one run against ``target``.
 
     Args:
@@ -27,6 +29,8 @@ def make_client(target: TargetConfig, keep_alive: bool, *, context: ssl.SSLConte
         keep_alive: reuse connections within the run (``connection: reuse``); False opens a new
             connection for every request (``connection: fresh``).
         context: a TLS context built from ``target.tls`` to reuse (default: build one).
+        kernel_timestamps: date response bytes by the kernel's receive timestamp where
+            supported (:class:`collector.timing.TimedResolverBackend`).
 
     Redirects are not followed (an unexpected 3xx is a finding), proxies from the environment are
     ignored (a probe measures its own path to the target).
@@ -43,6 +47,7 @@ def make_client(target: TargetConfig, keep_alive: bool, *, context: ssl.SSLConte
         client_key=target.tls.client_key,
         keep_alive=keep_alive,
         context=context,
+        kernel_timestamps=kernel_timestamps,
     )
     return httpx.Client(
         transport=transport,

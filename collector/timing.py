@@ -339,7 +339,14 @@ class TimedResolverBackend(httpcore.SyncBackend):
     timeout (``getaddrinfo`` has no timeout of its own: it runs in a helper thread that is left
     behind if it does not answer in time). Addresses are tried in the resolver's order, as
     ``socket.create_connection`` does.
+
+    Args:
+        kernel_timestamps: date reads by the kernel's receive timestamp where supported (False:
+            when the read returns to Python, as any client would).
     """
+
+    def __init__(self, *, kernel_timestamps: bool = True) -> None:
+        self._kernel_timestamps = kernel_timestamps
 
     def connect_tcp(
         self,
@@ -368,7 +375,7 @@ class TimedResolverBackend(httpcore.SyncBackend):
             else:
                 if timer is not None:
                     timer.record_connect(time.perf_counter_ns() - started_ns)
-                return _with_kernel_timestamps(stream)
+                return _with_kernel_timestamps(stream) if self._kernel_timestamps else _TimedStream(stream)
         if last_error is None:  # pragma: no cover - getaddrinfo never returns an empty list
             raise httpcore.ConnectError(f"no address for {host}")
         raise last_error
@@ -459,6 +466,7 @@ def build_transport(
     client_key: str | None = None,
     keep_alive: bool = True,
     context: ssl.SSLContext | None = None,
+    kernel_timestamps: bool = True,
 ) -> httpx.HTTPTransport:
     """An httpx transport whose connections report DNS time to the active :class:`PhaseTimer`.
 
@@ -470,6 +478,7 @@ def build_transport(
         keep_alive: keep idle connections for reuse; False opens a new connection per request.
         context: a prebuilt TLS context (see :func:`ssl_context`); when given, the four TLS
             arguments above are ignored.
+        kernel_timestamps: see :class:`TimedResolverBackend`.
 
     HTTP/1.1 only: the phase events above are httpcore's HTTP/1.1 ones.
     """
@@ -486,6 +495,6 @@ def build_transport(
         keepalive_expiry=limits.keepalive_expiry,
         http1=True,
         http2=False,
-        network_backend=TimedResolverBackend(),
+        network_backend=TimedResolverBackend(kernel_timestamps=kernel_timestamps),
     )
     return transport
