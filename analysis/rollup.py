@@ -362,6 +362,8 @@ class Snapshot:
     loose_steps: pd.DataFrame = field(init=False)
     partial_runs: pd.DataFrame = field(init=False)
     missed: pd.DataFrame = field(init=False)
+    top_runs: pd.DataFrame = field(init=False)  # every segment's kept runs, with its index as ``segment``
+    top_steps: pd.DataFrame = field(init=False)
     first_start: pd.Timestamp | None = field(init=False)  # earliest span start in the store
     last_start: pd.Timestamp | None = field(init=False)  # latest
 
@@ -379,6 +381,8 @@ class Snapshot:
             self.partial_runs = self.partial_runs.drop_duplicates("trace_id")
         self.loose_steps = self.judge_loose(_concat(r.loose_steps for r in rollups))
         self.missed = _concat(r.missed for r in rollups)
+        self.top_runs = _concat(r.top_runs.assign(segment=i) for i, r in enumerate(rollups) if not r.top_runs.empty)
+        self.top_steps = _concat(r.top_steps for r in rollups)
 
     def judge_loose(self, loose: pd.DataFrame) -> pd.DataFrame:
         """Loose steps with their run's workflow and whether that run was slower than its T."""

@@ -427,7 +427,11 @@ def slowest(snapshot: Snapshot, runs: RunFilter, *, limit: int, newest_first: bo
         raise ValueError(f"the rollup keeps {snapshot.config.top_runs} runs per workflow and site, not {limit}")
     inside = snapshot.overlapping(start, end, inside=True)
     cut = [p for p in snapshot.overlapping(start, end) if p not in set(inside)]
-    parts = [snapshot.rollup_of(p).top_runs for p in inside]
+    parts = []
+    kept = snapshot.top_runs
+    if inside and not kept.empty:
+        chosen = np.isin(kept["segment"].to_numpy(), [snapshot.segments.index(p) for p in inside])
+        parts.append(kept[chosen].drop(columns="segment"))
     order = "start DESC" if newest_first else "waiting_s DESC NULLS LAST, start DESC"
     if cut:
         where, params = runs.where()
@@ -464,7 +468,8 @@ def chart_steps(snapshot: Snapshot, trace_ids: Sequence[str]) -> pd.DataFrame:
     """The steps of these runs (``trace_id, start, site, step, step_index, duration_s``), from the
     steps kept with the listed runs, reading the segments the window cut when they are not kept."""
     wanted = set(trace_ids)
-    parts = [r.top_steps[r.top_steps["trace_id"].isin(wanted)] for r in snapshot.rollups if not r.top_steps.empty]
+    kept = snapshot.top_steps
+    parts = [] if kept.empty else [kept[kept["trace_id"].isin(wanted)]]
     loose = snapshot.loose_steps
     if not loose.empty:
         parts.append(loose.loc[loose["trace_id"].isin(wanted), ["trace_id", "start", "site", "step", "step_index",

@@ -31,7 +31,7 @@ from dashboard.context import SiteInfo, WorkflowInfo
 from dashboard.data import install_rollups, installed_rollups
 from dashboard.filters import Filters
 
-__all__ = ["run"]
+__all__ = ["bench_context", "run"]
 
 NAME = "dashboard"
 TARGET_P95_MS = 300.0
@@ -39,7 +39,8 @@ OFF_GRID = dt.timedelta(minutes=7, seconds=31)
 _LIVE_PAGES = ("Overview", "Time of day", "Workflow", "Sites", "Runs")
 
 
-def _context(path: Path, now: dt.datetime) -> DashboardContext:
+def bench_context(path: Path, now: dt.datetime) -> DashboardContext:
+    """The dashboard's context over a generated store: its sites and workflows, T = 3 s, a fixed now."""
     return DashboardContext(
         data_dir=path, timezone="Europe/London",
         sites=tuple(SiteInfo(name, name.replace("-", " ").title(), "Europe/London") for name in SITES),
@@ -62,8 +63,8 @@ def run(path: Path, *, now: dt.datetime, month: str, spans: int, repeats: int = 
         warm_up: make one untimed call of each page first.
         progress: called with a short message as the benchmark goes.
     """
-    app = create_app(_context(path, now))
-    off_grid = create_app(_context(path, now - OFF_GRID))
+    app = create_app(bench_context(path, now))
+    off_grid = create_app(bench_context(path, now - OFF_GRID))
     cache = installed_rollups(app.server)
     if cache is None:
         raise RuntimeError("create_app installed no rollup cache")

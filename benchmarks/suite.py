@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.budget import calendar_month
-from benchmarks import accuracy, callbacks, footprint, ingest, report, scale, synth
+from benchmarks import accuracy, callbacks, footprint, ingest, paint, report, scale, synth
 from benchmarks.results import Figure, Progress
 
 __all__ = ["BENCHMARKS", "Settings", "run_suite"]
 
-BENCHMARKS = ("accuracy", "ingest", "scale", "report", "dashboard", "footprint")
+BENCHMARKS = ("accuracy", "ingest", "scale", "report", "dashboard", "paint", "footprint")
 MONTH = "2026-10"
 
 
@@ -34,6 +34,7 @@ class Settings:
         scale_repeats: interleaved rounds per analysis comparison.
         report_repeats: rounds of the report comparison.
         dashboard_repeats: calls per dashboard page.
+        paint_repeats: browser visits of the overview per variant.
         footprint_minutes: how long the probe runs.
         days: days of generated history (from 2026-10-01).
         warm_up: one untimed call of each contender before the timed ones (scale, report,
@@ -49,6 +50,7 @@ class Settings:
     scale_repeats: int = 5
     report_repeats: int = 3
     dashboard_repeats: int = 7
+    paint_repeats: int = 10
     footprint_minutes: float = 2.0
     days: int = 30
     warm_up: bool = True
@@ -57,7 +59,7 @@ class Settings:
     def quick(cls) -> Settings:
         return cls(accuracy_repeats=10, accuracy_slow_repeats=5, ingest_spans=5_000, ingest_repeats=2,
                    store_sizes=(200_000,), scale_repeats=3, report_repeats=1, dashboard_repeats=5,
-                   footprint_minutes=0.5)
+                   paint_repeats=5, footprint_minutes=0.5)
 
     @classmethod
     def full(cls) -> Settings:
@@ -69,7 +71,7 @@ class Settings:
         """For the smoke test: every benchmark in seconds (figures meaningless)."""
         return cls(accuracy_repeats=2, accuracy_slow_repeats=1, accuracy_delays_ms=(0, 10), ingest_spans=600,
                    ingest_repeats=1, store_sizes=(4_000,), scale_repeats=1, report_repeats=1,
-                   dashboard_repeats=1, footprint_minutes=0.05, days=3)
+                   dashboard_repeats=1, paint_repeats=1, footprint_minutes=0.05, days=3)
 
 
 @contextmanager
@@ -125,7 +127,7 @@ def run_suite(settings: Settings, only: Sequence[str] = (), *, keep_dir: Path | 
         began = time.perf_counter()
         add(ingest.run(spans=settings.ingest_spans, repeats=settings.ingest_repeats, progress=progress),
             began, "ingest")
-    if {"scale", "report", "dashboard"} & set(selected):
+    if {"scale", "report", "dashboard", "paint"} & set(selected):
         start = synth.MONTH_START
         end = start + dt.timedelta(days=settings.days)
         month_start, month_end = calendar_month(start.year, start.month, report.TIMEZONE)
@@ -144,6 +146,10 @@ def run_suite(settings: Settings, only: Sequence[str] = (), *, keep_dir: Path | 
                     add(callbacks.run(path, now=end - dt.timedelta(hours=1), month=MONTH, spans=size,
                                       repeats=settings.dashboard_repeats, warm_up=settings.warm_up,
                                       progress=progress), began, "dashboard")
+                if "paint" in selected:
+                    began = time.perf_counter()
+                    add(paint.run(path, now=end - dt.timedelta(hours=1), month=MONTH, spans=size,
+                                  repeats=settings.paint_repeats, progress=progress), began, "paint")
     if "footprint" in selected:
         began = time.perf_counter()
         add(footprint.run(minutes=settings.footprint_minutes, progress=progress), began, "footprint")

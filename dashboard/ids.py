@@ -7,6 +7,7 @@ SIMULATED_BANNER = "simulated-banner"
 
 RUNS_TABLE = "runs-table"
 RUNS_SUMMARY = "runs-summary"
+BOARD = "watermelon-board"  # the overview's table: each workflow at each site
 STEP_CHART = "step-duration-chart"
 WATERFALL = "waterfall-chart"
 MISSED_SLOTS = "missed-slots"

@@ -182,3 +182,60 @@ def test_an_empty_data_directory_is_explained(tmp_path: Path) -> None:
         update={"store": load_config(EXAMPLE).store.model_copy(update={"path": tmp_path})}))
     with pytest.raises(NoData, match="not a Wardwatch store"), open_data(context):
         pass
+
+
+@pytest.mark.browser
+def test_the_runs_page_keeps_newest_first_across_a_filter_change(dashboard_url: str, page) -> None:
+    page.goto(dashboard_url + "/runs?order=newest")
+    page.get_by_text("show slowest first").wait_for(timeout=20_000)
+    page.get_by_role("button", name="all sites").click()
+    page.get_by_role("option", name="Community hospital").click()
+    page.wait_for_url("**site=community-hospital**", timeout=20_000)
+    assert "order=newest" in page.url
+    page.get_by_role("heading", level=2).filter(has_text="Runs").wait_for(timeout=20_000)
+    assert "newest first" in page.inner_text("body")
+    assert page.console_errors == []
+
+
+@pytest.fixture
+def live_dashboard(make_probe, tmp_path: Path) -> Iterator[tuple[str, object]]:
+    """A dashboard refreshing every second over a store that a test probe keeps writing to."""
+    import datetime as dt
+
+    from dashboard.context import DashboardContext, SiteInfo, WorkflowInfo
+
+    probe = make_probe(site="ward-7")
+    now_ns = int(dt.datetime.now(dt.UTC).timestamp()) * 1_000_000_000
+    for minutes_ago in (5, 4):
+        probe.run(now_ns - minutes_ago * 60 * 1_000_000_000)
+    context = DashboardContext(
+        data_dir=tmp_path / "data", refresh_interval_s=1.0,
+        sites=(SiteInfo("ward-7", "Ward 7", "Europe/London"),),
+        workflows=(WorkflowInfo("open_patient_record", threshold_s=1.0),),
+    )
+    with DashboardServer(create_app(context), port=0) as server:
+        yield server.url.rstrip("/"), probe
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("path, shows", [("/runs?live=on", "#runs-summary"), ("/?live=on", "#watermelon-board")])
+def test_live_mode_shows_a_new_run_without_reloading_the_page(live_dashboard, page, path: str, shows: str) -> None:
+    import datetime as dt
+
+    url, probe = live_dashboard
+    page.goto(url + path)
+    before = "2 runs listed" if shows == "#runs-summary" else "2"
+    target = page.locator(shows)
+    if shows == "#runs-summary":
+        target.filter(has_text=before).wait_for(timeout=20_000)
+    else:
+        page.locator("#watermelon-board td.runs").filter(has_text="2").wait_for(timeout=20_000)
+    assert page.locator("input[type=checkbox]").first.is_checked()  # the live switch shows it is on
+    page.evaluate("window.__sameDocument = true")
+    probe.run(int(dt.datetime.now(dt.UTC).timestamp() - 60) * 1_000_000_000)  # lands after the page loaded
+    if shows == "#runs-summary":
+        target.filter(has_text="3 runs listed").wait_for(timeout=20_000)
+    else:
+        page.locator("#watermelon-board td.runs").filter(has_text="3").wait_for(timeout=20_000)
+    assert page.evaluate("window.__sameDocument") is True  # refreshed in place, never reloaded
+    assert page.console_errors == []
