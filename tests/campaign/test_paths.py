@@ -194,8 +194,9 @@ def test_the_dashboard_serves_nothing_outside_its_assets(dashboard) -> None:
         # 500: Dash raises DependencyException for an unregistered component path (see the findings)
         assert status in (200, 301, 302, 308, 400, 403, 404, 405, 500), (target, status)
         assert not any(text in raw for text in FORBIDDEN), f"{target} served a file from disk ({status})"
-        encoded = httpx.get(base_url + target, timeout=30)
-        assert not any(text in encoded.content for text in FORBIDDEN), f"{target} (httpx) served a file"
+        if "%" in target:  # httpx keeps percent-encoded dots as they are (it would normalise literal ones)
+            encoded = httpx.get(base_url + target, timeout=30)
+            assert not any(text in encoded.content for text in FORBIDDEN), f"{target} (httpx) served a file"
         served.append(status)
     assert served.count(200) < len(served)  # most of these are refused outright
 
