@@ -1,4 +1,4 @@
-"""100 malformed configurations, made by mutating examples/testbed.yaml line by line: each is
+"""123 malformed configurations, made by mutating examples/testbed.yaml line by line: each is
 reported by `wardwatch check -c FILE` as FILE:LINE:COL: key: message lines with exit code 2 (no
 traceback), pointing at the mutated line where a line is known; and nothing stored is lost.
 
