@@ -68,6 +68,7 @@ _RUN_KEYS = ["window", "workflow", "site"]
 _STEP_KEYS = ["window", "workflow", "site", "step"]
 _RUN_COLUMNS = ["trace_id", "start", "workflow", "site", "status", "error_type", "waiting_s", "wall_s", "simulated"]
 _PARTIAL_TOLERANCE_S = 1e-6
+_RETRIES = 3
 
 
 # -- The histogram ---------------------------------------------------------------------------------
@@ -352,7 +353,8 @@ class Snapshot:
     """
 
     config: RollupConfig
-    segments: tuple[Path, ...]
+    segments: tuple[Path, ...]  # the live segments
+    units: tuple[tuple[Path, ...], ...]  # the segments each rollup covers (one, or a batch of small ones)
     rollups: tuple[SegmentRollup, ...]
     runs: dict[int, pd.DataFrame] = field(init=False)
     run_hist: dict[int, pd.DataFrame] = field(init=False)
@@ -362,7 +364,7 @@ class Snapshot:
     loose_steps: pd.DataFrame = field(init=False)
     partial_runs: pd.DataFrame = field(init=False)
     missed: pd.DataFrame = field(init=False)
-    top_runs: pd.DataFrame = field(init=False)  # every segment's kept runs, with its index as ``segment``
+    top_runs: pd.DataFrame = field(init=False)  # every unit's kept runs, with its index as ``unit``
     top_steps: pd.DataFrame = field(init=False)
     first_start: pd.Timestamp | None = field(init=False)  # earliest span start in the store
     last_start: pd.Timestamp | None = field(init=False)  # latest
@@ -381,7 +383,7 @@ class Snapshot:
             self.partial_runs = self.partial_runs.drop_duplicates("trace_id")
         self.loose_steps = self.judge_loose(_concat(r.loose_steps for r in rollups))
         self.missed = _concat(r.missed for r in rollups)
-        self.top_runs = _concat(r.top_runs.assign(segment=i) for i, r in enumerate(rollups) if not r.top_runs.empty)
+        self.top_runs = _concat(r.top_runs.assign(unit=i) for i, r in enumerate(rollups) if not r.top_runs.empty)
         self.top_steps = _concat(r.top_steps for r in rollups)
 
     def judge_loose(self, loose: pd.DataFrame) -> pd.DataFrame:
@@ -483,22 +485,25 @@ class Snapshot:
             first_start=first.first_start, last_start=second.last_start,
         )
 
-    def overlapping(self, start: dt.datetime, end: dt.datetime, *, inside: bool = False) -> list[Path]:
-        """Segments holding spans that start in ``[start, end)`` (``inside``: only those wholly in it)."""
+    def overlapping(self, start: dt.datetime, end: dt.datetime) -> list[Path]:
+        """Segments of the units holding spans that start in ``[start, end)``."""
+        inside, cut = self.units_in(start, end)
+        return [p for i in inside for p in self.units[i]] + cut
+
+    def units_in(self, start: dt.datetime, end: dt.datetime) -> tuple[list[int], list[Path]]:
+        """The units wholly inside ``[start, end)`` (their indexes), and the segments of those the
+        range cuts."""
         lo, hi = pd.Timestamp(start), pd.Timestamp(end)
-        found = []
-        for path, rollup in zip(self.segments, self.rollups, strict=True):
+        inside: list[int] = []
+        cut: list[Path] = []
+        for i, rollup in enumerate(self.rollups):
             if rollup.first_start is None or rollup.last_start is None:
                 continue
-            if inside:
-                if rollup.first_start >= lo and rollup.last_start < hi:
-                    found.append(path)
+            if rollup.first_start >= lo and rollup.last_start < hi:
+                inside.append(i)
             elif rollup.first_start < hi and rollup.last_start >= lo:
-                found.append(path)
-        return found
-
-    def rollup_of(self, segment: Path) -> SegmentRollup:
-        return self.rollups[self.segments.index(segment)]
+                cut.extend(self.units[i])
+        return inside, cut
 
     def read(self, segments: Sequence[Path], query: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """``query`` over views of just ``segments`` (for the few exact reads the rollup cannot answer)."""
@@ -550,7 +555,7 @@ class RollupCache:
     def __init__(self, path: Path, config: RollupConfig) -> None:
         self._path = Path(path)
         self.config = config
-        self._rollups: dict[Path, SegmentRollup] = {}
+        self._units: dict[tuple[Path, ...], SegmentRollup] = {}
         self._replaces: dict[str, frozenset[str]] = {}
         self._snapshot: Snapshot | None = None
         self._lock = threading.Lock()
@@ -560,32 +565,46 @@ class RollupCache:
         return self._path
 
     def snapshot(self) -> Snapshot:
-        """The rollup of the segments live now; new segments are rolled up, gone ones dropped.
+        """The rollup of the segments live now; new segments are rolled up (the new ones of a
+        partition together, in one read), units with a segment that left are dropped.
 
         Raises:
-            StoreError: the path is not a store of this schema version.
+            StoreError: the path is not a store of this schema version, or its segments kept
+                vanishing while being read (compaction running meanwhile).
         """
         check_store(self._path)
         with self._lock:
-            segments = tuple(list_segments(self._path, self._replaces))
-            if self._snapshot is not None and self._snapshot.segments == segments:
+            for attempt in range(_RETRIES):
+                segments = tuple(list_segments(self._path, self._replaces))
+                if self._snapshot is not None and self._snapshot.segments == segments:
+                    return self._snapshot
+                live = set(segments)
+                self._units = {unit: r for unit, r in self._units.items() if live.issuperset(unit)}
+                covered = {p for unit in self._units for p in unit}
+                new: dict[Path, list[Path]] = {}
+                for segment in segments:
+                    if segment not in covered:
+                        new.setdefault(segment.parent, []).append(segment)
+                try:
+                    for batch in new.values():
+                        self._units[tuple(batch)] = self._build(batch)
+                except StoreError:
+                    if attempt == _RETRIES - 1:
+                        raise
+                    continue  # a segment was merged away meanwhile: list again
+                order = sorted(self._units, key=lambda unit: unit[0])
+                self._snapshot = Snapshot(self.config, segments, tuple(order), tuple(self._units[u] for u in order))
                 return self._snapshot
-            for segment in segments:
-                if segment not in self._rollups:
-                    self._rollups[segment] = self._build(segment)
-            for gone in set(self._rollups) - set(segments):
-                del self._rollups[gone]
-            self._snapshot = Snapshot(self.config, segments, tuple(self._rollups[s] for s in segments))
-            return self._snapshot
+        raise StoreError(f"the store at {self._path} kept changing while it was rolled up")
 
-    def _build(self, segment: Path) -> SegmentRollup:
+    def _build(self, segments: Sequence[Path]) -> SegmentRollup:
         try:
-            con = _connect([segment])
+            con = _connect(segments)
         except duckdb.Error as exc:
-            raise StoreError(f"cannot read the segment {segment}: {exc}") from exc
+            raise StoreError(f"cannot read the segments {[str(s) for s in segments]}: {exc}") from exc
         try:
             return build_rollup(con, self.config)
         except duckdb.IOException as exc:  # merged away by compaction meanwhile: the merged one is listed next time
-            raise StoreError(f"the segment {segment} vanished while rolling it up: {exc}") from exc
+            raise StoreError(f"a segment vanished while rolling it up: {exc}") from exc
         finally:
             con.close()

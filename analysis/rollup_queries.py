@@ -425,13 +425,12 @@ def slowest(snapshot: Snapshot, runs: RunFilter, *, limit: int, newest_first: bo
     start, end = _bounds(runs)
     if limit > snapshot.config.top_runs:
         raise ValueError(f"the rollup keeps {snapshot.config.top_runs} runs per workflow and site, not {limit}")
-    inside = snapshot.overlapping(start, end, inside=True)
-    cut = [p for p in snapshot.overlapping(start, end) if p not in set(inside)]
+    inside, cut = snapshot.units_in(start, end)
     parts = []
     kept = snapshot.top_runs
     if inside and not kept.empty:
-        chosen = np.isin(kept["segment"].to_numpy(), [snapshot.segments.index(p) for p in inside])
-        parts.append(kept[chosen].drop(columns="segment"))
+        chosen = np.isin(kept["unit"].to_numpy(), inside)
+        parts.append(kept[chosen].drop(columns="unit"))
     order = "start DESC" if newest_first else "waiting_s DESC NULLS LAST, start DESC"
     if cut:
         where, params = runs.where()
@@ -486,8 +485,8 @@ def chart_steps(snapshot: Snapshot, trace_ids: Sequence[str]) -> pd.DataFrame:
 
 
 def _read_steps(snapshot: Snapshot, trace_ids: list[str]) -> pd.DataFrame:
-    segments = [s for s, r in zip(snapshot.segments, snapshot.rollups, strict=True)
-                if not r.top_runs.empty and r.top_runs["trace_id"].isin(trace_ids).any()]
+    segments = [p for unit, r in zip(snapshot.units, snapshot.rollups, strict=True)
+                if not r.top_runs.empty and r.top_runs["trace_id"].isin(trace_ids).any() for p in unit]
     if not segments:
         return pd.DataFrame()
     return snapshot.read(segments, "SELECT trace_id, start, site, step, step_index, duration_s FROM steps "

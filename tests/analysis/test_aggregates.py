@@ -16,7 +16,7 @@ from analysis import RunFilter
 from analysis import rollup_queries as rq
 from analysis.config import PeriodConfig
 from analysis.rollup import RELATIVE_ERROR, RollupCache, RollupConfig, bucket_of, build_rollup, histogram_quantiles
-from store import compact, create_views, write_spans
+from store import compact, create_views, schema, write_spans
 from analysis.aggregates import (
     phase_summary,
     run_waterfall,
@@ -161,9 +161,10 @@ def _month_rows(run_rows, seed: int = 7) -> list[list[dict]]:
 @pytest.fixture
 def rolled(tmp_path, make_rows):
     path = tmp_path / "rolled"
+    cache = RollupCache(path, RollupConfig.of(_T, 3.0))
     for batch in _month_rows(make_rows):
         write_spans(path, batch)
-    cache = RollupCache(path, RollupConfig.of(_T, 3.0))
+        cache.snapshot()  # each batch's segments rolled up on their own, then merged
     with analysis.open_store(path) as store:
         yield store, cache
 
@@ -226,7 +227,7 @@ def test_step_figures_merge_exactly_and_their_percentiles_within_the_bound(rolle
 def test_rollups_of_two_segments_merged_equal_the_rollup_of_both(rolled) -> None:
     _, cache = rolled
     snapshot = cache.snapshot()
-    assert len(snapshot.segments) >= 3
+    assert len(snapshot.units) >= 6
     con = duckdb.connect()
     create_views(con, list(snapshot.segments))
     whole = build_rollup(con, cache.config)
@@ -255,18 +256,34 @@ def test_compaction_replacing_segments_does_not_count_twice(rolled) -> None:
     assert int(after["samples"].sum()) == len(store.runs(*_WINDOWS[0]))
 
 
-def test_steps_whose_run_is_in_another_segment_are_judged_by_that_run(store, tmp_path) -> None:
-    """The SDK probe writes each span as its own segment: every step is loose, every run partial."""
-    cache = RollupCache(tmp_path / "data", RollupConfig.of({"open_patient_record": 1.0}, 3.0))
+def test_steps_whose_run_is_in_another_segment_are_judged_by_that_run(tmp_path, make_rows) -> None:
+    """Steps written before their run's root span (as a probe's batches may): the steps are loose in
+    one rollup, their runs incomplete in the next, and the merge judges each step by its run."""
+    path = tmp_path / "split"
+    cache = RollupCache(path, RollupConfig.of({"open": 1.0}, 3.0))
+    base = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
+    rows = [make_rows(base + dt.timedelta(minutes=i), "open", "ward-7", [("find", 0.2), ("notes", notes_s)])
+            for i, notes_s in enumerate([0.5, 2.0, 0.5, 2.0, 1.5])]
+    kind = schema.ATTR_SPAN_TYPE
+    steps = [row for run in rows for row in run if row[schema.SPAN_ATTRIBUTES][kind] == schema.SPAN_TYPE_STEP]
+    for row in steps:  # the step spans carry no workflow: it comes from the run
+        row[schema.SPAN_ATTRIBUTES].pop(schema.ATTR_WORKFLOW)
+    roots = [row for run in rows for row in run if row[schema.SPAN_ATTRIBUTES][kind] == schema.SPAN_TYPE_RUN]
+    write_spans(path, steps + roots[:2])
+    cache.snapshot()
+    write_spans(path, roots[2:])
     snapshot = cache.snapshot()
-    assert not snapshot.loose_steps.empty and snapshot.loose_steps["workflow"].notna().all()
-    runs = RunFilter(dt.datetime(2026, 11, 2, tzinfo=dt.UTC), dt.datetime(2026, 11, 3, tzinfo=dt.UTC),
-                     ["open_patient_record"])
+    assert len(snapshot.units) == 2
+    assert len(snapshot.loose_steps) == 6 and snapshot.loose_steps["workflow"].eq("open").all()
+    runs = RunFilter(base, base + dt.timedelta(hours=1), ["open"])
+    with analysis.open_store(path) as store:
+        exact = step_summary(store, runs, threshold_s=1.0)
+        exact_phases = phase_summary(store, runs)
     ours = rq.steps(rq.ask(snapshot, runs))
-    exact = step_summary(store, runs, threshold_s=1.0)
     assert ours[["step", "samples"]].to_dict("records") == exact[["step", "samples"]].to_dict("records")
+    assert np.allclose(ours["mean_s"], exact["mean_s"], rtol=1e-12)
     assert np.allclose(ours["excess_share"].astype(float), exact["excess_share"].astype(float), atol=0.02)
-    assert rq.phases(rq.ask(snapshot, runs))["samples"].tolist() == phase_summary(store, runs)["samples"].tolist()
+    assert rq.phases(rq.ask(snapshot, runs))["samples"].tolist() == exact_phases["samples"].tolist()
 
 
 def test_a_period_is_judged_on_whole_windows_across_a_clock_change(rolled) -> None:
