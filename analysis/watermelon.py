@@ -271,27 +271,34 @@ def _step_figures(
             pd.DataFrame({"trace_id": in_period["trace_id"][~here].astype(str), "role": "others",
                           "scope": i}),
         ]
-    flags = pa.Table.from_pandas(pd.concat(parts, ignore_index=True).drop_duplicates(),
-                                 preserve_index=False)
+    flagged = pd.concat(parts, ignore_index=True).drop_duplicates()
+    # Runs are numbered here, so that DuckDB sums each run's steps grouped by a number rather
+    # than by a 32-character trace id.
+    codes, ids = pd.factorize(flagged["trace_id"])
+    runs = pa.table({"trace_id": pa.array(np.asarray(ids, dtype=object), pa.string()),
+                     "run": pa.array(np.arange(len(ids), dtype=np.int64))})
+    flags = pa.table({"run": pa.array(codes.astype(np.int64)),
+                      "role": pa.array(flagged["role"].to_numpy(dtype=object), pa.string()),
+                      "scope": pa.array(flagged["scope"].to_numpy(dtype=np.int64))})
     sites = "" if not objective.sites else " AND list_contains(?, site)"
     params: list[object] = [start.astimezone(dt.UTC), end.astimezone(dt.UTC), objective.workflow]
     params += [list(objective.sites)] if objective.sites else []
     query = f"""
 WITH per_run AS MATERIALIZED (
-    SELECT trace_id, step, coalesce(sum(duration_s), 0.0) AS d FROM steps
-    WHERE start >= ? AND start < ? AND workflow = ?{sites} AND step IS NOT NULL
-      AND trace_id IN (SELECT trace_id FROM step_flags)
-    GROUP BY trace_id, step),
+    SELECT r.run, st.step, coalesce(sum(st.duration_s), 0.0) AS d
+    FROM steps AS st JOIN step_runs AS r ON r.trace_id = st.trace_id
+    WHERE st.start >= ? AND st.start < ? AND st.workflow = ?{sites} AND st.step IS NOT NULL
+    GROUP BY r.run, st.step),
 reference AS (
     SELECT step, median(d) AS reference_s FROM per_run
-    WHERE trace_id IN (SELECT trace_id FROM step_flags WHERE role = 'good') GROUP BY step)
+    WHERE run IN (SELECT run FROM step_flags WHERE role = 'good') GROUP BY step)
 SELECT f.role, f.scope, p.step, median(p.d) AS median_s,
        sum(greatest(p.d - coalesce(r.reference_s, 0.0), 0.0)) AS excess_s
-FROM per_run AS p JOIN step_flags AS f USING (trace_id) LEFT JOIN reference AS r USING (step)
+FROM per_run AS p JOIN step_flags AS f USING (run) LEFT JOIN reference AS r USING (step)
 WHERE f.role <> 'good'
 GROUP BY f.role, f.scope, p.step
 ORDER BY f.role, f.scope, p.step"""
-    return store.sql(query, params, tables={"step_flags": flags})
+    return store.sql(query, params, tables={"step_runs": runs, "step_flags": flags})
 
 
 def _dominant_step(figures: pd.DataFrame, scope: int) -> tuple[str | None, float]:
