@@ -3,7 +3,7 @@
 It is a small fork server: it imports the store once, then reads one JSON command per line on
 standard input and forks a writer for each, answering with the writer's pid on standard output.
 Each writer writes batches with ``store.write_spans`` (and, in ``compact`` mode, compacts the
-store after each batch) until it is killed; after each batch's ``write_spans`` has returned it
+store after each batch) until it is killed (in ``upgrade`` mode it upgrades an older store once); after each batch's ``write_spans`` has returned it
 appends the batch's span ids as one line to its report file, so a line ending in a newline names
 spans whose write had completed.
 
@@ -46,9 +46,13 @@ def rows(kill: int, batch: int, count: int, rng: random.Random) -> list[dict[str
 
 
 def writer(command: dict[str, object]) -> None:
-    from store import compact, write_spans
+    from store import compact, upgrade_store, write_spans
 
     store = Path(str(command["store"]))
+    if command["mode"] == "upgrade":  # rewrite an older store in place, once
+        upgrade_store(store)
+        Path(str(command["report"])).write_text("done\n", encoding="ascii")
+        return
     kill = int(command["kill"])  # type: ignore[arg-type]
     rng = random.Random(int(command["seed"]))  # type: ignore[arg-type]
     compacting = command["mode"] == "compact"
@@ -89,6 +93,7 @@ def main() -> None:
             try:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 writer(command)
+                os._exit(0)
             finally:
                 os._exit(1)
         print(json.dumps({"pid": pid}), flush=True)

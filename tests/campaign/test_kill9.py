@@ -5,7 +5,8 @@ write had completed before the kill is present, exactly once; no other span appe
 temporary (partial) file is listed or read; a compaction run afterwards loses and duplicates
 nothing. Delays come from ``random.Random(SEED)``.
 
-Kills: 23 writers, 23 writers that compact after every batch (so kills land inside compaction),
+Kills: 20 writers, 20 writers that compact after every batch (so kills land inside compaction),
+6 in-place upgrades of a schema-1 store (``store.upgrade_store``),
 4 real ``wardwatch probe`` processes probing the testbed (with background compaction).
 """
 
@@ -30,8 +31,9 @@ from store.layout import TEMP_SUFFIX
 from tests.campaign.support import WARDWATCH, child_env, kill_hard, wait_gone, write_config
 
 SEED = 20261127
-WRITER_KILLS = 23
-COMPACTION_KILLS = 23
+WRITER_KILLS = 20
+COMPACTION_KILLS = 20
+UPGRADE_KILLS = 6
 PROBE_KILLS = 4
 HERE = Path(__file__).resolve().parent
 
@@ -137,6 +139,57 @@ def test_store_writer_killed_at_random_moments(fork_server, tmp_path: Path, mode
         store.compact(path, grace_s=0.0)
     check_store(path, written, prefixes)
     print(f"{mode}: {kills} kills, {len(written)} spans confirmed, {temp_files} temp files left")
+
+
+def make_version_1_store(path: Path, prefix: int) -> set[str]:
+    """A store of schema version 1 (no typed columns), with plain and merged segments; its span ids."""
+    import json
+
+    from store.layout import WRITTEN_ARROW_SCHEMA
+
+    ids: set[str] = set()
+    for batch in range(8):
+        rows = [{"Timestamp": 1_795_000_000 * 10**9 + (batch * 30 + i) * 10**9 * 3000, "TraceId": f"{prefix:016x}{batch:016x}",
+                 "SpanId": f"{prefix:04x}{batch:06x}{i:06x}", "SpanAttributes": {"wardwatch.span.type": "step"}}
+                for i in range(30)]
+        store.write_spans(path, rows)
+        ids |= {r["SpanId"] for r in rows}
+        if batch == 4:
+            store.compact(path, grace_s=3600.0)  # merged segments, and the replaced ones still there
+    for segment in (path / "spans").rglob("*.parquet"):
+        table = pq.read_table(segment)
+        pq.write_table(table.select(WRITTEN_ARROW_SCHEMA.names).replace_schema_metadata(table.schema.metadata), segment)
+    (path / "store.json").write_text(json.dumps({"schema_version": 1}), encoding="utf-8")
+    return ids
+
+
+def test_upgrade_killed_at_random_moments(fork_server, tmp_path: Path) -> None:
+    """An in-place upgrade killed -9 leaves a store that says which version it is; running the
+    upgrade again gives every span exactly once."""
+    import shutil
+
+    rng = random.Random(SEED + 3000)
+    interrupted = 0
+    template = tmp_path / "version-1"
+    written = make_version_1_store(template, 0x3000)
+    for kill in range(UPGRADE_KILLS):
+        path = tmp_path / f"store-{kill}"
+        shutil.copytree(template, path)
+        report = tmp_path / f"upgrade-{kill}.txt"
+        pid = fork_writer(fork_server, store=str(path), kill=kill, seed=0, mode="upgrade", report=str(report))
+        time.sleep(rng.uniform(0.0, 0.5))
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # it had finished
+        wait_gone(pid)
+        if store.read_schema_version(path) == 1:
+            interrupted += 1
+            with pytest.raises(store.StoreError, match="upgrade"):
+                store.connect(path)  # refused with the way out, not misread
+            store.upgrade_store(path)
+        check_store(path, written, {f"{0x3000:04x}"})
+    print(f"upgrade: {UPGRADE_KILLS} kills, {interrupted} of them mid-upgrade")
 
 
 def test_probe_killed_at_random_moments(epr, tmp_path: Path) -> None:
