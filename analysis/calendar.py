@@ -131,10 +131,19 @@ class ClinicalCalendar:
             result.loc[rows.index] = _contains_vector(period, local)
         return result
 
-    def sql_condition(self, name: str, site: str, time_column: str = "start") -> tuple[str, list[Any]]:
+    def sql_condition(self, name: str, site: str, time_column: str = "start",
+                      local: bool = False) -> tuple[str, list[Any]]:
         """The SQL twin of :meth:`mask` for the rows of one site: a DuckDB condition, true when
-        ``time_column`` (a zoned timestamp) falls in period ``name`` at ``site``, and its
-        parameters (for ``?`` placeholders, in order).
+        ``time_column`` falls in period ``name`` at ``site``, and its parameters (for ``?``
+        placeholders, in order).
+
+        Args:
+            name: the period.
+            site: the site (its time zone).
+            time_column: a zoned timestamp column (or SQL expression).
+            local: ``time_column`` already holds the site's wall-clock time (a timestamp without
+                zone, as ``timezone(zone, start)`` gives it): converted once by the caller, not
+                in each of the condition's terms.
 
         Raises:
             KeyError: no such period.
@@ -143,15 +152,23 @@ class ClinicalCalendar:
         period = self.period(name)
         if not self._applies(period, site):
             return "FALSE", []
-        local = f"timezone(?, {time_column})"
         zone = self.timezone(site).key
-        days = ", ".join(str(WEEKDAYS.index(d) + 1) for d in period.weekdays) or "NULL"
-        sql = (f"(isodow({local}) IN ({days}) AND CAST({local} AS TIME) >= CAST(? AS TIME) "
+        if local:
+            return self._local_condition(period, time_column, [])
+        return self._local_condition(period, f"timezone(?, {time_column})", [zone])
+
+    def _local_condition(self, period: PeriodConfig, local: str, local_params: list[Any]
+                         ) -> tuple[str, list[Any]]:
+        p = local_params
+        days = ", ".join(str(WEEKDAYS.index(d) + 1) for d in period.weekdays)
+        # list_contains, not IN: DuckDB would plan IN over a column as a join
+        sql = (f"(list_contains([{days}]::INTEGER[], isodow({local})) "
+               f"AND CAST({local} AS TIME) >= CAST(? AS TIME) "
                f"AND CAST({local} AS TIME) < CAST(? AS TIME)")
-        params: list[Any] = [zone, zone, _clock_text(period.start), zone, _clock_text(period.end)]
+        params: list[Any] = [*p, *p, _clock_text(period.start), *p, _clock_text(period.end)]
         if period.except_dates:
             sql += f" AND NOT list_contains(CAST(? AS DATE[]), CAST({local} AS DATE))"
-            params += [list(period.except_dates), zone]
+            params += [list(period.except_dates), *p]
         return sql + ")", params
 
     def label(

@@ -420,26 +420,32 @@ def _read_counts_and_scopes(
     """The SLA's counts and the figures of each scope, in one pass over the requests."""
     columns = "start, duration_s, status" + (", workflow, site" if scopes else "")
     base, params = _base_query(sla, start, end, base_dir, columns)
-    # Each scope's own requests get their start in a column of their own (null elsewhere), so
-    # that its period's local-time condition is computed for those requests alone.
+    # Each scope's own requests get their start (as the site's local time when the scope has a
+    # period) in a column of their own, null elsewhere, so that the period's condition is
+    # computed for those requests alone.
     starts: list[str] = []
     start_params: list[Any] = []
     flags: list[str] = []
     flag_params: list[Any] = []
     figures: list[str] = []
     for i, (workflow, site, period) in enumerate(scopes):
-        starts.append(f", CASE WHEN in_hours AND NOT excluded AND workflow = ? AND site = ? "
-                      f"THEN start END AS start_{i}")
-        start_params += [workflow, site]
         if sla.sites and site not in sla.sites:  # the SLA does not count this site
             condition, condition_params = "FALSE", []
         elif period is None or period == ALL_HOURS:
             condition, condition_params = "TRUE", []
         elif calendar is None:
             raise ValueError(f"the scope's period {period!r} needs a calendar")
-        else:
-            condition, condition_params = calendar.sql_condition(period, site, f"start_{i}")
-        flags.append(f", coalesce(start_{i} IS NOT NULL AND {condition}, false) AS in_{i}")
+        else:  # on the local time, converted once per request
+            condition, condition_params = calendar.sql_condition(period, site, f"start_{i}",
+                                                                 local=True)
+        zone = [] if calendar is None or condition in ("TRUE", "FALSE") else [
+            calendar.timezone(site).key]
+        starts.append(f", CASE WHEN in_hours AND NOT excluded AND workflow = ? AND site = ? "
+                      f"THEN {'timezone(?, start)' if zone else 'start'} END AS start_{i}")
+        start_params += [workflow, site, *zone]
+        # CASE evaluates the condition for the scope's own rows alone (AND would not)
+        flags.append(f", CASE WHEN start_{i} IS NOT NULL THEN coalesce({condition}, false) "
+                     f"ELSE false END AS in_{i}")
         flag_params += condition_params
         for expression, name in (("count(*)", "requests"), ("count(*)", "good"),
                                  ("count(duration_s)", "durations"), ("avg(duration_s)", "mean_s"),

@@ -156,6 +156,12 @@ def test_the_sql_condition_agrees_with_the_mask(moments, site) -> None:
             inside = con.execute(f"SELECT {condition} AS inside FROM frame ORDER BY i",
                                  params).df()["inside"]
             assert inside.tolist() == calendar.mask(frame, name).tolist(), name
+            zone = calendar.timezone(site).key
+            condition, params = calendar.sql_condition(name, site, "local", local=True)
+            inside = con.execute(f"SELECT {condition} AS inside FROM (SELECT i, "
+                                 f"timezone(?, start) AS local FROM frame) ORDER BY i",
+                                 [*params, zone]).df()["inside"]
+            assert inside.tolist() == calendar.mask(frame, name).tolist(), name
     finally:
         con.close()
 
