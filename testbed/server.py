@@ -61,7 +61,10 @@ class _PreciseSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-ty
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is not None and timeout > 0 and hasattr(self, "fileno"):
-            select.select([self.fileno()], [], [], timeout)
+            try:
+                select.select([self.fileno()], [], [], timeout)
+            except ValueError:  # a descriptor above select()'s limit: wait as the selector does
+                return super().select(timeout)
             timeout = 0
         return super().select(timeout)
 
