@@ -43,6 +43,7 @@ from analysis.store import to_pandas
 from store import StoreError, check_store, create_views, list_segments
 
 __all__ = [
+    "GRID_S",
     "LEVELS_S",
     "RELATIVE_ERROR",
     "WINDOW_S",
@@ -57,7 +58,10 @@ __all__ = [
 ]
 
 WINDOW_S = 900  # the finest window: 15 minutes, on which clinical periods are aligned
-LEVELS_S = (WINDOW_S, 3600, 86_400)  # 15 minutes, hours and UTC days (the coarser summed from the finer)
+LEVELS_S = (WINDOW_S, 3600, 86_400)  # 15 minutes, hours and UTC days
+# The finest window of each table: runs by 15 minutes (local hours of any zone, clinical periods);
+# steps by the hour (their histograms are seven times larger, and no page needs them finer).
+GRID_S = {"runs": WINDOW_S, "run_hist": WINDOW_S, "steps": 3600, "step_hist": 3600, "slow_hist": 3600}
 RELATIVE_ERROR = 0.01
 _GAMMA = (1 + RELATIVE_ERROR) / (1 - RELATIVE_ERROR)
 _LOG_GAMMA = math.log(_GAMMA)
@@ -223,11 +227,12 @@ def build_rollup(con: duckdb.DuckDBPyConnection, config: RollupConfig,
         return to_pandas(con.execute(query).to_arrow_table())
 
     levels = config.levels_s
-    sizes = (WINDOW_S,) if piece else LEVELS_S
 
-    def by_level(template: str) -> dict[int, pd.DataFrame]:
-        """The query at each level; ``{win}`` is the window of the row's start."""
-        return {size: _plain(frame(template.format(
+    def by_level(template: str, grid_s: int = WINDOW_S) -> dict[int, pd.DataFrame]:
+        """The query at each level from ``grid_s`` up (only ``grid_s`` for a piece), sorted by
+        window; ``{win}`` is the window of the row's start."""
+        sizes = [size for size in LEVELS_S if size >= grid_s][: 1 if piece else None]
+        return {size: _by_window(frame(template.format(
             win=f'CAST(floor(epoch(start) / {size}) AS BIGINT) * {size} AS "window"'))) for size in sizes}
 
     under = ", ".join(f"count(*) FILTER (WHERE status = 'ok' AND waiting_s <= {t!r}) AS under_{i}"
@@ -253,13 +258,13 @@ def build_rollup(con: duckdb.DuckDBPyConnection, config: RollupConfig,
     step_table = by_level(f"""
         SELECT {{win}}, wf AS workflow, site, step, min(step_index) AS step_index, count(*) AS samples,
                sum(duration_s) AS sum_s, count(*) FILTER (WHERE ttfb_s IS NOT NULL) AS phase_samples, {phases}
-        FROM known GROUP BY ALL""")
+        FROM known GROUP BY ALL""", GRID_S["steps"])
     step_hist = by_level("""
         SELECT {win}, wf AS workflow, site, step, bucket, count(*) AS count
-        FROM known WHERE duration_s IS NOT NULL GROUP BY ALL""")
+        FROM known WHERE duration_s IS NOT NULL GROUP BY ALL""", GRID_S["step_hist"])
     slow_hist = by_level("""
         SELECT {win}, wf AS workflow, site, step, bucket, count(*) AS count
-        FROM known WHERE duration_s IS NOT NULL AND run_waiting_s > limit_s GROUP BY ALL""")
+        FROM known WHERE duration_s IS NOT NULL AND run_waiting_s > limit_s GROUP BY ALL""", GRID_S["slow_hist"])
     loose = frame("""
         SELECT trace_id, start, workflow, site, step, step_index, duration_s, dns_s, connect_s, tls_s, ttfb_s,
                transfer_s
@@ -319,10 +324,15 @@ def _inline(where: str, params: Mapping[str, Any]) -> str:
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
-    """String columns as plain Python strings (cheap to filter and group), integers as int64."""
+    """String columns as plain Python strings (cheap to filter and group; the few distinct names
+    shared, not one string object per row), integers as int64."""
     for column in frame.columns:
         dtype = frame[column].dtype
-        if column in ("workflow", "site", "step", "trace_id", "status", "error_type", "reason"):
+        if column in ("workflow", "site", "step", "status", "error_type", "reason"):
+            codes, names = pd.factorize(frame[column].to_numpy(dtype=object), use_na_sentinel=True)
+            names = np.append(names.astype(object), None)
+            frame[column] = names[codes]  # code -1 (missing) takes the appended None
+        elif column == "trace_id":
             frame[column] = frame[column].to_numpy(dtype=object)
         elif isinstance(dtype, pd.Int64Dtype) and not frame[column].hasnans:
             frame[column] = frame[column].to_numpy(dtype=np.int64)
@@ -356,11 +366,6 @@ class Snapshot:
     segments: tuple[Path, ...]  # the live segments
     units: tuple[tuple[Path, ...], ...]  # the segments each rollup covers (one, or a batch of small ones)
     rollups: tuple[SegmentRollup, ...]
-    runs: dict[int, pd.DataFrame] = field(init=False)
-    run_hist: dict[int, pd.DataFrame] = field(init=False)
-    steps: dict[int, pd.DataFrame] = field(init=False)
-    step_hist: dict[int, pd.DataFrame] = field(init=False)
-    slow_hist: dict[int, pd.DataFrame] = field(init=False)
     loose_steps: pd.DataFrame = field(init=False)
     partial_runs: pd.DataFrame = field(init=False)
     missed: pd.DataFrame = field(init=False)
@@ -371,9 +376,6 @@ class Snapshot:
 
     def __post_init__(self) -> None:
         rollups = self.rollups
-        for name in ("runs", "run_hist", "steps", "step_hist", "slow_hist"):
-            setattr(self, name, {size: _by_window(_concat(getattr(r, name)[size] for r in rollups))
-                                 for size in LEVELS_S})
         starts = [r.first_start for r in rollups if r.first_start is not None]
         ends = [r.last_start for r in rollups if r.last_start is not None]
         self.first_start = min(starts) if starts else None
@@ -403,20 +405,21 @@ class Snapshot:
 
     # -- time ranges ----------------------------------------------------------------------------
 
-    def pieces(self, start: dt.datetime, end: dt.datetime) -> tuple[list[tuple[int, int, int]], list[tuple[dt.datetime, dt.datetime]]]:
+    def pieces(self, start: dt.datetime, end: dt.datetime, grid_s: int = WINDOW_S
+               ) -> tuple[list[tuple[int, int, int]], list[tuple[dt.datetime, dt.datetime]]]:
         """``[start, end)`` as aligned ranges ``(level_s, lo, hi)`` (epoch seconds) read from the
-        rollup, and unaligned pieces (at most two, each shorter than 15 minutes) read exactly.
+        rollup, and unaligned pieces (at most two, each shorter than ``grid_s``) read exactly.
 
         An edge beyond the data needs no exact read: when no span starts at or after ``end``
         (a window ending now), the window holding ``end`` is read whole from the rollup, and so
         is the one holding ``start`` when no span starts before it."""
-        s = int(math.ceil(start.timestamp() / WINDOW_S)) * WINDOW_S
-        e = int(math.floor(end.timestamp() / WINDOW_S)) * WINDOW_S
+        s = int(math.ceil(start.timestamp() / grid_s)) * grid_s
+        e = int(math.floor(end.timestamp() / grid_s)) * grid_s
         if self.last_start is None or self.last_start < pd.Timestamp(end):
-            e = int(math.ceil(end.timestamp() / WINDOW_S)) * WINDOW_S
+            e = int(math.ceil(end.timestamp() / grid_s)) * grid_s
             end = dt.datetime.fromtimestamp(e, dt.UTC)
         if self.first_start is None or self.first_start >= pd.Timestamp(start):
-            s = int(math.floor(start.timestamp() / WINDOW_S)) * WINDOW_S
+            s = int(math.floor(start.timestamp() / grid_s)) * grid_s
             start = dt.datetime.fromtimestamp(s, dt.UTC)
         if s >= e:
             return [], [(start, end)] if start < end else []
@@ -425,7 +428,7 @@ class Snapshot:
             exact.append((start, dt.datetime.fromtimestamp(s, dt.UTC)))
         if e < end.timestamp():
             exact.append((dt.datetime.fromtimestamp(e, dt.UTC), end))
-        return _split(s, e, 1), exact
+        return _split(s, e, LEVELS_S.index(grid_s) + 1), exact
 
     def select(self, table: str, start: dt.datetime, end: dt.datetime, *, level_s: int = LEVELS_S[-1],
                extra: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -439,26 +442,31 @@ class Snapshot:
         """
         if level_s not in LEVELS_S:
             raise ValueError(f"level_s must be one of {LEVELS_S}")
-        ranges, _ = self.pieces(start, end)
-        levels = getattr(self, table)
+        grid = GRID_S[table]
+        ranges, _ = self.pieces(start, end, grid)
+        lo_ts, hi_ts = pd.Timestamp(start), pd.Timestamp(end)
         parts = []
-        for size, lo, hi in ranges:
-            size = min(size, level_s)
-            frame = levels[size]
-            if frame.empty:
+        for rollup in self.rollups:
+            if rollup.first_start is None or rollup.first_start >= hi_ts or rollup.last_start < lo_ts - pd.Timedelta(
+                    seconds=grid):
                 continue
-            window = frame["window"].to_numpy()  # sorted
-            a, b = np.searchsorted(window, [lo, hi])
-            if b > a:
-                parts.append(frame.iloc[a:b])
+            levels = getattr(rollup, table)
+            for size, lo, hi in ranges:
+                frame = levels[max(min(size, level_s), grid)]
+                if frame.empty:
+                    continue
+                window = frame["window"].to_numpy()  # sorted
+                a, b = np.searchsorted(window, [lo, hi])
+                if b > a:
+                    parts.append(frame.iloc[a:b])
         if extra is not None and not extra.empty:
             parts.append(extra)
         return _concat(parts)
 
-    def exact(self, start: dt.datetime, end: dt.datetime) -> SegmentRollup | None:
-        """The rollup of the unaligned pieces of ``[start, end)``, read from the segments that
-        overlap them (None when the range is aligned)."""
-        _, pieces = self.pieces(start, end)
+    def exact(self, start: dt.datetime, end: dt.datetime, grid_s: int = WINDOW_S) -> SegmentRollup | None:
+        """The rollup of the unaligned pieces of ``[start, end)`` on the ``grid_s`` grid, read from
+        the segments that overlap them (None when the range is aligned)."""
+        _, pieces = self.pieces(start, end, grid_s)
         rollups = []
         for lo, hi in pieces:
             segments = self.overlapping(lo, hi)
@@ -475,7 +483,8 @@ class Snapshot:
             return rollups[0]
         first, second = rollups
         return SegmentRollup(
-            **{name: {WINDOW_S: _concat([getattr(first, name)[WINDOW_S], getattr(second, name)[WINDOW_S]])}
+            **{name: {size: _concat([first_frame, getattr(second, name)[size]])
+                      for size, first_frame in getattr(first, name).items()}
                for name in ("runs", "run_hist", "steps", "step_hist", "slow_hist")},
             loose_steps=_concat([first.loose_steps, second.loose_steps]),
             partial_runs=_concat([first.partial_runs, second.partial_runs]),
@@ -515,14 +524,11 @@ class Snapshot:
 
 
 def _by_window(frame: pd.DataFrame) -> pd.DataFrame:
-    """Sorted by window (so a time range is a slice), key columns as plain Python strings."""
+    """Sorted by window (so a time range is a slice), strings shared, integers as int64."""
+    frame = _plain(frame)
     if frame.empty:
         return frame
-    frame = frame.sort_values("window", kind="stable", ignore_index=True)
-    for column in ("workflow", "site", "step"):
-        if column in frame:
-            frame[column] = frame[column].to_numpy(dtype=object)
-    return frame
+    return frame.sort_values("window", kind="stable", ignore_index=True)
 
 
 def _split(lo: int, hi: int, depth: int) -> list[tuple[int, int, int]]:

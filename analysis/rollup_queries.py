@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -20,6 +20,7 @@ import pandas as pd
 from analysis.apdex import Apdex
 from analysis.calendar import ClinicalCalendar
 from analysis.rollup import (
+    GRID_S,
     LEVELS_S,
     RELATIVE_ERROR,
     WINDOW_S,
@@ -61,17 +62,26 @@ _RUN_SUMS = ["samples", "ok", "simulated"]
 
 @dataclass
 class Answer:
-    """One question's rows: the snapshot, the filter and the exact pieces, read once."""
+    """One question's rows: the snapshot, the filter, and the unaligned edges read exactly (once
+    per grid: 15 minutes for run tables, hours for step tables)."""
 
     snapshot: Snapshot
     runs: RunFilter
-    exact: object  # SegmentRollup | None
+    _exact: dict[int, object] = field(default_factory=dict)
+
+    def exact(self, grid_s: int) -> object:  # SegmentRollup | None
+        if grid_s not in self._exact:
+            start, end = _bounds(self.runs)
+            self._exact[grid_s] = self.snapshot.exact(start, end, grid_s)
+        return self._exact[grid_s]
 
     def table(self, name: str, *, level_s: int = LEVELS_S[-1]) -> pd.DataFrame:
         """Rows of ``name`` for the filter's window, workflows and sites (loose steps included),
         in windows no coarser than ``level_s``."""
         start, end = _bounds(self.runs)
-        extra = getattr(self.exact, name)[WINDOW_S] if self.exact is not None else None
+        grid = GRID_S[name]
+        exact = self.exact(grid)
+        extra = getattr(exact, name)[grid] if exact is not None else None
         frame = self.snapshot.select(name, start, end, level_s=level_s, extra=extra)
         if name in ("steps", "step_hist", "slow_hist"):
             frame = _concat([frame, self._loose(name)])
@@ -80,17 +90,19 @@ class Answer:
     def loose_rows(self) -> pd.DataFrame:
         """Loose steps (run span in another segment) that start in the window, judged."""
         start, end = _bounds(self.runs)
+        grid = GRID_S["steps"]
         loose = self.snapshot.loose_steps
         parts = []
         if not loose.empty:
             ts = loose["start"]
             inside = (ts >= pd.Timestamp(start)) & (ts < pd.Timestamp(end))
-            _, pieces = self.snapshot.pieces(start, end)
+            _, pieces = self.snapshot.pieces(start, end, grid)
             for lo, hi in pieces:  # read exactly, with the pieces' own loose steps below
                 inside &= ~((ts >= pd.Timestamp(lo)) & (ts < pd.Timestamp(hi)))
             parts.append(loose[inside.to_numpy()])
-        if self.exact is not None and not self.exact.loose_steps.empty:  # type: ignore[attr-defined]
-            parts.append(self.snapshot.judge_loose(self.exact.loose_steps))  # type: ignore[attr-defined]
+        exact = self.exact(grid)
+        if exact is not None and not exact.loose_steps.empty:  # type: ignore[attr-defined]
+            parts.append(self.snapshot.judge_loose(exact.loose_steps))  # type: ignore[attr-defined]
         return _concat(parts)
 
     def _loose(self, name: str) -> pd.DataFrame:
@@ -117,9 +129,10 @@ class Answer:
 
 
 def ask(snapshot: Snapshot, runs: RunFilter) -> Answer:
-    """The rows for ``runs`` (a window with both bounds), reading its unaligned edges exactly."""
-    start, end = _bounds(runs)
-    return Answer(snapshot, runs, snapshot.exact(start, end))
+    """The rows for ``runs`` (a window with both bounds); its unaligned edges are read exactly
+    when a table is first asked for."""
+    _bounds(runs)
+    return Answer(snapshot, runs)
 
 
 def _bounds(runs: RunFilter) -> tuple[dt.datetime, dt.datetime]:

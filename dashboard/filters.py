@@ -63,7 +63,7 @@ class Filters:
 
     def bounds(self, now: dt.datetime, timezone: str) -> tuple[dt.datetime, dt.datetime]:
         """The window as [start, end) in UTC; a month is the calendar month in ``timezone``; a
-        rolling window ends at ``now`` and starts on the quarter hour at or before its length ago."""
+        rolling window ends at ``now`` and starts on the hour at or before its length ago."""
         if match := _MONTH.match(self.window):
             year, month = int(match[1]), int(match[2])
             zone = ZoneInfo(timezone)
@@ -72,8 +72,8 @@ class Filters:
             return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
         days = {"1d": 1, "7d": 7, "28d": 28}[self.window]
         start = now - dt.timedelta(days=days)
-        # From the quarter hour, so the window's start falls on the rollup's 15-minute grid.
-        start -= dt.timedelta(minutes=start.minute % 15, seconds=start.second, microseconds=start.microsecond)
+        # From the hour, so the window's start falls on the rollup's grid.
+        start -= dt.timedelta(minutes=start.minute, seconds=start.second, microseconds=start.microsecond)
         return start, now
 
     def run_filter(self, now: dt.datetime, timezone: str) -> RunFilter:

@@ -234,11 +234,17 @@ def test_rollups_of_two_segments_merged_equal_the_rollup_of_both(rolled) -> None
     con.close()
     keys = ["window", "workflow", "site"]
     for level in (900, 86_400):
-        merged = snapshot.runs[level].groupby(keys).sum(numeric_only=True).sort_index()
-        single = whole.runs[level].groupby(keys).sum(numeric_only=True).sort_index()
-        pd.testing.assert_frame_equal(merged.drop(columns="last_ok_ns"), single.drop(columns="last_ok_ns"))
-        hist = snapshot.run_hist[level].groupby([*keys, "bucket"])["count"].sum().sort_index()
-        pd.testing.assert_series_equal(hist, whole.run_hist[level].groupby([*keys, "bucket"])["count"].sum().sort_index())
+        merged = pd.concat([r.runs[level] for r in snapshot.rollups]).groupby(keys).sum(numeric_only=True)
+        single = whole.runs[level].groupby(keys).sum(numeric_only=True)
+        pd.testing.assert_frame_equal(merged.drop(columns="last_ok_ns").sort_index(),
+                                      single.drop(columns="last_ok_ns").sort_index())
+        hist = pd.concat([r.run_hist[level] for r in snapshot.rollups]).groupby([*keys, "bucket"])["count"].sum()
+        pd.testing.assert_series_equal(hist.sort_index(),
+                                       whole.run_hist[level].groupby([*keys, "bucket"])["count"].sum().sort_index())
+    step_keys = ["window", "workflow", "site", "step", "bucket"]
+    merged_steps = pd.concat([r.step_hist[3600] for r in snapshot.rollups]).groupby(step_keys)["count"].sum()
+    pd.testing.assert_series_equal(merged_steps.sort_index(),
+                                   whole.step_hist[3600].groupby(step_keys)["count"].sum().sort_index())
 
 
 def test_compaction_replacing_segments_does_not_count_twice(rolled) -> None:

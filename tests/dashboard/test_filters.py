@@ -20,8 +20,8 @@ def test_unknown_order_and_live_values_fall_back_to_the_defaults() -> None:
     assert filters.query_string() == "?window=7d"
 
 
-def test_a_rolling_window_starts_on_the_quarter_hour() -> None:
+def test_a_rolling_window_starts_on_the_hour() -> None:
     now = dt.datetime(2026, 11, 27, 12, 52, 31, 5, tzinfo=dt.UTC)
     start, end = Filters(window="7d").bounds(now, "Europe/London")
     assert end == now
-    assert start == dt.datetime(2026, 11, 20, 12, 45, tzinfo=dt.UTC)
+    assert start == dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
