@@ -15,7 +15,6 @@ def epr() -> Iterator[testbed.TestbedServer]:
     scenario = testbed.scenario_for_tests(2.0, network_ms={"community-hospital": 10.0})
     with testbed.TestbedServer(scenario, shutdown_timeout_s=1.0) as server:
         yield server
-    # (the server's thread has joined here)
 
 
 @pytest.fixture

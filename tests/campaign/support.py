@@ -29,6 +29,7 @@ __all__ = [
     "example_data",
     "kill_hard",
     "rss_kib",
+    "wait_gone",
     "write_config",
 ]
 

@@ -201,7 +201,7 @@ def test_probe_killed_at_random_moments(epr, tmp_path: Path) -> None:
     config = write_config(tmp_path / "probe.yaml", epr.base_url, path, interval_s=0.3,
                           workflows=["open-patient-record"], compaction_interval_s=0.5)
     seen: set[str] = set()
-    for kill in range(PROBE_KILLS):
+    for _ in range(PROBE_KILLS):
         process = subprocess.Popen(
             [*WARDWATCH, "probe", "-c", str(config), "--site", "ward-7"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=child_env(),

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from dashboard import DashboardServer, create_app
 from store import write_spans
-from tests.campaign.support import ROOT, TESTBED_SECRET, TESTBED_SECRET_VARIABLE, write_config
+from tests.campaign.support import TESTBED_SECRET, TESTBED_SECRET_VARIABLE, write_config
 from wardwatch import wiring
 from wardwatch.cli import main
 from wardwatch.config import load_config
@@ -149,7 +149,7 @@ def traversals(outside: Path) -> list[str]:
     return [
         f"/assets/{up}etc/passwd",
         f"/assets/{up}{secret.lstrip('/')}",
-        f"/assets/..%2f..%2f..%2f..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
+        "/assets/..%2f..%2f..%2f..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
         "/assets/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
         "/assets/%252e%252e/%252e%252e/etc/passwd",
         f"/assets//{secret}",
