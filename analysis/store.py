@@ -142,6 +142,9 @@ class Store:
         # (a registered table, a subquery) on the right. The setting is per database, and this
         # database is the store's own.
         self._con.execute("SET disabled_optimizers = 'build_side_probe_side'")
+        # Every query binds the views, which name the segment files many times over: read each
+        # file's footer once (segments never change in place: a new segment is a new file).
+        self._con.execute("SET parquet_metadata_cache = true")
         self._lock = threading.Lock()
         self._segments: list[Path] | None = None
         self._replaces: dict[str, frozenset[str]] = {}
