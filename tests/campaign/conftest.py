@@ -16,10 +16,3 @@ def epr() -> Iterator[testbed.TestbedServer]:
     with testbed.TestbedServer(scenario, shutdown_timeout_s=1.0) as server:
         yield server
 
-
-@pytest.fixture
-def clean_epr(epr: testbed.TestbedServer) -> Iterator[testbed.TestbedServer]:
-    """The module's testbed without faults, before and after the test."""
-    epr.clear_faults()
-    yield epr
-    epr.clear_faults()

@@ -157,3 +157,22 @@ def test_no_secret_or_patient_identifier_leaves_through_store_logs_output_or_otl
         assert not leaked, f"{where} contain {leaked}"
         found = PATIENT_ID.search(text)
         assert not found, f"{where} contain a patient id: {text[max(0, found.start() - 80): found.end() + 40]!r}"
+
+
+@pytest.mark.xfail(strict=True, reason="collector: httpx logs whole URLs at INFO, see /work/notes/campaign-findings.md (7)")
+def test_no_patient_identifier_in_the_logs_when_the_probe_is_used_as_a_library(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The command line keeps httpx's loggers at WARNING; an application (or a notebook) that
+    runs the probe through `wardwatch.wiring` or `collector.Probe` with logging at INFO does not."""
+    caplog.set_level(logging.INFO)
+    for name in ("httpx", "httpcore"):  # as an application leaves them (the CLI, run earlier, raised them)
+        caplog.set_level(logging.NOTSET, logger=name)
+    with testbed.TestbedServer(testbed.scenario_for_tests(1.0), shutdown_timeout_s=1.0) as epr:
+        config = load_config(write_config(tmp_path / "c.yaml", epr.base_url, tmp_path / "data",
+                                          workflows=["open-patient-record"]))
+        results = wiring.probe_once(config, site="ward-7", environ={TESTBED_SECRET_VARIABLE: TESTBED_SECRET})
+    assert [r.status for r in results] == ["ok"]
+    logs = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
+    found = PATIENT_ID.search(logs) or ("MRN0000" in logs and "MRN")
+    assert not found, f"the logs contain a patient identifier: {logs[:300]!r}"
