@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import dash
-import dash_ag_grid as dag
 import pandas as pd
-from dash import Input, Output, State, callback, dcc, html, no_update
+from dash import Input, Output, State, callback, dcc, html
 
 from analysis import rollup_queries as rq
 from analysis.aggregates import run_waterfall
@@ -19,16 +18,7 @@ from dashboard.live import live_section
 
 dash.register_page(__name__, path="/runs", name="Runs", title="Wardwatch · Runs", order=5)
 
-_SECONDS = {"function": "params.value == null ? '' : d3.format('.3f')(params.value)"}
-_COLUMNS = [
-    {"field": "start_local", "headerName": "start"},
-    {"field": "workflow"},
-    {"field": "site"},
-    {"field": "status"},
-    {"field": "error_type", "headerName": "error"},
-    {"field": "waiting_s", "headerName": "waiting (s)", "type": "numericColumn", "valueFormatter": _SECONDS},
-    {"field": "wall_s", "headerName": "wall (s)", "type": "numericColumn", "valueFormatter": _SECONDS},
-]
+_HEADS = ("start", "workflow", "site", "status", "error", "waiting (s)", "wall (s)")
 
 
 _PAGE = "runs"
@@ -73,12 +63,6 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
         return [explain(str(exc))]
     if listed.empty:
         return [explain(f"No runs in the {filters.describe_window()} yet: start a probe (wardwatch probe -c FILE).")]
-    rows = listed.assign(
-        start_local=listed["start"].dt.tz_convert(context.timezone).dt.strftime("%Y-%m-%d %H:%M:%S"),
-        error_type=listed["error_type"].fillna(""),
-    )
-    keep = ["trace_id", "start_local", "workflow", "site", "status", "error_type", "waiting_s", "wall_s"]
-    rows = rows[keep].astype(object).where(rows[keep].notna(), None).to_dict("records")
     other = "newest" if order == "slowest" else "slowest"
     return [
         banner(note),
@@ -87,19 +71,7 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
         html.P(f"{len(listed)} runs listed; {int((listed['status'] != 'ok').sum())} not ok; "
                f"{len(missed)} missed slots in this window.", id=ids.RUNS_SUMMARY),
         dcc.Graph(id=ids.WATERFALL, figure=figures.waterfall_figure(waterfall)) if filters.trace else None,
-        dag.AgGrid(
-            id=ids.RUNS_TABLE,
-            rowData=rows,
-            columnDefs=_COLUMNS,
-            getRowId="params.data.trace_id",
-            defaultColDef={"sortable": True, "filter": True, "resizable": True},
-            dashGridOptions={"pagination": True, "paginationPageSize": 25,
-                             "paginationPageSizeSelector": [25, 50, 100], "rowSelection": "single"},
-            getRowStyle={"styleConditions": [
-                {"condition": "params.data.status != 'ok'", "style": {"backgroundColor": "#fde8e8"}}]},
-            columnSize="sizeToFit",
-            style={"height": "420px"},
-        ),
+        _runs_table(listed, filters, context),
         dcc.Graph(id=ids.STEP_CHART,
                   figure=figures.step_duration_figure(chart_steps, timezone=context.timezone)),
         _missed_table(missed, context.timezone),
@@ -127,14 +99,27 @@ def _missed_table(missed: pd.DataFrame, timezone: str) -> html.Div:
     return html.Div([html.H3("Missed slots (gaps in coverage)"), html.Ul(items)], id=ids.MISSED_SLOTS)
 
 
-@callback(
-    Output(ids.URL, "search", allow_duplicate=True),
-    Input(ids.RUNS_TABLE, "cellClicked"),
-    State(ids.URL, "search"),
-    prevent_initial_call=True,
-)
-def choose_run(cell: dict | None, search: str | None) -> str:
-    """A clicked run becomes ``?trace=`` in the URL, so its waterfall can be shared as a link."""
-    if not cell or not cell.get("rowId"):
-        return no_update
-    return Filters.from_search(search).query_string(trace=cell["rowId"])
+def _runs_table(listed: pd.DataFrame, filters: Filters, context: DashboardContext) -> html.Table:
+    """The runs as a plain table; a run's start links to its waterfall (``?trace=``, shareable)."""
+    cell = {"padding": "0.2em 0.7em", "borderBottom": "1px solid #e5e5e5", "textAlign": "left"}
+    number = {**cell, "textAlign": "right", "fontVariantNumeric": "tabular-nums"}
+    starts = listed["start"].dt.tz_convert(context.timezone).dt.strftime("%Y-%m-%d %H:%M:%S")
+
+    def seconds(value: object) -> str:
+        return "" if pd.isna(value) else f"{float(value):.3f}"
+
+    rows = []
+    for run, start in zip(listed.itertuples(), starts, strict=True):
+        failed = run.status != "ok"
+        rows.append(html.Tr([
+            html.Td(dcc.Link(start, href=filters.query_string(trace=run.trace_id), className="run-link"), style=cell),
+            html.Td(run.workflow, style=cell), html.Td(run.site, style=cell), html.Td(run.status, style=cell),
+            html.Td("" if pd.isna(run.error_type) else run.error_type, style=cell),
+            html.Td(seconds(run.waiting_s), style=number), html.Td(seconds(run.wall_s), style=number),
+        ], className="run-row", style={"backgroundColor": "#fde8e8"} if failed else None))
+    return html.Div(html.Table(
+        [html.Thead(html.Tr([html.Th(h, style={**cell, "borderBottom": "2px solid #999", "position": "sticky",
+                                                "top": 0, "background": "white"}) for h in _HEADS])),
+         html.Tbody(rows)],
+        id=ids.RUNS_TABLE, style={"borderCollapse": "collapse", "width": "100%", "fontSize": "0.9em"},
+    ), style={"maxHeight": "420px", "overflowY": "auto", "margin": "0.5em 0"})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dash
-import dash_ag_grid as dag
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
@@ -62,26 +61,34 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
         return [explain(str(exc))]
     if site_rows.empty:
         return [explain("No runs in this window.")]
-    rows = [
-        {"site": context.site_title(r.site), "runs": int(r.samples), "failed": int(r.not_ok),
-         "share_under": r.share_under, "p50_s": None if pd.isna(r.p50_s) else r.p50_s,
-         "p90_s": None if pd.isna(r.p90_s) else r.p90_s}
-        for r in site_rows.itertuples()
-    ]
-    fmt = {"function": "params.value == null ? '' : d3.format('.2f')(params.value)"}
-    grid = dag.AgGrid(
-        id=ids.SITES_TABLE,
-        rowData=rows,
-        columnDefs=[
-            {"field": "site"}, {"field": "runs", "headerName": "runs (n)"}, {"field": "failed"},
-            {"field": "share_under", "headerName": f"share within {threshold_s:g} s",
-             "valueFormatter": {"function": "d3.format('.1%')(params.value)"}},
-            {"field": "p50_s", "headerName": "median (s, ±1%)", "valueFormatter": fmt},
-            {"field": "p90_s", "headerName": "p90 (s, ±1%)", "valueFormatter": fmt},
-        ],
-        columnSize="sizeToFit",
-        dashGridOptions={"domLayout": "autoHeight"},
-    )
+    grid = _sites_table(site_rows, context, threshold_s)
     phases = phases.assign(site=phases["site"].map(context.site_title))
     return [banner(note), grid, html.P(PERCENTILE_NOTE, style={"fontSize": "0.85em", "color": "#555"}),
             dcc.Graph(id=ids.PHASES, figure=figures.phases_figure(phases))]
+
+
+def _sites_table(site_rows: pd.DataFrame, context: DashboardContext, threshold_s: float) -> html.Table:
+    """The sites side by side, as a plain table."""
+    cell = {"padding": "0.25em 0.8em", "borderBottom": "1px solid #e5e5e5", "textAlign": "left"}
+    number = {**cell, "textAlign": "right", "fontVariantNumeric": "tabular-nums"}
+    heads = ["site", "runs (n)", "failed", f"share within {threshold_s:g} s", "median (s, ±1%)", "p90 (s, ±1%)"]
+
+    def seconds(value: float) -> str:
+        return "" if pd.isna(value) else f"{value:.2f}"
+
+    body = [
+        html.Tr([
+            html.Td(context.site_title(r.site), style=cell, className="site"),
+            html.Td(str(int(r.samples)), style=number, className="runs"),
+            html.Td(str(int(r.not_ok)), style=number, className="failed"),
+            html.Td(f"{r.share_under:.1%}", style=number, className="share_under"),
+            html.Td(seconds(r.p50_s), style=number, className="p50_s"),
+            html.Td(seconds(r.p90_s), style=number, className="p90_s"),
+        ])
+        for r in site_rows.itertuples()
+    ]
+    return html.Table(
+        [html.Thead(html.Tr([html.Th(h, style={**cell, "borderBottom": "2px solid #999"}) for h in heads])),
+         html.Tbody(body)],
+        id=ids.SITES_TABLE, style={"borderCollapse": "collapse", "width": "100%", "margin": "0.5em 0"},
+    )
