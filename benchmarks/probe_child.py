@@ -38,8 +38,9 @@ def _probe(config_path: Path, mode: str) -> Any:
     (``lean``)."""
     if mode == "cli":
         from wardwatch.config import load_config
-        from wardwatch.wiring import build_probe
+        from wardwatch.wiring import build_probe, forgo_pandas
 
+        forgo_pandas()  # as wardwatch.wiring.probe_forever does
         return build_probe(load_config(config_path))
     from collector import Probe, SiteConfig, TargetConfig, TestPatientConfig, WorkflowConfig
     from store import ParquetSpanExporter

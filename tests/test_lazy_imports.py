@@ -34,3 +34,24 @@ def test_every_public_name_resolves(package: str) -> None:
         assert getattr(module, name) is not None, name
     with pytest.raises(AttributeError, match="no attribute"):
         getattr(module, "no_such_name")
+
+
+def test_a_probe_process_writes_its_spans_without_pandas(tmp_path) -> None:
+    """pyarrow imports pandas on its first conversion of Python objects unless told it is absent
+    (wardwatch.wiring.forgo_pandas, called by ``wardwatch probe``); the spans still land."""
+    code = f"""
+from wardwatch.wiring import forgo_pandas
+forgo_pandas()
+import datetime as dt
+from store import schema, write_spans, compact
+row = {{schema.TIMESTAMP: dt.datetime(2026, 11, 27, tzinfo=dt.UTC), schema.TRACE_ID: "a" * 32,
+        schema.SPAN_ID: "b" * 16, schema.SPAN_ATTRIBUTES: {{schema.ATTR_RUN_WAITING_S: 1.5}}}}
+write_spans({str(tmp_path)!r}, [row])
+write_spans({str(tmp_path)!r}, [dict(row, **{{schema.SPAN_ID: "c" * 16}})])
+compact({str(tmp_path)!r}, grace_s=0)
+"""
+    assert _loaded_after(code) == []
+    from store import connect
+
+    with connect(tmp_path) as con:
+        assert con.execute('SELECT count(*), sum("WaitingS") FROM spans').fetchall() == [(2, 3.0)]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.abc
 import logging
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -107,8 +109,32 @@ def probe_once(
         probe.shutdown()
 
 
+class _NoPandas(importlib.abc.MetaPathFinder):
+    """Answers every import of pandas with ModuleNotFoundError."""
+
+    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
+        if fullname == "pandas" or fullname.startswith("pandas."):
+            raise ModuleNotFoundError("a probe process does without pandas", name=fullname)
+        return None
+
+
+def forgo_pandas() -> None:
+    """Make pandas unimportable in this process, unless something has loaded it already.
+
+    A probe process never uses pandas, but pyarrow imports it (34 MB) on its first conversion of
+    Python objects, only to ask whether they are pandas objects; told it is absent, pyarrow goes
+    on without it. Call it only in a process that is a probe and nothing else.
+    """
+    if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
+        sys.meta_path.insert(0, _NoPandas())
+
+
 def probe_forever(config: WardwatchConfig, *, site: str | None = None, workflow: str | None = None) -> None:
-    """Probe on the configured cadence until SIGINT or SIGTERM; then flush every span."""
+    """Probe on the configured cadence until SIGINT or SIGTERM; then flush every span.
+
+    This is the process of a probe alone, so pandas is never loaded in it (:func:`forgo_pandas`).
+    """
+    forgo_pandas()
     probe = build_probe(config)
     stop = threading.Event()
     with _stop_on_signals(stop), _maintained(config):
