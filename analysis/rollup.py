@@ -497,22 +497,37 @@ class Snapshot:
     def overlapping(self, start: dt.datetime, end: dt.datetime) -> list[Path]:
         """Segments of the units holding spans that start in ``[start, end)``."""
         inside, cut = self.units_in(start, end)
-        return [p for i in inside for p in self.units[i]] + cut
+        return [p for i in inside + cut for p in self.units[i]]
 
-    def units_in(self, start: dt.datetime, end: dt.datetime) -> tuple[list[int], list[Path]]:
-        """The units wholly inside ``[start, end)`` (their indexes), and the segments of those the
-        range cuts."""
+    def units_in(self, start: dt.datetime, end: dt.datetime) -> tuple[list[int], list[int]]:
+        """The units wholly inside ``[start, end)``, and those the range cuts (their indexes)."""
         lo, hi = pd.Timestamp(start), pd.Timestamp(end)
         inside: list[int] = []
-        cut: list[Path] = []
+        cut: list[int] = []
         for i, rollup in enumerate(self.rollups):
             if rollup.first_start is None or rollup.last_start is None:
                 continue
             if rollup.first_start >= lo and rollup.last_start < hi:
                 inside.append(i)
             elif rollup.first_start < hi and rollup.last_start >= lo:
-                cut.extend(self.units[i])
+                cut.append(i)
         return inside, cut
+
+    def kept_complete(self, unit: int, kept: pd.DataFrame, column: str, beyond: float) -> bool:
+        """Whether ``kept`` (a unit's kept runs of one workflow and site, the ``top_runs`` largest
+        by ``column`` among them) holds every run of that pair in the unit whose ``column`` is at
+        least ``beyond``: true when the unit holds no more runs of the pair than were kept, or
+        when the smallest kept value is below ``beyond``."""
+        if kept.empty:
+            return False
+        workflow, site = kept["workflow"].iloc[0], kept["site"].iloc[0]
+        days = self.rollups[unit].runs[LEVELS_S[-1]]
+        total = int(days.loc[(days["workflow"] == workflow) & (days["site"] == site), "samples"].sum())
+        values = np.sort(np.nan_to_num(kept[column].to_numpy(dtype=float, na_value=np.nan), nan=-np.inf))[::-1]
+        k = self.config.top_runs
+        if total <= min(len(values), k):
+            return True
+        return len(values) >= k and values[k - 1] < beyond
 
     def read(self, segments: Sequence[Path], query: str, params: Sequence[Any] = ()) -> pd.DataFrame:
         """``query`` over views of just ``segments`` (for the few exact reads the rollup cannot answer)."""

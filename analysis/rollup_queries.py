@@ -432,34 +432,69 @@ def period_split(answer: Answer, *, calendar: ClinicalCalendar, period: str, thr
 
 # -- Runs (rows, not aggregates) -------------------------------------------------------------------
 
+_RUN_LIST = ["trace_id", "start", "workflow", "site", "status", "error_type", "waiting_s", "wall_s", "simulated"]
+
+
 def slowest(snapshot: Snapshot, runs: RunFilter, *, limit: int, newest_first: bool = False) -> pd.DataFrame:
-    """As ``aggregates.slowest_runs``: the segments wholly in the window give their kept lists, the
-    few that the window cuts are read exactly."""
+    """As ``aggregates.slowest_runs``: the units wholly in the window give their kept lists; a unit
+    that the window cuts gives its kept runs in the window when they provably hold every run that
+    could make the list (else it is read exactly)."""
     start, end = _bounds(runs)
     if limit > snapshot.config.top_runs:
         raise ValueError(f"the rollup keeps {snapshot.config.top_runs} runs per workflow and site, not {limit}")
     inside, cut = snapshot.units_in(start, end)
-    parts = []
     kept = snapshot.top_runs
+    candidates = pd.DataFrame(columns=_RUN_LIST)
     if inside and not kept.empty:
-        chosen = np.isin(kept["unit"].to_numpy(), inside)
-        parts.append(kept[chosen].drop(columns="unit"))
-    order = "start DESC" if newest_first else "waiting_s DESC NULLS LAST, start DESC"
-    if cut:
+        candidates = _in_window(_filter(kept[np.isin(kept["unit"].to_numpy(), inside)], runs), start, end)
+    candidates = _ordered(candidates, newest_first)
+    column = "start_ns" if newest_first else "waiting_s"
+    bar = -np.inf
+    if len(candidates) >= limit:
+        bar = _order_value(candidates.iloc[[limit - 1]], column)[0]
+    parts = [candidates]
+    read: list = []
+    for unit in cut:
+        unit_kept = _filter(kept[kept["unit"].to_numpy() == unit], runs) if not kept.empty else kept
+        pairs = [] if unit_kept.empty else [g for _, g in unit_kept.groupby(["workflow", "site"], dropna=False)]
+        whole = unit_kept.assign(start_ns=_order_value(unit_kept, "start_ns")) if not unit_kept.empty else unit_kept
+        complete = bool(pairs) and all(
+            snapshot.kept_complete(unit, whole.loc[g.index], column, bar) for g in pairs) and bar > -np.inf
+        if complete:
+            parts.append(_in_window(unit_kept, start, end))
+        else:
+            read.extend(snapshot.units[unit])
+    if read:
         where, params = runs.where()
-        parts.append(snapshot.read(cut, f"""
-            SELECT trace_id, start, workflow, site, status, error_type, waiting_s, wall_s, simulated
-            FROM runs WHERE {where} ORDER BY {order} LIMIT ?""", [*params, int(limit)]))
-    frame = _filter(_concat(parts), runs)
+        order = "start DESC" if newest_first else "waiting_s DESC NULLS LAST, start DESC"
+        parts.append(snapshot.read(read, f"SELECT {', '.join(_RUN_LIST)} FROM runs WHERE {where} "
+                                         f"ORDER BY {order} LIMIT ?", [*params, int(limit)]))
+    frame = _concat([p for p in parts if not p.empty])
     if frame.empty:
-        return pd.DataFrame(columns=["trace_id", "start", "workflow", "site", "status", "error_type", "waiting_s",
-                                     "wall_s", "simulated"])
-    frame = frame[(frame["start"] >= pd.Timestamp(start)) & (frame["start"] < pd.Timestamp(end))]
+        return pd.DataFrame(columns=_RUN_LIST)
+    frame = _ordered(_in_window(_filter(frame, runs), start, end), newest_first)
+    return frame.drop_duplicates("trace_id")[_RUN_LIST].head(limit).reset_index(drop=True)
+
+
+def _in_window(frame: pd.DataFrame, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
+    if frame.empty:
+        return frame
+    return frame[(frame["start"] >= pd.Timestamp(start)) & (frame["start"] < pd.Timestamp(end))]
+
+
+def _ordered(frame: pd.DataFrame, newest_first: bool) -> pd.DataFrame:
+    if frame.empty:
+        return frame
     if newest_first:
-        frame = frame.sort_values("start", ascending=False)
-    else:
-        frame = frame.sort_values(["waiting_s", "start"], ascending=[False, False], na_position="last")
-    return frame.drop_duplicates("trace_id").head(limit).reset_index(drop=True)
+        return frame.sort_values("start", ascending=False)
+    return frame.sort_values(["waiting_s", "start"], ascending=[False, False], na_position="last")
+
+
+def _order_value(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """The list's order as numbers: start in ns, or waiting time (a missing one lowest)."""
+    if column == "start_ns":
+        return frame["start"].to_numpy(dtype="datetime64[ns]").astype(np.int64).astype(float)
+    return np.nan_to_num(frame["waiting_s"].to_numpy(dtype=float, na_value=np.nan), nan=-np.inf)
 
 
 def run_segments(snapshot: Snapshot, listed: pd.DataFrame) -> list:
@@ -545,6 +580,32 @@ def current_status(snapshot: Snapshot, now: dt.datetime, rules: StatusRules = St
         baseline = baseline.merge(last, on=["workflow", "site"], how="left")
     else:
         baseline = baseline.assign(last_seen=pd.Series(dtype="datetime64[ns, UTC]"))
-    segments = snapshot.overlapping(recent_start, now + dt.timedelta(microseconds=1))
-    recent = snapshot.read(segments, RECENT_RUNS_QUERY, [recent_start, now])
-    return judge_status(baseline, recent, rules)
+    return judge_status(baseline, _recent_runs(snapshot, recent_start, now), rules)
+
+
+def _recent_runs(snapshot: Snapshot, start: dt.datetime, now: dt.datetime) -> pd.DataFrame:
+    """Runs starting in ``[start, now]``: a unit's kept newest runs when they reach back past
+    ``start`` for every workflow and site, else the unit read exactly."""
+    inside, cut = snapshot.units_in(start, now + dt.timedelta(microseconds=1))
+    kept = snapshot.top_runs
+    beyond = float(pd.Timestamp(start).value)
+    parts, read = [], []
+    for unit in inside + cut:
+        unit_kept = kept[kept["unit"].to_numpy() == unit] if not kept.empty else kept
+        if unit_kept.empty:
+            read.extend(snapshot.units[unit])
+            continue
+        unit_kept = unit_kept.assign(start_ns=_order_value(unit_kept, "start_ns"))
+        if all(snapshot.kept_complete(unit, g, "start_ns", beyond)
+               for _, g in unit_kept.groupby(["workflow", "site"], dropna=False)):
+            ts = unit_kept["start"]
+            parts.append(unit_kept[(ts >= pd.Timestamp(start)) & (ts <= pd.Timestamp(now))])
+        else:
+            read.extend(snapshot.units[unit])
+    if read:
+        parts.append(snapshot.read(read, RECENT_RUNS_QUERY, [start, now]))
+    columns = ["workflow", "site", "start", "status", "waiting_s"]
+    frame = _concat([p for p in parts if not p.empty])
+    if frame.empty:
+        return snapshot.read([], RECENT_RUNS_QUERY, [start, now])
+    return frame[columns].sort_values("start", kind="stable").reset_index(drop=True)

@@ -306,3 +306,16 @@ def test_a_period_is_judged_on_whole_windows_across_a_clock_change(rolled) -> No
     assert dist.satisfied == int(((inside["status"] == "ok") & (inside["waiting_s"] <= 3.0)).sum())
     unaligned = PeriodConfig(name="odd", weekdays=["mon"], start="08:10", end="09:00")
     assert not rq.period_aligned(analysis.ClinicalCalendar([unaligned], {}, "Europe/London"), "odd")
+
+
+def test_runs_listed_from_kept_lists_match_the_store_when_windows_cut_units(rolled) -> None:
+    """With few runs kept per unit, a cut unit's kept runs serve only when provably complete."""
+    store, big = rolled
+    cache = RollupCache(big.path, RollupConfig.of(_T, 3.0, top_runs=4))
+    snapshot = cache.snapshot()
+    for window in _WINDOWS[:2]:
+        for workflows, sites in [(None, None), (["chart"], ["clinic"])]:
+            runs = RunFilter(*window, workflows, sites)
+            for newest in (False, True):
+                assert rq.slowest(snapshot, runs, limit=4, newest_first=newest)["trace_id"].tolist() == \
+                    slowest_runs(store, runs, limit=4, newest_first=newest)["trace_id"].tolist()

@@ -8,6 +8,8 @@ import pandas as pd
 import pytest
 
 import analysis
+from analysis import rollup_queries as rq
+from analysis.rollup import RollupCache, RollupConfig
 from analysis.status import StatusRules, current_status
 
 NS = 1_000_000_000
@@ -59,3 +61,15 @@ def test_no_recent_runs_is_its_own_state(store) -> None:
 def test_now_must_be_aware(store) -> None:
     with pytest.raises(ValueError):
         current_status(store, NOW.replace(tzinfo=None))
+
+
+def test_the_status_from_the_rollup_matches_the_store(store, tmp_path) -> None:
+    """The dashboard's status (rollup baseline, kept recent runs or an exact read) judges as the
+    exact one."""
+    for top_runs in (200, 1):
+        cache = RollupCache(tmp_path / "data", RollupConfig.of({}, 3.0, top_runs=top_runs))
+        ours = rq.current_status(cache.snapshot(), NOW)
+        exact = current_status(store, NOW)
+        assert ours[["workflow", "site", "state", "recent_samples", "recent_failed", "since"]].equals(
+            exact[["workflow", "site", "state", "recent_samples", "recent_failed", "since"]])
+        assert (ours["baseline_s"] - exact["baseline_s"]).abs().max() <= 0.01 * exact["baseline_s"].max()
