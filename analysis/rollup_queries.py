@@ -240,8 +240,10 @@ def sites(answer: Answer, *, threshold_s: float) -> pd.DataFrame:
 
 
 def _local_cells(frame: pd.DataFrame, timezone: str) -> pd.DataFrame:
-    local = pd.to_datetime(frame["window"], unit="s", utc=True).dt.tz_convert(timezone)
-    return frame.assign(weekday=local.dt.day_of_week.to_numpy(), hour=local.dt.hour.to_numpy())
+    """Each row's local weekday and hour (converted once per distinct window)."""
+    windows, index = np.unique(frame["window"].to_numpy(), return_inverse=True)
+    local = pd.to_datetime(windows, unit="s", utc=True).tz_convert(timezone)
+    return frame.assign(weekday=local.day_of_week.to_numpy()[index], hour=local.hour.to_numpy()[index])
 
 
 def _whole_hours(timezone: str, start: dt.datetime, end: dt.datetime) -> bool:
@@ -398,9 +400,12 @@ def period_mask(frame: pd.DataFrame, calendar: ClinicalCalendar, period: str) ->
     """
     if not period_aligned(calendar, period):
         raise ValueError(f"the period {period!r} does not start and end on 15-minute boundaries")
-    probe = pd.DataFrame({"start": pd.to_datetime(frame["window"].to_numpy(), unit="s", utc=True),
-                          "site": frame["site"].to_numpy(dtype=object)})
-    return calendar.mask(probe, period).to_numpy()
+    rows = pd.DataFrame({"window": frame["window"].to_numpy(), "site": frame["site"].to_numpy(dtype=object)})
+    distinct = rows.drop_duplicates(ignore_index=True)  # judged once per window and site
+    probe = pd.DataFrame({"start": pd.to_datetime(distinct["window"].to_numpy(), unit="s", utc=True),
+                          "site": distinct["site"].to_numpy(dtype=object)})
+    judged = distinct.assign(inside=calendar.mask(probe, period).to_numpy())
+    return rows.merge(judged, on=["window", "site"], how="left")["inside"].to_numpy(dtype=bool)
 
 
 def period_split(answer: Answer, *, calendar: ClinicalCalendar, period: str, threshold_s: float
