@@ -166,7 +166,13 @@ def compact(
     min_segments: int = 2,
     grace_s: float = DEFAULT_GRACE_S,
 ) -> CompactionReport:
-    """Merge each partition's small live segments into one, and delete what is safely dead.
+    """Merge each partition's small live segments, and delete what is safely dead.
+
+    Size-tiered, so that a pass costs what was written since the last one, not the whole day:
+    the plain segments written since are merged together with those merged segments that are no
+    larger than what is merged with them so far (smallest first). A day's merged segments thus
+    stay few (about log2 of the day's size over a batch's) and each span is rewritten about that
+    many times over the day, never once per pass.
 
     Args:
         path: the store's data directory.
@@ -190,11 +196,36 @@ def compact(
         for partition in _partitions(path):
             live = [p for p in live_all if p.parent == partition]
             report.deleted += _delete_dead(partition, live, grace_s, now_s)
-            small = [p for p in live if _size(p) < small_bytes]
-            if len(small) < min_segments:
+            inputs = _tiered([p for p in live if _size(p) < small_bytes])
+            if len(inputs) < min_segments:
                 continue
-            _merge(partition, small, report)
+            _merge(partition, inputs, report)
+    pa.default_memory_pool().release_unused()  # a long-lived probe returns to its baseline
     return report
+
+
+def _tiered(small: list[Path]) -> list[Path]:
+    """The segments to merge: every plain one, and each merged one (fewest spans first) holding
+    no more spans than those chosen before it. Spans, not bytes: a small segment is mostly
+    Parquet's fixed overhead, a merged one compresses well."""
+    chosen = [p for p in small if not p.name.startswith(COMPACTED_PREFIX)]
+    total = sum(_spans_in(p) for p in chosen)
+    merged = [(_spans_in(p), p) for p in small if p.name.startswith(COMPACTED_PREFIX)]
+    for spans, segment in sorted(merged, key=lambda m: (m[0], m[1].name)):
+        if spans > total:
+            break
+        chosen.append(segment)
+        total += spans
+    return chosen
+
+
+def _spans_in(segment: Path) -> int:
+    try:
+        return pq.read_metadata(segment).num_rows
+    except FileNotFoundError:
+        return 1 << 62  # gone: never an input
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreError(f"cannot read the footer of {segment}: {exc}") from exc
 
 
 def _size(segment: Path) -> int:

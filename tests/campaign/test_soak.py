@@ -28,7 +28,6 @@ def test_probe_memory_is_stable_over_a_compressed_soak(tmp_path: Path) -> None:
     assert result.growth_mb <= DEFAULT_BOUND_MB, result.summary()
 
 
-@pytest.mark.xfail(strict=True, reason="store/maintenance.py: each pass re-merges the whole day, see /work/notes/campaign-findings.md (5)")
 def test_a_compaction_pass_after_one_small_batch_does_not_rewrite_the_whole_day(tmp_path: Path) -> None:
     """Why the 30-minute soak's memory grows: after the day's spans are merged, one new small
     segment makes the next pass read and rewrite every span of the day again (its memory and

@@ -74,14 +74,30 @@ def test_a_merged_segment_lists_what_it_replaces_transitively(tmp_path: Path) ->
         write_spans(data, _rows(DAY1, b, 2))
     first_inputs = {p.name for p in list_segments(data)}
     [first] = compact(data, grace_s=3600).merged
-    write_spans(data, _rows(DAY1, 10, 2))
+    for b in range(10, 13):  # as much again: the first merged segment is merged with them
+        write_spans(data, _rows(DAY1, b, 2))
     [second] = compact(data, grace_s=3600).merged
     assert first.name in read_replaces(second)
     assert first_inputs <= read_replaces(second)
     # Even if the reader finds the first merged segment gone, the originals stay excluded.
     first.unlink()
     assert list_segments(data) == [second]
-    assert _count(data) == (8, 8)
+    assert _count(data) == (12, 12)
+
+
+def test_a_pass_merges_what_is_new_not_the_whole_day_again(tmp_path: Path) -> None:
+    """Size-tiered: a merged segment joins a merge only when what is merged with it is as large."""
+    data = tmp_path / "data"
+    for b in range(8):
+        write_spans(data, _rows(DAY1, b, 200))
+    [day] = compact(data, grace_s=0).merged
+    write_spans(data, _rows(DAY1, 100, 2))
+    assert compact(data, grace_s=0).merged == []  # one new segment: nothing to merge yet
+    write_spans(data, _rows(DAY1, 101, 2))
+    report = compact(data, grace_s=0)
+    assert (report.inputs, report.spans_in) == (2, 4)  # the two new ones, not the day's 1,600
+    assert day in list_segments(data)
+    assert _count(data) == (1604, 1604)
 
 
 def test_compaction_merges_exact_duplicates(tmp_path: Path) -> None:
