@@ -215,6 +215,21 @@ def demo(config_path: Path | None, days: int, fresh: bool) -> None:
     wiring.run_demo(config, days=days, fresh=fresh, config_dir=config_path.resolve().parent)
 
 
+@main.command(name="upgrade-store")
+@click.argument("store_path", type=click.Path(path_type=Path, file_okay=False, exists=True))
+def upgrade_store(store_path: Path) -> None:
+    """Upgrade a store written by an older Wardwatch to this one's schema, in place.
+
+    Nothing is lost, and running it again after an interruption finishes the job. Stop the probes
+    and imports that write to the store first; readers may stay.
+    """
+    from wardwatch import wiring
+
+    _check_data_dir(store_path)
+    if wiring.upgrade(store_path) == 0:
+        click.echo(f"{store_path}: nothing to upgrade (no store here, or already this version)", err=True)
+
+
 def _check_choice(what: str, value: str | None, names: list[str]) -> None:
     if value is not None and value not in names:
         known = ", ".join(names) or "none configured"

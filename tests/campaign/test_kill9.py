@@ -239,7 +239,6 @@ def test_probe_killed_at_random_moments(epr, tmp_path: Path) -> None:
     assert len(set(stored_span_ids(path))) == len(stored_span_ids(path)) >= len(seen)
 
 
-@pytest.mark.xfail(strict=True, reason="the command the store's message names is missing, see /work/notes/campaign-findings.md (6)")
 def test_the_upgrade_command_the_store_names_exists(tmp_path: Path) -> None:
     from click.testing import CliRunner
 

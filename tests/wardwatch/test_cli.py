@@ -13,7 +13,7 @@ import testbed
 from wardwatch.cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "testbed.yaml"
-COMMANDS = ["check", "testbed", "probe", "dashboard", "demo"]
+COMMANDS = ["check", "testbed", "probe", "dashboard", "demo", "upgrade-store"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
