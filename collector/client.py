@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 import threading
 from collections.abc import Callable
@@ -14,6 +15,17 @@ from collector.timing import build_transport, ssl_context
 __all__ = ["USER_AGENT", "ClientFactory", "ProbeClients", "make_client"]
 
 USER_AGENT = "wardwatch-probe/0.1 (synthetic monitoring)"
+
+
+class _NoRequestUrls(logging.Filter):
+    """Drops httpx's ``HTTP Request: GET <url> ...`` records, whatever the application's logging:
+    a URL can hold a patient identifier (spans record requests by their URL template)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("HTTP Request:"))
+
+
+_NO_REQUEST_URLS = _NoRequestUrls()
 
 # (target, keep_alive) -> a client; the runner closes it at the end of the run.
 ClientFactory = Callable[[TargetConfig, bool], httpx.Client]
@@ -33,8 +45,12 @@ def make_client(
             supported (:class:`collector.timing.TimedResolverBackend`).
 
     Redirects are not followed (an unexpected 3xx is a finding), proxies from the environment are
-    ignored (a probe measures its own path to the target).
+    ignored (a probe measures its own path to the target). httpx's log records of request URLs
+    are dropped, so a probe used as a library never logs a patient identifier.
     """
+    httpx_logger = logging.getLogger("httpx")
+    if _NO_REQUEST_URLS not in httpx_logger.filters:
+        httpx_logger.addFilter(_NO_REQUEST_URLS)
     if context is None and not _uses_tls(target):
         # Plain HTTP everywhere (the FHIR base and any token endpoint) and no TLS settings: no CA
         # store to load (tens of ms of CPU per run). Should a TLS connection ever be made, this

@@ -159,7 +159,6 @@ def test_no_secret_or_patient_identifier_leaves_through_store_logs_output_or_otl
         assert not found, f"{where} contain a patient id: {text[max(0, found.start() - 80): found.end() + 40]!r}"
 
 
-@pytest.mark.xfail(strict=True, reason="collector: httpx logs whole URLs at INFO, see /work/notes/campaign-findings.md (7)")
 def test_no_patient_identifier_in_the_logs_when_the_probe_is_used_as_a_library(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
