@@ -68,6 +68,7 @@ class Answer:
     snapshot: Snapshot
     runs: RunFilter
     _exact: dict[int, object] = field(default_factory=dict)
+    _tables: dict[tuple[str, int], pd.DataFrame] = field(default_factory=dict)
 
     def exact(self, grid_s: int) -> object:  # SegmentRollup | None
         if grid_s not in self._exact:
@@ -77,7 +78,13 @@ class Answer:
 
     def table(self, name: str, *, level_s: int = LEVELS_S[-1]) -> pd.DataFrame:
         """Rows of ``name`` for the filter's window, workflows and sites (loose steps included),
-        in windows no coarser than ``level_s``."""
+        in windows no coarser than ``level_s`` (read once per answer; treat as read-only)."""
+        key = (name, max(level_s, GRID_S[name]))
+        if key not in self._tables:
+            self._tables[key] = self._table(name, level_s)
+        return self._tables[key]
+
+    def _table(self, name: str, level_s: int) -> pd.DataFrame:
         start, end = _bounds(self.runs)
         grid = GRID_S[name]
         exact = self.exact(grid)
@@ -452,7 +459,7 @@ def slowest(snapshot: Snapshot, runs: RunFilter, *, limit: int, newest_first: bo
     candidates = pd.DataFrame(columns=_RUN_LIST)
     if inside and not kept.empty:
         candidates = _in_window(_filter(kept[np.isin(kept["unit"].to_numpy(), inside)], runs), start, end)
-    candidates = _ordered(candidates, newest_first)
+    candidates = _ordered(_top(candidates, limit, newest_first), newest_first)
     column = "start_ns" if newest_first else "waiting_s"
     bar = -np.inf
     if len(candidates) >= limit:
@@ -477,8 +484,17 @@ def slowest(snapshot: Snapshot, runs: RunFilter, *, limit: int, newest_first: bo
     frame = _concat([p for p in parts if not p.empty])
     if frame.empty:
         return pd.DataFrame(columns=_RUN_LIST)
-    frame = _ordered(_in_window(_filter(frame, runs), start, end), newest_first)
+    frame = _ordered(_top(_in_window(_filter(frame, runs), start, end), limit, newest_first), newest_first)
     return frame.drop_duplicates("trace_id")[_RUN_LIST].head(limit).reset_index(drop=True)
+
+
+def _top(frame: pd.DataFrame, limit: int, newest_first: bool) -> pd.DataFrame:
+    """The rows that can be among the first ``limit`` (ties at the edge kept), before sorting."""
+    if len(frame) <= 2 * limit:
+        return frame
+    values = _order_value(frame, "start_ns" if newest_first else "waiting_s")
+    edge = np.partition(values, len(values) - limit)[len(values) - limit]
+    return frame[values >= edge]
 
 
 def _in_window(frame: pd.DataFrame, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
