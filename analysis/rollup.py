@@ -330,10 +330,13 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
         dtype = frame[column].dtype
         if column in ("workflow", "site", "step", "status", "error_type", "reason"):
             codes, names = pd.factorize(frame[column].to_numpy(dtype=object), use_na_sentinel=True)
-            names = np.append(names.astype(object), None)
-            frame[column] = names[codes]  # code -1 (missing) takes the appended None
-        elif column == "trace_id":
-            frame[column] = frame[column].to_numpy(dtype=object)
+            names = np.append(np.asarray(names, dtype=object), None)
+            # code -1 (missing) takes the appended None; object dtype, not pandas' inferred "str"
+            frame[column] = pd.Series(names[codes], index=frame.index, dtype=object)
+        elif column == "trace_id" or (dtype != object and pd.api.types.is_string_dtype(dtype)):
+            frame[column] = pd.Series(frame[column].to_numpy(dtype=object), index=frame.index, dtype=object)
+        elif isinstance(dtype, pd.ArrowDtype):
+            frame[column] = frame[column].to_numpy()
         elif isinstance(dtype, pd.Int64Dtype) and not frame[column].hasnans:
             frame[column] = frame[column].to_numpy(dtype=np.int64)
     return frame
