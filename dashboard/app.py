@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import dash
+from dash.exceptions import DependencyException
 from dash import dcc, html
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -32,6 +33,8 @@ def create_app(context: DashboardContext) -> dash.Dash:
     )
     context.install(app.server)
     install_rollups(app.server, rollup_cache(context))
+    # A component path Dash refuses (a traversal attempt) is "not found", not a logged server error.
+    app.server.register_error_handler(DependencyException, lambda _exc: ("not found", 404))
     app.layout = html.Div(
         className="wardwatch",
         children=[

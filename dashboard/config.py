@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = ["DashboardConfig"]
 
@@ -19,3 +21,12 @@ class DashboardConfig(BaseModel):
     )
     timezone: str = Field("Europe/London", description="IANA time zone in which times are shown.")
     recent_runs: int = Field(200, ge=1, le=100_000, description="How many recent runs the runs page lists.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value

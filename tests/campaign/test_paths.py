@@ -210,7 +210,6 @@ def test_the_dashboard_still_serves_its_own_component_files(dashboard) -> None:
     assert response.status_code == 200 and len(response.content) > 100
 
 
-@pytest.mark.xfail(strict=True, reason="dashboard/app.py: a refused component path is a 500, see /work/notes/campaign-findings.md (3)")
 def test_a_refused_component_path_is_not_found_rather_than_a_server_error(dashboard) -> None:
     base_url, _ = dashboard
     status, _ = raw_get(base_url, "/_dash-component-suites/dash/../../../../etc/passwd")

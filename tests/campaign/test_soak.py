@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import pytest
 
 from tests.campaign.soak import DEFAULT_BOUND_MB, soak
 
