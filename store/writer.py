@@ -47,6 +47,9 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 NS_PER_DAY = 86_400 * 1_000_000_000
+# Spans per Parquet row group: segments are sorted by start time, so a reader looking at a few
+# minutes of a day segment (a run's waterfall, a window's edge) skips the rest by row-group statistics.
+ROW_GROUP_SPANS = 65_536
 _EPOCH = dt.date(1970, 1, 1)
 
 _KIND_NAMES = {
@@ -215,7 +218,7 @@ def write_segment(directory: Path, table: pa.Table, name: str | None = None) -> 
     tmp = directory / f".{name}{TEMP_SUFFIX}"
     try:
         with open(tmp, "wb") as f:
-            pq.write_table(table, f, compression="zstd")
+            pq.write_table(table, f, compression="zstd", row_group_size=ROW_GROUP_SPANS)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, final)
