@@ -60,7 +60,12 @@ if TYPE_CHECKING:
         read_openslo,
         to_objective_configs,
     )
-    from analysis.percentiles import Percentile, percentile, percentile_table, rank_interval
+    from analysis.percentiles import (
+        Percentile,
+        percentile,
+        percentile_table,
+        rank_interval,
+    )
     from analysis.ranktest import RankTest, mann_whitney_u
     from analysis.report import (
         REPORT_FORMATS,
@@ -71,7 +76,15 @@ if TYPE_CHECKING:
         to_json,
         to_markdown,
     )
-    from analysis.sla import SLAResult, evaluate_sla, load_exclusions_csv, parse_month, sla_window
+    from analysis.rollup import RollupCache, RollupConfig, Snapshot
+    from analysis.sla import (
+        SLAResult,
+        evaluate_sla,
+        load_exclusions_csv,
+        parse_month,
+        sla_window,
+    )
+    from analysis.status import StatusRules, current_status
     from analysis.store import (
         MISSED_SLOT_COLUMNS,
         REQUEST_COLUMNS,
@@ -81,9 +94,8 @@ if TYPE_CHECKING:
         Store,
         open_store,
     )
-    from store import StoreError
-    from analysis.status import StatusRules, current_status
     from analysis.watermelon import Finding, Lens, TimeLost, find_watermelons
+    from store import StoreError
 
 # public name -> the module that defines it
 _SOURCES = {
@@ -136,6 +148,8 @@ _SOURCES = {
     "render": "analysis.report",
     "Report": "analysis.report",
     "REPORT_FORMATS": "analysis.report",
+    "RollupCache": "analysis.rollup",
+    "RollupConfig": "analysis.rollup",
     "REQUEST_COLUMNS": "analysis.store",
     "RUN_COLUMNS": "analysis.store",
     "RunFilter": "analysis.aggregates",
@@ -144,6 +158,7 @@ _SOURCES = {
     "sla_window": "analysis.sla",
     "SLAConfig": "analysis.config",
     "SLAResult": "analysis.sla",
+    "Snapshot": "analysis.rollup",
     "StatusRules": "analysis.status",
     "STEP_COLUMNS": "analysis.store",
     "Store": "analysis.store",
@@ -181,9 +196,12 @@ __all__ = [
     "REQUEST_COLUMNS",
     "RUN_COLUMNS",
     "RankTest",
+    "RollupCache",
+    "RollupConfig",
     "Report",
     "SLAConfig",
     "SLAResult",
+    "Snapshot",
     "STEP_COLUMNS",
     "ServiceHoursConfig",
     "Store",
