@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="the accura
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     done = subprocess.run([sys.executable, "-m", "benchmarks", "--tiny", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     return {"stdout": done.stdout, "stderr": done.stderr, "json": json.loads(out.read_text(encoding="utf-8"))}
 

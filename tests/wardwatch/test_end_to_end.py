@@ -119,6 +119,7 @@ def test_a_filter_lives_in_the_url_and_narrows_the_view(dashboard_url: str, page
     page.get_by_text("Community hospital").first.wait_for(timeout=20_000)
     page.goto(dashboard_url + "/runs")
     page.locator("#runs-table").get_by_text("ward-7").first.wait_for(timeout=20_000)
+    page.wait_for_load_state("networkidle")  # the filters' callbacks are wired before they are used
     page.get_by_role("button", name="all sites").click()
     page.get_by_role("option", name="Community hospital").click()
     page.wait_for_url("**site=community-hospital**", timeout=20_000)
@@ -188,6 +189,7 @@ def test_an_empty_data_directory_is_explained(tmp_path: Path) -> None:
 def test_the_runs_page_keeps_newest_first_across_a_filter_change(dashboard_url: str, page) -> None:
     page.goto(dashboard_url + "/runs?order=newest")
     page.get_by_text("show slowest first").wait_for(timeout=20_000)
+    page.wait_for_load_state("networkidle")  # the filters' callbacks are wired before they are used
     page.get_by_role("button", name="all sites").click()
     page.get_by_role("option", name="Community hospital").click()
     page.wait_for_url("**site=community-hospital**", timeout=20_000)
