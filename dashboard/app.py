@@ -6,14 +6,15 @@ import threading
 from pathlib import Path
 
 import dash
-from dash.exceptions import DependencyException
 from dash import dcc, html
+from dash.exceptions import DependencyException
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from analysis import StoreError
 from analysis.rollup import RollupCache
 from dashboard.context import DashboardContext
 from dashboard.data import install_rollups, installed_rollups, rollup_cache
+from dashboard.filters import register_callbacks as register_filter_callbacks
 
 __all__ = ["DashboardServer", "create_app"]
 
@@ -32,6 +33,7 @@ def create_app(context: DashboardContext) -> dash.Dash:
         suppress_callback_exceptions=True,
     )
     context.install(app.server)
+    register_filter_callbacks(app)
     install_rollups(app.server, rollup_cache(context))
     # A component path Dash refuses (a traversal attempt) is "not found", not a logged server error.
     app.server.register_error_handler(DependencyException, lambda _exc: ("not found", 404))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
-from dash import ALL, Input, Output, State, callback, ctx, dcc, html, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 
 from analysis import RunFilter
 from dashboard import ids
@@ -140,12 +140,21 @@ def filter_bar(filters: Filters, context: DashboardContext,
     )
 
 
-@callback(
-    Output(ids.URL, "search"),
-    Input({"type": ids.FILTER, "name": ALL}, "value"),
-    State(ids.URL, "search"),
-    prevent_initial_call=True,
-)
+def register_callbacks(app: Dash) -> None:
+    """Give ``app`` the filter bar's callback.
+
+    Registered on each app, not with ``dash.callback``: Dash hands callbacks registered that way at
+    import to the first app made in a process only, and this module is imported once (the pages'
+    callbacks are registered again with each app, as Dash imports the pages per app).
+    """
+    app.callback(
+        Output(ids.URL, "search"),
+        Input({"type": ids.FILTER, "name": ALL}, "value"),
+        State(ids.URL, "search"),
+        prevent_initial_call=True,
+    )(_write_filters_to_url)
+
+
 def _write_filters_to_url(_values: list[str | None], search: str | None) -> str:
     """A changed filter control becomes part of the URL (and so of any link to this view)."""
     if not ctx.triggered_id:
