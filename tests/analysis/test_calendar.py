@@ -170,7 +170,7 @@ def test_the_sql_condition_at_the_edges(calendar) -> None:
     edges = [at("2026-10-23T08:00:00+01:00"), at("2026-10-23T10:29:59.999999+01:00"),
              at("2026-10-23T10:30:00+01:00"), at("2026-10-26T07:59:59+00:00"),
              at("2026-08-31T09:00:00+01:00")]  # a bank holiday
-    frame = pd.DataFrame({"start": pd.to_datetime(edges, utc=True), "site": "Ward 7"})
+    frame = pd.DataFrame({"start": pd.to_datetime(edges, utc=True), "site": "Ward 7"})  # noqa: F841 - DuckDB reads it by name (FROM frame)
     condition, params = calendar.sql_condition("ward rounds", "Ward 7")
     con = duckdb.connect()
     try:
