@@ -13,7 +13,7 @@ from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, current_snapshot, open_data, simulated_text
 from dashboard.filters import Filters, filter_bar
 from dashboard.layout import PERCENTILE_NOTE, banner, explain, page
-from dashboard.live import live_section
+from dashboard.live import live_section, refresh_on_tick
 
 dash.register_page(__name__, path="/", name="Overview", title="Wardwatch · Overview", order=0)
 
@@ -42,15 +42,8 @@ def layout(**query: str) -> html.Div:
     )
 
 
-@callback(
-    Output({"type": ids.LIVE_BODY, "page": _PAGE}, "children"),
-    Input({"type": ids.LIVE_TICK, "page": _PAGE}, "n_intervals"),
-    State(ids.URL, "search"),
-    prevent_initial_call=True,
-)
-def refresh(_n: int | None, search: str | None) -> list[object]:
-    """Live mode: the board again, with the runs that landed since."""
-    return body(Filters.from_search(search), current_context())
+# Live mode: the board again, with the runs that landed since.
+refresh = refresh_on_tick(_PAGE, lambda filters, context: body(filters, context))
 
 
 def body(filters: Filters, context: DashboardContext) -> list[object]:

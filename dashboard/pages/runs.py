@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import dash
 import pandas as pd
-from dash import Input, Output, State, callback, dcc, html
+from dash import dcc, html
 
 from analysis import rollup_queries as rq
 from analysis.aggregates import run_waterfall
 from analysis.rollup_queries import ask
 from dashboard import figures, ids
 from dashboard.context import DashboardContext, current_context
-from dashboard.data import CHART_RUNS, NoData, current_snapshot, open_data, simulated_text
+from dashboard.data import (
+    CHART_RUNS,
+    NoData,
+    current_snapshot,
+    open_data,
+    simulated_text,
+)
 from dashboard.filters import Filters, filter_bar
 from dashboard.layout import banner, explain, page
-from dashboard.live import live_section
+from dashboard.live import live_section, refresh_on_tick
 
 dash.register_page(__name__, path="/runs", name="Runs", title="Wardwatch · Runs", order=5)
 
@@ -36,15 +42,8 @@ def layout(**query: str) -> html.Div:
     return page("Runs", bar, *live_section(_PAGE, filters, context, body(filters, context)), intro=intro)
 
 
-@callback(
-    Output({"type": ids.LIVE_BODY, "page": _PAGE}, "children"),
-    Input({"type": ids.LIVE_TICK, "page": _PAGE}, "n_intervals"),
-    State(ids.URL, "search"),
-    prevent_initial_call=True,
-)
-def refresh(_n: int | None, search: str | None) -> list[object]:
-    """Live mode: the list again, with the runs that landed since."""
-    return body(Filters.from_search(search), current_context())
+# Live mode: the list again, with the runs that landed since.
+refresh = refresh_on_tick(_PAGE, lambda filters, context: body(filters, context))
 
 
 def body(filters: Filters, context: DashboardContext) -> list[object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dash
 import pandas as pd
-from dash import Input, Output, State, callback, dcc, html
+from dash import dcc, html
 
 from analysis import rollup_queries as rq
 from analysis.rollup_queries import ask
@@ -13,7 +13,7 @@ from dashboard.context import DEFAULT_THRESHOLD_S, DashboardContext, current_con
 from dashboard.data import NoData, current_snapshot, simulated_text
 from dashboard.filters import Filters, filter_bar
 from dashboard.layout import PERCENTILE_NOTE, banner, explain, page
-from dashboard.live import live_section
+from dashboard.live import live_section, refresh_on_tick
 
 dash.register_page(__name__, path="/sites", name="Sites", title="Wardwatch · Sites", order=4)
 
@@ -38,15 +38,8 @@ def layout(**query: str) -> html.Div:
     return page("Sites", bar, *live_section(_PAGE, filters, context, body(filters, context)), intro=intro)
 
 
-@callback(
-    Output({"type": ids.LIVE_BODY, "page": _PAGE}, "children"),
-    Input({"type": ids.LIVE_TICK, "page": _PAGE}, "n_intervals"),
-    State(ids.URL, "search"),
-    prevent_initial_call=True,
-)
-def refresh(_n: int | None, search: str | None) -> list[object]:
-    """Live mode: the sites again, with the runs that landed since."""
-    return body(Filters.from_search(search), current_context())
+# Live mode: the sites again, with the runs that landed since.
+refresh = refresh_on_tick(_PAGE, lambda filters, context: body(filters, context))
 
 
 def body(filters: Filters, context: DashboardContext) -> list[object]:

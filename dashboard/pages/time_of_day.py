@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import dash
-from dash import Input, Output, State, callback, dcc, html
+from dash import dcc, html
 
 from analysis import rollup_queries as rq
 from analysis.config import WEEKDAYS
@@ -15,7 +15,7 @@ from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, current_snapshot, open_data, simulated_text
 from dashboard.filters import Filters, filter_bar
 from dashboard.layout import PERCENTILE_NOTE, banner, explain, page
-from dashboard.live import live_section
+from dashboard.live import live_section, refresh_on_tick
 
 dash.register_page(__name__, path="/time-of-day", name="Time of day", title="Wardwatch · Time of day", order=2)
 
@@ -42,16 +42,8 @@ def layout(**query: str) -> html.Div:
     return page("Time of day", bar, *live_section(_PAGE, filters, context, body(filters, context)), intro=intro)
 
 
-@callback(
-    Output({"type": ids.LIVE_BODY, "page": _PAGE}, "children"),
-    Input({"type": ids.LIVE_TICK, "page": _PAGE}, "n_intervals"),
-    State(ids.URL, "search"),
-    prevent_initial_call=True,
-)
-def refresh(_n: int | None, search: str | None) -> list[object]:
-    """Live mode: the heatmap again, with the runs that landed since."""
-    context = current_context()
-    return body(_chosen(Filters.from_search(search), context), context)
+# Live mode: the heatmap again, with the runs that landed since.
+refresh = refresh_on_tick(_PAGE, lambda filters, context: body(_chosen(filters, context), context))
 
 
 def body(filters: Filters, context: DashboardContext) -> list[object]:

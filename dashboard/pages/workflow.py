@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import dash
 import pandas as pd
-from dash import Input, Output, State, callback, dcc, html
+from dash import dcc, html
 
 from analysis import rollup_queries as rq
 from analysis.apdex import Apdex
@@ -16,7 +16,7 @@ from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, current_snapshot, open_data, simulated_text
 from dashboard.filters import Filters, filter_bar
 from dashboard.layout import PERCENTILE_NOTE, banner, explain, page
-from dashboard.live import live_section
+from dashboard.live import live_section, refresh_on_tick
 
 dash.register_page(__name__, path="/workflow", name="Workflow", title="Wardwatch · Workflow", order=3)
 
@@ -45,16 +45,8 @@ def layout(**query: str) -> html.Div:
                 intro=intro)
 
 
-@callback(
-    Output({"type": ids.LIVE_BODY, "page": _PAGE}, "children"),
-    Input({"type": ids.LIVE_TICK, "page": _PAGE}, "n_intervals"),
-    State(ids.URL, "search"),
-    prevent_initial_call=True,
-)
-def refresh(_n: int | None, search: str | None) -> list[object]:
-    """Live mode: the workflow's figures again, with the runs that landed since."""
-    context = current_context()
-    return body(_chosen(Filters.from_search(search), context), context)
+# Live mode: the workflow's figures again, with the runs that landed since.
+refresh = refresh_on_tick(_PAGE, lambda filters, context: body(_chosen(filters, context), context))
 
 
 def body(filters: Filters, context: DashboardContext) -> list[object]:
