@@ -1,5 +1,5 @@
 """``python -m benchmarks [--quick | --full] [--only NAME ...] [--spans N ...] [--repeats N]
-[--out FILE.json] [--keep-stores DIR]``
+[--out FILE.json] [--keep-stores DIR] [--deadline SECONDS]``
 
 Prints a table of figures (medians, p95/p99 where asked, and ratios measured side by side in the
 same run), writes them with the machine's description as JSON (default ``artifacts/bench.json``)
@@ -10,6 +10,7 @@ the table.
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import os
 import sys
@@ -42,6 +43,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=Path("artifacts") / "bench.json", help="JSON results file")
     parser.add_argument("--keep-stores", type=Path, default=None, metavar="DIR",
                         help="keep the generated stores in DIR and reuse them next time")
+    parser.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
+                        help="if the run is still going after SECONDS, print every thread's stack to stderr "
+                             "and exit with status 1 (for unattended runs: a hang shows where it hangs)")
     return parser
 
 
@@ -96,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.repeats is not None:
         settings = replace(settings, scale_repeats=args.repeats, report_repeats=args.repeats,
                            dashboard_repeats=args.repeats, warm_up=args.repeats > 1)
+    if args.deadline is not None:
+        faulthandler.dump_traceback_later(args.deadline, exit=True)
     began = time.perf_counter()
 
     def progress(message: str) -> None:

@@ -65,8 +65,11 @@ def testbed_process(scenario: Scenario, workdir: Path, startup_timeout_s: float 
         "from pathlib import Path; from testbed.server import prioritise_session, serve; "
         f"prioritise_session(); serve('127.0.0.1', {port}, Path({str(path)!r}))"
     )
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, start_new_session=True)
+    # The server's log goes to a file: a pipe nobody reads while it runs could fill and stop it.
+    log_path = workdir / "testbed.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_timeout_s
@@ -76,19 +79,21 @@ def testbed_process(scenario: Scenario, workdir: Path, startup_timeout_s: float 
                 break
             except httpx.TransportError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    stderr = process.stderr.read().decode(errors="replace")[-2000:] if process.stderr else ""
-                    raise RuntimeError(f"the testbed did not start: {stderr}") from None
+                    process.kill()
+                    process.wait()
+                    log_tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+                    raise RuntimeError(f"the testbed did not answer on {base_url} within {startup_timeout_s:g} s "
+                                       f"(exit status {process.returncode}); its log ends:\n{log_tail}") from None
                 time.sleep(0.05)
         yield EprProcess(base_url, process.pid)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stderr:
-            process.stderr.close()
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def fetch_token(epr: EprProcess) -> str:

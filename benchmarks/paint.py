@@ -16,6 +16,7 @@ spans (on the median; the p95 is reported too).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import shutil
 import time
@@ -81,6 +82,7 @@ def run(path: Path, *, now: dt.datetime, month: str, spans: int, repeats: int = 
     variants = {"last 7 days (the default view)": "/", f"month {month}": f"/?window={month}"}
     paints: dict[str, list[float]] = {v: [] for v in variants}
     firsts: dict[str, list[float]] = {v: [] for v in variants}
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request on stderr
     with DashboardServer(app, port=0) as server, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         try:

@@ -23,9 +23,11 @@ pytestmark = pytest.mark.skipif(shutil.which("curl") is None, reason="the accura
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("bench") / "bench.json"
-    done = subprocess.run([sys.executable, "-m", "benchmarks", "--tiny", "--out", str(out)],
+    # A tiny run takes under a minute; past the deadline the run prints every thread's stack and
+    # exits, so a hang fails with where it hung (the subprocess timeout is only a backstop).
+    done = subprocess.run([sys.executable, "-m", "benchmarks", "--tiny", "--out", str(out), "--deadline", "600"],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-6000:]
     return {"stdout": done.stdout, "stderr": done.stderr, "json": json.loads(out.read_text(encoding="utf-8"))}
 
 

@@ -15,11 +15,7 @@ runs, and the first that meets it counts; the message of a failure lists every s
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,11 +23,12 @@ from typing import Any
 
 import httpx
 import pytest
-import yaml
 
+from benchmarks import epr
 from collector.auth import TokenCache
 from collector.client import ProbeClients
 from collector.config import TargetConfig
+from testbed.scenario import scenario_for_tests
 
 RUNS = 50
 MODELLED_HEADER = "x-wardwatch-modelled-delay-ms"
@@ -44,45 +41,13 @@ def separate_testbed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Separ
     where permitted (:func:`testbed.server.prioritise_session`): on a machine shared with other
     work, the ground truth keeps its time. The probe runs as any process does. Yields its base
     URL; stops it afterwards."""
-    from testbed.scenario import scenario_for_tests
-
     scenario = scenario_for_tests(
         5.0,
         service_ms={"GET /Patient": 5.0, "GET /Patient/{id}": 15.0, "GET /Encounter": 30.0},
         network_ms={"community-hospital": 10.0},
     )
-    path = tmp_path_factory.mktemp("accuracy") / "scenario.yaml"
-    path.write_text(yaml.safe_dump(scenario.model_dump(mode="json")), encoding="utf-8")
-    with socket.socket() as probe_socket:
-        probe_socket.bind(("127.0.0.1", 0))
-        port = probe_socket.getsockname()[1]
-    code = (
-        "from pathlib import Path; from testbed.server import prioritise_session, serve; prioritise_session(); "
-        f"serve('127.0.0.1', {port}, Path({str(path)!r}))"
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base_url}/fhir/metadata", timeout=1).raise_for_status()
-                break
-            except httpx.TransportError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"testbed did not start: {process.stderr.read().decode()[-2000:]}") from None
-                time.sleep(0.05)
-        yield SeparateTestbed(base_url, _prioritised(process.pid))
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        process.stderr.close()
+    with epr.testbed_process(scenario, tmp_path_factory.mktemp("accuracy"), startup_timeout_s=30) as server:
+        yield SeparateTestbed(server.base_url, _prioritised(server.pid))
 
 
 @dataclass(frozen=True)
