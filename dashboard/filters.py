@@ -7,6 +7,7 @@ back into the URL's query string, and Dash's page router renders the page again 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlencode
@@ -63,7 +64,13 @@ class Filters:
 
     def bounds(self, now: dt.datetime, timezone: str) -> tuple[dt.datetime, dt.datetime]:
         """The window as [start, end) in UTC; a month is the calendar month in ``timezone``; a
-        rolling window ends at ``now`` and starts on the hour at or before its length ago."""
+        rolling window starts on the hour at or before its length ago and ends at the end of the
+        quarter hour holding ``now``.
+
+        Both edges of every window fall on the rollup's 15-minute grid, so no page reads spans
+        at its edges. Ending on the quarter hour after ``now`` adds nothing a clinician has not
+        already waited for: no run starts after now, except on a probe whose clock runs ahead,
+        and those runs are the latest there are."""
         if match := _MONTH.match(self.window):
             year, month = int(match[1]), int(match[2])
             zone = ZoneInfo(timezone)
@@ -72,9 +79,10 @@ class Filters:
             return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
         days = {"1d": 1, "7d": 7, "28d": 28}[self.window]
         start = now - dt.timedelta(days=days)
-        # From the hour, so the window's start falls on the rollup's grid.
         start -= dt.timedelta(minutes=start.minute, seconds=start.second, microseconds=start.microsecond)
-        return start, now
+        quarter_s = 900
+        end = dt.datetime.fromtimestamp(math.ceil(now.timestamp() / quarter_s) * quarter_s, dt.UTC)
+        return start.astimezone(dt.UTC), end
 
     def run_filter(self, now: dt.datetime, timezone: str) -> RunFilter:
         """The runs these filters select (the period filter is applied by the pages that use it)."""

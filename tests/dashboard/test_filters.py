@@ -20,8 +20,22 @@ def test_unknown_order_and_live_values_fall_back_to_the_defaults() -> None:
     assert filters.query_string() == "?window=7d"
 
 
-def test_a_rolling_window_starts_on_the_hour() -> None:
+def test_a_rolling_window_starts_on_the_hour_and_ends_on_the_quarter_hour_after_now() -> None:
     now = dt.datetime(2026, 11, 27, 12, 52, 31, 5, tzinfo=dt.UTC)
     start, end = Filters(window="7d").bounds(now, "Europe/London")
-    assert end == now
+    assert end == dt.datetime(2026, 11, 27, 13, 0, tzinfo=dt.UTC)
     assert start == dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
+
+
+def test_a_rolling_window_ending_on_a_quarter_hour_ends_there() -> None:
+    now = dt.datetime(2026, 11, 27, 12, 45, tzinfo=dt.UTC)
+    assert Filters(window="1d").bounds(now, "UTC") == (dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC), now)
+
+
+def test_every_window_lies_on_the_rollup_grid() -> None:
+    """So no page needs an exact read of the spans at a window's edges."""
+    now = dt.datetime(2026, 3, 29, 1, 7, 31, tzinfo=dt.UTC)  # the night the clocks go forward in London
+    for window in ("1d", "7d", "28d", "2026-03", "2026-10"):
+        for zone in ("Europe/London", "Asia/Kolkata", "Asia/Kathmandu"):
+            for edge in Filters(window=window).bounds(now, zone):
+                assert edge.timestamp() % 900 == 0, (window, zone, edge)
