@@ -13,7 +13,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from analysis import StoreError
 from analysis.rollup import RollupCache
 from dashboard.context import DashboardContext
-from dashboard.data import install_rollups, installed_rollups, rollup_cache
+from dashboard.data import install_rollups, installed_rollups, rollup_cache, settle
 from dashboard.filters import register_callbacks as register_filter_callbacks
 
 __all__ = ["DashboardServer", "create_app"]
@@ -67,6 +67,7 @@ class DashboardServer:
         self.host = host
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="dashboard", daemon=True)
+        self._flask = app.server
         self._rollups: RollupCache | None = installed_rollups(app.server)
         self._warm = threading.Thread(target=self._warm_up, name="dashboard-rollup", daemon=True)
 
@@ -84,9 +85,10 @@ class DashboardServer:
         if self._rollups is None:
             return
         try:
-            self._rollups.snapshot()
+            snapshot = self._rollups.snapshot()
         except StoreError:  # no store yet: the pages say so, and roll up when one appears
             return
+        settle(self._flask, snapshot)
 
     def stop(self) -> None:
         self._server.shutdown()

@@ -3,6 +3,8 @@ and the store itself for the few questions a rollup cannot answer."""
 
 from __future__ import annotations
 
+import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -12,9 +14,11 @@ import analysis
 from analysis.rollup import RollupCache, RollupConfig, Snapshot
 from dashboard.context import DEFAULT_THRESHOLD_S, DashboardContext
 
-__all__ = ["NoData", "current_snapshot", "install_rollups", "installed_rollups", "open_data", "rollup_cache", "simulated_text"]
+__all__ = ["NoData", "current_snapshot", "install_rollups", "installed_rollups", "open_data", "rollup_cache", "settle", "simulated_text"]
 
 _KEY = "WARDWATCH_ROLLUPS"
+_SETTLED_KEY = "WARDWATCH_SETTLED_SNAPSHOT"
+_settling = threading.Lock()
 CHART_RUNS = 30  # runs whose steps the runs page charts
 
 
@@ -43,9 +47,30 @@ def current_snapshot() -> Snapshot:
     store cannot be read."""
     cache: RollupCache = flask.current_app.config[_KEY]
     try:
-        return cache.snapshot()
+        snapshot = cache.snapshot()
     except analysis.StoreError as exc:
         raise NoData(str(exc)) from exc
+    settle(flask.current_app, snapshot)
+    return snapshot
+
+
+def settle(server: flask.Flask, snapshot: Snapshot) -> None:
+    """Once per new snapshot: collect garbage, then put every live object out of the cyclic
+    collector's reach (``gc.freeze``).
+
+    The rollup lives as long as its segments, and every full collection would walk it: 130 ms at
+    10M spans, taken by whichever page happened to allocate at that moment (a page's p95 went
+    from about 250 ms to 460 ms). Frozen objects are still freed when their last reference goes:
+    a rollup dropped after compaction holds no reference cycles.
+    """
+    if server.config.get(_SETTLED_KEY) is snapshot:
+        return
+    with _settling:
+        if server.config.get(_SETTLED_KEY) is snapshot:
+            return
+        gc.collect()
+        gc.freeze()
+        server.config[_SETTLED_KEY] = snapshot
 
 
 @contextmanager
