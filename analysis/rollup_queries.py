@@ -31,6 +31,7 @@ from analysis.rollup import (
 )
 from analysis.status import RECENT_RUNS_QUERY, StatusRules, judge_status
 from analysis.store import RunFilter
+from store import VIEWS
 
 __all__ = [
     "Answer",
@@ -89,10 +90,12 @@ class Answer:
         grid = GRID_S[name]
         exact = self.exact(grid)
         extra = getattr(exact, name)[grid] if exact is not None else None
-        frame = self.snapshot.select(name, start, end, level_s=level_s, extra=extra)
+        runs = self.runs
+        frame = self.snapshot.select(name, start, end, level_s=level_s, extra=_filter(extra, runs),
+                                     workflows=runs.workflows, sites=runs.sites)
         if name in ("steps", "step_hist", "slow_hist"):
-            frame = _concat([frame, self._loose(name)])
-        return _filter(frame, self.runs)
+            frame = _concat([frame, _filter(self._loose(name), runs)])
+        return frame
 
     def loose_rows(self) -> pd.DataFrame:
         """Loose steps (run span in another segment) that start in the window, judged."""
@@ -155,8 +158,8 @@ def _concat(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
-def _filter(frame: pd.DataFrame, runs: RunFilter) -> pd.DataFrame:
-    if frame.empty:
+def _filter(frame: pd.DataFrame | None, runs: RunFilter) -> pd.DataFrame | None:
+    if frame is None or frame.empty:
         return frame
     keep = np.ones(len(frame), dtype=bool)
     if runs.workflows is not None:
@@ -576,13 +579,14 @@ def missed_slots(snapshot: Snapshot, runs: RunFilter) -> pd.DataFrame:
 class SegmentReader:
     """A few segments read as a store is (``sql``), for questions about one run."""
 
-    def __init__(self, snapshot: Snapshot, segments: Sequence) -> None:
+    def __init__(self, snapshot: Snapshot, segments: Sequence, views: Sequence[str] = VIEWS) -> None:
         self._snapshot = snapshot
         self._segments = list(segments)
+        self._views = tuple(views)
 
     def sql(self, query: str, params: Sequence | None = None) -> pd.DataFrame:
-        """``query`` over views of just these segments."""
-        return self._snapshot.read(self._segments, query, params or [])
+        """``query`` over ``views`` (of :data:`store.VIEWS`) of just these segments."""
+        return self._snapshot.read(self._segments, query, params or [], views=self._views)
 
 
 def current_status(snapshot: Snapshot, now: dt.datetime, rules: StatusRules = StatusRules()) -> pd.DataFrame:
