@@ -7,6 +7,7 @@ definition) over the pooled samples of each group; every row carries its sample 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 
 import pandas as pd
@@ -146,21 +147,30 @@ def slowest_runs(
     return store.sql(query, [*params, int(limit)])
 
 
-def run_waterfall(store: Store, trace_id: str) -> pd.DataFrame:
+def run_waterfall(store: Store, trace_id: str,
+                  between: tuple[dt.datetime, dt.datetime] | None = None) -> pd.DataFrame:
     """Every span of one run's trace, parents before children, with its depth in the tree.
 
     Columns: ``span_id, parent_span_id, name, start, duration_s, source`` (``probe`` or ``server``:
     the EPR's own spans, joined by trace id), ``span_type``, ``http_status``, ``depth``.
+
+    Args:
+        between: only spans that start in ``[start, end)``, when the caller knows when the run
+            happened: segments are sorted by start time, so the rest of them is skipped unread.
     """
+    when, params = "", [trace_id]
+    if between is not None:
+        when = f'AND "{s.TIMESTAMP}" >= ? AND "{s.TIMESTAMP}" < ?'
+        params += list(between)
     query = f"""
         SELECT "{s.SPAN_ID}" AS span_id, "{s.PARENT_SPAN_ID}" AS parent_span_id, "{s.SPAN_NAME}" AS name,
                "{s.TIMESTAMP}" AS start, "{s.DURATION}" / 1e9 AS duration_s,
                CASE WHEN "{s.SPAN_KIND}" = 'Server' THEN 'server' ELSE 'probe' END AS source,
                "{s.SPAN_TYPE}" AS span_type,
-               TRY_CAST("{s.SPAN_ATTRIBUTES}"['{s.HTTP_RESPONSE_STATUS_CODE}'] AS INTEGER) AS http_status
-        FROM spans WHERE "{s.TRACE_ID}" = ? ORDER BY "{s.TIMESTAMP}", "{s.SPAN_ID}"
+               CAST("{s.HTTP_STATUS_CODE}" AS INTEGER) AS http_status
+        FROM spans WHERE "{s.TRACE_ID}" = ? {when} ORDER BY "{s.TIMESTAMP}", "{s.SPAN_ID}"
     """
-    frame = store.sql(query, [trace_id])
+    frame = store.sql(query, params)
     return _in_tree_order(frame)
 
 

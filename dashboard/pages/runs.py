@@ -77,12 +77,21 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
     ]
 
 
+# A server span is dated by the EPR's clock, which may not agree with the probe's to the second.
+_SERVER_CLOCK_SLACK = pd.Timedelta(hours=1)
+
+
 def _waterfall(snapshot, listed: pd.DataFrame, trace: str, context: DashboardContext) -> pd.DataFrame:
     """The chosen run's spans, read from the segments its time span touches when it is listed
-    (else from the whole store: a run shared as a link from another window)."""
+    (and only from the hours around it), else from the whole store (a run shared as a link from
+    another window)."""
     chosen = listed[listed["trace_id"] == trace]
     if not chosen.empty:
-        return run_waterfall(rq.SegmentReader(snapshot, rq.run_segments(snapshot, chosen)), trace)
+        run = chosen.iloc[0]
+        wall = pd.Timedelta(seconds=float(run["wall_s"])) if pd.notna(run["wall_s"]) else pd.Timedelta(0)
+        between = (run["start"] - _SERVER_CLOCK_SLACK, run["start"] + wall + _SERVER_CLOCK_SLACK)
+        reader = rq.SegmentReader(snapshot, rq.run_segments(snapshot, chosen), views=("spans",))
+        return run_waterfall(reader, trace, between=between)
     with open_data(context) as store:
         return run_waterfall(store, trace)
 
