@@ -62,7 +62,12 @@ def testbed_process(scenario: Scenario, workdir: Path, startup_timeout_s: float 
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
     port = _free_port()
     code = (
-        "from pathlib import Path; from testbed.server import prioritise_session, serve; "
+        # On Linux the server ends with its parent, even one killed outright (its own session
+        # would otherwise keep it running after a benchmark killed by a deadline).
+        "import signal, sys\n"
+        "if sys.platform == 'linux':\n"
+        "    import ctypes; ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG\n"
+        "from pathlib import Path; from testbed.server import prioritise_session, serve\n"
         f"prioritise_session(); serve('127.0.0.1', {port}, Path({str(path)!r}))"
     )
     # The server's log goes to a file: a pipe nobody reads while it runs could fill and stop it.
