@@ -15,6 +15,7 @@ from analysis.rollup import RollupCache
 from dashboard.context import DashboardContext
 from dashboard.data import install_rollups, installed_rollups, rollup_cache, settle
 from dashboard.filters import register_callbacks as register_filter_callbacks
+from dashboard.jobs import Jobs, install_jobs
 
 __all__ = ["DashboardServer", "create_app"]
 
@@ -35,6 +36,7 @@ def create_app(context: DashboardContext) -> dash.Dash:
     context.install(app.server)
     register_filter_callbacks(app)
     install_rollups(app.server, rollup_cache(context))
+    install_jobs(app.server, Jobs())
     # A component path Dash refuses (a traversal attempt) is "not found", not a logged server error.
     app.server.register_error_handler(DependencyException, lambda _exc: ("not found", 404))
     app.layout = html.Div(

@@ -7,6 +7,7 @@ import gc
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import flask
 
@@ -14,7 +15,8 @@ import analysis
 from analysis.rollup import RollupCache, RollupConfig, Snapshot
 from dashboard.context import DEFAULT_THRESHOLD_S, DashboardContext
 
-__all__ = ["NoData", "current_snapshot", "install_rollups", "installed_rollups", "open_data", "rollup_cache", "settle", "simulated_text"]
+__all__ = ["NoData", "current_snapshot", "install_rollups", "installed_rollups", "open_data", "rollup_cache", "settle", "simulated_text",
+           "store_version"]
 
 _KEY = "WARDWATCH_ROLLUPS"
 _SETTLED_KEY = "WARDWATCH_SETTLED_SNAPSHOT"
@@ -52,6 +54,15 @@ def current_snapshot() -> Snapshot:
         raise NoData(str(exc)) from exc
     settle(flask.current_app, snapshot)
     return snapshot
+
+
+def store_version() -> tuple[Path, ...] | None:
+    """The live segments now (None when the store cannot be read): what a month's report or
+    findings were computed from, so they are computed again once new spans land."""
+    try:
+        return current_snapshot().segments
+    except NoData:
+        return None
 
 
 def settle(server: flask.Flask, snapshot: Snapshot) -> None:

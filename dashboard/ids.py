@@ -34,10 +34,12 @@ REPORT_MONTH = "report-month"
 REPORT_DATA = "report-data"
 REPORT_VIEW = "report-view"
 REPORT_FRAME = "report-frame"
+REPORT_POLL = "report-poll"  # ticks while the report is being built
 
 FINDINGS_BUILD = "findings-build"
 FINDINGS_MONTH = "findings-month"
 FINDINGS = "findings"
+FINDINGS_POLL = "findings-poll"  # ticks while the findings are being looked for
 
 # Live mode: pattern-matching ids, one of each per page: {"type": LIVE_TICK, "page": <page>}
 LIVE_TICK = "live-tick"  # the dcc.Interval that ticks while live mode is on

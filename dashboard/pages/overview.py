@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dash
 import pandas as pd
-from dash import Input, Output, State, callback, dcc, html
+from dash import Input, Output, State, callback, dcc, html, no_update
 
 import analysis
 from analysis.rollup_queries import ask, board, simulated_share
 from dashboard import ids
 from dashboard.context import DashboardContext, current_context
-from dashboard.data import NoData, current_snapshot, open_data, simulated_text
+from dashboard.data import NoData, current_snapshot, open_data, simulated_text, store_version
 from dashboard.filters import Filters, filter_bar
+from dashboard.jobs import jobs
 from dashboard.layout import PERCENTILE_NOTE, banner, explain, page
 from dashboard.live import live_section, refresh_on_tick
 
@@ -36,7 +37,8 @@ def layout(**query: str) -> html.Div:
         html.H3("Where the SLA looks fine while users wait"),
         html.Button(f"Find them for {month}", id=ids.FINDINGS_BUILD, n_clicks=0),
         dcc.Store(id=ids.FINDINGS_MONTH, data=month),
-        dcc.Loading(html.Div(id=ids.FINDINGS)),
+        dcc.Interval(id=ids.FINDINGS_POLL, interval=1000, disabled=True),
+        html.Div(id=ids.FINDINGS),
         *live_section(_PAGE, filters, context, body(filters, context)),
         intro=intro,
     )
@@ -116,27 +118,40 @@ def _sentence(row, context) -> str:
 
 @callback(
     Output(ids.FINDINGS, "children"),
+    Output(ids.FINDINGS_POLL, "disabled"),
     Input(ids.FINDINGS_BUILD, "n_clicks"),
     State(ids.FINDINGS_MONTH, "data"),
     prevent_initial_call=True,
 )
-def find(_clicks: int, month: str) -> object:
-    """The month's watermelon (and reverse) findings, in plain words, each with its lenses."""
+def find(_clicks: int, month: str) -> tuple[object, bool]:
+    """Start looking for the month's findings off the request (or find them found); the poll shows them."""
     context = current_context()
     if not context.slas or not context.objectives:
-        return explain("Findings need both SLAs and experience objectives in the configuration.")
-    try:
-        with open_data(context) as store:
-            findings = analysis.find_watermelons(
-                store, context.slas, context.objectives, context.calendar(), month=month,
-                task_volumes=context.task_volumes, base_dir=context.config_dir,
-            )
-    except NoData as exc:
-        return explain(str(exc))
-    if not findings:
-        return explain(f"No findings for {month}: wherever an SLA was met, the experience objectives were met too.")
+        return explain("Findings need both SLAs and experience objectives in the configuration."), True
+    job = jobs().start(("findings", month), store_version(), lambda: _findings(context, month))
+    return _looking(month, job.elapsed_s()), False
+
+
+@callback(
+    Output(ids.FINDINGS, "children", allow_duplicate=True),
+    Output(ids.FINDINGS_POLL, "disabled", allow_duplicate=True),
+    Input(ids.FINDINGS_POLL, "n_intervals"),
+    State(ids.FINDINGS_MONTH, "data"),
+    prevent_initial_call=True,
+)
+def show_findings(_ticks: int, month: str) -> tuple[object, bool]:
+    """The month's watermelon (and reverse) findings in plain words, each with its lenses, once found."""
+    job = jobs().get(("findings", month))
+    if job is None:
+        return no_update, True
+    if not job.done.is_set():
+        return _looking(month, job.elapsed_s()), False
+    if job.error is not None:
+        return explain(f"The findings could not be computed: {job.error}"), True
+    if isinstance(job.result, str):  # why there are none
+        return explain(job.result), True
     items = []
-    for finding in findings:
+    for finding in job.result:
         query = Filters(window=month, workflow=finding.workflow, site=finding.site,
                         period=None if finding.period == "all hours" else finding.period).query_string()
         label = "SLA met, users waiting" if finding.kind == "watermelon" else "SLA breached, nobody waiting"
@@ -146,4 +161,24 @@ def find(_clicks: int, month: str) -> object:
             html.Ul([html.Li(f"{lens.name.replace('_', ' ')}: {lens.text}") for lens in finding.lenses],
                     style={"fontSize": "0.9em", "color": "#444"}),
         ], style={"marginBottom": "0.8em"}))
-    return html.Ul(items)
+    return html.Ul(items), True
+
+
+def _findings(context: DashboardContext, month: str) -> list | str:
+    """The month's findings (on a job's thread), or a sentence saying why there are none."""
+    try:
+        with open_data(context) as store:
+            findings = analysis.find_watermelons(
+                store, context.slas, context.objectives, context.calendar(), month=month,
+                task_volumes=context.task_volumes, base_dir=context.config_dir,
+            )
+    except NoData as exc:
+        return str(exc)
+    if not findings:
+        return f"No findings for {month}: wherever an SLA was met, the experience objectives were met too."
+    return findings
+
+
+def _looking(month: str, elapsed_s: float) -> html.P:
+    return html.P(f"Looking for {month}'s findings: this reads the whole month, so it can take a minute on a "
+                  f"large store ({elapsed_s:.0f} s so far).", className="building")

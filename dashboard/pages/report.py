@@ -7,9 +7,10 @@ from dash import Input, Output, State, callback, dcc, html, no_update
 
 import analysis
 from dashboard import ids
-from dashboard.context import current_context
-from dashboard.data import NoData, open_data
+from dashboard.context import DashboardContext, current_context
+from dashboard.data import NoData, open_data, store_version
 from dashboard.filters import Filters, filter_bar
+from dashboard.jobs import jobs
 from dashboard.layout import explain, page
 
 dash.register_page(__name__, path="/report", name="SLA report", title="Wardwatch · SLA report", order=6)
@@ -34,24 +35,57 @@ def layout(**query: str) -> html.Div:
         dcc.Store(id=ids.REPORT_MONTH, data=filters.window),
         dcc.Store(id=ids.REPORT_DATA),
         dcc.Download(id=ids.REPORT_DOWNLOAD),
-        dcc.Loading(html.Div(id=ids.REPORT_VIEW, style={"marginTop": "1em"})),
+        dcc.Interval(id=ids.REPORT_POLL, interval=1000, disabled=True),
+        html.Div(id=ids.REPORT_VIEW, style={"marginTop": "1em"}),
         intro=intro,
     )
 
 
 @callback(
     Output(ids.REPORT_VIEW, "children"),
-    Output(ids.REPORT_DATA, "data"),
-    Output(ids.REPORT_DOWNLOAD_HTML, "disabled"),
-    Output(ids.REPORT_DOWNLOAD_CSV, "disabled"),
+    Output(ids.REPORT_POLL, "disabled"),
     Input(ids.REPORT_BUILD, "n_clicks"),
     State(ids.REPORT_MONTH, "data"),
     prevent_initial_call=True,
 )
-def build(_clicks: int, month: str) -> tuple[object, dict | None, bool, bool]:
+def build(_clicks: int, month: str) -> tuple[object, bool]:
+    """Start building the month's report off the request (or find it built); the poll shows it."""
     context = current_context()
     if not context.slas and not context.objectives:
-        return explain("No SLAs or objectives are configured: add them to the configuration file."), None, True, True
+        return explain("No SLAs or objectives are configured: add them to the configuration file."), True
+    job = jobs().start(("report", month), store_version(), lambda: _report(context, month))
+    return _building(month, job.elapsed_s()), False
+
+
+@callback(
+    Output(ids.REPORT_VIEW, "children", allow_duplicate=True),
+    Output(ids.REPORT_DATA, "data"),
+    Output(ids.REPORT_DOWNLOAD_HTML, "disabled"),
+    Output(ids.REPORT_DOWNLOAD_CSV, "disabled"),
+    Output(ids.REPORT_POLL, "disabled", allow_duplicate=True),
+    Input(ids.REPORT_POLL, "n_intervals"),
+    State(ids.REPORT_MONTH, "data"),
+    prevent_initial_call=True,
+)
+def poll(_ticks: int, month: str) -> tuple[object, dict | None, bool, bool, bool]:
+    """The report once it is built (the downloads enabled), else how long it has been building."""
+    job = jobs().get(("report", month))
+    if job is None:
+        return explain("Choose \u201cBuild the report\u201d to build it."), None, True, True, True
+    if not job.done.is_set():
+        return _building(month, job.elapsed_s()), no_update, True, True, False
+    if job.error is not None:
+        return explain(f"The report could not be built: {job.error}"), None, True, True, True
+    if isinstance(job.result, str):  # why there is nothing to report
+        return explain(job.result), None, True, True, True
+    page_html, csv = job.result
+    view = html.Iframe(srcDoc=page_html, id=ids.REPORT_FRAME, style={"width": "100%", "height": "900px",
+                                                                    "border": "1px solid #ccc"})
+    return view, {"month": month, "html": page_html, "csv": csv}, False, False, True
+
+
+def _report(context: DashboardContext, month: str) -> tuple[str, str] | str:
+    """The month's report as HTML and CSV (on a job's thread), or why there is none."""
     try:
         with open_data(context) as store:
             report = analysis.build_report(
@@ -60,12 +94,13 @@ def build(_clicks: int, month: str) -> tuple[object, dict | None, bool, bool]:
                 base_dir=context.config_dir,
             )
     except NoData as exc:
-        return explain(str(exc)), None, True, True
-    page_html = analysis.to_html(report)
-    view = html.Iframe(srcDoc=page_html, id=ids.REPORT_FRAME, style={"width": "100%", "height": "900px",
-                                                                    "border": "1px solid #ccc"})
-    data = {"month": month, "html": page_html, "csv": analysis.render(report, "csv")}
-    return view, data, False, False
+        return str(exc)
+    return analysis.to_html(report), analysis.render(report, "csv")
+
+
+def _building(month: str, elapsed_s: float) -> html.P:
+    return html.P(f"Building the report for {month}: it reads the whole month, so it can take a minute on a "
+                  f"large store ({elapsed_s:.0f} s so far).", className="building")
 
 
 @callback(
