@@ -36,7 +36,7 @@ from benchmarks.synth import SITES
 from store import connect
 from store import schema as s
 
-__all__ = ["hand_written_over_views", "hand_written_report", "report_inputs", "run"]
+__all__ = ["hand_written_over_views", "hand_written_report", "report_inputs", "report_periods", "run"]
 
 NAME = "report"
 TIMEZONE = "Europe/London"
@@ -44,16 +44,20 @@ _ROUNDS_SITES = ("ward-7", "community-hospital")
 
 
 def report_inputs() -> tuple[list[SLAConfig], list[ObjectiveConfig], ClinicalCalendar]:
-    """The SLA, objective and calendar the benchmark's report is built with."""
+    """The SLA, objective and calendar (of :func:`report_periods`) the benchmark's report is built with."""
     sla = SLAConfig(name="95% of requests within 2 s", metric="share_under", threshold_s=2.0, target=0.95,
                     timezone=TIMEZONE)
     objective = ObjectiveConfig(name="patient record opens within 3 s on ward rounds",
                                 workflow="open-patient-record", threshold_s=3.0, target=0.9,
                                 periods=["ward rounds"], window_minutes=15)
-    period = PeriodConfig(name="ward rounds", weekdays=["mon", "tue", "wed", "thu", "fri"],
-                          start=dt.time(8, 0), end=dt.time(10, 30), sites=list(_ROUNDS_SITES))
-    calendar = ClinicalCalendar([period], {site: TIMEZONE for site in SITES}, default_timezone=TIMEZONE)
+    calendar = ClinicalCalendar(report_periods(), {site: TIMEZONE for site in SITES}, default_timezone=TIMEZONE)
     return [sla], [objective], calendar
+
+
+def report_periods() -> list[PeriodConfig]:
+    """The clinical periods of the benchmark's calendar."""
+    return [PeriodConfig(name="ward rounds", weekdays=["mon", "tue", "wed", "thu", "fri"],
+                         start=dt.time(8, 0), end=dt.time(10, 30), sites=list(_ROUNDS_SITES))]
 
 
 def hand_written_report(path: Path) -> str:
