@@ -640,11 +640,16 @@ class RollupCache:
     Args:
         path: the store's data directory.
         config: thresholds and list sizes (a rollup is only valid for the config it was made with).
+        files: where rollups are saved between processes (``analysis.rollup_files.RollupFiles``;
+            None: in memory only). The first snapshot loads the saved units of live segments;
+            each unit built is saved, and forgotten once its segments leave.
     """
 
-    def __init__(self, path: Path, config: RollupConfig) -> None:
+    def __init__(self, path: Path, config: RollupConfig, files: Any = None) -> None:
         self._path = Path(path)
         self.config = config
+        self._files = files
+        self._loaded = False
         self._units: dict[tuple[Path, ...], SegmentRollup] = {}
         self._replaces: dict[str, frozenset[str]] = {}
         self._snapshot: Snapshot | None = None
@@ -669,7 +674,13 @@ class RollupCache:
                 if self._snapshot is not None and self._snapshot.segments == segments:
                     return self._snapshot
                 live = set(segments)
-                self._units = {unit: r for unit, r in self._units.items() if live.issuperset(unit)}
+                if self._files is not None and not self._loaded:
+                    self._units.update(self._files.load(segments))
+                    self._loaded = True
+                for unit in [u for u in self._units if not live.issuperset(u)]:
+                    del self._units[unit]
+                    if self._files is not None:
+                        self._files.forget(unit)
                 covered = {p for unit in self._units for p in unit}
                 new: dict[Path, list[Path]] = {}
                 for segment in segments:
@@ -678,6 +689,8 @@ class RollupCache:
                 try:
                     for batch in new.values():
                         self._units[tuple(batch)] = self._build(batch)
+                        if self._files is not None:
+                            self._files.save(batch, self._units[tuple(batch)])
                 except StoreError:
                     if attempt == _RETRIES - 1:
                         raise

@@ -13,6 +13,7 @@ import flask
 
 import analysis
 from analysis.rollup import RollupCache, RollupConfig, Snapshot
+from analysis.rollup_files import RollupFiles
 from dashboard.context import DEFAULT_THRESHOLD_S, DashboardContext
 
 __all__ = ["NoData", "current_snapshot", "install_rollups", "installed_rollups", "open_data", "rollup_cache", "settle", "simulated_text",
@@ -32,7 +33,7 @@ def rollup_cache(context: DashboardContext) -> RollupCache:
     """A rollup cache for the context's store, thresholds and list sizes (no I/O)."""
     config = RollupConfig.of({w.name: w.threshold_s for w in context.workflows}, DEFAULT_THRESHOLD_S,
                              top_runs=context.recent_runs, chart_runs=CHART_RUNS)
-    return RollupCache(context.data_dir, config)
+    return RollupCache(context.data_dir, config, files=RollupFiles(context.data_dir, config))
 
 
 def install_rollups(server: flask.Flask, cache: RollupCache) -> None:
