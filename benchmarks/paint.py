@@ -104,7 +104,8 @@ def run(path: Path, *, now: dt.datetime, month: str, spans: int, repeats: int = 
         finally:
             browser.close()
     figures = [Figure(NAME, f"rollup of the store's {len(snapshot.segments)} segments before the first visit @ {size}",
-                      build_ms, "ms", 1, note="the dashboard builds it when it starts, then keeps it")]
+                      build_ms, "ms", 1, note="the dashboard makes it when it starts (loading the rollups saved beside the segments, "
+                           "building and saving those missing), then keeps it")]
     for variant in variants:
         ms = paints[variant]
         figures.append(Figure(NAME, f"overview first meaningful paint, {variant} @ {size}: median", median(ms), "ms",
