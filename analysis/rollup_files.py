@@ -26,13 +26,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analysis.rollup import GRID_S, LEVELS_S, RollupConfig, SegmentRollup
-from analysis.rollup import _by_window as by_window  # the frames as build_rollup leaves them
-from analysis.rollup import _plain as plain
+from analysis.rollup import _plain as plain  # the frames as build_rollup leaves them
 from analysis.store import to_pandas
 
 __all__ = ["DIRECTORY", "FORMAT", "RollupFiles"]
@@ -42,6 +42,7 @@ FORMAT = 1  # raise when SegmentRollup or its frames change shape
 _LEVEL_TABLES = ("runs", "run_hist", "steps", "step_hist", "slow_hist")
 _ROW_TABLES = ("loose_steps", "partial_runs", "top_runs", "top_steps", "missed")
 _META = "unit.json"
+_NAME_COLUMNS = ("workflow", "site", "step", "status", "error_type", "reason")  # those _plain shares
 _log = logging.getLogger(__name__)
 
 
@@ -158,12 +159,32 @@ def _read(directory: Path) -> SegmentRollup:
     meta = json.loads((directory / _META).read_text(encoding="utf-8"))
 
     def frame(name: str) -> pd.DataFrame:
-        return plain(to_pandas(pq.read_table(directory / f"{name}.parquet")))
+        path = directory / f"{name}.parquet"
+        names = [c for c in pq.read_schema(path).names if c in _NAME_COLUMNS]
+        return _frame(pq.read_table(path, read_dictionary=names), names)
 
     def stamp(value: int | None) -> pd.Timestamp | None:
         return None if value is None else pd.Timestamp(value, unit="ns", tz="UTC")
 
-    levels = {table: {level: by_window(frame(f"{table}-{level}")) for level in LEVELS_S if level >= GRID_S[table]}
+    # Saved sorted by window, as build_rollup left them.
+    levels = {table: {level: frame(f"{table}-{level}") for level in LEVELS_S if level >= GRID_S[table]}
               for table in _LEVEL_TABLES}
     return SegmentRollup(**levels, **{name: frame(name) for name in _ROW_TABLES},
                          first_start=stamp(meta["first_start_ns"]), last_start=stamp(meta["last_start_ns"]))
+
+
+def _frame(table: pa.Table, names: list[str]) -> pd.DataFrame:
+    """A saved frame as build_rollup left it. Name columns, read as dictionaries, become object
+    columns that share one Python string per distinct name (as ``_plain`` makes them), straight
+    from the dictionary: factorizing them again took most of a load."""
+    frame = plain(to_pandas(table.drop_columns(names)))
+    for name in names:
+        column = table.column(name).combine_chunks()
+        if pa.types.is_dictionary(column.type):
+            values = np.array([*column.dictionary.to_pylist(), None], dtype=object)
+            codes = column.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+            values = values[codes]
+        else:  # a column with no value at all was saved as nulls
+            values = np.array(column.to_pylist(), dtype=object)
+        frame[name] = pd.Series(values, index=frame.index, dtype=object)
+    return frame[table.column_names]
