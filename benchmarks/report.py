@@ -60,6 +60,28 @@ def report_periods() -> list[PeriodConfig]:
                          start=dt.time(8, 0), end=dt.time(10, 30), sites=list(_ROUNDS_SITES))]
 
 
+# The figures both hand-written queries end with, from their CTEs ``req`` (requests: duration_s,
+# answered), ``judged`` (runs: site, status, waiting_s, good, rounds) and ``st`` (steps of runs in
+# ward rounds: step, duration_s, waiting_s).
+_FIGURES_SQL = """typical AS (SELECT step, median(duration_s) AS median_s FROM st GROUP BY step),
+    excess AS (
+        SELECT step, sum(greatest(duration_s - median_s, 0)) AS excess_s
+        FROM st JOIN typical USING (step) WHERE waiting_s > 3.0 GROUP BY step)
+    SELECT 'sla share within 2 s' AS figure, 'all' AS scope,
+           avg(CASE WHEN answered AND duration_s <= 2.0 THEN 1.0 ELSE 0.0 END) AS value,
+           count(*) AS samples FROM req
+    UNION ALL SELECT 'per-request p95', 'all', quantile_cont(duration_s, 0.95), count(*) FROM req
+    UNION ALL SELECT 'objective share good', 'all', avg(good::INT), count(*) FROM judged WHERE rounds
+    UNION ALL SELECT 'objective share good', site, avg(good::INT), count(*) FROM judged WHERE rounds GROUP BY site
+    UNION ALL SELECT 'ward rounds p90', site, quantile_cont(waiting_s, 0.9), count(*) FROM judged WHERE rounds GROUP BY site
+    UNION ALL SELECT 'all hours p90', site, quantile_cont(waiting_s, 0.9), count(*) FROM judged GROUP BY site
+    UNION ALL SELECT 'apdex', 'all',
+           (count(*) FILTER (WHERE status = 'ok' AND waiting_s <= 3.0)
+            + count(*) FILTER (WHERE status = 'ok' AND waiting_s > 3.0 AND waiting_s <= 12.0) / 2) / count(*),
+           count(*) FROM judged WHERE rounds
+    UNION ALL SELECT 'excess share', step, excess_s / sum(excess_s) OVER (), NULL FROM excess"""
+
+
 def hand_written_report(path: Path) -> str:
     """One query: the report's figures as rows ``figure, scope, value, samples``.
 
@@ -69,8 +91,8 @@ def hand_written_report(path: Path) -> str:
     sites = ", ".join(f"'{x}'" for x in _ROUNDS_SITES)
     return f"""
     WITH spans AS (SELECT * FROM read_parquet('{glob}') WHERE "{s.TIMESTAMP}" >= $start AND "{s.TIMESTAMP}" < $end),
-    requests AS (
-        SELECT "{s.DURATION}" / 1e9 AS duration_s, coalesce("{s.ERROR_TYPE_COLUMN}", '') AS error_type
+    req AS (
+        SELECT "{s.DURATION}" / 1e9 AS duration_s, coalesce("{s.ERROR_TYPE_COLUMN}", '') <> 'timeout' AS answered
         FROM spans WHERE "{s.SPAN_TYPE}" = 'step'),
     runs AS (
         SELECT "{s.TRACE_ID}" AS trace_id, "{s.SITE}" AS site, "{s.RUN_STATUS}" AS status,
@@ -82,28 +104,11 @@ def hand_written_report(path: Path) -> str:
                site IN ({sites}) AND isodow(local_start) <= 5
                AND CAST(local_start AS TIME) >= TIME '08:00' AND CAST(local_start AS TIME) < TIME '10:30' AS rounds
         FROM runs),
-    steps AS (
-        SELECT st."{s.STEP}" AS step, st."{s.DURATION}" / 1e9 AS duration_s, j.waiting_s
-        FROM spans AS st JOIN judged AS j ON j.trace_id = st."{s.TRACE_ID}"
-        WHERE st."{s.SPAN_TYPE}" = 'step' AND j.rounds),
-    typical AS (SELECT step, median(duration_s) AS median_s FROM steps GROUP BY step),
-    excess AS (
-        SELECT step, sum(greatest(duration_s - median_s, 0)) AS excess_s
-        FROM steps JOIN typical USING (step) WHERE waiting_s > 3.0 GROUP BY step)
-    SELECT 'sla share within 2 s' AS figure, 'all' AS scope,
-           avg(CASE WHEN error_type <> 'timeout' AND duration_s <= 2.0 THEN 1.0 ELSE 0.0 END) AS value,
-           count(*) AS samples FROM requests
-    UNION ALL SELECT 'per-request p95', 'all', quantile_cont(duration_s, 0.95), count(*) FROM requests
-    UNION ALL SELECT 'objective share good', 'all', avg(good::INT), count(*) FROM judged WHERE rounds
-    UNION ALL SELECT 'objective share good', site, avg(good::INT), count(*) FROM judged WHERE rounds GROUP BY site
-    UNION ALL SELECT 'ward rounds p90', site, quantile_cont(waiting_s, 0.9), count(*) FROM judged WHERE rounds GROUP BY site
-    UNION ALL SELECT 'all hours p90', site, quantile_cont(waiting_s, 0.9), count(*) FROM judged GROUP BY site
-    UNION ALL SELECT 'apdex', 'all',
-           (count(*) FILTER (WHERE status = 'ok' AND waiting_s <= 3.0)
-            + count(*) FILTER (WHERE status = 'ok' AND waiting_s > 3.0 AND waiting_s <= 12.0) / 2) / count(*),
-           count(*) FROM judged WHERE rounds
-    UNION ALL SELECT 'excess share', step, excess_s / sum(excess_s) OVER (), NULL FROM excess
-    """
+    st AS (
+        SELECT sp."{s.STEP}" AS step, sp."{s.DURATION}" / 1e9 AS duration_s, j.waiting_s
+        FROM spans AS sp JOIN judged AS j ON j.trace_id = sp."{s.TRACE_ID}"
+        WHERE sp."{s.SPAN_TYPE}" = 'step' AND j.rounds),
+    {_FIGURES_SQL}    """
 
 
 def hand_written_over_views() -> str:
@@ -115,7 +120,7 @@ def hand_written_over_views() -> str:
     sites = ", ".join(f"'{x}'" for x in _ROUNDS_SITES)
     return f"""
     WITH req AS (
-        SELECT duration_s, status FROM requests
+        SELECT duration_s, status <> 'timed_out' AS answered FROM requests
         WHERE source = 'probe' AND start >= $start AND start < $end),
     judged AS (
         SELECT trace_id, site, status, waiting_s, status = 'ok' AND waiting_s <= 3.0 AS good,
@@ -127,24 +132,7 @@ def hand_written_over_views() -> str:
         SELECT s.step, s.duration_s, j.waiting_s
         FROM steps AS s JOIN judged AS j USING (trace_id)
         WHERE j.rounds AND s.start >= $start AND s.start < $end),
-    typical AS (SELECT step, median(duration_s) AS median_s FROM st GROUP BY step),
-    excess AS (
-        SELECT step, sum(greatest(duration_s - median_s, 0)) AS excess_s
-        FROM st JOIN typical USING (step) WHERE waiting_s > 3.0 GROUP BY step)
-    SELECT 'sla share within 2 s' AS figure, 'all' AS scope,
-           avg(CASE WHEN status <> 'timed_out' AND duration_s <= 2.0 THEN 1.0 ELSE 0.0 END) AS value,
-           count(*) AS samples FROM req
-    UNION ALL SELECT 'per-request p95', 'all', quantile_cont(duration_s, 0.95), count(*) FROM req
-    UNION ALL SELECT 'objective share good', 'all', avg(good::INT), count(*) FROM judged WHERE rounds
-    UNION ALL SELECT 'objective share good', site, avg(good::INT), count(*) FROM judged WHERE rounds GROUP BY site
-    UNION ALL SELECT 'ward rounds p90', site, quantile_cont(waiting_s, 0.9), count(*) FROM judged WHERE rounds GROUP BY site
-    UNION ALL SELECT 'all hours p90', site, quantile_cont(waiting_s, 0.9), count(*) FROM judged GROUP BY site
-    UNION ALL SELECT 'apdex', 'all',
-           (count(*) FILTER (WHERE status = 'ok' AND waiting_s <= 3.0)
-            + count(*) FILTER (WHERE status = 'ok' AND waiting_s > 3.0 AND waiting_s <= 12.0) / 2) / count(*),
-           count(*) FROM judged WHERE rounds
-    UNION ALL SELECT 'excess share', step, excess_s / sum(excess_s) OVER (), NULL FROM excess
-    """
+    {_FIGURES_SQL}    """
 
 
 def _over_views(path: Path, query: str, start: dt.datetime, end: dt.datetime) -> pd.DataFrame:
