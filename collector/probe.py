@@ -315,17 +315,23 @@ class Probe:
             if self._stop.wait(max(0.0, slot_s + offset_s - self._clock())):
                 break
             try:
-                self._run_slot(job, slot_index)
+                slot_index = self._run_slot(job, slot_index)
             except Exception as exc:  # noqa: BLE001 - the job thread's boundary: a bug must not end the schedule
                 logger.error(
                     "%s: unexpected %s in the probe's schedule; the job keeps its slots\n"
                     "Traceback (most recent call last):\n%s%s",
                     job.key, type(exc).__name__, "".join(traceback.format_tb(exc.__traceback__)), type(exc).__qualname__,
                 )
-            slot_index = max(slot_index + 1, math.floor(self._clock() / interval_s))
+                slot_index = max(slot_index + 1, math.floor(self._clock() / interval_s))
 
-    def _run_slot(self, job: Job, slot_index: int) -> None:
-        """Run the job for slot ``slot_index``; record the slots that passed meanwhile as missed."""
+    def _run_slot(self, job: Job, slot_index: int) -> int:
+        """Run the job for slot ``slot_index``; record the slots that passed meanwhile as missed.
+
+        Returns:
+            The next slot to run: the latest that has passed (run late), or the one after this.
+            Decided here, with the missed ones, so a slot that passes while they are being
+            recorded is run rather than lost between the two.
+        """
         interval_s = job.workflow.interval_s
         slot_s = slot_index * interval_s
         self.run_job(job, slot=datetime.fromtimestamp(slot_s, tz=UTC), stop=self._stop)
@@ -339,6 +345,7 @@ class Probe:
             self.record_missed_slot(job, datetime.fromtimestamp(missed_s, tz=UTC), MISSED_BUSY)
             if self._state is not None:
                 self._state.record_slot(job.key, missed_s, self._clock())
+        return max(slot_index + 1, latest_index)
 
     def record_missed_slot(
         self,

@@ -134,6 +134,35 @@ def test_slots_passing_during_a_long_run_are_recorded_as_busy(mini_url):
     assert stamps == list(range(stamps[0], stamps[-1] + 1))
 
 
+def test_a_slot_passing_while_missed_slots_are_recorded_is_run_not_lost(mini_url, monkeypatch):
+    """The next slot is decided with the missed ones: a slot boundary that passes while they are
+    being recorded (a loaded machine) once left a slot neither run nor recorded as missed."""
+    now = [100.0]
+    workflow = WorkflowConfig.model_validate(
+        {"name": "slow", "target": "mini", "interval_s": 0.1, "steps": [{"name": "s", "path": "/delay"}]})
+    exporter = InMemorySpanExporter()
+    probe = Probe({"mini": TargetConfig(base_url=f"{mini_url}/fhir")}, SITES[:1], [], [workflow], [exporter],
+                  environ={}, probe_id="p", clock=lambda: now[0])
+    job = probe.jobs()[0]
+
+    def run_job(*_args: Any, **_kwargs: Any) -> None:
+        now[0] = 100.43  # the run took 0.43 s: slots 1001-1003 passed, 1004 is the latest
+
+    record = probe.record_missed_slot
+
+    def slow_record(*args: Any, **kwargs: Any) -> None:
+        record(*args, **kwargs)
+        now[0] += 0.1  # each record takes a slot's length
+
+    monkeypatch.setattr(probe, "run_job", run_job)
+    monkeypatch.setattr(probe, "record_missed_slot", slow_record)
+    assert probe._run_slot(job, 1000) == 1004
+    probe.shutdown()
+    missed = sorted(round(datetime.fromisoformat(s.attributes[schema.ATTR_SLOT]).timestamp() * 10)
+                    for s in missed_spans(exporter))
+    assert missed == [1001, 1002, 1003]
+
+
 def test_a_restart_records_the_slots_missed_while_the_probe_was_down(mini_url, tmp_path):
     now_s = 1_000_005.0
     (tmp_path / "probe-state.json").write_text(
