@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 
 import uvicorn
@@ -327,12 +327,18 @@ def serve(
 
 
 class _StoppingServer(uvicorn.Server):
-    """A uvicorn server that tells the app when a signal asks it to exit."""
+    """A uvicorn server that tells the app when it starts shutting down (a signal asked it to
+    exit), so modelled delays and hangs in flight end instead of holding the shutdown.
+
+    The event is set as the shutdown begins, on the event loop, not in the signal handler: a
+    handler runs between two bytecodes of the main thread and the event's lock is not
+    re-entrant, so setting it there could deadlock (a testbed stopped by SIGTERM hung so).
+    """
 
     def __init__(self, config: uvicorn.Config, stopping: threading.Event) -> None:
         super().__init__(config)
         self._stopping = stopping
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self._stopping.set()
-        super().handle_exit(sig, frame)
+        await super().shutdown(sockets)

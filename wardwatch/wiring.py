@@ -416,15 +416,41 @@ def _started(server: testbed.TestbedServer) -> Iterator[testbed.TestbedServer]:
 
 @contextmanager
 def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Set ``stop`` on SIGINT/SIGTERM instead of raising, so everything can shut down in order."""
+    """Set ``stop`` on SIGINT/SIGTERM instead of raising, so everything can shut down in order.
+
+    The handler only releases a lock, and a watcher thread sets ``stop``. A handler runs in the
+    main thread between two bytecodes, perhaps while that thread holds the event's own lock
+    (waiting on the event, or inside the handler of an earlier signal), and that lock is not
+    re-entrant: setting the event there deadlocked the demo when two SIGTERMs came together.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    signalled = threading.Lock()
+    signalled.acquire()
+    leaving = False
+
+    def handle(_signum: int, _frame: object) -> None:
+        try:
+            signalled.release()
+        except RuntimeError:  # an earlier signal released it already
+            pass
+
+    def watch() -> None:
+        signalled.acquire()
+        if not leaving:
+            stop.set()
+
+    watcher = threading.Thread(target=watch, name="signal-watcher", daemon=True)
+    watcher.start()
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     for sig in previous:
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, handle)
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        leaving = True
+        handle(0, None)  # let the watcher go
+        watcher.join(timeout=1)

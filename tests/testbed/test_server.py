@@ -132,3 +132,30 @@ def test_serve_runs_until_interrupted(tmp_path: Path) -> None:
         _, stderr = process.communicate(timeout=20)
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
+
+
+def test_a_burst_of_sigterms_stops_serve(tmp_path: Path) -> None:
+    """The shutdown flag is set on the event loop, not in the signal handler: set there, a
+    second signal arriving while the first was handled deadlocked on the flag's lock."""
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text("name: cli\nservice_ms: {default: 1}\nauth: {required: false}\n")
+    port = _free_port()
+    code = ("from pathlib import Path; import testbed; "
+            f"testbed.serve('127.0.0.1', {port}, Path({str(scenario)!r}))")
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/fhir/metadata")
+                break
+            except httpx.ConnectError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        for _ in range(300):
+            process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)  # raises TimeoutExpired if it hung
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGTERM  # as uvicorn ends on SIGTERM
