@@ -507,8 +507,10 @@ class Snapshot:
                 continue
             for size, lo, hi in ranges:
                 level = max(min(size, level_s), grid)
-                columns = rollup.columns(table, level)
                 frame = getattr(rollup, table)[level]
+                if frame.empty:
+                    continue
+                columns = rollup.columns(table, level)
                 window = columns["window"] if columns is not None else frame["window"].to_numpy()  # sorted
                 a, b = np.searchsorted(window, [lo, hi])
                 if b <= a:
