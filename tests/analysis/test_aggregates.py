@@ -181,10 +181,12 @@ def test_the_merged_rollup_answers_as_the_aggregate_of_the_union(rolled) -> None
     store, cache = rolled
     for window in _WINDOWS:
         for workflows, sites in [(None, None), (["open"], None), (["chart"], ["clinic"])]:
-            _agree(store, cache, RunFilter(*window, workflows, sites))
+            assert_rollup_agrees(store, cache, RunFilter(*window, workflows, sites))
 
 
-def _agree(store, cache, runs: RunFilter) -> None:
+def assert_rollup_agrees(store, cache, runs: RunFilter) -> None:
+    """Every figure the pages read from the rollup equals (or, for percentiles, is within its
+    bound of) the aggregate computed exactly over the store."""
     answer = rq.ask(cache.snapshot(), runs)
     exact = workflow_site_summary(store, runs, thresholds_s=_T, default_threshold_s=3.0)
     ours = rq.board(answer)
