@@ -451,6 +451,10 @@ class WorkflowConfig(_Model):
         on_error: ``stop`` ends the run at the first failing step; ``continue`` runs the rest
             (steps needing a value that a failed step would have extracted are skipped).
         steps: the requests, in order.
+        cleanup: steps in the same form as ``steps``, run after them to undo what the run wrote
+            (``DELETE /Observation/{{ observation_id }}``); they may use every variable the steps
+            extracted. Not part of the waiting time, but their requests count against the
+            target's ``max_requests_per_min``.
     """
 
     name: str = Field(pattern=_NAME_PATTERN)
@@ -465,6 +469,7 @@ class WorkflowConfig(_Model):
     connection: Literal["fresh", "reuse"] = "reuse"
     on_error: Literal["stop", "continue"] = "stop"
     steps: tuple[StepConfig, ...] = Field(min_length=1)
+    cleanup: tuple[StepConfig, ...] = ()
 
     @model_validator(mode="after")
     def _consistent(self) -> WorkflowConfig:
@@ -473,7 +478,8 @@ class WorkflowConfig(_Model):
         if self.step_timeout_s > self.timeout_s:
             raise ValueError("step_timeout_s must not exceed timeout_s")
         seen: set[str] = set()
-        for step in self.steps:
+        # Cleanup steps are recorded by name beside the timed ones: one namespace for both.
+        for step in (*self.steps, *self.cleanup):
             if step.name in seen:
                 raise ValueError(f"step name {step.name!r} is used twice")
             seen.add(step.name)
@@ -510,10 +516,11 @@ def step_templates(step: StepConfig) -> list[tuple[tuple[str | int, ...], Templa
 
 
 def requests_per_run(workflow: WorkflowConfig) -> int:
-    """The most HTTP requests one run can make (pages followed, every ``for_each`` item; token
-    requests are not counted: a token is fetched once per lifetime, not per run)."""
+    """The most HTTP requests one run can make, its cleanup steps included (pages followed, every
+    ``for_each`` item; token requests are not counted: a token is fetched once per lifetime, not
+    per run)."""
     total = 0
-    for step in workflow.steps:
+    for step in (*workflow.steps, *workflow.cleanup):
         total += step.max_items if step.for_each is not None else 1 + step.follow_next_pages
     return total
 
@@ -607,8 +614,11 @@ def check_references(
                     ConfigProblem((*where, "sites", s_index), f"site {site!r} is not defined (known: {known})")
                 )
         defined = set(RUN_VARIABLES) | set(PATIENT_VARIABLES)
-        for st_index, step in enumerate(workflow.steps):
-            step_where = (*where, "steps", st_index)
+        # Cleanup runs after the steps, with every variable they extracted.
+        sequence = [("steps", index, step) for index, step in enumerate(workflow.steps)]
+        sequence += [("cleanup", index, step) for index, step in enumerate(workflow.cleanup)]
+        for section, st_index, step in sequence:
+            step_where = (*where, section, st_index)
             if step.for_each is not None and step.for_each not in defined:
                 problems.append(
                     ConfigProblem(

@@ -231,6 +231,39 @@ def test_worst_case_load_is_checked_against_the_stated_maximum():
     assert check_references(targets, sites, PATIENTS, workflows) == []
 
 
+def test_cleanup_requests_count_against_the_load_budget():
+    steps = [{"name": "chart", "method": "POST", "path": "/Observation", "json": {"a": 1}, "extract": {"obs": "$.id"}}]
+    cleanup = [{"name": "remove", "method": "DELETE", "path": "/Observation/{{ obs }}", "expect_status": [200, 204]}]
+    workflow = wf(steps, cleanup=cleanup, interval_s=60)
+    assert requests_per_run(workflow) == 2
+    assert requests_per_min("testbed", [workflow], SITES) == pytest.approx(2.0)
+    targets = {"testbed": TARGETS["testbed"].model_copy(update={"max_requests_per_min": 1.5})}
+    (problem,) = check_references(targets, SITES, PATIENTS, [workflow])
+    assert problem.loc == ("targets", "testbed", "max_requests_per_min")
+    assert "2.0 requests per minute" in problem.message
+    targets = {"testbed": TARGETS["testbed"].model_copy(update={"max_requests_per_min": 2.0})}
+    assert check_references(targets, SITES, PATIENTS, [workflow]) == []
+
+
+def test_cleanup_steps_see_every_extracted_variable_and_are_checked_like_steps():
+    workflow = wf(
+        [{"name": "chart", "method": "POST", "path": "/Observation", "extract": {"obs": "$.id"}}],
+        cleanup=[
+            {"name": "remove", "method": "DELETE", "path": "/Observation/{{ obs }}", "extract": {"gone": "$.id"}},
+            {"name": "again", "method": "DELETE", "path": "/Observation/{{ gone }}/{{ nowhere }}"},
+        ],
+    )
+    (problem,) = check_references(TARGETS, SITES, PATIENTS, [workflow])
+    assert problem.loc == ("workflows", 0, "cleanup", 1, "path")
+    assert "'nowhere'" in problem.message
+    assert wf([{"name": "a", "path": "/x"}]).cleanup == ()
+    with pytest.raises(pydantic.ValidationError, match="step name 'a' is used twice"):
+        wf([{"name": "a", "path": "/x"}], cleanup=[{"name": "a", "method": "DELETE", "path": "/x"}])
+    assert ("cleanup", 0, "path") in error_locs(
+        WorkflowConfig, {"name": "w", "target": "t", "steps": [{"name": "a", "path": "/x"}], "cleanup": [{"name": "b", "path": "x"}]}
+    )
+
+
 def test_item_is_known_only_inside_for_each_and_its_list_must_exist_first():
     workflows = [
         WorkflowConfig.model_validate(
