@@ -1,11 +1,15 @@
 """The testbed EPR as a Starlette app: FHIR R4 JSON under ``/fhir``, OAuth2 token, admin endpoints.
 
 Routes:
-    ``POST /auth/token``                 OAuth2 client credentials (form or HTTP basic client auth)
+    ``POST /auth/token``                 OAuth2 client credentials: a client secret (form or HTTP
+                                         basic), or a signed client assertion (SMART Backend
+                                         Services, ``private_key_jwt``)
     ``GET  /fhir/metadata``              CapabilityStatement (no token needed)
-    ``GET  /fhir/{type}/{id}``           read
+    ``GET  /fhir/.well-known/smart-configuration``  SMART configuration (no token needed)
+    ``GET  /fhir/{type}/{id}``           read (a deleted resource: 410)
     ``GET  /fhir/{type}?...``            search -> searchset Bundle (``_count``, ``_offset`` paging)
     ``POST /fhir/Observation``           create -> 201 + Location
+    ``DELETE /fhir/Observation/{id}``    delete -> 200 OperationOutcome
     ``GET|PUT|DELETE /admin/faults``     fault rules at run time (tests and demo only: NO auth)
     ``GET  /admin/delay``                the modelled delay of ``endpoint``/``site``/``at`` (no auth)
 
@@ -26,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+import jwt
 import pydantic
 from opentelemetry import trace
 from starlette.applications import Starlette
@@ -45,6 +50,7 @@ from testbed.data import (
 from testbed.faults import FaultInjector
 from testbed.fhir import (
     FhirError,
+    UnknownSearchParameter,
     capability_statement,
     operation_outcome,
     parse_paging,
@@ -57,6 +63,9 @@ from testbed.scenario import FaultRule, Scenario, load_scenario
 
 __all__ = ["TestbedApp", "TestbedState", "create_app"]
 
+_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+_ASSERTION_ALGORITHMS = ("RS384", "ES384")  # what SMART Backend Services requires servers to support
+_MAX_ASSERTION_LIFETIME_S = 300  # SMART: exp no more than five minutes in the future
 _OBSERVATION_STATUSES = {"registered", "preliminary", "final", "amended", "corrected",
                          "cancelled", "entered-in-error", "unknown"}
 
@@ -78,6 +87,8 @@ class TestbedState:
     tokens: dict[str, datetime] = field(default_factory=dict)  # token -> expiry (UTC)
     stopping: threading.Event = field(default_factory=threading.Event)  # set on shutdown
     created_ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+    deleted: set[tuple[str, str]] = field(default_factory=set)  # (type, id), read answers 410
+    assertion_ids: dict[str, float] = field(default_factory=dict)  # jti -> exp (replay guard)
 
     def issue_token(self) -> tuple[str, int]:
         """A new bearer token and its lifetime in whole seconds."""
@@ -186,15 +197,74 @@ async def token(request: Request) -> Response:
     if grant_type != "client_credentials":
         return _oauth_error(400, "unsupported_grant_type", "only client_credentials is supported")
     auth = state.scenario.auth
-    if not (client_id is not None and client_secret is not None
-            and _same(client_id, auth.client_id) and _same(client_secret, auth.client_secret)):
+    if "client_assertion" in form or "client_assertion_type" in form:
+        if basic or client_secret is not None:
+            return _oauth_error(400, "invalid_request", "use one client authentication method")
+        problem = _assertion_problem(form, str(request.url.replace(query="")), state)
+        if problem is not None:
+            return _oauth_error(401, "invalid_client", problem)
+        scope = form.get("scope") or "system/*.rs"
+    elif not (client_id is not None and client_secret is not None
+              and _same(client_id, auth.client_id) and _same(client_secret, auth.client_secret)):
         return _oauth_error(401, "invalid_client", "unknown client or wrong secret", basic)
+    else:
+        scope = form.get("scope") or "system/*.read system/Observation.write"
     access_token, lifetime_s = state.issue_token()
     return JSONResponse(
         {"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime_s,
-         "scope": "system/*.read system/Observation.write"},
+         "scope": scope},
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
+
+
+def _assertion_problem(form: dict[str, str], token_url: str, state: TestbedState) -> str | None:
+    """Why a SMART Backend Services client assertion is refused, or None when it is good.
+
+    The JWT must be signed (RS384 or ES384) by a key in the client's JWKS, name the client as
+    ``iss`` and ``sub``, this token endpoint as ``aud``, expire within five minutes, and carry a
+    ``jti`` not seen before.
+    """
+    auth = state.scenario.auth
+    if form.get("client_assertion_type") != _ASSERTION_TYPE:
+        return f"client_assertion_type must be {_ASSERTION_TYPE}"
+    assertion = form.get("client_assertion", "")
+    if auth.jwks is None:
+        return "no public key is registered for private_key_jwt"
+    try:
+        header = jwt.get_unverified_header(assertion)
+        algorithm = header.get("alg")
+        if algorithm not in _ASSERTION_ALGORITHMS:
+            return f"the assertion must be signed with {' or '.join(_ASSERTION_ALGORITHMS)}"
+        key_type = "RSA" if algorithm == "RS384" else "EC"
+        keys = [key for key in jwt.PyJWKSet.from_dict(auth.jwks).keys
+                if key.key_type == key_type and header.get("kid") in (None, key.key_id)]
+        if not keys:
+            return "no registered key has the assertion's kid"
+        claims: dict[str, Any] | None = None
+        for key in keys:
+            try:
+                claims = jwt.decode(assertion, key.key, algorithms=[algorithm], audience=token_url,
+                                    issuer=auth.client_id,
+                                    options={"require": ["iss", "sub", "aud", "exp", "jti"]})
+                break
+            except jwt.InvalidSignatureError:
+                continue
+        if claims is None:
+            return "the assertion's signature does not verify with the registered keys"
+    except (jwt.PyJWTError, ValueError) as exc:
+        return f"the assertion is not acceptable: {exc}"
+    if claims["sub"] != auth.client_id:
+        return "the assertion's sub must be the client id"
+    now_s = datetime.now(UTC).timestamp()
+    if claims["exp"] > now_s + _MAX_ASSERTION_LIFETIME_S:
+        return "the assertion must expire within five minutes"
+    for jti, exp in list(state.assertion_ids.items()):
+        if exp < now_s:
+            del state.assertion_ids[jti]
+    if claims["jti"] in state.assertion_ids:
+        return "the assertion's jti was used before"
+    state.assertion_ids[str(claims["jti"])] = float(claims["exp"])
+    return None
 
 
 async def metadata(request: Request) -> Response:
@@ -203,6 +273,22 @@ async def metadata(request: Request) -> Response:
     base = str(request.base_url).rstrip("/")
     return FhirResponse(capability_statement(
         f"{base}/fhir", f"{base}/auth/token", state.clock().astimezone(UTC).date().isoformat()))
+
+
+async def smart_configuration(request: Request) -> Response:
+    """SMART App Launch's ``.well-known/smart-configuration``: where the token endpoint is and
+    which client authentication it accepts (a Backend Services client discovers it here)."""
+    base = str(request.base_url).rstrip("/")
+    return JSONResponse({
+        "token_endpoint": f"{base}/auth/token",
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt", "client_secret_post",
+                                                  "client_secret_basic"],
+        "token_endpoint_auth_signing_alg_values_supported": list(_ASSERTION_ALGORITHMS),
+        "scopes_supported": ["system/*.rs", "system/*.read", "system/Observation.write",
+                             "system/Observation.cud"],
+        "capabilities": ["client-confidential-asymmetric", "client-confidential-symmetric"],
+    })
 
 
 def _check_type(rtype: str) -> None:
@@ -215,10 +301,29 @@ async def read(request: Request) -> Response:
     _require_token(request)
     rtype, rid = request.path_params["rtype"], request.path_params["rid"]
     _check_type(rtype)
-    resource = _state(request).dataset.get(rtype, rid)
+    state = _state(request)
+    resource = state.dataset.get(rtype, rid)
     if resource is None:
+        if (rtype, rid) in state.deleted:
+            raise FhirError(410, "deleted", f"{rtype}/{{id}} was deleted")
         raise FhirError(404, "not-found", f"{rtype}/{{id}} not found")
     return FhirResponse(resource)
+
+
+async def delete_observation(request: Request) -> Response:
+    """``DELETE /fhir/Observation/{id}``: remove it (a probe's cleanup undoes what it charted)."""
+    _require_token(request)
+    rtype, rid = request.path_params["rtype"], request.path_params["rid"]
+    if rtype != "Observation":
+        _check_type(rtype)
+        raise FhirError(405, "not-supported", "delete is supported for Observation only")
+    state = _state(request)
+    if state.dataset.remove(rtype, rid) is None:
+        if (rtype, rid) in state.deleted:
+            raise FhirError(410, "deleted", "Observation/{id} was already deleted")
+        raise FhirError(404, "not-found", "Observation/{id} not found")
+    state.deleted.add((rtype, rid))
+    return FhirResponse(operation_outcome("informational", "deleted", severity="information"))
 
 
 async def search_type(request: Request) -> Response:
@@ -228,7 +333,13 @@ async def search_type(request: Request) -> Response:
     _check_type(rtype)
     params = list(request.query_params.multi_items())
     page = parse_paging(params)
-    matches = search(_state(request).dataset, rtype, params)
+    try:
+        matches = search(_state(request).dataset, rtype, params)
+    except UnknownSearchParameter:
+        # As many servers do: an unknown parameter matches nothing (a 400 only when asked).
+        if "handling=strict" in request.headers.get("prefer", "").replace(" ", ""):
+            raise
+        matches = []
     return FhirResponse(searchset_bundle(matches, fhir_base=_fhir_base(request), rtype=rtype,
                                          params=params, page=page))
 
@@ -370,9 +481,11 @@ def create_app(
     routes = [
         Route("/auth/token", token, methods=["POST"]),
         Route("/fhir/metadata", metadata, methods=["GET"]),
+        Route("/fhir/.well-known/smart-configuration", smart_configuration, methods=["GET"]),
         Route("/fhir/{rtype}", search_type, methods=["GET"]),
         Route("/fhir/{rtype}", create_observation, methods=["POST"]),
         Route("/fhir/{rtype}/{rid}", read, methods=["GET"]),
+        Route("/fhir/{rtype}/{rid}", delete_observation, methods=["DELETE"]),
         Route("/admin/faults", admin_faults, methods=["GET", "PUT", "DELETE"]),
         Route("/admin/delay", admin_delay, methods=["GET"]),
     ]

@@ -166,6 +166,17 @@ class Dataset:
         if patient_id is not None:
             self.by_patient[rtype].setdefault(patient_id, []).append(resource["id"])
 
+    def remove(self, rtype: str, rid: str) -> Resource | None:
+        """Delete the resource of type ``rtype`` with id ``rid`` (and its index entry); the
+        removed resource, or None when there was none."""
+        resource = self.resources.get(rtype, {}).pop(rid, None)
+        if resource is not None:
+            for ids in self.by_patient.get(rtype, {}).values():
+                if rid in ids:
+                    ids.remove(rid)
+                    break
+        return resource
+
     def get(self, rtype: str, rid: str) -> Resource | None:
         """The resource of type ``rtype`` with id ``rid``, or None."""
         return self.resources.get(rtype, {}).get(rid)

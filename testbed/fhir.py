@@ -3,8 +3,11 @@
 No HTTP here: the app turns requests into calls of :func:`search` and :func:`searchset_bundle` and
 turns :class:`FhirError` into an OperationOutcome response.
 
-Search is deliberately strict (unlike FHIR's default "lenient" handling): an unknown parameter,
-modifier or malformed value is a 400, so a workflow with a typo fails loudly against the testbed.
+An unknown search parameter is handled as many real servers handle it (FHIR's "lenient"
+default): the search answers an empty Bundle, so a typo (``categroy=vital-signs``) passes
+unnoticed unless a step asserts what it expects or ``wardwatch check --online`` compares the
+workflow with the CapabilityStatement. ``Prefer: handling=strict`` makes it a 400. A malformed
+value of a known parameter is always a 400.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ __all__ = [
     "SEARCH_PARAMS",
     "FhirError",
     "Page",
+    "UnknownSearchParameter",
     "capability_statement",
     "operation_outcome",
     "parse_paging",
@@ -35,22 +39,25 @@ DEFAULT_COUNT = 20
 MAX_COUNT = 100
 _COMMON_PARAMS = ("_id", "_count", "_offset", "_format")
 
-# Per type: parameter -> FHIR search parameter type (string, token, reference).
+# Per type: parameter -> FHIR search parameter type (string, token, reference, date); ``_sort``
+# marks the types that can be sorted (by the keys in ``_SORT_FIELDS``).
 SEARCH_PARAMS: dict[str, dict[str, str]] = {
     "Patient": {"identifier": "token", "name": "string", "family": "string", "given": "string",
                 "gender": "token"},
     "Location": {"name": "string"},
     "Encounter": {"patient": "reference", "subject": "reference", "status": "token",
-                  "location": "reference", "class": "token", "_sort": "special"},
+                  "location": "reference", "class": "token", "date": "date", "_sort": "special"},
     "Observation": {"patient": "reference", "subject": "reference", "category": "token",
-                    "code": "token", "encounter": "reference", "_sort": "special"},
+                    "code": "token", "encounter": "reference", "date": "date",
+                    "_sort": "special"},
     "MedicationRequest": {"patient": "reference", "subject": "reference", "status": "token"},
     "AllergyIntolerance": {"patient": "reference"},
     "DocumentReference": {"patient": "reference", "subject": "reference", "type": "token",
-                          "_sort": "special"},
+                          "date": "date", "_sort": "special"},
 }
 
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
+_DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge")
 
 
 def _instant_key(value: Any) -> datetime:
@@ -74,6 +81,10 @@ _SORT_FIELDS: dict[str, dict[str, Callable[[Resource], datetime]]] = {
 }
 
 
+def _date_key(rtype: str) -> Callable[[Resource], datetime]:
+    return _SORT_FIELDS[rtype]["date"]
+
+
 class FhirError(Exception):
     """A request the server answers with an OperationOutcome.
 
@@ -88,6 +99,15 @@ class FhirError(Exception):
         self.status = status
         self.code = code
         self.diagnostics = diagnostics
+
+
+class UnknownSearchParameter(FhirError):
+    """A search parameter the server does not know (lenient servers answer an empty Bundle)."""
+
+    def __init__(self, rtype: str, name: str, supported: str) -> None:
+        super().__init__(400, "not-supported",
+                         f"unsupported search parameter {name!r} for {rtype}; supported: {supported}")
+        self.name = name
 
 
 def operation_outcome(code: str, diagnostics: str, severity: str = "error") -> dict[str, Any]:
@@ -205,6 +225,24 @@ def _string_values(name: str, res: Resource) -> list[str]:
     return out
 
 
+def _date_criterion(value: str) -> tuple[str, datetime]:
+    """``[prefix]YYYY-MM-DD[Thh:mm[:ss][+zz:zz]]`` -> (prefix, instant); date-only and zone-less
+    values are read as UTC (the testbed's data is in UTC)."""
+    prefix = value[:2] if value[:2] in _DATE_PREFIXES else "eq"
+    raw = value[2:] if value[:2] in _DATE_PREFIXES else value
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise FhirError(400, "invalid", f"date must be [prefix]YYYY-MM-DD[Thh:mm:ss], got {value!r}") from exc
+    return prefix, moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _date_match(criterion: tuple[str, datetime], moment: datetime) -> bool:
+    prefix, at = criterion
+    return {"eq": moment == at, "ne": moment != at, "lt": moment < at, "gt": moment > at,
+            "le": moment <= at, "ge": moment >= at}[prefix]
+
+
 def _string_match(query: str, values: list[str]) -> bool:
     q = query.casefold()
     return any(v.casefold().startswith(q) for v in values)
@@ -218,7 +256,9 @@ def search(dataset: Dataset, rtype: str, params: Sequence[tuple[str, str]]) -> l
     """All resources of ``rtype`` matching ``params`` (AND across parameters, OR across commas).
 
     Raises:
-        FhirError: 404 for an unknown type, 400 for an unknown parameter or a bad value.
+        UnknownSearchParameter: a parameter the type does not support (the caller decides
+            between an empty Bundle and a 400).
+        FhirError: 404 for an unknown type, 400 for a bad value.
     """
     if rtype not in SEARCH_PARAMS:
         raise FhirError(404, "not-found", f"unknown resource type {rtype}")
@@ -228,17 +268,20 @@ def search(dataset: Dataset, rtype: str, params: Sequence[tuple[str, str]]) -> l
     for name, value in params:
         if name in ("_count", "_offset", "_format"):
             continue
+        if name == "_sort" and name not in allowed:
+            raise FhirError(400, "not-supported", f"{rtype} cannot be sorted")
         if name != "_id" and name not in allowed:
             supported = ", ".join(sorted({*allowed, *_COMMON_PARAMS} - {"_format"}))
-            raise FhirError(400, "not-supported",
-                            f"unsupported search parameter {name!r} for {rtype}; "
-                            f"supported: {supported}")
+            raise UnknownSearchParameter(rtype, name, supported)
         if name == "_sort":
             sort_spec = _single(params, "_sort")
             continue
         alternatives = [v for v in value.split(",") if v != ""]
         if not alternatives:
             raise FhirError(400, "invalid", f"parameter {name} has no value")
+        if name != "_id" and allowed[name] == "date":
+            for alternative in alternatives:
+                _date_criterion(alternative)  # a malformed date is a 400 before any matching
         criteria.append((name, alternatives))
 
     candidates: list[Resource] | None = None
@@ -261,6 +304,10 @@ def search(dataset: Dataset, rtype: str, params: Sequence[tuple[str, str]]) -> l
                 elif kind == "reference":
                     refs = _references(name, res)
                     ok = any(_reference_match(a, _REF_TARGETS[name], refs) for a in alternatives)
+                elif kind == "date":
+                    moment = _date_key(rtype)(res)
+                    ok = moment != _EARLIEST and any(
+                        _date_match(_date_criterion(a), moment) for a in alternatives)
                 else:
                     values = _string_values(name, res)
                     ok = any(_string_match(a, values) for a in alternatives)
@@ -326,14 +373,16 @@ def searchset_bundle(
 
 
 def capability_statement(fhir_base: str, token_url: str, date: str) -> dict[str, Any]:
-    """The server's CapabilityStatement (FHIR R4, JSON, SMART-style OAuth token URL)."""
+    """The server's CapabilityStatement (FHIR R4, JSON, SMART-style OAuth token URL): each
+    resource type with its interactions and search parameters (``_sort`` is a result parameter,
+    not declared; its keys are declared search parameters, ``date``)."""
     resources = []
     for rtype in RESOURCE_TYPES:
         interactions = [{"code": "read"}, {"code": "search-type"}]
         if rtype == "Observation":
-            interactions.append({"code": "create"})
-        params = [{"name": n, "type": t if t != "special" else "special"}
-                  for n, t in SEARCH_PARAMS[rtype].items() if n != "_sort"]
+            interactions += [{"code": "create"}, {"code": "delete"}]
+        params = [{"name": "_id", "type": "token"}]
+        params += [{"name": n, "type": t} for n, t in SEARCH_PARAMS[rtype].items() if n != "_sort"]
         resources.append({"type": rtype, "interaction": interactions, "searchParam": params})
     return {
         "resourceType": "CapabilityStatement",
@@ -350,7 +399,7 @@ def capability_statement(fhir_base: str, token_url: str, date: str) -> dict[str,
             "security": {
                 "service": [{"coding": [{
                     "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                    "code": "OAuth"}]}],
+                    "code": "SMART-on-FHIR"}]}],
                 "extension": [{
                     "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
                     "extension": [{"url": "token", "valueUri": token_url}],

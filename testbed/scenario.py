@@ -234,12 +234,22 @@ class FaultRule(_Model):
 
 
 class AuthConfig(_Model):
-    """OAuth2 client credentials accepted by ``POST /auth/token``."""
+    """The client ``POST /auth/token`` accepts: by its secret (OAuth2 client credentials), or by a
+    client assertion JWT signed with its private key (SMART Backend Services, ``private_key_jwt``)
+    when ``jwks`` holds its public keys (a JWKS, ``{"keys": [...]}``)."""
 
     required: bool = True
     client_id: str = DEFAULT_CLIENT_ID
     client_secret: str = DEFAULT_CLIENT_SECRET
     token_lifetime_s: float = Field(300.0, gt=0)
+    jwks: dict[str, Any] | None = None
+
+    @field_validator("jwks")
+    @classmethod
+    def _keys(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        if v is not None and not (isinstance(v.get("keys"), list) and v["keys"]):
+            raise ValueError("jwks must be a JWKS: {keys: [public keys]}")
+        return v
 
 
 class Scenario(_Model):
@@ -350,6 +360,8 @@ def scenario_for_tests(
     sites: Iterable[str] = _DEFAULT_TEST_SITES,
     faults: Sequence[FaultRule | Mapping[str, Any]] = (),
     auth_required: bool = True,
+    jwks: Mapping[str, Any] | None = None,
+    token_lifetime_s: float = 300.0,
     timezone: str = "Europe/London",
 ) -> Scenario:
     """A flat, predictable scenario for tests: fixed service times, no load curve, no jitter.
@@ -365,6 +377,9 @@ def scenario_for_tests(
         sites: site names known to the scenario (network delay 0 unless in ``network_ms``).
         faults: fault rules active from the start (``FaultRule`` or plain mappings).
         auth_required: False lets FHIR requests through without a bearer token.
+        jwks: the client's public keys: the token endpoint then also accepts a client assertion
+            JWT signed with the private key (SMART Backend Services).
+        token_lifetime_s: lifetime of the tokens the token endpoint issues.
         timezone: time zone for requests that name no known site.
     """
     network = dict(network_ms or {})
@@ -378,5 +393,6 @@ def scenario_for_tests(
         "service_ms": {"default": default_ms, **dict(service_ms or {})},
         "jitter_ms": 0.0,
         "faults": [f.model_dump() if isinstance(f, FaultRule) else dict(f) for f in faults],
-        "auth": {"required": auth_required},
+        "auth": {"required": auth_required, "token_lifetime_s": token_lifetime_s,
+                 "jwks": dict(jwks) if jwks is not None else None},
     })

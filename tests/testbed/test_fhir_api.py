@@ -188,13 +188,88 @@ def test_default_count_is_20_and_search_params_survive_paging(fhir: httpx.Client
 
 
 @pytest.mark.parametrize("params", [
-    {"_count": "many"}, {"_count": "-1"}, {"_offset": "x"}, {"unknown": "1"},
-    {"_sort": "-name"}, {"identifier": ""},
+    {"_count": "many"}, {"_count": "-1"}, {"_offset": "x"}, {"_sort": "-name"},
+    {"identifier": ""}, {"date": "yesterday"},
 ])
-def test_bad_search_parameters_are_400(fhir: httpx.Client, params: dict[str, str]) -> None:
-    response = fhir.get("/Observation" if "_sort" in params else "/Patient", params=params)
+def test_bad_search_parameter_values_are_400(fhir: httpx.Client, params: dict[str, str]) -> None:
+    rtype = "/Observation" if "_sort" in params or "date" in params else "/Patient"
+    response = fhir.get(rtype, params=params)
     assert response.status_code == 400
     assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_an_unknown_search_parameter_answers_an_empty_bundle_as_lenient_servers_do(
+        fhir: httpx.Client) -> None:
+    """The issue's trap: ``categroy`` is not an error, it quietly matches nothing."""
+    right = fhir.get("/Observation", params={"patient": "pat-0010", "category": "vital-signs"})
+    typo = fhir.get("/Observation", params={"patient": "pat-0010", "categroy": "vital-signs"})
+    assert right.json()["total"] > 0
+    assert typo.status_code == 200
+    assert typo.json()["resourceType"] == "Bundle" and typo.json()["total"] == 0
+    assert typo.json().get("entry", []) == []
+    strict = fhir.get("/Observation", params={"patient": "pat-0010", "categroy": "vital-signs"},
+                      headers={"Prefer": "handling=strict"})
+    assert strict.status_code == 400
+    assert "categroy" in strict.json()["issue"][0]["diagnostics"]
+    assert fhir.get("/Patient", params={"_sort": "-date"}).status_code == 400
+
+
+def test_search_by_date_with_prefixes(fhir: httpx.Client) -> None:
+    every = fhir.get("/Observation", params={"patient": "pat-0010", "_sort": "date",
+                                             "_count": 100}).json()
+    dates = [e["resource"]["effectiveDateTime"] for e in every["entry"]]
+    middle = dates[len(dates) // 2]
+    later = fhir.get("/Observation", params={"patient": "pat-0010", "date": f"gt{middle}",
+                                             "_count": 100}).json()
+    assert later["total"] == sum(d > middle for d in dates)
+    at = fhir.get("/Observation", params={"patient": "pat-0010", "date": middle}).json()
+    assert at["total"] == dates.count(middle) >= 1
+    window = fhir.get("/Observation", params=[("patient", "pat-0010"), ("date", f"ge{dates[0]}"),
+                                              ("date", f"le{middle}"), ("_count", "100")]).json()
+    assert window["total"] == sum(d <= middle for d in dates)
+
+
+def test_the_capability_statement_declares_interactions_and_search_parameters(
+        testbed_server: TestbedServer) -> None:
+    body = httpx.get(f"{testbed_server.fhir_url}/metadata").json()
+    declared = {r["type"]: r for r in body["rest"][0]["resource"]}
+    observation = declared["Observation"]
+    assert {i["code"] for i in observation["interaction"]} == {"read", "search-type", "create",
+                                                                "delete"}
+    assert {"patient", "category", "code", "date", "_id"} <= {p["name"] for p in
+                                                              observation["searchParam"]}
+    assert "categroy" not in {p["name"] for p in observation["searchParam"]}
+    assert {i["code"] for i in declared["Patient"]["interaction"]} == {"read", "search-type"}
+
+
+def test_smart_configuration_names_the_token_endpoint(testbed_server: TestbedServer) -> None:
+    response = httpx.get(f"{testbed_server.fhir_url}/.well-known/smart-configuration")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["token_endpoint"] == testbed_server.token_url
+    assert "private_key_jwt" in body["token_endpoint_auth_methods_supported"]
+    assert {"RS384", "ES384"} <= set(body["token_endpoint_auth_signing_alg_values_supported"])
+
+
+def test_delete_observation_removes_it_from_reads_and_searches(fhir: httpx.Client) -> None:
+    created = fhir.post("/Observation", json=_observation("Patient/pat-0012")).json()
+    newest = {"patient": "pat-0012", "_sort": "-date", "_count": 1}
+    assert _ids(fhir.get("/Observation", params=newest).json()) == [created["id"]]
+    before = fhir.get("/Observation", params={"patient": "pat-0012", "_count": 0}).json()["total"]
+    deleted = fhir.delete(f"/Observation/{created['id']}")
+    assert deleted.status_code == 200
+    assert deleted.json()["resourceType"] == "OperationOutcome"
+    assert fhir.get(f"/Observation/{created['id']}").status_code == 410
+    assert fhir.delete(f"/Observation/{created['id']}").status_code == 410
+    assert fhir.delete("/Observation/never-was").status_code == 404
+    assert fhir.delete("/Patient/pat-0012").status_code == 405
+    after = fhir.get("/Observation", params={"patient": "pat-0012", "_count": 0}).json()["total"]
+    assert after == before - 1
+    assert created["id"] not in _ids(fhir.get("/Observation", params=newest).json())
+
+
+def test_delete_needs_a_token(testbed_server: TestbedServer) -> None:
+    assert httpx.delete(f"{testbed_server.fhir_url}/Observation/x").status_code == 401
 
 
 def _observation(subject: str = "Patient/pat-0009") -> dict[str, Any]:
