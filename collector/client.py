@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import httpx
 
-from collector.config import OAuth2ClientCredentialsConfig, TargetConfig, TlsConfig
+from collector.config import OAuth2ClientCredentialsConfig, SmartBackendServicesConfig, TargetConfig, TlsConfig
 from collector.timing import build_transport, ssl_context
 
 __all__ = ["USER_AGENT", "ClientFactory", "ProbeClients", "make_client"]
@@ -77,8 +77,9 @@ def _uses_tls(target: TargetConfig) -> bool:
     if target.tls != TlsConfig():
         return True
     urls = [target.base_url]
-    if isinstance(target.auth, OAuth2ClientCredentialsConfig):
-        urls.append(target.auth.token_url)
+    if isinstance(target.auth, (OAuth2ClientCredentialsConfig, SmartBackendServicesConfig)):
+        # a SMART token endpoint still to be discovered may be https: assume it is
+        urls.append(target.auth.token_url or "https:")
     return any(not url.lower().startswith("http://") for url in urls)
 
 

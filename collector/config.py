@@ -31,7 +31,12 @@ from pydantic import (
 )
 
 from collector.jsonpath import JsonPath, JsonPathError
-from collector.secretref import SecretResolutionError, resolve_secret, secret_reference_error
+from collector.secretref import (
+    SecretResolutionError,
+    parse_reference,
+    resolve_secret,
+    secret_reference_error,
+)
 from collector.templating import Template, TemplateError, iter_json_templates
 
 __all__ = [
@@ -46,6 +51,7 @@ __all__ = [
     "NoAuthConfig",
     "OAuth2ClientCredentialsConfig",
     "SiteConfig",
+    "SmartBackendServicesConfig",
     "StepConfig",
     "TargetConfig",
     "TestPatientConfig",
@@ -95,7 +101,9 @@ def _check_secret(value: SecretStr) -> SecretStr:
 
 
 class TlsConfig(_Model):
-    """TLS settings of a target.
+    """TLS settings of a target. Files are given as a path or as a file reference,
+    ``${file:/run/secrets/probe.key}`` (kept as its path: the key is read by the TLS library,
+    never by Wardwatch, and never appears in an error).
 
     Attributes:
         verify: verify the server certificate (never switch off outside a test rig).
@@ -108,6 +116,16 @@ class TlsConfig(_Model):
     ca_bundle: str | None = None
     client_cert: str | None = None
     client_key: str | None = None
+
+    @field_validator("ca_bundle", "client_cert", "client_key")
+    @classmethod
+    def _file(cls, value: str | None) -> str | None:
+        if value is None or not value.startswith("${"):
+            return value
+        reference = parse_reference(value)
+        if reference is None or reference.kind != "file":
+            raise ValueError("a certificate or key is a file: give its path, or ${file:PATH}")
+        return reference.name
 
     @model_validator(mode="after")
     def _key_needs_cert(self) -> TlsConfig:
@@ -168,8 +186,45 @@ class OAuth2ClientCredentialsConfig(_Model):
         return _check_http_url(value)
 
 
+class SmartBackendServicesConfig(_Model):
+    """SMART Backend Services (as Epic, Oracle Health and most NHS FHIR APIs sign in a system):
+    the OAuth2 client credentials grant with ``private_key_jwt`` client authentication, a short
+    client assertion JWT signed with the probe's private key, whose public key the EPR holds as
+    a JWKS. The token is cached until shortly before it expires.
+
+    Attributes:
+        client_id: the client id the EPR registered for the probe.
+        private_key: the PEM private key (RSA for RS384, P-384 for ES384), as a reference:
+            ``${file:/run/secrets/probe-key.pem}`` (or ``${env:NAME}`` holding the PEM).
+        algorithm: ``RS384`` or ``ES384``, the algorithms SMART servers must accept.
+        key_id: the ``kid`` of the public key in the JWKS the EPR holds (when it holds several).
+        scope: the system scopes asked for, e.g. ``system/Patient.rs system/Observation.rs``.
+        token_url: the token endpoint; when absent it is read once from
+            ``<base_url>/.well-known/smart-configuration``.
+    """
+
+    type: Literal["smart_backend_services"]
+    client_id: str = Field(min_length=1)
+    private_key: SecretStr
+    algorithm: Literal["RS384", "ES384"] = "RS384"
+    key_id: str | None = None
+    scope: str = Field(min_length=1)
+    token_url: str | None = None
+
+    _check = field_validator("private_key")(_check_secret)
+
+    @field_validator("token_url")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        return None if value is None else _check_http_url(value)
+
+
 AuthConfig = Annotated[
-    OAuth2ClientCredentialsConfig | BearerAuthConfig | BasicAuthConfig | NoAuthConfig,
+    OAuth2ClientCredentialsConfig
+    | SmartBackendServicesConfig
+    | BearerAuthConfig
+    | BasicAuthConfig
+    | NoAuthConfig,
     Field(discriminator="type"),
 ]
 
@@ -191,8 +246,9 @@ class TargetConfig(_Model):
         headers: sent with every request; values may use run variables
             (``X-Wardwatch-Site: "{{ site }}"``) or be secret references.
         tls: certificate settings.
-        auth: credentials, by ``type``: ``oauth2_client_credentials``, ``bearer``, ``basic``,
-            ``none``.
+        auth: credentials, by ``type``: ``oauth2_client_credentials``,
+            ``smart_backend_services``, ``bearer``, ``basic``, ``none``; ``auth: none`` (the
+            plain word) is short for ``{type: none}``.
         max_concurrent_runs: at most this many runs against the target at once (all sites and
             workflows of this probe process); a run waiting for its turn starts late, and its
             offset from its slot says so.
@@ -211,6 +267,11 @@ class TargetConfig(_Model):
     @classmethod
     def _absolute(cls, value: str) -> str:
         return _check_http_url(value).rstrip("/")
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _plain_none(cls, value: Any) -> Any:
+        return {"type": "none"} if value == "none" else value
 
     @field_validator("headers")
     @classmethod
@@ -660,6 +721,8 @@ def _secret_problems(
     auth = target.auth
     if isinstance(auth, OAuth2ClientCredentialsConfig):
         secrets.append(((*where, "auth", "client_secret"), auth.client_secret.get_secret_value()))
+    elif isinstance(auth, SmartBackendServicesConfig):
+        secrets.append(((*where, "auth", "private_key"), auth.private_key.get_secret_value()))
     elif isinstance(auth, BearerAuthConfig):
         secrets.append(((*where, "auth", "token"), auth.token.get_secret_value()))
     elif isinstance(auth, BasicAuthConfig):
@@ -670,9 +733,17 @@ def _secret_problems(
     problems = []
     for loc, value in secrets:
         try:
-            resolve_secret(value, environ)
+            resolved = resolve_secret(value, environ)
         except SecretResolutionError as exc:
             problems.append(ConfigProblem(loc, str(exc)))
+            continue
+        if isinstance(auth, SmartBackendServicesConfig) and loc[-1] == "private_key":
+            from collector.auth import AuthError, load_signing_key  # auth builds on this module
+
+            try:
+                load_signing_key(resolved, auth.algorithm)
+            except AuthError as exc:
+                problems.append(ConfigProblem(loc, str(exc)))
     for key in ("ca_bundle", "client_cert", "client_key"):
         path = getattr(target.tls, key)
         if path is not None and not os.access(Path(path).expanduser(), os.R_OK):

@@ -34,11 +34,10 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
-from collector.auth import AuthError, TokenCache, static_auth_headers
+from collector.auth import TOKEN_AUTH_TYPES, AuthError, TokenAuth, TokenCache, static_auth_headers
 from collector.client import ClientFactory, make_client
 from collector.config import (
     ITEM_VARIABLE,
-    OAuth2ClientCredentialsConfig,
     SiteConfig,
     StepConfig,
     TargetConfig,
@@ -515,7 +514,7 @@ class _StepRun:
     def _auth_headers(self) -> dict[str, str]:
         run = self.run
         auth = run.target.auth
-        if not isinstance(auth, OAuth2ClientCredentialsConfig):
+        if not isinstance(auth, TOKEN_AUTH_TYPES):
             try:
                 return static_auth_headers(run.target, run.environ)
             except AuthError as exc:
@@ -525,9 +524,16 @@ class _StepRun:
             token = self._fetch_token(auth)
         return {"Authorization": f"Bearer {token}"}
 
-    def _fetch_token(self, auth: OAuth2ClientCredentialsConfig) -> str:
+    def _fetch_token(self, auth: TokenAuth) -> str:
         run = self.run
-        parts = urlsplit(auth.token_url)
+        try:  # a SMART token endpoint not configured is discovered once per target, untimed
+            token_url = run.token_cache.token_url(
+                run.target_name, auth, run.target.base_url, run.client, timeout_s=run.workflow.step_timeout_s
+            )
+        except (AuthError, httpx.TransportError) as exc:
+            message = f"credentials for {run.target_name}: {exc}"
+            raise _AuthFailure(StepFailure(ErrorType.AUTH, message)) from exc
+        parts = urlsplit(token_url)
         what = f"POST {parts.path or '/'}"
         start_ns = run.clock.wall_ns()
         span = run.tracer.start_span(

@@ -17,7 +17,7 @@ PUBLIC = {
     "BUILTIN_VARIABLES", "PATIENT_VARIABLES", "PROBE_SERVICE_NAME", "AssertionConfig", "AuthConfig",
     "AuthError", "BasicAuthConfig", "BearerAuthConfig", "ClientFactory", "ConfigProblem", "ErrorType",
     "Job", "NoAuthConfig", "OAuth2ClientCredentialsConfig", "Probe", "ProbeClients", "ProbeMetrics",
-    "RequestTiming", "RunResult", "SiteConfig", "StateFile", "StepConfig", "StepResult", "TargetConfig",
+    "RequestTiming", "RunResult", "SiteConfig", "SmartBackendServicesConfig", "StateFile", "StepConfig", "StepResult", "TargetConfig",
     "TestPatientConfig", "TlsConfig", "TokenCache", "UnknownNameError", "WorkflowConfig",
     "bucket_boundaries_s", "check_references", "make_client", "requests_per_min", "requests_per_run",
     "run_workflow", "tracer_provider_for_site",
