@@ -349,7 +349,8 @@ class AssertionConfig(_Model):
     Attributes:
         path: JSON path (``$.total``, ``$.entry[*].resource.id``).
         exists: the path matches something (true) or nothing (false).
-        equals: the first match equals this value.
+        equals: the first match equals this value; strings in it are templates
+            (``Patient/{{ patient_id }}``: the Bundle holds this patient's entries).
         count_gte: the path selects at least this many values (see :meth:`JsonPath.count`).
     """
 
@@ -364,6 +365,16 @@ class AssertionConfig(_Model):
         try:
             JsonPath.parse(value)
         except JsonPathError as exc:
+            raise ValueError(str(exc)) from exc
+        return value
+
+    @field_validator("equals")
+    @classmethod
+    def _equals_templates(cls, value: Any) -> Any:
+        try:
+            for _loc, _template in iter_json_templates(value):
+                pass
+        except TemplateError as exc:
             raise ValueError(str(exc)) from exc
         return value
 
@@ -573,6 +584,9 @@ def step_templates(step: StepConfig) -> list[tuple[tuple[str | int, ...], Templa
         found.append((("headers", key), Template.parse(value)))
     for loc, template in iter_json_templates(step.json_body):
         found.append((("json", *loc), template))
+    for index, assertion in enumerate(step.assertions):
+        for loc, template in iter_json_templates(assertion.equals):
+            found.append((("assert", index, "equals", *loc), template))
     return found
 
 

@@ -609,11 +609,12 @@ class _StepRun:
         if not isinstance(items, list):
             items = [items]
         for item in items[: step.max_items]:
-            url, params, headers, body = self._build_request(auth_headers, {**self.variables, ITEM_VARIABLE: item})
+            variables = {**self.variables, ITEM_VARIABLE: item}
+            url, params, headers, body = self._build_request(auth_headers, variables)
             outcome = self._send_one(span, url, params, headers, body, request_span=True)
             if isinstance(outcome, StepFailure):
                 return outcome
-            failure = self._check_assertions(outcome)
+            failure = self._check_assertions(outcome, variables)
             if failure is not None:
                 return failure
         return None
@@ -770,7 +771,8 @@ class _StepRun:
     def _check(self, document: Any) -> StepFailure | None:
         return self._check_assertions(document) or self._extract(document)
 
-    def _check_assertions(self, document: Any) -> StepFailure | None:
+    def _check_assertions(self, document: Any, variables: Mapping[str, Any] | None = None) -> StepFailure | None:
+        variables = self.variables if variables is None else variables
         for assertion in self.step.assertions:
             path = JsonPath.parse(assertion.path)
             kind = assertion.kind
@@ -781,7 +783,7 @@ class _StepRun:
                     return StepFailure(ErrorType.ASSERTION, f"{self.what}: assertion failed: {path} {expectation}")
             elif kind == "equals":
                 values = path.find(document)
-                if not values or values[0] != assertion.equals:
+                if not values or values[0] != render_json(assertion.equals, variables):
                     return StepFailure(
                         ErrorType.ASSERTION,
                         f"{self.what}: assertion failed: {path} does not equal the expected value",

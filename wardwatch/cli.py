@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from wardwatch.config import ConfigError, WardwatchConfig, load_config
+from wardwatch.config import ConfigError, WardwatchConfig, load_config, locate_problems
 from wardwatch.errors import UserError
 from wardwatch.paths import OutsideDataDirError, check_data_dir, inside_data_dir
 
@@ -68,15 +68,29 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @config_option
-def check(config_path: Path) -> None:
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also read each target's CapabilityStatement (/metadata) and report every step whose "
+    "resource type, interaction or search parameter the server does not declare.",
+)
+def check(config_path: Path, online: bool) -> None:
     """Validate a configuration file and report every problem as FILE:LINE:COL: key: message.
 
     Secrets named by ${env:...} or ${file:...} must be resolvable here, and TLS files readable.
     """
     config = _load(config_path, check_environment=True)
+    if online:
+        from collector.capabilities import check_capabilities
+
+        found = check_capabilities(config.targets, config.workflows)
+        if found:
+            located = locate_problems(config_path, [(problem.loc, problem.message) for problem in found])
+            raise UserError("\n".join(str(problem) for problem in located))
     click.echo(
         f"{config_path}: ok ({len(config.workflows)} workflows, {len(config.sites)} sites, "
         f"{len(config.targets)} targets, {len(config.objectives)} objectives)"
+        + ("; every step is declared by the server's CapabilityStatement" if online else "")
     )
 
 

@@ -226,3 +226,10 @@ def _child(node: yaml.Node | None, part: Any, *, key_node: bool = False) -> yaml
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
         return node.value[part]
     return None
+
+
+def locate_problems(path: Path, problems: Sequence[tuple[Sequence[Any], str]]) -> list[ConfigProblem]:
+    """Problems found after loading (``check --online``), located in ``path`` as the loader's."""
+    text = path.read_text(encoding="utf-8")
+    locate = _Locator(str(path), yaml.compose(text, Loader=_LOADER))
+    return [locate(loc, message) for loc, message in problems]

@@ -8,11 +8,14 @@ from typing import Any
 import pydantic
 import pytest
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from collector.config import (
     ConfigProblem,
     OAuth2ClientCredentialsConfig,
     SiteConfig,
+    StepConfig,
     TargetConfig,
     TestPatientConfig,
     WorkflowConfig,
@@ -301,10 +304,31 @@ def test_example_workflow_files_are_valid_and_consistent(path):
 
 def test_environment_checks_name_missing_tls_files_and_secrets(tmp_path):
     raw = yaml.safe_load((EXAMPLES / "fhir-r4-template.yaml").read_text(encoding="utf-8"))
+    raw["targets"]["epr"]["tls"] = {"ca_bundle": str(tmp_path / "ca.pem")}
     targets = {key: TargetConfig.model_validate(value) for key, value in raw["targets"].items()}
     problems = check_references(targets, [], [], [], environ={})
-    assert [p.loc for p in problems] == [("targets", "epr", "auth", "client_secret"), ("targets", "epr", "tls", "ca_bundle")]
-    ca = tmp_path / "ca.pem"
-    ca.write_text("x")
-    targets = {"epr": targets["epr"].model_copy(update={"tls": targets["epr"].tls.model_copy(update={"ca_bundle": str(ca)})})}
-    assert check_references(targets, [], [], [], environ={"EPR_CLIENT_SECRET": "s"}) == []
+    assert [p.loc for p in problems] == [("targets", "epr", "auth", "private_key"), ("targets", "epr", "tls", "ca_bundle")]
+    assert "wardwatch-probe-key.pem cannot be read" in problems[0].message
+    (tmp_path / "ca.pem").write_text("x")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    auth = targets["epr"].auth.model_copy(update={"private_key": pydantic.SecretStr("${env:EPR_PRIVATE_KEY}")})
+    targets = {"epr": targets["epr"].model_copy(update={"auth": auth})}
+    assert check_references(targets, [], [], [], environ={"EPR_PRIVATE_KEY": pem.decode()}) == []
+    (problem,) = check_references(targets, [], [], [], environ={"EPR_PRIVATE_KEY": "not a key"})
+    assert problem.message == "the private key is not a PEM private key without a passphrase"
+
+
+def test_assertion_values_are_templates_checked_like_any_other():
+    workflow = wf([
+        {"name": "find", "path": "/Patient", "extract": {"pid": "$.entry[0].resource.id"},
+         "assert": [{"path": "$.entry[0].resource.id", "exists": True}]},
+        {"name": "vitals", "path": "/Observation", "assert": [
+            {"path": "$.entry[0].resource.subject.reference", "equals": "Patient/{{ pid }}"},
+            {"path": "$.entry[0].resource.encounter", "equals": {"reference": "Encounter/{{ enc }}"}},
+        ]},
+    ])
+    (problem,) = check_references(TARGETS, SITES, PATIENTS, [workflow])
+    assert problem.loc == ("workflows", 0, "steps", 1, "assert", 1, "equals", "reference")
+    assert "'enc'" in problem.message
+    assert ("assert", 0, "equals") in error_locs(StepConfig, {"name": "s", "path": "/x", "assert": [{"path": "$.a", "equals": "{{ broken"}]})
