@@ -6,6 +6,11 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
+import shlex
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -184,3 +189,26 @@ def test_no_smart_configuration_is_an_auth_failure_naming_it(mini_url, key_files
     result = run(target, tracer, TokenCache())
     assert (result.status, result.error_type) == ("failed", "auth")
     assert ".well-known/smart-configuration answered 404" in result.message
+
+
+def test_the_readme_commands_make_a_key_and_a_jwks_the_testbed_accepts(tmp_path, tracer):
+    """The README's two commands (openssl for the key, Python for the JWKS) give a key pair
+    that signs in against a token endpoint holding that JWKS."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    openssl_line = next(line.strip() for line in readme.splitlines() if line.strip().startswith("openssl genpkey"))
+    python_line = next(line.strip() for line in readme.splitlines() if line.strip().startswith(".venv/bin/python -c"))
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    subprocess.run(shlex.split(openssl_line), cwd=tmp_path, check=True, capture_output=True)
+    code = shlex.split(python_line)[2]
+    jwks = json.loads(subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, capture_output=True,
+                                     text=True).stdout)
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", jwks["keys"][0]["n"])
+    with TestbedServer(scenario_for_tests(0.0, jwks=jwks), patients=2) as server:
+        target = TargetConfig.model_validate({
+            "base_url": server.fhir_url,
+            "auth": {"type": "smart_backend_services", "client_id": "wardwatch-probe", "key_id": "wardwatch-probe-1",
+                     "private_key": f"${{file:{tmp_path / 'probe-key.pem'}}}", "scope": "system/Patient.rs"},
+        })
+        result = run(target, tracer, TokenCache())
+    assert result.status == "ok", result.message
