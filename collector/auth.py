@@ -151,7 +151,10 @@ def client_assertion(
         "jti": str(uuid.uuid4()),
     }
     headers = {"typ": "JWT", **({"kid": auth.key_id} if auth.key_id else {})}
-    return jwt.encode(claims, key, algorithm=auth.algorithm, headers=headers)
+    try:
+        return jwt.encode(claims, key, algorithm=auth.algorithm, headers=headers)
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:  # the library's words, not the key's
+        raise AuthError(f"the private key cannot sign an {auth.algorithm} assertion") from exc
 
 
 class TokenCache:
