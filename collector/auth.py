@@ -21,12 +21,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from collector.config import (
     BasicAuthConfig,
@@ -116,6 +116,10 @@ def load_signing_key(pem: str, algorithm: str) -> rsa.RSAPrivateKey | ec.Ellipti
         AuthError: not a PEM private key (or one with a passphrase), or the wrong kind of key;
             the message never quotes the key.
     """
+    # Imported here: cryptography costs a probe about 15 MB, and only SMART targets need it.
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     try:
         key = serialization.load_pem_private_key(pem.encode("utf-8"), password=None)
     except (ValueError, TypeError) as exc:
@@ -136,6 +140,8 @@ def client_assertion(
     Raises:
         AuthError: the key reference cannot be resolved, or the key does not suit the algorithm.
     """
+    import jwt  # with cryptography: only when a SMART target signs in
+
     try:
         pem = resolve_secret(auth.private_key.get_secret_value(), environ)
     except SecretResolutionError as exc:

@@ -30,7 +30,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-import jwt
 import pydantic
 from opentelemetry import trace
 from starlette.applications import Starlette
@@ -224,6 +223,8 @@ def _assertion_problem(form: dict[str, str], token_url: str, state: TestbedState
     ``iss`` and ``sub``, this token endpoint as ``aud``, expire within five minutes, and carry a
     ``jti`` not seen before.
     """
+    import jwt  # with cryptography (about 15 MB): only once a client signs in this way
+
     auth = state.scenario.auth
     if form.get("client_assertion_type") != _ASSERTION_TYPE:
         return f"client_assertion_type must be {_ASSERTION_TYPE}"

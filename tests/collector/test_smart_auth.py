@@ -212,3 +212,12 @@ def test_the_readme_commands_make_a_key_and_a_jwks_the_testbed_accepts(tmp_path,
         })
         result = run(target, tracer, TokenCache())
     assert result.status == "ok", result.message
+
+
+def test_a_probe_without_a_smart_target_never_loads_the_jwt_library():
+    """PyJWT with cryptography costs a process about 15 MB: loaded only when a SMART target
+    signs in (or the testbed verifies an assertion)."""
+    code = ("import sys, collector, collector.auth, collector.runner, wardwatch.cli, wardwatch.wiring, testbed\n"
+            "print(' '.join(m for m in ('jwt', 'cryptography') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == []
