@@ -211,7 +211,12 @@ class SmartBackendServicesConfig(_Model):
     scope: str = Field(min_length=1)
     token_url: str | None = None
 
-    _check = field_validator("private_key")(_check_secret)
+    @field_validator("private_key")
+    @classmethod
+    def _reference_only(cls, value: SecretStr) -> SecretStr:
+        if parse_reference(value.get_secret_value()) is None:
+            raise ValueError("give the key by reference, ${file:PATH} or ${env:NAME}, never in this file")
+        return value
 
     @field_validator("token_url")
     @classmethod
@@ -271,7 +276,14 @@ class TargetConfig(_Model):
     @field_validator("auth", mode="before")
     @classmethod
     def _plain_none(cls, value: Any) -> Any:
-        return {"type": "none"} if value == "none" else value
+        if value == "none":
+            return {"type": "none"}
+        if isinstance(value, str):
+            raise ValueError(
+                "write auth: none, or a mapping whose type is oauth2_client_credentials, "
+                "smart_backend_services, bearer, basic or none"
+            )
+        return value
 
     @field_validator("headers")
     @classmethod

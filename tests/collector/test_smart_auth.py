@@ -108,7 +108,7 @@ def test_auth_none_is_the_plain_word_or_the_typed_form(auth: Any) -> None:
 def test_an_unknown_auth_word_names_the_kinds() -> None:
     with pytest.raises(pydantic.ValidationError) as caught:
         TargetConfig.model_validate({"base_url": "https://epr.example/fhir", "auth": "nobody"})
-    assert "valid dictionary" in str(caught.value)  # only "none" is a word; others are mappings
+    assert "write auth: none, or a mapping whose type is oauth2_client_credentials, smart_backend_services" in str(caught.value)
 
 
 def test_smart_backend_services_signs_in_and_the_token_is_cached_until_expiry(epr, key_files, tracer, span_exporter):
@@ -174,10 +174,12 @@ def test_the_key_may_come_from_the_environment(epr, tracer):
     assert "EPR_PRIVATE_KEY is not set" in missing.message
 
 
-def test_a_literal_private_key_is_refused_by_the_config(epr):
-    with pytest.raises(pydantic.ValidationError, match="reference"):
+@pytest.mark.parametrize("value", ["${nonsense}", pem(RSA_KEY), "probe-key.pem"])
+def test_the_private_key_is_given_by_reference_only(value):
+    with pytest.raises(pydantic.ValidationError, match=r"by reference, \$\{file:PATH\}") as caught:
         SmartBackendServicesConfig.model_validate({
-            "type": "smart_backend_services", "client_id": "c", "private_key": "${nonsense}", "scope": "s"})
+            "type": "smart_backend_services", "client_id": "c", "private_key": value, "scope": "s"})
+    assert key_body(RSA_KEY) not in str(caught.value)
 
 
 def test_no_smart_configuration_is_an_auth_failure_naming_it(mini_url, key_files, tracer):
