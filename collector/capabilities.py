@@ -113,7 +113,8 @@ def fetch_capabilities(target: TargetConfig, *, timeout_s: float = _TIMEOUT_S) -
     except httpx.HTTPError as exc:
         raise CapabilityError(f"cannot reach {target.base_url}/metadata: {exc}") from exc
     if response.status_code != 200:
-        raise CapabilityError(f"{target.base_url}/metadata answered {response.status_code}")
+        hint = " (it is read without credentials, as FHIR servers serve it)" if response.status_code in (401, 403) else ""
+        raise CapabilityError(f"{target.base_url}/metadata answered {response.status_code}{hint}")
     try:
         statement = response.json()
     except ValueError as exc:

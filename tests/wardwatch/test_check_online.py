@@ -9,6 +9,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.collector.conftest import serve
 
 from tests.collector.test_fhir_template import JWKS, PATIENT_COUNT, template_for_testbed  # noqa: F401 - a fixture
 from testbed import TestbedServer, scenario_for_tests
@@ -72,3 +78,20 @@ def test_an_unreachable_server_is_named_at_the_target(template_for_testbed, tmp_
     code, output = check_online(down)
     assert code == 2
     assert re.search(r"down\.yaml:\d+:\d+: targets\.epr\.base_url: cannot reach http://127\.0\.0\.1:9/fhir/metadata", output)
+
+
+def test_a_statement_behind_a_login_is_named_as_such(tmp_path):
+    async def login_first(request: Request) -> Response:
+        return JSONResponse({"resourceType": "OperationOutcome"}, status_code=401)
+
+    with serve(Starlette(routes=[Route("/fhir/metadata", login_first)])) as url:
+        config = tmp_path / "w.yaml"
+        config.write_text(
+            f"targets:\n  epr:\n    base_url: {url}/fhir\n    auth: none\n"
+            "workflows:\n  - {name: w, target: epr, steps: [{name: s, path: /Patient}]}\n",
+            encoding="utf-8",
+        )
+        code, output = check_online(config)
+    assert code == 2
+    assert re.search(r"w\.yaml:3:15: targets\.epr\.base_url: http://127\.0\.0\.1:\d+/fhir/metadata answered 401 "
+                     r"\(it is read without credentials", output), output
