@@ -15,7 +15,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.collector.conftest import serve
-
 from tests.collector.test_fhir_template import JWKS, PATIENT_COUNT, template_for_testbed  # noqa: F401 - a fixture
 from testbed import TestbedServer, scenario_for_tests
 from wardwatch.cli import main
