@@ -14,7 +14,7 @@ import click
 
 from wardwatch.config import ConfigError, WardwatchConfig, load_config, locate_problems
 from wardwatch.errors import UserError
-from wardwatch.paths import OutsideDataDirError, check_data_dir, inside_data_dir
+from wardwatch.paths import OutsideDataDirError, check_data_dir, report_output
 
 __all__ = ["main"]
 
@@ -153,13 +153,23 @@ def dashboard(config_path: Path, host: str | None, port: int | None) -> None:
     wiring.serve_dashboard(config, host=host, port=port, config_dir=config_path.resolve().parent)
 
 
+def _month(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """``--month``: ``YYYY-MM`` within the years a store can hold (timestamps in ns: 1970 to 2262)."""
+    year, _, number = value.partition("-")
+    if not (len(year) == 4 and year.isdigit() and len(number) == 2 and number.isdigit()
+            and 1970 <= int(year) <= 2261 and 1 <= int(number) <= 12):
+        raise click.BadParameter(f"{value!r} is not a month YYYY-MM between 1970-01 and 2261-12")
+    return value
+
+
 @main.command()
 @config_option
-@click.option("--month", required=True, help="The calendar month, YYYY-MM, in the dashboard's time zone.")
+@click.option("--month", required=True, callback=_month,
+              help="The calendar month, YYYY-MM (1970-01 to 2261-12), in the dashboard's time zone.")
 @click.option("--format", "output_format", type=click.Choice(["md", "html", "json", "csv"]), default="md", show_default=True)
 @click.option("-o", "--output", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Write the report here instead of standard output: a path inside the data directory "
-                   "(relative paths are taken from it; reports/2026-10.html).")
+              help="Write the report here instead of standard output: a path under the data directory's "
+                   "reports/ folder (relative paths are taken from the data directory: reports/2026-10.html).")
 def report(config_path: Path, month: str, output_format: str, output: Path | None) -> None:
     """The month's SLA as the contract computes it, beside the experience users had, in plain words first."""
     from wardwatch import wiring
@@ -167,7 +177,7 @@ def report(config_path: Path, month: str, output_format: str, output: Path | Non
     config = _load(config_path)
     if output is not None:
         try:
-            output = inside_data_dir(config.store.path, output)
+            output = report_output(config.store.path, output)
         except OutsideDataDirError as exc:
             raise UserError(f"--output: {exc}") from exc
     text = wiring.report(config, month=month, output_format=output_format, base_dir=config_path.resolve().parent)

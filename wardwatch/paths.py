@@ -2,7 +2,8 @@
 
 Everything Wardwatch writes (the store's marker, its span partitions, the probe's state file, the
 maintenance lock, the demo's history marker, a report written with ``-o``) lies inside the data
-directory (``store.path``). A path that leaves it, by ``..`` or through a symbolic link, is refused
+directory (``store.path``); reports go under its ``reports/`` folder only, so no report can land on
+one of the store's own files. A path that leaves it, by ``..`` or through a symbolic link, is refused
 with a clear error before anything is written. Reading is not restricted: secrets
 (``${file:/run/secrets/...}``), exclusion files and the configuration itself may live anywhere.
 """
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["OutsideDataDirError", "check_data_dir", "inside_data_dir"]
+__all__ = ["REPORTS_DIR", "OutsideDataDirError", "check_data_dir", "inside_data_dir", "report_output"]
 
 # What Wardwatch itself writes directly under a data directory (store, probe, maintenance, demo).
 _WRITTEN_NAMES = ("store.json", "spans", "probe-state.json", ".maintenance.lock", "simulated-history.json")
+# The one folder of a data directory that reports are written to: nothing of the store lives there.
+REPORTS_DIR = "reports"
 
 
 class OutsideDataDirError(ValueError):
@@ -35,6 +38,25 @@ def inside_data_dir(data_dir: Path, path: Path) -> Path:
     if target == base or not target.is_relative_to(base):
         raise OutsideDataDirError(
             f"{path}: outside the data directory {base} (Wardwatch writes only inside store.path)"
+        )
+    return target
+
+
+def report_output(data_dir: Path, path: Path) -> Path:
+    """Where ``report -o PATH`` writes: inside the data directory's ``reports/`` folder, never elsewhere.
+
+    A relative path is taken from the data directory (``reports/2026-10.html``), as for every write.
+
+    Raises:
+        OutsideDataDirError: the path leaves the data directory, or lies in it but outside
+            ``reports/`` (``store.json``, ``spans/...``: a report there would destroy the store).
+    """
+    target = inside_data_dir(data_dir, path)
+    reports = Path(data_dir).resolve() / REPORTS_DIR
+    if target == reports or not target.is_relative_to(reports):
+        raise OutsideDataDirError(
+            f"{path}: outside the reports folder {reports} (reports are written only under "
+            f"{REPORTS_DIR}/ of the data directory, never over the store's files)"
         )
     return target
 

@@ -68,7 +68,9 @@ def test_report_output_through_a_symlink_out_of_the_data_directory_is_refused(la
     result = invoke("report", "-c", str(config), "--month", "2026-11", "-o", "reports/2026-11.md")
     assert result.exit_code == 2 and "outside the data directory" in result.stderr
     (data / "report.md").symlink_to(outside / "secret.txt")
-    result = invoke("report", "-c", str(config), "--month", "2026-11", "-o", "report.md")
+    (data / "elsewhere").mkdir()
+    (data / "elsewhere" / "report.md").symlink_to(outside / "secret.txt")
+    result = invoke("report", "-c", str(config), "--month", "2026-11", "-o", "elsewhere/report.md")
     assert result.exit_code == 2 and "outside the data directory" in result.stderr
     assert (outside / "secret.txt").read_text(encoding="utf-8") == SENTINEL
     assert outside_files(outside) == {"secret.txt"}
@@ -79,8 +81,30 @@ def test_report_output_inside_the_data_directory_is_written_there(layout) -> Non
     result = invoke("report", "-c", str(config), "--month", "2026-11", "--format", "csv", "-o", "reports/2026-11.csv")
     assert result.exit_code == 0, result.output
     assert (data / "reports" / "2026-11.csv").stat().st_size > 0
-    result = invoke("report", "-c", str(config), "--month", "2026-11", "-o", str(data / "r.md"))
-    assert result.exit_code == 0 and (data / "r.md").exists()
+    result = invoke("report", "-c", str(config), "--month", "2026-11", "-o", str(data / "reports" / "r.md"))
+    assert result.exit_code == 0 and (data / "reports" / "r.md").exists()
+
+
+def test_a_report_never_lands_on_the_store_s_own_files(layout) -> None:
+    """``-o store.json`` or ``-o spans/date=.../x.parquet`` once overwrote the store (issue 18 item 4)."""
+    config, data, _ = layout
+    segment = next((data / "spans").rglob("*.parquet"))
+    before = {p: p.read_bytes() for p in data.rglob("*") if p.is_file()}
+    targets = ["store.json", str(segment.relative_to(data)), str(segment), "spans/new.md", "r.md",
+               str(data / "probe-state.json"), "reports", "reports/../store.json"]
+    for target in targets:
+        result = invoke("report", "-c", str(config), "--month", "2026-11", "-o", target)
+        assert result.exit_code == 2, (target, result.output)
+        assert result.stderr.startswith("--output: ") and len(result.stderr.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in data.rglob("*") if p.is_file()} == before
+
+
+def test_a_month_the_store_cannot_hold_names_the_option(layout) -> None:
+    config, _, _ = layout
+    for month in ["9999-12", "0000-01", "2026-13", "October", "2026-1"]:
+        result = invoke("report", "-c", str(config), "--month", month)
+        assert result.exit_code == 2 and "--month" in result.stderr, (month, result.output)
+        assert "Traceback" not in result.output and "out of range" not in result.stderr
 
 
 @pytest.mark.parametrize("escape", ["spans", "spans/date=2026-11-18", "probe-state.json", "store.json", ".maintenance.lock"])
