@@ -8,7 +8,9 @@ never the value.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +24,8 @@ __all__ = [
     "secret_reference_error",
 ]
 
+# A secret file is a small regular text file: a FIFO would block, /dev/zero never ends.
+MAX_SECRET_FILE_BYTES = 64 * 1024
 _REFERENCE = re.compile(r"^\$\{(?P<kind>env|file):(?P<name>[^}]+)\}$")
 
 
@@ -77,10 +81,32 @@ def resolve_secret(value: str, environ: Mapping[str, str]) -> str:
         if not resolved:
             raise SecretResolutionError(f"environment variable {reference.name} is not set")
         return resolved
-    try:
-        resolved = Path(reference.name).expanduser().read_text(encoding="utf-8").rstrip("\r\n")
-    except OSError as exc:
-        raise SecretResolutionError(f"secret file {reference.name} cannot be read: {exc.strerror}") from exc
+    resolved = _read_secret_file(reference.name).rstrip("\r\n")
     if not resolved:
         raise SecretResolutionError(f"secret file {reference.name} is empty")
     return resolved
+
+
+def _read_secret_file(name: str) -> str:
+    """A secret file's text: only a regular file, at most ``MAX_SECRET_FILE_BYTES``, UTF-8."""
+    try:
+        path = Path(name).expanduser()
+    except RuntimeError as exc:  # ~user that does not exist
+        raise SecretResolutionError(f"secret file {name}: no such user's home directory") from exc
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; fstat then refuses it.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise SecretResolutionError(f"secret file {name} cannot be read: {reason}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SecretResolutionError(f"secret file {name} is not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_SECRET_FILE_BYTES + 1)
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise SecretResolutionError(f"secret file {name} is larger than {MAX_SECRET_FILE_BYTES // 1024} KiB")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SecretResolutionError(f"secret file {name} is not UTF-8 text") from exc

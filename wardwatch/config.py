@@ -3,14 +3,24 @@
 Every problem is reported as ``FILE:LINE:COL: dotted.key: message``, all of them at once, by
 mapping each pydantic error location onto the YAML node it came from (``yaml.compose`` keeps each
 node's start mark).
+
+Beyond what each section's model checks, the loader holds every file to a few general rules, so a
+value cannot pass ``check`` and break a probe or a report later: the text is UTF-8 without
+control characters; no mapping repeats a key (YAML would let the last one silently win); aliases
+may not expand the document beyond ``MAX_EXPANDED_NODES`` values (an alias bomb); every number is
+finite, and a duration stays within a sensible range by its unit suffix (``_s``, ``_minutes``,
+``_days``: at most 366 days, or 100 years of retention); a URL (a key ending in ``url``) has a
+port in 1-65535 and no user name or password.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pydantic
 import yaml
@@ -101,9 +111,16 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Ward
     checked too (``wardwatch check``). Raises ``ConfigError`` listing every problem found.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError([ConfigProblem(str(path), 1, 1, "file", f"cannot read: {exc.strerror}")]) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        message = f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
+        raise ConfigError([ConfigProblem(str(path), line, column, "file", message)]) from exc
     return parse_config(text, str(path), base_dir=path.resolve().parent, environ=environ)
 
 
@@ -118,6 +135,16 @@ def parse_config(
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise ConfigError([ConfigProblem(filename, line, col, "yaml", str(exc.problem or exc))]) from exc
+    except yaml.reader.ReaderError as exc:  # a byte YAML refuses (NUL, BEL, ...): at its position
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        character = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+        raise ConfigError([ConfigProblem(filename, line, col, "yaml", f"{exc.reason} (U+{character:04X})")]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigProblem(filename, 1, 1, "yaml", str(exc).splitlines()[0])]) from exc
+    node_problems = _check_nodes(root_node)
+    if node_problems:
+        raise ConfigError([ConfigProblem(filename, *where, key, message) for where, key, message in node_problems])
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -130,6 +157,9 @@ def parse_config(
         raise ConfigError(
             [locate(err["loc"], _message(err), at_key=err["type"] == "extra_forbidden") for err in exc.errors()]
         ) from exc
+    value_problems = [locate(loc, message) for loc, message in _check_values(config)]
+    if value_problems:  # before the cross-checks, which would compute with these values
+        raise ConfigError(value_problems)
 
     problems = [
         locate(p.loc, p.message)
@@ -174,6 +204,106 @@ def _check_sections(config: WardwatchConfig) -> list[tuple[tuple[Any, ...], str]
             task_volumes=config.task_volumes,
         )
     )
+
+
+# -- the general rules ---------------------------------------------------------------------------
+
+MAX_EXPANDED_NODES = 100_000  # the example configuration has about 700
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_ALLOWED_CONTROLS = {"\t", "\n", "\r"}
+_DAY_S = 86_400
+# The largest sensible value of a number by the unit its key ends with.
+_UNIT_LIMITS = {"_s": (366 * _DAY_S, "366 days (31622400 s)"), "_minutes": (366 * 1440, "366 days"),
+                "_days": (36_600, "100 years")}
+
+
+def _check_nodes(root: yaml.Node | None) -> list[tuple[tuple[int, int], str, str]]:
+    """Duplicate keys, control characters in values and alias bombs, on the composed nodes.
+
+    Aliases make the node graph share nodes; each node is visited once, and its expanded size (what
+    a model would walk) is counted from its children's, so a bomb is caught without expanding it.
+    """
+    problems: list[tuple[tuple[int, int], str, str]] = []
+    sizes: dict[int, int] = {}
+
+    def at(node: yaml.Node) -> tuple[int, int]:
+        return node.start_mark.line + 1, node.start_mark.column + 1
+
+    def visit(node: yaml.Node, path: tuple[str, ...]) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        sizes[id(node)] = 1  # a recursive alias counts once
+        key = ".".join(path) or "file"
+        size = 1
+        if isinstance(node, yaml.ScalarNode):
+            bad = next((c for c in node.value if c < " " and c not in _ALLOWED_CONTROLS), None)
+            if bad is not None:
+                problems.append((at(node), key, f"control character U+{ord(bad):04X} in a value"))
+        elif isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for k, v in node.value:
+                name = str(k.value) if isinstance(k, yaml.ScalarNode) else "?"
+                if k.tag != _MERGE_TAG and isinstance(k, yaml.ScalarNode):
+                    if name in seen:
+                        problems.append((at(k), ".".join((*path, name)), "duplicate key (YAML would keep "
+                                         "only the last; write it once)"))
+                    seen.add(name)
+                size += visit(k, path) + visit(v, path if k.tag == _MERGE_TAG else (*path, name))
+        elif isinstance(node, yaml.SequenceNode):
+            size += sum(visit(item, (*path, str(i))) for i, item in enumerate(node.value))
+        sizes[id(node)] = size
+        if size > MAX_EXPANDED_NODES and not any(p[2].startswith("aliases") for p in problems):
+            problems.append((at(node), key, f"aliases expand this to {size:,} values, more than "
+                             f"{MAX_EXPANDED_NODES:,} (an alias bomb?)"))
+        return size
+
+    if root is not None:
+        visit(root, ())
+    return problems
+
+
+def _check_values(config: BaseModel) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Numbers that are not finite or beyond their unit's range, and URLs with a bad port or userinfo."""
+
+    def walk(value: Any, loc: tuple[Any, ...], key: str) -> Iterator[tuple[tuple[Any, ...], str]]:
+        if isinstance(value, BaseModel):
+            for name, info in type(value).model_fields.items():
+                yaml_key = info.alias or name
+                yield from walk(getattr(value, name), (*loc, yaml_key), yaml_key)
+        elif isinstance(value, Mapping):
+            for k, item in value.items():
+                yield from walk(item, (*loc, k), str(k))
+        elif isinstance(value, list | tuple):
+            for i, item in enumerate(value):
+                yield from walk(item, (*loc, i), key)
+        elif isinstance(value, bool):
+            return
+        elif isinstance(value, int | float):
+            if not math.isfinite(value):
+                yield loc, "must be a finite number"
+                return
+            for suffix, (limit, label) in _UNIT_LIMITS.items():
+                if key.endswith(suffix) and value > limit:
+                    yield loc, f"at most {label}, not {value:g}"
+        elif isinstance(value, str) and key.endswith("url"):
+            message = _url_problem(value)
+            if message:
+                yield loc, message
+
+    yield from walk(config, (), "")
+
+
+def _url_problem(url: str) -> str | None:
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - urllib checks the range when it reads the port
+    except ValueError:
+        return "the port must be a number from 1 to 65535"
+    if parts.port == 0:
+        return "the port must be a number from 1 to 65535"
+    if parts.username is not None or parts.password is not None:
+        return "a URL must not carry a user name or password (give credentials under auth)"
+    return None
 
 
 def _message(err: Any) -> str:
