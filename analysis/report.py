@@ -28,6 +28,7 @@ from analysis.changes import change_impact
 from analysis.config import ChangeEventConfig, ObjectiveConfig, SLAConfig, TaskVolumeConfig
 from analysis.objectives import ObjectiveResult, evaluate_objective
 from analysis.sla import SLAResult, evaluate_sla, parse_month, sla_window
+from store.redact import spreadsheet_safe
 from analysis.store import FrameCache, Store
 from analysis.watermelon import Finding, find_watermelons
 
@@ -392,7 +393,7 @@ def to_csv(report: Report) -> str:
     writer = csv.writer(out)
     for title, header, rows in _tables(report):
         writer.writerow(["table", *header])
-        writer.writerows([title, *row] for row in rows)
+        writer.writerows([title, *map(spreadsheet_safe, row)] for row in rows)  # no formulas run
         writer.writerow([])
     return out.getvalue()
 

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -74,6 +74,7 @@ from collector.telemetry import INSTRUMENTATION_SCOPE, tracer_provider_for_site
 from collector.templating import Template
 from collector.timing import RequestTiming
 from store import schema
+from store.redact import redacted_query
 
 __all__ = [
     "DelayModel",
@@ -224,7 +225,7 @@ def _query_attribute(step: StepConfig) -> dict[str, str]:
     """``url.query`` as the runner spells it: the parameter names, every value redacted."""
     if not step.query:
         return {}
-    return {schema.URL_QUERY: "&".join(f"{quote(str(key), safe='')}={schema.REDACTED}" for key in step.query)}
+    return {schema.URL_QUERY: redacted_query(step.query)}
 
 
 def _is_search(step: StepConfig) -> bool:

@@ -52,6 +52,7 @@ from collector.spans import STEP_FAILED, STEP_OK, STEP_SKIPPED, iso_utc, set_pha
 from collector.templating import Template, TemplateError, render_json
 from collector.timing import PhaseTimer, RequestTiming
 from store import schema
+from store.redact import redacted_query
 
 __all__ = ["RunResult", "StepResult", "run_workflow"]
 
@@ -452,7 +453,7 @@ class _StepRun:
         self.base_headers = base_headers
         self.url_template = run.base_path + step.path_template.as_url_template()
         self.query_attribute = (
-            {schema.URL_QUERY: "&".join(f"{quote(str(key), safe='')}={schema.REDACTED}" for key in step.query)}
+            {schema.URL_QUERY: redacted_query(step.query)}
             if step.query
             else {}
         )

@@ -16,9 +16,20 @@ are stored as one Server span each, in a trace of its own, with ``url.template``
 ``requests`` view lists them with source ``server``, which an SLA with ``data_source: server``
 reads; they have no workflow or site.
 
-Both importers are robust: a bad line or row is reported with its line number and skipped, the
-rest is written in batches of whole segments (``store.write_spans``), so nothing already stored is
-touched and a failure part-way loses only the batch being built.
+Both importers are robust: a bad line or row (not UTF-8, not parseable, a status code outside
+100-599, a duration that is not finite or longer than a day, a time outside 1970-2262, a CSV field
+over 128 KiB, the cut-off end of a truncated ``.gz``) is reported with its line number and
+skipped; the rest is written in batches of whole segments (``store.write_spans``), so nothing
+already stored is touched and a failure part-way loses only the batch being built.
+
+Both are **idempotent**: a span whose trace id and span id are already stored (on the day it
+starts) is not stored again, so an import killed part-way can simply be run again. A request-log
+row's ids are derived from its file name, its content and how many identical rows came before it,
+so the same file gives the same ids every time, and two identical requests stay two spans.
+
+Both **redact** what they store as the probe does (``store.redact``): URL paths become templates
+(``/fhir/Patient/{id}``), query values ``REDACTED``, free-text status messages and exception
+messages are dropped. No patient identifier in an imported file reaches the store.
 """
 
 from __future__ import annotations
@@ -30,15 +41,23 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import math
 import re
+import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from store import schema
+from store.layout import PARTITION_KEY
+from store.redact import redact_query, redact_url, status_class, template_target
+from store.segments import list_segments
 from store.writer import render_attribute_value, write_spans
 
 __all__ = ["ImportIssue", "ImportReport", "import_otlp_jsonl", "import_server_timings"]
@@ -48,6 +67,14 @@ _STATUS = {0: "Unset", 1: "Ok", 2: "Error"}
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
 _DURATION_UNITS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _METHOD = re.compile(r"^([A-Z]+)\s+(\S.*)$")
+CSV_FIELD_LIMIT_BYTES = 128 * 1024  # the csv module's own default; a longer field is a bad row
+_MAX_REQUEST_NS = 86_400 * 1_000_000_000  # a request that took longer than a day is not a timing
+_FIRST_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_END_OF_TIME = dt.datetime(2262, 4, 11, tzinfo=dt.UTC)  # what a timestamp[ns] column holds
+# Attributes whose values may hold patient data, and how each is made safe (None: dropped).
+_PATH_KEYS = (schema.URL_TEMPLATE, "http.route", "http.target", "url.path")
+_URL_KEYS = ("url.full", "http.url")
+_DROPPED_KEYS = ("exception.message", "exception.stacktrace", "enduser.id")
 
 Row = dict[str, Any]
 
@@ -77,12 +104,15 @@ class ImportReport:
     Attributes:
         lines: lines (or rows) read.
         spans: spans written.
+        already_stored: spans not written because the store held them already (same trace and
+            span id), e.g. from an earlier run of the same import.
         segments: segment files written.
         issues: lines or rows skipped, with the reason.
     """
 
     lines: int = 0
     spans: int = 0
+    already_stored: int = 0
     segments: list[Path] = field(default_factory=list)
     issues: list[ImportIssue] = field(default_factory=list)
 
@@ -174,6 +204,35 @@ def _attributes(items: Any) -> dict[str, str]:
     return out
 
 
+def _redacted(attributes: dict[str, str]) -> dict[str, str]:
+    """Attributes as the probe would have recorded them: templates, redacted queries, no messages."""
+    for key in _DROPPED_KEYS:
+        attributes.pop(key, None)
+    for key in _PATH_KEYS:
+        if key in attributes:
+            attributes[key] = template_target(attributes[key])
+    for key in _URL_KEYS:
+        if key in attributes:
+            attributes[key] = redact_url(attributes[key])
+    if schema.URL_QUERY in attributes:
+        attributes[schema.URL_QUERY] = redact_query(attributes[schema.URL_QUERY])
+    return attributes
+
+
+def _redacted_name(name: str) -> str:
+    """A span name that holds a request (``GET /fhir/Patient/MRN1``) names its template."""
+    match = _METHOD.match(name)
+    if match and match.group(2).startswith(("/", "http:", "https:")):
+        return f"{match.group(1)} {_redacted_target(match.group(2))}"
+    if name.startswith(("/", "http:", "https:")):
+        return _redacted_target(name)
+    return name
+
+
+def _redacted_target(target: str) -> str:
+    return redact_url(target) if target.startswith(("http:", "https:")) else template_target(target)
+
+
 def _enum(value: Any, table: dict[int, str], prefix: str, name: str) -> str:
     if value is None:
         return table[0]
@@ -205,7 +264,7 @@ def _span_row(span: Mapping[str, Any], resource: dict[str, str], scope: Mapping[
     start = _nanos(span.get("startTimeUnixNano"), "startTimeUnixNano")
     end = _nanos(span.get("endTimeUnixNano", start), "endTimeUnixNano")
     status = span.get("status") or {}
-    attrs = _attributes(span.get("attributes"))
+    attrs = _redacted(_attributes(span.get("attributes")))
     attrs.setdefault(schema.ATTR_SOURCE, schema.SOURCE_OTLP)  # provenance, unless already said
     return {
         schema.TIMESTAMP: start,
@@ -213,7 +272,7 @@ def _span_row(span: Mapping[str, Any], resource: dict[str, str], scope: Mapping[
         schema.SPAN_ID: _id(span.get("spanId"), 8, "spanId"),
         schema.PARENT_SPAN_ID: _id(span.get("parentSpanId"), 8, "parentSpanId", allow_empty=True),
         schema.TRACE_STATE: str(span.get("traceState") or ""),
-        schema.SPAN_NAME: str(span.get("name") or ""),
+        schema.SPAN_NAME: _redacted_name(str(span.get("name") or "")),
         schema.SPAN_KIND: _enum(span.get("kind"), _KINDS, "SPAN_KIND_", "span kind"),
         schema.SERVICE_NAME: resource.get(schema.SERVICE_NAME_ATTR, ""),
         schema.RESOURCE_ATTRIBUTES: resource,
@@ -222,10 +281,10 @@ def _span_row(span: Mapping[str, Any], resource: dict[str, str], scope: Mapping[
         schema.SPAN_ATTRIBUTES: attrs,
         schema.DURATION: max(0, end - start),
         schema.STATUS_CODE: _enum(status.get("code"), _STATUS, "STATUS_CODE_", "status code"),
-        schema.STATUS_MESSAGE: str(status.get("message") or ""),
+        schema.STATUS_MESSAGE: status_class(str(status.get("message") or "")),
         schema.EVENTS: [
             {"Timestamp": _nanos(e.get("timeUnixNano"), "event timeUnixNano"),
-             "Name": str(e.get("name") or ""), "Attributes": _attributes(e.get("attributes"))}
+             "Name": str(e.get("name") or ""), "Attributes": _redacted(_attributes(e.get("attributes")))}
             for e in span.get("events") or []
         ],
     }
@@ -246,26 +305,82 @@ def _otlp_rows(document: Any) -> list[Row]:
     return rows
 
 
-def _lines(source: Path | str | Iterable[str]) -> tuple[str, Iterator[str]]:
+def _lines(source: Path | str | Iterable[str]) -> tuple[str, Iterator[tuple[int, str | _BadInput]]]:
+    """``(line number, text)`` for each line, or ``(number, _BadInput)`` for one that cannot be read:
+    a line that is not UTF-8 is reported alone, and a truncated or corrupt ``.gz`` ends the lines
+    read so far with one reported line (everything before it is kept)."""
     if isinstance(source, Path | str):
         path = Path(source)
 
-        def read() -> Iterator[str]:
-            if path.suffix == ".gz":
-                with gzip.open(path, "rt", encoding="utf-8") as f:
-                    yield from f
-            else:
-                with open(path, encoding="utf-8") as f:
-                    yield from f
+        def read() -> Iterator[tuple[int, str | _BadInput]]:
+            number = 0
+            opener = gzip.open if path.suffix == ".gz" else open
+            with opener(path, "rb") as f:
+                try:
+                    for number, raw in enumerate(f, start=1):  # noqa: B007 - read after the loop
+                        yield number, _decoded(raw)
+                except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                    yield number + 1, _BadInput(f"the compressed file is cut off or corrupt here ({exc}); "
+                                                "the lines before it were read")
 
         return str(path), read()
-    return "<lines>", iter(source)
+    return "<lines>", ((number, line) for number, line in enumerate(source, start=1))
 
 
-def _flush(store_path: Path, batch: list[Row], report: ImportReport) -> None:
+def _decoded(raw: bytes) -> str | _BadInput:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return _BadInput(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+
+
+class _Stored:
+    """Which (TraceId, SpanId) pairs a batch would store again: imports are idempotent.
+
+    Looks only in the live segments of the days the batch touches, and only for the batch's ids,
+    so a day of millions of spans is scanned two columns at a time, never held as a set.
+    """
+
+    def __init__(self, store_path: Path) -> None:
+        self.store_path = store_path
+        self.written: set[tuple[str, str]] = set()  # by this import, in earlier batches
+
+    def fresh(self, batch: list[Row]) -> tuple[list[Row], int]:
+        """The batch without spans already stored (or repeated within it); and how many those were."""
+        keys = pa.array([r[schema.TRACE_ID] + r[schema.SPAN_ID] for r in batch], pa.string())
+        days = {_day(r[schema.TIMESTAMP]) for r in batch}
+        stored: set[str] = set()
+        for segment in list_segments(self.store_path):
+            if segment.parent.name.removeprefix(f"{PARTITION_KEY}=") not in days:
+                continue
+            try:
+                table = pq.read_table(segment, columns=[schema.TRACE_ID, schema.SPAN_ID])
+            except FileNotFoundError:  # merged away meanwhile; the merged segment is listed next time
+                continue
+            ids = pc.binary_join_element_wise(table[schema.TRACE_ID], table[schema.SPAN_ID], "")
+            stored.update(pc.filter(ids, pc.is_in(ids, value_set=keys)).to_pylist())
+        out = []
+        for row, key in zip(batch, keys.to_pylist(), strict=True):
+            pair = (row[schema.TRACE_ID], row[schema.SPAN_ID])
+            if key in stored or pair in self.written:
+                continue
+            self.written.add(pair)
+            out.append(row)
+        return out, len(batch) - len(out)
+
+
+def _day(timestamp: int | dt.datetime) -> str:
+    if isinstance(timestamp, dt.datetime):
+        return timestamp.astimezone(dt.UTC).date().isoformat()
+    return (dt.date(1970, 1, 1) + dt.timedelta(days=timestamp // 86_400_000_000_000)).isoformat()
+
+
+def _flush(store_path: Path, batch: list[Row], report: ImportReport, stored: _Stored) -> None:
     if batch:
-        report.segments += write_spans(store_path, batch)
-        report.spans += len(batch)
+        rows, repeated = stored.fresh(batch)
+        report.already_stored += repeated
+        report.segments += write_spans(store_path, rows)
+        report.spans += len(rows)
         batch.clear()
 
 
@@ -291,7 +406,12 @@ def import_otlp_jsonl(
     name, lines = _lines(source)
     report = ImportReport()
     batch: list[Row] = []
-    for number, line in enumerate(lines, start=1):
+    stored = _Stored(Path(store_path))
+    for number, line in lines:
+        if isinstance(line, _BadInput):
+            report.lines += 1
+            report.issues.append(ImportIssue(name, number, str(line)))
+            continue
         if not line.strip():
             continue
         report.lines += 1
@@ -312,8 +432,8 @@ def import_otlp_jsonl(
             continue
         batch += rows
         if len(batch) >= batch_spans:
-            _flush(Path(store_path), batch, report)
-    _flush(Path(store_path), batch, report)
+            _flush(Path(store_path), batch, report, stored)
+    _flush(Path(store_path), batch, report, stored)
     return report
 
 
@@ -328,57 +448,122 @@ def _timestamp(value: Any, assume_timezone: dt.tzinfo | None) -> dt.datetime:
         try:
             moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError as exc:
-            raise _BadInput(f"timestamp {text!r} is not ISO 8601") from exc
+            raise _BadInput(f"timestamp {text[:64]!r} is not ISO 8601") from exc
     if moment.tzinfo is None:
         if assume_timezone is None:
             raise _BadInput(f"timestamp {value!s} has no UTC offset (pass assume_timezone)")
         moment = moment.replace(tzinfo=assume_timezone)
+    try:
+        moment = moment.astimezone(dt.UTC)
+    except (OverflowError, ValueError) as exc:
+        raise _BadInput(f"timestamp {value!s} is outside 1970..2262") from exc
+    if not _FIRST_TIME <= moment < _END_OF_TIME:
+        raise _BadInput(f"timestamp {value!s} is outside 1970..2262")
     return moment
 
 
+def _number(value: Any, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise _BadInput(f"{name} {str(value)[:64]!r} is not a number") from exc
+    if not math.isfinite(number):
+        raise _BadInput(f"{name} {value!s} is not a finite number")
+    return number
+
+
 def _server_row(record: Mapping[str, Any], unit_ns: int, service: str,
-                assume_timezone: dt.tzinfo | None, salt: str) -> Row:
+                assume_timezone: dt.tzinfo | None, salt: str, seen: Counter[str]) -> Row:
     for column in ("timestamp", "endpoint", "duration", "status"):
         if record.get(column) in (None, ""):
             raise _BadInput(f"{column} is missing")
     start = _timestamp(record["timestamp"], assume_timezone)
-    try:
-        duration_ns = int(round(float(record["duration"]) * unit_ns))
-        status = int(float(record["status"]))
-    except (TypeError, ValueError) as exc:
-        raise _BadInput(f"duration {record['duration']!r} or status {record['status']!r} is not "
-                        "a number") from exc
-    if duration_ns < 0:
+    duration = _number(record["duration"], "duration")
+    if duration < 0:
         raise _BadInput("duration is negative")
+    if duration * unit_ns > _MAX_REQUEST_NS:
+        raise _BadInput(f"duration {record['duration']!s} is longer than a day")
+    duration_ns = int(round(duration * unit_ns))
+    status_number = _number(record["status"], "status")
+    if not (status_number.is_integer() and 100 <= status_number <= 599):
+        raise _BadInput(f"status {str(record['status'])[:64]} is not an HTTP status code (100-599)")
+    status = int(status_number)
     endpoint = str(record["endpoint"]).strip()
     match = _METHOD.match(endpoint)
-    method, template = (match.group(1), match.group(2)) if match else (None, endpoint)
+    method, target = (match.group(1), match.group(2)) if match else (None, endpoint)
+    template = _redacted_target(target)
     attrs: dict[str, Any] = {
-        schema.URL_TEMPLATE: template, schema.HTTP_RESPONSE_STATUS_CODE: status,
+        schema.URL_TEMPLATE: template.partition("?")[0], schema.HTTP_RESPONSE_STATUS_CODE: status,
         schema.ATTR_SOURCE: schema.SOURCE_SERVER_LOG,
     }
+    if "?" in template:
+        attrs[schema.URL_QUERY] = template.partition("?")[2]
     if method:
         attrs[schema.HTTP_REQUEST_METHOD] = method
     if status >= 500:
         attrs[schema.ERROR_TYPE] = str(status)
-    digest = hashlib.blake2b(f"{salt}|{start.isoformat()}|{endpoint}|{duration_ns}|{status}"
-                             .encode(), digest_size=24).hexdigest()
+    content = f"{start.isoformat()}|{endpoint}|{duration_ns}|{status}"
+    seen[content] += 1  # identical rows are distinct requests: the n-th of them gets its own ids
+    digest = hashlib.blake2b(f"{salt}|{content}|{seen[content]}".encode(), digest_size=24).hexdigest()
     return {
         schema.TIMESTAMP: start, schema.TRACE_ID: digest[:32], schema.SPAN_ID: digest[32:48],
-        schema.SPAN_NAME: endpoint, schema.SPAN_KIND: "Server",
+        schema.SPAN_NAME: f"{method} {attrs[schema.URL_TEMPLATE]}" if method else attrs[schema.URL_TEMPLATE],
+        schema.SPAN_KIND: "Server",
         schema.RESOURCE_ATTRIBUTES: {schema.SERVICE_NAME_ATTR: service},
         schema.SPAN_ATTRIBUTES: attrs, schema.DURATION: duration_ns,
         schema.STATUS_CODE: "Error" if status >= 500 else "Unset",
     }
 
 
-def _records(path: Path) -> tuple[Iterator[tuple[int, Mapping[str, Any]]], Callable[[], None]]:
+_Records = Iterator[tuple[int, Mapping[str, Any] | _BadInput]]
+
+
+def _records(path: Path) -> tuple[_Records, Callable[[], None]]:
     if path.suffix.lower() == ".parquet":
         table = pq.read_table(path)
         return ((i + 1, row) for i, row in enumerate(table.to_pylist())), lambda: None
-    f = open(path, newline="", encoding="utf-8")  # noqa: SIM115 - closed by the returned closer
-    reader = csv.DictReader(f)
-    return ((reader.line_num, row) for row in reader), f.close
+    f = open(path, "rb")  # noqa: SIM115 - closed by the returned closer
+    return _csv_records(f), f.close
+
+
+def _csv_records(f: Any) -> _Records:
+    """CSV rows by their file line; a line that is not UTF-8 or a field over the limit is one issue."""
+    position = {"line": 0}
+    bad: list[tuple[int, _BadInput]] = []
+
+    def lines() -> Iterator[str]:
+        for number, raw in enumerate(f, start=1):
+            position["line"] = number
+            text = _decoded(raw)
+            if isinstance(text, _BadInput):
+                bad.append((number, text))
+                continue
+            yield text
+
+    csv.field_size_limit(CSV_FIELD_LIMIT_BYTES)
+    reader = csv.reader(lines())
+    header: list[str] | None = None
+    while True:
+        try:
+            row: list[str] | None = next(reader)
+            problem = None
+        except StopIteration:
+            row, problem = None, None
+        except csv.Error as exc:
+            row, problem = [], _BadInput(f"not a CSV row: {exc}")
+        yield from bad  # lines skipped on the way to this row
+        bad.clear()
+        if problem is not None:
+            yield position["line"], problem
+            continue
+        if row is None:
+            break
+        if header is None:
+            header = [name.strip() for name in row]
+            continue
+        if not row:
+            continue
+        yield position["line"], dict(zip(header, row, strict=False))
 
 
 def import_server_timings(
@@ -404,7 +589,7 @@ def import_server_timings(
 
     Returns:
         What was imported, and every row skipped with its line number and reason. Importing the
-        same file twice writes the same span ids twice (ids are derived from each row's content).
+        same file again stores nothing new (``already_stored`` counts the rows).
 
     Raises:
         ValueError: an unknown ``duration_unit``, or a file lacking a required column.
@@ -417,22 +602,29 @@ def import_server_timings(
     records, close = _records(path)
     report = ImportReport()
     batch: list[Row] = []
+    stored = _Stored(Path(store_path))
+    seen: Counter[str] = Counter()
+    checked = False
     try:
         for number, record in records:
-            if report.lines == 0:
+            report.lines += 1
+            if isinstance(record, _BadInput):
+                report.issues.append(ImportIssue(str(path), number, str(record)))
+                continue
+            if not checked:
                 missing = {"timestamp", "endpoint", "duration", "status"} - set(record)
                 if missing:
                     raise ValueError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-            report.lines += 1
+                checked = True
             try:
                 batch.append(_server_row(record, _DURATION_UNITS[duration_unit], service_name,
-                                         assume_timezone, path.name))
+                                         assume_timezone, path.name, seen))
             except _BadInput as exc:
                 report.issues.append(ImportIssue(str(path), number, str(exc)))
                 continue
             if len(batch) >= batch_spans:
-                _flush(Path(store_path), batch, report)
+                _flush(Path(store_path), batch, report, stored)
     finally:
         close()
-    _flush(Path(store_path), batch, report)
+    _flush(Path(store_path), batch, report, stored)
     return report

@@ -203,7 +203,25 @@ def import_(config_path: Path, files: tuple[Path, ...], duration_unit: str, serv
             assume_timezone: str | None) -> None:
     """Import OTLP JSON lines (.jsonl, .gz) or the EPR's own request timings (.csv, .parquet) into the store.
 
-    A bad line is reported as FILE:LINE: reason and skipped; nothing already stored is touched.
+    \b
+    Request timings: a CSV (with a header row) or Parquet file with the columns
+      timestamp  ISO 8601 with a UTC offset (2026-10-01T08:00:00Z), or see --assume-timezone
+      endpoint   "METHOD /path" or "/path" (GET /fhir/Patient/123?identifier=...)
+      duration   the time the EPR took to answer, in --duration-unit (default ms)
+      status     the HTTP status code (100-599)
+    Each row becomes one server span. Paths are stored as templates, never as they were: words
+    are kept and every other segment becomes {id} (a segment with a digit or a symbol, and the one
+    after a resource type: /fhir/Patient/123 -> /fhir/Patient/{id}); query values become REDACTED.
+    examples/convert-access-log.py turns an nginx or Apache access log into such a CSV.
+
+    \b
+    A bad line is reported as FILE:LINE: reason and skipped; the rest is imported and nothing
+    already stored is touched. A span already stored (same trace and span id) is not stored
+    again, so an interrupted import can simply be run again.
+
+    \b
+    Exit codes: 0 every line imported (or already stored); 1 some lines were skipped (listed),
+    the rest imported; 2 nothing imported (a configuration error, or a file that cannot be read).
     """
     from wardwatch import wiring
 
@@ -215,7 +233,8 @@ def import_(config_path: Path, files: tuple[Path, ...], duration_unit: str, serv
         skipped |= is_issue
         click.echo(line, err=is_issue)
     if skipped:
-        raise UserError("some lines were skipped (listed above); the rest were imported")
+        click.echo("some lines were skipped (listed above); the rest were imported", err=True)
+        sys.exit(1)
 
 
 @main.command()

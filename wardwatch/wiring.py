@@ -332,7 +332,8 @@ def import_files(config: WardwatchConfig, paths: Sequence[Path], *, duration_uni
         except (OSError, ValueError, StoreError) as exc:
             raise UserError(f"{path}: {exc}") from exc
         skipped = f", {len(result.issues)} lines skipped" if result.issues else ""
-        yield f"{path}: {result.spans} spans imported{skipped}", False
+        already = f", {result.already_stored} already stored" if result.already_stored else ""
+        yield f"{path}: {result.spans} spans imported{already}{skipped}", False
         for issue in result.issues:
             yield str(issue), True
 
