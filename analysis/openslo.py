@@ -1,9 +1,10 @@
 """OpenSLO: read SLO documents as experience objectives, and write Wardwatch's objectives as SLOs.
 
 Reading (``openslo/v1``, and Sloth's ``openslo/v1alpha``): each ``SLO`` document's objectives
-become :class:`OpenSLOObjective` values (ratio or threshold metric, op and value, target,
-``timeSliceTarget``/``timeSliceWindow``, the budgeting method, the calendar or rolling window
-with its duration in OpenSLO units: ``m`` minutes, ``M`` months). :func:`to_objective_configs`
+become :class:`OpenSLOObjective` values (ratio or threshold metric, op and value, target (given as
+``target`` or ``targetPercent``), ``timeSliceTarget``/``timeSliceWindow`` (a duration or, as the
+v1 specification says, a bare number of minutes), the budgeting method, the calendar or rolling
+window with its duration in OpenSLO units: ``m`` minutes, ``M`` months). :func:`to_objective_configs`
 turns them into :class:`analysis.config.ObjectiveConfig` for a workflow:
 
 - a threshold metric's ``value`` is the waiting threshold (in ``value_unit``); ``op`` ``lt`` and
@@ -169,8 +170,7 @@ def read_openslo(source: Path | str | Iterable[Mapping[str, Any]]) -> list[OpenS
             if indicator_spec is None and spec.get("indicatorRef"):
                 raise ValueError(f"SLO {name}: indicatorRef is not supported; inline the indicator")
         for objective in spec.get("objectives") or []:
-            if "target" not in objective:
-                raise ValueError(f"SLO {name}: an objective needs a target")
+            target = _target(name, objective)
             slice_window = objective.get("timeSliceWindow")
             value = objective.get("value")
             out.append(OpenSLOObjective(
@@ -179,13 +179,33 @@ def read_openslo(source: Path | str | Iterable[Mapping[str, Any]]) -> list[OpenS
                 service=str(spec.get("service") or ""),
                 metric=_metric_kind(indicator_spec, objective),
                 op=objective.get("op"), value=None if value is None else float(value),
-                target=float(objective["target"]), budgeting_method=method,
+                target=target, budgeting_method=method,
                 time_slice_target=(None if objective.get("timeSliceTarget") is None
                                    else float(objective["timeSliceTarget"])),
-                time_slice_window=None if slice_window is None else parse_duration(str(slice_window)),
+                time_slice_window=None if slice_window is None else _slice_window(slice_window),
                 window=window, rolling=rolling, calendar_timezone=tz, annotations=annotations,
             ))
     return out
+
+
+def _target(slo: str, objective: Mapping[str, Any]) -> float:
+    """``target`` (a ratio in [0, 1)) or ``targetPercent`` (in [0, 100)): OpenSLO v1 allows either."""
+    if "target" in objective and "targetPercent" in objective:
+        raise ValueError(f"SLO {slo}: an objective has target or targetPercent, not both")
+    if "targetPercent" in objective:
+        return float(objective["targetPercent"]) / 100
+    if "target" not in objective:
+        raise ValueError(f"SLO {slo}: an objective needs a target or a targetPercent")
+    return float(objective["target"])
+
+
+def _slice_window(value: Any) -> Duration:
+    """``timeSliceWindow``: a duration (``5m``) or, as OpenSLO v1 says, a bare number of minutes."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value <= 0 or value != int(value):
+            raise ValueError(f"timeSliceWindow {value!r} is not a whole number of minutes")
+        return Duration(int(value), "m")
+    return parse_duration(str(value))
 
 
 def _list(text: str | None) -> list[str]:

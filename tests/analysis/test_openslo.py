@@ -75,6 +75,52 @@ def test_refusals() -> None:
     assert read_openslo([{"apiVersion": "openslo/v1", "kind": "Service"}]) == []
 
 
+# The OpenSLO v1 specification (README, "Objectives"): "Either target or targetPercent must be
+# used ... A targetPercent: 99.95 is equivalent to target: 0.9995", with the example objectives
+# below; and timeSliceWindow is "numeric | duration-shorthand ... e.g. 5, 1m, 10m, 2h, 1d ...
+# Default interpretation of unit if specified as a number in minutes."
+SPEC_OBJECTIVES = """
+apiVersion: openslo/v1
+kind: SLO
+metadata: {name: foo-slo, displayName: Foo SLO}
+spec:
+  service: foo
+  indicator: {spec: {ratioMetric: {good: {}, total: {}}}}
+  timeWindow: [{duration: 28d, isRolling: true}]
+  budgetingMethod: Timeslices
+  objectives:
+    - displayName: Foo Total Errors
+      target: 0.98
+      timeSliceTarget: 0.9
+      timeSliceWindow: 1m
+    - displayName: Bar Total Errors
+      targetPercent: 99.99
+      timeSliceTarget: 0.9
+      timeSliceWindow: 5
+"""
+
+
+def test_target_percent_as_the_specification_allows() -> None:
+    foo, bar = read_openslo(SPEC_OBJECTIVES)
+    assert foo.target == 0.98
+    assert bar.target == pytest.approx(0.9999)
+    both = SPEC_OBJECTIVES.replace("targetPercent: 99.99", "targetPercent: 99.99\n      target: 0.9999")
+    with pytest.raises(ValueError, match="not both"):
+        read_openslo(both)
+    with pytest.raises(ValueError, match="target or a targetPercent"):
+        read_openslo(SPEC_OBJECTIVES.replace("targetPercent: 99.99", "op: lt"))
+
+
+def test_a_bare_number_time_slice_window_is_minutes_as_the_specification_says() -> None:
+    foo, bar = read_openslo(SPEC_OBJECTIVES)
+    assert foo.time_slice_window == Duration(1, "m")
+    assert bar.time_slice_window == Duration(5, "m")
+    _, objective = to_objective_configs([foo, bar], threshold_s=2.0)
+    assert objective.window_minutes == 5 and objective.target == pytest.approx(0.9999)
+    with pytest.raises(ValueError, match="whole number of minutes"):
+        read_openslo(SPEC_OBJECTIVES.replace("timeSliceWindow: 5", "timeSliceWindow: 0.5"))
+
+
 def test_export_reads_back_to_the_same_objectives() -> None:
     objectives = [
         ObjectiveConfig(name="patient record opens within 3 s on ward rounds",
