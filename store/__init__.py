@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         apply_retention,
         compact,
         drop_spans,
+        remove_replaced,
         upgrade_store,
     )
     from store.reader import VIEWS, connect, create_views, refresh
@@ -62,6 +63,7 @@ _SOURCES = {
     "ParquetSpanExporter": "store.writer",
     "read_schema_version": "store.layout",
     "refresh": "store.reader",
+    "remove_replaced": "store.maintenance",
     "rows_to_table": "store.writer",
     "schema": "store.schema",
     "SPAN_ARROW_SCHEMA": "store.layout",
@@ -95,6 +97,7 @@ __all__ = [
     "list_segments",
     "read_schema_version",
     "refresh",
+    "remove_replaced",
     "rows_to_table",
     "schema",
     "span_to_row",

@@ -4,7 +4,10 @@ Compaction merges the small live segments of a partition into one ``c-...parquet
 Parquet footer lists every segment it replaces (transitively), written under a temporary name and
 renamed into place. Readers leave out replaced segments from the moment the merged one is
 visible, so no reader sees a span twice; the replaced files are deleted only ``grace_s`` later,
-so a reader that listed the files just before the rename still finds them. A lock file keeps two
+so a reader that listed the files just before the rename still finds them. The maintenance thread
+deletes them as soon as their grace has passed (not at its next compaction pass), and when it
+stops it moves those still in their grace out of sight (``.<name>.replaced``, deleted later): a
+plain ``read_parquet('spans/**/*.parquet')`` then counts each span once. A lock file keeps two
 compactions of one store from merging the same segments twice. Exact duplicate spans (same trace
 and span id, e.g. a file imported twice) are merged into one.
 
@@ -59,6 +62,7 @@ __all__ = [
     "apply_retention",
     "compact",
     "drop_spans",
+    "remove_replaced",
     "upgrade_store",
 ]
 
@@ -68,6 +72,7 @@ DEFAULT_SMALL_BYTES = 16 * 1024 * 1024
 DEFAULT_GRACE_S = 60.0
 LOCK_FILE = ".maintenance.lock"
 DROP_PREFIX = ".drop-"
+ASIDE_SUFFIX = ".replaced"  # a replaced segment moved out of a glob's sight, awaiting deletion
 
 
 @dataclass
@@ -131,13 +136,16 @@ def _dedupe(table: pa.Table) -> pa.Table:
     return table.take(pc.take(firsts.column("__row_min"), indices))
 
 
-def _delete_dead(partition: Path, live: list[Path], grace_s: float, now_s: float) -> list[Path]:
-    """Delete segments replaced by a live merged segment older than ``grace_s``, and stale temps."""
+def _delete_dead(partition: Path, live: list[Path], grace_s: float, now_s: float,
+                 move_aside: bool = False) -> list[Path]:
+    """Delete segments replaced by a live merged segment older than ``grace_s`` (with
+    ``move_aside``, rename those still in their grace out of sight), and stale temps."""
     deleted: list[Path] = []
     live_names = {p.name for p in live}
     for merged in (p for p in live if p.name.startswith(COMPACTED_PREFIX)):
         try:
-            if now_s - merged.stat().st_mtime < grace_s:
+            in_grace = now_s - merged.stat().st_mtime < grace_s
+            if in_grace and not move_aside:
                 continue
             replaced = read_replaces(merged)
         except FileNotFoundError:
@@ -145,19 +153,56 @@ def _delete_dead(partition: Path, live: list[Path], grace_s: float, now_s: float
         for name in sorted(replaced - live_names):
             victim = partition / name
             try:
-                victim.unlink()
+                if in_grace:
+                    victim.rename(partition / f".{name}{ASIDE_SUFFIX}")
+                else:
+                    victim.unlink()
             except FileNotFoundError:
                 continue
             deleted.append(victim)
     for entry in partition.iterdir():
-        if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX):
-            try:
+        try:
+            if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX):
                 if now_s - entry.stat().st_mtime >= max(grace_s, 3600.0):
                     entry.unlink()
                     deleted.append(entry)
-            except FileNotFoundError:
-                continue
+            elif entry.name.startswith(".") and entry.name.endswith(ASIDE_SUFFIX):
+                if now_s - entry.stat().st_ctime >= grace_s:  # ctime: when it was moved aside
+                    entry.unlink()
+                    deleted.append(entry)
+        except FileNotFoundError:
+            continue
     return deleted
+
+
+def remove_replaced(path: Path, grace_s: float = DEFAULT_GRACE_S, *, move_aside: bool = False) -> list[Path]:
+    """Delete the segments compaction replaced once ``grace_s`` has passed since; no merging.
+
+    Cheap (footers only), so it can run often: replaced segments are what make a plain
+    ``read_parquet('spans/**/*.parquet')`` count spans twice.
+
+    Args:
+        path: the store's data directory.
+        grace_s: how long a replaced segment stays for readers that listed it before the merge.
+        move_aside: rename replaced segments still in their grace to ``.<name>.replaced`` (out of
+            every ``*.parquet`` glob, deleted by a later pass) instead of leaving them.
+
+    Returns:
+        The files deleted or moved aside (none when another process holds the maintenance lock).
+    """
+    path = Path(path)
+    removed: list[Path] = []
+    if not (path / SPANS_DIR).is_dir():
+        return removed
+    with _maintenance_lock(path) as locked:
+        if not locked:
+            return removed
+        now_s = time.time()
+        live_all = list_segments(path)
+        for partition in _partitions(path):
+            live = [p for p in live_all if p.parent == partition]
+            removed += _delete_dead(partition, live, grace_s, now_s, move_aside)
+    return removed
 
 
 def compact(
@@ -419,9 +464,16 @@ class Maintenance:
         return report
 
     def _loop(self) -> None:
-        while not self._stop.wait(self._interval_s):
+        # Between passes, replaced segments are deleted as their grace ends (a cheap sweep).
+        sweep_s = max(self._grace_s / 2, 1.0)
+        next_pass = time.monotonic() + self._interval_s
+        while not self._stop.wait(max(0.0, min(next_pass - time.monotonic(), sweep_s))):
             try:
-                self.run_once()
+                if time.monotonic() >= next_pass:
+                    self.run_once()
+                    next_pass = time.monotonic() + self._interval_s
+                else:
+                    remove_replaced(self._path, self._grace_s)
             except Exception:  # a background boundary: log, keep the probe running
                 _log.exception("store maintenance failed at %s", self._path)
 
@@ -437,3 +489,7 @@ class Maintenance:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout_s)
+            try:  # nothing left for a plain Parquet reader to count twice
+                remove_replaced(self._path, self._grace_s, move_aside=True)
+            except Exception:  # a stopping boundary: log, let the process end
+                _log.exception("store maintenance could not clear replaced segments at %s", self._path)
