@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import threading
+from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dash
+import flask
 from dash import dcc, html
 from dash.exceptions import DependencyException
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -61,10 +65,61 @@ def create_app(context: DashboardContext) -> dash.Dash:
     return app
 
 
-class DashboardServer:
-    """Serves an app on a background thread; ``port=0`` picks a free port. Stops cleanly."""
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+_WILDCARDS = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - names, not a bind
 
-    def __init__(self, app: dash.Dash, host: str = "127.0.0.1", port: int = 8050) -> None:
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def host_allowed(host_header: str, bound_host: str, allowed: Iterable[str] = ()) -> bool:
+    """Whether a request's ``Host`` names the address the dashboard serves (DNS rebinding guard).
+
+    A browser tricked into sending ``Host: evil.example`` to 127.0.0.1 is refused. Loopback binds
+    also answer to ``localhost``; an all-interfaces bind to any IP address (an address cannot be
+    rebound) and to ``allowed`` (``dashboard.allowed_hosts``: e.g. the machine's DNS name).
+    """
+    name = (urlsplit(f"//{host_header}").hostname or "").lower()
+    bound = bound_host.strip("[]").lower()
+    names = {bound, *(a.lower() for a in allowed)}
+    if bound in _WILDCARDS or bound == "localhost" or _is_ip(bound) and ipaddress.ip_address(bound).is_loopback:
+        names |= _LOOPBACK_NAMES
+    if bound in _WILDCARDS and _is_ip(name):
+        return True
+    return bool(name) and name in names
+
+
+def _guard_hosts(server: flask.Flask, bound_host: str, allowed: Iterable[str]) -> None:
+    """Refuse unknown ``Host`` headers (421), and changes requested from another site's page (403)."""
+    allowed = tuple(allowed)
+
+    def check() -> tuple[str, int] | None:
+        request = flask.request
+        if not host_allowed(request.host, bound_host, allowed):
+            return "this dashboard does not answer to that Host", 421
+        origin = request.headers.get("Origin")
+        if request.method not in ("GET", "HEAD", "OPTIONS") and origin is not None and origin != "null":
+            if not host_allowed(urlsplit(origin).netloc, bound_host, allowed):
+                return "cross-origin requests are refused", 403
+        return None
+
+    server.before_request(check)
+
+
+class DashboardServer:
+    """Serves an app on a background thread; ``port=0`` picks a free port. Stops cleanly.
+
+    Answers only to the address it serves (and ``allowed_hosts``): see :func:`host_allowed`.
+    """
+
+    def __init__(self, app: dash.Dash, host: str = "127.0.0.1", port: int = 8050,
+                 allowed_hosts: Iterable[str] = ()) -> None:
+        _guard_hosts(app.server, host, allowed_hosts)
         self._server: BaseWSGIServer = make_server(host, port, app.server, threaded=True)
         self.host = host
         self.port = self._server.server_port

@@ -21,6 +21,10 @@ class DashboardConfig(BaseModel):
     )
     timezone: str = Field("Europe/London", description="IANA time zone in which times are shown.")
     recent_runs: int = Field(200, ge=1, le=100_000, description="How many recent runs the runs page lists.")
+    allowed_hosts: tuple[str, ...] = Field(
+        (), description="Host names the dashboard answers to besides the address it listens on "
+        "(and localhost): e.g. its DNS name. Any other Host header is refused (DNS rebinding)."
+    )
 
     @field_validator("timezone")
     @classmethod

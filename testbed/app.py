@@ -425,7 +425,7 @@ async def admin_delay(request: Request) -> Response:
     try:
         at = datetime.fromisoformat(raw_at) if raw_at else state.clock()
         delay = modelled_delay(endpoint, request.query_params.get("site"), at, state.scenario)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
         return JSONResponse({"error": f"bad at: {exc}"}, status_code=400)
     return JSONResponse(delay.as_dict())
 

@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from testbed.app import TestbedState, create_app
+from testbed.hostguard import HostGuard
 from testbed.data import DEFAULT_PATIENT_COUNT, DEFAULT_SEED
 from testbed.middleware import RECEIVED_AT_EXTENSION
 from testbed.scenario import FaultRule, Scenario, load_scenario
@@ -166,6 +167,8 @@ class TestbedServer:
         log_level: uvicorn's log level ("warning" keeps tests quiet).
         startup_timeout_s: how long :meth:`start` waits for the server to accept connections.
         shutdown_timeout_s: how long in-flight requests (e.g. a ``hang`` fault) may take on stop.
+        allowed_hosts: names besides ``host`` the server answers to (``testbed.hostguard``:
+            another ``Host`` is refused, as is a cross-origin request to ``/admin/``).
     """
 
     __test__ = False
@@ -184,8 +187,10 @@ class TestbedServer:
         log_level: str = "warning",
         startup_timeout_s: float = 10.0,
         shutdown_timeout_s: float = 1.0,
+        allowed_hosts: Iterable[str] = (),
     ) -> None:
         self._host = host
+        self._allowed_hosts = tuple(allowed_hosts)
         self._requested_port = port
         self._startup_timeout_s = startup_timeout_s
         self._shutdown_timeout_s = shutdown_timeout_s
@@ -252,7 +257,7 @@ class TestbedServer:
                 f"cannot bind {self._host}:{self._requested_port}: {exc.strerror}") from exc
         self._port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app, log_level=self._log_level, access_log=False, lifespan="off",
+            HostGuard(self.app, self._host, self._allowed_hosts), log_level=self._log_level, access_log=False, lifespan="off",
             timeout_graceful_shutdown=int(max(1, round(self._shutdown_timeout_s))),
             loop=_LOOP, http=_ReceivedAtH11Protocol,
         )
@@ -316,7 +321,7 @@ def serve(
     """
     scenario = load_scenario(scenario_path)
     app = create_app(scenario, tracer_provider=tracer_provider)
-    config = uvicorn.Config(app, host=host, port=port, log_level="info", access_log=False,
+    config = uvicorn.Config(HostGuard(app, host), host=host, port=port, log_level="info", access_log=False,
                             lifespan="off", timeout_graceful_shutdown=2, loop=_LOOP,
                             http=_ReceivedAtH11Protocol)
     sock = _listening_socket(host, port)

@@ -385,7 +385,8 @@ def _dashboard_server(
     host = host or config.dashboard.host
     port = config.dashboard.port if port is None else port
     try:
-        return DashboardServer(create_app(context), host=host, port=port)
+        return DashboardServer(create_app(context), host=host, port=port,
+                               allowed_hosts=config.dashboard.allowed_hosts)
     except OSError as exc:
         raise UserError(
             f"cannot serve the dashboard on {host}:{port}: {exc.strerror} (is another one running? try --port)"
