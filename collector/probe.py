@@ -195,7 +195,8 @@ class Probe:
             logger.info("%s: ok, waited %.3f s", job.key, result.waiting_s)
         else:
             # Messages name URL templates and error families only: no patient data, no secrets.
-            logger.info("%s: %s, waited %.3f s (%s: %s)", job.key, result.status, result.waiting_s, result.error_type, result.message)
+            detail = ": ".join(str(part) for part in (result.error_type, result.message) if part)  # none when interrupted
+            logger.info("%s: %s, waited %.3f s%s", job.key, result.status, result.waiting_s, f" ({detail})" if detail else "")
         return result
 
     def _run(self, job: Job, slot: datetime, run_rng: random.Random, stop: threading.Event | None) -> RunResult:
