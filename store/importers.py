@@ -38,7 +38,6 @@ import base64
 import binascii
 import csv
 import datetime as dt
-import gzip
 import hashlib
 import json
 import math
@@ -314,17 +313,45 @@ def _lines(source: Path | str | Iterable[str]) -> tuple[str, Iterator[tuple[int,
 
         def read() -> Iterator[tuple[int, str | _BadInput]]:
             number = 0
-            opener = gzip.open if path.suffix == ".gz" else open
-            with opener(path, "rb") as f:
+            with open(path, "rb") as f:
+                raws = _gunzipped_lines(f) if path.suffix == ".gz" else iter(f)
                 try:
-                    for number, raw in enumerate(f, start=1):  # noqa: B007 - read after the loop
+                    for number, raw in enumerate(raws, start=1):  # noqa: B007 - read after the loop
                         yield number, _decoded(raw)
-                except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                except (EOFError, zlib.error) as exc:
                     yield number + 1, _BadInput(f"the compressed file is cut off or corrupt here ({exc}); "
                                                 "the lines before it were read")
 
         return str(path), read()
     return "<lines>", ((number, line) for number, line in enumerate(source, start=1))
+
+
+def _gunzipped_lines(f: Any, chunk_bytes: int = 1 << 16) -> Iterator[bytes]:
+    """The lines of a gzip file (several members allowed), every whole line before a cut or a
+    corrupt byte included: ``gzip.open`` loses what it decompressed in the read that hit the end.
+
+    Raises:
+        EOFError: the file ends inside a member (after yielding what came before, as a last line).
+        zlib.error: the compressed data is corrupt.
+    """
+    decompressor = zlib.decompressobj(wbits=31)  # 31: a gzip header and trailer
+    pending = b""
+    started = False
+    while chunk := f.read(chunk_bytes):
+        started = True
+        while chunk:
+            pending += decompressor.decompress(chunk)
+            chunk = b""
+            if decompressor.eof:  # a member ended; another may follow
+                chunk = decompressor.unused_data
+                decompressor = zlib.decompressobj(wbits=31)
+                started = bool(chunk)
+        *lines, pending = pending.split(b"\n")
+        yield from (line + b"\n" for line in lines)
+    if pending:
+        yield pending
+    if started:
+        raise EOFError("compressed file ended before the end-of-stream marker was reached")
 
 
 def _decoded(raw: bytes) -> str | _BadInput:
