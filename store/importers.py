@@ -356,7 +356,7 @@ def _gunzipped_lines(f: Any, chunk_bytes: int = 1 << 16) -> Iterator[bytes]:
 
 def _decoded(raw: bytes) -> str | _BadInput:
     try:
-        return raw.decode("utf-8")
+        return raw.decode("utf-8").removeprefix("\ufeff")  # a byte-order mark (Excel's "UTF-8 CSV")
     except UnicodeDecodeError as exc:
         return _BadInput(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
 

@@ -304,6 +304,7 @@ def serve(
     port: int = 8765,
     scenario_path: Path | None = None,
     tracer_provider: trace.TracerProvider | None = None,
+    allowed_hosts: Iterable[str] = (),
 ) -> None:
     """Serve the testbed until interrupted; for ``wardwatch testbed --host --port``.
 
@@ -315,13 +316,14 @@ def serve(
         port: TCP port.
         scenario_path: a scenario YAML file (None: the packaged default).
         tracer_provider: where server spans go (None: the global provider).
+        allowed_hosts: names besides ``host`` it answers to (``testbed.hostguard``).
 
     Raises:
         testbed.scenario.ScenarioError: the scenario file is unreadable or invalid.
     """
     scenario = load_scenario(scenario_path)
     app = create_app(scenario, tracer_provider=tracer_provider)
-    config = uvicorn.Config(HostGuard(app, host), host=host, port=port, log_level="info", access_log=False,
+    config = uvicorn.Config(HostGuard(app, host, allowed_hosts), host=host, port=port, log_level="info", access_log=False,
                             lifespan="off", timeout_graceful_shutdown=2, loop=_LOOP,
                             http=_ReceivedAtH11Protocol)
     sock = _listening_socket(host, port)

@@ -111,13 +111,20 @@ def check(config_path: Path, online: bool) -> None:
     default=None,
     help="Also write the testbed's server spans into this data directory.",
 )
-def testbed(host: str, port: int, scenario_path: Path | None, store_path: Path | None) -> None:
-    """Serve the simulated FHIR R4 EPR (the demo's target and the tests' ground truth)."""
+@click.option("--allow-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A host name the testbed answers to besides --host (and localhost); repeatable.")
+def testbed(host: str, port: int, scenario_path: Path | None, store_path: Path | None,
+            allowed_hosts: tuple[str, ...]) -> None:
+    """Serve the simulated FHIR R4 EPR (the demo's target and the tests' ground truth).
+
+    It answers only to the address it listens on (and --allow-host names); its unauthenticated
+    /admin/ endpoints refuse requests from another origin.
+    """
     from wardwatch import wiring
 
     if store_path is not None:
         _check_data_dir(store_path)
-    wiring.serve_testbed(host, port, scenario_path, store_path)
+    wiring.serve_testbed(host, port, scenario_path, store_path, allowed_hosts=allowed_hosts)
 
 
 @main.command()

@@ -162,12 +162,13 @@ def testbed_tracer_provider(exporters: Sequence[SpanExporter]) -> TracerProvider
     return provider
 
 
-def serve_testbed(host: str, port: int, scenario_path: Path | None, store_path: Path | None) -> None:
+def serve_testbed(host: str, port: int, scenario_path: Path | None, store_path: Path | None,
+                  *, allowed_hosts: Sequence[str] = ()) -> None:
     """Serve the testbed until interrupted, optionally storing its server spans."""
     provider = testbed_tracer_provider([ParquetSpanExporter(store_path)]) if store_path else TracerProvider()
     click.echo(f"testbed EPR at http://{host}:{port}/fhir (Ctrl-C stops)", err=True)
     try:
-        testbed.serve(host, port, scenario_path, tracer_provider=provider)
+        testbed.serve(host, port, scenario_path, tracer_provider=provider, allowed_hosts=allowed_hosts)
     except testbed.ScenarioError as exc:
         raise UserError(str(exc)) from exc
     finally:

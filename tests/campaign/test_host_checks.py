@@ -101,3 +101,35 @@ def test_the_dashboard_refuses_a_foreign_host_and_cross_origin_changes(dashboard
 def test_host_allowed(host: str, bound: str, allowed: tuple[str, ...], ok: bool) -> None:
     assert host_allowed(host, bound, allowed) is ok
     assert testbed.hostguard.host_allowed(host, bound, allowed) is ok
+
+
+def test_wardwatch_testbed_answers_the_names_it_is_told(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import time
+
+    from tests.campaign.support import WARDWATCH, child_env
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = (tmp_path / "testbed.log").open("w")
+    server = subprocess.Popen([*WARDWATCH, "testbed", "--port", str(port), "--allow-host", "epr.ward7.example"],
+                              stdout=log, stderr=subprocess.STDOUT, env=child_env())
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(f"{base}/fhir/metadata", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline and server.poll() is None, (tmp_path / "testbed.log").read_text()
+                time.sleep(0.1)
+        assert httpx.get(f"{base}/fhir/metadata", headers={"Host": "epr.ward7.example"}).status_code == 200
+        assert httpx.get(f"{base}/fhir/metadata", headers={"Host": "evil.example"}).status_code == 421
+        assert httpx.put(f"{base}/admin/faults", json=FAULT, headers={"Origin": "http://evil.example"}).status_code == 403
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()

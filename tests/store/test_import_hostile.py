@@ -234,6 +234,14 @@ def test_a_bad_otlp_line_a_non_utf8_line_and_a_truncated_gzip(tmp_path: Path) ->
     assert id_counts(tmp_path / "b") == (whole_lines, whole_lines)
 
 
+def test_a_csv_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" starts with a BOM, which made the header's first column unknown."""
+    path = tmp_path / "excel.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + ("timestamp,endpoint,duration,status\n" + "\n".join(GOOD_CSV_ROWS) + "\n").encode())
+    report = import_server_timings(path, tmp_path / "data")
+    assert report.ok and report.spans == 10
+
+
 def test_wardwatch_import_exit_codes(tmp_path: Path) -> None:
     from tests.campaign.support import write_config
     from wardwatch.cli import main
