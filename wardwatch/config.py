@@ -16,6 +16,8 @@ port in 1-65535 and no user name or password.
 from __future__ import annotations
 
 import math
+import os
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,10 +112,7 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Ward
     from wherever the command is run. With ``environ``, secret references and TLS files are
     checked too (``wardwatch check``). Raises ``ConfigError`` listing every problem found.
     """
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError([ConfigProblem(str(path), 1, 1, "file", f"cannot read: {exc.strerror}")]) from exc
+    raw = _read_config_bytes(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -122,6 +121,29 @@ def load_config(path: Path, *, environ: Mapping[str, str] | None = None) -> Ward
         message = f"not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the file as UTF-8"
         raise ConfigError([ConfigProblem(str(path), line, column, "file", message)]) from exc
     return parse_config(text, str(path), base_dir=path.resolve().parent, environ=environ)
+
+
+MAX_CONFIG_BYTES = 4 * 1024 * 1024  # the example is 12 KiB
+
+
+def _read_config_bytes(path: Path) -> bytes:
+    """The file's bytes: only a regular file (a FIFO would block, /dev/zero never end), at most 4 MiB."""
+
+    def problem(message: str) -> ConfigError:
+        return ConfigError([ConfigProblem(str(path), 1, 1, "file", message)])
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise problem(f"cannot read: {exc.strerror}") from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise problem("not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        raw = f.read(MAX_CONFIG_BYTES + 1)
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise problem(f"larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB: not a configuration file")
+    return raw
 
 
 def parse_config(

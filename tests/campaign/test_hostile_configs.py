@@ -120,6 +120,19 @@ def test_secret_files_that_are_not_small_regular_text_files(tmp_path: Path, name
     assert time.monotonic() - started < 20
 
 
+@pytest.mark.parametrize("name", ["/dev/zero", "FIFO", "8 MiB"])
+def test_a_configuration_path_that_is_not_a_small_regular_file(tmp_path: Path, name: str) -> None:
+    fifo = tmp_path / "config-fifo"
+    os.mkfifo(fifo)
+    big = tmp_path / "big.yaml"
+    big.write_bytes(b"# " + b"x" * (8 << 20) + b"\n")
+    path = {"/dev/zero": "/dev/zero", "FIFO": str(fifo), "8 MiB": str(big)}[name]
+    done = subprocess.run([*WARDWATCH, "check", "-c", path], capture_output=True, text=True, timeout=60, env=child_env(ENV))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert [PROBLEM.match(line)["key"] for line in done.stderr.strip().splitlines()] == ["file"]
+
+
 # -- item 12: values that broke later ------------------------------------------------------------------
 
 LATER = {
