@@ -258,4 +258,7 @@ def test_wardwatch_import_exit_codes(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "0 spans imported, 10 already stored" in result.output
     result = CliRunner().invoke(main, ["import", "-c", str(config), str(bad)])
     assert result.exit_code == 1 and f"{bad}:3: not UTF-8" in result.stderr and "Traceback" not in result.output
-    assert "Exit codes: 0" in CliRunner().invoke(main, ["import", "--help"]).output
+    help_text = CliRunner().invoke(main, ["import", "--help"]).output
+    assert "Exit codes: 0" in help_text  # and what a request log must hold (issue 19 item 9)
+    assert all(word in help_text for word in ("timestamp", "endpoint", "duration", "status", "--duration-unit",
+                                               "/fhir/Patient/{id}", "REDACTED", "convert-access-log.py"))
