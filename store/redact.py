@@ -7,7 +7,9 @@ importers pass them through the same rules here before anything is stored:
 
 - a path keeps its words (``fhir``, ``Patient``, ``_history``, ``$everything``, ``r4``) and every
   other segment becomes ``{id}``: one with a digit, a character outside letters and ``_$.-``, or
-  the segment after a resource type (``/Patient/SMITH``, FHIR's ``/{type}/{id}``);
+  the segment after a collection, i.e. after a resource type (``/Patient/SMITH``, FHIR's
+  ``/{type}/{id}``) or a plural word (``/api/patients/smith``); ``_search`` and ``$everything``
+  after one stay. Erring on the side of privacy, ``/api/users/me`` becomes ``/api/users/{id}``;
 - a query keeps its parameter names, each value ``REDACTED`` (:func:`redacted_query`, which the
   collector uses too);
 - a free-text status message is dropped, unless it is a bare class name (``TimeoutError``).
@@ -31,6 +33,7 @@ _WORD = re.compile(r"^[A-Za-z_$][A-Za-z_$.\-]{0,63}$")
 _VERSION = re.compile(r"^(?:[vVrR]\d{1,2}|STU\d|stu\d)$")
 _PLACEHOLDER = re.compile(r"^\{[A-Za-z_][A-Za-z0-9_]*\}$")
 _RESOURCE_TYPE = re.compile(r"^[A-Z][a-z]+(?:[A-Z][a-z]+)*$")
+_PLURAL = re.compile(r"^[a-z]{3,}s$")  # a REST collection: patients, encounters, records
 _CLASS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]{0,63}$")
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -50,7 +53,7 @@ def template_path(path: str) -> str:
             after_type = False
         else:
             out.append(segment)
-            after_type = bool(_RESOURCE_TYPE.match(segment))
+            after_type = bool(_RESOURCE_TYPE.match(segment) or _PLURAL.match(segment))
     return "/".join(out)
 
 

@@ -218,7 +218,8 @@ def import_(config_path: Path, files: tuple[Path, ...], duration_unit: str, serv
       status     the HTTP status code (100-599)
     Each row becomes one server span. Paths are stored as templates, never as they were: words
     are kept and every other segment becomes {id} (a segment with a digit or a symbol, and the one
-    after a resource type: /fhir/Patient/123 -> /fhir/Patient/{id}); query values become REDACTED.
+    after a resource type or plural word: /fhir/Patient/123 -> /fhir/Patient/{id}, /api/patients/smith
+    -> /api/patients/{id}); query values become REDACTED.
     examples/convert-access-log.py turns an nginx or Apache access log into such a CSV.
 
     \b

@@ -57,6 +57,8 @@ def id_counts(store_path: Path) -> tuple[int, int]:
     ("/fhir/Observation", "/fhir/Observation"),
     ("/fhir/Patient/0f8fad5b-d9cb-469f-a165-70867728950e", "/fhir/Patient/{id}"),
     ("/search/john.smith@nhs.net", "/search/{id}"),
+    ("/api/patients/smith/notes", "/api/patients/{id}/notes"),
+    ("/api/patients/_search", "/api/patients/_search"),
 ])
 def test_paths_are_templated_words_kept_ids_replaced(path: str, template: str) -> None:
     assert template_path(path) == template
