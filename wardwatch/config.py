@@ -8,8 +8,8 @@ Beyond what each section's model checks, the loader holds every file to a few ge
 value cannot pass ``check`` and break a probe or a report later: the text is UTF-8 without
 control characters; no mapping repeats a key (YAML would let the last one silently win); aliases
 may not expand the document beyond ``MAX_EXPANDED_NODES`` values (an alias bomb); every number is
-finite, and a duration stays within a sensible range by its unit suffix (``_s``, ``_minutes``,
-``_days``: at most 366 days, or 100 years of retention); a URL (a key ending in ``url``) has a
+finite and a setting at most 1e12 in size, and a duration stays within a sensible range by its
+unit suffix (``_s``, ``_minutes``, ``_days``: at most 366 days, or 100 years of retention); a URL (a key ending in ``url``) has a
 port in 1-65535 and no user name or password.
 """
 
@@ -234,6 +234,7 @@ MAX_EXPANDED_NODES = 100_000  # the example configuration has about 700
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _ALLOWED_CONTROLS = {"\t", "\n", "\r"}
 _DAY_S = 86_400
+MAX_SETTING = 1e12  # no count, rate or target of a configuration comes near; 1e300 is a typo
 # The largest sensible value of a number by the unit its key ends with.
 _UNIT_LIMITS = {"_s": (366 * _DAY_S, "366 days (31622400 s)"), "_minutes": (366 * 1440, "366 days"),
                 "_days": (36_600, "100 years")}
@@ -285,19 +286,23 @@ def _check_nodes(root: yaml.Node | None) -> list[tuple[tuple[int, int], str, str
 
 
 def _check_values(config: BaseModel) -> Iterator[tuple[tuple[Any, ...], str]]:
-    """Numbers that are not finite or beyond their unit's range, and URLs with a bad port or userinfo."""
+    """Numbers that are not finite or beyond their range, and URLs with a bad port or userinfo.
 
-    def walk(value: Any, loc: tuple[Any, ...], key: str) -> Iterator[tuple[tuple[Any, ...], str]]:
+    A setting (a field of a section's model, not a value inside a request's query or JSON body)
+    is at most ``MAX_SETTING`` in size, and a duration at most its unit's limit.
+    """
+
+    def walk(value: Any, loc: tuple[Any, ...], key: str, setting: bool) -> Iterator[tuple[tuple[Any, ...], str]]:
         if isinstance(value, BaseModel):
             for name, info in type(value).model_fields.items():
                 yaml_key = info.alias or name
-                yield from walk(getattr(value, name), (*loc, yaml_key), yaml_key)
+                yield from walk(getattr(value, name), (*loc, yaml_key), yaml_key, True)
         elif isinstance(value, Mapping):
             for k, item in value.items():
-                yield from walk(item, (*loc, k), str(k))
+                yield from walk(item, (*loc, k), str(k), False)
         elif isinstance(value, list | tuple):
             for i, item in enumerate(value):
-                yield from walk(item, (*loc, i), key)
+                yield from walk(item, (*loc, i), key, setting)
         elif isinstance(value, bool):
             return
         elif isinstance(value, int | float):
@@ -307,12 +312,15 @@ def _check_values(config: BaseModel) -> Iterator[tuple[tuple[Any, ...], str]]:
             for suffix, (limit, label) in _UNIT_LIMITS.items():
                 if key.endswith(suffix) and value > limit:
                     yield loc, f"at most {label}, not {value:g}"
+                    return
+            if setting and abs(value) > MAX_SETTING:
+                yield loc, f"at most {MAX_SETTING:g} in size, not {value:g}"
         elif isinstance(value, str) and key.endswith("url"):
             message = _url_problem(value)
             if message:
                 yield loc, message
 
-    yield from walk(config, (), "")
+    yield from walk(config, (), "", True)
 
 
 def _url_problem(url: str) -> str | None:

@@ -152,6 +152,7 @@ LATER = {
     "token_url user@": ("token_url: http://127.0.0.1:8765/auth/token",
                         "token_url: http://probe@127.0.0.1:8765/auth/token", "targets.testbed.auth.token_url"),
     "duplicate key": ("interval_s: 60", "interval_s: 60\n    interval_s: 30", "workflows.0.interval_s"),
+    "per_day: 1e300": ("per_day: 60,", "per_day: 1e300,", "task_volumes.0.per_day"),
 }
 
 
