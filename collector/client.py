@@ -5,14 +5,16 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 
 import httpx
 
 from collector.config import OAuth2ClientCredentialsConfig, SmartBackendServicesConfig, TargetConfig, TlsConfig
+from collector.errors import ResponseTooLargeError
 from collector.timing import build_transport, ssl_context
 
-__all__ = ["USER_AGENT", "ClientFactory", "ProbeClients", "make_client"]
+__all__ = ["USER_AGENT", "BoundedBodies", "ClientFactory", "ProbeClients", "make_client"]
 
 USER_AGENT = "wardwatch-probe/0.1 (synthetic monitoring)"
 
@@ -26,6 +28,25 @@ class _NoRequestUrls(logging.Filter):
 
 
 _NO_REQUEST_URLS = _NoRequestUrls()
+
+
+class _EventNamesOnly(logging.Filter):
+    """Cuts httpcore's debug trace records to the event's name (and a failure's exception class):
+    their arguments quote what the server sent (``receive_response_headers.complete
+    return_value=(..., b'<reason phrase>', [<headers>])``, an exception quoting a malformed status
+    line), which may name a patient."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and " " in record.msg:
+            name, _, rest = record.msg.partition(" ")
+            _, found, exception = rest.partition("exception=")
+            record.msg = f"{name} exception={exception.split('(', 1)[0]}" if found else name
+            record.args = None
+        return True
+
+
+_NO_EXCEPTION_TEXTS = _EventNamesOnly()
+_HTTPCORE_LOGGERS = ("httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy", "httpcore.socks")
 
 # (target, keep_alive) -> a client; the runner closes it at the end of the run.
 ClientFactory = Callable[[TargetConfig, bool], httpx.Client]
@@ -46,11 +67,18 @@ def make_client(
 
     Redirects are not followed (an unexpected 3xx is a finding), proxies from the environment are
     ignored (a probe measures its own path to the target). httpx's log records of request URLs
-    are dropped, so a probe used as a library never logs a patient identifier.
+    are dropped, and httpcore's debug records are cut to their event names (their arguments quote
+    the response), so a probe used as a library never logs a patient identifier. A response body
+    larger than ``target.max_response_bytes``, on the wire or once decompressed, ends the read
+    with :class:`collector.errors.ResponseTooLargeError` (token endpoints included).
     """
     httpx_logger = logging.getLogger("httpx")
     if _NO_REQUEST_URLS not in httpx_logger.filters:
         httpx_logger.addFilter(_NO_REQUEST_URLS)
+    for name in _HTTPCORE_LOGGERS:
+        core_logger = logging.getLogger(name)
+        if _NO_EXCEPTION_TEXTS not in core_logger.filters:
+            core_logger.addFilter(_NO_EXCEPTION_TEXTS)
     if context is None and not _uses_tls(target):
         # Plain HTTP everywhere (the FHIR base and any token endpoint) and no TLS settings: no CA
         # store to load (tens of ms of CPU per run). Should a TLS connection ever be made, this
@@ -66,11 +94,121 @@ def make_client(
         kernel_timestamps=kernel_timestamps,
     )
     return httpx.Client(
-        transport=transport,
+        transport=BoundedBodies(transport, target.max_response_bytes),
         follow_redirects=False,
         trust_env=False,
-        headers={"User-Agent": USER_AGENT, "Accept": "application/fhir+json, application/json"},
+        # Only the encodings whose inflated size BoundedBodies can bound as it goes.
+        headers={
+            "User-Agent": USER_AGENT,
+            "Accept": "application/fhir+json, application/json",
+            "Accept-Encoding": "gzip, deflate",
+        },
     )
+
+
+_PIECE_BYTES = 64 * 1024
+
+
+class BoundedBodies(httpx.BaseTransport):
+    """A transport whose response bodies end with :class:`ResponseTooLargeError` past a size.
+
+    The size is counted on the wire and, for ``gzip`` and ``deflate`` bodies, once inflated: each
+    chunk is inflated here first, a piece at a time into nothing (memory stays a piece), before
+    httpx is given it to decode for real, so httpx never holds more than the limit and one chunk.
+
+    Args:
+        inner: the transport that talks to the server.
+        max_body_bytes: the largest body allowed.
+    """
+
+    def __init__(self, inner: httpx.BaseTransport, max_body_bytes: int) -> None:
+        self._inner = inner
+        self.max_body_bytes = max_body_bytes
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = self._inner.handle_request(request)
+        assert isinstance(response.stream, httpx.SyncByteStream)
+        response.stream = _BoundedStream(response.stream, response.headers, self.max_body_bytes)
+        return response
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _BoundedStream(httpx.SyncByteStream):
+    def __init__(self, inner: httpx.SyncByteStream, headers: httpx.Headers, limit: int) -> None:
+        self._inner = inner
+        self._limit = limit
+        self._declared = headers.get("content-length", "")
+        encodings = [value.strip().lower() for value in headers.get_list("content-encoding", split_commas=True)]
+        # httpx decodes the listed encodings in reverse order and passes others through.
+        self._inflaters: list[_Inflater] | None = [
+            _Inflater(value) for value in reversed(encodings) if value in ("gzip", "deflate")
+        ]
+        # br or zstd, when their modules are installed: httpx would inflate them unbounded.
+        self._unbounded = any(
+            value in httpx._decoders.SUPPORTED_DECODERS and value not in ("gzip", "deflate", "identity")
+            for value in encodings
+        )
+
+    def __iter__(self) -> Iterator[bytes]:
+        if self._unbounded:
+            raise httpx.DecodingError("an encoding the probe did not ask for")
+        if self._declared.strip().isdigit() and int(self._declared) > self._limit:
+            raise ResponseTooLargeError(self._limit)
+        raw_bytes = decoded_bytes = 0
+        for chunk in self._inner:
+            raw_bytes += len(chunk)
+            if self._inflaters:
+                try:
+                    decoded_bytes += _inflated_size(self._inflaters, chunk, self._limit - decoded_bytes)
+                except zlib.error:
+                    self._inflaters = None  # not decodable: httpx says so as it decodes
+            if max(raw_bytes, decoded_bytes) > self._limit:
+                raise ResponseTooLargeError(self._limit)
+            yield chunk
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+class _Inflater:
+    """One ``gzip`` or ``deflate`` layer, as httpx decodes it (deflate: zlib, else raw)."""
+
+    def __init__(self, encoding: str) -> None:
+        self.encoding = encoding
+        self.first = True
+        self.inflater = zlib.decompressobj(zlib.MAX_WBITS | 16 if encoding == "gzip" else zlib.MAX_WBITS)
+
+    def inflate(self, data: bytes) -> Iterator[bytes]:
+        """``data`` inflated, a piece of at most 64 KiB at a time."""
+        if self.first and self.encoding == "deflate":
+            self.first = False
+            probe = self.inflater.copy()
+            try:
+                probe.decompress(data[:_PIECE_BYTES], 1)
+            except zlib.error:
+                self.inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        pending = data
+        while True:
+            piece = self.inflater.decompress(pending, _PIECE_BYTES)
+            pending = self.inflater.unconsumed_tail
+            if piece:
+                yield piece
+            if not pending and len(piece) < _PIECE_BYTES:
+                return
+
+
+def _inflated_size(layers: list[_Inflater], data: bytes, budget: int) -> int:
+    """The size of ``data`` through every layer, stopping once past ``budget``."""
+    if not layers:
+        return len(data)
+    total = 0
+    for piece in layers[0].inflate(data):
+        total += _inflated_size(layers[1:], piece, budget - total)
+        if total > budget:
+            break
+    return total
 
 
 def _uses_tls(target: TargetConfig) -> bool:

@@ -259,6 +259,8 @@ class TargetConfig(_Model):
             offset from its slot says so.
         max_requests_per_min: the most load the EPR's owners agreed to; the configured workflows'
             worst case is checked against it when the config is loaded.
+        max_response_bytes: the largest response body read, after decompression (a page of a
+            FHIR Bundle fits easily); a larger one ends the read as ``invalid_response``.
     """
 
     base_url: str
@@ -267,6 +269,7 @@ class TargetConfig(_Model):
     auth: AuthConfig = NoAuthConfig()
     max_concurrent_runs: int = Field(default=4, ge=1, le=100)
     max_requests_per_min: float | None = Field(default=None, gt=0)
+    max_response_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, le=1024**3)
 
     @field_validator("base_url")
     @classmethod

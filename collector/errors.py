@@ -2,13 +2,17 @@
 
 The set is ``store.schema.ERROR_TYPES`` (k6-style families). Messages are for people and never
 carry a raw URL, a response body, a token or a patient identifier: steps are named by their URL
-template.
+template. They are built from our own words only, never from an exception's text: the HTTP
+library quotes what it could not parse (a status line, a header, a chunk header), and those are
+bytes the EPR sent, which may name a patient.
 """
 
 from __future__ import annotations
 
 import enum
+import os
 import ssl
+import zlib
 from dataclasses import dataclass
 
 import httpx
@@ -16,7 +20,7 @@ import httpx
 from collector.timing import DnsTimeoutError
 from store import schema
 
-__all__ = ["ErrorType", "StepFailure", "classify_status", "classify_transport_error"]
+__all__ = ["ErrorType", "ResponseTooLargeError", "StepFailure", "classify_status", "classify_transport_error"]
 
 
 class ErrorType(enum.StrEnum):
@@ -68,43 +72,59 @@ def classify_status(status_code: int, expected: tuple[int, ...] | None, what: st
         return StepFailure(ErrorType.AUTH, message)
     if 400 <= status_code < 500:
         return StepFailure(ErrorType.HTTP_4XX, message)
-    if status_code >= 500:
+    if 500 <= status_code < 600:
         return StepFailure(ErrorType.HTTP_5XX, message)
+    # 1xx (other than those the HTTP library consumes), 3xx and codes outside 100-599 (HTTP
+    # allows 3 digits; 999 is no server error): the answer itself is not what was asked for.
     return StepFailure(ErrorType.INVALID_RESPONSE, message)
 
 
-def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+def _caused_by(exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]) -> bool:
     """An exception of type ``kind`` is in ``exc``'s chain of causes."""
+    return _find_cause(exc, kind) is not None
+
+
+def _find_cause(
+    exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]
+) -> BaseException | None:
+    """The first exception of type ``kind`` in ``exc``'s chain of causes, or None."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         if isinstance(current, kind):
-            return True
+            return current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return False
+    return None
 
 
-def _caused_by_ssl(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, ssl.SSLError):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+class ResponseTooLargeError(Exception):
+    """The response's body (after decompression) is larger than the target allows."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(f"more than {limit_bytes} bytes")
+        self.limit_bytes = limit_bytes
 
 
-def classify_transport_error(exc: httpx.RequestError, failed_phase: str | None, what: str) -> StepFailure:
+def classify_transport_error(exc: BaseException, failed_phase: str | None, what: str) -> StepFailure:
     """The failure a transport error (or another request error httpx raises) means.
 
+    The message is made of our own words, the request's template and, for a failed connection,
+    the operating system's name for the error: never the exception's text, which may quote the
+    response (a malformed status line or header, a chunk header: bytes the EPR sent).
+
     Args:
-        exc: what httpx raised.
+        exc: what httpx raised (or what the probe's transport raised under it).
         failed_phase: the phase :class:`collector.timing.PhaseTimer` saw fail, if any.
         what: the request, as ``METHOD /url/{template}``.
     """
-    if isinstance(exc, httpx.DecodingError):
+    too_large = _find_cause(exc, ResponseTooLargeError)
+    if isinstance(too_large, ResponseTooLargeError):
+        return StepFailure(
+            ErrorType.INVALID_RESPONSE,
+            f"{what}: the response is larger than the limit of {too_large.limit_bytes:,} bytes (max_response_bytes)",
+        )
+    if isinstance(exc, httpx.DecodingError) or _caused_by(exc, zlib.error):
         return StepFailure(ErrorType.INVALID_RESPONSE, f"{what}: the response body could not be decoded")
     if isinstance(exc, httpx.TimeoutException):
         phase = {
@@ -118,18 +138,43 @@ def classify_transport_error(exc: httpx.RequestError, failed_phase: str | None, 
         if _caused_by(exc, DnsTimeoutError):
             return StepFailure(ErrorType.DNS, f"{what}: the server's name could not be resolved in time")
         return StepFailure(ErrorType.DNS, f"{what}: the server's name could not be resolved")
-    if failed_phase == "tls" or _caused_by_ssl(exc):
-        return StepFailure(ErrorType.TLS, f"{what}: TLS handshake failed ({_reason(exc)})")
+    ssl_error = _find_cause(exc, ssl.SSLError)
+    if failed_phase == "tls" or ssl_error is not None:
+        return StepFailure(ErrorType.TLS, f"{what}: TLS handshake failed{_ssl_reason(ssl_error)}")
     if isinstance(exc, httpx.ConnectError) or failed_phase == "connect":
-        return StepFailure(ErrorType.CONNECT, f"{what}: could not connect ({_reason(exc)})")
+        return StepFailure(ErrorType.CONNECT, f"{what}: could not connect{_os_reason(exc)}")
+    if _raised_by_the_parser(exc):
+        # httpcore's HTTP/1.1 parser (h11, pinned with httpcore) could not read what the server
+        # sent: the response itself is bad, not the network.
+        return StepFailure(ErrorType.INVALID_RESPONSE, f"{what}: the response is not valid HTTP/1.1")
     if isinstance(exc, (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError, httpx.CloseError)):
-        return StepFailure(ErrorType.CONNECT, f"{what}: the connection was closed or reset ({_reason(exc)})")
-    return StepFailure(ErrorType.INVALID_RESPONSE, f"{what}: {type(exc).__name__} ({_reason(exc)})")
+        return StepFailure(ErrorType.CONNECT, f"{what}: the connection was closed or reset{_os_reason(exc)}")
+    return StepFailure(ErrorType.INVALID_RESPONSE, f"{what}: the request failed ({type(exc).__name__})")
 
 
-def _reason(exc: BaseException) -> str:
-    """A short reason from an exception: its class name and errno text, never a URL."""
-    text = str(exc).strip()
-    if "://" in text or not text:
-        return type(exc).__name__
-    return text[:200]
+def _raised_by_the_parser(exc: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if type(current).__module__.split(".")[0] == "h11":
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _os_reason(exc: BaseException) -> str:
+    """`` (Connection refused)``: the operating system's words for the errno in the chain, if any."""
+    found = _find_cause(exc, OSError)
+    if isinstance(found, OSError) and isinstance(found.errno, int) and found.errno > 0:
+        return f" ({os.strerror(found.errno)})"
+    return ""
+
+
+def _ssl_reason(exc: BaseException | None) -> str:
+    """`` (CERTIFICATE_VERIFY_FAILED)``: OpenSSL's reason code, never its text (which can name
+    what the server presented)."""
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, str) and reason.replace("_", "").isalnum() and reason.isupper():
+        return f" ({reason})"
+    return ""

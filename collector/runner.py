@@ -16,9 +16,11 @@ Failures are data: whatever the target does, :func:`run_workflow` returns a :cla
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
+import re
 import ssl
 import threading
 import time
@@ -45,7 +47,7 @@ from collector.config import (
     WorkflowConfig,
     step_templates,
 )
-from collector.errors import ErrorType, StepFailure, classify_status, classify_transport_error
+from collector.errors import ErrorType, ResponseTooLargeError, StepFailure, classify_status, classify_transport_error
 from collector.jsonpath import JsonPath
 from collector.secretref import SecretResolutionError, resolve_secret
 from collector.spans import STEP_FAILED, STEP_OK, STEP_SKIPPED, iso_utc, set_phase_attributes
@@ -59,6 +61,11 @@ __all__ = ["RunResult", "StepResult", "run_workflow"]
 logger = logging.getLogger(__name__)
 
 _NS_PER_S = 1_000_000_000
+# What a header value may hold: visible ASCII, spaces and tabs. A CR or LF would end the header
+# (and the HTTP library would quote the whole value in its error); other bytes are refused too.
+_SENDABLE_HEADER_VALUE = re.compile(r"[\x20-\x7e\t]*")
+# RFC 6750's b64token: what a bearer token may be made of.
+_BEARER_TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -551,10 +558,10 @@ class _StepRun:
                 schema.SERVER_PORT: parts.port or (443 if parts.scheme == "https" else 80),
             },
         )
-        timer = PhaseTimer()
         failure: StepFailure | None = None
         token = ""
         timeout_s = max(min(run.workflow.step_timeout_s, run.remaining_s()), 0.001)
+        timer = PhaseTimer(deadline_ns=time.perf_counter_ns() + int(timeout_s * _NS_PER_S))
         carrier: dict[str, str] = {}
         propagate.inject(carrier, context=trace.set_span_in_context(span))
         with timer.active():
@@ -572,10 +579,18 @@ class _StepRun:
                 failure = StepFailure(ErrorType.AUTH, f"{what}: no token: {exc}")
                 if exc.status_code is not None:
                     span.set_attribute(schema.HTTP_RESPONSE_STATUS_CODE, exc.status_code)
-            except httpx.TransportError as exc:
+            except (httpx.RequestError, ResponseTooLargeError) as exc:
                 failure = classify_transport_error(exc, timer.timing().failed_phase, what)
+            except RecursionError:
+                failure = StepFailure(ErrorType.AUTH, f"{what}: no token: the token endpoint answered with invalid JSON")
             else:
                 span.set_attribute(schema.HTTP_RESPONSE_STATUS_CODE, 200)
+                if not _BEARER_TOKEN.fullmatch(token):
+                    # Never echoed: the token is a secret, whatever else it holds.
+                    run.token_cache.invalidate(run.target_name)
+                    failure = StepFailure(
+                        ErrorType.AUTH, f"{what}: the token endpoint's access_token is not a valid bearer token"
+                    )
         timing = timer.timing()
         set_phase_attributes(span, [timing])
         if failure is not None:
@@ -683,7 +698,8 @@ class _StepRun:
         if remaining_s <= 0:
             return StepFailure(ErrorType.TIMEOUT, f"{self.what}: the run's timeout of {run.workflow.timeout_s:g} s passed")
         timeout_s = min(run.workflow.step_timeout_s, remaining_s)
-        timer = PhaseTimer()
+        # The timeout bounds the whole exchange, however the server paces its bytes.
+        timer = PhaseTimer(deadline_ns=time.perf_counter_ns() + int(timeout_s * _NS_PER_S))
         span: Span | None = None
         if request_span:
             span = run.tracer.start_span(
@@ -706,31 +722,9 @@ class _StepRun:
         carrier = dict(headers)
         propagate.inject(carrier, context=trace.set_span_in_context(span or step_span))
         response: httpx.Response | None = None
-        failure: StepFailure | None = None
-        with timer.active():
-            try:
-                response = run.client.request(
-                    step.method,
-                    url,
-                    params=params or None,
-                    headers=carrier,
-                    json=body,
-                    timeout=timeout_s,
-                    extensions={"trace": timer.trace},
-                )
-            except httpx.RequestError as exc:
-                failure = classify_transport_error(exc, timer.timing().failed_phase, self.what)
-                if isinstance(exc, httpx.TimeoutException) and timeout_s < run.workflow.step_timeout_s:
-                    failure = StepFailure(
-                        ErrorType.TIMEOUT,
-                        f"{self.what}: cut at the run's timeout of {run.workflow.timeout_s:g} s",
-                    )
-            except (httpx.InvalidURL, UnicodeEncodeError) as exc:
-                # A value taken from an earlier response cannot go into a URL or a header.
-                failure = StepFailure(
-                    ErrorType.INVALID_RESPONSE,
-                    f"{self.what}: a value from an earlier response cannot be sent ({type(exc).__name__})",
-                )
+        failure = _unsendable_header(carrier, self.what)
+        if failure is None:
+            response, failure = self._exchange(timer, url, params, carrier, body, timeout_s)
         timing = timer.timing()
         self.timings.append(timing)
         document: Any = None
@@ -753,6 +747,42 @@ class _StepRun:
             span.end(end_time=run.clock.wall_ns(timing.start_ns) + timing.total_ns)
         return failure if failure is not None else document
 
+    def _exchange(
+        self,
+        timer: PhaseTimer,
+        url: str,
+        params: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: Any,
+        timeout_s: float,
+    ) -> tuple[httpx.Response | None, StepFailure | None]:
+        """The request on the wire: its response (body read), or why there is none."""
+        run, step = self.run, self.step
+        with timer.active():
+            try:
+                response = run.client.request(
+                    step.method,
+                    url,
+                    params=params or None,
+                    headers=headers,
+                    json=body,
+                    timeout=timeout_s,
+                    extensions={"trace": timer.trace},
+                )
+            except (httpx.RequestError, ResponseTooLargeError) as exc:
+                if isinstance(exc, httpx.TimeoutException) and timeout_s < run.workflow.step_timeout_s:
+                    return None, StepFailure(
+                        ErrorType.TIMEOUT, f"{self.what}: cut at the run's timeout of {run.workflow.timeout_s:g} s"
+                    )
+                return None, classify_transport_error(exc, timer.timing().failed_phase, self.what)
+            except (httpx.InvalidURL, UnicodeEncodeError) as exc:
+                # A value taken from an earlier response cannot go into a URL.
+                return None, StepFailure(
+                    ErrorType.INVALID_RESPONSE,
+                    f"{self.what}: a value from an earlier response cannot be sent ({type(exc).__name__})",
+                )
+        return response, None
+
     def _parse(self, response: httpx.Response) -> tuple[Any, StepFailure | None]:
         step = self.step
         content_type = response.headers.get("content-type", "")
@@ -762,8 +792,8 @@ class _StepRun:
                 return None, StepFailure(ErrorType.INVALID_RESPONSE, f"{self.what}: the response has no JSON body")
             return None, None
         try:
-            return response.json(), None
-        except ValueError as exc:
+            return json.loads(response.content), None
+        except (ValueError, RecursionError) as exc:
             del exc  # the parser's message may quote the body
             return None, StepFailure(ErrorType.INVALID_RESPONSE, f"{self.what}: the response is not valid JSON")
 
@@ -829,6 +859,24 @@ class _AuthFailure(Exception):
     def __init__(self, failure: StepFailure) -> None:
         super().__init__(failure.message)
         self.failure = failure
+
+
+def _unsendable_header(headers: Mapping[str, str], what: str) -> StepFailure | None:
+    """The failure of a request whose header values cannot be sent as they are, else None.
+
+    A value with a CR or LF (a token, or a value taken from an earlier response) would be quoted
+    whole by the HTTP library's error: the message names the header, never its value.
+    """
+    for name, value in headers.items():
+        if not _SENDABLE_HEADER_VALUE.fullmatch(value):
+            if name.lower() == "authorization":
+                return StepFailure(ErrorType.AUTH, f"{what}: the credentials cannot be sent in a header")
+            return StepFailure(
+                ErrorType.INVALID_RESPONSE,
+                f"{what}: the value of header {name} (from the configuration or an earlier response) "
+                "holds characters a header cannot carry",
+            )
+    return None
 
 
 def _query_literal(value: object) -> str:

@@ -124,10 +124,18 @@ _PHASE_OF_EVENT = {
 class PhaseTimer:
     """Collects httpcore trace events for one request; pass :meth:`trace` as the ``trace``
     extension and wrap the request in :meth:`active` so the DNS time reaches it.
+
+    Args:
+        deadline_ns: ``perf_counter_ns`` by which the whole exchange (connecting, sending, every
+            read of the headers and body) must be over; None: only httpx's per-operation
+            timeouts. httpx's timeouts bound each read, so a server that drips a byte (or a
+            ``100 Continue``) within each read timeout would hold the request for ever; the
+            probe's streams cut every operation at this deadline instead (a read timeout).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, deadline_ns: int | None = None) -> None:
         self.start_ns = time.perf_counter_ns()
+        self.deadline_ns = deadline_ns
         self._events: dict[str, int] = {}
         self._dns_ns = 0
         self._dns_failed = False
@@ -173,6 +181,13 @@ class PhaseTimer:
         if self._first_read_ns is None:
             self._first_read_ns = now_ns
         self._last_read_ns = now_ns
+
+    def bounded_timeout(self, timeout_s: float | None) -> float | None:
+        """``timeout_s`` shortened to what is left before the deadline (0 once it has passed)."""
+        if self.deadline_ns is None:
+            return timeout_s
+        left_s = max(0.0, (self.deadline_ns - time.perf_counter_ns()) / _NS_PER_S)
+        return left_s if timeout_s is None else min(timeout_s, left_s)
 
     @property
     def dns_failed(self) -> bool:
@@ -265,15 +280,18 @@ class _TimedStream(httpcore.NetworkStream):
         self._sock = sock  # set when kernel receive timestamps are on
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        timer = _active_timer.get()
+        if timer is not None:
+            timeout = timer.bounded_timeout(timeout)
+            if timeout is not None and timeout <= 0:
+                raise httpcore.ReadTimeout("the exchange's deadline passed")
         if self._sock is None:
             data = self._inner.read(max_bytes, timeout)
             arrived_ns = time.perf_counter_ns()
         else:
             data, arrived_ns = self._read_stamped(self._sock, max_bytes, timeout)
-        if data:
-            timer = _active_timer.get()
-            if timer is not None:
-                timer.record_read(arrived_ns)
+        if data and timer is not None:
+            timer.record_read(arrived_ns)
         return data
 
     @staticmethod
@@ -297,9 +315,12 @@ class _TimedStream(httpcore.NetworkStream):
         return data, now_ns
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        if buffer:
-            timer = _active_timer.get()
-            if timer is not None:
+        timer = _active_timer.get()
+        if timer is not None:
+            timeout = timer.bounded_timeout(timeout)
+            if timeout is not None and timeout <= 0:
+                raise httpcore.WriteTimeout("the exchange's deadline passed")
+            if buffer:
                 timer.record_write(time.perf_counter_ns())
         self._inner.write(buffer, timeout)
 
@@ -313,6 +334,11 @@ class _TimedStream(httpcore.NetworkStream):
         timeout: float | None = None,
     ) -> httpcore.NetworkStream:
         # TLS records are decrypted by Python's ssl module: reads are dated when they return.
+        timer = _active_timer.get()
+        if timer is not None:
+            timeout = timer.bounded_timeout(timeout)
+            if timeout is not None and timeout <= 0:
+                raise httpcore.ConnectTimeout("the exchange's deadline passed")
         return _TimedStream(self._inner.start_tls(ssl_context, server_hostname=server_hostname, timeout=timeout))
 
     def get_extra_info(self, info: str) -> Any:
@@ -357,6 +383,10 @@ class TimedResolverBackend(httpcore.SyncBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         timer = _active_timer.get()
+        if timer is not None:
+            timeout = timer.bounded_timeout(timeout)
+            if timeout is not None and timeout <= 0:
+                raise httpcore.ConnectTimeout("the exchange's deadline passed")
         try:
             ipaddress.ip_address(host)
         except ValueError:
