@@ -34,6 +34,7 @@ __all__ = [
     "write_schema_version",
     "TEMP_SUFFIX",
     "check_store",
+    "check_writable",
     "duckdb_type",
     "init_store",
     "new_segment_name",
@@ -168,12 +169,52 @@ def write_schema_version(path: Path) -> None:
     """Record this code's schema version in ``<path>/store.json`` (atomically)."""
     marker = _marker_path(path)
     tmp = Path(path) / f".{MARKER_FILE}.{uuid.uuid4().hex}{TEMP_SUFFIX}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump({"schema_version": schema.SCHEMA_VERSION}, f)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, marker)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump({"schema_version": schema.SCHEMA_VERSION}, f)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, marker)
+    except BaseException:
+        _remove_quietly(tmp)  # a full disk must not leave the temporary marker behind
+        raise
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+# What check_writable writes and removes: a segment's first pages are about this size.
+_WRITE_CHECK_BYTES = 64 * 1024
+
+
+def check_writable(path: Path) -> None:
+    """Make ``path`` a store if it is not one, and check that spans can be written into it.
+
+    A probe calls it before it runs anything, so a data directory that cannot take spans (a
+    read-only file system, ``/dev/null``, ``/proc/self``, a regular file, a full disk) is one
+    clear error at the start rather than runs measured and then lost. It writes and fsyncs a
+    small temporary file among the partitions and removes it.
+
+    Raises:
+        StoreError: ``path`` cannot be a store of this version, or cannot be written.
+    """
+    path = Path(path)
+    init_store(path)
+    trial = path / SPANS_DIR / f".write-check-{uuid.uuid4().hex}{TEMP_SUFFIX}"
+    try:
+        with open(trial, "wb") as f:
+            f.write(bytes(_WRITE_CHECK_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise StoreError(f"cannot write spans into the store at {path}: {exc.strerror or exc}") from exc
+    finally:
+        _remove_quietly(trial)
 
 
 def check_store(path: Path) -> None:

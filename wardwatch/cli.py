@@ -133,19 +133,39 @@ def testbed(host: str, port: int, scenario_path: Path | None, store_path: Path |
 @click.option("--site", default=None, help="Only this site (one probe process per site in production).")
 @click.option("--workflow", default=None, help="Only this workflow.")
 def probe(config_path: Path, once: bool, site: str | None, workflow: str | None) -> None:
-    """Run the configured workflows on their cadence (or once) and store every run's spans."""
+    """Run the configured workflows on their cadence (or once) and store every run's spans.
+
+    \b
+    Exit codes with --once: 0 every run was ok, 1 some run was not (failed, timed
+    out), 2 a configuration error (the configuration, or a store.path that
+    cannot be written, checked before anything runs).
+    """
     from wardwatch import wiring
 
     config = _load(config_path, writes=True)
     _check_choice("site", site, [s.name for s in config.sites])
     _check_choice("workflow", workflow, [w.name for w in config.workflows])
+    _check_store_writable(config.store.path)
     if once:
         results = wiring.probe_once(config, site=site, workflow=workflow)
         for line in wiring.describe_results(results):
             click.echo(line)
         click.echo(f"{len(results)} run{'' if len(results) == 1 else 's'} stored in {config.store.path}")
+        if any(result.status != "ok" for result in results):
+            raise click.exceptions.Exit(1)
     else:
         wiring.probe_forever(config, site=site, workflow=workflow)
+
+
+def _check_store_writable(path: Path) -> None:
+    """A data directory that cannot take spans is a configuration error, found before any run."""
+    from store import StoreError
+    from store.layout import check_writable
+
+    try:
+        check_writable(path)
+    except StoreError as exc:
+        raise UserError(f"store.path: {exc}") from exc
 
 
 @main.command()
