@@ -9,7 +9,9 @@ is silently dropped, so a slow target is not under-sampled (coordinated omission
 
 With a state directory, the probe keeps a state file (:mod:`collector.schedule`); after a
 restart, the slots that passed while it was down are recorded as ``missed_slot`` spans with reason
-``probe_down`` and the last heartbeat before the gap (``wardwatch.missed.since``). "Probe down"
+``probe_down`` and the last heartbeat before the gap (``wardwatch.missed.since``). The gap starts
+after the last slot the store itself holds (``recorded_slots``) where it knows one: after
+``kill -9`` the state file may name slots whose runs' spans were still in memory, never stored. "Probe down"
 and "target down" stay different facts: a down target gives failed runs, not missed slots.
 
 Several sites run in one process for the demo (each with its own tracer provider, so its spans
@@ -94,6 +96,8 @@ class Probe:
         thresholds_s: objective thresholds added to the histograms' bucket boundaries.
         state_dir: where the state file lives; None: no restart detection.
         heartbeat_s: how often the state file's heartbeat is refreshed while running.
+        recorded_slots: the latest slot recorded in the store per job key (``workflow@site``, epoch
+            seconds), read once at start (:func:`store.writer.last_slots`); None: the state file's.
         clock: wall-clock seconds since the epoch (injectable for scheduling tests).
 
     Config consistency (targets and sites that exist) is the loader's job
@@ -119,6 +123,7 @@ class Probe:
         state_dir: Path | None = None,
         heartbeat_s: float = 30.0,
         clock: Callable[[], float] = time.time,
+        recorded_slots: Callable[[], Mapping[str, float]] | None = None,
     ) -> None:
         self._targets = dict(targets)
         self._sites = {site.name: site for site in sites}
@@ -150,6 +155,7 @@ class Probe:
             )
             self._metrics = ProbeMetrics(self._meter_provider, thresholds_s=thresholds_s)
         self._state = StateFile(state_dir) if state_dir is not None else None
+        self._recorded_slots = recorded_slots
         self._heartbeat_s = heartbeat_s
         self._stop = threading.Event()
         self._shut_down = False
@@ -283,13 +289,23 @@ class Probe:
 
     def _record_probe_down(self, state_file: StateFile, jobs: Sequence[Job]) -> None:
         state = state_file.load()
+        stored_slots = dict(self._recorded_slots()) if self._recorded_slots is not None else {}
         now_s = self._clock()
         since = state.heartbeat
         for job in jobs:
-            previous = state.jobs.get(job.key)
-            if previous is None:
-                continue
-            missed = list(slots_missed_while_down(previous.last_slot_s, now_s, job.workflow.interval_s))
+            # The store is the record: slots after its last one have no run and no missed slot.
+            last_slot_s = stored_slots.get(job.key)
+            if last_slot_s is not None:
+                # Stored to the millisecond: back onto this job's slot it was (if it is one).
+                nearest_s = round(last_slot_s / job.workflow.interval_s) * job.workflow.interval_s
+                if abs(nearest_s - last_slot_s) < 0.002:
+                    last_slot_s = nearest_s
+            else:
+                previous = state.jobs.get(job.key)
+                if previous is None:
+                    continue
+                last_slot_s = previous.last_slot_s
+            missed = list(slots_missed_while_down(last_slot_s, now_s, job.workflow.interval_s))
             if not missed:
                 continue
             recorded = missed[-MAX_MISSED_SPANS_PER_JOB:]

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -26,7 +27,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 from store import schema
 from store.errors import StoreError
 from store.layout import (
+    PARTITION_KEY,
+    SEGMENT_SUFFIX,
     SPAN_ARROW_SCHEMA,
+    SPANS_DIR,
     TEMP_SUFFIX,
     WRITTEN_ARROW_SCHEMA,
     init_store,
@@ -37,6 +41,7 @@ from store.promote import promote
 
 __all__ = [
     "ParquetSpanExporter",
+    "last_slots",
     "render_attribute_value",
     "rows_to_table",
     "span_to_row",
@@ -273,6 +278,48 @@ def write_spans(path: Path, spans: pa.Table | Iterable[Mapping[str, Any]]) -> li
     except OSError as exc:
         raise StoreError(f"cannot write spans under {path}: {exc.strerror or exc}") from exc
     return written
+
+
+def last_slots(path: Path, *, partitions: int = 7) -> dict[tuple[str, str], dt.datetime]:
+    """The latest slot the store holds a run or a missed slot for, per (workflow, site).
+
+    What a probe restarting after ``kill -9`` needs: the slots after these were never recorded
+    (their runs' spans were still in memory), whatever the probe's state file says it handled.
+    Reads the typed columns of the newest ``partitions`` UTC dates only; a segment that cannot
+    be read (removed by compaction meanwhile, or cut by a crash) is passed over.
+    """
+    spans = Path(path) / SPANS_DIR
+    try:
+        dates = sorted((p for p in spans.iterdir() if p.name.startswith(f"{PARTITION_KEY}=")), reverse=True)
+    except OSError:
+        return {}
+    latest: dict[tuple[str, str], dt.datetime] = {}
+    kinds = pa.array([schema.SPAN_TYPE_RUN, schema.SPAN_TYPE_MISSED_SLOT])
+    for partition in dates[:partitions]:
+        try:
+            files = [f for f in partition.iterdir() if f.name.endswith(SEGMENT_SUFFIX) and not f.name.startswith(".")]
+        except OSError:
+            continue
+        for segment in files:
+            try:
+                table = pq.read_table(segment, columns=[schema.WORKFLOW, schema.SITE, schema.SPAN_TYPE, schema.SLOT])
+            except (OSError, ValueError, pa.ArrowException):
+                continue
+            table = table.filter(pa.compute.is_in(table.column(schema.SPAN_TYPE), kinds))
+            table = table.filter(pa.compute.is_valid(table.column(schema.SLOT)))
+            if table.num_rows == 0:
+                continue
+            grouped = table.group_by([schema.WORKFLOW, schema.SITE]).aggregate([(schema.SLOT, "max")])
+            for workflow, site, slot in zip(
+                grouped.column(schema.WORKFLOW).to_pylist(),
+                grouped.column(schema.SITE).to_pylist(),
+                grouped.column(f"{schema.SLOT}_max").to_pylist(),
+                strict=True,
+            ):
+                key = (workflow, site)
+                if slot is not None and (key not in latest or slot > latest[key]):
+                    latest[key] = slot
+    return latest
 
 
 class ParquetSpanExporter(SpanExporter):

@@ -25,6 +25,7 @@ import testbed
 from collector import Probe, RunResult
 from collector.history import HistoryExportError
 from store import Maintenance, ParquetSpanExporter, StoreError, import_otlp_jsonl, import_server_timings
+from store.writer import last_slots
 from wardwatch.config import WardwatchConfig
 from wardwatch.errors import UserError
 
@@ -84,6 +85,10 @@ def build_probe(
         thresholds_s=sorted({o.threshold_s for o in config.objectives} | {s.threshold_s for s in config.slas if s.threshold_s}),
         # Where the probe notes its last heartbeat, so a restart records the slots missed while down.
         state_dir=config.store.path,
+        # ... from the last slot the store holds, not only the state file's (kill -9 loses spans).
+        recorded_slots=lambda: {
+            f"{workflow}@{site}": slot.timestamp() for (workflow, site), slot in last_slots(config.store.path).items()
+        },
     )
 
 

@@ -229,12 +229,35 @@ def test_probe_killed_at_random_moments(epr, tmp_path: Path) -> None:
         assert seen <= set(ids), f"{len(seen - set(ids))} spans seen before the kill are gone"
         check_no_partial_file_is_listed(path)
         seen = set(ids)  # so the next life counts only its own exports
+    # One more life, stopped cleanly once it has stored a run: it records the last kill's gap.
+    process = subprocess.Popen(
+        [*WARDWATCH, "probe", "-c", str(config), "--site", "ward-7"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env(),
+    )
+    try:
+        before, deadline = len(seen), time.monotonic() + 15
+        while len(set(stored_span_ids(path, both_ways=False))) == before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        kill_hard(process)
     with analysis.open_store(path) as opened:
         runs = opened.runs()
         missed = opened.missed_slots()
-    assert len(runs) >= PROBE_KILLS and set(runs["status"]) == {"ok"}
+    assert len(runs) >= PROBE_KILLS and set(runs["status"]) <= {"ok", "interrupted"}
     # the restarts noticed the probe had been down
     assert "probe_down" in set(missed["reason"])
+    # ... and every slot from the first to the last has a run or a missed slot, exactly one
+    # (a run killed before its spans were exported is a missed slot after the restart).
+    indices = [round(slot.timestamp() / 0.3) for slot in [*runs["slot"], *missed["slot"]]]
+    first, last = min(indices), max(indices)
+    assert len(indices) == len(set(indices)), "a slot has both a run and a missed slot, or two of either"
+    assert not set(range(first, last + 1)) - set(indices), (
+        f"{len(set(range(first, last + 1)) - set(indices))} of {last - first + 1} slots have neither a run nor a missed slot"
+    )
+    print(f"probe: {PROBE_KILLS} kills, {last - first + 1} slots, {len(runs)} runs, {len(missed)} missed "
+          f"({int((missed['reason'] == 'probe_down').sum())} probe_down)")
     store.compact(path, grace_s=0.0)
     assert len(set(stored_span_ids(path))) == len(stored_span_ids(path)) >= len(seen)
 

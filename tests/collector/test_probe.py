@@ -193,6 +193,44 @@ def test_a_restart_records_the_slots_missed_while_the_probe_was_down(mini_url, t
     assert [(p.attributes[schema.ATTR_MISSED_REASON], p.value) for p in counts] == [("probe_down", 4)]
 
 
+def test_a_restart_after_kill_9_records_as_missed_every_slot_after_the_last_one_stored(mini_url, tmp_path):
+    """The state file says slot 999,960 was handled, but its run (and the one before) died in
+    memory with the process: the store's last recorded slot is 999,930. Every slot after it is
+    missed, so none is left with neither a run nor a missed slot."""
+    from store.writer import last_slots, write_spans
+
+    def stored(slot_s: float, span_type: str, span_id: str) -> dict[str, Any]:
+        return {
+            schema.TIMESTAMP: int(slot_s * 1e9), schema.TRACE_ID: "a" * 32, schema.SPAN_ID: span_id,
+            schema.SPAN_ATTRIBUTES: {
+                schema.ATTR_SPAN_TYPE: span_type, schema.ATTR_WORKFLOW: "a", schema.ATTR_SITE: "ward-7",
+                schema.ATTR_SLOT: datetime.fromtimestamp(slot_s, tz=UTC).isoformat(timespec="milliseconds"),
+            },
+        }
+
+    write_spans(tmp_path, [stored(999_920.0, schema.SPAN_TYPE_MISSED_SLOT, "1" * 16), stored(999_930.0, schema.SPAN_TYPE_RUN, "2" * 16)])
+    (tmp_path / "probe-state.json").write_text(
+        json.dumps({"version": 1, "heartbeat_s": 999_962.0, "jobs": {"a@ward-7": {"last_slot_s": 999_960.0}}})
+    )
+    assert {key: slot.timestamp() for key, slot in last_slots(tmp_path).items()} == {("a", "ward-7"): 999_930.0}
+    exporter = InMemorySpanExporter()
+    workflow = WorkflowConfig.model_validate({"name": "a", "target": "mini", "interval_s": 10, "steps": [{"name": "s", "path": "/delay"}]})
+    probe = Probe(
+        {"mini": TargetConfig(base_url=f"{mini_url}/fhir")}, SITES, [], [workflow], [exporter],
+        environ={}, probe_id="p", state_dir=tmp_path, clock=lambda: 1_000_005.0,
+        recorded_slots=lambda: {f"{w}@{s}": slot.timestamp() for (w, s), slot in last_slots(tmp_path).items()},
+    )
+    stopped = threading.Event()
+    stopped.set()
+    probe.run_forever(stopped)
+    missed = missed_spans(exporter) if probe.force_flush() else []
+    probe.shutdown()
+    assert [s.attributes[schema.ATTR_SLOT] for s in missed] == [
+        datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="milliseconds")
+        for t in (999_940.0, 999_950.0, 999_960.0, 999_970.0, 999_980.0, 999_990.0, 1_000_000.0)
+    ]
+
+
 def test_stop_ends_run_forever_from_another_thread(mini_url):
     probe = make_probe(mini_url, [InMemorySpanExporter()], interval_s=30)
     thread = threading.Thread(target=probe.run_forever)
