@@ -12,9 +12,11 @@ The file is written whole under a temporary name and renamed into place.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +34,9 @@ __all__ = [
 
 STATE_FILE_NAME = "probe-state.json"
 _STATE_VERSION = 1
+_REPORT_EVERY_S = 60.0
+
+logger = logging.getLogger(__name__)
 
 
 def next_slot_index(now_s: float, interval_s: float) -> int:
@@ -89,6 +94,7 @@ class StateFile:
         self._lock = threading.Lock()
         self._heartbeat_s: float | None = None
         self._jobs: dict[str, JobState] = {}
+        self._reported_at_s: float | None = None
 
     def load(self) -> ProbeState:
         """Read the file; an absent or unreadable file is an empty state (first start).
@@ -126,10 +132,24 @@ class StateFile:
             "heartbeat_s": self._heartbeat_s,
             "jobs": {key: {"last_slot_s": job.last_slot_s} for key, job in sorted(self._jobs.items())},
         }
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(payload, indent=1), encoding="utf-8")
-        os.replace(temporary, self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(payload, indent=1), encoding="utf-8")
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            # A full or read-only disk: the probe goes on (the store keeps the record; see
+            # Probe's recorded_slots), and says so at most once a minute, without a traceback.
+            try:
+                temporary.unlink(missing_ok=True)
+            except OSError:
+                pass
+            now_s = time.monotonic()
+            if self._reported_at_s is None or now_s - self._reported_at_s >= _REPORT_EVERY_S:
+                self._reported_at_s = now_s
+                logger.warning("cannot write the probe's state file %s: %s", self.path, exc.strerror or exc)
+        else:
+            self._reported_at_s = None
 
 
 def _parse(raw: Any) -> ProbeState:

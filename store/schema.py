@@ -64,7 +64,7 @@ ATTR_RUN_STATUS = "wardwatch.run.status"  # one of RUN_STATUSES
 ATTR_RUN_WAITING_S = "wardwatch.run.waiting_s"  # sum of step durations, think time excluded
 ATTR_SLOT = "wardwatch.slot"  # scheduled moment, ISO 8601 UTC
 ATTR_SLOT_OFFSET_S = "wardwatch.slot.offset_s"  # actual start minus slot, seconds
-ATTR_MISSED_REASON = "wardwatch.missed.reason"  # on missed_slot spans: "busy" or "probe_down"
+ATTR_MISSED_REASON = "wardwatch.missed.reason"  # on missed_slot spans: "busy", "probe_down", "not_stored"
 ATTR_DNS_S = "wardwatch.http.dns_s"
 ATTR_CONNECT_S = "wardwatch.http.connect_s"
 ATTR_TLS_S = "wardwatch.http.tls_s"
@@ -101,6 +101,9 @@ ERROR_TYPES = (
 ATTR_MISSED_SINCE = "wardwatch.missed.since"
 MISSED_BUSY = "busy"  # wardwatch.missed.reason: an earlier run of the same job was still going
 MISSED_PROBE_DOWN = "probe_down"  # wardwatch.missed.reason: the probe process was not running
+# wardwatch.missed.reason: the run happened, but its spans could not be written (a full or
+# read-only disk) for longer than the writer could keep them in memory, and were dropped.
+MISSED_NOT_STORED = "not_stored"
 
 # -- Appended by the importers (append-only) ---------------------------------------------------
 # Where an imported span came from: "server_log" for request timings imported from the EPR's own

@@ -11,8 +11,11 @@ import datetime as dt
 import json
 import logging
 import os
+import secrets
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +59,9 @@ NS_PER_DAY = 86_400 * 1_000_000_000
 # minutes of a day segment (a run's waterfall, a window's edge) skips the rest by row-group statistics.
 ROW_GROUP_SPANS = 65_536
 _EPOCH = dt.date(1970, 1, 1)
+# Dropped runs kept as missed slots while the store cannot be written (about 2 KB each in
+# memory): at a run a minute for each of six jobs, more than a day of a full disk.
+_MAX_NOT_STORED_RUNS = 10_000
 
 _KIND_NAMES = {
     SpanKind.INTERNAL: "Internal",
@@ -326,13 +332,32 @@ class ParquetSpanExporter(SpanExporter):
     """An OpenTelemetry span exporter that writes each batch into the Parquet store.
 
     Thread-safe: several tracer providers (one per site) may share one instance through their
-    span processors. Each ``export`` call writes synchronously, so ``force_flush`` has nothing
-    left to do, and the exporter holds no open resources: ``shutdown`` (which every sharing
-    provider calls when it shuts down) does not stop the others' exports. Failures are logged and
-    reported as ``SpanExportResult.FAILURE``; they never reach the code being traced.
+    span processors. Each ``export`` call writes synchronously, and the exporter holds no open
+    resources: ``shutdown`` (which every sharing provider calls when it shuts down) does not stop
+    the others' exports. Failures are logged and reported as ``SpanExportResult.FAILURE``; they
+    never reach the code being traced.
+
+    When the store cannot be written (a full or read-only disk), batches wait in memory, up to
+    ``max_waiting_spans``, and are written, oldest first, by the next export or flush once it can
+    be; past that bound the oldest are dropped, counted, and each dropped run is kept as a
+    ``missed_slot`` span (reason ``not_stored``; at most 10,000 of them, the rest only counted)
+    written when the store can take it, so the gap shows. The trouble is logged in one line, at most once per ``report_every_s``.
+
+    Args:
+        path: the store's data directory.
+        max_waiting_spans: the most spans kept in memory while the store cannot be written.
+        report_every_s: the least time between two log lines about it.
+        clock: monotonic seconds (injectable for tests).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_waiting_spans: int = 100_000,
+        report_every_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         """Open (or create) the store at ``path``.
 
         Raises:
@@ -340,6 +365,19 @@ class ParquetSpanExporter(SpanExporter):
         """
         self._path = Path(path)
         self._lock = threading.Lock()
+        self._max_waiting_spans = max_waiting_spans
+        self._report_every_s = report_every_s
+        self._clock = clock
+        # One UTC date per batch: each is one file, written whole or not at all, so a retry
+        # never writes a span twice.
+        self._waiting: deque[list[Row]] = deque()
+        self._waiting_spans = 0
+        self._not_stored: list[Row] = []  # dropped runs, as missed slots
+        self.dropped_spans = 0
+        self.dropped_runs = 0
+        self._failing_since: float | None = None
+        self._reported_at: float | None = None
+        self._waited_spans = 0  # written after waiting, since the trouble began
         init_store(self._path)
 
     @property
@@ -347,23 +385,140 @@ class ParquetSpanExporter(SpanExporter):
         """The store's data directory."""
         return self._path
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Write ``spans`` as new segments; ``FAILURE`` on any write error."""
+    @property
+    def waiting_spans(self) -> int:
+        """Spans kept in memory until the store can be written."""
         with self._lock:
-            if not spans:
-                return SpanExportResult.SUCCESS
+            return self._waiting_spans + len(self._not_stored)
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Write ``spans`` (after any still waiting) as new segments; ``FAILURE`` when not all
+        could be written now (they wait, see the class)."""
+        with self._lock:
+            if spans:
+                try:
+                    rows = [span_to_row(s) for s in spans]
+                except Exception:  # the export boundary: telemetry must never crash the probe
+                    _log.exception("could not convert %d spans for the store at %s", len(spans), self._path)
+                    return SpanExportResult.FAILURE
+                by_day: dict[int, list[Row]] = {}
+                for row in rows:
+                    by_day.setdefault(row[schema.TIMESTAMP] // NS_PER_DAY, []).append(row)
+                self._waiting.extend(by_day.values())
+                self._waiting_spans += len(rows)
+                self._make_room()
+            return SpanExportResult.SUCCESS if self._write_waiting() else SpanExportResult.FAILURE
+
+    def _make_room(self) -> None:
+        while self._waiting_spans > self._max_waiting_spans and len(self._waiting) > 1:
+            batch = self._waiting.popleft()
+            self._waiting_spans -= len(batch)
+            self.dropped_spans += len(batch)
+            for row in batch:
+                missed = _missed_slot_row(row)
+                if missed is not None:
+                    self.dropped_runs += 1
+                    if len(self._not_stored) < _MAX_NOT_STORED_RUNS:
+                        self._not_stored.append(missed)
+
+    def _write_waiting(self) -> bool:
+        """Write what waits, oldest first; False when the store could not take it all."""
+        while self._not_stored or self._waiting:
+            batch = self._not_stored if self._not_stored else self._waiting[0]
+            written = True
             try:
-                write_spans(self._path, [span_to_row(s) for s in spans])
-            except Exception:  # the export boundary: telemetry must never crash the probe
-                _log.exception("could not write %d spans to the store at %s", len(spans), self._path)
-                return SpanExportResult.FAILURE
-            return SpanExportResult.SUCCESS
+                write_spans(self._path, batch)
+            except StoreError as exc:
+                self._note_failure(exc)
+                return False
+            except Exception:  # a batch that can never be written: say so once, and go on
+                _log.exception("could not write %d spans to the store at %s; they are dropped", len(batch), self._path)
+                self.dropped_spans += len(batch)
+                written = False
+            if batch is self._not_stored:
+                self._not_stored = []
+            else:
+                self._waiting.popleft()
+                self._waiting_spans -= len(batch)
+                if written and self._failing_since is not None:
+                    self._waited_spans += len(batch)
+        if self._failing_since is not None:
+            _log.warning(
+                "the store at %s can be written again after %.0f s: %d spans that waited were written; "
+                "%d spans dropped (%d runs, recorded as missed slots)",
+                self._path, self._clock() - self._failing_since, self._waited_spans,
+                self.dropped_spans, self.dropped_runs,
+            )
+            self._failing_since = self._reported_at = None
+            self._waited_spans = 0
+        return True
+
+    def _note_failure(self, exc: StoreError) -> None:
+        now_s = self._clock()
+        if self._failing_since is None:
+            self._failing_since = now_s
+        if self._reported_at is not None and now_s - self._reported_at < self._report_every_s:
+            return
+        self._reported_at = now_s
+        # One line, no traceback: the same cause would otherwise be logged for every batch.
+        _log.warning(
+            "%s: %d spans wait in memory (at most %d) to be written when it can; %d spans dropped so far "
+            "(%d runs, recorded as missed slots once the store can be written)",
+            exc, self._waiting_spans + len(self._not_stored), self._max_waiting_spans,
+            self.dropped_spans, self.dropped_runs,
+        )
 
     def shutdown(self) -> None:
-        """Nothing to release; waits for an export in progress so its segment is complete."""
+        """Write what still waits if the store can take it now, and say what could not be."""
         with self._lock:
-            pass
+            if not self._write_waiting():
+                _log.warning(
+                    "%d spans could not be written to the store at %s before the end and are lost",
+                    self._waiting_spans + len(self._not_stored), self._path,
+                )
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Nothing is buffered here (each export writes synchronously): always ``True``."""
-        return True
+        """Write what waits; ``True`` when nothing is left waiting."""
+        with self._lock:
+            return self._write_waiting()
+
+
+def _missed_slot_row(row: Row) -> Row | None:
+    """The ``missed_slot`` span (reason ``not_stored``) standing for a dropped run's root span,
+    or None for any other span."""
+    attributes = dict(row[schema.SPAN_ATTRIBUTES])
+    slot = attributes.get(schema.ATTR_SLOT)
+    if attributes.get(schema.ATTR_SPAN_TYPE) != schema.SPAN_TYPE_RUN or not slot:
+        return None
+    try:
+        slot_ns = _iso_to_ns(slot)
+    except ValueError:
+        return None
+    return {
+        schema.TIMESTAMP: slot_ns,
+        schema.TRACE_ID: secrets.token_hex(16),
+        schema.SPAN_ID: secrets.token_hex(8),
+        schema.SPAN_NAME: "missed slot",
+        schema.SPAN_KIND: "Internal",
+        schema.SERVICE_NAME: row[schema.SERVICE_NAME],
+        schema.RESOURCE_ATTRIBUTES: row[schema.RESOURCE_ATTRIBUTES],
+        schema.SCOPE_NAME: row[schema.SCOPE_NAME],
+        schema.SCOPE_VERSION: row[schema.SCOPE_VERSION],
+        schema.SPAN_ATTRIBUTES: [
+            (schema.ATTR_SPAN_TYPE, schema.SPAN_TYPE_MISSED_SLOT),
+            (schema.ATTR_WORKFLOW, attributes.get(schema.ATTR_WORKFLOW, "")),
+            (schema.ATTR_SITE, attributes.get(schema.ATTR_SITE, "")),
+            (schema.ATTR_SLOT, slot),
+            (schema.ATTR_MISSED_REASON, schema.MISSED_NOT_STORED),
+            (schema.USER_AGENT_SYNTHETIC_TYPE, attributes.get(schema.USER_AGENT_SYNTHETIC_TYPE, "test")),
+        ],
+        schema.DURATION: 0,
+    }
+
+
+def _iso_to_ns(text: str) -> int:
+    moment = dt.datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("naive slot")
+    delta = moment - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return delta.days * NS_PER_DAY + delta.seconds * 1_000_000_000 + delta.microseconds * 1000

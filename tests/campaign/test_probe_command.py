@@ -85,11 +85,10 @@ def test_a_read_only_file_system_is_refused_before_any_run(tmp_path, silent_epr)
 def test_a_full_disk_is_refused_and_leaves_no_temporary_file(tmp_path, silent_epr):
     base_url, seen = silent_epr
     with tmpfs(tmp_path / "full", "1m") as mounted:
-        with open(mounted / "filler", "wb") as filler:
+        with open(mounted / "filler", "wb", buffering=0) as filler:
             try:
                 while True:
                     filler.write(b"x" * 65536)
-                    filler.flush()
             except OSError as exc:
                 assert exc.errno == errno.ENOSPC
         refused_once(config_for(tmp_path, base_url, mounted / "data"))

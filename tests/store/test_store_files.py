@@ -137,9 +137,10 @@ def test_export_failure_is_reported_not_raised(tmp_path: Path, make_probe, caplo
     span = probe.provider.get_tracer("t").start_span("x", start_time=start_ns)
     span.end(end_time=start_ns + 1)
     [finished] = probe.memory.get_finished_spans()
-    with caplog.at_level(logging.ERROR, logger="store.writer"):
+    with caplog.at_level(logging.WARNING, logger="store.writer"):
         assert probe.exporter.export([finished]) is SpanExportResult.FAILURE
-    assert "could not write 1 spans" in caplog.text
+    # Kept to be written when the store can take it (tests/campaign/test_full_disk.py).
+    assert "Not a directory: 1 spans wait in memory" in caplog.text
 
 
 def test_a_shared_exporter_outlives_one_providers_shutdown(make_probe, tmp_path) -> None:
