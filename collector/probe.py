@@ -203,6 +203,10 @@ class Probe:
             # Messages name URL templates and error families only: no patient data, no secrets.
             detail = ": ".join(str(part) for part in (result.error_type, result.message) if part)  # none when interrupted
             logger.info("%s: %s, waited %.3f s%s", job.key, result.status, result.waiting_s, f" ({detail})" if detail else "")
+        for cleanup in result.cleanup:
+            if cleanup.status == "failed":
+                # Findable: what the run wrote may still be in the EPR.
+                logger.warning("%s: cleanup step %s failed (%s: %s)", job.key, cleanup.name, cleanup.error_type, cleanup.message)
         return result
 
     def _run(self, job: Job, slot: datetime, run_rng: random.Random, stop: threading.Event | None) -> RunResult:

@@ -113,6 +113,7 @@ class RunResult:
         slot: the scheduled moment, if the run was scheduled.
         trace_id: the run's trace id, 32 hex digits.
         steps: every step that ran or was skipped, in order.
+        cleanup: the workflow's cleanup steps, run after the steps (not part of ``waiting_s``).
     """
 
     workflow: str
@@ -126,6 +127,7 @@ class RunResult:
     slot: datetime | None
     trace_id: str
     steps: tuple[StepResult, ...] = ()
+    cleanup: tuple[StepResult, ...] = ()
 
 
 @dataclass
@@ -319,10 +321,12 @@ def _run_under_root(
         )
     try:
         steps, first_failure, interrupted, run_timed_out = _run_steps(run, variables, stop)
+        cleanup = _run_cleanup(run, variables)
     finally:
         client.close()
     return _finish_run(
-        root, clock, workflow, site, start, slot, steps, first_failure, interrupted=interrupted, run_timed_out=run_timed_out
+        root, clock, workflow, site, start, slot, steps, first_failure,
+        interrupted=interrupted, run_timed_out=run_timed_out, cleanup=cleanup,
     )
 
 
@@ -338,6 +342,7 @@ def _finish_run(
     *,
     interrupted: bool,
     run_timed_out: bool,
+    cleanup: Sequence[StepResult] = (),
 ) -> RunResult:
     """Set the run's status on its root span, end it, and build the result."""
     waiting_s = sum(step.duration_s for step in steps)
@@ -354,6 +359,12 @@ def _finish_run(
         status = schema.RUN_OK
     root.set_attribute(schema.ATTR_RUN_STATUS, status)
     root.set_attribute(schema.ATTR_RUN_WAITING_S, waiting_s)
+    if cleanup:
+        outcomes = {result.status for result in cleanup}
+        root.set_attribute(
+            schema.ATTR_CLEANUP_STATUS,
+            "failed" if STEP_FAILED in outcomes else "skipped" if STEP_SKIPPED in outcomes else "ok",
+        )
     if first_failure is not None:
         root.set_attribute(schema.ERROR_TYPE, first_failure.error_type.value)
         root.set_status(Status(StatusCode.ERROR, first_failure.message))
@@ -373,6 +384,7 @@ def _finish_run(
         slot=slot,
         trace_id=format(root.get_span_context().trace_id, "032x"),
         steps=tuple(steps),
+        cleanup=tuple(cleanup),
     )
 
 
@@ -393,14 +405,7 @@ def _run_steps(
             return results, first_failure, True, False
         if run.remaining_s() <= 0:
             return results, first_failure, False, True
-        missing = [
-            name
-            for _loc, template in step_templates(step)
-            for name in template.variables
-            if name not in variables and not (name == ITEM_VARIABLE and step.for_each is not None)
-        ]
-        if step.for_each is not None and step.for_each not in variables:
-            missing.append(step.for_each)
+        missing = _missing_variables(step, variables)
         if missing:
             results.append(
                 StepResult(
@@ -428,6 +433,55 @@ def _run_steps(
     return results, first_failure, False, False
 
 
+def _missing_variables(step: StepConfig, variables: Mapping[str, Any]) -> list[str]:
+    """The variables ``step`` needs that no earlier step extracted."""
+    missing = [
+        name
+        for _loc, template in step_templates(step)
+        for name in template.variables
+        if name not in variables and not (name == ITEM_VARIABLE and step.for_each is not None)
+    ]
+    if step.for_each is not None and step.for_each not in variables:
+        missing.append(step.for_each)
+    return missing
+
+
+def _run_cleanup(run: _RunContext, variables: dict[str, Any]) -> list[StepResult]:
+    """The workflow's cleanup steps, after its steps, whatever became of them (a run that failed
+    or was stopped after it wrote still undoes what it wrote).
+
+    Each is a ``cleanup`` span under the run, timed like a step but outside the waiting time; a
+    failure is recorded on its span and the run's ``wardwatch.cleanup.status``, and does not fail
+    the run. A step needing a value that was never extracted (nothing was written) is skipped.
+    """
+    workflow = run.workflow
+    if not workflow.cleanup:
+        return []
+    # Its own time: the run's may be spent (a timed-out run is the one most likely to leave data).
+    run.deadline_ns = time.perf_counter_ns() + int(workflow.timeout_s * _NS_PER_S)
+    first_index = len(workflow.steps)
+    try:
+        base_headers = _target_headers(run, variables)
+    except (SecretResolutionError, TemplateError) as exc:
+        message = f"target {run.target_name} headers: {exc}"
+        return [
+            StepResult(step.name, first_index + offset, STEP_FAILED, error_type=ErrorType.AUTH.value, message=message)
+            for offset, step in enumerate(workflow.cleanup)
+        ]
+    results: list[StepResult] = []
+    for offset, step in enumerate(workflow.cleanup):
+        missing = _missing_variables(step, variables)
+        if missing:
+            message = f"skipped: {', '.join(sorted(set(missing)))} not available"
+            results.append(StepResult(step.name, first_index + offset, STEP_SKIPPED, message=message))
+            continue
+        result, _failure = _StepRun(
+            run, step, first_index + offset, variables, base_headers, span_type=schema.SPAN_TYPE_CLEANUP
+        ).execute()
+        results.append(result)
+    return results
+
+
 def _target_headers(run: _RunContext, variables: Mapping[str, Any]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for key, value in run.target.headers.items():
@@ -452,9 +506,14 @@ class _StepRun:
         index: int,
         variables: dict[str, Any],
         base_headers: Mapping[str, str],
+        *,
+        span_type: str = schema.SPAN_TYPE_STEP,
     ) -> None:
         self.run = run
         self.step = step
+        self.span_type = span_type
+        # A cleanup step's requests are cleanup spans too: never counted as the EPR's requests.
+        self.request_span_type = schema.SPAN_TYPE_REQUEST if span_type == schema.SPAN_TYPE_STEP else span_type
         self.index = index
         self.variables = variables
         self.base_headers = base_headers
@@ -489,7 +548,7 @@ class _StepRun:
             start_time=start_ns,
             attributes={
                 **run.common_attributes(),
-                schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_STEP,
+                schema.ATTR_SPAN_TYPE: self.span_type,
                 schema.ATTR_STEP: step.name,
                 schema.ATTR_STEP_INDEX: self.index,
                 schema.HTTP_REQUEST_METHOD: step.method,
@@ -534,12 +593,21 @@ class _StepRun:
 
     def _fetch_token(self, auth: TokenAuth) -> str:
         run = self.run
+        discovery = PhaseTimer(deadline_ns=time.perf_counter_ns() + int(run.workflow.step_timeout_s * _NS_PER_S))
         try:  # a SMART token endpoint not configured is discovered once per target, untimed
-            token_url = run.token_cache.token_url(
-                run.target_name, auth, run.target.base_url, run.client, timeout_s=run.workflow.step_timeout_s
-            )
-        except (AuthError, httpx.TransportError) as exc:
+            with discovery.active():
+                token_url = run.token_cache.token_url(
+                    run.target_name, auth, run.target.base_url, run.client, timeout_s=run.workflow.step_timeout_s
+                )
+        except AuthError as exc:
             message = f"credentials for {run.target_name}: {exc}"
+            raise _AuthFailure(StepFailure(ErrorType.AUTH, message)) from exc
+        except (httpx.RequestError, ResponseTooLargeError) as exc:
+            # Our own words only: the exception's text may quote what the server sent.
+            found = classify_transport_error(exc, None, "GET /.well-known/smart-configuration")
+            raise _AuthFailure(StepFailure(ErrorType.AUTH, f"credentials for {run.target_name}: {found.message}")) from exc
+        except RecursionError as exc:
+            message = f"credentials for {run.target_name}: .well-known/smart-configuration is not valid JSON"
             raise _AuthFailure(StepFailure(ErrorType.AUTH, message)) from exc
         parts = urlsplit(token_url)
         what = f"POST {parts.path or '/'}"
@@ -709,7 +777,7 @@ class _StepRun:
                 start_time=run.clock.wall_ns(timer.start_ns),
                 attributes={
                     **run.common_attributes(),
-                    schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_REQUEST,
+                    schema.ATTR_SPAN_TYPE: self.request_span_type,
                     schema.ATTR_STEP: step.name,
                     schema.ATTR_STEP_INDEX: self.index,
                     schema.HTTP_REQUEST_METHOD: step.method,

@@ -105,6 +105,12 @@ MISSED_PROBE_DOWN = "probe_down"  # wardwatch.missed.reason: the probe process w
 # read-only disk) for longer than the writer could keep them in memory, and were dropped.
 MISSED_NOT_STORED = "not_stored"
 
+# A workflow's cleanup step (``cleanup:``), a child of the run like a step but not part of its
+# waiting time, nor of the views' steps and requests; and on the run, how its cleanup went
+# ("ok", "failed", "skipped": a value it needed was never extracted).
+SPAN_TYPE_CLEANUP = "cleanup"
+ATTR_CLEANUP_STATUS = "wardwatch.cleanup.status"
+
 # -- Appended by the importers (append-only) ---------------------------------------------------
 # Where an imported span came from: "server_log" for request timings imported from the EPR's own
 # logs (stored as Server spans of their own trace), "otlp" for spans imported from OTLP JSON lines.
