@@ -157,9 +157,12 @@ def test_random_bytes_never_reach_a_message(tracer, spans, caplog):
     kinds: dict[str, int] = {}
     for seed in SEEDS:
         rng = random.Random(seed)
-        noise = bytes(rng.randrange(256) for _ in range(rng.randrange(10, 400)))
-        cut = rng.randrange(len(noise))
-        raw = noise[:cut] + b" John SMITH MRN123456 " + noise[cut:]
+        def noise(most: int) -> bytes:
+            return bytes(rng.randrange(256) for _ in range(rng.randrange(most)))
+
+        # A line of random bytes with the patient inside (as the status line, or after a valid
+        # one as a header line), then more random bytes.
+        raw = noise(20) + b" John SMITH MRN123456 " + noise(40) + b"\r\n" + noise(300) + b"\r\n\r\n" + noise(100)
         if seed % 2:
             raw = b"HTTP/1.1 200 OK\r\n" + raw
         spans.clear()
