@@ -45,7 +45,7 @@ class _EventNamesOnly(logging.Filter):
         return True
 
 
-_NO_EXCEPTION_TEXTS = _EventNamesOnly()
+_EVENT_NAMES_ONLY = _EventNamesOnly()
 _HTTPCORE_LOGGERS = ("httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy", "httpcore.socks")
 
 # (target, keep_alive) -> a client; the runner closes it at the end of the run.
@@ -77,8 +77,8 @@ def make_client(
         httpx_logger.addFilter(_NO_REQUEST_URLS)
     for name in _HTTPCORE_LOGGERS:
         core_logger = logging.getLogger(name)
-        if _NO_EXCEPTION_TEXTS not in core_logger.filters:
-            core_logger.addFilter(_NO_EXCEPTION_TEXTS)
+        if _EVENT_NAMES_ONLY not in core_logger.filters:
+            core_logger.addFilter(_EVENT_NAMES_ONLY)
     if context is None and not _uses_tls(target):
         # Plain HTTP everywhere (the FHIR base and any token endpoint) and no TLS settings: no CA
         # store to load (tens of ms of CPU per run). Should a TLS connection ever be made, this

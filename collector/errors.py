@@ -13,6 +13,7 @@ import enum
 import os
 import ssl
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -79,23 +80,24 @@ def classify_status(status_code: int, expected: tuple[int, ...] | None, what: st
     return StepFailure(ErrorType.INVALID_RESPONSE, message)
 
 
-def _caused_by(exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]) -> bool:
-    """An exception of type ``kind`` is in ``exc``'s chain of causes."""
-    return _find_cause(exc, kind) is not None
-
-
-def _find_cause(
-    exc: BaseException, kind: type[BaseException] | tuple[type[BaseException], ...]
-) -> BaseException | None:
-    """The first exception of type ``kind`` in ``exc``'s chain of causes, or None."""
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and its causes (explicit or implicit), each once."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
-        if isinstance(current, kind):
-            return current
+        yield current
         seen.add(id(current))
         current = current.__cause__ or current.__context__
-    return None
+
+
+def _find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of type ``kind`` in ``exc``'s chain of causes, or None."""
+    return next((cause for cause in _chain(exc) if isinstance(cause, kind)), None)
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """An exception of type ``kind`` is in ``exc``'s chain of causes."""
+    return _find_cause(exc, kind) is not None
 
 
 class ResponseTooLargeError(Exception):
@@ -153,14 +155,7 @@ def classify_transport_error(exc: BaseException, failed_phase: str | None, what:
 
 
 def _raised_by_the_parser(exc: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if type(current).__module__.split(".")[0] == "h11":
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+    return any(type(cause).__module__.split(".")[0] == "h11" for cause in _chain(exc))
 
 
 def _os_reason(exc: BaseException) -> str:
