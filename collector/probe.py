@@ -261,12 +261,20 @@ class Probe:
         events = [self._stop] if stop is None else [self._stop, stop]
         bridge = threading.Thread(target=_link_events, args=(events,), name="wardwatch stop", daemon=True)
         bridge.start()
+        # One moment for both: slots before it were missed while down, the first at or after it
+        # is run (late, if recording the missed ones took that long), so none falls between.
+        start_s = self._clock()
         if self._state is not None:
-            self._record_probe_down(self._state, jobs)
+            self._record_probe_down(self._state, jobs, start_s)
         heart = threading.Thread(target=self._heartbeat_loop, name="wardwatch heartbeat", daemon=True)
         heart.start()
         threads = [
-            threading.Thread(target=self._job_loop, args=(job,), name=f"wardwatch {job.key}", daemon=True)
+            threading.Thread(
+                target=self._job_loop,
+                args=(job, next_slot_index(start_s, job.workflow.interval_s)),
+                name=f"wardwatch {job.key}",
+                daemon=True,
+            )
             for job in jobs
         ]
         for thread in threads:
@@ -291,10 +299,9 @@ class Probe:
             if self._state is not None:
                 self._state.heartbeat(self._clock())
 
-    def _record_probe_down(self, state_file: StateFile, jobs: Sequence[Job]) -> None:
+    def _record_probe_down(self, state_file: StateFile, jobs: Sequence[Job], now_s: float) -> None:
         state = state_file.load()
         stored_slots = dict(self._recorded_slots()) if self._recorded_slots is not None else {}
-        now_s = self._clock()
         since = state.heartbeat
         for job in jobs:
             # The store is the record: slots after its last one have no run and no missed slot.
@@ -326,9 +333,8 @@ class Probe:
                 self._metrics.record_missed(job.workflow.name, job.site.name, MISSED_PROBE_DOWN, len(missed))
             state_file.record_slot(job.key, missed[-1], now_s)
 
-    def _job_loop(self, job: Job) -> None:
+    def _job_loop(self, job: Job, slot_index: int) -> None:
         interval_s = job.workflow.interval_s
-        slot_index = next_slot_index(self._clock(), interval_s)
         while not self._stop.is_set():
             slot_s = slot_index * interval_s
             with self._rng_lock:

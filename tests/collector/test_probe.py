@@ -231,6 +231,43 @@ def test_a_restart_after_kill_9_records_as_missed_every_slot_after_the_last_one_
     ]
 
 
+def test_a_slot_passing_while_the_missed_ones_are_recorded_at_start_is_run_not_lost(mini_url, tmp_path):
+    """Start at 1,000,009.99: slots up to 1,000,000 were missed while down. Recording them (and
+    reading the store) takes time, and slot 1,000,010 passes meanwhile: it is run, late, not lost
+    between the two (the job used to start from the clock read after recording)."""
+    (tmp_path / "probe-state.json").write_text(
+        json.dumps({"version": 1, "heartbeat_s": 999_962.0, "jobs": {"a@ward-7": {"last_slot_s": 999_960.0}}})
+    )
+    readings = iter([1_000_009.99])
+
+    def clock() -> float:
+        return next(readings, 1_000_010.5)
+
+    exporter = InMemorySpanExporter()
+    workflow = WorkflowConfig.model_validate({"name": "a", "target": "mini", "interval_s": 10, "steps": [{"name": "s", "path": "/delay"}]})
+    probe = Probe(
+        {"mini": TargetConfig(base_url=f"{mini_url}/fhir")}, SITES[:1], [], [workflow], [exporter],
+        environ={}, probe_id="p", state_dir=tmp_path, clock=clock,
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=probe.run_forever, args=(stop,), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not [s for s in exporter.get_finished_spans() if s.attributes.get(schema.ATTR_SPAN_TYPE) == "run"]:
+        assert time.monotonic() < deadline, "no run"
+        probe.force_flush()
+        time.sleep(0.05)
+    stop.set()
+    thread.join(timeout=10)
+    probe.force_flush()
+    spans = exporter.get_finished_spans()
+    missed = [s.attributes[schema.ATTR_SLOT] for s in spans if s.attributes.get(schema.ATTR_SPAN_TYPE) == "missed_slot"]
+    ran = [s.attributes[schema.ATTR_SLOT] for s in spans if s.attributes.get(schema.ATTR_SPAN_TYPE) == "run"]
+    probe.shutdown()
+    iso = [datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="milliseconds") for t in (999_970.0, 999_980.0, 999_990.0, 1_000_000.0, 1_000_010.0)]
+    assert (missed, ran) == (iso[:4], iso[4:])
+
+
 def test_stop_ends_run_forever_from_another_thread(mini_url):
     probe = make_probe(mini_url, [InMemorySpanExporter()], interval_s=30)
     thread = threading.Thread(target=probe.run_forever)
