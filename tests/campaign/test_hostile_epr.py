@@ -402,3 +402,25 @@ def test_a_malformed_answer_reaches_neither_the_output_nor_the_store_nor_otlp(
                         ("log", "\n".join(r.getMessage() for r in caplog.records))):
         for secret in PATIENT:
             assert secret not in text, f"{secret} reached the {where}"
+
+
+@pytest.mark.parametrize("kind", ["status-line", "header-without-colon", "deep-json"])
+def test_smart_discovery_never_quotes_the_answer(kind, tmp_path, tracer, spans, caplog):
+    """The token endpoint discovered from .well-known/smart-configuration: its answer is the EPR's too."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    caplog.set_level(logging.DEBUG)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_file = tmp_path / "key.pem"
+    key_file.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    raw = answer(200, b"[" * 200_000 + b"]" * 200_000) if kind == "deep-json" else MALFORMED[kind]
+    with hostile_server(fixed(raw)) as (base_url, _seen):
+        tgt = TargetConfig.model_validate({"base_url": f"{base_url}/fhir", "auth": {
+            "type": "smart_backend_services", "client_id": "probe", "private_key": f"${{file:{key_file}}}",
+            "scope": "system/Patient.rs"}})
+        result = run(workflow(), tgt, tracer)
+    assert (result.status, result.error_type) == ("failed", "auth"), result.message
+    assert "unexpectedly" not in (result.message or "")
+    assert_nothing_of(PATIENT, texts(result, spans, caplog))
