@@ -593,7 +593,7 @@ class _StepRun:
 
     def _fetch_token(self, auth: TokenAuth) -> str:
         run = self.run
-        discovery = PhaseTimer(deadline_ns=time.perf_counter_ns() + int(run.workflow.step_timeout_s * _NS_PER_S))
+        discovery = PhaseTimer(timeout_s=run.workflow.step_timeout_s)
         try:  # a SMART token endpoint not configured is discovered once per target, untimed
             with discovery.active():
                 token_url = run.token_cache.token_url(
@@ -629,7 +629,7 @@ class _StepRun:
         failure: StepFailure | None = None
         token = ""
         timeout_s = max(min(run.workflow.step_timeout_s, run.remaining_s()), 0.001)
-        timer = PhaseTimer(deadline_ns=time.perf_counter_ns() + int(timeout_s * _NS_PER_S))
+        timer = PhaseTimer(timeout_s=timeout_s)
         carrier: dict[str, str] = {}
         propagate.inject(carrier, context=trace.set_span_in_context(span))
         with timer.active():
@@ -767,7 +767,7 @@ class _StepRun:
             return StepFailure(ErrorType.TIMEOUT, f"{self.what}: the run's timeout of {run.workflow.timeout_s:g} s passed")
         timeout_s = min(run.workflow.step_timeout_s, remaining_s)
         # The timeout bounds the whole exchange, however the server paces its bytes.
-        timer = PhaseTimer(deadline_ns=time.perf_counter_ns() + int(timeout_s * _NS_PER_S))
+        timer = PhaseTimer(timeout_s=timeout_s)
         span: Span | None = None
         if request_span:
             span = run.tracer.start_span(

@@ -126,16 +126,20 @@ class PhaseTimer:
     extension and wrap the request in :meth:`active` so the DNS time reaches it.
 
     Args:
-        deadline_ns: ``perf_counter_ns`` by which the whole exchange (connecting, sending, every
-            read of the headers and body) must be over; None: only httpx's per-operation
-            timeouts. httpx's timeouts bound each read, so a server that drips a byte (or a
-            ``100 Continue``) within each read timeout would hold the request for ever; the
-            probe's streams cut every operation at this deadline instead (a read timeout).
+        timeout_s: how long the whole exchange (connecting, sending, every read of the headers
+            and body) may take, from its first network operation; None: only httpx's
+            per-operation timeouts. httpx's timeouts bound each read, so a server that drips a
+            byte (or a ``100 Continue``) within each read timeout would hold the request for
+            ever; the probe's streams cut every operation at this deadline instead (as a read,
+            write or connect timeout).
     """
 
-    def __init__(self, deadline_ns: int | None = None) -> None:
+    def __init__(self, timeout_s: float | None = None) -> None:
         self.start_ns = time.perf_counter_ns()
-        self.deadline_ns = deadline_ns
+        self._timeout_ns = None if timeout_s is None else int(timeout_s * _NS_PER_S)
+        # Set by the first network operation, where the phases begin (not when Python began
+        # building the request): a step cut by its timeout measures the timeout.
+        self.deadline_ns: int | None = None
         self._events: dict[str, int] = {}
         self._dns_ns = 0
         self._dns_failed = False
@@ -184,8 +188,10 @@ class PhaseTimer:
 
     def bounded_timeout(self, timeout_s: float | None) -> float | None:
         """``timeout_s`` shortened to what is left before the deadline (0 once it has passed)."""
-        if self.deadline_ns is None:
+        if self._timeout_ns is None:
             return timeout_s
+        if self.deadline_ns is None:
+            self.deadline_ns = time.perf_counter_ns() + self._timeout_ns
         left_s = max(0.0, (self.deadline_ns - time.perf_counter_ns()) / _NS_PER_S)
         return left_s if timeout_s is None else min(timeout_s, left_s)
 

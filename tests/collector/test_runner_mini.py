@@ -162,9 +162,9 @@ def test_step_timeout_cuts_a_slow_response(mini_url, tracer):
     steps = [{"name": "slow", "path": "/delay", "query": {"ms": 900}}]
     result = run(workflow(steps, step_timeout_s=0.2, timeout_s=5), target(mini_url), tracer)
     assert (result.status, result.error_type) == ("timed_out", "timeout")
-    # cut near 0.2 s, well before the server's 0.9 s answer (the 0.2 s run from before the
-    # request was built; the step's phases, from its first byte written, are a little less)
-    assert 0.15 <= result.steps[0].duration_s < 0.6
+    # cut near 0.2 s, well before the server's 0.9 s answer (the 0.2 s bound the whole exchange;
+    # the phases miss the moments between them, so they may sum to a little less)
+    assert 0.18 <= result.steps[0].duration_s < 0.6
 
 
 def test_run_timeout_cuts_the_run(mini_url, tracer):

@@ -57,7 +57,9 @@ def test_each_fault_kind_yields_its_error_type(example, testbed, tracer, span_ex
     assert step_span.status.description == failed.message
     assert "pat-" not in failed.message and "MRN" not in failed.message
     if error_type == "timeout":  # cut at the step timeout, well before the 1 s hang ends
-        assert 0.3 <= failed.duration_s < 0.7
+        # (0.3 s for the whole exchange: its phases, which miss the moments between them, a
+        # little less)
+        assert 0.27 <= failed.duration_s < 0.7
 
     httpx.delete(f"{testbed.base_url}/admin/faults").raise_for_status()
     again = example.run(workflow, tracer, token_cache=cache)
