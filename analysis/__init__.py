@@ -5,6 +5,7 @@
 - ``calendar``: clinical periods per site in local time;
 - ``sla``: SLAs as the contract computes them; ``objectives``: experience as users feel it;
 - ``watermelon``: where the two disagree, with the lenses that explain why;
+- ``findings``: :func:`find_stories`, every finding as people read it (the one source of them);
 - ``alerts``: burn-rate alerts for both; ``changes`` and ``ranktest``: change impact;
 - ``report``: the month's report; ``openslo``: OpenSLO in and out;
 - ``aggregates``: grouped figures computed in DuckDB for the dashboard; ``status``: now vs the past week.
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     )
     from analysis.calendar import ClinicalCalendar
     from analysis.changes import change_impact, load_changes_csv
+    from analysis.findings import Figure, FindingInputs, SiteLabel, Story, WorkflowLabel, find_stories
     from analysis.config import (
         ChangeEventConfig,
         ExclusionConfig,
@@ -119,7 +121,13 @@ _SOURCES = {
     "evaluate_objective": "analysis.objectives",
     "evaluate_sla": "analysis.sla",
     "ExclusionConfig": "analysis.config",
+    "find_stories": "analysis.findings",
     "find_watermelons": "analysis.watermelon",
+    "Figure": "analysis.findings",
+    "FindingInputs": "analysis.findings",
+    "SiteLabel": "analysis.findings",
+    "Story": "analysis.findings",
+    "WorkflowLabel": "analysis.findings",
     "Finding": "analysis.watermelon",
     "FrameCache": "analysis.store",
     "Lens": "analysis.watermelon",
@@ -220,7 +228,13 @@ __all__ = [
     "error_budget",
     "evaluate_objective",
     "evaluate_sla",
+    "find_stories",
     "find_watermelons",
+    "Figure",
+    "FindingInputs",
+    "SiteLabel",
+    "Story",
+    "WorkflowLabel",
     "load_changes_csv",
     "load_exclusions_csv",
     "mann_whitney_u",

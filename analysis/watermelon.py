@@ -66,9 +66,16 @@ from analysis.sla import (
 )
 from analysis.store import FrameCache, Store
 
-__all__ = ["Finding", "Lens", "TimeLost", "find_watermelons", "time_lost"]
+__all__ = ["LENS_TITLES", "Finding", "Lens", "TimeLost", "find_watermelons", "time_lost"]
 
 SPREAD_SHARE = 0.3  # below this share no single step is said to dominate
+LENS_TITLES = {
+    "time_dilution": "All hours against the clinical period",
+    "per_request": "Each request against the whole task",
+    "mean_vs_tail": "The average against the slow runs",
+    "pooled_sites": "All sites pooled against this site",
+    "slow_but_up": "Slow but counted as up",
+}
 LensName = Literal["time_dilution", "per_request", "mean_vs_tail", "pooled_sites", "slow_but_up"]
 
 
@@ -88,6 +95,11 @@ class Lens:
     text: str
     figures: dict[str, float] = field(default_factory=dict)
     sla: str | None = None
+
+    @property
+    def title(self) -> str:
+        """The lens in plain words: "All hours against the clinical period", not ``time_dilution``."""
+        return LENS_TITLES.get(self.name, self.name.replace("_", " ").capitalize())
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,105 @@
+"""Stories: the findings as people read them, on a hand-made day with hand-computed figures."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from analysis import open_store
+from analysis.calendar import ClinicalCalendar
+from analysis.config import ObjectiveConfig, PeriodConfig, SLAConfig
+from analysis.findings import DEFAULT_THRESHOLD_S, FindingInputs, Story, find_stories
+
+UTC = dt.UTC
+START, END = dt.datetime(2026, 10, 1, tzinfo=UTC), dt.datetime(2026, 10, 2, tzinfo=UTC)
+ROUNDS_PERIOD = PeriodConfig(name="ward rounds", start=dt.time(8), end=dt.time(10, 30))
+CALENDAR = ClinicalCalendar([ROUNDS_PERIOD], {"ward-7": "Europe/London",
+                                              "community": "Europe/London"})
+ROUNDS = ObjectiveConfig(name="open in 3 s on rounds", workflow="open", threshold_s=3,
+                         target=0.9, periods=["ward rounds"])
+SLA = SLAConfig(name="95% in 2 s", metric="share_under", threshold_s=2, target=0.95,
+                timezone="Europe/London")
+CONFIG = SimpleNamespace(
+    workflows=[SimpleNamespace(name="open", description="Open a record")],
+    sites=[SimpleNamespace(name="ward-7", title="Ward 7", timezone="Europe/London"),
+           SimpleNamespace(name="community", title="Community hospital",
+                           timezone="Europe/London")],
+    slas=[SLA], objectives=[ROUNDS], periods=[ROUNDS_PERIOD], task_volumes=[], changes=[],
+    dashboard=SimpleNamespace(timezone="Europe/London"),
+)
+
+
+@pytest.fixture
+def store_path(make_rows, rows_store) -> Path:
+    """Thursday 1 October 2026, as in test_watermelon: ward-7's ward rounds (07:00-09:30Z) take
+    3.1 s a run, every request under 2 s; the rest of the day 1.0 s."""
+    rows = []
+    t0 = dt.datetime(2026, 10, 1, 7, 0, tzinfo=UTC)
+    for i in range(10):
+        rows += make_rows(t0 + dt.timedelta(minutes=12 * i), "open", "ward-7",
+                          [("find", 0.6), ("meds", 0.6), ("notes", 1.9)])
+        rows += make_rows(t0 + dt.timedelta(minutes=12 * i + 3), "open", "community",
+                          [("find", 0.4), ("meds", 0.4), ("notes", 0.5)])
+    for i in range(100):
+        rows += make_rows(dt.datetime(2026, 10, 1, 10, tzinfo=UTC) + dt.timedelta(minutes=6 * i),
+                          "open", "ward-7", [("find", 0.3), ("meds", 0.3), ("notes", 0.4)])
+    return rows_store(rows)
+
+
+def test_inputs_from_config_name_and_judge() -> None:
+    inputs = FindingInputs.from_config(CONFIG)
+    assert inputs.workflow("open").title == "Open"
+    assert inputs.workflow("open").threshold_s == 3
+    assert inputs.workflow("open").threshold_source == "objective 'open in 3 s on rounds'"
+    assert inputs.workflow("ward-handover").title == "Ward handover"
+    assert inputs.workflow("ward-handover").threshold_s == DEFAULT_THRESHOLD_S
+    assert inputs.site_title("community") == "Community hospital"
+    assert inputs.site_title("unknown-site") == "unknown-site"
+
+
+def test_watermelon_story_in_plain_words(store_path: Path) -> None:
+    inputs = FindingInputs.from_config(CONFIG)
+    with open_store(store_path) as store:
+        stories = find_stories(store, inputs, CALENDAR, START, END)
+    assert [(s.kind, s.workflow, s.sites, s.period) for s in stories] == [
+        ("watermelon", "open", ("ward-7",), "ward rounds")]
+    [s] = stories
+    assert s.headline == ("Open at Ward 7 during ward rounds: 0% within 3 s against a target of "
+                          "90%, while the SLA “95% in 2 s” (100.0%) was met.")
+    assert "_" not in s.headline and "ward-7" not in s.headline
+    sla, runs = s.figures[0], s.figures[1]
+    assert (sla.label, sla.value, sla.threshold, sla.n, sla.verdict) == (
+        "95% in 2 s", "100.0%", "target 95%", 360, "met")
+    assert (runs.value, runs.threshold, runs.n, runs.verdict) == ("0%", "target 90%", 10,
+                                                                  "breached")
+    names = [lens.name for lens in s.lenses]
+    assert len(names) == len(set(names))  # each lens once...
+    assert all(lens.sla == "95% in 2 s" for lens in s.lenses)  # ...naming the SLA it explains
+    assert all("_" not in lens.title for lens in s.lenses)
+    assert s.blame is not None and "notes" in s.blame
+    assert s.severity_s == pytest.approx(1.0)  # 10 runs x 0.1 s beyond 3 s
+    json.dumps(dataclasses.asdict(s))  # every number behind it is JSON-able
+
+
+def test_a_quiet_day_tells_no_story(make_rows, rows_store) -> None:
+    rows = []
+    for i in range(100):
+        rows += make_rows(dt.datetime(2026, 10, 1, 6, tzinfo=UTC) + dt.timedelta(minutes=6 * i),
+                          "open", "ward-7", [("find", 0.3), ("meds", 0.3), ("notes", 0.4)])
+    with open_store(rows_store(rows)) as store:
+        assert find_stories(store, FindingInputs.from_config(CONFIG), CALENDAR, START, END) == []
+
+
+def test_window_must_be_aware(store_path: Path) -> None:
+    with open_store(store_path) as store, pytest.raises(ValueError, match="timezone-aware"):
+        find_stories(store, FindingInputs.from_config(CONFIG), CALENDAR,
+                     START.replace(tzinfo=None), END)
+
+
+def test_story_is_frozen() -> None:
+    assert dataclasses.is_dataclass(Story) and Story.__dataclass_params__.frozen  # type: ignore[attr-defined]
