@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 _PHASES = ("dns_s", "connect_s", "tls_s", "ttfb_s", "transfer_s")
+# Runs the probe stopped itself (Ctrl-C) are facts about the probe, not the EPR: listed, never judged.
+_JUDGED = f"status <> '{s.RUN_INTERRUPTED}'"
 
 
 def time_of_day(store: Store, runs: RunFilter, *, timezone: str, threshold_s: float) -> pd.DataFrame:
@@ -39,7 +41,8 @@ def time_of_day(store: Store, runs: RunFilter, *, timezone: str, threshold_s: fl
     where, params = runs.where()
     query = f"""
         WITH local AS (
-            SELECT timezone(?, start) AS local_start, status, waiting_s FROM runs WHERE {where}
+            SELECT timezone(?, start) AS local_start, status, waiting_s FROM runs
+            WHERE {where} AND {_JUDGED}
         )
         SELECT isodow(local_start) - 1 AS weekday, hour(local_start) AS hour, count(*) AS samples,
                avg(CASE WHEN status = 'ok' AND waiting_s <= ? THEN 1.0 ELSE 0.0 END) AS share_under,
@@ -109,7 +112,7 @@ def site_summary(store: Store, runs: RunFilter, *, threshold_s: float) -> pd.Dat
                avg(CASE WHEN status = 'ok' AND waiting_s <= ? THEN 1.0 ELSE 0.0 END) AS share_under,
                quantile_cont(waiting_s, 0.5) FILTER (WHERE status = 'ok') AS p50_s,
                quantile_cont(waiting_s, 0.9) FILTER (WHERE status = 'ok') AS p90_s
-        FROM runs WHERE {where} GROUP BY site ORDER BY site
+        FROM runs WHERE {where} AND {_JUDGED} GROUP BY site ORDER BY site
     """
     return store.sql(query, [threshold_s, *params])
 
@@ -217,7 +220,7 @@ def workflow_site_summary(store: Store, runs: RunFilter, *, thresholds_s: Mappin
                quantile_cont(r.waiting_s, 0.5) FILTER (WHERE r.status = 'ok') AS p50_s,
                quantile_cont(r.waiting_s, 0.9) FILTER (WHERE r.status = 'ok') AS p90_s
         FROM runs AS r LEFT JOIN t USING (workflow)
-        WHERE {where}
+        WHERE {where} AND r.{_JUDGED}
         GROUP BY r.workflow, r.site ORDER BY r.workflow, r.site
     """
     flat = [value for pair in pairs for value in pair]

@@ -10,7 +10,8 @@ UTC: 08:00, 08:15, ...) per site and clinical period, and budgeted as OpenSLO do
 - ``RatioTimeslices``: the mean of the windows' ratios.
 
 Windows without runs are left out (a probe that did not run says nothing about experience; missed
-slots are reported separately). An objective without periods judges all hours, labelled
+slots are reported separately), and so are runs the probe stopped itself (``interrupted``:
+Ctrl-C), which are facts about the probe, not the EPR. An objective without periods judges all hours, labelled
 ``all hours``.
 """
 
@@ -28,8 +29,10 @@ from analysis.calendar import ClinicalCalendar
 from analysis.config import ObjectiveConfig
 from analysis.percentiles import Percentile, percentile
 from analysis.store import FrameCache, Store
+from store.schema import RUN_INTERRUPTED
 
-__all__ = ["ALL_HOURS", "ObjectiveResult", "evaluate_objective", "judge_runs", "objective_runs"]
+__all__ = ["ALL_HOURS", "ObjectiveResult", "evaluate_objective", "judge_runs", "judged_runs",
+           "objective_runs"]
 
 ALL_HOURS = "all hours"
 WINDOW_COLUMNS = ("site", "period", "window_start", "good", "total", "ratio", "good_window")
@@ -107,6 +110,15 @@ def objective_runs(
     return judged()
 
 
+def judged_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs a judgement counts: all but those the probe stopped itself (``interrupted``,
+    Ctrl-C), which are facts about the probe, not the EPR (shown, never judged)."""
+    if runs.empty or "status" not in runs:
+        return runs
+    keep = runs["status"].astype(str) != RUN_INTERRUPTED
+    return runs if keep.all() else runs[keep.to_numpy()]
+
+
 def judge_runs(
     runs: pd.DataFrame, objective: ObjectiveConfig, calendar: ClinicalCalendar | None
 ) -> pd.DataFrame:
@@ -117,6 +129,7 @@ def judge_runs(
     Raises:
         ValueError: the objective names periods but there is no calendar.
     """
+    runs = judged_runs(runs)
     good = (runs["status"].astype(str) == "ok") & (
         runs["waiting_s"].astype("float64") <= objective.threshold_s
     )

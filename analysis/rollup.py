@@ -251,7 +251,8 @@ def build_rollup(con: duckdb.DuckDBPyConnection, config: RollupConfig,
     under = ", ".join(f"count(*) FILTER (WHERE status = 'ok' AND waiting_s <= {t!r}) AS under_{i}"
                       for i, t in enumerate(levels))
     run_table = by_level(f"""
-        SELECT {{win}}, workflow, site, count(*) AS samples, count(*) FILTER (WHERE status = 'ok') AS ok,
+        SELECT {{win}}, workflow, site, count(*) FILTER (WHERE status <> 'interrupted') AS samples,
+               count(*) FILTER (WHERE status = 'ok') AS ok,
                count(*) FILTER (WHERE simulated) AS simulated,
                coalesce(max(epoch_ns(start)) FILTER (WHERE status = 'ok'), {np.iinfo(np.int64).min}) AS last_ok_ns,
                {under}

@@ -384,6 +384,7 @@ def waiting_distribution(answer: Answer, *, threshold_s: float, period: str | No
 
 def distribution_of(frame: pd.DataFrame, *, threshold_s: float) -> Distribution:
     """A :class:`Distribution` of runs read exactly (a frame of ``Store.runs``)."""
+    frame = frame[frame["status"] != "interrupted"]  # the probe's own stop: never judged
     ok = frame["status"] == "ok"
     waiting = frame["waiting_s"].astype(float)
     values = waiting[ok].dropna().to_numpy()

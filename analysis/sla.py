@@ -15,6 +15,9 @@ agreed exclusion.
 - ``availability``: requests that did not fail / all requests. A slow but successful response
   is available: that is how contracts count it.
 
+The probe's requests of a run it stopped itself (status ``interrupted``: Ctrl-C) are not counted:
+they are facts about the probe, not the EPR.
+
 Budgeting methods (``share_under`` and ``availability``) follow OpenSLO as
 ``analysis.budget`` implements them; slices without requests (outside service hours, inside
 exclusions) are left out.
@@ -324,6 +327,12 @@ def _fragment_where(sla: SLAConfig, start: dt.datetime, end: dt.datetime) -> tup
         clauses.append("(" + " OR ".join("coalesce(url_template, '') GLOB ?"
                                          for _ in sla.endpoints) + ")")
         params += list(sla.endpoints)
+    if sla.data_source == "probe":
+        # A run the probe's own stop cut off is a fact about the probe, not the EPR: none of its
+        # requests is judged (a run starts at most a day before its requests).
+        clauses.append("trace_id NOT IN (SELECT trace_id FROM runs WHERE status = 'interrupted' "
+                       "AND start >= ? AND start < ?)")
+        params += [start.astimezone(dt.UTC) - dt.timedelta(days=1), end.astimezone(dt.UTC)]
     return " AND ".join(clauses), params
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.store import Store
+from store.schema import RUN_INTERRUPTED
 
 __all__ = ["RECENT_RUNS_QUERY", "StatusRules", "current_status", "judge_status"]
 
@@ -90,6 +91,7 @@ def judge_status(baseline: pd.DataFrame, recent: pd.DataFrame, rules: StatusRule
 
 
 def _judge(runs: pd.DataFrame, baseline_s: float | None, rules: StatusRules) -> dict[str, object]:
+    runs = runs[runs["status"] != RUN_INTERRUPTED]  # the probe's own stop: shown, never judged
     ok = runs[runs["status"] == "ok"]
     result: dict[str, object] = {
         "typical_s": float(ok["waiting_s"].median()) if not ok.empty else None,
