@@ -3,8 +3,11 @@
 For each affected workflow and site, the runs in ``[at - window, at)`` are compared with those in
 ``[at, at + window)`` (optionally only inside one clinical period): medians and p90s (pooled,
 each with its sample count), the ratio of medians, Cliff's delta and the Mann-Whitney p-value
-(``analysis.ranktest``). The step whose median moved most is named, with its share of the
-increase in median waiting time. Whole weeks on both sides (the default 7 days) compare like
+(``analysis.ranktest``). The step blamed is the one whose own time grew most against its own
+baseline (its median before the change), with its share of the growth summed over the steps that
+grew (a reader says "most" only of a share above half), and the layer of that step that grew:
+``network`` (DNS, connect, TLS), ``server`` (time to first byte) or ``transfer``. A step that is
+always slow but did not change is never blamed. Whole weeks on both sides (the default 7 days) compare like
 with like: the same mix of weekdays and hours.
 
 Change events come from the configuration (``changes``: :class:`analysis.config.ChangeEventConfig`),
@@ -33,7 +36,10 @@ IMPACT_COLUMNS = (
     "change", "workflow", "site", "before_runs", "after_runs", "before_median_s",
     "after_median_s", "before_p90_s", "after_p90_s", "median_ratio", "cliffs_delta", "magnitude",
     "p_value", "significant", "dominant_step", "dominant_step_delta_s", "dominant_step_share",
+    "dominant_layer", "dominant_layer_delta_s",
 )
+_LAYERS = {"network": ("dns_s", "connect_s", "tls_s"), "server": ("ttfb_s",),
+           "transfer": ("transfer_s",)}
 
 
 def load_changes_csv(path: Path | str) -> list[ChangeEventConfig]:
@@ -64,33 +70,44 @@ def load_changes_csv(path: Path | str) -> list[ChangeEventConfig]:
     return out
 
 
-def _step_shift(medians: pd.DataFrame) -> tuple[str | None, float, float]:
-    """The step whose median duration rose most, its rise in seconds and share of all rises.
+def _step_shift(medians: pd.DataFrame) -> tuple[str | None, float, float, str | None, float]:
+    """The step whose own median duration rose most, its rise in seconds, its share of all
+    rises, and the layer of that step that rose most with that layer's rise.
 
-    ``medians``: one scope's rows of :func:`_step_medians` (``after, step, median_s``).
+    ``medians``: one scope's rows of :func:`_step_medians`.
     """
+    nothing = (None, float("nan"), float("nan"), None, float("nan"))
     if medians["after"].all() or not medians["after"].any():  # a side without steps
-        return None, float("nan"), float("nan")
+        return nothing
     known = medians[medians["step"].notna()]
+    columns = ["median_s", *(f"{c}_median" for cols in _LAYERS.values() for c in cols)]
 
-    def side(after: bool) -> pd.Series:
+    def side(after: bool) -> pd.DataFrame:
         rows = known[known["after"] == after]
-        return pd.Series(rows["median_s"].to_numpy(dtype=np.float64),
-                         index=rows["step"].astype(str)).sort_index()
+        return rows.set_index(rows["step"].astype(str))[columns].astype("float64").sort_index()
 
-    delta = (side(True) - side(False)).dropna()
-    rises = delta[delta > 0]
+    delta = (side(True) - side(False)).dropna(subset=["median_s"])
+    rises = delta["median_s"][delta["median_s"] > 0]
     if rises.empty:
-        return None, 0.0, float("nan")
+        return None, 0.0, float("nan"), None, float("nan")
     step = str(rises.idxmax())
-    return step, float(rises.max()), float(rises.max() / rises.sum())
+    layers = {name: float(delta.loc[step, [f"{c}_median" for c in cols]].sum(min_count=1))
+              for name, cols in _LAYERS.items()}
+    layers = {k: v for k, v in layers.items() if not np.isnan(v)}
+    layer = max(layers, key=lambda k: layers[k]) if layers else None
+    if layer is not None and layers[layer] <= 0:
+        layer = None
+    return (step, float(rises.max()), float(rises.max() / rises.sum()), layer,
+            layers[layer] if layer is not None else float("nan"))
 
 
 def _step_medians(store: Store | FrameCache, runs: pd.DataFrame, at: dt.datetime,
                   window: dt.timedelta, workflows: list[str] | None) -> pd.DataFrame:
     """Per workflow, site, side of the change (by the step's own start) and step, the median
-    duration of the steps of ``runs``, computed in DuckDB: ``workflow, site, after, step,
-    median_s`` (a null ``step`` row stands for steps without a name)."""
+    duration of the steps of ``runs`` and the medians of its phases, computed in DuckDB:
+    ``workflow, site, after, step, median_s, dns_s_median, ..., transfer_s_median`` (a null
+    ``step`` row stands for steps without a name; a phase that did not occur counts 0 s in a
+    step that has phase timings)."""
     compared = pa.Table.from_pandas(pd.DataFrame({"trace_id": runs["trace_id"].astype(str)}),
                                     preserve_index=False)
     params: list[object] = [at, at - window, at + window]
@@ -98,8 +115,11 @@ def _step_medians(store: Store | FrameCache, runs: pd.DataFrame, at: dt.datetime
     if workflows:
         wanted = " AND list_contains(?, workflow)"
         params.append(workflows)
+    phases = ", ".join(
+        f"median(CASE WHEN ttfb_s IS NOT NULL THEN coalesce({c}, 0) END) AS {c}_median"
+        for cols in _LAYERS.values() for c in cols)
     query = f"""
-SELECT workflow, site, start >= ? AS after, step, median(duration_s) AS median_s
+SELECT workflow, site, start >= ? AS after, step, median(duration_s) AS median_s, {phases}
 FROM steps
 WHERE start >= ? AND start < ?{wanted} AND trace_id IN (SELECT trace_id FROM compared)
 GROUP BY ALL"""
@@ -144,7 +164,7 @@ def change_impact(
         if before.empty or after.empty:
             continue
         test = mann_whitney_u(after.to_numpy(), before.to_numpy())
-        step, step_delta, share = _step_shift(
+        step, step_delta, share, layer, layer_delta = _step_shift(
             medians[(medians["workflow"] == workflow) & (medians["site"] == site)])
         b50, a50 = percentile(before, 0.5).value, percentile(after, 0.5).value
         rows.append({
@@ -157,6 +177,7 @@ def change_impact(
             "cliffs_delta": test.cliffs_delta, "magnitude": cliffs_delta_magnitude(test.cliffs_delta),
             "p_value": test.p_value, "significant": bool(test.p_value < alpha),
             "dominant_step": step, "dominant_step_delta_s": step_delta,
-            "dominant_step_share": share,
+            "dominant_step_share": share, "dominant_layer": layer,
+            "dominant_layer_delta_s": layer_delta,
         })
     return pd.DataFrame(rows, columns=list(IMPACT_COLUMNS))

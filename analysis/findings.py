@@ -27,20 +27,41 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import yaml
 
 from analysis.calendar import ClinicalCalendar
+from analysis.changes import change_impact
 from analysis.config import (
+    WEEKDAYS,
     ChangeEventConfig,
     ObjectiveConfig,
     PeriodConfig,
     SLAConfig,
     TaskVolumeConfig,
 )
-from analysis.objectives import ALL_HOURS
-from analysis.sla import SLAResult
+from analysis.discovery import (
+    BIN_MINUTES,
+    EVERY_DAY_SHARE,
+    USUAL_FACTOR,
+    Band,
+    FailureEpisode,
+    SiteGap,
+    StepGrowth,
+    failure_episodes,
+    local_runs,
+    recurring_waits,
+    site_gaps,
+    step_growth,
+)
+from analysis.objectives import ALL_HOURS, judged_runs
+from analysis.sla import SLAResult, counted_requests, evaluate_sla
 from analysis.store import FrameCache, Store
 from analysis.watermelon import Finding, Lens, find_watermelons
 
@@ -285,42 +306,237 @@ def _lenses(finding: Finding) -> tuple[Lens, ...]:
     return tuple(out.values())
 
 
+# -- times and places in words ------------------------------------------------------------------
+
+_COUNT_WORDS = {2: "both", 3: "all three", 4: "all four", 5: "all five", 6: "all six"}
+
+
+def _clock(minutes: int) -> str:
+    return f"{minutes // 60 % 24:02d}:{minutes % 60:02d}"
+
+
+def _hours_text(start_min: int, end_min: int) -> str:
+    return f"{_clock(start_min)}–{'24:00' if end_min == 1440 else _clock(end_min)}"
+
+
+def _day_text(moment: dt.datetime, zone: ZoneInfo) -> str:
+    local = moment.astimezone(zone)
+    return f"{local:%a} {local.day} {local:%b}"
+
+
+def _when_text(moment: dt.datetime, zone: ZoneInfo) -> str:
+    local = moment.astimezone(zone)
+    return f"{local:%a} {local.day} {local:%b} {local:%H:%M}"
+
+
+def _and(items: Sequence[str]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _layer_text(layer: str | None) -> str:
+    return {"network": "network: DNS, connect and TLS", "server": "server: time to first byte",
+            "transfer": "transfer of the response"}.get(layer or "", "")
+
+
+def _blame_text(growth: StepGrowth, baseline: str) -> tuple[str | None, str | None]:
+    """(the blame in words, the blamed step): a step only when it holds most of the growth."""
+    if growth.step is None:
+        return None, None
+    layer = _layer_text(growth.layer)
+    layer = f"; {layer}" if layer else ""
+    if growth.majority:
+        return (f"the {growth.step} step (+{seconds_text(growth.growth_s)} against its own median "
+                f"{baseline}, {percent_text(growth.share)} of the increase{layer})", growth.step)
+    return (f"no single step: every step waited longer (the largest, {growth.step}, "
+            f"+{seconds_text(growth.growth_s)}, {percent_text(growth.share)} of the increase"
+            f"{layer})", None)
+
+
+# -- the computation's shared state -------------------------------------------------------------
+
+@dataclass
+class _Context:
+    store: FrameCache
+    inputs: FindingInputs
+    calendar: ClinicalCalendar
+    start: dt.datetime
+    end: dt.datetime
+    base_dir: Path | None
+    changes: tuple[ChangeEventConfig, ...]
+    runs: pd.DataFrame
+    steps: pd.DataFrame
+    requests: pd.DataFrame
+    thresholds: dict[str, tuple[float, str]]
+    frame: pd.DataFrame  # discovery.local_runs
+    sla_results: dict[str, SLAResult] = field(default_factory=dict)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.inputs.timezone)
+
+    def sla(self, sla: SLAConfig) -> SLAResult:
+        if sla.name not in self.sla_results:
+            self.sla_results[sla.name] = evaluate_sla(self.store, sla, self.start, self.end,
+                                                      base_dir=self.base_dir)
+        return self.sla_results[sla.name]
+
+    def latency_slas(self, workflows: Sequence[str]) -> list[SLAResult]:
+        """The judged latency SLAs that count some of ``workflows``' requests."""
+        out = []
+        for sla in self.inputs.slas:
+            if sla.metric == "availability":
+                continue
+            if sla.workflows and not set(sla.workflows) & set(workflows):
+                continue
+            result = self.sla(sla)
+            if result.met is not None:
+                out.append(result)
+        return out
+
+    def availability_slas(self) -> list[SLAResult]:
+        return [r for r in (self.sla(s) for s in self.inputs.slas if s.metric == "availability")
+                if r.met is not None]
+
+    def sites_of(self, workflow: str) -> list[str]:
+        return sorted(self.runs.loc[self.runs["workflow"] == workflow, "site"].astype(str).unique())
+
+    def sites_text(self, sites: Sequence[str], of: Sequence[str]) -> str:
+        sites = sorted(set(sites))
+        if len(of) > 1 and set(sites) >= set(of):
+            return f"at {_COUNT_WORDS.get(len(of), f'all {len(of)}')} sites"
+        return "at " + _and([self.inputs.site_title(s) for s in sites])
+
+    def title(self, workflow: str) -> str:
+        return self.inputs.workflow(workflow).title
+
+    def change_before(self, first: dt.datetime | None, observed_from: dt.datetime | None
+                      ) -> ChangeEventConfig | None:
+        """The change that came between the first run observed without the story and its first
+        appearance (within a day), if any."""
+        if first is None or observed_from is None:
+            return None
+        for change in sorted(self.changes, key=lambda c: c.at, reverse=True):
+            at = change.at.astimezone(dt.UTC)
+            if observed_from < at <= first and first - at <= dt.timedelta(days=1):
+                return change
+        return None
+
+    def since_text(self, first: dt.datetime | None, observed_from: dt.datetime | None = None
+                   ) -> str:
+        """"since Mon 12 Oct", or "after Release 24.3 (...)" when a change came between the
+        first run observed without it and its first appearance."""
+        if first is None:
+            return ""
+        change = self.change_before(first, observed_from)
+        if change is not None:
+            return f"after {change.title} ({_when_text(change.at, self.zone)})"
+        return f"since {_day_text(first, self.zone)}"
+
+
+def _thresholds(inputs: FindingInputs, runs: pd.DataFrame) -> dict[str, tuple[float, str]]:
+    """Each workflow's T: its objective's, else ``DEFAULT_THRESHOLD_S``, or twice its median at
+    its quickest site when that is longer (a 40-request handover list is not one click)."""
+    out: dict[str, tuple[float, str]] = {}
+    ok = runs[runs["status"].astype(str) == "ok"]
+    medians = ok.groupby(["workflow", "site"])["waiting_s"].median()
+    for workflow in sorted(set(runs["workflow"].astype(str)) | {w.name for w in inputs.workflows}):
+        label = inputs.workflow(workflow)
+        if label.threshold_source != "default":
+            out[workflow] = (label.threshold_s, label.threshold_source)
+            continue
+        quickest = float(medians.loc[workflow].min()) if workflow in medians.index else math.nan
+        if not math.isnan(quickest) and 2 * quickest > DEFAULT_THRESHOLD_S:
+            out[workflow] = (round(2 * quickest, 1),
+                             "default: twice its median at its quickest site")
+        else:
+            out[workflow] = (DEFAULT_THRESHOLD_S, f"default: {DEFAULT_THRESHOLD_S:g} s")
+    return out
+
+
 # -- stories from the configured objectives ----------------------------------------------------
 
-def _watermelon_story(f: Finding, inputs: FindingInputs) -> Story:
+def _objective_since(ctx: _Context, objective: ObjectiveConfig, site: str, period: str
+                     ) -> tuple[dt.datetime | None, dt.datetime | None]:
+    """(the start of the first local day the scope missed its target, the first run judged)."""
+    frame = ctx.frame[(ctx.frame["workflow"] == objective.workflow) & (ctx.frame["site"] == site)]
+    if period != ALL_HOURS and not frame.empty:
+        frame = frame[ctx.calendar.mask(frame, period).to_numpy()]
+    if frame.empty:
+        return None, None
+    good = frame["ok"] & (frame["waiting_s"].astype(float) <= objective.threshold_s)
+    daily = good.groupby(frame["date"]).mean()
+    missed = daily[daily < objective.target]
+    if missed.empty:
+        return None, pd.Timestamp(frame["start"].min()).to_pydatetime()
+    day = missed.index[0]
+    first = frame.loc[frame["date"] == day, "start"].min()
+    return pd.Timestamp(first).to_pydatetime(), pd.Timestamp(frame["start"].min()).to_pydatetime()
+
+
+def _watermelon_story(ctx: _Context, f: Finding) -> Story:
+    inputs = ctx.inputs
     workflow = inputs.workflow(f.workflow)
     site = inputs.site_title(f.site or "")
     objective = next((o for o in inputs.objectives if o.name == f.objective), None)
     t = objective.threshold_s if objective is not None else workflow.threshold_s
-    runs, good = int(f.experience["runs"]), int(f.experience.get("good", 0) or 0)
+    runs = int(f.experience["runs"])  # type: ignore[call-overload]
     value = float(f.experience["value"])  # type: ignore[arg-type]
     target = float(f.experience["target"])  # type: ignore[arg-type]
-    where = site if f.period == ALL_HOURS else f"{site} during {f.period}"
+    during = "" if f.period == ALL_HOURS else f" during {f.period}"
+    p90 = f.experience.get("p90_s")
     headline = (
-        f"{workflow.title} at {where}: {percent_text(value)} within {t:g} s against a target of "
-        f"{percent_text(target)}, while {_sla_clause(f.slas, 'met')}."
+        f"{workflow.title} at {site}{during}: {percent_text(value)} of runs within {t:g} s "
+        f"against a target of {percent_text(target)} (the slowest tenth over "
+        f"{seconds_text(p90)}), while {_sla_clause(f.slas, 'met')}."  # type: ignore[arg-type]
     )
     figures = [sla_figure(r) for r in f.slas]
-    figures.append(Figure(f"runs within {t:g} s" + ("" if f.period == ALL_HOURS else
-                                                     f" during {f.period}"),
-                          percent_text(value), f"target {percent_text(target)}", runs,
-                          "breached"))
-    figures.append(Figure("90th percentile waiting", seconds_text(f.experience.get("p90_s")),  # type: ignore[arg-type]
+    figures.append(Figure(f"runs within {t:g} s{during}", percent_text(value),
+                          f"target {percent_text(target)}", runs, "breached"))
+    figures.append(Figure(f"90th percentile waiting{during}", seconds_text(p90),  # type: ignore[arg-type]
                           f"≤ {t:g} s", runs, None))
-    blame = None
-    if f.dominant_step is not None and not math.isnan(f.dominant_step_share):
-        blame = f"the {f.dominant_step} step ({percent_text(f.dominant_step_share)} of the extra waiting)"
+    # Blame what grew against its own baseline: the same site's runs outside the period.
+    frame = ctx.frame[(ctx.frame["workflow"] == f.workflow) & (ctx.frame["site"] == f.site)]
+    inside = (ctx.calendar.mask(frame, f.period).to_numpy() if f.period != ALL_HOURS
+              else np.ones(len(frame), dtype=bool))
+    slow = inside & (frame["waiting_s"].to_numpy(dtype=float) > t) & frame["ok"].to_numpy()
+    baseline = ~inside & frame["ok"].to_numpy()
+    if f.period == ALL_HOURS:
+        baseline = frame["ok"].to_numpy() & ~slow
+    growth = step_growth(ctx.steps, frame.loc[slow, "trace_id"].astype(str).tolist(),
+                         frame.loc[baseline, "trace_id"].astype(str).tolist())
+    blame, blamed = _blame_text(growth, f"outside {f.period}" if f.period != ALL_HOURS
+                                else "in the runs within T")
+    since, observed = (_objective_since(ctx, objective, f.site or "", f.period)
+                       if objective is not None else (None, None))
+    change = ctx.change_before(since, observed)
+    if change is not None and not growth.majority:
+        # Nothing stands out in the period against the rest of the day: what grew since the
+        # change it followed, in the period, is to blame.
+        later = (pd.to_datetime(frame["start"]) >= pd.Timestamp(change.at)).to_numpy()
+        after = slow & later
+        before = inside & frame["ok"].to_numpy() & ~later
+        by_change = step_growth(ctx.steps, frame.loc[after, "trace_id"].astype(str).tolist(),
+                                frame.loc[before, "trace_id"].astype(str).tolist())
+        if by_change.majority:
+            growth = by_change
+            blame, blamed = _blame_text(growth, f"before {change.title}")
     lost = f.time_lost
     return Story(
-        kind="watermelon", headline=headline, since=None, since_text="",
-        workflow=f.workflow, sites=(f.site,) if f.site else (),
-        period=None if f.period == ALL_HOURS else f.period, figures=tuple(figures),
-        lenses=_lenses(f), blame=blame, suggestion_yaml=None,
+        kind="watermelon", headline=headline, since=since,
+        since_text=ctx.since_text(since, observed), workflow=f.workflow,
+        sites=(f.site,) if f.site else (), period=None if f.period == ALL_HOURS else f.period,
+        figures=tuple(figures), lenses=_lenses(f), blame=blame, suggestion_yaml=None,
         severity_s=lost.observed_s if lost is not None else 0.0,
         detail=_json({"objective": f.objective, "experience": dict(f.experience),
-                      "good": good, "slas": [r.name for r in f.slas],
-                      "dominant_step": f.dominant_step,
-                      "dominant_step_share": f.dominant_step_share,
+                      "slas": [r.name for r in f.slas], "blame_step": blamed,
+                      "blame_layer": growth.layer, "step_growth_s": growth.steps,
                       "time_lost_s": lost.observed_s if lost else None,
                       "time_lost_hours": lost.scaled_hours if lost else None,
                       "assumption": lost.assumption if lost else None,
@@ -328,8 +544,8 @@ def _watermelon_story(f: Finding, inputs: FindingInputs) -> Story:
     )
 
 
-def _reverse_story(f: Finding, inputs: FindingInputs) -> Story:
-    workflow = inputs.workflow(f.workflow)
+def _reverse_story(ctx: _Context, f: Finding) -> Story:
+    workflow = ctx.inputs.workflow(f.workflow)
     value = float(f.experience["value"])  # type: ignore[arg-type]
     target = float(f.experience["target"])  # type: ignore[arg-type]
     dilution = f.lens("time_dilution")
@@ -345,16 +561,484 @@ def _reverse_story(f: Finding, inputs: FindingInputs) -> Story:
     figures.append(Figure(f"“{f.objective}”", percent_text(value),
                           f"target {percent_text(target)}", int(f.experience["runs"]),  # type: ignore[call-overload]
                           "met"))
-    blame = (f"the {f.dominant_step} step ({percent_text(f.dominant_step_share)} of the slowness "
-             f"the SLA counted)" if f.dominant_step is not None else None)
+    blame = None
+    if f.dominant_step is not None and f.dominant_step_share > 0.5:
+        blame = (f"the {f.dominant_step} step ({percent_text(f.dominant_step_share)} of the "
+                 f"slowness the SLA counted)")
+    elif f.dominant_step is not None:
+        blame = (f"no single step (the largest, {f.dominant_step}, has "
+                 f"{percent_text(f.dominant_step_share)} of the slowness the SLA counted)")
+    since, bad_minutes = None, {}
+    for result in f.slas:
+        sla = next(s for s in ctx.inputs.slas if s.name == result.name)
+        bad = counted_requests(ctx.store, sla, ctx.start, ctx.end, ctx.base_dir, only_bad=True)
+        if len(bad):
+            first = pd.Timestamp(bad["start"].min()).to_pydatetime()
+            since = first if since is None else min(since, first)
+        # The half hours of the day (the SLA's zone) holding half its bad requests or more.
+        local = pd.to_datetime(bad["start"]).dt.tz_convert(sla.timezone)
+        counts = ((local.dt.hour * 60 + local.dt.minute) // BIN_MINUTES).value_counts()
+        bins = counts.index[(counts.cumsum() - counts) < 0.5 * counts.sum()].tolist()
+        bad_minutes[result.name] = sorted(int(b) * BIN_MINUTES for b in bins)
     return Story(
-        kind="reverse", headline=headline, since=None, since_text="", workflow=f.workflow,
-        sites=(), period=None, figures=tuple(figures), lenses=_lenses(f), blame=blame,
-        suggestion_yaml=None, severity_s=0.0,
+        kind="reverse", headline=headline, since=since, since_text=ctx.since_text(since),
+        workflow=f.workflow, sites=(), period=None, figures=tuple(figures), lenses=_lenses(f),
+        blame=blame, suggestion_yaml=None, severity_s=0.0,
         detail=_json({"objective": f.objective, "experience": dict(f.experience),
-                      "slas": [r.name for r in f.slas], "summary": f.summary}),  # type: ignore[arg-type]
+                      "slas": [r.name for r in f.slas],
+                      "blame_step": f.dominant_step if f.dominant_step_share > 0.5 else None,
+                      "bad_request_minutes": bad_minutes,
+                      "summary": f.summary}),  # type: ignore[arg-type]
     )
 
+
+# -- discovered waits ---------------------------------------------------------------------------
+
+def _covered(ctx: _Context, band: Band) -> bool:
+    """Whether an objective on the band's workflow judges most of its runs (it speaks for them)."""
+    rows = ctx.frame[ctx.frame["trace_id"].isin(set(band.run_ids))]
+    for objective in ctx.inputs.objectives:
+        if objective.workflow != band.workflow or (objective.sites and band.site not in objective.sites):
+            continue
+        if not objective.periods:
+            return True
+        inside = np.zeros(len(rows), dtype=bool)
+        for period in objective.periods:
+            if period in ctx.calendar.period_names:
+                inside |= ctx.calendar.mask(rows, period).to_numpy()
+        if inside.mean() >= 0.5:
+            return True
+    return False
+
+
+def _in_periods(ctx: _Context, run_ids: set[str]) -> tuple[float, list[str]]:
+    """The share of these runs inside some clinical period at their site, and the periods that
+    hold most of them."""
+    rows = ctx.frame[ctx.frame["trace_id"].isin(run_ids)]
+    if rows.empty or not ctx.calendar.period_names:
+        return 0.0, []
+    inside = np.zeros(len(rows), dtype=bool)
+    holding = []
+    for period in ctx.calendar.period_names:
+        mask = ctx.calendar.mask(rows, period).to_numpy()
+        inside |= mask
+        if mask.mean() >= 0.5:
+            holding.append(period)
+    return float(inside.mean()), holding
+
+
+@dataclass
+class _Pattern:
+    """Bands of one or more workflows and sites at about the same hours of the same days."""
+
+    day_class: str
+    start_min: int
+    end_min: int
+    bands: list[Band]
+
+    @property
+    def workflows(self) -> list[str]:
+        """By clinician time lost, largest first."""
+        lost: dict[str, float] = {}
+        for band in self.bands:
+            lost[band.workflow] = lost.get(band.workflow, 0.0) + band.excess_s
+        return sorted(lost, key=lambda w: -lost[w])
+
+    @property
+    def sites(self) -> list[str]:
+        return sorted({b.site for b in self.bands})
+
+    @property
+    def excess_s(self) -> float:
+        return sum(b.excess_s for b in self.bands)
+
+    @property
+    def first(self) -> dt.datetime:
+        return min(b.first for b in self.bands)
+
+    def overlaps(self, band: Band) -> bool:
+        if self.day_class != "day" and band.day_class != self.day_class:
+            return False
+        shared = min(self.end_min, band.end_min) - max(self.start_min, band.start_min)
+        return shared >= 0.5 * min(self.end_min - self.start_min, band.end_min - band.start_min)
+
+
+def _patterns(bands: Sequence[Band]) -> list[_Pattern]:
+    """Bands at about the same hours (overlapping by half the shorter) on the same days, across
+    sites and workflows: one pattern each, its hours those of the band with most runs."""
+    patterns: list[_Pattern] = []
+    # "Every day" bands first, so a weekday or weekend band at their hours joins them.
+    for band in sorted(bands, key=lambda b: (b.day_class != "day", -b.runs)):
+        home = next((p for p in patterns if p.overlaps(band)), None)
+        if home is None:
+            patterns.append(_Pattern(band.day_class, band.start_min, band.end_min, [band]))
+        else:
+            home.bands.append(band)
+    return patterns
+
+
+def _days_text(pattern: _Pattern) -> str:
+    observed = {d for b in pattern.bands for d in b.days_observed}
+    affected = {d for b in pattern.bands for d in b.days_affected}
+    every = len(affected) >= EVERY_DAY_SHARE * len(observed)
+    return {("weekday", True): "every weekday", ("weekday", False): "on most weekdays",
+            ("weekend", True): "every weekend day", ("weekend", False): "on most weekend days",
+            ("day", True): "every day", ("day", False): "on most days"}[(pattern.day_class, every)]
+
+
+def _periodic_text(pattern: _Pattern) -> str:
+    shapes = [b.periodic for b in pattern.bands if b.periodic is not None]
+    if len(shapes) < max(1, len(pattern.bands) / 2):
+        return ""
+    every = max({s.every_min for s in shapes}, key=[s.every_min for s in shapes].count)
+    shapes = [s for s in shapes if s.every_min == every]
+    cycle = "every half hour" if every == 30 else "every hour"
+    durations = [s.duration_min for s in shapes if s.duration_min is not None]
+    if durations:
+        return f"for about {round(float(np.median(durations)))} minutes {cycle}"
+    first = shapes[0].first_minute
+    minutes = sorted({(first + k) % 60 for k in range(0, 60, every)})
+    return f"{cycle} (the runs at {_and([f':{m:02d}' for m in minutes])})"
+
+
+def _wait_phrase(ctx: _Context, pattern: _Pattern, workflow: str) -> str:
+    bands = [b for b in pattern.bands if b.workflow == workflow]
+    slow = sum(b.slow for b in bands)
+    typical = sum(b.slow_median_s * b.slow for b in bands) / slow
+    usual = float(np.median([b.usual_s for b in bands]))
+    where = ctx.sites_text([b.site for b in bands], ctx.sites_of(workflow))
+    threshold = bands[0].threshold_s
+    if typical > threshold:
+        return f"{ctx.title(workflow)} takes about {seconds_text(typical)} {where}"
+    times = typical / usual if usual > 0 else math.nan
+    how = "twice" if 1.8 <= times < 2.3 else f"{times:.1f} times"
+    return (f"{ctx.title(workflow)} takes about {seconds_text(typical)} {where}, {how} its "
+            f"usual {seconds_text(usual)}")
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else " " for ch in text.lower()).split()
+
+
+def _suggestion(ctx: _Context, pattern: _Pattern, days: str, hours: str,
+                periods: list[str]) -> str:
+    """The objective(s) a trust might add for the pattern, as YAML for ``periods:`` and
+    ``objectives:`` (an existing period with these hours and sites is reused)."""
+    weekdays = {"weekday": list(WEEKDAYS[:5]), "weekend": list(WEEKDAYS[5:]),
+                "day": list(WEEKDAYS)}[pattern.day_class]
+    start, end = _clock(pattern.start_min), "23:59" if pattern.end_min >= 1440 else _clock(pattern.end_min)
+    reuse = next((p for p in ctx.inputs.periods
+                  if p.start.strftime("%H:%M") == start and p.end.strftime("%H:%M") == end
+                  and list(p.weekdays) == weekdays
+                  and (not p.sites or set(pattern.sites) <= set(p.sites))), None)
+    doc: dict[str, object] = {}
+    if reuse is not None:
+        period_name = reuse.name
+    else:
+        period_name = f"{'weekdays' if pattern.day_class == 'weekday' else 'weekends' if pattern.day_class == 'weekend' else 'every day'} {start}-{end}"
+        doc["periods"] = [{"name": period_name, "weekdays": weekdays, "start": start, "end": end,
+                           "sites": pattern.sites}]
+    objectives = []
+    for workflow in pattern.workflows:
+        bands = [b for b in pattern.bands if b.workflow == workflow]
+        beyond = sum(b.beyond for b in bands) >= sum(b.slow for b in bands) / 2
+        threshold = bands[0].threshold_s if beyond else max(
+            0.5, math.ceil(2 * max(b.usual_s * USUAL_FACTOR for b in bands)) / 2)
+        objectives.append({
+            "name": f"{' '.join(_slug(ctx.title(workflow)))} within {threshold:g} s, {period_name}",
+            "workflow": workflow, "threshold_s": threshold, "target": 0.9,
+            "periods": [period_name], "sites": sorted({b.site for b in bands}),
+        })
+    doc["objectives"] = objectives
+    del days, hours, periods
+    return ("# Add to wardwatch.yaml (merge into its periods: and objectives: sections)\n"
+            + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120))
+
+
+def _pattern_story(ctx: _Context, pattern: _Pattern, steps_baseline: dict[str, list[str]]) -> Story:
+    workflows = pattern.workflows
+    days = _days_text(pattern)
+    hours = _hours_text(pattern.start_min, pattern.end_min)
+    periodic = _periodic_text(pattern)
+    run_ids = {t for b in pattern.bands for t in b.run_ids}
+    share_in, periods = _in_periods(ctx, run_ids)
+    outside = ctx.calendar.period_names and share_in < 0.1
+    when = f"{days} {hours}" + (f", {periodic}" if periodic else "")
+    if outside:
+        when += ", outside every clinical period"
+    elif periods:
+        when += f" ({_and(periods)})"
+    waits = [_wait_phrase(ctx, pattern, w) for w in workflows]
+    slas = ctx.latency_slas(workflows)
+    met = [r for r in slas if r.met]
+    sla_text = f"; {_sla_clause(met, 'met')}" if met else ""
+    headline = _capital(f"{when}, {waits[0]}") + (
+        f" (also: {'; '.join(w[0].lower() + w[1:] if False else w for w in waits[1:])})"
+        if len(waits) > 1 else "") + f"{sla_text}."
+    lead = workflows[0]
+    lead_bands = [b for b in pattern.bands if b.workflow == lead]
+    slow_ids = [t for b in lead_bands for t in b.slow_ids]
+    band_ids = {t for b in lead_bands for t in b.run_ids}
+    baseline = [t for t in steps_baseline.get(lead, []) if t not in band_ids]
+    growth = step_growth(ctx.steps, slow_ids, baseline)
+    blame, blamed = _blame_text(growth, "outside these hours")
+    figures = [sla_figure(r) for r in slas]
+    for workflow in workflows:
+        bands = [b for b in pattern.bands if b.workflow == workflow]
+        n, beyond = sum(b.runs for b in bands), sum(b.beyond for b in bands)
+        slow = sum(b.slow for b in bands)
+        t = bands[0].threshold_s
+        figures.append(Figure(f"{ctx.title(workflow)} runs within {t:g} s, {days} {hours}",
+                              percent_text(1 - beyond / n), "90% (a usual objective)", n,
+                              None))
+        figures.append(Figure(f"{ctx.title(workflow)}, its slow runs' median",
+                              seconds_text(sum(b.slow_median_s * b.slow for b in bands) / slow),
+                              f"usual {seconds_text(float(np.median([b.usual_s for b in bands])))}",
+                              slow, None))
+    first = pattern.first
+    observed_from = pd.Timestamp(ctx.runs["start"].min()).to_pydatetime() if len(ctx.runs) else None
+    return Story(
+        kind="unwatched_wait", headline=headline, since=first,
+        since_text=ctx.since_text(first, observed_from if first > (observed_from or first) +
+                                  dt.timedelta(days=1) else None),
+        workflow=lead if len(workflows) == 1 else None,
+        sites=tuple(pattern.sites) if set(pattern.sites) != set(ctx.runs["site"].astype(str)) else (),
+        period=periods[0] if len(periods) == 1 else None, figures=tuple(figures), lenses=(),
+        blame=blame,
+        suggestion_yaml=_suggestion(ctx, pattern, days, hours, periods),
+        severity_s=pattern.excess_s,
+        detail=_json({
+            "pattern": "recurring_wait", "days": pattern.day_class, "start": _clock(pattern.start_min),
+            "end": _clock(pattern.end_min) if pattern.end_min < 1440 else "24:00",
+            "periodic": periodic, "outside_clinical_periods": bool(outside),
+            "workflows": workflows, "sites": pattern.sites, "blame_step": blamed,
+            "blame_layer": growth.layer, "step_growth_s": growth.steps,
+            "thresholds_s": {w: ctx.thresholds[w][0] for w in workflows},
+            "threshold_sources": {w: ctx.thresholds[w][1] for w in workflows},
+            "bands": [{"workflow": b.workflow, "site": b.site, "days": b.day_class,
+                       "start": _clock(b.start_min), "end": _clock(b.end_min) if b.end_min < 1440 else "24:00",
+                       "runs": b.runs, "slow_runs": b.slow, "beyond_threshold": b.beyond,
+                       "slow_median_s": b.slow_median_s, "usual_s": b.usual_s,
+                       "days_observed": len(b.days_observed), "days_affected": len(b.days_affected),
+                       "first": b.first, "excess_s": b.excess_s,
+                       "every_min": b.periodic.every_min if b.periodic else None,
+                       "spell_min": b.periodic.duration_min if b.periodic else None}
+                      for b in pattern.bands]}),  # type: ignore[arg-type]
+    )
+
+
+def _explains(pattern: _Pattern, reverse: Story) -> list[str]:
+    """The breached SLAs of a reverse story whose bad requests came in the pattern's hours."""
+    minutes: dict[str, list[int]] = reverse.detail.get("bad_request_minutes", {})  # type: ignore[assignment]
+    return [name for name, starts in minutes.items()
+            if any(pattern.start_min <= m < pattern.end_min for m in starts)]
+
+
+def _absorb(ctx: _Context, reverse: Story, patterns: list[_Pattern]) -> Story:
+    """A reverse story told with the waits outside every clinical period that explain it (the
+    largest first)."""
+    patterns = sorted(patterns, key=lambda p: -p.excess_s)
+    pattern = patterns[0]
+    waits = [_wait_phrase(ctx, pattern, w) for w in pattern.workflows]
+    when = f"{_days_text(pattern)} {_hours_text(pattern.start_min, pattern.end_min)}"
+    explained = {name for p in patterns for name in _explains(p, reverse)}
+    slas = [f for f in reverse.figures if f.verdict == "breached" and f.label in explained]
+    names = _and([f"“{f.label}” ({f.value})" for f in slas])
+    met = [f for f in reverse.figures if f.verdict == "met" and f.label.startswith("“")]
+    headline = (f"SLA breached, nobody waiting: {when}, outside every clinical period, "
+                f"{_and(waits)}; the SLA{'s' if len(slas) > 1 else ''} {names} "
+                f"{'were' if len(slas) > 1 else 'was'} breached by it, yet "
+                + (_and([f'{f.label} was met ({f.value})' for f in met]) if met
+                   else "no clinician was waiting") + ".")
+    detail = dict(reverse.detail)
+    detail["nobody_waiting"] = _json([
+        {"days": p.day_class, "start": _clock(p.start_min), "end": _clock(p.end_min),
+         "workflows": p.workflows, "sites": p.sites, "excess_s": p.excess_s} for p in patterns])
+    first = min(p.first for p in patterns)
+    first = min(first, reverse.since) if reverse.since else first
+    return replace(reverse, headline=headline, since=first, since_text=ctx.since_text(first),
+                   detail=detail)
+
+
+# -- a site behind a slow link ------------------------------------------------------------------
+
+def _gap_story(ctx: _Context, site: str, gaps: list[SiteGap]) -> Story:
+    gaps = sorted(gaps, key=lambda g: -g.runs * g.per_request_gap_s * g.requests_per_run)
+    lead = gaps[0]
+    per_request = float(np.median([g.per_request_gap_s for g in gaps]))
+    name = ctx.inputs.site_title(site)
+    others = _and([ctx.inputs.site_title(s) for s in lead.others])
+    extra = lead.per_request_gap_s * lead.requests_per_run
+    headline = (
+        f"At {name} every request takes about {seconds_text(per_request)} longer than at "
+        f"{'the other sites' if len(lead.others) > 1 else others}, whatever the request and the "
+        f"hour: {ctx.title(lead.workflow)} makes {lead.requests_per_run:.0f} requests in series, "
+        f"so it waits {seconds_text(extra)} longer ({seconds_text(lead.site_median_s)} against "
+        f"{seconds_text(lead.others_median_s)}), {percent_text(lead.share)} of its waiting."
+    )
+    measured = not math.isnan(lead.network_s) and lead.network_s > 0.5 * lead.per_request_gap_s
+    blame = (f"the network: {seconds_text(lead.network_s)} more DNS, connect and TLS per request"
+             if measured else
+             f"the network: the same {seconds_text(per_request)} on every one of "
+             f"{lead.request_types} kinds of request (a server slowdown grows with the work a "
+             f"request asks for; a link's round trip does not)")
+    figures = []
+    for g in gaps:
+        figures.append(Figure(f"{ctx.title(g.workflow)}, median waiting at {name}",
+                              seconds_text(g.site_median_s),
+                              f"{seconds_text(g.others_median_s)} at "
+                              f"{_and([ctx.inputs.site_title(s) for s in g.others])}", g.runs,
+                              None))
+        figures.append(Figure(f"{ctx.title(g.workflow)}, extra time per request at {name}",
+                              seconds_text(g.per_request_gap_s), None, g.request_types, None))
+    return Story(
+        kind="unwatched_wait", headline=headline, since=lead.first,
+        since_text=f"since {_day_text(lead.first, ctx.zone)} (the window's first runs)",
+        workflow=lead.workflow if len(gaps) == 1 else None, sites=(site,), period=None,
+        figures=tuple(figures), lenses=(), blame=blame, suggestion_yaml=None,
+        severity_s=sum(g.per_request_gap_s * g.requests_per_run * g.runs for g in gaps),
+        detail=_json({"pattern": "site_gap", "blame_layer": "network", "blame_step": None,
+                      "per_request_gap_s": per_request,
+                      "gaps": [{"workflow": g.workflow, "site_median_s": g.site_median_s,
+                                "others_median_s": g.others_median_s,
+                                "per_request_gap_s": g.per_request_gap_s, "spread": g.spread,
+                                "requests_per_run": g.requests_per_run, "runs": g.runs,
+                                "network_s": g.network_s} for g in gaps]}),  # type: ignore[arg-type]
+    )
+
+
+# -- events -------------------------------------------------------------------------------------
+
+def _minutes_text(delta: dt.timedelta) -> str:
+    minutes = delta.total_seconds() / 60
+    if minutes < 10:
+        return f"about {max(1, round(minutes))} minute{'s' if round(minutes) != 1 else ''}"
+    if minutes < 120:
+        return f"about {int(5 * round(minutes / 5))} minutes"
+    return f"about {minutes / 60:.1f} hours"
+
+
+def _event_story(ctx: _Context, episode: FailureEpisode) -> Story:
+    zone = ctx.zone
+    start, end = episode.start, episode.end
+    span = f"{_when_text(start, zone)}–{end.astimezone(zone):%H:%M}"
+    every = episode.failed == episode.runs
+    who = ctx.sites_text(list(episode.sites), sorted(ctx.runs["site"].astype(str).unique()))
+    why = (f"HTTP {episode.statuses[0]}" if episode.statuses
+           else (episode.error_types[0].replace("_", " ") if episode.error_types else "an error"))
+    availability = ctx.availability_slas()
+    after = ""
+    if availability:
+        met = [r for r in availability if r.met]
+        if met:
+            after = f"; {_sla_clause(met, 'met')} all the same"
+        else:
+            after = f"; {_sla_clause(availability, 'breached')}"
+    headline = _capital(
+        f"{span}: {'every' if every else 'most'} run{'' if every else 's'} failed ({why}) for "
+        f"{_minutes_text(episode.duration)} {who}, {episode.failed} run"
+        f"{'s' if episode.failed != 1 else ''} of {_and([ctx.title(w) for w in episode.workflows])}"
+        f"{after}.")
+    bounds = (f"first failed run {episode.first_failure.astimezone(zone):%H:%M:%S}, last "
+              f"{episode.last_failure.astimezone(zone):%H:%M:%S}")
+    if episode.last_ok_before is not None:
+        bounds += f"; last success before {episode.last_ok_before.astimezone(zone):%H:%M:%S}"
+    if episode.first_ok_after is not None:
+        bounds += f", first after {episode.first_ok_after.astimezone(zone):%H:%M:%S}"
+    figures = [sla_figure(r) for r in availability]
+    figures.append(Figure("runs that failed", percent_text(episode.failed / episode.runs),
+                          None, episode.runs, None))
+    figures.append(Figure("how long", _minutes_text(episode.duration), bounds, episode.failed,
+                          None))
+    return Story(
+        kind="event", headline=headline, since=start, since_text=_when_text(start, zone),
+        workflow=episode.workflows[0] if len(episode.workflows) == 1 else None,
+        sites=episode.sites if len(episode.sites) < ctx.runs["site"].nunique() else (),
+        period=None, figures=tuple(figures), lenses=(), blame=None, suggestion_yaml=None,
+        severity_s=episode.duration.total_seconds() * len(episode.sites),
+        detail=_json({"pattern": "failures", "start": start, "end": end,
+                      "duration_s": episode.duration.total_seconds(),
+                      "first_failure": episode.first_failure, "last_failure": episode.last_failure,
+                      "last_ok_before": episode.last_ok_before,
+                      "first_ok_after": episode.first_ok_after, "failed_runs": episode.failed,
+                      "runs": episode.runs, "sites": list(episode.sites),
+                      "workflows": list(episode.workflows), "http_statuses": list(episode.statuses),
+                      "error_types": list(episode.error_types)}),  # type: ignore[arg-type]
+    )
+
+
+# -- changes ------------------------------------------------------------------------------------
+
+CHANGE_MAX_SIDE = dt.timedelta(days=7)  # each side of a change compared, at most
+CHANGE_MIN_SIDE = dt.timedelta(hours=6)  # and at least
+CHANGE_MIN_RATIO = 1.1  # a change story needs the median this much higher after...
+CHANGE_MIN_S = 0.1  # ...and this many seconds
+
+
+def _change_story(ctx: _Context, change: ChangeEventConfig) -> Story | None:
+    at = change.at.astimezone(dt.UTC)
+    side = min(CHANGE_MAX_SIDE, at - ctx.start, ctx.end - at)
+    if side < CHANGE_MIN_SIDE:
+        return None
+    impact = change_impact(ctx.store, change, window=side)
+    slower = impact[impact["significant"]
+                    & (impact["after_median_s"] >= impact["before_median_s"] * CHANGE_MIN_RATIO)
+                    & (impact["after_median_s"] - impact["before_median_s"] >= CHANGE_MIN_S)]
+    if slower.empty:
+        return None
+    delta = slower["after_median_s"] - slower["before_median_s"]
+    slower = slower.assign(delta=delta, lost=delta * slower["after_runs"])
+    by_workflow = slower.groupby("workflow")["lost"].sum().sort_values(ascending=False)
+    parts, blames, blamed = [], [], []
+    for workflow in by_workflow.index:
+        rows = slower[slower["workflow"] == workflow]
+        where = ctx.sites_text(list(rows["site"]), ctx.sites_of(workflow))
+        before = float(np.median(rows["before_median_s"]))
+        after = float(np.median(rows["after_median_s"]))
+        parts.append(f"{ctx.title(workflow)} takes {seconds_text(float(rows['delta'].median()))} "
+                     f"longer {where} (median {seconds_text(before)} → {seconds_text(after)})")
+        steps = rows["dominant_step"].dropna()
+        if steps.empty:
+            continue
+        step = str(steps.mode().iloc[0])
+        mine = rows[rows["dominant_step"] == step]
+        share = float(mine["dominant_step_share"].median())
+        grew = float(mine["dominant_step_delta_s"].median())
+        layer = mine["dominant_layer"].dropna()
+        layer_text = _layer_text(str(layer.mode().iloc[0])) if not layer.empty else ""
+        if share > 0.5:
+            blames.append(f"the {step} step of {ctx.title(workflow)} (+{seconds_text(grew)} against "
+                          f"its own median before, {percent_text(share)} of the increase"
+                          + (f"; {layer_text}" if layer_text else "") + ")")
+            blamed.append(step)
+        else:
+            blames.append(f"no single step of {ctx.title(workflow)} (the largest, {step}, "
+                          f"+{seconds_text(grew)}, {percent_text(share)} of the increase)")
+    when = _when_text(at, ctx.zone)
+    headline = f"After {change.title} ({when}), {'; '.join(parts)}"
+    headline += f": {blames[0]} grew." if blames and blamed else "."
+    figures = []
+    for row in slower.itertuples():
+        figures.append(Figure(f"{ctx.title(row.workflow)} at {ctx.inputs.site_title(row.site)}, "
+                              "median waiting after", seconds_text(row.after_median_s),
+                              f"{seconds_text(row.before_median_s)} before "
+                              f"(n={row.before_runs}; p={row.p_value:.1g})", int(row.after_runs),
+                              None))
+    lead = str(by_workflow.index[0])
+    return Story(
+        kind="change", headline=headline, since=at, since_text=f"after {change.title} ({when})",
+        workflow=lead if len(by_workflow) == 1 else None,
+        sites=tuple(sorted(set(slower["site"]))) if set(slower["site"]) != set(ctx.runs["site"]) else (),
+        period=None, figures=tuple(figures), lenses=(), blame="; ".join(blames) or None,
+        suggestion_yaml=None, severity_s=float(slower["lost"].sum()),
+        detail=_json({"change": change.title, "at": at, "description": change.description,
+                      "compared_days_each_side": side.total_seconds() / 86400,
+                      "blame_step": blamed[0] if blamed else None,
+                      "impact": slower.drop(columns=["change"]).to_dict("records")}),  # type: ignore[arg-type]
+    )
+
+
+# -- the one entry point ------------------------------------------------------------------------
 
 def find_stories(
     store: Store | FrameCache,
@@ -366,7 +1050,7 @@ def find_stories(
     changes: Sequence[ChangeEventConfig] = (),
     base_dir: Path | None = None,
 ) -> list[Story]:
-    """Every story worth telling about ``[start, end)``, most clinician time lost first.
+    """Every story worth telling about ``[start, end)``, largest clinician time lost first.
 
     Args:
         store: the store (or a frame cache over it).
@@ -374,20 +1058,60 @@ def find_stories(
         calendar: the clinical calendar; ``None``: ``config.calendar()``.
         start: the window's start, timezone-aware.
         end: its end (exclusive).
-        changes: change events to explain findings by; default ``config.changes``.
+        changes: change events to compare before and after; default ``config.changes``.
         base_dir: where relative exclusion files are read from.
+
+    Raises:
+        ValueError: naive bounds.
     """
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be timezone-aware")
     calendar = calendar if calendar is not None else config.calendar()
-    changes = tuple(changes) or config.changes
-    store = store if isinstance(store, FrameCache) else FrameCache(store)
+    cache = store if isinstance(store, FrameCache) else FrameCache(store)
+    runs = judged_runs(cache.runs(start, end))
+    if runs.empty:
+        return []
+    thresholds = _thresholds(config, runs)
+    ctx = _Context(
+        store=cache, inputs=config, calendar=calendar, start=start, end=end, base_dir=base_dir,
+        changes=tuple(changes) or config.changes, runs=runs, steps=cache.steps(start, end),
+        requests=cache.requests(start, end, source="probe"), thresholds=thresholds,
+        frame=local_runs(runs, calendar, {w: t for w, (t, _) in thresholds.items()}))
     stories: list[Story] = []
-    for finding in find_watermelons(store, config.slas, config.objectives, calendar,
+    reverses: list[Story] = []
+    for finding in find_watermelons(cache, config.slas, config.objectives, calendar,
                                     window=(start, end), task_volumes=config.task_volumes,
                                     base_dir=base_dir):
         if finding.kind == "watermelon":
-            stories.append(_watermelon_story(finding, config))
+            stories.append(_watermelon_story(ctx, finding))
         else:
-            stories.append(_reverse_story(finding, config))
+            reverses.append(_reverse_story(ctx, finding))
+
+    ok = ctx.frame[ctx.frame["ok"]]
+    baseline = {str(w): rows["trace_id"].astype(str).tolist() for w, rows in ok.groupby("workflow")}
+    nobody: dict[int, list[_Pattern]] = {}
+    for pattern in _patterns([b for b in recurring_waits(ctx.frame) if not _covered(ctx, b)]):
+        story = _pattern_story(ctx, pattern, baseline)
+        # A wait outside every clinical period, at the hours a breached SLA's bad requests came:
+        # the reverse finding's evidence, not a story of its own.
+        home = next((i for i, r in enumerate(reverses) if story.detail.get("outside_clinical_periods")
+                     and _explains(pattern, r)), None)
+        if home is None:
+            stories.append(story)
+        else:
+            nobody.setdefault(home, []).append(pattern)
+    for home, patterns in nobody.items():
+        reverses[home] = _absorb(ctx, reverses[home], patterns)
+    stories += reverses
+
+    by_site: dict[str, list[SiteGap]] = {}
+    for gap in site_gaps(ctx.frame, ctx.requests):
+        by_site.setdefault(gap.site, []).append(gap)
+    stories += [_gap_story(ctx, site, gaps) for site, gaps in sorted(by_site.items())]
+    stories += [_event_story(ctx, e) for e in failure_episodes(runs, ctx.requests)]
+    for change in ctx.changes:
+        if start <= change.at.astimezone(dt.UTC) < end:
+            story = _change_story(ctx, change)
+            if story is not None:
+                stories.append(story)
     return sorted(stories, key=lambda s: -s.severity_s)

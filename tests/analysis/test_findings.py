@@ -69,8 +69,10 @@ def test_watermelon_story_in_plain_words(store_path: Path) -> None:
     assert [(s.kind, s.workflow, s.sites, s.period) for s in stories] == [
         ("watermelon", "open", ("ward-7",), "ward rounds")]
     [s] = stories
-    assert s.headline == ("Open at Ward 7 during ward rounds: 0% within 3 s against a target of "
-                          "90%, while the SLA “95% in 2 s” (100.0%) was met.")
+    assert s.headline == ("Open at Ward 7 during ward rounds: 0% of runs within 3 s against a "
+                          "target of 90% (the slowest tenth over 3.1 s), while the SLA “95% in "
+                          "2 s” (100.0%) was met.")
+    assert s.since == dt.datetime(2026, 10, 1, 7, tzinfo=UTC) and s.since_text == "since Thu 1 Oct"
     assert "_" not in s.headline and "ward-7" not in s.headline
     sla, runs = s.figures[0], s.figures[1]
     assert (sla.label, sla.value, sla.threshold, sla.n, sla.verdict) == (
@@ -83,7 +85,8 @@ def test_watermelon_story_in_plain_words(store_path: Path) -> None:
     assert all("_" not in lens.title for lens in s.lenses)
     assert s.blame is not None and "notes" in s.blame
     assert s.severity_s == pytest.approx(1.0)  # 10 runs x 0.1 s beyond 3 s
-    json.dumps(dataclasses.asdict(s))  # every number behind it is JSON-able
+    json.dumps(s.detail)  # every number behind it is JSON-able
+    json.dumps([dataclasses.asdict(f) for f in s.figures])
 
 
 def test_a_quiet_day_tells_no_story(make_rows, rows_store) -> None:

@@ -162,3 +162,171 @@ def test_month_report_tells_the_stories(store_path: Path) -> None:
     assert "simulated history" in report.headline[0]
     assert "Release 24.3 (14 Oct 07:00 UTC)" in text and "mostly in medications" in text
     assert "notes step" in text and "was breached" in text
+
+
+# -- The stories, as every reader gets them ---------------------------------------------------
+#
+# The demo's own configuration (examples/testbed.yaml: its periods, objectives, SLAs, task volumes
+# and Release 24.3) over three weekdays of history at the demo's cadence (a run of
+# open-patient-record every 15 min per site, charting every 10 min, the handover every 2 h), from
+# the packaged scenario with its storage failover moved into the window (Tue 13 Oct 03:10Z) and
+# its release where it is. The quiet scenario is the same without any story: no ward-round
+# contention, clinic stalls, nightly batch, release or outage, and the same LAN at every site.
+
+STORY_END = dt.datetime(2026, 10, 15, 7, tzinfo=UTC)
+STORY_WINDOW = (STORY_END - dt.timedelta(days=3), STORY_END)
+OUTAGE = (dt.datetime(2026, 10, 13, 3, 10, tzinfo=UTC), dt.datetime(2026, 10, 13, 3, 25, tzinfo=UTC))
+
+
+def _history(path: Path, scenario) -> Path:
+    from wardwatch.config import load_config
+    from wardwatch.simulate import simulate_history
+
+    simulate_history(load_config(EXAMPLE), days=3, end=STORY_END, store_path=path,
+                     scenario=scenario, workers=1)
+    return path
+
+
+def _stories(path: Path) -> list:
+    from analysis.findings import FindingInputs, find_stories
+    from wardwatch.config import load_config
+
+    inputs = FindingInputs.from_config(load_config(EXAMPLE))
+    with open_store(path) as store:
+        return find_stories(store, inputs, None, *STORY_WINDOW)
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    from testbed import load_scenario
+
+    packaged = load_scenario()
+    outage = packaged.outages[0].model_dump()
+    outage.update(start=OUTAGE[0], end=OUTAGE[1])
+    return packaged.with_overrides(outages=[outage])
+
+
+@pytest.fixture(scope="module")
+def stories(tmp_path_factory: pytest.TempPathFactory, scenario) -> list:
+    return _stories(_history(tmp_path_factory.mktemp("stories") / "store", scenario))
+
+
+def _one(stories: list, kind: str, words: str) -> object:
+    found = [s for s in stories if s.kind == kind and words in s.headline]
+    assert len(found) == 1, [(s.kind, s.headline) for s in stories]
+    return found[0]
+
+
+def test_weekday_afternoon_clinic_stalls(stories: list, scenario) -> None:
+    stall = next(p for p in scenario.periods if p.name == "clinic-stalls")
+    s = _one(stories, "unwatched_wait", f"{stall.start:%H:%M}–{stall.end:%H:%M}")
+    assert s.headline.startswith("Every weekday 13:30–17:00, every half hour")
+    assert "Open patient record takes about" in s.headline and "at all three sites" in s.headline
+    assert "the SLA “supplier response time”" in s.headline and "was met" in s.headline
+    assert s.sites == () and s.detail["workflows"][0] == "open-patient-record"
+    opens = [b for b in s.detail["bands"] if b["workflow"] == "open-patient-record"]
+    assert {b["site"] for b in opens} == set(scenario.sites)  # the stall is at every site
+    assert all(b["every_min"] == stall.stall.every_min for b in opens)
+    assert all(b["slow_median_s"] > 15 for b in opens)  # about 20 s: 2.5 s on each request
+    assert s.since is not None and s.since_text.startswith("since Mon 12 Oct")
+    # no single step is to blame: the stall slows every request
+    assert s.detail["blame_step"] is None and s.blame.startswith("no single step")
+    suggestion = _suggested(s.suggestion_yaml)
+    assert suggestion.objectives[-1].workflow in s.detail["workflows"]
+
+
+def _suggested(text: str):
+    """The suggestion merged into the demo's configuration, through the config loader."""
+    import yaml
+
+    from wardwatch.config import parse_config
+
+    base = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    added = yaml.safe_load(text)
+    base["periods"] = base["periods"] + added.get("periods", [])
+    base["objectives"] = base["objectives"] + added["objectives"]
+    return parse_config(yaml.safe_dump(base, sort_keys=False), "suggested.yaml",
+                        base_dir=EXAMPLE.parent)
+
+
+def test_ward_round_notes_contention_at_the_community_hospital(stories: list) -> None:
+    s = _one(stories, "watermelon", "Community hospital during ward rounds")
+    assert s.sites == ("community-hospital",) and s.period == "ward rounds"
+    assert s.detail["blame_step"] == "notes" and s.blame.startswith("the notes step")
+    assert [f.verdict for f in s.figures if f.verdict] == ["met"] * (len(s.figures) - 2) + ["breached"]
+    assert {lens.sla for lens in s.lenses} <= {f.label for f in s.figures}
+    names = [lens.name for lens in s.lenses]
+    assert len(names) == len(set(names)) and "per_request" in names
+    assert not [t for t in stories if t.kind == "watermelon" and "Ward 7 during ward rounds" in t.headline]
+
+
+def test_the_community_hospitals_network_share(stories: list, scenario) -> None:
+    s = _one(stories, "unwatched_wait", "At Community hospital every request takes about")
+    wan = scenario.sites["community-hospital"].network_delay_ms
+    lan = max(m.network_delay_ms for name, m in scenario.sites.items() if name != "community-hospital")
+    assert s.detail["blame_layer"] == "network" and s.blame.startswith("the network")
+    assert (wan - lan) / 1000 * 0.9 < s.detail["per_request_gap_s"] < (wan - 2) / 1000 * 1.1
+
+
+def test_release_slows_opening_a_record_blaming_the_medication_list(stories: list) -> None:
+    s = _one(stories, "change", "After Release 24.3")
+    assert s.since == dt.datetime(2026, 10, 14, 7, tzinfo=UTC)
+    assert s.since_text == "after Release 24.3 (Wed 14 Oct 08:00)"
+    assert s.workflow == "open-patient-record" and s.sites == ()  # every site
+    assert s.detail["blame_step"] == "medications" and "the medications step" in s.blame
+    assert "server: time to first byte" in s.blame
+    grew = [r["dominant_step_delta_s"] for r in s.detail["impact"]]
+    assert all(0.55 < g < 0.65 for g in grew)  # the release's +600 ms
+
+
+def test_the_storage_failover_with_its_time_and_duration(stories: list) -> None:
+    s = _one(stories, "event", "every run failed (HTTP 503)")
+    d = s.detail
+    first, last = (dt.datetime.fromisoformat(d[k]) for k in ("first_failure", "last_failure"))
+    assert OUTAGE[0] <= first and last < OUTAGE[1]
+    assert abs(s.since - OUTAGE[0]) <= dt.timedelta(minutes=10)
+    assert 10 * 60 <= d["duration_s"] <= 25 * 60  # fifteen minutes, as the runs bound it
+    assert s.headline.startswith("Tue 13 Oct 04:")  # 03:10Z is 04:10 in London (BST)
+    assert "minutes at all three sites" in s.headline
+    # three days hold too few requests for 15 minutes of failures to stay within 99.5%
+    assert "the SLA “availability” (99.48%) was breached" in s.headline
+
+
+def test_the_nightly_batch_sla_breached_nobody_waiting(stories: list, scenario) -> None:
+    batch = next(p for p in scenario.periods if p.name == "nightly-batch")
+    s = _one(stories, "reverse", "SLA breached, nobody waiting")
+    assert f"{batch.start:%H:%M}–{batch.end:%H:%M}, outside every clinical period" in s.headline
+    assert "95% of charting requests within 2 s" in s.headline and "was breached" in s.headline
+    assert "availability" not in s.headline  # breached by the failover at 04:10, not by the batch
+
+
+def test_no_story_blames_a_step_the_scenario_did_not_slow(stories: list, scenario) -> None:
+    from testbed.scenario import endpoint_matches
+    from wardwatch.config import load_config
+
+    routes = {}
+    for workflow in load_config(EXAMPLE).workflows:
+        for step in workflow.steps:
+            path = "/" + step.path.strip("/").split("/")[0]
+            routes[step.name] = f"{step.method} {path}" + ("/{id}" if "{{" in step.path else "")
+    effects = [e.endpoints for e in (*scenario.periods, *scenario.changes)]
+    blamed = [s.detail.get("blame_step") for s in stories if s.detail.get("blame_step")]
+    assert blamed  # the release and the notes at least
+    for step in blamed:
+        assert any(endpoint_matches(routes[step], endpoints) for endpoints in effects), step
+
+
+def test_every_story_says_since_when_and_reads_plainly(stories: list) -> None:
+    for s in stories:
+        assert s.since is not None and s.since_text, s.headline
+        assert "_" not in s.headline and "open-patient-record" not in s.headline, s.headline
+    assert [s.severity_s for s in stories] == sorted((s.severity_s for s in stories), reverse=True)
+
+
+def test_a_quiet_scenario_tells_no_story(tmp_path: Path, scenario) -> None:
+    quiet = scenario.with_overrides(
+        periods=[], changes=[], outages=[],
+        sites={name: {**site.model_dump(), "network_delay_ms": 2}
+               for name, site in scenario.sites.items()})
+    stories = _stories(_history(tmp_path / "quiet", quiet))
+    assert stories == [], [s.headline for s in stories]
