@@ -516,17 +516,19 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
     since, observed = (_objective_since(ctx, objective, f.site or "", f.period)
                        if objective is not None else (None, None))
     change = ctx.change_before(since, observed)
-    if change is not None and not growth.majority:
-        # Nothing stands out in the period against the rest of the day: what grew since the
-        # change it followed, in the period, is to blame.
+    if change is not None:
+        # It followed a change: what grew since then, in the period, is to blame first; what
+        # makes the period differ from the rest of the day is said after it.
         later = (pd.to_datetime(frame["start"]) >= pd.Timestamp(change.at)).to_numpy()
-        after = slow & later
         before = inside & frame["ok"].to_numpy() & ~later
-        by_change = step_growth(ctx.steps, frame.loc[after, "trace_id"].astype(str).tolist(),
+        by_change = step_growth(ctx.steps, frame.loc[slow & later, "trace_id"].astype(str).tolist(),
                                 frame.loc[before, "trace_id"].astype(str).tolist())
         if by_change.majority:
+            period_blame = blame if growth.majority and growth.step != by_change.step else None
             growth = by_change
             blame, blamed = _blame_text(growth, f"before {change.title}")
+            if period_blame:
+                blame += f"; in {f.period}, {period_blame}"
     lost = f.time_lost
     return Story(
         kind="watermelon", headline=headline, since=since,

@@ -20,9 +20,12 @@ quantified:
 - ``pooled_sites``: all sites pooled vs this site (and the step that differs most);
 - ``slow_but_up``: the slow runs whose every request succeeded, which availability counts as up.
 
-The **dominant step** of a watermelon is the step with the largest share of the excess waiting:
-for each run over the threshold, each step's duration above that step's median in the
-workflow's good runs (all sites, all hours of the window), summed over the runs. For a reverse
+The **dominant step** of a watermelon is the step whose time grew against its own baseline: for
+each run of the scope over the threshold, each step's duration above that step's median in the
+same site's runs outside the period (for an objective over all hours: the site's runs within the
+threshold), summed over the runs; a step that is always slow, or a change that slows every run in
+and out of the period alike, is not what makes the period different. "Most" is said of a step
+only when it holds more than half of the excess. For a reverse
 finding it is the step with the largest share of the SLA's bad requests' excess (duration above
 the SLA's threshold).
 
@@ -68,7 +71,7 @@ from analysis.store import FrameCache, Store
 
 __all__ = ["LENS_TITLES", "Finding", "Lens", "TimeLost", "find_watermelons", "time_lost"]
 
-SPREAD_SHARE = 0.3  # below this share no single step is said to dominate
+SPREAD_SHARE = 0.5  # "most" is said of a step only above this share of the excess
 LENS_TITLES = {
     "time_dilution": "All hours against the clinical period",
     "per_request": "Each request against the whole task",
@@ -262,21 +265,30 @@ Scope = tuple[str, str]  # (site, period)
 
 def _step_figures(
     store: Store | FrameCache, objective: ObjectiveConfig, start: dt.datetime, end: dt.datetime,
-    good_ids: pd.Series, scopes: Sequence[Scope], bad_ids: Sequence[pd.Series],
+    all_runs: pd.DataFrame, scopes: Sequence[Scope], bad_ids: Sequence[pd.Series],
     period_runs: pd.DataFrame,
 ) -> pd.DataFrame:
     """Per scope and step, in one DuckDB query over the ``steps`` view: the steps' durations
     summed per run, then ``excess_s`` (role ``bad``: the scope's bad runs' sum of each step's
-    excess over its median in the good runs ``good_ids``) and ``median_s`` (roles ``here`` and
-    ``others``: the median per run at the scope's site, and at the other sites, in its period).
+    excess over its median in the scope's baseline: the site's ok runs outside the period, or
+    within the threshold for all hours) and ``median_s`` (roles ``here`` and ``others``: the
+    median per run at the scope's site, and at the other sites, in its period).
 
     A run's steps are at the run's site (one probe runs a workflow).
     """
-    parts = [pd.DataFrame({"trace_id": good_ids.astype(str), "role": "good", "scope": -1})]
+    parts = []
+    ok = all_runs["status"].astype(str) == "ok"
     for i, ((site, period), bad) in enumerate(zip(scopes, bad_ids, strict=True)):
         in_period = period_runs[period_runs["period"] == period]
         here = (in_period["site"] == site).to_numpy()
+        at_site = ok & (all_runs["site"] == site)
+        if period == ALL_HOURS:
+            base = all_runs.loc[at_site & all_runs["good"], "trace_id"]
+        else:
+            base = all_runs.loc[at_site & ~all_runs["trace_id"].isin(set(in_period["trace_id"])),
+                                "trace_id"]
         parts += [
+            pd.DataFrame({"trace_id": base.astype(str), "role": "base", "scope": i}),
             pd.DataFrame({"trace_id": bad.astype(str), "role": "bad", "scope": i}),
             pd.DataFrame({"trace_id": in_period["trace_id"][here].astype(str), "role": "here",
                           "scope": i}),
@@ -302,12 +314,14 @@ WITH per_run AS MATERIALIZED (
     WHERE st.start >= ? AND st.start < ? AND st.workflow = ?{sites} AND st.step IS NOT NULL
     GROUP BY r.run, st.step),
 reference AS (
-    SELECT step, median(d) AS reference_s FROM per_run
-    WHERE run IN (SELECT run FROM step_flags WHERE role = 'good') GROUP BY step)
+    SELECT f.scope, p.step, median(p.d) AS reference_s
+    FROM per_run AS p JOIN step_flags AS f USING (run) WHERE f.role = 'base'
+    GROUP BY f.scope, p.step)
 SELECT f.role, f.scope, p.step, median(p.d) AS median_s,
        sum(greatest(p.d - coalesce(r.reference_s, 0.0), 0.0)) AS excess_s
-FROM per_run AS p JOIN step_flags AS f USING (run) LEFT JOIN reference AS r USING (step)
-WHERE f.role <> 'good'
+FROM per_run AS p JOIN step_flags AS f USING (run)
+LEFT JOIN reference AS r ON r.scope = f.scope AND r.step = p.step
+WHERE f.role <> 'base'
 GROUP BY f.role, f.scope, p.step
 ORDER BY f.role, f.scope, p.step"""
     return store.sql(query, params, tables={"step_runs": runs, "step_flags": flags})
@@ -528,7 +542,7 @@ def _reverse(
 def _step_text(step: str | None, share: float, what: str) -> str:
     if step is None:
         return ""
-    if share < SPREAD_SHARE:
+    if share <= SPREAD_SHARE:  # "most" only of a majority
         return f" The {what} is spread across the steps (the largest, {step}, has {share:.0%})."
     return f" Most of the {what} is in the {step} step ({share:.0%})."
 
@@ -630,9 +644,8 @@ def find_watermelons(
                 scopes = _scopes(result.breached_scopes)
                 bad_ids = [_bad_runs(period_runs, site, period, objective.threshold_s)
                            for site, period in scopes]
-                steps = _step_figures(store, objective, start, end,
-                                      all_runs.loc[all_runs["good"], "trace_id"], scopes, bad_ids,
-                                      period_runs)
+                steps = _step_figures(store, objective, start, end, all_runs, scopes,
+                                      bad_ids, period_runs)
                 for index, (_, scope) in enumerate(result.breached_scopes.iterrows()):
                     findings.append(_watermelon(
                         sla, sla_result, objective, result, scope, all_runs, period_runs,
