@@ -39,8 +39,10 @@ __all__ = [
     "SiteGap",
     "StepGrowth",
     "failure_episodes",
+    "gap_runs",
     "local_runs",
     "recurring_waits",
+    "run_steps",
     "site_gaps",
     "step_growth",
 ]
@@ -347,27 +349,36 @@ class StepGrowth:
         return self.step is not None and self.share > 0.5
 
 
-def step_growth(steps: pd.DataFrame, affected: Sequence[str], baseline: Sequence[str]
+def run_steps(steps: pd.DataFrame) -> pd.DataFrame:
+    """Per run and step, the step's time and phases summed (a step may make several requests):
+    ``trace_id, step, duration_s, dns_s, connect_s, tls_s, ttfb_s, transfer_s``; computed once
+    and shared by every :func:`step_growth`."""
+    phases = [c for cols in LAYERS.values() for c in cols]
+    named = steps[steps["step"].notna()]
+    if named.empty:
+        return pd.DataFrame(columns=["trace_id", "step", "duration_s", *phases])
+    return named.groupby(["trace_id", "step"], sort=False, observed=True)[
+        ["duration_s", *phases]].sum(min_count=1).reset_index()
+
+
+def step_growth(per_run: pd.DataFrame, affected: Sequence[str], baseline: Sequence[str]
                 ) -> StepGrowth:
     """Which step grew: per step, the median (over runs) of its time in the ``affected`` runs
     minus its median in the ``baseline`` runs (the same workflow before a change, or outside the
-    band or period). ``steps`` is a ``steps`` frame holding both sets of runs."""
+    band or period). ``per_run`` is :func:`run_steps` of a ``steps`` frame holding both."""
     none = StepGrowth(None, math.nan, math.nan, None, math.nan, {})
-    if steps.empty or not len(affected) or not len(baseline):
+    if per_run.empty or not len(affected) or not len(baseline):
         return none
     phases = [c for cols in LAYERS.values() for c in cols]
-    ids = steps["trace_id"].astype(str)
-    role = np.where(ids.isin(set(affected)), 1, np.where(ids.isin(set(baseline)), 0, -1))
-    chosen = steps.assign(role=role)[role >= 0]
-    chosen = chosen[chosen["step"].notna()]
-    if chosen.empty:
+    ids = per_run["trace_id"]
+    is_affected = ids.isin(affected).to_numpy()
+    is_baseline = ids.isin(baseline).to_numpy() & ~is_affected
+    chosen = per_run[is_affected | is_baseline].assign(role=is_affected[is_affected | is_baseline])
+    medians = chosen.groupby(["role", "step"], observed=True)[["duration_s", *phases]].median()
+    roles = set(medians.index.get_level_values(0))
+    if roles != {True, False}:
         return none
-    per_run = chosen.groupby(["role", "trace_id", "step"], sort=False)[
-        ["duration_s", *phases]].sum(min_count=1).reset_index()
-    medians = per_run.groupby(["role", "step"])[["duration_s", *phases]].median()
-    if 1 not in medians.index.get_level_values(0) or 0 not in medians.index.get_level_values(0):
-        return none
-    growth = (medians.loc[1] - medians.loc[0]).dropna(subset=["duration_s"])
+    growth = (medians.loc[True] - medians.loc[False]).dropna(subset=["duration_s"])
     total = growth["duration_s"].clip(lower=0).sum()
     by_step = {str(k): float(v) for k, v in growth["duration_s"].items()}
     if total <= 0:
@@ -423,62 +434,75 @@ class SiteGap:
         return (self.per_request_gap_s * self.requests_per_run) / self.site_median_s
 
 
-def site_gaps(frame: pd.DataFrame, requests: pd.DataFrame) -> list[SiteGap]:
+def site_gaps(frame: pd.DataFrame, request_medians: pd.DataFrame,
+              per_run: pd.DataFrame | None = None) -> list[SiteGap]:
     """Sites whose runs are slower than the other sites' by a constant delay on every request.
 
-    ``frame``: runs from :func:`local_runs`; ``requests``: the probe's ``requests`` frame of the
-    same window. Like is compared with like: only the half hours of the week in which the site
-    and another site both ran the workflow, and only with ``GAP_MIN_RUNS`` runs or more.
+    Args:
+        frame: runs from :func:`local_runs`.
+        request_medians: per ``workflow, site, url_template`` the ``median_s`` of the probe's
+            successful requests and ``per_run`` (requests a run makes of that type, on
+            average), of the runs :func:`gap_runs` chose.
+        per_run: :func:`run_steps`, for the network phases when the probe timed them.
+
+    Like is compared with like: only the half hours of the week in which the site and another
+    site both ran the workflow (:func:`gap_runs`), and only with ``GAP_MIN_RUNS`` runs or more.
     """
     found: list[SiteGap] = []
-    if frame.empty or requests.empty:
+    ok_runs = gap_runs(frame)
+    if ok_runs.empty or request_medians.empty:
         return found
-    ok_runs = frame[frame["ok"]]
-    shared = ok_runs.groupby(["workflow", "day_class", "bin"])["site"].transform("nunique") > 1
-    ok_runs = ok_runs[shared.to_numpy()]
-    if ok_runs.empty:
-        return found
-    reqs = requests[(requests["status"].astype(str) == "ok")
-                    & requests["trace_id"].isin(set(ok_runs["trace_id"]))]
-    reqs = reqs[reqs["span_type"].astype(str) != "auth"] if "span_type" in reqs else reqs
     for workflow, wf_runs in ok_runs.groupby("workflow", sort=True):
         sites = sorted(wf_runs["site"].unique())
         if len(sites) < 2:
             continue
         medians = wf_runs.groupby("site")["waiting_s"].median()
-        wf_reqs = reqs[reqs["workflow"] == workflow]
-        per_type = wf_reqs.groupby(["site", "url_template"])["duration_s"].median().unstack(0)
-        counts = wf_reqs.groupby("trace_id").size()
+        wf_reqs = request_medians[request_medians["workflow"] == workflow]
+        per_type = wf_reqs.pivot(index="url_template", columns="site", values="median_s")
+        count = wf_reqs.pivot(index="url_template", columns="site", values="per_run")
         for site in sites:
             others = [s for s in sites if s != site]
-            here_s, others_s = float(medians[site]), float(wf_runs[wf_runs["site"] != site]
-                                                           ["waiting_s"].median())
+            here_s = float(medians[site])
+            others_s = float(wf_runs.loc[wf_runs["site"] != site, "waiting_s"].median())
             if here_s < others_s * GAP_MIN_RATIO or here_s - others_s < GAP_MIN_S:
                 continue
             if site not in per_type or (wf_runs["site"] == site).sum() < GAP_MIN_RUNS:
                 continue
-            gaps = (per_type[site] - per_type[others].median(axis=1)).dropna()
+            gaps = (per_type[site] - per_type[[o for o in others if o in per_type]].median(axis=1)
+                    ).dropna()
             if len(gaps) < 2 or (gaps <= 0).any():
                 continue
             median_gap = float(gaps.median())
             spread = float((gaps.quantile(0.75) - gaps.quantile(0.25)) / median_gap)
             if spread > GAP_MAX_SPREAD:
                 continue
-            site_ids = set(wf_runs.loc[wf_runs["site"] == site, "trace_id"])
-            per_run = counts[counts.index.isin(site_ids)]
+            site_ids = wf_runs.loc[wf_runs["site"] == site, "trace_id"]
             network = math.nan
-            if {"dns_s", "connect_s", "tls_s"} <= set(wf_reqs.columns):
-                net = wf_reqs[["dns_s", "connect_s", "tls_s"]].fillna(0).sum(axis=1)
-                by_site = net.groupby(wf_reqs["site"]).median()
-                network = float(by_site.get(site, 0.0) - by_site.drop(site, errors="ignore").median())
+            if per_run is not None and not per_run.empty:
+                steps = per_run[per_run["trace_id"].isin(wf_runs["trace_id"])]
+                timed = steps[steps["ttfb_s"].notna()]
+                if not timed.empty:
+                    net = timed[["dns_s", "connect_s", "tls_s"]].fillna(0).sum(axis=1)
+                    here = timed["trace_id"].isin(site_ids).to_numpy()
+                    network = float(net[here].median() - net[~here].median())
             found.append(SiteGap(
                 workflow=str(workflow), site=str(site), others=tuple(others),
                 site_median_s=here_s, others_median_s=others_s, per_request_gap_s=median_gap,
-                spread=spread, requests_per_run=float(per_run.median()) if len(per_run) else math.nan,
+                spread=spread, requests_per_run=float(count[site].sum()),
                 request_types=len(gaps), runs=len(site_ids), network_s=network,
                 first=pd.Timestamp(wf_runs.loc[wf_runs["site"] == site, "start"].min()
                                    ).to_pydatetime()))
     return found
+
+
+def gap_runs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ok runs a site gap compares: those in half hours of the week in which at least two
+    sites ran the workflow."""
+    if frame.empty:
+        return frame
+    ok_runs = frame[frame["ok"]]
+    shared = ok_runs.groupby(["workflow", "day_class", "bin"])["site"].transform("nunique") > 1
+    return ok_runs[shared.to_numpy()]
 
 
 # -- failures together -------------------------------------------------------------------------
@@ -528,10 +552,13 @@ class FailureEpisode:
         return self.end - self.start
 
 
-def failure_episodes(runs: pd.DataFrame, steps: pd.DataFrame | None = None
+def failure_episodes(runs: pd.DataFrame, failed_requests: pd.DataFrame | None = None
                      ) -> list[FailureEpisode]:
     """Failed runs close in time (``FAILURE_GAP``), at least ``FAILURE_MIN_RUNS`` of them and
-    ``FAILURE_MIN_SHARE`` of every run between the first and the last: the episodes."""
+    ``FAILURE_MIN_SHARE`` of every run between the first and the last: the episodes.
+
+    ``failed_requests``: ``trace_id, http_status`` of the probe's failed requests (the statuses
+    the EPR answered with)."""
     runs = judged_runs(runs).sort_values("start", kind="stable").reset_index(drop=True)
     if runs.empty:
         return []
@@ -560,10 +587,9 @@ def failure_episodes(runs: pd.DataFrame, steps: pd.DataFrame | None = None
         ok_after = np.flatnonzero(~failed[hi + 1:] & here[hi + 1:])
         bad = runs[failed & inside]
         statuses: tuple[int, ...] = ()
-        if steps is not None and not steps.empty:
-            failed_steps = steps[steps["trace_id"].isin(set(bad["trace_id"]))
-                                 & (steps["status"].astype(str) != "ok")]
-            counts = failed_steps["http_status"].dropna().astype(int).value_counts()
+        if failed_requests is not None and not failed_requests.empty:
+            mine = failed_requests[failed_requests["trace_id"].isin(bad["trace_id"])]
+            counts = mine["http_status"].dropna().astype(int).value_counts()
             statuses = tuple(int(s) for s in counts.index)
         errors = bad["error_type"].dropna().astype(str).value_counts()
         found.append(FailureEpisode(

@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import yaml
 
 from analysis.calendar import ClinicalCalendar
@@ -55,8 +56,10 @@ from analysis.discovery import (
     SiteGap,
     StepGrowth,
     failure_episodes,
+    gap_runs,
     local_runs,
     recurring_waits,
+    run_steps,
     site_gaps,
     step_growth,
 )
@@ -371,8 +374,7 @@ class _Context:
     base_dir: Path | None
     changes: tuple[ChangeEventConfig, ...]
     runs: pd.DataFrame
-    steps: pd.DataFrame
-    requests: pd.DataFrame
+    steps: pd.DataFrame  # discovery.run_steps: per run and step
     thresholds: dict[str, tuple[float, str]]
     frame: pd.DataFrame  # discovery.local_runs
     sla_results: dict[str, SLAResult] = field(default_factory=dict)
@@ -467,7 +469,7 @@ def _objective_since(ctx: _Context, objective: ObjectiveConfig, site: str, perio
     """(the start of the first local day the scope missed its target, the first run judged)."""
     frame = ctx.frame[(ctx.frame["workflow"] == objective.workflow) & (ctx.frame["site"] == site)]
     if period != ALL_HOURS and not frame.empty:
-        frame = frame[ctx.calendar.mask(frame, period).to_numpy()]
+        frame = frame[frame[f"in {period}"].to_numpy()]
     if frame.empty:
         return None, None
     good = frame["ok"] & (frame["waiting_s"].astype(float) <= objective.threshold_s)
@@ -503,7 +505,7 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
                           f"≤ {t:g} s", runs, None))
     # Blame what grew against its own baseline: the same site's runs outside the period.
     frame = ctx.frame[(ctx.frame["workflow"] == f.workflow) & (ctx.frame["site"] == f.site)]
-    inside = (ctx.calendar.mask(frame, f.period).to_numpy() if f.period != ALL_HOURS
+    inside = (frame[f"in {f.period}"].to_numpy(dtype=bool) if f.period != ALL_HOURS
               else np.ones(len(frame), dtype=bool))
     slow = inside & (frame["waiting_s"].to_numpy(dtype=float) > t) & frame["ok"].to_numpy()
     baseline = ~inside & frame["ok"].to_numpy()
@@ -515,6 +517,7 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
                                 else "in the runs within T")
     since, observed = (_objective_since(ctx, objective, f.site or "", f.period)
                        if objective is not None else (None, None))
+    period_step = growth.step if growth.majority else None
     change = ctx.change_before(since, observed)
     if change is not None:
         # It followed a change: what grew since then, in the period, is to blame first; what
@@ -539,6 +542,7 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
         detail=_json({"objective": f.objective, "experience": dict(f.experience),
                       "slas": [r.name for r in f.slas], "blame_step": blamed,
                       "blame_layer": growth.layer, "step_growth_s": growth.steps,
+                      "period_step": period_step,
                       "time_lost_s": lost.observed_s if lost else None,
                       "time_lost_hours": lost.scaled_hours if lost else None,
                       "assumption": lost.assumption if lost else None,
@@ -607,7 +611,7 @@ def _covered(ctx: _Context, band: Band) -> bool:
         inside = np.zeros(len(rows), dtype=bool)
         for period in objective.periods:
             if period in ctx.calendar.period_names:
-                inside |= ctx.calendar.mask(rows, period).to_numpy()
+                inside |= rows[f"in {period}"].to_numpy(dtype=bool)
         if inside.mean() >= 0.5:
             return True
     return False
@@ -622,7 +626,7 @@ def _in_periods(ctx: _Context, run_ids: set[str]) -> tuple[float, list[str]]:
     inside = np.zeros(len(rows), dtype=bool)
     holding = []
     for period in ctx.calendar.period_names:
-        mask = ctx.calendar.mask(rows, period).to_numpy()
+        mask = rows[f"in {period}"].to_numpy(dtype=bool)
         inside |= mask
         if mask.mean() >= 0.5:
             holding.append(period)
@@ -1040,6 +1044,23 @@ def _change_story(ctx: _Context, change: ChangeEventConfig) -> Story | None:
     )
 
 
+def _request_medians(ctx: _Context) -> pd.DataFrame:
+    """Per workflow, site and request type, the median time of the probe's successful requests
+    in the runs a site gap compares, and how many of them a run makes: in DuckDB."""
+    chosen = gap_runs(ctx.frame)
+    if chosen.empty:
+        return pd.DataFrame(columns=["workflow", "site", "url_template", "median_s", "per_run"])
+    table = pa.table({"trace_id": pa.array(chosen["trace_id"].astype(str).to_numpy(dtype=object),
+                                           pa.string())})
+    return ctx.store.sql("""
+        SELECT q.workflow, q.site, q.url_template, median(q.duration_s) AS median_s,
+               count(*) / count(DISTINCT q.trace_id) AS per_run
+        FROM requests AS q JOIN gap_runs USING (trace_id)
+        WHERE q.start >= ? AND q.start < ? AND q.source = 'probe' AND q.status = 'ok'
+          AND q.span_type <> 'auth' AND q.url_template IS NOT NULL
+        GROUP BY ALL""", [ctx.start, ctx.end], tables={"gap_runs": table})
+
+
 # -- the one entry point ------------------------------------------------------------------------
 
 def find_stories(
@@ -1076,9 +1097,11 @@ def find_stories(
     thresholds = _thresholds(config, runs)
     ctx = _Context(
         store=cache, inputs=config, calendar=calendar, start=start, end=end, base_dir=base_dir,
-        changes=tuple(changes) or config.changes, runs=runs, steps=cache.steps(start, end),
-        requests=cache.requests(start, end, source="probe"), thresholds=thresholds,
+        changes=tuple(changes) or config.changes, runs=runs,
+        steps=run_steps(cache.steps(start, end)), thresholds=thresholds,
         frame=local_runs(runs, calendar, {w: t for w, (t, _) in thresholds.items()}))
+    for period in calendar.period_names:  # each period's mask once, for every question after
+        ctx.frame[f"in {period}"] = calendar.mask(ctx.frame, period).to_numpy()
     stories: list[Story] = []
     reverses: list[Story] = []
     for finding in find_watermelons(cache, config.slas, config.objectives, calendar,
@@ -1107,10 +1130,14 @@ def find_stories(
     stories += reverses
 
     by_site: dict[str, list[SiteGap]] = {}
-    for gap in site_gaps(ctx.frame, ctx.requests):
+    for gap in site_gaps(ctx.frame, _request_medians(ctx), ctx.steps):
         by_site.setdefault(gap.site, []).append(gap)
     stories += [_gap_story(ctx, site, gaps) for site, gaps in sorted(by_site.items())]
-    stories += [_event_story(ctx, e) for e in failure_episodes(runs, ctx.requests)]
+    if (runs["status"].astype(str) != "ok").any():
+        failed = cache.sql(
+            "SELECT trace_id, http_status FROM requests WHERE start >= ? AND start < ? "
+            "AND source = 'probe' AND status <> 'ok'", [start, end])
+        stories += [_event_story(ctx, e) for e in failure_episodes(runs, failed)]
     for change in ctx.changes:
         if start <= change.at.astimezone(dt.UTC) < end:
             story = _change_story(ctx, change)
