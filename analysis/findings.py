@@ -924,9 +924,14 @@ def _minutes_text(delta: dt.timedelta) -> str:
     return f"about {minutes / 60:.1f} hours"
 
 
+def _to_minute(moment: dt.datetime) -> dt.datetime:
+    """To the nearest minute (an estimate is not worth its seconds)."""
+    return (moment + dt.timedelta(seconds=30)).replace(second=0, microsecond=0)
+
+
 def _event_story(ctx: _Context, episode: FailureEpisode) -> Story:
     zone = ctx.zone
-    start, end = episode.start, episode.end
+    start, end = _to_minute(episode.start), _to_minute(episode.end)
     span = f"{_when_text(start, zone)}–{end.astimezone(zone):%H:%M}"
     every = episode.failed == episode.runs
     who = ctx.sites_text(list(episode.sites), sorted(ctx.runs["site"].astype(str).unique()))

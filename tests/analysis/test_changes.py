@@ -98,3 +98,38 @@ def test_changes_csv(tmp_path: Path) -> None:
     path.write_text("at,title\n2026-10-14T07:00:00,naive\n")
     with pytest.raises(ValueError, match="changes.csv:2"):
         load_changes_csv(path)
+
+
+def _with_phases(rows: list, connect_s: float, ttfb_share: float = 1.0) -> list:
+    """The rows, their steps timed as a probe times them: ``connect_s`` of connect, the rest
+    time to first byte."""
+    from store import schema
+
+    for row in rows:
+        attrs = row[schema.SPAN_ATTRIBUTES]
+        if attrs.get(schema.ATTR_SPAN_TYPE) == schema.SPAN_TYPE_STEP:
+            seconds = row[schema.DURATION] / 1e9
+            attrs[schema.ATTR_CONNECT_S] = connect_s
+            attrs[schema.ATTR_TTFB_S] = (seconds - connect_s) * ttfb_share
+    return rows
+
+
+def test_blame_what_changed_not_what_is_usually_slow(make_rows, rows_store) -> None:
+    """The notes step is always the slowest (2 s); the change adds 0.3 s of connect time (a new
+    proxy in front of the EPR) to the find step only: find is blamed, in the network layer."""
+    change = dt.datetime(2026, 10, 14, 7, tzinfo=UTC)
+    rows = []
+    for hour in range(-48, 48):
+        start = change + dt.timedelta(hours=hour, minutes=5)
+        jitter = (hour % 5) * 0.01
+        after = hour >= 0
+        rows += _with_phases(make_rows(start, "open", "ward-7", [("find", 0.4 + jitter + 0.3 * after)]),
+                             0.01 + 0.3 * after)
+        rows += _with_phases(make_rows(start + dt.timedelta(seconds=1), "open", "ward-7",
+                                       [("notes", 2.0 + jitter)]), 0.01)
+    with open_store(rows_store(rows)) as store:
+        [row] = change_impact(store, ChangeEventConfig(at=change, title="Proxy"),
+                              window=dt.timedelta(days=2)).to_dict("records")
+    assert row["dominant_step"] == "find" and row["dominant_step_share"] == pytest.approx(1.0)
+    assert row["dominant_layer"] == "network"
+    assert row["dominant_layer_delta_s"] == pytest.approx(0.3)
