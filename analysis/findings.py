@@ -761,6 +761,64 @@ def _suggestion(ctx: _Context, pattern: _Pattern, days: str, hours: str,
             + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120))
 
 
+def _band_lenses(ctx: _Context, pattern: _Pattern, slas: list[SLAResult], days: str,
+                 hours: str) -> tuple[Lens, ...]:
+    """Why the SLA could not see the wait, for its lead workflow: the SLA over all its hours
+    against these hours' requests, each request against the whole task, the average against the
+    slow runs. Each lens once, explaining the first SLA that was met (else the first)."""
+    if not slas:
+        return ()
+    sla = next((r for r in slas if r.met), slas[0])
+    config = next(c for c in ctx.inputs.slas if c.name == sla.name)
+    workflow = pattern.workflows[0]
+    bands = [b for b in pattern.bands if b.workflow == workflow]
+    slow = {t for b in bands for t in b.slow_ids}
+    ids = [t for b in bands for t in b.run_ids]
+    table = pa.table({"trace_id": pa.array(ids, pa.string()),
+                      "slow": pa.array([t in slow for t in ids], pa.bool_())})
+    limit = config.threshold_s if config.threshold_s is not None else config.target
+    figures = ctx.store.sql("""
+        SELECT b.slow, count(*) AS requests, count(DISTINCT q.trace_id) AS runs,
+               avg(q.duration_s) AS mean_s, quantile_cont(q.duration_s, 0.95) AS p95_s,
+               count(*) FILTER (WHERE q.duration_s <= ?) AS within
+        FROM requests AS q JOIN band AS b USING (trace_id)
+        WHERE q.start >= ? AND q.start < ? AND q.source = 'probe' AND q.span_type <> 'auth'
+        GROUP BY b.slow""", [float(limit), ctx.start, ctx.end], tables={"band": table})
+    if figures.empty:
+        return ()
+    rows = {bool(r["slow"]): r for r in figures.to_dict("records")}
+    everyone = figures[["requests", "runs", "within"]].sum()
+    mean_all = float((figures["mean_s"] * figures["requests"]).sum() / everyone["requests"])
+    title = ctx.title(workflow)
+    lenses = [Lens("time_dilution", (
+        f"“{sla.name}” counts {sla.samples:,} requests over all its hours: "
+        f"{sla_figure(sla).value}; {days} {hours}, the requests of {title} runs: mean "
+        f"{seconds_text(mean_all)}, {percent_text(everyone['within'] / everyone['requests'])} "
+        f"within {limit:g} s (n={int(everyone['requests']):,})"),
+        {"sla_value": sla.value, "sla_requests": sla.samples, "band_mean_s": mean_all,
+         "band_requests": int(everyone["requests"])}, sla.name)]
+    if True in rows:
+        slow_row = rows[True]
+        per_run = slow_row["requests"] / slow_row["runs"]
+        lenses.append(Lens("per_request", (
+            f"each request of the slow runs: mean {seconds_text(slow_row['mean_s'])}, p95 "
+            f"{seconds_text(slow_row['p95_s'])} (n={int(slow_row['requests']):,}); a run makes "
+            f"{per_run:.0f} in series, so the task waits about "
+            f"{seconds_text(slow_row['mean_s'] * per_run)}"),
+            {"request_mean_s": slow_row["mean_s"], "request_p95_s": slow_row["p95_s"],
+             "requests_per_run": per_run}, sla.name))
+        runs = sum(b.runs for b in bands)
+        share = len(slow) / runs
+        waits = ctx.frame.loc[ctx.frame["trace_id"].isin(ids) & ctx.frame["ok"], "waiting_s"]
+        mean_run = float(waits.mean())
+        lenses.append(Lens("mean_vs_tail", (
+            f"{days} {hours} the average run waits {seconds_text(mean_run)}, but "
+            f"{percent_text(share)} of runs (n={runs:,}) wait about "
+            f"{seconds_text(float(np.median([b.slow_median_s for b in bands])))}"),
+            {"mean_s": mean_run, "slow_share": share, "runs": runs}, sla.name))
+    return tuple(lenses)
+
+
 def _pattern_story(ctx: _Context, pattern: _Pattern, steps_baseline: dict[str, list[str]]) -> Story:
     workflows = pattern.workflows
     days = _days_text(pattern)
@@ -809,8 +867,8 @@ def _pattern_story(ctx: _Context, pattern: _Pattern, steps_baseline: dict[str, l
                                   dt.timedelta(days=1) else None),
         workflow=lead if len(workflows) == 1 else None,
         sites=tuple(pattern.sites) if set(pattern.sites) != set(ctx.runs["site"].astype(str)) else (),
-        period=periods[0] if len(periods) == 1 else None, figures=tuple(figures), lenses=(),
-        blame=blame,
+        period=periods[0] if len(periods) == 1 else None, figures=tuple(figures),
+        lenses=_band_lenses(ctx, pattern, slas, days, hours), blame=blame,
         suggestion_yaml=_suggestion(ctx, pattern, days, hours, periods),
         severity_s=pattern.excess_s,
         detail=_json({

@@ -106,3 +106,15 @@ def test_window_must_be_aware(store_path: Path) -> None:
 
 def test_story_is_frozen() -> None:
     assert dataclasses.is_dataclass(Story) and Story.__dataclass_params__.frozen  # type: ignore[attr-defined]
+
+
+def test_inputs_from_the_dashboards_context_equal_the_configs() -> None:
+    """The dashboard and the command line build the same inputs (one source of truth)."""
+    from wardwatch.config import load_config
+    from wardwatch.wiring import dashboard_context
+
+    config = load_config(Path(__file__).resolve().parents[2] / "examples" / "testbed.yaml")
+    assert FindingInputs.from_config(dashboard_context(config)) == FindingInputs.from_config(config)
+    inputs = FindingInputs.from_config(config)
+    assert inputs.workflow("open-patient-record").title == "Open patient record"
+    assert inputs.site_title("community-hospital") == "Community hospital"
