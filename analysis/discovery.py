@@ -84,7 +84,10 @@ def local_runs(runs: pd.DataFrame, calendar: ClinicalCalendar | None,
                            over=[])
     parts = []
     for site, rows in runs.groupby("site", sort=False):
-        zone = calendar.timezone(str(site)) if calendar is not None else dt.UTC
+        try:
+            zone = calendar.timezone(str(site)) if calendar is not None else dt.UTC
+        except ValueError:  # a site the configuration does not know: its data still counts
+            zone = dt.UTC
         local = pd.to_datetime(rows["start"]).dt.tz_convert(zone)
         minute = local.dt.hour * 60 + local.dt.minute + local.dt.second / 60
         weekday = local.dt.day_of_week

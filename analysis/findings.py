@@ -761,31 +761,64 @@ def _suggestion(ctx: _Context, pattern: _Pattern, days: str, hours: str,
             + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120))
 
 
-def _band_lenses(ctx: _Context, pattern: _Pattern, slas: list[SLAResult], days: str,
+def _lens_sla(ctx: _Context, pattern: _Pattern) -> tuple[SLAResult, float] | None:
+    """The SLA a discovered wait's lenses explain (the first met latency SLA on its lead
+    workflow, else the first), and the limit its requests are held to."""
+    slas = ctx.latency_slas(pattern.workflows[:1])
+    if not slas:
+        return None
+    sla = next((r for r in slas if r.met), slas[0])
+    config = next(c for c in ctx.inputs.slas if c.name == sla.name)
+    return sla, float(config.threshold_s if config.threshold_s is not None else config.target)
+
+
+def _band_request_figures(ctx: _Context, patterns: Sequence[_Pattern]) -> pd.DataFrame:
+    """For every pattern's lead workflow, its requests' figures (all and the slow runs'), in one
+    DuckDB query: ``pattern, slow, requests, runs, mean_s, p95_s, within``."""
+    ids: list[str] = []
+    index: list[int] = []
+    slow: list[bool] = []
+    limits: list[float] = []
+    for i, pattern in enumerate(patterns):
+        chosen = _lens_sla(ctx, pattern)
+        if chosen is None:
+            continue
+        bands = [b for b in pattern.bands if b.workflow == pattern.workflows[0]]
+        slow_ids = {t for b in bands for t in b.slow_ids}
+        run_ids = [t for b in bands for t in b.run_ids]
+        ids += run_ids
+        index += [i] * len(run_ids)
+        slow += [t in slow_ids for t in run_ids]
+        limits += [chosen[1]] * len(run_ids)
+    if not ids:
+        return pd.DataFrame(columns=["pattern", "slow", "requests", "runs", "mean_s", "p95_s",
+                                     "within"])
+    table = pa.table({"trace_id": pa.array(ids, pa.string()), "pattern": pa.array(index, pa.int64()),
+                      "slow": pa.array(slow, pa.bool_()), "limit_s": pa.array(limits, pa.float64())})
+    return ctx.store.sql("""
+        SELECT b.pattern, b.slow, count(*) AS requests, count(DISTINCT q.trace_id) AS runs,
+               avg(q.duration_s) AS mean_s, quantile_cont(q.duration_s, 0.95) AS p95_s,
+               count(*) FILTER (WHERE q.duration_s <= b.limit_s) AS within
+        FROM requests AS q JOIN band AS b USING (trace_id)
+        WHERE q.start >= ? AND q.start < ? AND q.source = 'probe' AND q.span_type <> 'auth'
+        GROUP BY b.pattern, b.slow""", [ctx.start, ctx.end], tables={"band": table})
+
+
+def _band_lenses(ctx: _Context, pattern: _Pattern, figures: pd.DataFrame, days: str,
                  hours: str) -> tuple[Lens, ...]:
     """Why the SLA could not see the wait, for its lead workflow: the SLA over all its hours
     against these hours' requests, each request against the whole task, the average against the
-    slow runs. Each lens once, explaining the first SLA that was met (else the first)."""
-    if not slas:
+    slow runs. Each lens once, explaining the first SLA that was met (else the first).
+
+    ``figures``: the pattern's rows of :func:`_band_request_figures`."""
+    chosen = _lens_sla(ctx, pattern)
+    if chosen is None or figures.empty:
         return ()
-    sla = next((r for r in slas if r.met), slas[0])
-    config = next(c for c in ctx.inputs.slas if c.name == sla.name)
+    sla, limit = chosen
     workflow = pattern.workflows[0]
     bands = [b for b in pattern.bands if b.workflow == workflow]
     slow = {t for b in bands for t in b.slow_ids}
     ids = [t for b in bands for t in b.run_ids]
-    table = pa.table({"trace_id": pa.array(ids, pa.string()),
-                      "slow": pa.array([t in slow for t in ids], pa.bool_())})
-    limit = config.threshold_s if config.threshold_s is not None else config.target
-    figures = ctx.store.sql("""
-        SELECT b.slow, count(*) AS requests, count(DISTINCT q.trace_id) AS runs,
-               avg(q.duration_s) AS mean_s, quantile_cont(q.duration_s, 0.95) AS p95_s,
-               count(*) FILTER (WHERE q.duration_s <= ?) AS within
-        FROM requests AS q JOIN band AS b USING (trace_id)
-        WHERE q.start >= ? AND q.start < ? AND q.source = 'probe' AND q.span_type <> 'auth'
-        GROUP BY b.slow""", [float(limit), ctx.start, ctx.end], tables={"band": table})
-    if figures.empty:
-        return ()
     rows = {bool(r["slow"]): r for r in figures.to_dict("records")}
     everyone = figures[["requests", "runs", "within"]].sum()
     mean_all = float((figures["mean_s"] * figures["requests"]).sum() / everyone["requests"])
@@ -819,7 +852,8 @@ def _band_lenses(ctx: _Context, pattern: _Pattern, slas: list[SLAResult], days: 
     return tuple(lenses)
 
 
-def _pattern_story(ctx: _Context, pattern: _Pattern, steps_baseline: dict[str, list[str]]) -> Story:
+def _pattern_story(ctx: _Context, pattern: _Pattern, steps_baseline: dict[str, list[str]],
+                   request_figures: pd.DataFrame) -> Story:
     workflows = pattern.workflows
     days = _days_text(pattern)
     hours = _hours_text(pattern.start_min, pattern.end_min)
@@ -868,7 +902,7 @@ def _pattern_story(ctx: _Context, pattern: _Pattern, steps_baseline: dict[str, l
         workflow=lead if len(workflows) == 1 else None,
         sites=tuple(pattern.sites) if set(pattern.sites) != set(ctx.runs["site"].astype(str)) else (),
         period=periods[0] if len(periods) == 1 else None, figures=tuple(figures),
-        lenses=_band_lenses(ctx, pattern, slas, days, hours), blame=blame,
+        lenses=_band_lenses(ctx, pattern, request_figures, days, hours), blame=blame,
         suggestion_yaml=_suggestion(ctx, pattern, days, hours, periods),
         severity_s=pattern.excess_s,
         detail=_json({
@@ -1178,8 +1212,11 @@ def find_stories(
     ok = ctx.frame[ctx.frame["ok"]]
     baseline = {str(w): rows["trace_id"].astype(str).tolist() for w, rows in ok.groupby("workflow")}
     nobody: dict[int, list[_Pattern]] = {}
-    for pattern in _patterns([b for b in recurring_waits(ctx.frame) if not _covered(ctx, b)]):
-        story = _pattern_story(ctx, pattern, baseline)
+    patterns = _patterns([b for b in recurring_waits(ctx.frame) if not _covered(ctx, b)])
+    request_figures = _band_request_figures(ctx, patterns)
+    for i, pattern in enumerate(patterns):
+        story = _pattern_story(ctx, pattern, baseline,
+                               request_figures[request_figures["pattern"] == i])
         # A wait outside every clinical period, at the hours a breached SLA's bad requests came:
         # the reverse finding's evidence, not a story of its own.
         home = next((i for i, r in enumerate(reverses) if story.detail.get("outside_clinical_periods")
