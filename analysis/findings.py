@@ -378,6 +378,7 @@ class _Context:
     thresholds: dict[str, tuple[float, str]]
     frame: pd.DataFrame  # discovery.local_runs
     sla_results: dict[str, SLAResult] = field(default_factory=dict)
+    gaps: dict[tuple[str, str], SiteGap] = field(default_factory=dict)  # (workflow, site)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -532,6 +533,14 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
             blame, blamed = _blame_text(growth, f"before {change.title}")
             if period_blame:
                 blame += f"; in {f.period}, {period_blame}"
+    gap = ctx.gaps.get((f.workflow, f.site or ""))
+    if blamed is None and gap is not None:
+        # Nothing grew in the period or since a change: what sets the site apart is its link.
+        blame = (f"the network: about {seconds_text(gap.per_request_gap_s)} more on each of its "
+                 f"{gap.requests_per_run:.0f} requests in series than at "
+                 f"{_and([inputs.site_title(o) for o in gap.others])} "
+                 f"({percent_text(gap.share)} of its waiting)")
+        growth = replace(growth, layer="network")
     lost = f.time_lost
     return Story(
         kind="watermelon", headline=headline, since=since,
@@ -1199,6 +1208,10 @@ def find_stories(
         frame=local_runs(runs, calendar, {w: t for w, (t, _) in thresholds.items()}))
     for period in calendar.period_names:  # each period's mask once, for every question after
         ctx.frame[f"in {period}"] = calendar.mask(ctx.frame, period).to_numpy()
+    by_site: dict[str, list[SiteGap]] = {}
+    for gap in site_gaps(ctx.frame, _request_medians(ctx), ctx.steps):
+        by_site.setdefault(gap.site, []).append(gap)
+        ctx.gaps[(gap.workflow, gap.site)] = gap
     stories: list[Story] = []
     reverses: list[Story] = []
     for finding in find_watermelons(cache, config.slas, config.objectives, calendar,
@@ -1229,9 +1242,6 @@ def find_stories(
         reverses[home] = _absorb(ctx, reverses[home], patterns)
     stories += reverses
 
-    by_site: dict[str, list[SiteGap]] = {}
-    for gap in site_gaps(ctx.frame, _request_medians(ctx), ctx.steps):
-        by_site.setdefault(gap.site, []).append(gap)
     stories += [_gap_story(ctx, site, gaps) for site, gaps in sorted(by_site.items())]
     if (runs["status"].astype(str) != "ok").any():
         failed = cache.sql(

@@ -322,9 +322,13 @@ def test_no_story_blames_a_step_the_scenario_did_not_slow(stories: list, scenari
 
 
 def test_every_story_says_since_when_and_reads_plainly(stories: list) -> None:
+    import json
+
     for s in stories:
         assert s.since is not None and s.since_text, s.headline
         assert "_" not in s.headline and "open-patient-record" not in s.headline, s.headline
+        assert all("_" not in lens.title for lens in s.lenses)
+        json.dumps(s.detail)  # every number behind it, for --format json
     assert [s.severity_s for s in stories] == sorted((s.severity_s for s in stories), reverse=True)
 
 
