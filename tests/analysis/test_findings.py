@@ -118,3 +118,27 @@ def test_inputs_from_the_dashboards_context_equal_the_configs() -> None:
     inputs = FindingInputs.from_config(config)
     assert inputs.workflow("open-patient-record").title == "Open patient record"
     assert inputs.site_title("community-hospital") == "Community hospital"
+
+
+def test_a_site_behind_a_slow_link_is_blamed_on_the_network(make_rows, rows_store) -> None:
+    """All of 1 October, a run every 10 min at both sites: 0.1 s more on each of three requests
+    at the community hospital, at every hour alike."""
+    rows = []
+    for i in range(144):
+        start = dt.datetime(2026, 10, 1, tzinfo=UTC) + dt.timedelta(minutes=10 * i)
+        rows += make_rows(start, "open", "ward-7", [("find", 0.3), ("meds", 0.3), ("notes", 0.4)])
+        rows += make_rows(start + dt.timedelta(seconds=5), "open", "community",
+                          [("find", 0.4), ("meds", 0.4), ("notes", 0.5)])
+    tight = ROUNDS.model_copy(update={"threshold_s": 1.2})
+    inputs = FindingInputs.from_config(SimpleNamespace(**{**vars(CONFIG), "objectives": [tight]}))
+    with open_store(rows_store(rows)) as store:
+        stories = find_stories(store, inputs, CALENDAR, START, END)
+    assert [(s.kind, s.sites) for s in stories] == [
+        ("unwatched_wait", ("community",)), ("watermelon", ("community",))]
+    gap, watermelon = stories
+    assert gap.headline.startswith("At Community hospital every request takes about 0.10 s "
+                                   "longer than at Ward 7, whatever the request and the hour")
+    assert gap.detail["per_request_gap_s"] == pytest.approx(0.1)
+    assert watermelon.blame == ("the network: about 0.10 s more on each of its 3 requests in "
+                                "series than at Ward 7 (23% of its waiting)")
+    assert watermelon.detail["blame_layer"] == "network" and watermelon.detail["blame_step"] is None
