@@ -735,8 +735,7 @@ def _slug(text: str) -> str:
     return "".join(ch if ch.isalnum() else " " for ch in text.lower()).split()
 
 
-def _suggestion(ctx: _Context, pattern: _Pattern, days: str, hours: str,
-                periods: list[str]) -> str:
+def _suggestion(ctx: _Context, pattern: _Pattern) -> str:
     """The objective(s) a trust might add for the pattern, as YAML for ``periods:`` and
     ``objectives:`` (an existing period with these hours and sites is reused)."""
     weekdays = {"weekday": list(WEEKDAYS[:5]), "weekend": list(WEEKDAYS[5:]),
@@ -765,7 +764,6 @@ def _suggestion(ctx: _Context, pattern: _Pattern, days: str, hours: str,
             "periods": [period_name], "sites": sorted({b.site for b in bands}),
         })
     doc["objectives"] = objectives
-    del days, hours, periods
     return ("# Add to wardwatch.yaml (merge into its periods: and objectives: sections)\n"
             + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120))
 
@@ -879,9 +877,8 @@ def _pattern_story(ctx: _Context, pattern: _Pattern, steps_baseline: dict[str, l
     slas = ctx.latency_slas(workflows)
     met = [r for r in slas if r.met]
     sla_text = f"; {_sla_clause(met, 'met')}" if met else ""
-    headline = _capital(f"{when}, {waits[0]}") + (
-        f" (also: {'; '.join(w[0].lower() + w[1:] if False else w for w in waits[1:])})"
-        if len(waits) > 1 else "") + f"{sla_text}."
+    also = f" (also: {'; '.join(waits[1:])})" if len(waits) > 1 else ""
+    headline = _capital(f"{when}, {waits[0]}") + f"{also}{sla_text}."
     lead = workflows[0]
     lead_bands = [b for b in pattern.bands if b.workflow == lead]
     slow_ids = [t for b in lead_bands for t in b.slow_ids]
@@ -912,7 +909,7 @@ def _pattern_story(ctx: _Context, pattern: _Pattern, steps_baseline: dict[str, l
         sites=tuple(pattern.sites) if set(pattern.sites) != set(ctx.runs["site"].astype(str)) else (),
         period=periods[0] if len(periods) == 1 else None, figures=tuple(figures),
         lenses=_band_lenses(ctx, pattern, request_figures, days, hours), blame=blame,
-        suggestion_yaml=_suggestion(ctx, pattern, days, hours, periods),
+        suggestion_yaml=_suggestion(ctx, pattern),
         severity_s=pattern.excess_s,
         detail=_json({
             "pattern": "recurring_wait", "days": pattern.day_class, "start": _clock(pattern.start_min),
