@@ -10,12 +10,25 @@ workflows and sites as :class:`WorkflowLabel` and :class:`SiteLabel`. Analysis d
 the collector: :meth:`FindingInputs.from_config` reads any object with those attributes (the
 root ``WardwatchConfig``, or the dashboard's context).
 
-Kinds of story:
+Kinds of story (docs/findings.md has every threshold and default):
 
 - ``watermelon``: an SLA met and an experience objective breached in a scope (workflow x site x
   period), from :func:`analysis.watermelon.find_watermelons`;
-- ``reverse``: an SLA breached while the experience objectives of its workflows are met (the
-  nightly batch nobody waits on);
+- ``unwatched_wait``: a recurring wait no objective covers, found over the hours of the week
+  (:func:`analysis.discovery.recurring_waits`), merged across sites and workflows, with the
+  objective a trust might add; or a site behind a slow link (:func:`analysis.discovery.site_gaps`);
+- ``reverse``: an SLA breached while the experience objectives of its workflows are met, told
+  with the wait outside every clinical period that explains it (the nightly batch nobody waits
+  on);
+- ``event``: runs failing together, with the time and duration the runs bound
+  (:func:`analysis.discovery.failure_episodes`);
+- ``change``: a configured change after which a workflow waits longer
+  (:func:`analysis.changes.change_impact`).
+
+The step a story blames is the one whose own time grew against its own baseline (before the
+change, or outside the period or band), "the X step" only of a majority of the growth
+(:func:`analysis.discovery.step_growth`). Runs the probe stopped itself (``interrupted``) are
+never judged.
 
 Every story carries its figures (the SLA's view first, then the clinicians'), each with its
 threshold and sample count, the lenses that explain why the SLA could not see it (each lens once,
