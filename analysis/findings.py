@@ -906,7 +906,7 @@ def _pattern_story(ctx: _Context, pattern: _Pattern, steps_baseline: dict[str, l
         slow = sum(b.slow for b in bands)
         t = bands[0].threshold_s
         figures.append(Figure(f"{ctx.title(workflow)} runs within {t:g} s, {days} {hours}",
-                              percent_text(1 - beyond / n), "90% (a usual objective)", n,
+                              percent_text(1 - beyond / n), "90%, as an objective would ask", n,
                               None))
         figures.append(Figure(f"{ctx.title(workflow)}, its slow runs' median",
                               seconds_text(sum(b.slow_median_s * b.slow for b in bands) / slow),
