@@ -40,6 +40,7 @@ __all__ = [
     "StepGrowth",
     "failure_episodes",
     "gap_runs",
+    "growth_from_medians",
     "local_runs",
     "recurring_waits",
     "run_steps",
@@ -71,6 +72,7 @@ FAILURE_MIN_RUNS = 2
 FAILURE_MIN_SHARE = 0.5  # of the runs between the first and the last failure
 LAYERS = {"network": ("dns_s", "connect_s", "tls_s"), "server": ("ttfb_s",),
           "transfer": ("transfer_s",)}
+PHASES = tuple(c for cols in LAYERS.values() for c in cols)
 
 
 def local_runs(runs: pd.DataFrame, calendar: ClinicalCalendar | None,
@@ -356,12 +358,11 @@ def run_steps(steps: pd.DataFrame) -> pd.DataFrame:
     """Per run and step, the step's time and phases summed (a step may make several requests):
     ``trace_id, step, duration_s, dns_s, connect_s, tls_s, ttfb_s, transfer_s``; computed once
     and shared by every :func:`step_growth`."""
-    phases = [c for cols in LAYERS.values() for c in cols]
     named = steps[steps["step"].notna()]
     if named.empty:
-        return pd.DataFrame(columns=["trace_id", "step", "duration_s", *phases])
+        return pd.DataFrame(columns=["trace_id", "step", "duration_s", *PHASES])
     return named.groupby(["trace_id", "step"], sort=False, observed=True)[
-        ["duration_s", *phases]].sum(min_count=1).reset_index()
+        ["duration_s", *PHASES]].sum(min_count=1).reset_index()
 
 
 def step_growth(per_run: pd.DataFrame, affected: Sequence[str], baseline: Sequence[str]
@@ -369,19 +370,27 @@ def step_growth(per_run: pd.DataFrame, affected: Sequence[str], baseline: Sequen
     """Which step grew: per step, the median (over runs) of its time in the ``affected`` runs
     minus its median in the ``baseline`` runs (the same workflow before a change, or outside the
     band or period). ``per_run`` is :func:`run_steps` of a ``steps`` frame holding both."""
-    none = StepGrowth(None, math.nan, math.nan, None, math.nan, {})
     if per_run.empty or not len(affected) or not len(baseline):
-        return none
-    phases = [c for cols in LAYERS.values() for c in cols]
+        return growth_from_medians(pd.DataFrame(columns=["role", "step", "duration_s", *PHASES]))
     ids = per_run["trace_id"]
     is_affected = ids.isin(affected).to_numpy()
     is_baseline = ids.isin(baseline).to_numpy() & ~is_affected
     chosen = per_run[is_affected | is_baseline].assign(role=is_affected[is_affected | is_baseline])
-    medians = chosen.groupby(["role", "step"], observed=True)[["duration_s", *phases]].median()
-    roles = set(medians.index.get_level_values(0))
-    if roles != {True, False}:
+    medians = chosen.groupby(["role", "step"], observed=True)[["duration_s", *PHASES]].median()
+    return growth_from_medians(medians.reset_index())
+
+
+def growth_from_medians(medians: pd.DataFrame) -> StepGrowth:
+    """:func:`step_growth` from per ``role`` (True: affected, False: baseline) and ``step``
+    medians of the per-run step time (``duration_s``) and of each phase, however computed (in
+    pandas, or in DuckDB over the store)."""
+    none = StepGrowth(None, math.nan, math.nan, None, math.nan, {})
+    if medians.empty or set(medians["role"].astype(bool)) != {True, False}:
         return none
-    growth = (medians.loc[True] - medians.loc[False]).dropna(subset=["duration_s"])
+    phases = PHASES
+    by_role = medians.assign(role=medians["role"].astype(bool)).set_index(["role", "step"])
+    by_role = by_role[["duration_s", *phases]].astype("float64")
+    growth = (by_role.loc[True] - by_role.loc[False]).dropna(subset=["duration_s"])
     total = growth["duration_s"].clip(lower=0).sum()
     by_step = {str(k): float(v) for k, v in growth["duration_s"].items()}
     if total <= 0:
@@ -438,7 +447,7 @@ class SiteGap:
 
 
 def site_gaps(frame: pd.DataFrame, request_medians: pd.DataFrame,
-              per_run: pd.DataFrame | None = None) -> list[SiteGap]:
+              network_s: Mapping[tuple[str, str], float] | None = None) -> list[SiteGap]:
     """Sites whose runs are slower than the other sites' by a constant delay on every request.
 
     Args:
@@ -446,7 +455,8 @@ def site_gaps(frame: pd.DataFrame, request_medians: pd.DataFrame,
         request_medians: per ``workflow, site, url_template`` the ``median_s`` of the probe's
             successful requests and ``per_run`` (requests a run makes of that type, on
             average), of the runs :func:`gap_runs` chose.
-        per_run: :func:`run_steps`, for the network phases when the probe timed them.
+        network_s: per ``(workflow, site)``, the median DNS + connect + TLS time of a step the
+            probe timed phases of, in the same runs (none: not timed).
 
     Like is compared with like: only the half hours of the week in which the site and another
     site both ran the workflow (:func:`gap_runs`), and only with ``GAP_MIN_RUNS`` runs or more.
@@ -481,13 +491,10 @@ def site_gaps(frame: pd.DataFrame, request_medians: pd.DataFrame,
                 continue
             site_ids = wf_runs.loc[wf_runs["site"] == site, "trace_id"]
             network = math.nan
-            if per_run is not None and not per_run.empty:
-                steps = per_run[per_run["trace_id"].isin(wf_runs["trace_id"])]
-                timed = steps[steps["ttfb_s"].notna()]
-                if not timed.empty:
-                    net = timed[["dns_s", "connect_s", "tls_s"]].fillna(0).sum(axis=1)
-                    here = timed["trace_id"].isin(site_ids).to_numpy()
-                    network = float(net[here].median() - net[~here].median())
+            if network_s and (workflow, site) in network_s:
+                elsewhere = [network_s[(workflow, o)] for o in others if (workflow, o) in network_s]
+                if elsewhere:
+                    network = float(network_s[(workflow, site)] - np.median(elsewhere))
             found.append(SiteGap(
                 workflow=str(workflow), site=str(site), others=tuple(others),
                 site_median_s=here_s, others_median_s=others_s, per_request_gap_s=median_gap,

@@ -69,12 +69,12 @@ from analysis.discovery import (
     SiteGap,
     StepGrowth,
     failure_episodes,
+    PHASES,
     gap_runs,
+    growth_from_medians,
     local_runs,
     recurring_waits,
-    run_steps,
     site_gaps,
-    step_growth,
 )
 from analysis.objectives import ALL_HOURS, judged_runs
 from analysis.sla import SLAResult, counted_requests, evaluate_sla
@@ -375,6 +375,11 @@ def _blame_text(growth: StepGrowth, baseline: str) -> tuple[str | None, str | No
             f"{layer})", None)
 
 
+# A run's steps start after it: those of a run that began just before the window's end are read
+# up to this much later.
+STEP_SLACK = dt.timedelta(hours=1)
+
+
 # -- the computation's shared state -------------------------------------------------------------
 
 @dataclass
@@ -387,11 +392,31 @@ class _Context:
     base_dir: Path | None
     changes: tuple[ChangeEventConfig, ...]
     runs: pd.DataFrame
-    steps: pd.DataFrame  # discovery.run_steps: per run and step
     thresholds: dict[str, tuple[float, str]]
     frame: pd.DataFrame  # discovery.local_runs
     sla_results: dict[str, SLAResult] = field(default_factory=dict)
     gaps: dict[tuple[str, str], SiteGap] = field(default_factory=dict)  # (workflow, site)
+
+    def growth(self, affected: Sequence[str], baseline: Sequence[str]) -> StepGrowth:
+        """:func:`analysis.discovery.step_growth` computed in DuckDB over the store's steps (a
+        month of steps is never loaded into memory)."""
+        chosen = set(affected)
+        baseline = [t for t in baseline if t not in chosen]
+        roles = pa.table({
+            "trace_id": pa.array([*affected, *baseline], pa.string()),
+            "role": pa.array([True] * len(affected) + [False] * len(baseline), pa.bool_())})
+        sums = ", ".join(f"sum({p}) AS {p}" for p in PHASES)
+        medians = ", ".join(f"median(p.{p}) AS {p}" for p in PHASES)
+        frame = self.store.sql(f"""
+            WITH per_run AS (
+                SELECT trace_id, step, sum(duration_s) AS duration_s, {sums}
+                FROM steps WHERE start >= ? AND start < ? AND step IS NOT NULL
+                  AND trace_id IN (SELECT trace_id FROM roles)
+                GROUP BY ALL)
+            SELECT r.role, p.step, median(p.duration_s) AS duration_s, {medians}
+            FROM per_run AS p JOIN roles AS r USING (trace_id) GROUP BY ALL""",
+            [self.start, self.end + STEP_SLACK], tables={"roles": roles})
+        return growth_from_medians(frame)
 
     @property
     def zone(self) -> ZoneInfo:
@@ -525,8 +550,8 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
     baseline = ~inside & frame["ok"].to_numpy()
     if f.period == ALL_HOURS:
         baseline = frame["ok"].to_numpy() & ~slow
-    growth = step_growth(ctx.steps, frame.loc[slow, "trace_id"].astype(str).tolist(),
-                         frame.loc[baseline, "trace_id"].astype(str).tolist())
+    growth = ctx.growth(frame.loc[slow, "trace_id"].astype(str).tolist(),
+                        frame.loc[baseline, "trace_id"].astype(str).tolist())
     blame, blamed = _blame_text(growth, f"outside {f.period}" if f.period != ALL_HOURS
                                 else "in the runs within T")
     since, observed = (_objective_since(ctx, objective, f.site or "", f.period)
@@ -538,8 +563,8 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
         # makes the period differ from the rest of the day is said after it.
         later = (pd.to_datetime(frame["start"]) >= pd.Timestamp(change.at)).to_numpy()
         before = inside & frame["ok"].to_numpy() & ~later
-        by_change = step_growth(ctx.steps, frame.loc[slow & later, "trace_id"].astype(str).tolist(),
-                                frame.loc[before, "trace_id"].astype(str).tolist())
+        by_change = ctx.growth(frame.loc[slow & later, "trace_id"].astype(str).tolist(),
+                               frame.loc[before, "trace_id"].astype(str).tolist())
         if by_change.majority:
             period_blame = blame if growth.majority and growth.step != by_change.step else None
             growth = by_change
@@ -897,7 +922,7 @@ def _pattern_story(ctx: _Context, pattern: _Pattern, steps_baseline: dict[str, l
     slow_ids = [t for b in lead_bands for t in b.slow_ids]
     band_ids = {t for b in lead_bands for t in b.run_ids}
     baseline = [t for t in steps_baseline.get(lead, []) if t not in band_ids]
-    growth = step_growth(ctx.steps, slow_ids, baseline)
+    growth = ctx.growth(slow_ids, baseline)
     blame, blamed = _blame_text(growth, "outside these hours")
     figures = [sla_figure(r) for r in slas]
     for workflow in workflows:
@@ -1160,21 +1185,30 @@ def _change_story(ctx: _Context, change: ChangeEventConfig) -> Story | None:
     )
 
 
-def _request_medians(ctx: _Context) -> pd.DataFrame:
-    """Per workflow, site and request type, the median time of the probe's successful requests
-    in the runs a site gap compares, and how many of them a run makes: in DuckDB."""
+def _request_medians(ctx: _Context) -> tuple[pd.DataFrame, dict[tuple[str, str], float]]:
+    """In the runs a site gap compares, in DuckDB: per workflow, site and request type, the
+    median time of the probe's successful requests and how many of them a run makes; and per
+    workflow and site, the median network time (DNS, connect, TLS) of a step timed in phases."""
     chosen = gap_runs(ctx.frame)
     if chosen.empty:
-        return pd.DataFrame(columns=["workflow", "site", "url_template", "median_s", "per_run"])
+        return pd.DataFrame(columns=["workflow", "site", "url_template", "median_s", "per_run"]), {}
     table = pa.table({"trace_id": pa.array(chosen["trace_id"].astype(str).to_numpy(dtype=object),
                                            pa.string())})
+    network = ctx.store.sql("""
+        SELECT s.workflow, s.site,
+               median(coalesce(s.dns_s, 0) + coalesce(s.connect_s, 0) + coalesce(s.tls_s, 0)) AS s
+        FROM steps AS s JOIN gap_runs USING (trace_id)
+        WHERE s.start >= ? AND s.start < ? AND s.ttfb_s IS NOT NULL
+          AND (s.dns_s IS NOT NULL OR s.connect_s IS NOT NULL OR s.tls_s IS NOT NULL)
+        GROUP BY ALL""", [ctx.start, ctx.end + STEP_SLACK], tables={"gap_runs": table})
+    timed = {(str(r.workflow), str(r.site)): float(r.s) for r in network.itertuples()}
     return ctx.store.sql("""
         SELECT q.workflow, q.site, q.url_template, median(q.duration_s) AS median_s,
                count(*) / count(DISTINCT q.trace_id) AS per_run
         FROM requests AS q JOIN gap_runs USING (trace_id)
         WHERE q.start >= ? AND q.start < ? AND q.source = 'probe' AND q.status = 'ok'
           AND q.span_type <> 'auth' AND q.url_template IS NOT NULL
-        GROUP BY ALL""", [ctx.start, ctx.end], tables={"gap_runs": table})
+        GROUP BY ALL""", [ctx.start, ctx.end + STEP_SLACK], tables={"gap_runs": table}), timed
 
 
 # -- the one entry point ------------------------------------------------------------------------
@@ -1214,12 +1248,13 @@ def find_stories(
     ctx = _Context(
         store=cache, inputs=config, calendar=calendar, start=start, end=end, base_dir=base_dir,
         changes=tuple(changes) or config.changes, runs=runs,
-        steps=run_steps(cache.steps(start, end)), thresholds=thresholds,
+        thresholds=thresholds,
         frame=local_runs(runs, calendar, {w: t for w, (t, _) in thresholds.items()}))
     for period in calendar.period_names:  # each period's mask once, for every question after
         ctx.frame[f"in {period}"] = calendar.mask(ctx.frame, period).to_numpy()
     by_site: dict[str, list[SiteGap]] = {}
-    for gap in site_gaps(ctx.frame, _request_medians(ctx), ctx.steps):
+    request_medians, network = _request_medians(ctx)
+    for gap in site_gaps(ctx.frame, request_medians, network):
         by_site.setdefault(gap.site, []).append(gap)
         ctx.gaps[(gap.workflow, gap.site)] = gap
     stories: list[Story] = []
