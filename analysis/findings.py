@@ -277,6 +277,11 @@ def percent_text(ratio: float | None, digits: int = 0) -> str:
     return f"{ratio * 100:.{digits}f}%"
 
 
+def share_text(ratio: float) -> str:
+    """A share in words' figures: "76%", and "99.7%" rather than a rounded "100%"."""
+    return percent_text(ratio, 1 if 0.99 <= ratio < 1 else 0)
+
+
 def _json(value: object) -> object:
     if isinstance(value, float):
         return None if math.isnan(value) or math.isinf(value) else value
@@ -369,9 +374,9 @@ def _blame_text(growth: StepGrowth, baseline: str) -> tuple[str | None, str | No
     layer = f"; {layer}" if layer else ""
     if growth.majority:
         return (f"the {growth.step} step (+{seconds_text(growth.growth_s)} against its own median "
-                f"{baseline}, {percent_text(growth.share)} of the increase{layer})", growth.step)
+                f"{baseline}, {share_text(growth.share)} of the increase{layer})", growth.step)
     return (f"no single step: every step waited longer (the largest, {growth.step}, "
-            f"+{seconds_text(growth.growth_s)}, {percent_text(growth.share)} of the increase"
+            f"+{seconds_text(growth.growth_s)}, {share_text(growth.share)} of the increase"
             f"{layer})", None)
 
 
@@ -616,11 +621,11 @@ def _reverse_story(ctx: _Context, f: Finding) -> Story:
                           "met"))
     blame = None
     if f.dominant_step is not None and f.dominant_step_share > 0.5:
-        blame = (f"the {f.dominant_step} step ({percent_text(f.dominant_step_share)} of the "
+        blame = (f"the {f.dominant_step} step ({share_text(f.dominant_step_share)} of the "
                  f"slowness the SLA counted)")
     elif f.dominant_step is not None:
         blame = (f"no single step (the largest, {f.dominant_step}, has "
-                 f"{percent_text(f.dominant_step_share)} of the slowness the SLA counted)")
+                 f"{share_text(f.dominant_step_share)} of the slowness the SLA counted)")
     since, bad_minutes = None, {}
     for result in f.slas:
         sla = next(s for s in ctx.inputs.slas if s.name == result.name)
@@ -891,7 +896,7 @@ def _band_lenses(ctx: _Context, pattern: _Pattern, figures: pd.DataFrame, days: 
         mean_run = float(waits.mean())
         lenses.append(Lens("mean_vs_tail", (
             f"{days} {hours} the average run waits {seconds_text(mean_run)}, but "
-            f"{percent_text(share)} of runs (n={runs:,}) wait about "
+            f"{share_text(share)} of runs (n={runs:,}) wait about "
             f"{seconds_text(float(np.median([b.slow_median_s for b in bands])))}"),
             {"mean_s": mean_run, "slow_share": share, "runs": runs}, sla.name))
     return tuple(lenses)
@@ -1136,7 +1141,7 @@ def _change_story(ctx: _Context, change: ChangeEventConfig) -> Story | None:
     delta = slower["after_median_s"] - slower["before_median_s"]
     slower = slower.assign(delta=delta, lost=delta * slower["after_runs"])
     by_workflow = slower.groupby("workflow")["lost"].sum().sort_values(ascending=False)
-    parts, blames, blamed = [], [], []
+    parts, blames, blamed, grown = [], [], [], []
     for workflow in by_workflow.index:
         rows = slower[slower["workflow"] == workflow]
         where = ctx.sites_text(list(rows["site"]), ctx.sites_of(workflow))
@@ -1155,15 +1160,17 @@ def _change_story(ctx: _Context, change: ChangeEventConfig) -> Story | None:
         layer_text = _layer_text(str(layer.mode().iloc[0])) if not layer.empty else ""
         if share > 0.5:
             blames.append(f"the {step} step of {ctx.title(workflow)} (+{seconds_text(grew)} against "
-                          f"its own median before, {percent_text(share)} of the increase"
+                          f"its own median before, {share_text(share)} of the increase"
                           + (f"; {layer_text}" if layer_text else "") + ")")
             blamed.append(step)
+            grown.append(f"its {step} step grew by {seconds_text(grew)}, "
+                         f"{share_text(share)} of the increase")
         else:
             blames.append(f"no single step of {ctx.title(workflow)} (the largest, {step}, "
-                          f"+{seconds_text(grew)}, {percent_text(share)} of the increase)")
+                          f"+{seconds_text(grew)}, {share_text(share)} of the increase)")
     when = _when_text(at, ctx.zone)
     headline = f"After {change.title} ({when}), {'; '.join(parts)}"
-    headline += f": {blames[0]} grew." if blames and blamed else "."
+    headline += f": {grown[0]}." if grown and len(parts) == 1 else "."
     figures = []
     for row in slower.itertuples():
         figures.append(Figure(f"{ctx.title(row.workflow)} at {ctx.inputs.site_title(row.site)}, "
