@@ -153,6 +153,21 @@ class Story:
     severity_s: float
     detail: dict[str, object] = field(default_factory=dict)
 
+    def to_json(self) -> dict[str, object]:
+        """The story as JSON-ready data (``--format json``): every field, instants in ISO 8601,
+        lenses with their plain titles."""
+        return _json({  # type: ignore[return-value]
+            "kind": self.kind, "headline": self.headline, "since": self.since,
+            "since_text": self.since_text, "workflow": self.workflow, "sites": list(self.sites),
+            "period": self.period,
+            "figures": [{"label": f.label, "value": f.value, "threshold": f.threshold, "n": f.n,
+                         "verdict": f.verdict} for f in self.figures],
+            "lenses": [{"name": lens.name, "title": lens.title, "text": lens.text,
+                        "figures": dict(lens.figures), "sla": lens.sla} for lens in self.lenses],
+            "blame": self.blame, "suggestion_yaml": self.suggestion_yaml,
+            "severity_s": self.severity_s, "detail": self.detail,
+        })
+
 
 @dataclass(frozen=True)
 class WorkflowLabel:

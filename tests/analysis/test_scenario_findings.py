@@ -328,7 +328,9 @@ def test_every_story_says_since_when_and_reads_plainly(stories: list) -> None:
         assert s.since is not None and s.since_text, s.headline
         assert "_" not in s.headline and "open-patient-record" not in s.headline, s.headline
         assert all("_" not in lens.title for lens in s.lenses)
-        json.dumps(s.detail)  # every number behind it, for --format json
+        data = json.loads(json.dumps(s.to_json()))  # every number behind it, for --format json
+        assert data["headline"] == s.headline and data["since"] == s.since.isoformat()
+        assert [lens["title"] for lens in data["lenses"]] == [lens.title for lens in s.lenses]
     assert [s.severity_s for s in stories] == sorted((s.severity_s for s in stories), reverse=True)
 
 
