@@ -89,6 +89,10 @@ __all__ = [
     "Story",
     "WorkflowLabel",
     "find_stories",
+    "percent_text",
+    "seconds_text",
+    "share_text",
+    "sla_figure",
 ]
 
 # Without an objective, a workflow is judged against this (a task, not a single click: several
