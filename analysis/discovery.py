@@ -52,9 +52,11 @@ BIN_MINUTES = 30  # the hours of the week are looked at in half hours (local tim
 MIN_SLOW_RUNS = 3  # fewer slow runs than this in a half hour is never a pattern
 MIN_SLOW_SHARE = 0.10  # one run in ten beyond T: what a 90% objective allows, and no more
 # A half hour's share beyond T must be this unlikely (a Chernoff bound on the binomial tail)
-# given the workflow's background share at the site (the median half hour's, at least 1%).
+# given the workflow's background share at the site (the lower quartile of the half hours'
+# shares, at least 1%: a wait that fills most of the hours observed still stands out).
 MAX_CHANCE = 1e-3
 MIN_BACKGROUND = 0.01
+BACKGROUND_QUANTILE = 0.25
 USUAL_FACTOR = 1.5  # a half hour departs from the usual when its median is this many times...
 USUAL_MARGIN_S = 0.5  # ...and this much above the site's median for the workflow
 MIN_RECURRENCE = 0.5  # a band recurs when it shows on at least half the days observed...
@@ -246,7 +248,7 @@ def recurring_waits(frame: pd.DataFrame) -> list[Band]:
         table = runs.groupby(["day_class", "bin"], sort=True).agg(
             n=("slow", "size"), over=("over", "sum"), median_s=("ok_wait", "median"))
         share = table["over"] / table["n"]
-        background = max(MIN_BACKGROUND, float(share.median()))
+        background = max(MIN_BACKGROUND, float(share.quantile(BACKGROUND_QUANTILE)))
         chance = np.where(share > background,
                           table["n"] * _kl(share.to_numpy(), np.full(len(share), background)), 0)
         beyond = ((table["over"] >= MIN_SLOW_RUNS) & (share >= MIN_SLOW_SHARE)

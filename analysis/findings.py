@@ -481,25 +481,27 @@ class _Context:
     def title(self, workflow: str) -> str:
         return self.inputs.workflow(workflow).title
 
-    def change_before(self, first: dt.datetime | None, observed_from: dt.datetime | None
-                      ) -> ChangeEventConfig | None:
-        """The change that came between the first run observed without the story and its first
-        appearance (within a day), if any."""
+    def change_before(self, first: dt.datetime | None, observed_from: dt.datetime | None,
+                      workflows: Sequence[str] = ()) -> ChangeEventConfig | None:
+        """The change (to one of ``workflows``, or to every workflow) that came between the
+        first run observed without the story and its first appearance (within a day), if any."""
         if first is None or observed_from is None:
             return None
         for change in sorted(self.changes, key=lambda c: c.at, reverse=True):
             at = change.at.astimezone(dt.UTC)
+            if change.workflows and workflows and not set(change.workflows) & set(workflows):
+                continue
             if observed_from < at <= first and first - at <= dt.timedelta(days=1):
                 return change
         return None
 
-    def since_text(self, first: dt.datetime | None, observed_from: dt.datetime | None = None
-                   ) -> str:
+    def since_text(self, first: dt.datetime | None, observed_from: dt.datetime | None = None,
+                   workflows: Sequence[str] = ()) -> str:
         """"since Mon 12 Oct", or "after Release 24.3 (...)" when a change came between the
         first run observed without it and its first appearance."""
         if first is None:
             return ""
-        change = self.change_before(first, observed_from)
+        change = self.change_before(first, observed_from, workflows)
         if change is not None:
             return f"after {change.title} ({_when_text(change.at, self.zone)})"
         return f"since {_day_text(first, self.zone)}"
@@ -581,7 +583,7 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
     since, observed = (_objective_since(ctx, objective, f.site or "", f.period)
                        if objective is not None else (None, None))
     period_step = growth.step if growth.majority else None
-    change = ctx.change_before(since, observed)
+    change = ctx.change_before(since, observed, [f.workflow])
     if change is not None:
         # It followed a change: what grew since then, in the period, is to blame first; what
         # makes the period differ from the rest of the day is said after it.
@@ -606,7 +608,7 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
     lost = f.time_lost
     return Story(
         kind="watermelon", headline=headline, since=since,
-        since_text=ctx.since_text(since, observed), workflow=f.workflow,
+        since_text=ctx.since_text(since, observed, [f.workflow]), workflow=f.workflow,
         sites=(f.site,) if f.site else (), period=None if f.period == ALL_HOURS else f.period,
         figures=tuple(figures), lenses=_lenses(f), blame=blame, suggestion_yaml=None,
         severity_s=lost.observed_s if lost is not None else 0.0,
@@ -755,8 +757,9 @@ def _patterns(bands: Sequence[Band]) -> list[_Pattern]:
 
 
 def _days_text(pattern: _Pattern) -> str:
-    observed = {d for b in pattern.bands for d in b.days_observed}
     affected = {d for b in pattern.bands for d in b.days_affected}
+    # Counted from its first day: a wait that began mid-window is "every weekday" since then.
+    observed = {d for b in pattern.bands for d in b.days_observed if d >= min(affected)}
     every = len(affected) >= EVERY_DAY_SHARE * len(observed)
     return {("weekday", True): "every weekday", ("weekday", False): "on most weekdays",
             ("weekend", True): "every weekend day", ("weekend", False): "on most weekend days",
@@ -962,11 +965,14 @@ def _pattern_story(ctx: _Context, pattern: _Pattern, steps_baseline: dict[str, l
                               f"usual {seconds_text(float(np.median([b.usual_s for b in bands])))}",
                               slow, None))
     first = pattern.first
-    observed_from = pd.Timestamp(ctx.runs["start"].min()).to_pydatetime() if len(ctx.runs) else None
+    # A change explains the pattern only if its hours were observed before, without it.
+    observed = min(d for b in pattern.bands for d in b.days_observed)
+    affected = min(d for b in pattern.bands for d in b.days_affected)
+    observed_from = (dt.datetime.combine(observed, dt.time(), tzinfo=ctx.zone)
+                     if observed < affected else None)
     return Story(
         kind="unwatched_wait", headline=headline, since=first,
-        since_text=ctx.since_text(first, observed_from if first > (observed_from or first) +
-                                  dt.timedelta(days=1) else None),
+        since_text=ctx.since_text(first, observed_from, workflows),
         workflow=lead if len(workflows) == 1 else None,
         sites=tuple(pattern.sites) if set(pattern.sites) != set(ctx.runs["site"].astype(str)) else (),
         period=periods[0] if len(periods) == 1 else None, figures=tuple(figures),

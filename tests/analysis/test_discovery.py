@@ -12,7 +12,13 @@ import pytest
 import yaml
 
 from analysis import open_store
-from analysis.config import ObjectiveConfig, PeriodConfig, SLAConfig, check_analysis_references
+from analysis.config import (
+    ChangeEventConfig,
+    ObjectiveConfig,
+    PeriodConfig,
+    SLAConfig,
+    check_analysis_references,
+)
 from analysis.discovery import run_steps, step_growth
 from analysis.findings import FindingInputs, find_stories
 
@@ -154,3 +160,23 @@ def test_most_is_said_only_of_a_majority() -> None:
                          [f"b{i}" for i in range(10)])
     assert growth.step == "find" and growth.share == pytest.approx(0.4 / 1.0)
     assert not growth.majority
+
+
+def test_a_wait_that_began_after_a_change_is_said_to_follow_it(make_rows, rows_store) -> None:
+    """Mon-Wed 12:00-18:00, a run every 2 min at Ward 7; from Tuesday the EPR stalls for the first
+    6 minutes of every half hour, 13:30-17:00."""
+    rows = []
+    for day in range(3):
+        for minute in range(12 * 60, 18 * 60, 2):
+            start = MONDAY + dt.timedelta(days=day, minutes=minute, seconds=2)
+            stalled = day > 0 and 13 * 60 + 30 <= minute < 17 * 60 and minute % 30 < 6
+            rows += make_rows(start, "open-record", "ward-7", [("find", 10.0 if stalled else 0.5)])
+    path = rows_store(rows)
+    release = dict(at=MONDAY + dt.timedelta(days=1, hours=6), title="Release 7")
+    for workflows, since in ((["open-record"], "after Release 7 (Tue 3 Nov 06:00)"),
+                             (["chart"], "since Tue 3 Nov")):
+        inputs = _inputs(changes=[ChangeEventConfig(**release, workflows=workflows)])
+        with open_store(path) as store:
+            [s] = find_stories(store, inputs, None, MONDAY, MONDAY + dt.timedelta(days=3))
+        assert (s.kind, s.since_text) == ("unwatched_wait", since)
+        assert s.headline.startswith("Every weekday 13:30–17:00, for about 6 minutes every half hour")
