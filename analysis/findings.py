@@ -38,7 +38,9 @@ naming the SLA it explains), and a headline in plain words with display names.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -48,7 +50,6 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import yaml
 
 from analysis.calendar import ClinicalCalendar
 from analysis.changes import change_impact
@@ -829,8 +830,27 @@ def _suggestion(ctx: _Context, pattern: _Pattern) -> str:
             "periods": [period_name], "sites": sorted({b.site for b in bands}),
         })
     doc["objectives"] = objectives
-    return ("# Add to wardwatch.yaml (merge into its periods: and objectives: sections)\n"
-            + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=120))
+    lines = ["# Add to wardwatch.yaml (merge into its periods: and objectives: sections)"]
+    for section, items in doc.items():
+        lines.append(f"{section}:")
+        lines += [f"  - {_flow(item)}" for item in items]  # type: ignore[attr-defined]
+    return "\n".join(lines) + "\n"
+
+
+_YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null"}  # YAML 1.1 reads these
+
+
+def _flow(value: object) -> str:
+    """``value`` as a one-line YAML flow node, as the example configuration writes sections:
+    strings quoted (JSON strings are YAML), so times and names read back as written."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_flow(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_flow(v) for v in value) + "]"
+    if isinstance(value, str):
+        plain = re.fullmatch(r"[a-z][a-z0-9_-]*", value) and value not in _YAML_WORDS
+        return value if plain else json.dumps(value, ensure_ascii=False)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _lens_sla(ctx: _Context, pattern: _Pattern) -> tuple[SLAResult, float] | None:
