@@ -624,23 +624,38 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
     )
 
 
-def _reverse_story(ctx: _Context, f: Finding) -> Story:
-    workflow = ctx.inputs.workflow(f.workflow)
-    value = float(f.experience["value"])  # type: ignore[arg-type]
-    target = float(f.experience["target"])  # type: ignore[arg-type]
-    dilution = f.lens("time_dilution")
+def _reverse_story(ctx: _Context, findings: Sequence[Finding], outage: bool) -> Story | None:
+    """SLA breached, nobody waiting: the reverse findings of one SLA (or set of SLAs), one per
+    objective met, told once. With ``outage`` (failing runs are an event of their own), an
+    availability SLA's breach is left to that event: the story is told of the others, if any.
+    When most of the SLA's bad requests came inside a clinical period, somebody was waiting
+    where no objective watches: an ``unwatched_wait``, not "nobody waiting"."""
+    f = findings[0]
+    slas = [r for r in f.slas if not (outage and r.metric == "availability")]
+    if not slas:
+        return None
+    dilution = f.lens("time_dilution") if f.sla in slas else None  # the first SLA's hours
     when = ""
     if dilution is not None and "came " in dilution.text:
         when = " by requests " + dilution.text.split("came ", 1)[1].split(" (", 1)[0]
-    headline = (
-        f"SLA breached, nobody waiting: {_sla_clause(f.slas, 'breached')}{when}, yet "
-        f"{workflow.title} met “{f.objective}” ({percent_text(value)} against "
-        f"{percent_text(target)})."
-    )
-    figures = [sla_figure(r) for r in f.slas]
-    figures.append(Figure(f"“{f.objective}”", percent_text(value),
-                          f"target {percent_text(target)}", int(f.experience["runs"]),  # type: ignore[call-overload]
-                          "met"))
+    outside = dilution.figures.get("share_outside_periods", math.nan) if dilution else math.nan
+    by_workflow: dict[str, list[str]] = {}
+    for g in findings:
+        by_workflow.setdefault(g.workflow, []).append(
+            f"“{g.objective}” ({percent_text(float(g.experience['value']))} against "  # type: ignore[arg-type]
+            f"{percent_text(float(g.experience['target']))})")  # type: ignore[arg-type]
+    met = _and([f"{ctx.title(w)} met {_and(parts)}" for w, parts in by_workflow.items()])
+    watched = not math.isnan(outside) and outside < 0.5
+    if watched:
+        headline = _capital(
+            f"{_sla_clause(slas, 'breached')}{when}, mostly inside clinical periods that no "
+            f"objective watches, while {met}.")
+    else:
+        headline = f"SLA breached, nobody waiting: {_sla_clause(slas, 'breached')}{when}, yet {met}."
+    figures = [sla_figure(r) for r in slas]
+    figures += [Figure(f"“{g.objective}”", percent_text(float(g.experience["value"])),  # type: ignore[arg-type]
+                       f"target {percent_text(float(g.experience['target']))}",  # type: ignore[arg-type]
+                       int(g.experience["runs"]), "met") for g in findings]  # type: ignore[call-overload]
     blame = None
     if f.dominant_step is not None and f.dominant_step_share > 0.5:
         blame = (f"the {f.dominant_step} step ({share_text(f.dominant_step_share)} of the "
@@ -649,7 +664,7 @@ def _reverse_story(ctx: _Context, f: Finding) -> Story:
         blame = (f"no single step (the largest, {f.dominant_step}, has "
                  f"{share_text(f.dominant_step_share)} of the slowness the SLA counted)")
     since, bad_minutes = None, {}
-    for result in f.slas:
+    for result in slas:
         sla = next(s for s in ctx.inputs.slas if s.name == result.name)
         bad = counted_requests(ctx.store, sla, ctx.start, ctx.end, ctx.base_dir, only_bad=True)
         if len(bad):
@@ -661,13 +676,15 @@ def _reverse_story(ctx: _Context, f: Finding) -> Story:
         bins = counts.index[(counts.cumsum() - counts) < 0.5 * counts.sum()].tolist()
         bad_minutes[result.name] = sorted(int(b) * BIN_MINUTES for b in bins)
     return Story(
-        kind="reverse", headline=headline, since=since, since_text=ctx.since_text(since),
-        workflow=f.workflow, sites=(), period=None, figures=tuple(figures), lenses=_lenses(f),
-        blame=blame, suggestion_yaml=None, severity_s=0.0,
-        detail=_json({"objective": f.objective, "experience": dict(f.experience),
-                      "slas": [r.name for r in f.slas],
+        kind="unwatched_wait" if watched else "reverse", headline=headline, since=since,
+        since_text=ctx.since_text(since), workflow=f.workflow, sites=(), period=None,
+        figures=tuple(figures), lenses=_lenses(f), blame=blame, suggestion_yaml=None,
+        severity_s=0.0,
+        detail=_json({"pattern": "sla_breached_in_periods" if watched else "nobody_waiting",
+                      "objectives": [g.objective for g in findings],
+                      "experience": dict(f.experience), "slas": [r.name for r in slas],
                       "blame_step": f.dominant_step if f.dominant_step_share > 0.5 else None,
-                      "bad_request_minutes": bad_minutes,
+                      "bad_request_minutes": bad_minutes, "share_outside_periods": outside,
                       "summary": f.summary}),  # type: ignore[arg-type]
     )
 
@@ -1309,15 +1326,30 @@ def find_stories(
     for gap in site_gaps(ctx.frame, request_medians, network):
         by_site.setdefault(gap.site, []).append(gap)
         ctx.gaps[(gap.workflow, gap.site)] = gap
+    episodes: list[FailureEpisode] = []
+    if (runs["status"].astype(str) != "ok").any():
+        failed = cache.sql(
+            "SELECT trace_id, http_status FROM requests WHERE start >= ? AND start < ? "
+            "AND source = 'probe' AND status <> 'ok'", [start, end])
+        episodes = failure_episodes(runs, failed)
     stories: list[Story] = []
-    reverses: list[Story] = []
+    by_slas: dict[tuple[str, ...], list[Finding]] = {}
     for finding in find_watermelons(cache, config.slas, config.objectives, calendar,
                                     window=(start, end), task_volumes=config.task_volumes,
                                     base_dir=base_dir):
         if finding.kind == "watermelon":
             stories.append(_watermelon_story(ctx, finding))
         else:
-            reverses.append(_reverse_story(ctx, finding))
+            by_slas.setdefault(tuple(r.name for r in finding.slas), []).append(finding)
+    reverses: list[Story] = []
+    for findings in by_slas.values():
+        reverse = _reverse_story(ctx, findings, bool(episodes))
+        if reverse is None:
+            continue
+        if reverse.kind == "reverse":
+            reverses.append(reverse)
+        else:
+            stories.append(reverse)
 
     ok = ctx.frame[ctx.frame["ok"]]
     baseline = {str(w): rows["trace_id"].astype(str).tolist() for w, rows in ok.groupby("workflow")}
@@ -1329,7 +1361,7 @@ def find_stories(
                                request_figures[request_figures["pattern"] == i])
         # A wait outside every clinical period, at the hours a breached SLA's bad requests came:
         # the reverse finding's evidence, not a story of its own.
-        home = next((i for i, r in enumerate(reverses) if story.detail.get("outside_clinical_periods")
+        home = next((n for n, r in enumerate(reverses) if story.detail.get("outside_clinical_periods")
                      and _explains(pattern, r)), None)
         if home is None:
             stories.append(story)
@@ -1340,11 +1372,7 @@ def find_stories(
     stories += reverses
 
     stories += [_gap_story(ctx, site, gaps) for site, gaps in sorted(by_site.items())]
-    if (runs["status"].astype(str) != "ok").any():
-        failed = cache.sql(
-            "SELECT trace_id, http_status FROM requests WHERE start >= ? AND start < ? "
-            "AND source = 'probe' AND status <> 'ok'", [start, end])
-        stories += [_event_story(ctx, e) for e in failure_episodes(runs, failed)]
+    stories += [_event_story(ctx, e) for e in episodes]
     for change in ctx.changes:
         if start <= change.at.astimezone(dt.UTC) < end:
             story = _change_story(ctx, change)

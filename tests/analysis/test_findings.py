@@ -142,3 +142,26 @@ def test_a_site_behind_a_slow_link_is_blamed_on_the_network(make_rows, rows_stor
     assert watermelon.blame == ("the network: about 0.10 s more on each of its 3 requests in "
                                 "series than at Ward 7 (23% of its waiting)")
     assert watermelon.detail["blame_layer"] == "network" and watermelon.detail["blame_step"] is None
+
+
+def test_an_sla_breached_inside_a_period_no_objective_watches_is_no_nobody_waiting(
+        make_rows, rows_store) -> None:
+    """Ward rounds fast (the objective met); the afternoon clinic's notes take 2.5 s (the SLA's
+    bad requests), inside a clinical period no objective watches: somebody was waiting."""
+    rows = []
+    for i in range(10):
+        rows += make_rows(dt.datetime(2026, 10, 1, 7, tzinfo=UTC) + dt.timedelta(minutes=12 * i),
+                          "open", "ward-7", [("find", 0.3), ("meds", 0.3), ("notes", 0.4)])
+        rows += make_rows(dt.datetime(2026, 10, 1, 12, tzinfo=UTC) + dt.timedelta(minutes=10 * i),
+                          "open", "ward-7", [("find", 0.3), ("meds", 0.3), ("notes", 2.5)])
+    clinics = PeriodConfig(name="clinics", start=dt.time(13), end=dt.time(15))
+    strict = SLA.model_copy(update={"target": 0.99})
+    config = SimpleNamespace(**{**vars(CONFIG), "slas": [strict],
+                                "periods": [ROUNDS_PERIOD, clinics]})
+    inputs = FindingInputs.from_config(config)
+    with open_store(rows_store(rows)) as store:
+        stories = find_stories(store, inputs, None, START, END)
+    [s] = [s for s in stories if s.detail.get("slas") == [strict.name]]
+    assert s.kind == "unwatched_wait" and "nobody waiting" not in s.headline
+    assert "mostly inside clinical periods that no objective watches" in s.headline
+    assert s.detail["share_outside_periods"] == 0.0

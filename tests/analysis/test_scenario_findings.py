@@ -187,13 +187,13 @@ def _history(path: Path, scenario) -> Path:
     return path
 
 
-def _stories(path: Path) -> list:
+def _stories(path: Path, window: tuple[dt.datetime, dt.datetime] = STORY_WINDOW) -> list:
     from analysis.findings import FindingInputs, find_stories
     from wardwatch.config import load_config
 
     inputs = FindingInputs.from_config(load_config(EXAMPLE))
     with open_store(path) as store:
-        return find_stories(store, inputs, None, *STORY_WINDOW)
+        return find_stories(store, inputs, None, *window)
 
 
 @pytest.fixture(scope="module")
@@ -207,8 +207,13 @@ def scenario():
 
 
 @pytest.fixture(scope="module")
-def stories(tmp_path_factory: pytest.TempPathFactory, scenario) -> list:
-    return _stories(_history(tmp_path_factory.mktemp("stories") / "store", scenario))
+def story_store(tmp_path_factory: pytest.TempPathFactory, scenario) -> Path:
+    return _history(tmp_path_factory.mktemp("stories") / "store", scenario)
+
+
+@pytest.fixture(scope="module")
+def stories(story_store: Path) -> list:
+    return _stories(story_store)
 
 
 def _one(stories: list, kind: str, words: str) -> object:
@@ -341,3 +346,15 @@ def test_a_quiet_scenario_tells_no_story(tmp_path: Path, scenario) -> None:
                for name, site in scenario.sites.items()})
     stories = _stories(_history(tmp_path / "quiet", quiet))
     assert stories == [], [s.headline for s in stories]
+
+
+def test_an_outage_is_its_own_story_not_an_sla_breached_with_nobody_waiting(story_store: Path) -> None:
+    """Over the day of the failover alone, availability is breached by it: the event tells it, and
+    no "SLA breached, nobody waiting" story speaks of availability."""
+    day = (dt.datetime(2026, 10, 12, 23, tzinfo=UTC), dt.datetime(2026, 10, 13, 23, tzinfo=UTC))
+    stories = _stories(story_store, day)
+    [event] = [s for s in stories if s.kind == "event"]
+    assert "the SLA “availability”" in event.headline
+    reverses = [s for s in stories if s.kind == "reverse"]
+    assert reverses and not [s for s in reverses if "availability" in s.headline]
+    assert len({tuple(s.detail["slas"]) for s in reverses}) == len(reverses)  # each SLA once
