@@ -681,7 +681,7 @@ def _reverse_story(ctx: _Context, findings: Sequence[Finding], outage: bool) -> 
         figures=tuple(figures), lenses=_lenses(f), blame=blame, suggestion_yaml=None,
         severity_s=0.0,
         detail=_json({"pattern": "sla_breached_in_periods" if watched else "nobody_waiting",
-                      "objectives": [g.objective for g in findings],
+                      "objective": f.objective, "objectives": [g.objective for g in findings],
                       "experience": dict(f.experience), "slas": [r.name for r in slas],
                       "blame_step": f.dominant_step if f.dominant_step_share > 0.5 else None,
                       "bad_request_minutes": bad_minutes, "share_outside_periods": outside,
