@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
@@ -22,7 +23,17 @@ from dashboard.context import DashboardContext
 __all__ = ["Filters", "filter_bar"]
 
 WINDOWS = {"1d": "last 24 hours", "7d": "last 7 days", "28d": "last 28 days"}
+DEFAULT_WINDOW = "7d"
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+# Months a window may name: the store's timestamps are pandas nanoseconds, which end in April 2262.
+FIRST_YEAR, LAST_YEAR = 1970, 2261
+_FILTER_KEYS = ("window", "workflow", "site", "period", "trace", "order", "live")
+
+
+def is_month(value: object) -> bool:
+    """Whether ``value`` is a calendar month "YYYY-MM" a window can be (a real month, in range)."""
+    match = _MONTH.match(value) if isinstance(value, str) else None
+    return bool(match) and FIRST_YEAR <= int(match[1]) <= LAST_YEAR and 1 <= int(match[2]) <= 12
 
 
 @dataclass(frozen=True)
@@ -34,32 +45,67 @@ class Filters:
     trace: str | None = None  # a run chosen on the runs page
     order: str | None = None  # the runs page's order: "newest", or None for slowest first
     live: str | None = None  # "on": the page refreshes its figures as new runs land
+    # What was asked for and not understood, in words shown above the page (not part of the URL).
+    notes: tuple[str, ...] = field(default=(), compare=False)
 
     @classmethod
-    def from_search(cls, search: str | None) -> Filters:
-        """Filters from a URL's query string (``?window=...``)."""
-        return cls.from_query(dict(parse_qsl((search or "").lstrip("?"))))
+    def from_search(cls, search: object, context: DashboardContext | None = None) -> Filters:
+        """Filters from a URL's query string (``?window=...``); a key given twice counts as malformed."""
+        pairs = parse_qsl(search.lstrip("?")) if isinstance(search, str) else []
+        query: dict[str, object] = {}
+        for key, value in pairs:
+            query[key] = [*query[key], value] if isinstance(query.get(key), list) else (
+                [query[key], value] if key in query else value)
+        return cls.from_query(query, context)
 
     @classmethod
-    def from_query(cls, query: dict[str, str]) -> Filters:
-        """Filters from a page's query parameters; unknown or malformed values fall back to defaults."""
-        window = query.get("window", "7d")
-        if window not in WINDOWS and not _MONTH.match(window):
-            window = "7d"
+    def from_query(cls, query: Mapping[str, object], context: DashboardContext | None = None) -> Filters:
+        """Filters from a page's query parameters (as Dash hands them: a repeated key is a list).
+
+        A value that is malformed (a list, a month that does not exist or lies out of range), or
+        names a workflow, site or clinical period the configuration does not know (checked when a
+        ``context`` is given and configures any), falls back to the default, and ``notes`` says so.
+        """
+        notes: list[str] = []
+        values: dict[str, str | None] = {}
+        for key in _FILTER_KEYS:
+            value = query.get(key)
+            if value is None or value == "":
+                values[key] = None
+            elif not isinstance(value, str):
+                shown = ", ".join(map(str, value)) if isinstance(value, list) else type(value).__name__
+                notes.append(f"{key} was given more than once or not as text ({shown}): ignored.")
+                values[key] = None
+            else:
+                values[key] = value
+        window = values["window"] or DEFAULT_WINDOW
+        if window not in WINDOWS and not is_month(window):
+            notes.append(f"window {window!r} is neither {', '.join(WINDOWS)} nor a month YYYY-MM between "
+                         f"{FIRST_YEAR} and {LAST_YEAR}: showing the {WINDOWS[DEFAULT_WINDOW]}.")
+            window = DEFAULT_WINDOW
+        if context is not None:
+            known = {"workflow": [w.name for w in context.workflows], "site": [s.name for s in context.sites],
+                     "period": [p.name for p in context.periods]}
+            for key, names in known.items():
+                if values[key] is not None and values[key] not in names:
+                    shown = {"workflow": "all workflows", "site": "all sites", "period": "all hours"}[key]
+                    notes.append(f"no {key} is called {values[key]!r} in the configuration: showing {shown}.")
+                    values[key] = None
         return cls(
             window=window,
-            workflow=query.get("workflow") or None,
-            site=query.get("site") or None,
-            period=query.get("period") or None,
-            trace=query.get("trace") or None,
-            order="newest" if query.get("order") == "newest" else None,
-            live="on" if query.get("live") in ("on", "1", "true") else None,
+            workflow=values["workflow"],
+            site=values["site"],
+            period=values["period"],
+            trace=values["trace"],
+            order="newest" if values["order"] == "newest" else None,
+            live="on" if values["live"] in ("on", "1", "true") else None,
+            notes=tuple(notes),
         )
 
     def query_string(self, **changes: str | None) -> str:
         """``?window=...&...`` for these filters with ``changes`` applied (None removes a key)."""
         updated = replace(self, **changes)
-        pairs = {k: v for k, v in vars(updated).items() if v}
+        pairs = {k: v for k in _FILTER_KEYS if (v := getattr(updated, k))}
         return "?" + urlencode(pairs) if pairs else ""
 
     def bounds(self, now: dt.datetime, timezone: str) -> tuple[dt.datetime, dt.datetime]:
@@ -71,8 +117,8 @@ class Filters:
         at its edges. Ending on the quarter hour after ``now`` adds nothing a clinician has not
         already waited for: no run starts after now, except on a probe whose clock runs ahead,
         and those runs are the latest there are."""
-        if match := _MONTH.match(self.window):
-            year, month = int(match[1]), int(match[2])
+        if is_month(self.window):
+            year, month = int(self.window[:4]), int(self.window[5:])
             zone = ZoneInfo(timezone)
             start = dt.datetime(year, month, 1, tzinfo=zone)
             end = dt.datetime(year + month // 12, month % 12 + 1, 1, tzinfo=zone)
@@ -125,6 +171,8 @@ def filter_bar(filters: Filters, context: DashboardContext,
             ],
             style={"marginRight": "1em"},
         )]
+    notes = [html.P(note, className="filter-note", style={"flexBasis": "100%", "margin": "0.3em 0 0", "color": "#8a4b00"})
+             for note in filters.notes]
     return html.Div(
         [
             html.Label(
@@ -143,7 +191,7 @@ def filter_bar(filters: Filters, context: DashboardContext,
             )
             for name, (options, value, clearable) in controls.items()
             if name in show
-        ] + live,
+        ] + live + notes,
         style={"display": "flex", "flexWrap": "wrap", "margin": "0.5em 0 1em"},
     )
 

@@ -44,7 +44,8 @@ def refresh_on_tick(page: str, body: Body) -> Callable[[int | None, str | None],
     """
 
     def refresh(_n: int | None, search: str | None) -> list[object]:
-        return body(Filters.from_search(search), current_context())
+        context = current_context()
+        return body(Filters.from_search(search, context), context)
 
     return callback(
         Output({"type": ids.LIVE_BODY, "page": page}, "children"),

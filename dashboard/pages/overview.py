@@ -24,7 +24,7 @@ _PAGE = "overview"
 
 def layout(**query: str) -> html.Div:
     context = current_context()
-    filters = Filters.from_query(query)
+    filters = Filters.from_query(query, context)
     bar = filter_bar(filters, context, show=("window", "workflow", "site", "live"))
     intro = (
         f"Runs in the {filters.describe_window()}. A run is good when it was ok and its waiting time "

@@ -32,7 +32,7 @@ _PAGE = "runs"
 
 def layout(**query: str) -> html.Div:
     context = current_context()
-    filters = Filters.from_query(query)
+    filters = Filters.from_query(query, context)
     bar = filter_bar(filters, context, show=("window", "workflow", "site", "live"))
     order = filters.order or "slowest"
     intro = (

@@ -27,7 +27,7 @@ def _threshold_s(filters: Filters, context: DashboardContext) -> float:
 
 def layout(**query: str) -> html.Div:
     context = current_context()
-    filters = Filters.from_query(query)
+    filters = Filters.from_query(query, context)
     workflow = context.workflow(filters.workflow)
     bar = filter_bar(filters, context, show=("window", "workflow", "live"))
     intro = (

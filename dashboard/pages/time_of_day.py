@@ -31,7 +31,7 @@ def _chosen(filters: Filters, context: DashboardContext) -> Filters:
 
 def layout(**query: str) -> html.Div:
     context = current_context()
-    filters = _chosen(Filters.from_query(query), context)
+    filters = _chosen(Filters.from_query(query, context), context)
     workflow = context.workflow(filters.workflow)
     zone = context.site_timezone(filters.site)
     bar = filter_bar(filters, context, show=("window", "workflow", "site", "live"))

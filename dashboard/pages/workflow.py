@@ -32,7 +32,7 @@ def _chosen(filters: Filters, context: DashboardContext) -> Filters:
 
 def layout(**query: str) -> html.Div:
     context = current_context()
-    filters = _chosen(Filters.from_query(query), context)
+    filters = _chosen(Filters.from_query(query, context), context)
     workflow = context.workflow(filters.workflow)
     bar = filter_bar(filters, context)
     intro = (
