@@ -37,6 +37,9 @@ __all__ = [
     "Answer",
     "ask",
     "board",
+    "board_scopes",
+    "FRUSTRATED_SHARE",
+    "HOUR_MIN_RUNS",
     "Distribution",
     "SegmentReader",
     "chart_steps",
@@ -231,6 +234,83 @@ def board(answer: Answer) -> pd.DataFrame:
             "p_relative_error": RELATIVE_ERROR,
         })
     return pd.DataFrame(rows, columns=columns)
+
+
+# A scope where at least this share of runs is frustrated (over 4T, or failed) rates its row: one
+# run in ten taking four times T or more is not "Good", whatever the rest of the week does.
+FRUSTRATED_SHARE = 0.1
+# An hour of the day is judged on its own only with this many runs behind it.
+HOUR_MIN_RUNS = 20
+
+
+def board_scopes(answer: Answer, *, calendar: ClinicalCalendar) -> pd.DataFrame:
+    """Each workflow at each site judged in parts of the day as well as pooled, so a row is rated by
+    its worst part and not by a week that dilutes it.
+
+    Scopes: ``all hours``; each clinical period that applies at the site (those starting and
+    ending on 15-minute boundaries); and ``hours``, the site-local hours of the day (over every
+    day of the window, each with at least :data:`HOUR_MIN_RUNS` runs) in which at least
+    :data:`FRUSTRATED_SHARE` of runs were frustrated, together (labelled ``13:00-17:00``, ranges
+    joined by ", "). Each workflow is judged against its configured T.
+
+    Returns: ``workflow, site, scope, kind`` (``all``, ``period``, ``hours``), ``samples, not_ok,
+    satisfied, tolerating, share_under, frustrated_share, apdex``.
+    """
+    columns = ["workflow", "site", "scope", "kind", "samples", "not_ok", "satisfied", "tolerating", "share_under",
+               "frustrated_share", "apdex"]
+    runs = answer.table("runs", level_s=WINDOW_S)
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    snapshot = answer.snapshot
+    rows: list[dict[str, object]] = []
+
+    def judged(part: pd.DataFrame, workflow: str, site: str, scope: str, kind: str) -> dict[str, object] | None:
+        samples = int(part["samples"].sum())
+        if samples == 0:
+            return None
+        t = snapshot.config.threshold(workflow)
+        satisfied = int(part[_level_column(snapshot, t)].sum())
+        within_f = int(part[_level_column(snapshot, 4 * t)].sum())
+        not_ok = samples - int(part["ok"].sum())
+        tolerating = within_f - satisfied
+        return {"workflow": workflow, "site": site, "scope": scope, "kind": kind, "samples": samples, "not_ok": not_ok,
+                "satisfied": satisfied, "tolerating": tolerating, "share_under": satisfied / samples,
+                "frustrated_share": (samples - within_f) / samples,
+                "apdex": Apdex(score=(satisfied + tolerating / 2) / samples, t_s=float(t), samples=samples,
+                               satisfied=satisfied, tolerating=tolerating, frustrated=samples - within_f,
+                               failed=not_ok)}
+
+    periods = [name for name in calendar.period_names if period_aligned(calendar, name)]
+    inside = {name: period_mask(runs, calendar, name) for name in periods}
+    for (workflow, site), index in runs.groupby(["workflow", "site"], sort=True).indices.items():
+        pair = runs.iloc[index]
+        rows.append(judged(pair, workflow, site, "all hours", "all"))
+        for name in periods:
+            part = pair[inside[name][index]]
+            if not part.empty:
+                rows.append(judged(part, workflow, site, name, "period"))
+        local = pd.to_datetime(pair["window"].to_numpy(), unit="s", utc=True).tz_convert(calendar.timezone(site))
+        by_hour = pair.assign(hour=local.hour.to_numpy())
+        slow_hours = []
+        for hour, part in by_hour.groupby("hour", sort=True):
+            row = judged(part, workflow, site, "", "hours")
+            if row is not None and row["samples"] >= HOUR_MIN_RUNS and row["frustrated_share"] >= FRUSTRATED_SHARE:
+                slow_hours.append(int(hour))
+        if slow_hours:
+            part = by_hour[by_hour["hour"].isin(slow_hours)]
+            rows.append(judged(part, workflow, site, _hours_text(slow_hours), "hours"))
+    return pd.DataFrame([r for r in rows if r is not None], columns=columns)
+
+
+def _hours_text(hours: Sequence[int]) -> str:
+    """Hours of the day as ranges: ``[13, 14, 15, 16]`` -> ``13:00-17:00``."""
+    ranges: list[list[int]] = []
+    for hour in sorted(hours):
+        if ranges and hour == ranges[-1][1]:
+            ranges[-1][1] = hour + 1
+        else:
+            ranges.append([hour, hour + 1])
+    return ", ".join(f"{a:02d}:00\u2013{b % 24:02d}:00" for a, b in ranges)
 
 
 def sites(answer: Answer, *, threshold_s: float) -> pd.DataFrame:

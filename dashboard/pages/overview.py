@@ -7,13 +7,14 @@ import pandas as pd
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 import analysis
-from analysis.rollup_queries import ask, board, simulated_share
+from analysis.rollup_queries import FRUSTRATED_SHARE, HOUR_MIN_RUNS, ask, board_scopes, simulated_share
 from dashboard import ids
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, current_snapshot, open_data, simulated_text, store_version
 from dashboard.filters import Filters, filter_bar
+from dashboard.board import scope_words, worst_scopes
 from dashboard.jobs import jobs
-from dashboard.layout import PERCENTILE_NOTE, banner, explain, page
+from dashboard.layout import banner, explain, page
 from dashboard.live import live_section, refresh_on_tick
 
 dash.register_page(__name__, path="/", name="Overview", title="Wardwatch · Overview", order=0)
@@ -49,70 +50,72 @@ refresh = refresh_on_tick(_PAGE, lambda filters, context: body(filters, context)
 
 
 def body(filters: Filters, context: DashboardContext) -> list[object]:
-    """Each workflow at each site: plain sentences, then the table."""
+    """Each workflow at each site, rated by its worst part of the day, worst first."""
     try:
         answer = ask(current_snapshot(), filters.run_filter(context.now(), context.timezone))
-        board_rows = board(answer)
+        scopes = board_scopes(answer, calendar=context.calendar())
         note = simulated_text(*simulated_share(answer))
     except NoData as exc:
         return [explain(str(exc))]
-    if board_rows.empty:
+    if scopes.empty:
         return [explain("No runs in this window: widen it, or start a probe.")]
-    sentences = [
-        html.Li(dcc.Link(_sentence(row, context), className="finding",
-                         href="/workflow" + filters.query_string(workflow=row.workflow, site=row.site, order=None)))
-        for row in board_rows.itertuples()
-    ]
-    grid = board_table(board_rows, context)
     return [
         banner(note),
-        html.H3("Each workflow at each site"),
-        html.Ul(sentences),
-        grid,
-        html.P("* fewer than 100 runs: a small group, as the Apdex specification marks it. " + PERCENTILE_NOTE,
-               style={"fontSize": "0.85em", "color": "#555"}),
+        html.H3("Each workflow at each site, worst first"),
+        board_table(scopes, context, filters),
+        html.P(
+            f"A row is rated by its lowest Apdex among all hours, each clinical period at the site, and the hours "
+            f"of the day (site-local, {HOUR_MIN_RUNS} runs or more) in which at least {FRUSTRATED_SHARE:.0%} of runs "
+            "were frustrated (over 4T, or failed). Where even that reads Good while one run in ten somewhere waits "
+            "four times T or more, the row is flagged instead. "
+            "* fewer than 100 runs: a small group, as the Apdex specification marks it.",
+            style={"fontSize": "0.85em", "color": "#555"}),
     ]
 
 
-_COLUMNS = ("workflow", "site", "threshold T", "share within T", "p90 waiting (s, ±1%)", "Apdex [T]", "rating",
-            "runs (n)", "failed")
+_COLUMNS = ("workflow", "site", "T", "all hours: within T", "Apdex [T]", "worst part of the day", "within T there",
+            "frustrated there", "Apdex there", "rating", "runs (n)", "failed")
 
 
-def board_table(board_rows: pd.DataFrame, context: DashboardContext) -> html.Table:
+def board_table(scopes: pd.DataFrame, context: DashboardContext, filters: Filters) -> html.Table:
     """The board as a plain table (it paints without loading a grid component)."""
-    cell = {"padding": "0.25em 0.8em", "borderBottom": "1px solid #e5e5e5", "textAlign": "left"}
-    number = {**cell, "textAlign": "right", "fontVariantNumeric": "tabular-nums"}
+    cell = {"padding": "0.25em 0.6em", "borderBottom": "1px solid #e5e5e5", "textAlign": "left"}
+    number = {**cell, "textAlign": "right", "fontVariantNumeric": "tabular-nums", "whiteSpace": "nowrap"}
+    colours = {"Excellent": "#1a7f37", "Good": "#1a7f37", "Fair": "#9a6700", "Flagged": "#9a6700",
+               "Poor": "#cf222e", "Unacceptable": "#a40e26"}
     body = []
-    for row in board_rows.itertuples():
-        p90 = "" if pd.isna(row.p90_s) else f"{row.p90_s:.2f}"
+    for row in worst_scopes(scopes).itertuples():
+        pooled, worst = row.pooled, row.worst
+        workflow = context.workflow(row.workflow)
+        href = "/workflow" + filters.query_string(workflow=row.workflow, site=row.site, order=None, trace=None,
+                                                  period=worst["scope"] if worst["kind"] == "period" else None)
+        where = scope_words(worst)
+        rating = row.rating
+        if rating == "Flagged":
+            rating = f"Flagged: {worst['frustrated_share']:.0%} of runs over {4 * workflow.threshold_s:g} s {where}"
+        elif worst["kind"] != "all":
+            rating = f"{rating} {where}"
         values = [
-            (context.workflow(row.workflow).title, cell, "workflow"),
+            (dcc.Link(workflow.title, href=href, className="board-link"), cell, "workflow"),
             (context.site_title(row.site), cell, "site"),
-            (f"{row.threshold_s:g} s", number, "threshold"),
-            (f"{row.share_under:.1%}", number, "share_under"),
-            (p90, number, "p90_s"),
-            (str(row.apdex), number, "apdex"),
-            (row.apdex.rating or "", cell, "rating"),
-            (str(int(row.samples)), number, "runs"),
-            (str(int(row.not_ok)), number, "not_ok"),
+            (f"{workflow.threshold_s:g} s", number, "threshold"),
+            (f"{pooled['share_under']:.0%}", number, "share_under"),
+            (str(pooled["apdex"]), number, "apdex"),
+            ("" if worst["kind"] == "all" else where.removeprefix("at ").removeprefix("during "), cell, "worst"),
+            ("" if worst["kind"] == "all" else f"{worst['share_under']:.0%} of {int(worst['samples'])}", number,
+             "worst_share_under"),
+            ("" if worst["kind"] == "all" else f"{worst['frustrated_share']:.0%}", number, "worst_frustrated"),
+            ("" if worst["kind"] == "all" else str(worst["apdex"]), number, "worst_apdex"),
+            (rating, {**cell, "color": colours.get(row.rating, "#333"), "fontWeight": "600"},
+             "rating"),
+            (str(int(pooled["samples"])), number, "runs"),
+            (str(int(pooled["not_ok"])), number, "not_ok"),
         ]
         body.append(html.Tr([html.Td(text, style=style, className=name) for text, style, name in values]))
     return html.Table(
         [html.Thead(html.Tr([html.Th(c, style={**cell, "borderBottom": "2px solid #999"}) for c in _COLUMNS])),
          html.Tbody(body)],
         id=ids.BOARD, style={"borderCollapse": "collapse", "width": "100%", "margin": "0.5em 0"},
-    )
-
-
-def _sentence(row, context) -> str:
-    workflow = context.workflow(row.workflow)
-    where = f"{workflow.title} at {context.site_title(row.site)}"
-    if pd.isna(row.p90_s):
-        return f"{where}: no successful runs in this window ({int(row.samples)} runs, {int(row.not_ok)} failed)."
-    verdict = "users mostly wait within T" if row.share_under >= 0.9 else "users often wait longer than T"
-    return (
-        f"{where}: {verdict} — {row.share_under:.0%} of {int(row.samples)} runs within {row.threshold_s:g} s; "
-        f"9 in 10 finished within {row.p90_s:.1f} s; Apdex {row.apdex}."
     )
 
 

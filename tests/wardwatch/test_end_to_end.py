@@ -134,7 +134,7 @@ def test_from_the_overview_to_a_workflow_and_on_to_a_runs_waterfall(
     dashboard_url: str, page, screenshots_dir: Path
 ) -> None:
     page.goto(dashboard_url + "/")
-    page.locator("a.finding").filter(has_text="Community hospital").click()
+    page.locator("#watermelon-board tr").filter(has_text="Community hospital").locator("a.board-link").click()
     page.wait_for_url("**/workflow?**site=community-hospital**", timeout=20_000)
     page.locator("#workflow-apdex").filter(has_text="over 2 runs").wait_for(timeout=20_000)
     page.locator("#workflow-runs-link").click()
