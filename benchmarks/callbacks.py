@@ -9,8 +9,9 @@ end of the generated data less an hour (on the 15-minute grid), and the same les
 real clock almost always is (a rolling window then ends at the next quarter hour, so its edges
 still fall on the rollup's grid). Reported per
 call: median and p95 over repeated calls (interleaved). Target (issue 5): p95 <= 300 ms at 10M
-spans. The month's report and the overview's watermelon findings are built on request (a button)
-by ``analysis.build_report``/``find_watermelons`` and are not timed here (see ``report``).
+spans. The month's report and the overview's findings are built off the request, as jobs
+(``analysis.build_report``/``find_stories``), and are not timed here (see ``report``); the
+overview's layout only starts or finds its findings job.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ __all__ = [
     "ecdf_histogram_figure",
     "empty_figure",
     "phases_figure",
+    "sla_beside_experience_figure",
     "step_breakdown_figure",
     "step_duration_figure",
     "time_of_day_figure",
@@ -326,5 +327,63 @@ def waterfall_figure(spans: pd.DataFrame) -> go.Figure:
         height=max(300, 24 * len(spans) + 100),
         margin=dict(l=260, r=20, t=50, b=50),
         showlegend=False,
+    )
+    return fig
+
+
+def sla_beside_experience_figure(cells: pd.DataFrame) -> go.Figure:
+    """The SLA's view beside the clinicians': one row per workflow at a site, the SLAs' figures and
+    verdicts on the left, the share of runs within T per part of the day on the right, each cell
+    green when it meets its target and red when not.
+
+    ``cells`` has ``row`` (a workflow at a site), ``column`` (an SLA's name, or a part of the day),
+    ``side`` (``sla`` or ``clinicians``), ``text`` (the cell's figure; ``<br>`` breaks lines),
+    ``hover``, ``good`` (1 met, 0 not, NaN not judged) and optionally ``rank`` (the columns'
+    order); rows are drawn in the order of the cells, columns by rank (else as they first appear).
+    """
+    if cells.empty:
+        return empty_figure("No runs in this window.")
+    rows = list(dict.fromkeys(cells["row"]))
+    rank = cells["rank"] if "rank" in cells else pd.Series(range(len(cells)), index=cells.index)
+    order = cells.assign(position=rank).groupby("column", sort=False)["position"].min()
+    sides = dict(zip(cells["column"], cells["side"], strict=True))
+    ranked = sorted(order.index, key=lambda c: (sides[c] != "sla", order[c]))
+    sla_columns = [c for c in ranked if sides[c] == "sla"]
+    experience_columns = [c for c in ranked if sides[c] != "sla"]
+    columns = sla_columns + experience_columns
+    at = {(r, c): i for i, (r, c) in enumerate(zip(cells["row"], cells["column"], strict=True))}
+
+    def grid(field: str, blank: object) -> list[list[object]]:
+        return [[cells[field].iat[at[(r, c)]] if (r, c) in at else blank for c in columns] for r in rows]
+
+    def wrapped(label: str, width: int = 16) -> str:
+        words, lines = label.split(), [""]
+        for word in words:
+            lines[-1:] = [f"{lines[-1]} {word}".strip()] if len(lines[-1]) + len(word) < width else [lines[-1], word]
+        return "<br>".join(lines)
+
+    x = [wrapped(c) for c in columns]
+    fig = go.Figure(go.Heatmap(
+        z=grid("good", None), x=x, y=rows, text=grid("text", ""), texttemplate="%{text}",
+        customdata=grid("hover", ""), hovertemplate="%{customdata}<extra></extra>", textfont=dict(size=12),
+        colorscale=[[0, "#f6c6c2"], [0.5, "#f6c6c2"], [0.5, "#c8e6c9"], [1, "#c8e6c9"]], zmin=0, zmax=1,
+        showscale=False, xgap=3, ygap=3,
+    ))
+    if sla_columns and experience_columns:
+        fig.add_vline(x=len(sla_columns) - 0.5, line_color="#333", line_width=3)
+    for label, first, count in (("The SLA's view: its own formula over this window, all sites pooled", 0,
+                                 len(sla_columns)),
+                                ("The clinicians' view: runs within the workflow's T at this site", len(sla_columns),
+                                 len(experience_columns))):
+        if count:
+            fig.add_annotation(x=first + (count - 1) / 2, y=1.0, yref="paper", yshift=56, text=f"<b>{label}</b>",
+                               showarrow=False, yanchor="bottom", font=dict(size=13))
+    fig.update_layout(
+        xaxis=dict(side="top", tickfont=dict(size=11), tickangle=0, fixedrange=True),
+        yaxis=dict(autorange="reversed", fixedrange=True, automargin=True),
+        height=150 + 52 * len(rows),
+        margin=dict(l=10, r=10, t=100, b=10),
+        font=dict(size=12),
+        plot_bgcolor="white",
     )
     return fig

@@ -36,9 +36,10 @@ REPORT_VIEW = "report-view"
 REPORT_FRAME = "report-frame"
 REPORT_POLL = "report-poll"  # ticks while the report is being built
 
-FINDINGS_BUILD = "findings-build"
-FINDINGS_MONTH = "findings-month"
+FINDINGS_WINDOW = "findings-window"  # the filters the findings are for, as a query string
 FINDINGS = "findings"
+STORIES = "stories"  # the findings' list
+SLA_BESIDE_EXPERIENCE = "sla-beside-experience"  # the picture: the SLA's view beside the clinicians'
 FINDINGS_POLL = "findings-poll"  # ticks while the findings are being looked for
 
 # Live mode: pattern-matching ids, one of each per page: {"type": LIVE_TICK, "page": <page>}

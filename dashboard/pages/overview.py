@@ -1,4 +1,5 @@
-"""Overview: each workflow at each site, the experience as users feel it, in plain words first."""
+"""Overview: what is wrong, where and since when, in plain words first; then the SLA's view beside the
+clinicians', and each workflow at each site rated by its worst part of the day."""
 
 from __future__ import annotations
 
@@ -6,14 +7,15 @@ import dash
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html, no_update
 
-import analysis
+from analysis.findings import Story
 from analysis.rollup_queries import FRUSTRATED_SHARE, HOUR_MIN_RUNS, ask, board_scopes, simulated_share
-from dashboard import ids
-from dashboard.context import DashboardContext, current_context
-from dashboard.data import NoData, current_snapshot, open_data, simulated_text, store_version
-from dashboard.filters import Filters, filter_bar
+from dashboard import figures, ids
 from dashboard.board import scope_words, worst_scopes
-from dashboard.jobs import jobs
+from dashboard.context import DashboardContext, current_context
+from dashboard.data import NoData, current_snapshot, simulated_text
+from dashboard.filters import Filters, filter_bar
+from dashboard.findings import DEFAULT_SHARE_TARGET, FindingsView, findings_job, picture_cells
+from dashboard.jobs import Job, jobs
 from dashboard.layout import banner, explain, page
 from dashboard.live import live_section, refresh_on_tick
 
@@ -28,18 +30,17 @@ def layout(**query: str) -> html.Div:
     filters = Filters.from_query(query, context)
     bar = filter_bar(filters, context, show=("window", "workflow", "site", "live"))
     intro = (
-        f"Runs in the {filters.describe_window()}. A run is good when it was ok and its waiting time "
-        "(the sum of its steps) was within the workflow's threshold T; Apdex uses the same T."
+        f"What users waited for in the {filters.describe_window()}, beside what the SLAs say. A run is good when "
+        "it was ok and its waiting time (the sum of its steps) was within the workflow's threshold T."
     )
-    month = filters.window if filters.window[:4].isdigit() else f"{context.now():%Y-%m}"
+    job = findings_job(jobs(), context, filters)
     return page(
         "Overview",
         bar,
-        html.H3("Where the SLA looks fine while users wait"),
-        html.Button(f"Find them for {month}", id=ids.FINDINGS_BUILD, n_clicks=0),
-        dcc.Store(id=ids.FINDINGS_MONTH, data=month),
-        dcc.Interval(id=ids.FINDINGS_POLL, interval=1000, disabled=True),
-        html.Div(id=ids.FINDINGS),
+        html.H3(f"Findings for the {filters.describe_window()}"),
+        dcc.Store(id=ids.FINDINGS_WINDOW, data=filters.query_string(live=None, trace=None, order=None)),
+        dcc.Interval(id=ids.FINDINGS_POLL, interval=1000, disabled=job.done.is_set()),
+        html.Div(findings_section(job, filters, context), id=ids.FINDINGS),
         *live_section(_PAGE, filters, context, body(filters, context)),
         intro=intro,
     )
@@ -122,66 +123,104 @@ def board_table(scopes: pd.DataFrame, context: DashboardContext, filters: Filter
 @callback(
     Output(ids.FINDINGS, "children"),
     Output(ids.FINDINGS_POLL, "disabled"),
-    Input(ids.FINDINGS_BUILD, "n_clicks"),
-    State(ids.FINDINGS_MONTH, "data"),
-    prevent_initial_call=True,
-)
-def find(_clicks: int, month: str) -> tuple[object, bool]:
-    """Start looking for the month's findings off the request (or find them found); the poll shows them."""
-    context = current_context()
-    if not context.slas or not context.objectives:
-        return explain("Findings need both SLAs and experience objectives in the configuration."), True
-    job = jobs().start(("findings", month), store_version(), lambda: _findings(context, month))
-    return _looking(month, job.elapsed_s()), False
-
-
-@callback(
-    Output(ids.FINDINGS, "children", allow_duplicate=True),
-    Output(ids.FINDINGS_POLL, "disabled", allow_duplicate=True),
     Input(ids.FINDINGS_POLL, "n_intervals"),
-    State(ids.FINDINGS_MONTH, "data"),
+    State(ids.FINDINGS_WINDOW, "data"),
     prevent_initial_call=True,
 )
-def show_findings(_ticks: int, month: str) -> tuple[object, bool]:
-    """The month's watermelon (and reverse) findings in plain words, each with its lenses, once found."""
-    job = jobs().get(("findings", month))
-    if job is None:
-        return no_update, True
+def show_findings(_ticks: int, search: object) -> tuple[object, bool]:
+    """Each second while the findings are looked for: "finding…", then the findings."""
+    context = current_context()
+    filters = Filters.from_search(search, context)
+    job = findings_job(jobs(), context, filters)
+    return findings_section(job, filters, context), job.done.is_set()
+
+
+_KINDS = {
+    "watermelon": "SLA met, users waiting",
+    "unwatched_wait": "Users waiting, and no objective watches it",
+    "reverse": "SLA breached, nobody waiting",
+    "event": "Outage or failing runs",
+    "change": "After a change",
+}
+_VERDICT_COLOURS = {"met": "#1a7f37", "breached": "#cf222e"}
+
+
+def findings_section(job: Job, filters: Filters, context: DashboardContext) -> list[object]:
+    """The findings as headlines with their figures and lenses, then the SLA's view beside the
+    clinicians'; "finding…" while the job runs."""
     if not job.done.is_set():
-        return _looking(month, job.elapsed_s()), False
+        return [html.P(f"Finding… reading every run and request of the {filters.describe_window()} "
+                       f"({job.elapsed_s():.0f} s so far); this part fills in by itself.",
+                       className="building", style={"color": "#555"})]
     if job.error is not None:
-        return explain(f"The findings could not be computed: {job.error}"), True
+        return [explain(f"The findings could not be computed: {job.error}")]
     if isinstance(job.result, str):  # why there are none
-        return explain(job.result), True
-    items = []
-    for finding in job.result:
-        query = Filters(window=month, workflow=finding.workflow, site=finding.site,
-                        period=None if finding.period == "all hours" else finding.period).query_string()
-        label = "SLA met, users waiting" if finding.kind == "watermelon" else "SLA breached, nobody waiting"
-        items.append(html.Li([
-            html.Strong(f"{label}: "),
-            dcc.Link(finding.summary, href="/workflow" + query, className="finding"),
-            html.Ul([html.Li(f"{lens.name.replace('_', ' ')}: {lens.text}") for lens in finding.lenses],
-                    style={"fontSize": "0.9em", "color": "#444"}),
-        ], style={"marginBottom": "0.8em"}))
-    return html.Ul(items), True
+        return [explain(job.result)]
+    view: FindingsView = job.result
+    stories = [s for s in view.stories
+               if (filters.workflow is None or s.workflow in (None, filters.workflow))
+               and (filters.site is None or not s.sites or filters.site in s.sites)]
+    if stories:
+        items = [story_item(story, filters, context) for story in stories]
+        listing: object = html.Ol(items, id=ids.STORIES, style={"paddingLeft": "1.2em"})
+    else:
+        listing = explain(f"No findings in the {filters.describe_window()}.")
+    return [listing, *picture(view, filters, context)]
 
 
-def _findings(context: DashboardContext, month: str) -> list | str:
-    """The month's findings (on a job's thread), or a sentence saying why there are none."""
+def story_item(story: Story, filters: Filters, context: DashboardContext) -> html.Li:
+    """One finding: its kind, the headline, since when, its figures, where the time goes, and
+    (folded) the lenses and the objective a trust might add."""
+    query = filters.query_string(workflow=story.workflow, site=story.sites[0] if len(story.sites) == 1 else None,
+                                 period=story.period, trace=None, order=None, live=None)
+    head = [html.Span(_KINDS.get(story.kind, story.kind), className="story-kind",
+                      style={"fontSize": "0.8em", "textTransform": "uppercase", "letterSpacing": "0.04em",
+                             "color": "#8a4b00", "marginRight": "0.6em"}),
+            html.Span(story.since_text, className="story-since", style={"color": "#555", "fontSize": "0.9em"})]
+    headline = (dcc.Link(story.headline, href="/workflow" + query, className="story-headline",
+                         style={"color": "#0b3d91", "textDecoration": "none"})
+                if story.workflow else html.Span(story.headline, className="story-headline"))
+    figures = html.Table(html.Tbody([
+        html.Tr([html.Td(f.label, style={"paddingRight": "1em"}),
+                 html.Td(f.value, style={"fontWeight": "600", "textAlign": "right", "paddingRight": "0.6em"}),
+                 html.Td(f.threshold or "", style={"color": "#555", "paddingRight": "0.6em"}),
+                 html.Td("" if f.n is None else f"n = {f.n:,}", style={"color": "#555", "paddingRight": "0.6em"}),
+                 html.Td(f.verdict or "", style={"color": _VERDICT_COLOURS.get(f.verdict or "", "#555"),
+                                                 "fontWeight": "600"})])
+        for f in story.figures]), className="story-figures", style={"fontSize": "0.9em", "margin": "0.3em 0"})
+    folded = []
+    if story.lenses:
+        folded.append(html.Details([
+            html.Summary("Why the SLA could not see it"),
+            html.Ul([html.Li([html.Strong(f"{lens.title}"), f" (explains “{lens.sla}”): " if lens.sla else ": ",
+                              lens.text]) for lens in story.lenses], style={"fontSize": "0.9em", "color": "#333"}),
+        ], className="story-lenses"))
+    if story.suggestion_yaml:
+        folded.append(html.Details([html.Summary("An objective you could add"),
+                                    html.Pre(story.suggestion_yaml, style={"background": "#f6f8fa", "padding": "0.5em"})],
+                                   className="story-suggestion"))
+    blame = [html.Div(f"Where the time goes: {story.blame}.", className="story-blame",
+                      style={"fontSize": "0.9em"})] if story.blame else []
+    return html.Li([html.Div(head), html.Div(headline, style={"fontSize": "1.1em", "fontWeight": "600"}),
+                    *blame, figures, *folded],
+                   className=f"story story-{story.kind}", style={"marginBottom": "1em"})
+
+
+def picture(view: FindingsView, filters: Filters, context: DashboardContext) -> list[object]:
+    """The SLA's view beside the clinicians', per workflow at each site (from the rollup: quick)."""
     try:
-        with open_data(context) as store:
-            findings = analysis.find_watermelons(
-                store, context.slas, context.objectives, context.calendar(), month=month,
-                task_volumes=context.task_volumes, base_dir=context.config_dir,
-            )
+        answer = ask(current_snapshot(), filters.run_filter(context.now(), context.timezone))
+        cells = picture_cells(view.slas, board_scopes(answer, calendar=context.calendar()), context)
     except NoData as exc:
-        return str(exc)
-    if not findings:
-        return f"No findings for {month}: wherever an SLA was met, the experience objectives were met too."
-    return findings
-
-
-def _looking(month: str, elapsed_s: float) -> html.P:
-    return html.P(f"Looking for {month}'s findings: this reads the whole month, so it can take a minute on a "
-                  f"large store ({elapsed_s:.0f} s so far).", className="building")
+        return [explain(str(exc))]
+    if cells.empty:
+        return []
+    return [
+        html.H3("The SLA's view beside the clinicians'"),
+        dcc.Graph(id=ids.SLA_BESIDE_EXPERIENCE, figure=figures.sla_beside_experience_figure(cells),
+                  config={"displayModeBar": False}),
+        html.P(f"Green: the figure meets its target (an SLA's own; for the share of runs within T, the experience "
+               f"objective's for that period, else {DEFAULT_SHARE_TARGET:.0%}). Red: it does not. "
+               f"Findings computed in {view.elapsed_s:.1f} s.",
+               style={"fontSize": "0.85em", "color": "#555"}),
+    ]

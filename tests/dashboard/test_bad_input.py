@@ -108,3 +108,28 @@ def test_notes_are_not_part_of_the_url() -> None:
     filters = Filters.from_query({"window": "2026-13", "site": "ward-7"})
     assert filters.query_string() == "?window=7d&site=ward-7"
     assert filters == Filters(site="ward-7")
+
+
+def poll_findings(url: str, window: object) -> httpx.Response:
+    """The overview's findings poll as the browser sends it, with ``window`` as its stored filters."""
+    payload = {
+        "output": "..findings.children...findings-poll.disabled..",
+        "outputs": [{"id": "findings", "property": "children"}, {"id": "findings-poll", "property": "disabled"}],
+        "inputs": [{"id": "findings-poll", "property": "n_intervals", "value": 1}],
+        "state": [{"id": "findings-window", "property": "data", "value": window}],
+        "changedPropIds": ["findings-poll.n_intervals"],
+    }
+    httpx.get(url + "/", timeout=30)
+    return httpx.post(url + "/_dash-update-component", json=payload, timeout=60)
+
+
+@pytest.mark.parametrize("window", [{"a": 1}, ["?window=1d"], 7, "?window=2026-13", "?window=7d"])
+def test_the_findings_poll_takes_any_stored_window_and_answers(dashboard: str, window: object) -> None:
+    text = ""
+    for _ in range(100):  # the findings are looked for off the request: poll as the page does
+        response = poll_findings(dashboard, window)
+        assert response.status_code == 200, response.text[:500]
+        text = response.text
+        if "reading every run and request" not in text:
+            break
+    assert "No findings in the last 7 days" in text

@@ -96,3 +96,55 @@ def test_phases_stack_per_site() -> None:
     assert [t.name for t in fig.data] == ["dns", "connect", "tls", "ttfb", "transfer"]
     assert list(fig.data[1].y) == [0.001, 0.08]
     assert "n = 22 requests" in fig.layout.title.text
+
+
+def test_the_sla_is_drawn_beside_the_clinicians_view_green_outside_red_inside() -> None:
+    import datetime as dt
+
+    from analysis.apdex import Apdex
+    from analysis.config import ObjectiveConfig, PeriodConfig
+    from dashboard.context import DashboardContext, SiteInfo, WorkflowInfo
+    from dashboard.findings import SLOW_HOURS, SLAView, picture_cells
+
+    def scope(site: str, scope: str, kind: str, samples: int, satisfied: int, frustrated: int) -> dict:
+        share = satisfied / samples
+        return {"workflow": "open-patient-record", "site": site, "scope": scope, "kind": kind, "samples": samples,
+                "not_ok": 0, "satisfied": satisfied, "tolerating": samples - satisfied - frustrated,
+                "share_under": share, "frustrated_share": frustrated / samples,
+                "apdex": Apdex(score=share, t_s=3.0, samples=samples, satisfied=satisfied, tolerating=0,
+                               frustrated=frustrated, failed=0)}
+
+    scopes = pd.DataFrame([
+        scope("clinic", "all hours", "all", 673, 568, 35),
+        scope("clinic", "outpatient clinics", "period", 70, 35, 35),
+        scope("clinic", "13:00\u201317:00", "hours", 112, 76, 35),
+        scope("ward-7", "all hours", "all", 673, 640, 0),
+        scope("ward-7", "ward rounds", "period", 50, 49, 0),
+    ])
+    context = DashboardContext(
+        data_dir=None,  # type: ignore[arg-type]
+        sites=(SiteInfo("clinic", "Outpatient clinic", "Europe/London"), SiteInfo("ward-7", "Ward 7", "Europe/London")),
+        workflows=(WorkflowInfo("open-patient-record", threshold_s=3.0),),
+        periods=(PeriodConfig(name="ward rounds", start=dt.time(8), end=dt.time(10, 30)),
+                 PeriodConfig(name="outpatient clinics", start=dt.time(13, 30), end=dt.time(17))),
+        objectives=(ObjectiveConfig(name="rounds", workflow="open-patient-record", threshold_s=3, target=0.95,
+                                    periods=["ward rounds"]),),
+    )
+    slas = (SLAView("supplier response time", (), "0.71 s", "≤ 1 s", 32100, "met"),
+            SLAView("charting within 2 s", ("chart-observations",), "92.9%", "target 95%", 35228, "breached"))
+    cells = picture_cells(slas, scopes, context)
+    fig = figures.sla_beside_experience_figure(cells)
+    heat = fig.data[0]
+    assert list(heat.y) == ["Open patient record · Outpatient clinic", "Open patient record · Ward 7"]
+    columns = [label.replace("<br>", " ") for label in heat.x]
+    # The SLA's columns first (only those covering the workflow), then all hours, the periods in
+    # configuration order, and the hours where runs wait.
+    assert columns == ["supplier response time", "all hours", "ward rounds", "outpatient clinics", SLOW_HOURS]
+    clinic, ward = heat.z
+    assert clinic == [1.0, 0.0, None, 0.0, 0.0]  # SLA met; the clinic red in every part of the day
+    assert ward[:3] == [1.0, 1.0, 1.0] and ward[3:] == [None, None]  # 98% in rounds meets the objective's 95%
+    assert "<b>0.71 s</b> met" in heat.text[0][0] and "n = 70" in heat.text[0][3]
+    assert "13:00\u201317:00" in heat.text[0][4]
+    assert fig.layout.shapes[0].x0 == 0.5  # the line between the SLA's view and the clinicians'
+    notes = " ".join(a.text for a in fig.layout.annotations)
+    assert "The SLA's view" in notes and "The clinicians' view" in notes
