@@ -29,7 +29,7 @@ from analysis.rollup import (
     bucket_value,
     histogram_quantiles,
 )
-from analysis.status import RECENT_RUNS_QUERY, StatusRules, judge_status
+from analysis.status import RECENT_RUNS_QUERY, StatusRules, against_thresholds, judge_status
 from analysis.store import RunFilter
 from store import VIEWS
 
@@ -52,6 +52,7 @@ __all__ = [
     "phases",
     "run_segments",
     "simulated_share",
+    "site_phases",
     "sites",
     "slowest",
     "steps",
@@ -313,13 +314,25 @@ def _hours_text(hours: Sequence[int]) -> str:
     return ", ".join(f"{a:02d}:00\u2013{b % 24:02d}:00" for a, b in ranges)
 
 
-def sites(answer: Answer, *, threshold_s: float) -> pd.DataFrame:
-    """As ``aggregates.site_summary``: ``site, samples, not_ok, share_under, p50_s, p90_s``."""
+def sites(answer: Answer, *, threshold_s: float | None = None) -> pd.DataFrame:
+    """As ``aggregates.site_summary``: ``site, samples, not_ok, share_under, p50_s, p90_s``.
+
+    ``share_under`` is the share of runs within ``threshold_s``, or, when it is ``None``, each
+    within its own workflow's T (so a 50 ms search and a 20 s handover are each judged by theirs)."""
     runs = answer.table("runs")
     columns = ["site", "samples", "not_ok", "share_under", "p50_s", "p90_s", "p_relative_error"]
     if runs.empty:
         return pd.DataFrame(columns=columns)
-    level = _level_column(answer.snapshot, threshold_s)
+    if threshold_s is None:
+        level = "under_own_t"
+        own = {w: _level_column(answer.snapshot, answer.snapshot.config.threshold(w)) for w in runs["workflow"].unique()}
+        picked = np.zeros(len(runs), dtype=np.int64)
+        for workflow, column in own.items():
+            mine = (runs["workflow"] == workflow).to_numpy()
+            picked[mine] = runs[column].to_numpy()[mine]
+        runs = runs.assign(under_own_t=picked)
+    else:
+        level = _level_column(answer.snapshot, threshold_s)
     counts = _sums(runs, ["site"], [*_RUN_SUMS, level])
     quant = _quantiles(answer.table("run_hist"), ["site"], {"p50_s": 0.5, "p90_s": 0.9})
     frame = counts.merge(quant, on="site", how="left")
@@ -418,6 +431,45 @@ def phases(answer: Answer) -> pd.DataFrame:
     for p in _PHASES:
         out[p] = sums[f"{p}_sum"] / sums["phase_samples"]
     return out.reset_index(drop=True)
+
+
+def site_phases(answer: Answer) -> pd.DataFrame:
+    """Request phases per site, like for like: each site's mean time per request in each phase over
+    the steps (workflow x step) that other sites make too, and how much more (or less) it spends per
+    request than the other sites on those same steps (weighted by its own requests per step).
+
+    A constant extra on every request, whichever the step, is the site's link: a slow WAN adds its
+    round trips to connect and TLS on new connections and to the first byte of every request.
+
+    Returns: ``site, samples`` (its requests on shared steps), ``<phase>`` (mean per request) and
+    ``<phase>_extra`` (against the other sites) for each phase, and ``extra_s`` (their sum).
+    """
+    table = answer.table("steps")
+    extras = [f"{p}_extra" for p in _PHASES]
+    columns = ["site", "samples", *_PHASES, *extras, "extra_s"]
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    sums = _sums(table, ["site", "workflow", "step"], ["phase_samples", *(f"{p}_sum" for p in _PHASES)])
+    sums = sums[sums["phase_samples"] > 0]
+    rows = []
+    for site in sorted(sums["site"].unique()):
+        mine = sums[sums["site"] == site].set_index(["workflow", "step"])
+        others = sums[sums["site"] != site].groupby(["workflow", "step"])[
+            ["phase_samples", *(f"{p}_sum" for p in _PHASES)]].sum()
+        shared = mine.index.intersection(others.index)
+        if shared.empty:
+            continue
+        mine, others = mine.loc[shared], others.loc[shared]
+        n = mine["phase_samples"].to_numpy(dtype=float)
+        row: dict[str, object] = {"site": site, "samples": int(n.sum())}
+        for p in _PHASES:
+            own_mean = mine[f"{p}_sum"].to_numpy(dtype=float) / n
+            other_mean = others[f"{p}_sum"].to_numpy(dtype=float) / others["phase_samples"].to_numpy(dtype=float)
+            row[p] = float((own_mean * n).sum() / n.sum())
+            row[f"{p}_extra"] = float(((own_mean - other_mean) * n).sum() / n.sum())
+        row["extra_s"] = sum(row[e] for e in extras)  # type: ignore[misc]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def simulated_share(answer: Answer) -> tuple[int, int]:
@@ -670,9 +722,12 @@ class SegmentReader:
         return self._snapshot.read(self._segments, query, params or [], views=self._views)
 
 
-def current_status(snapshot: Snapshot, now: dt.datetime, rules: StatusRules = StatusRules()) -> pd.DataFrame:
+def current_status(snapshot: Snapshot, now: dt.datetime, rules: StatusRules = StatusRules(), *,
+                   thresholds: bool = False) -> pd.DataFrame:
     """As ``analysis.status.current_status``: the baseline from the rollup (its median within 1%),
-    the recent runs read exactly from the segments that hold them."""
+    the recent runs read exactly from the segments that hold them. With ``thresholds``, the
+    columns of :func:`analysis.status.against_thresholds` too (each workflow's T from the
+    rollup's configuration)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     recent_start = now - rules.recent
@@ -686,7 +741,13 @@ def current_status(snapshot: Snapshot, now: dt.datetime, rules: StatusRules = St
         baseline = baseline.merge(last, on=["workflow", "site"], how="left")
     else:
         baseline = baseline.assign(last_seen=pd.Series(dtype="datetime64[ns, UTC]"))
-    return judge_status(baseline, _recent_runs(snapshot, recent_start, now), rules)
+    recent = _recent_runs(snapshot, recent_start, now)
+    status = judge_status(baseline, recent, rules)
+    if not thresholds:
+        return status
+    config = snapshot.config
+    judged = against_thresholds(recent, dict(config.thresholds_s), config.default_threshold_s, FRUSTRATED_SHARE)
+    return status.merge(judged, on=["workflow", "site"], how="left")
 
 
 def _recent_runs(snapshot: Snapshot, start: dt.datetime, now: dt.datetime) -> pd.DataFrame:

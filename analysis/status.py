@@ -7,6 +7,7 @@ and how long does it typically take. The numbers come from here; the wording fro
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -14,7 +15,7 @@ import pandas as pd
 from analysis.store import Store
 from store.schema import RUN_INTERRUPTED
 
-__all__ = ["RECENT_RUNS_QUERY", "StatusRules", "current_status", "judge_status"]
+__all__ = ["RECENT_RUNS_QUERY", "StatusRules", "against_thresholds", "current_status", "judge_status"]
 
 NORMAL = "normal"
 SLOW = "slow"
@@ -123,3 +124,44 @@ def _streak_start(runs: pd.DataFrame, bad: pd.Series) -> pd.Timestamp:
     bad_after = [i for i in range(after, len(runs)) if bad.iloc[i]]
     first = bad_after[0] if bad_after else int(bad.to_numpy().nonzero()[0][0])
     return runs["start"].iloc[first]
+
+
+# Judged against the workflow's threshold T as well as against its own past: a slowdown that
+# happens every afternoon is as usual, and still not normal.
+WITHIN_T = "within T"
+OVER_T = "over T"  # the recent ok runs' median is over T
+SLOW_AT_TIMES = "slow at times"  # at least ``very_slow_share`` of recent runs over 4T (or failed)
+
+
+def against_thresholds(recent: pd.DataFrame, thresholds_s: Mapping[str, float], default_threshold_s: float,
+                       very_slow_share: float = 0.1) -> pd.DataFrame:
+    """The recent runs of each workflow x site judged against the workflow's threshold T.
+
+    Args:
+        recent: the recent window's runs (``workflow, site, start, status, waiting_s``), by start.
+        thresholds_s: T per workflow; others get ``default_threshold_s``.
+        default_threshold_s: T of a workflow not in ``thresholds_s``.
+        very_slow_share: the share of recent runs over 4T (Apdex's frustrated; failed runs count)
+            from which the pair is slow at times.
+
+    Returns: ``workflow, site, threshold_s, t_state`` (within T, over T, slow at times),
+    ``t_since`` (the first recent run over T, or over 4T when slow at times; None when within T),
+    ``judged`` (recent runs), ``very_slow`` (of them over 4T or failed), ``slowest_s`` (of ok runs).
+    """
+    columns = ["workflow", "site", "threshold_s", "t_state", "t_since", "judged", "very_slow", "slowest_s"]
+    recent = recent[recent["status"] != RUN_INTERRUPTED]
+    rows = []
+    for (workflow, site), runs in recent.groupby(["workflow", "site"], sort=True):
+        t = float(thresholds_s.get(workflow, default_threshold_s))
+        ok = runs["status"] == "ok"
+        waiting = runs["waiting_s"].astype(float)
+        very_slow = ~ok | (waiting > 4 * t)
+        state, since = WITHIN_T, None
+        if ok.any() and float(waiting[ok].median()) > t:
+            state, since = OVER_T, runs.loc[ok & (waiting > t), "start"].iloc[0]
+        elif very_slow.mean() >= very_slow_share and (ok & (waiting > 4 * t)).any():
+            state, since = SLOW_AT_TIMES, runs.loc[very_slow, "start"].iloc[0]
+        rows.append({"workflow": workflow, "site": site, "threshold_s": t, "t_state": state, "t_since": since,
+                     "judged": len(runs), "very_slow": int(very_slow.sum()),
+                     "slowest_s": float(waiting[ok].max()) if ok.any() else None})
+    return pd.DataFrame(rows, columns=columns)

@@ -272,25 +272,37 @@ def timeline_figure(buckets: pd.DataFrame, *, threshold_s: float | None, changes
 
 
 PHASES = ("dns_s", "connect_s", "tls_s", "ttfb_s", "transfer_s")
+PHASE_NAMES = {"dns_s": "DNS", "connect_s": "connect", "tls_s": "TLS", "ttfb_s": "first byte",
+               "transfer_s": "transfer"}
 
 
 def phases_figure(phases: pd.DataFrame) -> go.Figure:
     """Mean time per request phase (s), stacked per site: network cost next to server time.
 
-    ``phases`` has ``site``, ``samples`` and one column per phase in :data:`PHASES`.
+    ``phases`` has ``site`` (display names), ``samples`` and one column per phase in
+    :data:`PHASES`; with ``extra_s`` (a site's time per request above the other sites' on the same
+    steps, as :func:`analysis.rollup_queries.site_phases` gives it), each bar is labelled with it.
     """
     if phases.empty:
         return empty_figure("No requests match these filters.")
     fig = go.Figure()
     for phase in PHASES:
-        fig.add_bar(name=phase.removesuffix("_s"), x=phases["site"], y=phases[phase], customdata=phases["samples"],
-                    hovertemplate="%{x}: " + phase.removesuffix("_s") + " %{y:.4f} s (n = %{customdata} requests)<extra></extra>")
+        name = PHASE_NAMES[phase]
+        fig.add_bar(name=name, x=phases["site"], y=phases[phase], customdata=phases["samples"],
+                    hovertemplate="%{x}: " + name + " %{y:.4f} s per request (n = %{customdata} requests)<extra></extra>")
+    if "extra_s" in phases:
+        totals = phases[list(PHASES)].sum(axis=1)
+        labels = [("+" if extra >= 0 else "\u2212") + f"{abs(extra) * 1000:.0f} ms per request<br>against the other sites"
+                  for extra in phases["extra_s"]]
+        fig.add_scatter(x=phases["site"], y=totals, mode="text", text=labels, textposition="top center",
+                        showlegend=False, hoverinfo="skip")
+        fig.update_yaxes(range=[0, float(totals.max()) * 1.3])
     fig.update_layout(
         title=f"Mean time per request phase by site (n = {int(phases['samples'].sum())} requests)",
         barmode="stack",
         yaxis_title="mean time per request (s)",
         legend_title="phase",
-        height=360,
+        height=380,
         margin=dict(l=60, r=20, t=50, b=50),
     )
     return fig

@@ -25,6 +25,7 @@ APDEX = "workflow-apdex"
 
 SITES_TABLE = "sites-table"
 PHASES = "sites-phases"
+PHASE_SENTENCES = "sites-phase-sentences"
 
 REPORT_BUILD = "report-build"
 REPORT_DOWNLOAD_HTML = "report-download-html"

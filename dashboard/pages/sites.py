@@ -9,7 +9,7 @@ from dash import dcc, html
 from analysis import rollup_queries as rq
 from analysis.rollup_queries import ask
 from dashboard import figures, ids
-from dashboard.context import DEFAULT_THRESHOLD_S, DashboardContext, current_context
+from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, current_snapshot, simulated_text
 from dashboard.filters import Filters, filter_bar
 from dashboard.layout import PERCENTILE_NOTE, banner, explain, page
@@ -21,19 +21,27 @@ dash.register_page(__name__, path="/sites", name="Sites", title="Wardwatch · Si
 _PAGE = "sites"
 
 
-def _threshold_s(filters: Filters, context: DashboardContext) -> float:
-    return context.workflow(filters.workflow).threshold_s if filters.workflow else DEFAULT_THRESHOLD_S
+def _threshold_s(filters: Filters, context: DashboardContext) -> float | None:
+    """The chosen workflow's T; None (each workflow its own T) for all workflows."""
+    return context.workflow(filters.workflow).threshold_s if filters.workflow else None
+
+
+def _judged_against(filters: Filters, context: DashboardContext) -> str:
+    if filters.workflow:
+        workflow = context.workflow(filters.workflow)
+        return f"{workflow.title}, judged against its T of {workflow.threshold_s:g} s"
+    own = ", ".join(f"{w.title.lower()} {w.threshold_s:g} s" for w in context.workflows)
+    return f"all workflows, each judged against its own T ({own})" if own else "all workflows"
 
 
 def layout(**query: str) -> html.Div:
     context = current_context()
     filters = Filters.from_query(query, context)
-    workflow = context.workflow(filters.workflow)
     bar = filter_bar(filters, context, show=("window", "workflow", "live"))
     intro = (
-        f"Whole runs per site ({'all workflows' if not filters.workflow else workflow.title}), judged against "
-        f"{_threshold_s(filters, context):g} s; below, where each request's time goes: DNS, connect, TLS, time to first byte "
-        "(mostly the EPR's server time) and transfer."
+        f"Whole runs per site ({_judged_against(filters, context)}); below, where each request's time goes: "
+        "DNS, connect, TLS, time to first byte (the EPR's server time and the link's round trip) and transfer, "
+        "compared like for like on the steps the sites share."
     )
     return page("Sites", bar, *live_section(_PAGE, filters, context, body(filters, context)), intro=intro)
 
@@ -43,28 +51,55 @@ refresh = refresh_on_tick(_PAGE, lambda filters, context: body(filters, context)
 
 
 def body(filters: Filters, context: DashboardContext) -> list[object]:
-    """The sites side by side, and their request phases."""
+    """The sites side by side, and their request phases like for like."""
     threshold_s = _threshold_s(filters, context)
     try:
         answer = ask(current_snapshot(), filters.run_filter(context.now(), context.timezone))
         site_rows = rq.sites(answer, threshold_s=threshold_s)
-        phases = rq.phases(answer)
-        note = simulated_text(*rq.simulated_share(answer))
+        phases = rq.site_phases(answer)
+        simulated, runs = rq.simulated_share(answer)
     except NoData as exc:
         return [explain(str(exc))]
     if site_rows.empty:
         return [explain("No runs in this window.")]
     grid = _sites_table(site_rows, context, threshold_s)
+    out = [banner(simulated_text(simulated, runs)), grid,
+           html.P(PERCENTILE_NOTE, style={"fontSize": "0.85em", "color": "#555"}),
+           html.H3("Where each request's time goes, by site")]
+    if phases.empty:
+        return [*out, explain("No steps that several sites make in this window, so no like-for-like comparison.")]
+    out.append(html.Ul([html.Li(_phase_sentence(row, context), className="site-phase")
+                        for row in phases.sort_values("extra_s", ascending=False).itertuples()],
+                       id=ids.PHASE_SENTENCES))
+    if simulated:
+        out.append(html.P("Simulated runs model no DNS, connect, TLS or transfer time: their whole delay, the "
+                          "link's round trip included, counts as time to first byte.",
+                          style={"fontSize": "0.85em", "color": "#555"}))
     phases = phases.assign(site=phases["site"].map(context.site_title))
-    return [banner(note), grid, html.P(PERCENTILE_NOTE, style={"fontSize": "0.85em", "color": "#555"}),
-            dcc.Graph(id=ids.PHASES, figure=figures.phases_figure(phases))]
+    out.append(dcc.Graph(id=ids.PHASES, figure=figures.phases_figure(phases)))
+    return out
 
 
-def _sites_table(site_rows: pd.DataFrame, context: DashboardContext, threshold_s: float) -> html.Table:
+def _phase_sentence(row, context: DashboardContext) -> str:
+    """One line per site: "Community hospital: 75 ms more per request than the other sites on the same steps..."."""
+    site = context.site_title(row.site)
+    extra_ms = row.extra_s * 1000
+    if abs(extra_ms) < 1:
+        return f"{site}: about the same time per request as the other sites on the same steps (n = {row.samples:,})."
+    phase = max(figures.PHASES, key=lambda p: abs(getattr(row, f"{p}_extra")))
+    share = abs(getattr(row, f"{phase}_extra")) / sum(abs(getattr(row, f"{p}_extra")) for p in figures.PHASES)
+    most = "all" if share > 0.95 else "most" if share > 0.5 else "the largest part"
+    direction = "more" if extra_ms > 0 else "less"
+    return (f"{site}: {abs(extra_ms):.0f} ms {direction} per request than the other sites on the same steps "
+            f"(n = {row.samples:,} requests), {most} of it in {figures.PHASE_NAMES[phase]}.")
+
+
+def _sites_table(site_rows: pd.DataFrame, context: DashboardContext, threshold_s: float | None) -> html.Table:
     """The sites side by side, as a plain table."""
     cell = {"padding": "0.25em 0.8em", "borderBottom": "1px solid #e5e5e5", "textAlign": "left"}
     number = {**cell, "textAlign": "right", "fontVariantNumeric": "tabular-nums"}
-    heads = ["site", "runs (n)", "failed", f"share within {threshold_s:g} s", "median (s, ±1%)", "p90 (s, ±1%)"]
+    within = f"share within {threshold_s:g} s" if threshold_s is not None else "share within each workflow's T"
+    heads = ["site", "runs (n)", "failed", within, "median (s, ±1%)", "p90 (s, ±1%)"]
 
     def seconds(value: float) -> str:
         return "" if pd.isna(value) else f"{value:.2f}"

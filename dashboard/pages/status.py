@@ -7,6 +7,7 @@ import pandas as pd
 from dash import Input, Output, callback, dcc, html
 
 from analysis.rollup_queries import current_status
+from analysis.status import OVER_T, SLOW_AT_TIMES
 from dashboard import ids
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, current_snapshot
@@ -19,10 +20,11 @@ def layout(**_query: str) -> html.Div:
     context = current_context()
     return page(
         "Status",
-        html.Ul(id=ids.STATUS_LIST, style={"fontSize": "1.15em", "lineHeight": "1.8"}),
+        html.Ul(id=ids.STATUS_LIST, style={"fontSize": "1.15em", "lineHeight": "1.6", "paddingLeft": "0"}),
         html.P(id=ids.STATUS_UPDATED, style={"color": "#555", "fontSize": "0.85em"}),
         dcc.Interval(id=ids.REFRESH, interval=int(context.refresh_interval_s * 1000)),
-        intro="How long common tasks take right now, compared with the past week. This page refreshes by itself.",
+        intro="How long common tasks take right now (the last 30 minutes), against each task's threshold and "
+              "against the past week. Worst first; this page refreshes by itself.",
     )
 
 
@@ -32,33 +34,64 @@ def refresh(_n: int | None) -> tuple[list[html.Li], str]:
     now = context.now()
     updated = f"Updated {pd.Timestamp(now).tz_convert(context.timezone):%H:%M:%S} ({context.timezone})."
     try:
-        status = current_status(current_snapshot(), now)
+        status = current_status(current_snapshot(), now, thresholds=True)
     except NoData as exc:
         return [html.Li(str(exc))], updated
     if status.empty:
         return [html.Li("No runs in the past week: the probes have not reported yet.")], updated
-    return [html.Li(status_sentence(row, context), className=f"state-{row.state.replace(' ', '-')}")
-            for row in status.itertuples()], updated
+    rows = sorted(status.itertuples(), key=lambda row: (_ORDER.index(shown_state(row)), row.workflow, row.site))
+    return [html.Li(status_sentence(row, context), className=f"state-{shown_state(row).replace(' ', '-')}",
+                    style={"listStyle": "none", "borderLeft": f"6px solid {_COLOURS[shown_state(row)]}",
+                           "paddingLeft": "0.6em", "marginBottom": "0.3em"})
+            for row in rows], updated
+
+
+_ORDER = ["failing", "slow", "over threshold", "slow at times", "no recent runs", "normal"]
+_COLOURS = {"failing": "#a40e26", "slow": "#cf222e", "over threshold": "#cf222e", "slow at times": "#d4a72c",
+            "no recent runs": "#999", "normal": "#1a7f37"}
+
+
+def shown_state(row) -> str:
+    """The state a row is shown in: against its own past first (failing, slow), then against its
+    threshold (over threshold, slow at times), else normal or no recent runs."""
+    if row.state in ("failing", "slow", "no recent runs"):
+        return row.state
+    return {OVER_T: "over threshold", SLOW_AT_TIMES: "slow at times"}.get(getattr(row, "t_state", None), "normal")
+
+
+def seconds(value: float) -> str:
+    """850 ms, 2.4 s, 21 s."""
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
 
 
 def status_sentence(row, context: DashboardContext) -> str:
-    """One line without jargon: "Open patient record at Ward 7: slow since 08:14, typically 6 s"."""
+    """One line without jargon: "Open patient record at Ward 7: slow since 08:14, typically 6.0 s"."""
     where = f"{context.workflow(row.workflow).title} at {context.site_title(row.site)}"
     zone = context.site_timezone(row.site)
 
     def clock(moment) -> str:
         return f"{pd.Timestamp(moment).tz_convert(zone):%H:%M}"
 
-    def seconds(value) -> str:
-        return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
-
-    if row.state == "normal":
-        return f"{where}: normal, typically {seconds(row.typical_s)}."
-    if row.state == "slow":
-        usual = f" (usually {seconds(row.baseline_s)})" if pd.notna(row.baseline_s) else ""
-        return f"{where}: slow since {clock(row.since)}, typically {seconds(row.typical_s)}{usual}."
-    if row.state == "failing":
+    state = shown_state(row)
+    t = getattr(row, "threshold_s", float("nan"))
+    usual = f" (usually {seconds(row.baseline_s)})" if pd.notna(row.baseline_s) else ""
+    if state == "failing":
         return (f"{where}: failing since {clock(row.since)} — {row.recent_failed} of the last "
                 f"{row.recent_samples} attempts did not complete.")
+    if state == "slow":
+        over = f", over its {t:g} s threshold" if getattr(row, "t_state", None) == OVER_T else ""
+        return f"{where}: slow since {clock(row.since)}, typically {seconds(row.typical_s)}{usual}{over}."
+    if state == "over threshold":
+        return (f"{where}: slower than its {t:g} s threshold since {clock(row.t_since)}, typically "
+                f"{seconds(row.typical_s)}{usual}: not new, but not normal either.")
+    if state == "slow at times":
+        return (f"{where}: slow at times since {clock(row.t_since)} — {int(row.very_slow)} of the last {int(row.judged)} checks "
+                f"took over {4 * t:g} s or failed (the slowest {seconds(row.slowest_s)}); typically "
+                f"{seconds(row.typical_s)}.")
+    if state == "normal":
+        within = f", within its {t:g} s threshold" if pd.notna(t) else ""
+        return f"{where}: normal, typically {seconds(row.typical_s)}{within}."
     last = f"; last check {clock(row.last_run)}" if pd.notna(row.last_run) else ""
     return f"{where}: no recent checks (the probe may be stopped{last})."
