@@ -93,7 +93,7 @@ def test_phases_stack_per_site() -> None:
          "tls_s": [0, 0], "ttfb_s": [0.1, 0.18], "transfer_s": [0.01, 0.02]}
     )
     fig = figures.phases_figure(phases)
-    assert [t.name for t in fig.data] == ["dns", "connect", "tls", "ttfb", "transfer"]
+    assert [t.name for t in fig.data] == ["DNS", "connect", "TLS", "first byte", "transfer"]
     assert list(fig.data[1].y) == [0.001, 0.08]
     assert "n = 22 requests" in fig.layout.title.text
 
