@@ -47,6 +47,8 @@ class Filters:
     live: str | None = None  # "on": the page refreshes its figures as new runs land
     # What was asked for and not understood, in words shown above the page (not part of the URL).
     notes: tuple[str, ...] = field(default=(), compare=False)
+    # Whether the URL chose the window (a page may choose another default when it did not).
+    window_given: bool = field(default=True, compare=False)
 
     @classmethod
     def from_search(cls, search: object, context: DashboardContext | None = None) -> Filters:
@@ -100,6 +102,7 @@ class Filters:
             order="newest" if values["order"] == "newest" else None,
             live="on" if values["live"] in ("on", "1", "true") else None,
             notes=tuple(notes),
+            window_given=values["window"] is not None,
         )
 
     def query_string(self, **changes: str | None) -> str:

@@ -16,6 +16,7 @@ STATUS_LIST = "status-list"
 STATUS_UPDATED = "status-updated"
 
 HEATMAP = "time-of-day-heatmap"
+HEATMAP_WIDER = "time-of-day-wider"  # the link to a window that fills the grid
 PERIOD_COMPARISON = "period-comparison"
 
 ECDF = "workflow-ecdf"

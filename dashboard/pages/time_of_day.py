@@ -13,7 +13,7 @@ from analysis.rollup_queries import ask
 from dashboard import figures, ids
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, current_snapshot, open_data, simulated_text
-from dashboard.filters import Filters, filter_bar
+from dashboard.filters import WINDOWS, Filters, filter_bar
 from dashboard.layout import PERCENTILE_NOTE, banner, explain, page
 from dashboard.live import live_section, refresh_on_tick
 
@@ -23,9 +23,17 @@ dash.register_page(__name__, path="/time-of-day", name="Time of day", title="War
 _PAGE = "time-of-day"
 
 
+# A weekday x hour cell needs several weeks of a probe's runs: a run every 15 minutes gives a cell
+# 4 runs a week, under MIN_RUNS. Without a window in the URL this page shows DEFAULT_WINDOW.
+DEFAULT_WINDOW = "28d"
+MIN_RUNS = 5
+
+
 def _chosen(filters: Filters, context: DashboardContext) -> Filters:
     if filters.workflow is None and context.workflows:
-        return replace(filters, workflow=context.workflows[0].name)
+        filters = replace(filters, workflow=context.workflows[0].name)
+    if not filters.window_given:
+        filters = replace(filters, window=DEFAULT_WINDOW)
     return filters
 
 
@@ -37,7 +45,8 @@ def layout(**query: str) -> html.Div:
     bar = filter_bar(filters, context, show=("window", "workflow", "site", "live"))
     intro = (
         f"Share of {workflow.title.lower()} runs within {workflow.threshold_s:g} s "
-        f"(T from {workflow.threshold_source}), by weekday and hour in {zone}. Cells with fewer than 5 runs are blank."
+        f"(T from {workflow.threshold_source}), by weekday and hour in {zone}, over the {filters.describe_window()}. "
+        f"Cells with fewer than {MIN_RUNS} runs are blank."
     )
     return page("Time of day", bar, *live_section(_PAGE, filters, context, body(filters, context)), intro=intro)
 
@@ -60,9 +69,29 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
     cells = cells.rename(columns={"share_under": "value"})
     fig = figures.time_of_day_figure(
         cells, value_label=f"share within {workflow.threshold_s:g} s", periods=period_boxes(context, filters.site),
-        zmax=1.0,
+        zmax=1.0, min_samples=MIN_RUNS,
     )
-    return [banner(note), dcc.Graph(id=ids.HEATMAP, figure=fig), html.Div(comparison, id=ids.PERIOD_COMPARISON)]
+    return [banner(note), *_sparse_note(cells, filters), dcc.Graph(id=ids.HEATMAP, figure=fig),
+            html.Div(comparison, id=ids.PERIOD_COMPARISON)]
+
+
+def _sparse_note(cells, filters: Filters) -> list[object]:
+    """When most cells that have runs hold too few to be shown, say so and how to fill them."""
+    seen = cells[cells["samples"] > 0]
+    blank = int((seen["samples"] < MIN_RUNS).sum())
+    if seen.empty or blank * 2 < len(seen):
+        return []
+    wider = [key for key in ("7d", "28d") if _days(key) > _days(filters.window)]
+    how = (["Choose a longer window: ", dcc.Link(f"the {WINDOWS[wider[-1]]}", id=ids.HEATMAP_WIDER,
+                                                   href="/time-of-day" + filters.query_string(window=wider[-1])),
+            ", or all sites."] if wider else ["Choose all sites, or wait for more runs."])
+    return [html.P([f"{blank} of the {len(seen)} hours with runs hold fewer than {MIN_RUNS} runs in the "
+                    f"{filters.describe_window()}, so they are blank. ", *how],
+                   className="sparse-note", style={"color": "#8a4b00"})]
+
+
+def _days(window: str) -> int:
+    return {"1d": 1, "7d": 7, "28d": 28}.get(window, 28)
 
 
 def period_boxes(context: DashboardContext, site: str | None) -> list[figures.PeriodBox]:
