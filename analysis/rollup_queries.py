@@ -39,6 +39,7 @@ __all__ = [
     "board",
     "board_scopes",
     "FRUSTRATED_SHARE",
+    "HOUR_MIN_FRUSTRATED",
     "HOUR_MIN_RUNS",
     "Distribution",
     "SegmentReader",
@@ -240,8 +241,10 @@ def board(answer: Answer) -> pd.DataFrame:
 # A scope where at least this share of runs is frustrated (over 4T, or failed) rates its row: one
 # run in ten taking four times T or more is not "Good", whatever the rest of the week does.
 FRUSTRATED_SHARE = 0.1
-# An hour of the day is judged on its own only with this many runs behind it.
-HOUR_MIN_RUNS = 20
+# An hour of the day is judged on its own only with this many runs behind it, and flagged only
+# with at least HOUR_MIN_FRUSTRATED frustrated runs (one or two failures are not a pattern).
+HOUR_MIN_RUNS = 10
+HOUR_MIN_FRUSTRATED = 3
 
 
 def board_scopes(answer: Answer, *, calendar: ClinicalCalendar) -> pd.DataFrame:
@@ -251,7 +254,7 @@ def board_scopes(answer: Answer, *, calendar: ClinicalCalendar) -> pd.DataFrame:
     Scopes: ``all hours``; each clinical period that applies at the site (those starting and
     ending on 15-minute boundaries); and ``hours``, the site-local hours of the day (over every
     day of the window, each with at least :data:`HOUR_MIN_RUNS` runs) in which at least
-    :data:`FRUSTRATED_SHARE` of runs were frustrated, together (labelled ``13:00-17:00``, ranges
+    :data:`FRUSTRATED_SHARE` of runs (and :data:`HOUR_MIN_FRUSTRATED`) were frustrated, together (labelled ``13:00-17:00``, ranges
     joined by ", "). Each workflow is judged against its configured T.
 
     Returns: ``workflow, site, scope, kind`` (``all``, ``period``, ``hours``), ``samples, not_ok,
@@ -295,7 +298,9 @@ def board_scopes(answer: Answer, *, calendar: ClinicalCalendar) -> pd.DataFrame:
         slow_hours = []
         for hour, part in by_hour.groupby("hour", sort=True):
             row = judged(part, workflow, site, "", "hours")
-            if row is not None and row["samples"] >= HOUR_MIN_RUNS and row["frustrated_share"] >= FRUSTRATED_SHARE:
+            frustrated = 0 if row is None else row["samples"] - row["satisfied"] - row["tolerating"]
+            if (row is not None and row["samples"] >= HOUR_MIN_RUNS and frustrated >= HOUR_MIN_FRUSTRATED
+                    and row["frustrated_share"] >= FRUSTRATED_SHARE):
                 slow_hours.append(int(hour))
         if slow_hours:
             part = by_hour[by_hour["hour"].isin(slow_hours)]

@@ -8,7 +8,14 @@ import pandas as pd
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from analysis.findings import Story
-from analysis.rollup_queries import FRUSTRATED_SHARE, HOUR_MIN_RUNS, ask, board_scopes, simulated_share
+from analysis.rollup_queries import (
+    FRUSTRATED_SHARE,
+    HOUR_MIN_FRUSTRATED,
+    HOUR_MIN_RUNS,
+    ask,
+    board_scopes,
+    simulated_share,
+)
 from dashboard import figures, ids
 from dashboard.board import scope_words, worst_scopes
 from dashboard.context import DashboardContext, current_context
@@ -67,7 +74,7 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
         html.P(
             f"A row is rated by its lowest Apdex among all hours, each clinical period at the site, and the hours "
             f"of the day (site-local, {HOUR_MIN_RUNS} runs or more) in which at least {FRUSTRATED_SHARE:.0%} of runs "
-            "were frustrated (over 4T, or failed). Where even that reads Good while one run in ten somewhere waits "
+            f"(and {HOUR_MIN_FRUSTRATED} or more) were frustrated (over 4T, or failed). Where even that reads Good while one run in ten somewhere waits "
             "four times T or more, the row is flagged instead. "
             "* fewer than 100 runs: a small group, as the Apdex specification marks it.",
             style={"fontSize": "0.85em", "color": "#555"}),

@@ -83,8 +83,8 @@ def test_a_row_is_rated_by_its_worst_part_of_the_day(scopes: pd.DataFrame) -> No
 
 def test_a_row_is_never_rated_good_beside_a_period_where_one_run_in_ten_is_frustrated(
         make_probe, tmp_path: Path) -> None:
-    # Four days: 16 runs an hour, too few to judge an hour on its own; the clinics' Apdex reads Good.
-    scopes = build(make_probe, tmp_path / "data", days=4)
+    # Two days: 8 runs an hour, too few to judge an hour on its own; the clinics' Apdex reads Good.
+    scopes = build(make_probe, tmp_path / "data", days=2)
     assert "hours" not in set(scopes["kind"])
     rows = worst_scopes(scopes).set_index("site")
     clinic = rows.loc["clinic"]
