@@ -117,6 +117,8 @@ def _period_comparison(answer: rq.Answer, filters: Filters, context: DashboardCo
     calendar = context.calendar()
     items = []
     for period in context.periods:
+        if filters.site is not None and period.sites and filters.site not in period.sites:
+            continue  # not a period at this site
         if rq.period_aligned(calendar, period.name):
             split = rq.period_split(answer, calendar=calendar, period=period.name, threshold_s=threshold_s)
         else:
@@ -127,6 +129,8 @@ def _period_comparison(answer: rq.Answer, filters: Filters, context: DashboardCo
                  f"{label}: {good:.0%} within {threshold_s:g} s, p90 {p90:.1f} s (n = {n})"
                  for label, n, good, p90 in split]
         items.append(html.Li("; ".join(parts)))
+    if not items:
+        return [explain(f"No clinical period is configured at {context.site_title(filters.site or '')}.")]
     return [html.H3("Clinical periods against the rest"), html.Ul(items),
             html.P(PERCENTILE_NOTE, style={"fontSize": "0.85em", "color": "#555"})]
 
