@@ -44,6 +44,7 @@ def layout(**query: str) -> html.Div:
     return page(
         "Overview",
         bar,
+        simulated_banner(filters, context),
         html.H3(f"Findings for the {filters.describe_window()}"),
         dcc.Store(id=ids.FINDINGS_WINDOW, data=filters.query_string(live=None, trace=None, order=None)),
         dcc.Interval(id=ids.FINDINGS_POLL, interval=1000, disabled=job.done.is_set()),
@@ -57,18 +58,25 @@ def layout(**query: str) -> html.Div:
 refresh = refresh_on_tick(_PAGE, lambda filters, context: body(filters, context))
 
 
+def simulated_banner(filters: Filters, context: DashboardContext) -> object:
+    """Above everything: how much of the window was simulated (it must never pass as measured)."""
+    try:
+        answer = ask(current_snapshot(), filters.run_filter(context.now(), context.timezone))
+        return banner(simulated_text(*simulated_share(answer)))
+    except NoData:
+        return None
+
+
 def body(filters: Filters, context: DashboardContext) -> list[object]:
     """Each workflow at each site, rated by its worst part of the day, worst first."""
     try:
         answer = ask(current_snapshot(), filters.run_filter(context.now(), context.timezone))
         scopes = board_scopes(answer, calendar=context.calendar())
-        note = simulated_text(*simulated_share(answer))
     except NoData as exc:
         return [explain(str(exc))]
     if scopes.empty:
         return [explain("No runs in this window: widen it, or start a probe.")]
     return [
-        banner(note),
         html.H3("Each workflow at each site, worst first"),
         board_table(scopes, context, filters),
         html.P(
@@ -167,35 +175,72 @@ def findings_section(job: Job, filters: Filters, context: DashboardContext) -> l
     stories = [s for s in view.stories
                if (filters.workflow is None or s.workflow in (None, filters.workflow))
                and (filters.site is None or not s.sites or filters.site in s.sites)]
-    if stories:
-        items = [story_item(story, filters, context) for story in stories]
-        listing: object = html.Ol(items, id=ids.STORIES, style={"paddingLeft": "1.2em"})
-    else:
-        listing = explain(f"No findings in the {filters.describe_window()}.")
-    return [listing, *picture(view, filters, context)]
+    if not stories:
+        return [explain(f"No findings in the {filters.describe_window()}."), *picture(view, filters, context)]
+    items = [story_item(story, filters, context) for story in stories]
+    return [html.P(summary_sentence(stories, filters), className="stories-summary", style={"fontSize": "1.05em"}),
+            html.Ol(items, id=ids.STORIES, style={"paddingLeft": "1.2em"}), *picture(view, filters, context)]
+
+
+def summary_sentence(stories: list[Story], filters: Filters) -> str:
+    """"6 findings in the last 7 days, most clinician time lost first: 3 waits no objective watches, ..."."""
+    words = {"watermelon": ("SLA met while users wait", "SLAs met while users wait"),
+             "unwatched_wait": ("wait no objective watches", "waits no objective watches"),
+             "reverse": ("SLA breached while nobody waits", "SLAs breached while nobody waits"),
+             "event": ("outage or failure", "outages or failures"),
+             "change": ("change that slowed a task", "changes that slowed a task")}
+    counts: dict[str, int] = {}
+    for story in stories:
+        counts[story.kind] = counts.get(story.kind, 0) + 1
+    parts = [f"{n} {words.get(kind, (kind, kind))[n != 1]}" for kind, n in counts.items()]
+    total = len(stories)
+    return (f"{total} finding{'s' if total != 1 else ''} in the {filters.describe_window()}, the most clinician "
+            f"time lost first: {', '.join(parts)}.")
+
+
+_SHOWN_FIGURES = 4  # a finding's first figures shown; the rest are folded
+
+
+def _story_href(story: Story, filters: Filters) -> str:
+    """Where a finding is seen best: a recurring wait on the time-of-day grid, a site's link on the
+    Sites page, anything else on its workflow's page."""
+    workflows = story.detail.get("workflows")
+    workflow = story.workflow or (workflows[0] if isinstance(workflows, list) and workflows else None)
+    site = story.sites[0] if len(story.sites) == 1 else None
+    common = {"trace": None, "order": None, "live": None}
+    if story.kind == "unwatched_wait" and "gaps" in story.detail:
+        return "/sites" + filters.query_string(workflow=None, site=None, period=None, **common)
+    if story.kind == "unwatched_wait" and workflow:
+        return "/time-of-day" + filters.query_string(workflow=workflow, site=site, period=None, **common)
+    return "/workflow" + filters.query_string(workflow=workflow, site=site, period=story.period, **common)
 
 
 def story_item(story: Story, filters: Filters, context: DashboardContext) -> html.Li:
     """One finding: its kind, the headline, since when, its figures, where the time goes, and
     (folded) the lenses and the objective a trust might add."""
-    query = filters.query_string(workflow=story.workflow, site=story.sites[0] if len(story.sites) == 1 else None,
-                                 period=story.period, trace=None, order=None, live=None)
     head = [html.Span(_KINDS.get(story.kind, story.kind), className="story-kind",
                       style={"fontSize": "0.8em", "textTransform": "uppercase", "letterSpacing": "0.04em",
                              "color": "#8a4b00", "marginRight": "0.6em"}),
             html.Span(story.since_text, className="story-since", style={"color": "#555", "fontSize": "0.9em"})]
-    headline = (dcc.Link(story.headline, href="/workflow" + query, className="story-headline",
-                         style={"color": "#0b3d91", "textDecoration": "none"})
-                if story.workflow else html.Span(story.headline, className="story-headline"))
-    figures = html.Table(html.Tbody([
-        html.Tr([html.Td(f.label, style={"paddingRight": "1em"}),
-                 html.Td(f.value, style={"fontWeight": "600", "textAlign": "right", "paddingRight": "0.6em"}),
-                 html.Td(f.threshold or "", style={"color": "#555", "paddingRight": "0.6em"}),
-                 html.Td("" if f.n is None else f"n = {f.n:,}", style={"color": "#555", "paddingRight": "0.6em"}),
-                 html.Td(f.verdict or "", style={"color": _VERDICT_COLOURS.get(f.verdict or "", "#555"),
-                                                 "fontWeight": "600"})])
-        for f in story.figures]), className="story-figures", style={"fontSize": "0.9em", "margin": "0.3em 0"})
+    headline = dcc.Link(story.headline, href=_story_href(story, filters), className="story-headline",
+                        style={"color": "#0b3d91", "textDecoration": "none"})
+
+    def table(shown) -> html.Table:
+        return html.Table(html.Tbody([
+            html.Tr([html.Td(f.label, style={"paddingRight": "1em"}),
+                     html.Td(f.value, style={"fontWeight": "600", "textAlign": "right", "paddingRight": "0.6em"}),
+                     html.Td(f.threshold or "", style={"color": "#555", "paddingRight": "0.6em"}),
+                     html.Td("" if f.n is None else f"n = {f.n:,}", style={"color": "#555", "paddingRight": "0.6em"}),
+                     html.Td(f.verdict or "", style={"color": _VERDICT_COLOURS.get(f.verdict or "", "#555"),
+                                                     "fontWeight": "600"})])
+            for f in shown]), className="story-figures", style={"fontSize": "0.9em", "margin": "0.3em 0"})
+
+    figures = table(story.figures[:_SHOWN_FIGURES])
     folded = []
+    if len(story.figures) > _SHOWN_FIGURES:
+        more = len(story.figures) - _SHOWN_FIGURES
+        folded.append(html.Details([html.Summary(f"{more} more figure{'s' if more != 1 else ''}"),
+                                    table(story.figures[_SHOWN_FIGURES:])], className="story-more-figures"))
     if story.lenses:
         folded.append(html.Details([
             html.Summary("Why the SLA could not see it"),

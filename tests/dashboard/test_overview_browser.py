@@ -57,7 +57,7 @@ def test_the_overview_tells_the_clinic_stalls_without_a_click(browser, demo_url:
     assert "the SLA “supplier response time”" in headline and "was met" in headline, headline
     assert re.search(r"about \d+ s", headline), headline
     assert stall.first.locator(".story-since").inner_text().startswith("since ")
-    figures = stall.first.locator(".story-figures").inner_text()
+    figures = stall.first.locator(".story-figures").first.inner_text()
     assert "n = " in figures and ("met" in figures or "breached" in figures), figures
     text = page.locator("#stories").inner_text()
     assert not [name for name in IDS if name in text], text
