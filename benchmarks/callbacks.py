@@ -148,10 +148,10 @@ def _status_call(layout: Callable[..., Any], module: Any) -> Callable[[], Any]:
 
 def _month_jobs(path: Path, *, cache: RollupCache, now: dt.datetime, month: str, size: str, repeats: int,
                 progress: Progress) -> list[Figure]:
-    """The two callbacks that read a whole month (the report's and the findings' buttons) start a
-    job and answer at once; a poll shows the result. Timed: the button's callback, the job's
-    wall time, and the poll once the job is done, with SLAs and objectives as the report
-    benchmark configures them."""
+    """The two computations that read a whole month start a job and answer at once (the report's
+    button; the overview's findings as the page is asked for); a poll shows the result. Timed: the
+    callback or layout that starts the job, the job's wall time, and the poll once the job is
+    done, with SLAs and objectives as the report benchmark configures them."""
     slas, objectives, _ = bench_report.report_inputs()
     context = replace(bench_context(path, now), slas=tuple(slas), objectives=tuple(objectives),
                       periods=tuple(bench_report.report_periods()))
@@ -159,17 +159,19 @@ def _month_jobs(path: Path, *, cache: RollupCache, now: dt.datetime, month: str,
     install_rollups(app.server, cache)  # the same store: the rollup already built
     settle(app.server, cache.snapshot())
     pages = {str(p["name"]): sys.modules[str(p["module"])] for p in dash.page_registry.values()}
+    report, overview = pages["SLA report"], pages["Overview"]
+    build, poll_report = _unwrapped(report.build), _unwrapped(report.poll)
+    show_findings = _unwrapped(overview.show_findings)
     figures: list[Figure] = []
-    for label, module, start_name, poll_name in (
-            ("SLA report", pages["SLA report"], "build", "poll"),
-            ("Overview findings", pages["Overview"], "find", "show_findings")):
-        start, poll = _unwrapped(getattr(module, start_name)), _unwrapped(getattr(module, poll_name))
+    for label, kind, what_starts, start, poll in (
+            ("SLA report", "report", "button callback", lambda: build(1, month), lambda: poll_report(1, month)),
+            ("Overview findings", "findings", "page layout", lambda: overview.layout(window=month),
+             lambda: show_findings(1, f"?window={month}"))):
         starts, polls = [], []
         with app.server.test_request_context("/"):
             began = time.perf_counter()
-            start(1, month)
+            start()
             starts.append((time.perf_counter() - began) * 1000)
-            kind = "report" if label == "SLA report" else "findings"
             job = jobs_of(app.server).get((kind, month))
             if job is None or not job.done.wait(3600) or job.error is not None:
                 raise RuntimeError(f"{label}: the job did not finish: {job and job.error}")
@@ -177,14 +179,14 @@ def _month_jobs(path: Path, *, cache: RollupCache, now: dt.datetime, month: str,
             built_ms = job.elapsed_s() * 1000
             for _ in range(repeats):
                 began = time.perf_counter()
-                start(1, month)  # pressed again: the job already done is found
+                start()  # asked again: the job already done is found
                 starts.append((time.perf_counter() - began) * 1000)
                 began = time.perf_counter()
-                poll(1, month)
+                poll()
                 polls.append((time.perf_counter() - began) * 1000)
         figures.append(Figure(NAME, f"{label} (month {month}) computed off the request @ {size}", built_ms, "ms", 1,
                               note="a job on a thread of its own; the page polls every second"))
-        for what, ms in (("button callback (starts the job or finds it done)", starts),
+        for what, ms in ((f"{what_starts} (starts the job or finds it done)", starts),
                          ("poll callback once done (shows the result)", polls)):
             figures.append(Figure(NAME, f"{label} {what} @ {size}: median", median(ms), "ms", len(ms)))
             p95 = percentile(ms, 0.95)
