@@ -9,6 +9,7 @@ from dash import dcc, html
 
 from analysis import rollup_queries as rq
 from analysis.config import WEEKDAYS
+from analysis.findings import seconds_text
 from analysis.rollup_queries import ask
 from dashboard import figures, ids
 from dashboard.context import DashboardContext, current_context
@@ -126,7 +127,7 @@ def _period_comparison(answer: rq.Answer, filters: Filters, context: DashboardCo
         if not split:
             return [explain("No runs in this window.")]
         parts = [f"{label}: no runs" if n == 0 else
-                 f"{label}: {good:.0%} within {threshold_s:g} s, p90 {p90:.1f} s (n = {n})"
+                 f"{label}: {good:.0%} within {threshold_s:g} s, p90 {seconds_text(p90)} (n = {n})"
                  for label, n, good, p90 in split]
         items.append(html.Li("; ".join(parts)))
     if not items:
