@@ -9,7 +9,7 @@ import analysis
 from dashboard import ids
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, open_data, store_version
-from dashboard.filters import Filters, filter_bar
+from dashboard.filters import Filters, filter_bar, is_month
 from dashboard.jobs import jobs
 from dashboard.layout import explain, page
 
@@ -50,6 +50,7 @@ def layout(**query: str) -> html.Div:
 )
 def build(_clicks: int, month: str) -> tuple[object, bool]:
     """Start building the month's report off the request (or find it built); the poll shows it."""
+    month = month if is_month(month) else f"{current_context().now():%Y-%m}"  # the page's store, tampered with
     context = current_context()
     if not context.slas and not context.objectives:
         return explain("No SLAs or objectives are configured: add them to the configuration file."), True
@@ -69,6 +70,7 @@ def build(_clicks: int, month: str) -> tuple[object, bool]:
 )
 def poll(_ticks: int, month: str) -> tuple[object, dict | None, bool, bool, bool]:
     """The report once it is built (the downloads enabled), else how long it has been building."""
+    month = month if is_month(month) else f"{current_context().now():%Y-%m}"  # the page's store, tampered with
     job = jobs().get(("report", month))
     if job is None:
         return explain("Choose \u201cBuild the report\u201d to build it."), None, True, True, True

@@ -133,3 +133,26 @@ def test_the_findings_poll_takes_any_stored_window_and_answers(dashboard: str, w
         if "reading every run and request" not in text:
             break
     assert "No findings in the last 7 days" in text
+
+
+@pytest.mark.parametrize("month", [{"a": 1}, ["2026-10"], "2026-13", None])
+def test_the_report_callbacks_take_any_stored_month_and_answer(dashboard: str, month: object) -> None:
+    httpx.get(dashboard + "/", timeout=30)
+    for output, outputs, trigger in (
+        ("..report-view.children...report-poll.disabled..",
+         [("report-view", "children"), ("report-poll", "disabled")], ("report-build", "n_clicks")),
+        (None, None, ("report-poll", "n_intervals")),
+    ):
+        if output is None:  # the poll's outputs carry Dash's hash for duplicate outputs: as the page sends them
+            deps = httpx.get(dashboard + "/_dash-dependencies", timeout=30).json()
+            output = next(d["output"] for d in deps if "report-data.data" in d["output"])
+            outputs = [tuple(part.split("@")[0].split(".")) for part in output.strip(".").split("...")]
+        payload = {
+            "output": output,
+            "outputs": [{"id": i, "property": p} for i, p in outputs],
+            "inputs": [{"id": trigger[0], "property": trigger[1], "value": 1}],
+            "state": [{"id": "report-month", "property": "data", "value": month}],
+            "changedPropIds": [".".join(trigger)],
+        }
+        response = httpx.post(dashboard + "/_dash-update-component", json=payload, timeout=60)
+        assert response.status_code == 200, (output, response.text[:300])
