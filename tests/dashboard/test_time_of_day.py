@@ -8,7 +8,6 @@ import base64
 import datetime as dt
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
