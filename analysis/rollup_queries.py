@@ -295,13 +295,12 @@ def board_scopes(answer: Answer, *, calendar: ClinicalCalendar) -> pd.DataFrame:
                 rows.append(judged(part, workflow, site, name, "period"))
         local = pd.to_datetime(pair["window"].to_numpy(), unit="s", utc=True).tz_convert(calendar.timezone(site))
         by_hour = pair.assign(hour=local.hour.to_numpy())
-        slow_hours = []
-        for hour, part in by_hour.groupby("hour", sort=True):
-            row = judged(part, workflow, site, "", "hours")
-            frustrated = 0 if row is None else row["samples"] - row["satisfied"] - row["tolerating"]
-            if (row is not None and row["samples"] >= HOUR_MIN_RUNS and frustrated >= HOUR_MIN_FRUSTRATED
-                    and row["frustrated_share"] >= FRUSTRATED_SHARE):
-                slow_hours.append(int(hour))
+        within_f = _level_column(snapshot, 4 * snapshot.config.threshold(workflow))
+        hours = by_hour.groupby("hour", sort=True)[["samples", within_f]].sum()
+        frustrated = hours["samples"] - hours[within_f]
+        slow = ((hours["samples"] >= HOUR_MIN_RUNS) & (frustrated >= HOUR_MIN_FRUSTRATED)
+                & (frustrated >= FRUSTRATED_SHARE * hours["samples"]))
+        slow_hours = [int(hour) for hour in hours.index[slow.to_numpy()]]
         if slow_hours:
             part = by_hour[by_hour["hour"].isin(slow_hours)]
             rows.append(judged(part, workflow, site, _hours_text(slow_hours), "hours"))
