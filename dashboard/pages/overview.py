@@ -176,7 +176,10 @@ def findings_section(job: Job, filters: Filters, context: DashboardContext) -> l
                if (filters.workflow is None or s.workflow in (None, filters.workflow))
                and (filters.site is None or not s.sites or filters.site in s.sites)]
     if not stories:
-        return [explain(f"No findings in the {filters.describe_window()}."), *picture(view, filters, context)]
+        shown = picture(view, filters, context)
+        if not shown:  # no runs at all: say so rather than "no findings"
+            return [explain(f"No runs in the {filters.describe_window()}: not enough data to find anything.")]
+        return [explain(f"No findings in the {filters.describe_window()}."), *shown]
     items = [story_item(story, filters, context) for story in stories]
     return [html.P(summary_sentence(stories, filters), className="stories-summary", style={"fontSize": "1.05em"}),
             html.Ol(items, id=ids.STORIES, style={"paddingLeft": "1.2em"}), *picture(view, filters, context)]

@@ -155,3 +155,15 @@ def test_the_report_callbacks_take_any_stored_month_and_answer(dashboard: str, m
         }
         response = httpx.post(dashboard + "/_dash-update-component", json=payload, timeout=60)
         assert response.status_code == 200, (output, response.text[:300])
+
+
+def test_a_window_without_runs_says_there_is_not_enough_data_rather_than_no_findings(dashboard: str) -> None:
+    text = ""
+    for _ in range(100):
+        response = poll_findings(dashboard, "?window=2025-01")
+        assert response.status_code == 200
+        text = response.text
+        if "reading every run and request" not in text:
+            break
+    assert "No runs in the calendar month 2025-01: not enough data" in text
+    assert "No findings" not in text
