@@ -116,7 +116,7 @@ def picture_cells(slas: tuple[SLAView, ...], scopes: pd.DataFrame, context: Dash
             target = targets.get((workflow, scope.scope if scope.kind == "period" else "all hours"),
                                  DEFAULT_SHARE_TARGET)
             where = f" at {scope.scope}" if scope.kind == "hours" else ""
-            hours = f"{scope.scope}<br>" if scope.kind == "hours" else ""
+            hours = scope.scope.replace(", ", "<br>") + "<br>" if scope.kind == "hours" else ""
             cells.append({
                 "row": row, "column": column, "side": "clinicians", "good": float(scope.share_under >= target),
                 "text": f"<b>{scope.share_under:.0%}</b> within {info.threshold_s:g} s<br>{hours}n = {scope.samples:,}",
