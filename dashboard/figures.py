@@ -393,7 +393,8 @@ def sla_beside_experience_figure(cells: pd.DataFrame) -> go.Figure:
     fig.update_layout(
         xaxis=dict(side="top", tickfont=dict(size=11), tickangle=0, fixedrange=True),
         yaxis=dict(autorange="reversed", fixedrange=True, automargin=True),
-        height=150 + 16 * sum(max(3, 1 + max(str(t).count("<br>") for t in line)) for line in grid("text", "")),
+        # Rows share the height equally: each as tall as the tallest cell (16 px a line).
+        height=150 + 17 * len(rows) * max(3, 1 + max(str(t).count("<br>") for t in cells["text"])),
         margin=dict(l=10, r=10, t=100, b=10),
         font=dict(size=12),
         plot_bgcolor="white",
