@@ -12,6 +12,7 @@ Routes:
     ``DELETE /fhir/Observation/{id}``    delete -> 200 OperationOutcome
     ``GET|PUT|DELETE /admin/faults``     fault rules at run time (tests and demo only: NO auth)
     ``GET  /admin/delay``                the modelled delay of ``endpoint``/``site``/``at`` (no auth)
+    ``GET  /app/``                       the web front end (:mod:`testbed.web`)
 
 Every request passes :class:`~testbed.middleware.TestbedMiddleware` (delay, faults, spans).
 """
@@ -59,6 +60,7 @@ from testbed.fhir import (
 from testbed.latency import modelled_delay
 from testbed.middleware import FHIR_JSON, TRACER_NAME, TestbedMiddleware
 from testbed.scenario import FaultRule, Scenario, load_scenario
+from testbed.web import web_routes
 
 __all__ = ["TestbedApp", "TestbedState", "create_app"]
 
@@ -489,6 +491,7 @@ def create_app(
         Route("/fhir/{rtype}/{rid}", delete_observation, methods=["DELETE"]),
         Route("/admin/faults", admin_faults, methods=["GET", "PUT", "DELETE"]),
         Route("/admin/delay", admin_delay, methods=["GET"]),
+        *web_routes(),  # the web front end under /app/
     ]
     return TestbedApp(
         state=state,

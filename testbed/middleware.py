@@ -105,6 +105,8 @@ def route_for(method: str, path: str) -> Route:
     """The route key and URL template of ``method path`` (ids replaced by ``{id}``)."""
     if path == "/auth/token":
         return Route(f"{method} /auth/token", path)
+    if path == "/app" or path.startswith("/app/"):  # the web front end: not modelled (static)
+        return Route(None, path if path in ("/app", "/app/", "/app/app.js", "/app/app.css") else None)
     if path.startswith("/admin/"):
         return Route(None, path if path in ("/admin/faults", "/admin/delay") else None)
     match = _FHIR_PATH.match(path)

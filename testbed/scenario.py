@@ -32,6 +32,8 @@ __all__ = [
     "Change",
     "FaultKind",
     "FaultRule",
+    "FrontendModel",
+    "FrontendRelease",
     "LoadCurve",
     "Outage",
     "PeriodEffect",
@@ -252,6 +254,37 @@ class AuthConfig(_Model):
         return v
 
 
+class FrontendRelease(_Model):
+    """A release of the web front end at ``at`` (UTC): from then (until ``until``) the record page
+    behaves as given (fields left out keep the front end's defaults)."""
+
+    name: str
+    description: str = ""
+    at: datetime
+    until: datetime | None = None
+    sequential_panels: bool | None = None
+    note_render_ms: float | None = Field(None, ge=0)
+    spinner_linger_ms: float | None = Field(None, ge=0)
+
+    _aware = field_validator("at", "until")(Change._aware.__func__)  # type: ignore[attr-defined]
+
+
+class FrontendModel(_Model):
+    """What the web front end under ``/app/`` adds to the API's time (see ``testbed/web/model.py``).
+
+    Attributes:
+        sequential_panels: the record page fetches its panels one after another, not together.
+        note_render_ms: main-thread work per note shown (a long notes list renders slowly).
+        spinner_linger_ms: the record's spinner stays this long after the last panel is shown.
+        releases: front-end releases that change the above from a known moment.
+    """
+
+    sequential_panels: bool = False
+    note_render_ms: float = Field(0.0, ge=0)
+    spinner_linger_ms: float = Field(0.0, ge=0)
+    releases: list[FrontendRelease] = Field(default_factory=list)
+
+
 class Scenario(_Model):
     """A whole scenario; see ``default_scenario.yaml`` for a commented example."""
 
@@ -268,6 +301,7 @@ class Scenario(_Model):
     tails: list[Tail] = Field(default_factory=list)
     faults: list[FaultRule] = Field(default_factory=list)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    frontend: FrontendModel = Field(default_factory=FrontendModel)
 
     @field_validator("timezone")
     @classmethod

@@ -20,7 +20,7 @@ MODELS: list[type[BaseModel]] = [
     scenario_module.Scenario, scenario_module.SiteModel, scenario_module.PeriodEffect,
     scenario_module.Stall, scenario_module.Change, scenario_module.Outage,
     scenario_module.FaultRule, scenario_module.AuthConfig, scenario_module.LoadCurve,
-    scenario_module.Tail,
+    scenario_module.Tail, scenario_module.FrontendModel, scenario_module.FrontendRelease,
 ]
 
 
