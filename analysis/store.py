@@ -296,7 +296,8 @@ class Store:
 
         Returns:
             Columns ``trace_id, span_id, start`` (UTC), ``workflow, site, step, source`` (probe,
-            server), ``span_type`` (request, step, auth, server), ``http_method, url_template,
+            server, page: a browser workflow's page), ``span_type`` (request, step, auth,
+            page_request, server), ``http_method, url_template,
             http_status, status`` (ok, failed: an error or a 5xx; timed_out), ``error_type,
             duration_s, simulated``.
         """

@@ -36,6 +36,9 @@ class ErrorType(enum.StrEnum):
     AUTH = "auth"
     ASSERTION = "assertion"
     INVALID_RESPONSE = "invalid_response"
+    BROWSER_SCRIPT = "browser_script"
+    BROWSER_NAVIGATION = "browser_navigation"
+    BROWSER_CRASH = "browser_crash"
 
 
 if tuple(member.value for member in ErrorType) != schema.ERROR_TYPES:  # pragma: no cover

@@ -6,7 +6,8 @@ Views:
 - ``steps``: one row per workflow step.
 - ``requests``: one row per HTTP request: the probe's (``request`` spans, and ``step`` spans
   that made a single request, and ``auth`` spans) and the EPR's own server spans joined to
-  the probe's trace (``source`` = ``probe`` or ``server``).
+  the probe's trace (``source`` = ``probe`` or ``server``), and the requests a browser workflow's
+  page made (``page_request`` spans, ``source`` = ``page``).
 - ``missed_slots``: one row per slot that passed without a run.
 
 The views are bound to the segment files that existed when they were made: call
@@ -159,7 +160,7 @@ SELECT
 
 def _requests_sql() -> str:
     s = schema
-    probe_types = ", ".join(_lit(t) for t in (s.SPAN_TYPE_REQUEST, s.SPAN_TYPE_AUTH))
+    probe_types = ", ".join(_lit(t) for t in (s.SPAN_TYPE_REQUEST, s.SPAN_TYPE_AUTH, s.SPAN_TYPE_PAGE_REQUEST))
     select = f"""
 SELECT
     sp."{s.TRACE_ID}" AS trace_id,
@@ -169,7 +170,9 @@ SELECT
     coalesce(sp."{s.WORKFLOW}", {{run_workflow}}) AS workflow,
     coalesce(sp."{s.SITE}", {{run_site}}) AS site,
     sp."{s.STEP}" AS step,
-    CASE WHEN sp."{s.SPAN_KIND}" = 'Server' THEN 'server' ELSE 'probe' END AS source,
+    CASE WHEN sp."{s.SPAN_KIND}" = 'Server' THEN 'server'
+         WHEN sp."{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_PAGE_REQUEST)} THEN {_lit(s.SOURCE_PAGE)}
+         ELSE 'probe' END AS source,
     coalesce(sp."{s.SPAN_TYPE}", 'server') AS span_type,
     sp."{s.HTTP_METHOD}" AS http_method,
     sp."{s.URL_TEMPLATE_COLUMN}" AS url_template,
@@ -191,8 +194,10 @@ SELECT
     server_spans = _with_run_fallback(
         select, f'sp."{s.SPAN_KIND}" = \'Server\' AND sp."{s.SPAN_TYPE}" IS NULL', needs_run
     )
+    # A browser step is no request (it has no method); the page's requests stand for it.
     single_request_steps = _with_run_fallback(
-        select, f'sp."{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_STEP)}', needs_run, without_requests
+        select, f'sp."{s.SPAN_TYPE}" = {_lit(s.SPAN_TYPE_STEP)} AND sp."{s.HTTP_METHOD}" IS NOT NULL',
+        needs_run, without_requests,
     )
     return f"{probe_requests}\nUNION ALL\n{single_request_steps}\nUNION ALL\n{server_spans}"
 

@@ -93,6 +93,9 @@ RUN_STATUSES = (RUN_OK, RUN_FAILED, RUN_TIMED_OUT, RUN_INTERRUPTED)
 ERROR_TYPES = (
     "dns", "connect", "tls", "timeout", "http_4xx", "http_5xx", "auth", "assertion",
     "invalid_response",
+    # Browser workflows: an uncaught script error in the page, a navigation that failed (the
+    # document did not load), the page or the browser crashed or closed under the run.
+    "browser_script", "browser_navigation", "browser_crash",
 )
 
 # -- Appended by the collector (append-only) ---------------------------------------------------
@@ -147,3 +150,18 @@ MISSED_REASON = "MissedReason"  # wardwatch.missed.reason
 SIMULATED = "Simulated"  # resource attribute wardwatch.simulated = "true"; never null
 SITE_TIMEZONE = "SiteTimezone"  # resource attribute wardwatch.site.timezone
 PROBE_ID = "ProbeId"  # resource attribute wardwatch.probe.id
+
+# -- Appended by the browser runner (append-only) ------------------------------------------------
+# A request the page made during a browser step (its resource timing): a child of the step span,
+# with a URL template and a redacted query like the probe's own; ``source`` "page" in the
+# requests view. Long tasks and the largest contentful paint are events on the step span.
+SPAN_TYPE_PAGE_REQUEST = "page_request"
+SOURCE_PAGE = "page"
+ATTR_BROWSER_ACTION = "wardwatch.browser.action"  # goto, fill, click, press, or "wait"
+ATTR_BROWSER_SELECTOR = "wardwatch.browser.selector"  # what the step waited for (from the config)
+ATTR_LONG_TASKS = "wardwatch.browser.long_tasks"  # count of the step's long tasks
+ATTR_LONG_TASKS_S = "wardwatch.browser.long_tasks_s"  # their summed duration, seconds
+EVENT_LONG_TASK = "long_task"  # event attributes: wardwatch.duration_s
+EVENT_LCP = "largest_contentful_paint"
+EVENT_VISIBLE = "visible"  # the moment what the step waited for was on the screen
+ATTR_EVENT_DURATION_S = "wardwatch.duration_s"
