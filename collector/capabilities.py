@@ -219,7 +219,7 @@ def check_capabilities(
     known: dict[str, ServerCapabilities | None] = {}
     for w_index, workflow in enumerate(workflows):
         target = targets.get(workflow.target)
-        if target is None:
+        if target is None or workflow.kind != "http":  # a browser workflow's page asks what it asks
             continue
         if workflow.target not in known:
             try:

@@ -23,9 +23,11 @@ from urllib.parse import urlsplit
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     JsonValue,
     SecretStr,
+    Tag,
     field_validator,
     model_validator,
 )
@@ -40,6 +42,9 @@ from collector.secretref import (
 from collector.templating import Template, TemplateError, iter_json_templates
 
 __all__ = [
+    "AnyWorkflowConfig",
+    "BrowserStepConfig",
+    "BrowserWorkflowConfig",
     "BUILTIN_VARIABLES",
     "ITEM_VARIABLE",
     "PATIENT_VARIABLES",
@@ -523,6 +528,8 @@ class WorkflowConfig(_Model):
     """A clinical task: ordered steps run against one target from one or more sites.
 
     Attributes:
+        kind: ``http`` (the default: steps are HTTP requests); ``kind: browser`` is a
+            :class:`BrowserWorkflowConfig`.
         name: unique among workflows.
         description: what a clinician is doing.
         target: name of a target in ``targets``.
@@ -544,6 +551,7 @@ class WorkflowConfig(_Model):
             target's ``max_requests_per_min``.
     """
 
+    kind: Literal["http"] = "http"
     name: str = Field(pattern=_NAME_PATTERN)
     description: str = ""
     target: str
@@ -571,6 +579,212 @@ class WorkflowConfig(_Model):
                 raise ValueError(f"step name {step.name!r} is used twice")
             seen.add(step.name)
         return self
+
+
+# -- Browser workflows ------------------------------------------------------------------------
+
+
+class WaitForConfig(_Model):
+    """What a step waits for: a CSS selector visible (with a text, when given), or gone.
+
+    Attributes:
+        selector: a CSS selector (``#record[data-state=ready]``).
+        state: ``visible`` (present and shown) or ``gone`` (absent or hidden: "the spinner is gone").
+        text: with ``visible``, the element's text must contain this (a template).
+    """
+
+    selector: str = Field(min_length=1)
+    state: Literal["visible", "gone"] = "visible"
+    text: str | None = None
+
+    _text = field_validator("text")(lambda value: value if value is None else _check_template(value))
+
+    @model_validator(mode="after")
+    def _text_when_visible(self) -> WaitForConfig:
+        if self.text is not None and self.state == "gone":
+            raise ValueError("text applies to state visible only")
+        return self
+
+
+class FillConfig(_Model):
+    """Type a value into a field.
+
+    Attributes:
+        selector: the field (``#mrn``).
+        value: what is typed: a template (``{{ patient_mrn }}``), or a secret reference
+            (``${env:EPR_PASSWORD}``) for a password, resolved only when typed.
+    """
+
+    selector: str = Field(min_length=1)
+    value: str
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: str) -> str:
+        if value.startswith("${"):
+            message = secret_reference_error(value)
+            if message is not None:
+                raise ValueError(message)
+            return value
+        return _check_template(value)
+
+
+class PressConfig(_Model):
+    """Press a key in an element.
+
+    Attributes:
+        selector: the element that has the focus when the key is pressed.
+        key: the key, by Playwright's names (``Enter``, ``Tab``, ``ArrowDown``).
+    """
+
+    selector: str = Field(min_length=1)
+    key: str = Field(min_length=1)
+
+
+class AssertTextConfig(_Model):
+    """An element's text contains a value. The page's text is never recorded: it is compared in
+    the page, and a failed assertion names the selector only.
+
+    Attributes:
+        selector: the element (``#banner``).
+        contains: the text it must contain (a template: ``{{ patient_mrn }}``).
+    """
+
+    selector: str = Field(min_length=1)
+    contains: str
+
+    _contains = field_validator("contains")(lambda value: _check_template(value))
+
+
+_BROWSER_ACTIONS = ("goto", "fill", "click", "press")
+
+
+class BrowserStepConfig(_Model):
+    """One step of a browser workflow, as a person would write it: at most one action, then what
+    the step waits for, then what it checks. Its duration is the time from the action (the
+    input event in the page, or the navigation's start) until what it waits for is on the
+    screen (judged in the page, frame by frame).
+
+    Attributes:
+        name: unique within the workflow.
+        goto: open this address: a path relative to the workflow's ``url``, or an absolute URL
+            (a template).
+        fill: type into a field: ``{selector, value}``.
+        click: click the element this selector finds.
+        press: press a key in an element: ``{selector, key}``.
+        wait_for: what the step waits for: ``{selector, state: visible|gone, text}``.
+        assert_text: an element's text contains a value: ``{selector, contains}``.
+        timeout_s: the most the step may take, action and wait together.
+        think_time_s: pause after this step (overrides the workflow's ``think_time_s``).
+    """
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    goto: str | None = None
+    fill: FillConfig | None = None
+    click: str | None = Field(default=None, min_length=1)
+    press: PressConfig | None = None
+    wait_for: WaitForConfig | None = None
+    assert_text: AssertTextConfig | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+    think_time_s: float | None = Field(default=None, ge=0)
+
+    _goto = field_validator("goto")(lambda value: value if value is None else _check_template(value))
+
+    @model_validator(mode="after")
+    def _one_action(self) -> BrowserStepConfig:
+        actions = [name for name in _BROWSER_ACTIONS if getattr(self, name) is not None]
+        if len(actions) > 1:
+            raise ValueError(f"a step has at most one action; this one has {', '.join(actions)}")
+        if not actions and self.wait_for is None and self.assert_text is None:
+            raise ValueError(f"give an action ({', '.join(_BROWSER_ACTIONS)}), wait_for or assert_text")
+        return self
+
+    @property
+    def action(self) -> str | None:
+        """``goto``, ``fill``, ``click``, ``press``, or None (a step that only waits or checks)."""
+        return next((name for name in _BROWSER_ACTIONS if getattr(self, name) is not None), None)
+
+    def templates(self) -> list[tuple[tuple[str | int, ...], Template]]:
+        """Every template of the step with its location inside the step."""
+        found: list[tuple[tuple[str | int, ...], Template]] = []
+        if self.goto is not None:
+            found.append((("goto",), Template.parse(self.goto)))
+        if self.fill is not None and not self.fill.value.startswith("${"):
+            found.append((("fill", "value"), Template.parse(self.fill.value)))
+        if self.wait_for is not None and self.wait_for.text is not None:
+            found.append((("wait_for", "text"), Template.parse(self.wait_for.text)))
+        if self.assert_text is not None:
+            found.append((("assert_text", "contains"), Template.parse(self.assert_text.contains)))
+        return found
+
+
+class BrowserWorkflowConfig(_Model):
+    """A clinical task done in the EPR's web front end, in a real browser (``kind: browser``).
+
+    One browser per probe process (Chromium, driven by Playwright), a fresh browser context per
+    run: no cookies, storage or cache carried over (every run is a first visit).
+    Nothing of the page leaves the process: no screenshots, no DOM, no texts; the page's
+    requests are recorded as URL templates with redacted queries.
+
+    Attributes:
+        kind: ``browser``.
+        name: unique among workflows.
+        description: what a clinician is doing.
+        target: the EPR's target: its ``headers`` are sent with the page's requests and its
+            ``max_requests_per_min`` counts ``max_page_requests`` per run.
+        url: the web front end's address; ``goto`` paths are relative to it.
+        sites: names of the sites that run it; empty means every configured site.
+        interval_s: cadence: a slot every ``interval_s`` seconds per site.
+        jitter_s: a run starts at its slot plus a random offset in ``[0, jitter_s)``.
+        think_time_s: pause between steps; waited, but not part of the waiting time.
+        timeout_s: limit on the whole run; the run is ``timed_out`` after.
+        max_page_requests: the most requests one run's pages may make, for the load budget.
+        steps: the steps, in order; the run stops at the first failing one.
+    """
+
+    kind: Literal["browser"]
+    name: str = Field(pattern=_NAME_PATTERN)
+    description: str = ""
+    target: str
+    url: str
+    sites: tuple[str, ...] = ()
+    interval_s: float = Field(default=60.0, gt=0)
+    jitter_s: float = Field(default=0.0, ge=0)
+    think_time_s: float = Field(default=0.0, ge=0)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_page_requests: int = Field(default=30, ge=1, le=10_000)
+    steps: tuple[BrowserStepConfig, ...] = Field(min_length=1)
+
+    @field_validator("url")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BrowserWorkflowConfig:
+        if self.jitter_s >= self.interval_s:
+            raise ValueError("jitter_s must be smaller than interval_s")
+        seen: set[str] = set()
+        for step in self.steps:
+            if step.name in seen:
+                raise ValueError(f"step name {step.name!r} is used twice")
+            seen.add(step.name)
+        return self
+
+
+def _workflow_kind(value: Any) -> str:
+    kind = value.get("kind", "http") if isinstance(value, dict) else getattr(value, "kind", "http")
+    return "browser" if kind == "browser" else "http"
+
+
+# A workflow of either kind, told apart by ``kind`` (``http`` when absent).
+AnyWorkflowConfig = Annotated[
+    Annotated[WorkflowConfig, Tag("http")] | Annotated[BrowserWorkflowConfig, Tag("browser")],
+    Discriminator(_workflow_kind),
+]
 
 
 # -- Checks across sections ------------------------------------------------------------------
@@ -605,17 +819,19 @@ def step_templates(step: StepConfig) -> list[tuple[tuple[str | int, ...], Templa
     return found
 
 
-def requests_per_run(workflow: WorkflowConfig) -> int:
+def requests_per_run(workflow: WorkflowConfig | BrowserWorkflowConfig) -> int:
     """The most HTTP requests one run can make, its cleanup steps included (pages followed, every
     ``for_each`` item; token requests are not counted: a token is fetched once per lifetime, not
-    per run)."""
+    per run). A browser workflow counts its ``max_page_requests``."""
+    if isinstance(workflow, BrowserWorkflowConfig):
+        return workflow.max_page_requests
     total = 0
     for step in (*workflow.steps, *workflow.cleanup):
         total += step.max_items if step.for_each is not None else 1 + step.follow_next_pages
     return total
 
 
-def requests_per_min(target_name: str, workflows: Sequence[WorkflowConfig], sites: Sequence[SiteConfig]) -> float:
+def requests_per_min(target_name: str, workflows: Sequence[WorkflowConfig | BrowserWorkflowConfig], sites: Sequence[SiteConfig]) -> float:
     """The worst-case load the workflows put on one target, in requests per minute.
 
     Each workflow counts :func:`requests_per_run` at each of its sites (every site when it names
@@ -635,7 +851,7 @@ def check_references(
     targets: Mapping[str, TargetConfig],
     sites: Sequence[SiteConfig],
     patients: Sequence[TestPatientConfig],
-    workflows: Sequence[WorkflowConfig],
+    workflows: Sequence[WorkflowConfig | BrowserWorkflowConfig],
     *,
     environ: Mapping[str, str] | None = None,
 ) -> list[ConfigProblem]:
@@ -703,6 +919,9 @@ def check_references(
                 problems.append(
                     ConfigProblem((*where, "sites", s_index), f"site {site!r} is not defined (known: {known})")
                 )
+        if isinstance(workflow, BrowserWorkflowConfig):
+            problems.extend(_browser_template_problems(where, workflow, patients))
+            continue
         defined = set(RUN_VARIABLES) | set(PATIENT_VARIABLES)
         # Cleanup runs after the steps, with every variable they extracted.
         sequence = [("steps", index, step) for index, step in enumerate(workflow.steps)]
@@ -739,6 +958,25 @@ def check_references(
                             )
                         )
             defined.update(step.extract)
+    return problems
+
+
+def _browser_template_problems(
+    where: tuple[str | int, ...], workflow: BrowserWorkflowConfig, patients: Sequence[TestPatientConfig]
+) -> list[ConfigProblem]:
+    """A browser step's templates may use the run's and the test patient's variables (a browser
+    step extracts nothing: the page's content never leaves the browser)."""
+    problems = []
+    for index, step in enumerate(workflow.steps):
+        for loc, template in step.templates():
+            for variable in template.variables:
+                if variable in PATIENT_VARIABLES and not patients:
+                    message = f"{variable!r} needs a test patient, and the patients section is empty"
+                elif variable not in BUILTIN_VARIABLES:
+                    message = f"variable {variable!r} is not defined in a browser workflow (use {', '.join(BUILTIN_VARIABLES)})"
+                else:
+                    continue
+                problems.append(ConfigProblem((*where, "steps", index, *loc), message))
     return problems
 
 

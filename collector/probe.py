@@ -30,6 +30,7 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from pathlib import Path
 
@@ -41,7 +42,7 @@ from opentelemetry.trace import SpanKind, Tracer
 
 from collector.auth import TokenCache
 from collector.client import ClientFactory, ProbeClients
-from collector.config import SiteConfig, TargetConfig, TestPatientConfig, WorkflowConfig
+from collector.config import BrowserWorkflowConfig, SiteConfig, TargetConfig, TestPatientConfig, WorkflowConfig
 from collector.metrics import ProbeMetrics
 from collector.runner import RunResult, run_workflow
 from collector.schedule import StateFile, next_slot_index, slots_missed_while_down
@@ -68,7 +69,7 @@ class UnknownNameError(ValueError):
 class Job:
     """One workflow at one site."""
 
-    workflow: WorkflowConfig
+    workflow: WorkflowConfig | BrowserWorkflowConfig
     site: SiteConfig
 
     @property
@@ -110,7 +111,7 @@ class Probe:
         targets: Mapping[str, TargetConfig],
         sites: Sequence[SiteConfig],
         patients: Sequence[TestPatientConfig],
-        workflows: Sequence[WorkflowConfig],
+        workflows: Sequence[WorkflowConfig | BrowserWorkflowConfig],
         exporters: Sequence[SpanExporter],
         *,
         environ: Mapping[str, str] | None = None,
@@ -159,6 +160,8 @@ class Probe:
         self._heartbeat_s = heartbeat_s
         self._stop = threading.Event()
         self._shut_down = False
+        self._browser: Any = None  # collector.browser.BrowserHost, started by the first browser run
+        self._browser_lock = threading.Lock()
 
     # -- jobs ----------------------------------------------------------------------------------
 
@@ -210,6 +213,14 @@ class Probe:
         return result
 
     def _run(self, job: Job, slot: datetime, run_rng: random.Random, stop: threading.Event | None) -> RunResult:
+        if isinstance(job.workflow, BrowserWorkflowConfig):
+            from collector.browser import run_browser_workflow  # Playwright only where a workflow needs it
+
+            return run_browser_workflow(
+                job.workflow, self._targets[job.workflow.target], job.site, tracer=self._tracers[job.site.name],
+                host=self._browser_host(), patients=self._patients, environ=self._environ, rng=run_rng,
+                slot=slot, stop=stop,
+            )
         return run_workflow(
             job.workflow,
             self._targets[job.workflow.target],
@@ -224,6 +235,15 @@ class Probe:
             slot=slot,
             stop=stop,
         )
+
+    def _browser_host(self) -> Any:
+        """The process's one browser (found on the first browser run; BrowserMissingError without it)."""
+        from collector.browser import BrowserHost, find_chromium
+
+        with self._browser_lock:
+            if self._browser is None:
+                self._browser = BrowserHost(find_chromium(self._environ))
+            return self._browser
 
     def run_once(self, site: str | None = None, workflow: str | None = None) -> list[RunResult]:
         """Run every selected job once, one after another; the results in job order.
@@ -422,6 +442,8 @@ class Probe:
             return
         self._shut_down = True
         self._stop.set()
+        if self._browser is not None:
+            self._browser.close()
         if self._state is not None:
             self._state.heartbeat(self._clock())
         for provider in self._providers.values():

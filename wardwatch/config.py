@@ -37,10 +37,10 @@ from analysis.config import (
     check_analysis_references,
 )
 from collector.config import (
+    AnyWorkflowConfig,
     SiteConfig,
     TargetConfig,
     TestPatientConfig,
-    WorkflowConfig,
     check_references,
 )
 from dashboard.config import DashboardConfig
@@ -62,7 +62,7 @@ class WardwatchConfig(BaseModel):
     patients: list[TestPatientConfig] = Field(
         default_factory=list, description="Test patients by identifier (never real patients); one is picked per run."
     )
-    workflows: list[WorkflowConfig] = Field(
+    workflows: list[AnyWorkflowConfig] = Field(
         default_factory=list, description="The clinical tasks probed: steps, cadence, timeouts, sites."
     )
     periods: list[PeriodConfig] = Field(

@@ -203,7 +203,7 @@ def history_intervals(config: WardwatchConfig, *, seconds_per_span: float = DEMO
     of its own interval beyond them).
     """
     intervals = {}
-    for workflow in config.workflows:
+    for workflow in _http_workflows(config):
         wanted_s = spans_per_run(workflow) * seconds_per_span
         own_s = workflow.interval_s
         chosen = next(
@@ -219,12 +219,17 @@ def _multiple(value: float, of: float) -> bool:
     return abs(ratio - round(ratio)) < 1e-9
 
 
+def _http_workflows(config: WardwatchConfig) -> list[WorkflowConfig]:
+    """The workflows the history is simulated for: HTTP ones (browser runs are measured live only)."""
+    return [workflow for workflow in config.workflows if isinstance(workflow, WorkflowConfig)]
+
+
 def _jobs(config: WardwatchConfig) -> list[tuple[WorkflowConfig, str]]:
     """Every (workflow, site) pair, as the live probe forms them."""
     site_names = [site.name for site in config.sites]
     return [
         (workflow, site)
-        for workflow in config.workflows
+        for workflow in _http_workflows(config)
         for site in (workflow.sites or tuple(site_names))
         if site in site_names
     ]

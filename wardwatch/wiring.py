@@ -102,11 +102,31 @@ def build_metric_readers(environ: Mapping[str, str]) -> list[MetricReader]:
     return [PeriodicExportingMetricReader(OTLPMetricExporter())]
 
 
+def _selected_browser_workflows(config: WardwatchConfig, site: str | None, workflow: str | None) -> list[str]:
+    return [w.name for w in config.workflows if w.kind == "browser" and (workflow is None or w.name == workflow)
+            and (site is None or not w.sites or site in w.sites)]
+
+
+def check_browser(config: WardwatchConfig, environ: Mapping[str, str], *, site: str | None = None,
+                  workflow: str | None = None) -> None:
+    """Refuse to start, in one line saying what to install, when a selected workflow needs a
+    browser and no Chromium is installed."""
+    if not _selected_browser_workflows(config, site, workflow):
+        return
+    from collector.browser import BrowserMissingError, find_chromium
+
+    try:
+        find_chromium(environ)
+    except BrowserMissingError as exc:
+        raise UserError(str(exc)) from exc
+
+
 def probe_once(
     config: WardwatchConfig, *, site: str | None = None, workflow: str | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> list[RunResult]:
     """Run each selected workflow once at each selected site; every span is stored before returning."""
+    check_browser(config, os.environ if environ is None else environ, site=site, workflow=workflow)
     probe = build_probe(config, environ=environ)
     try:
         return probe.run_once(site=site, workflow=workflow)
@@ -140,6 +160,7 @@ def probe_forever(config: WardwatchConfig, *, site: str | None = None, workflow:
     This is the process of a probe alone, so pandas is never loaded in it (:func:`forgo_pandas`).
     """
     forgo_pandas()
+    check_browser(config, os.environ, site=site, workflow=workflow)
     probe = build_probe(config)
     stop = threading.Event()
     with _stop_on_signals(stop), _maintained(config):
@@ -247,6 +268,11 @@ def run_demo(
         scenario = simulate.scenario_in_window(packaged, summary.start, summary.end)
         config = _changes_moved_with(config, packaged, scenario)
     testbed_provider = testbed_tracer_provider(exporters)
+    try:
+        check_browser(config, environ)
+    except UserError as exc:  # the demo runs without its browser workflow rather than not at all
+        click.echo(f"browser workflows left out: {exc.format_message()}", err=True)
+        config = config.model_copy(update={"workflows": [w for w in config.workflows if w.kind != "browser"]})
     probe = build_probe(config, environ=environ, exporters=exporters)
     stop = threading.Event()
     try:

@@ -1,0 +1,21 @@
+// Added to every page of a browser run before the page's own scripts. It keeps, inside the page,
+// only moments and durations: the last input event, long tasks, the largest contentful paint.
+// Nothing of the page's content is read or kept.
+(() => {
+  const state = { input: null, longTasks: [], lcp: [] };
+  Object.defineProperty(window, "__wardwatch", { value: state, enumerable: false });
+  const at = (timeStamp) => performance.timeOrigin + timeStamp; // ms since the epoch
+  for (const type of ["mousedown", "keydown", "input"]) {
+    window.addEventListener(type, (event) => {
+      if (event.isTrusted && state.input === null) state.input = at(event.timeStamp);
+    }, { capture: true });
+  }
+  try {
+    new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) state.longTasks.push([at(entry.startTime), entry.duration]);
+    }).observe({ type: "longtask", buffered: true });
+    new PerformanceObserver((list) => {
+      for (const entry of list.getEntries()) state.lcp.push(at(entry.startTime));
+    }).observe({ type: "largest-contentful-paint", buffered: true });
+  } catch (error) { /* an older browser without these entry types: no page measurements */ }
+})();
