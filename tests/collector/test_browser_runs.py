@@ -13,6 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -248,3 +250,24 @@ def test_nothing_that_identifies_the_patient_is_stored_or_logged(
     assert "open-record" in stored  # the scan reads what was written
     found = [secret for secret in secrets if secret in stored or secret in caplog.text]
     assert found == []
+
+
+def test_the_probe_command_runs_the_example_browser_workflow_once(
+        rig: Rig, host: BrowserHost, tmp_path: Path) -> None:
+    """The interface outside checks use: ``wardwatch probe --once --workflow open-patient-record-in-browser``."""
+    del host  # only for its skip: the command starts a browser of its own
+    root = Path(__file__).resolve().parents[2]
+    config = (root / "examples" / "testbed.yaml").read_text()
+    address = rig.server.base_url.removeprefix("http://")
+    config = config.replace("127.0.0.1:8765", address).replace("path: ../data/demo", f"path: {tmp_path / 'data'}")
+    (tmp_path / "w.yaml").write_text(config)
+    env = {**os.environ, "WARDWATCH_TESTBED_CLIENT_SECRET": "testbed-demo-secret"}
+    done = subprocess.run(
+        [sys.executable, "-m", "wardwatch.cli", "probe", "-c", str(tmp_path / "w.yaml"), "--once", "--site", "ward-7",
+         "--workflow", "open-patient-record-in-browser"], capture_output=True, text=True, env=env, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "open-patient-record-in-browser @ ward-7: ok" in done.stdout
+    store = analysis.open_store(tmp_path / "data")
+    assert list(store.runs()["status"]) == ["ok"]
+    assert "open-record" in set(store.steps()["step"])
+    assert "/fhir/DocumentReference" in set(store.requests(source="page")["url_template"])
