@@ -292,7 +292,8 @@ def test_for_each_cannot_extract_or_page():
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "workflows"
 
 
-@pytest.mark.parametrize("path", [EXAMPLES.parent / "testbed.yaml", EXAMPLES / "fhir-r4-template.yaml"])
+@pytest.mark.parametrize("path", [EXAMPLES.parent / "testbed.yaml", EXAMPLES / "fhir-r4-template.yaml",
+                                  EXAMPLES / "browser-template.yaml"])
 def test_example_workflow_files_are_valid_and_consistent(path):
     raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert {"targets", "sites", "patients", "workflows"} <= set(raw)
