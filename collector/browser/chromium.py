@@ -18,6 +18,14 @@ CHROMIUM_ARGS = (
     "--no-first-run",
     "--disable-component-update",
     "--disable-sync",
+    # A probe's footprint: the GPU and network services inside the browser process, no spare
+    # renderer kept warm, one renderer for the one page (test pages need no site isolation).
+    "--in-process-gpu",
+    "--enable-features=NetworkServiceInProcess2",
+    "--disable-features=SpareRendererForSitePerProcess,site-per-process,IsolateOrigins,Translate,MediaRouter",
+    "--renderer-process-limit=1",
+    "--disable-site-isolation-trials",
+    "--disable-extensions",
 )
 INSTALL_HINT = (
     "Chromium is needed for browser workflows and was not found: install it "
