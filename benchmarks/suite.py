@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.budget import calendar_month
-from benchmarks import accuracy, callbacks, footprint, ingest, paint, report, scale, synth
+from benchmarks import accuracy, browser, callbacks, footprint, ingest, paint, report, scale, synth
 from benchmarks.results import Figure, Progress
 
 __all__ = ["BENCHMARKS", "Settings", "run_suite"]
 
-BENCHMARKS = ("accuracy", "ingest", "scale", "report", "dashboard", "paint", "footprint")
+BENCHMARKS = ("accuracy", "ingest", "scale", "report", "dashboard", "paint", "footprint", "browser")
 MONTH = "2026-10"
 
 
@@ -35,7 +35,8 @@ class Settings:
         report_repeats: rounds of the report comparison.
         dashboard_repeats: calls per dashboard page.
         paint_repeats: browser visits of the overview per variant.
-        footprint_minutes: how long the probe runs.
+        footprint_minutes: how long the probe runs (the HTTP probe's, and the browser probe's).
+        browser_repeats: browser runs compared with the page's own marks.
         days: days of generated history (from 2026-10-01).
         warm_up: one untimed call of each contender before the timed ones (scale, report,
             dashboard); off makes a single-repeat run at 10M affordable.
@@ -52,6 +53,7 @@ class Settings:
     dashboard_repeats: int = 7
     paint_repeats: int = 10
     footprint_minutes: float = 2.0
+    browser_repeats: int = 10
     days: int = 30
     warm_up: bool = True
 
@@ -59,7 +61,7 @@ class Settings:
     def quick(cls) -> Settings:
         return cls(accuracy_repeats=10, accuracy_slow_repeats=5, ingest_spans=5_000, ingest_repeats=2,
                    store_sizes=(200_000,), scale_repeats=3, report_repeats=1, dashboard_repeats=5,
-                   paint_repeats=5, footprint_minutes=0.5)
+                   paint_repeats=5, footprint_minutes=0.5, browser_repeats=5)
 
     @classmethod
     def full(cls) -> Settings:
@@ -71,7 +73,7 @@ class Settings:
         """For the smoke test: every benchmark in seconds (figures meaningless)."""
         return cls(accuracy_repeats=2, accuracy_slow_repeats=1, accuracy_delays_ms=(0, 10), ingest_spans=600,
                    ingest_repeats=1, store_sizes=(4_000,), scale_repeats=1, report_repeats=1,
-                   dashboard_repeats=1, paint_repeats=1, footprint_minutes=0.05, days=3)
+                   dashboard_repeats=1, paint_repeats=1, footprint_minutes=0.05, days=3, browser_repeats=1)
 
 
 @contextmanager
@@ -153,4 +155,8 @@ def run_suite(settings: Settings, only: Sequence[str] = (), *, keep_dir: Path | 
     if "footprint" in selected:
         began = time.perf_counter()
         add(footprint.run(minutes=settings.footprint_minutes, progress=progress), began, "footprint")
+    if "browser" in selected:
+        began = time.perf_counter()
+        add(browser.run(repeats=settings.browser_repeats, minutes=settings.footprint_minutes, progress=progress),
+            began, "browser")
     return figures

@@ -23,7 +23,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -122,8 +122,13 @@ def run_browser_workflow(
     rng: random.Random | None = None,
     slot: datetime | None = None,
     stop: threading.Event | None = None,
+    inspect_page: Callable[[Any], None] | None = None,
 ) -> RunResult:
     """Run ``workflow`` once in a fresh context of ``host``'s browser, recording spans with ``tracer``.
+
+    ``inspect_page`` (benchmarks and tests only) is called with the Playwright page after the last
+    step, on the browser's thread, before the context closes: e.g. to read the page's own
+    ``performance`` marks beside the probe's step times. Nothing it reads is recorded.
 
     Returns:
         The run's result; whatever the page does, nothing is raised.
@@ -148,7 +153,7 @@ def run_browser_workflow(
     if patients:
         patient = rng.choice(list(patients))
         variables.update(patient_identifier=patient.identifier, patient_system=patient.system, patient_mrn=patient.value)
-    run = _BrowserRun(workflow, target, site, tracer, root, variables, environ, stop, wall0_ns)
+    run = _BrowserRun(workflow, target, site, tracer, root, variables, environ, stop, wall0_ns, inspect_page)
     try:
         steps, failure, interrupted, timed_out = host.call(run.drive)
     except Exception as exc:  # noqa: BLE001 - the run's boundary: the browser failing is a failed run
@@ -161,10 +166,11 @@ def run_browser_workflow(
 class _BrowserRun:
     def __init__(self, workflow: BrowserWorkflowConfig, target: TargetConfig, site: SiteConfig, tracer: Tracer,
                  root: Span, variables: dict[str, Any], environ: Mapping[str, str], stop: threading.Event | None,
-                 wall0_ns: int) -> None:
+                 wall0_ns: int, inspect_page: Callable[[Any], None] | None = None) -> None:
         self.workflow, self.target, self.site, self.tracer = workflow, target, site, tracer
         self.root, self.variables, self.environ, self.stop = root, variables, environ, stop
         self.wall0_ns = wall0_ns
+        self.inspect_page = inspect_page
         self.deadline_s = time.monotonic() + workflow.timeout_s
         self.results: list[StepResult] = []
         self.step_spans: dict[int, Span] = {}
@@ -192,6 +198,8 @@ class _BrowserRun:
             page.on("pageerror", page_state.on_error)
             page.on("crash", page_state.on_crash)
             outcome = self._steps(context, page, page_state, headers)
+            if self.inspect_page is not None:
+                self.inspect_page(page)
             try:
                 page.evaluate("0")  # let the last network events arrive before they are read
             except Exception:  # noqa: BLE001 - a crashed page has nothing more to say
