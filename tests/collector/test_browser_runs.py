@@ -146,7 +146,7 @@ def measured(rig: Rig, host: BrowserHost, tmp_path_factory: pytest.TempPathFacto
 
     A machine shared with other work only ever adds time (the browser waiting for a core), never
     removes it: a probe that adds its own time misses in every run, a burst of load spoils one.
-    So up to three runs are made on each side, stopping at the first within the criterion.
+    So up to five runs are made on each side, stopping at the first within the criterion.
     """
     runs: dict[str, list[tuple[RunResult, float]]] = {}
     for label, release_at in (("before", "2100-01-01T00:00:00Z"), ("after", "2000-01-01T00:00:00Z")):
@@ -155,7 +155,7 @@ def measured(rig: Rig, host: BrowserHost, tmp_path_factory: pytest.TempPathFacto
         runs[label] = []
         with epr.testbed_process(scenario, tmp_path_factory.mktemp(label), startup_timeout_s=60) as server:
             target = TargetConfig(base_url=server.base_url + "/fhir", headers={"X-Wardwatch-Site": "{{ site }}"})
-            for _attempt in range(3):
+            for _attempt in range(5):
                 now = datetime.now(UTC)
                 result = rig.run(host, open_record(server.base_url + "/app/"), target=target)
                 runs[label].append((result, modelled_visible_s(now, scenario)))
@@ -178,7 +178,9 @@ def test_time_until_the_record_is_visible_matches_the_front_ends_model(
 def test_the_release_slows_the_screen_and_not_the_api(measured: dict[str, list[tuple[RunResult, float]]]) -> None:
     (before, modelled_before), (after, modelled_after) = measured["before"][-1], measured["after"][-1]
     assert modelled_after - modelled_before > 0.3
-    assert record_s(after) - record_s(before) == pytest.approx(modelled_after - modelled_before, abs=0.1)
+    # each within 50 ms + 5% of its model: their difference within the two allowances together
+    allowance_s = 0.100 + 0.05 * (modelled_before + modelled_after)
+    assert record_s(after) - record_s(before) == pytest.approx(modelled_after - modelled_before, abs=allowance_s)
 
 
 def test_runs_steps_and_the_pages_requests_are_rows_like_any_workflows(rig: Rig, host: BrowserHost) -> None:
