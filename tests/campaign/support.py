@@ -39,6 +39,16 @@ def example_data() -> dict[str, Any]:
     return yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
 
 
+def _have_chromium() -> bool:
+    from collector.browser import BrowserMissingError, find_chromium
+
+    try:
+        find_chromium(os.environ)
+    except BrowserMissingError:
+        return False
+    return True
+
+
 def write_config(
     path: Path,
     base_url: str,
@@ -63,6 +73,10 @@ def write_config(
     for workflow in data["workflows"]:
         if workflows is not None and workflow["name"] not in workflows:
             continue
+        if workflow.get("kind") == "browser":
+            if not _have_chromium():
+                continue  # a developer's machine without Chromium; CI has it (browser tests say so)
+            workflow["url"] = f"{base_url}/app/"
         if interval_s is not None:
             workflow["interval_s"] = interval_s
             workflow["jitter_s"] = 0

@@ -290,7 +290,8 @@ class Example:
         self.targets = {name: TargetConfig.model_validate(t) for name, t in raw["targets"].items()}
         self.sites = [SiteConfig.model_validate(s) for s in raw["sites"]]
         self.patients = [TestPatientConfig.model_validate(p) for p in raw["patients"]]
-        self.workflows = {w["name"]: WorkflowConfig.model_validate(w) for w in raw["workflows"]}
+        self.workflows = {w["name"]: WorkflowConfig.model_validate(w) for w in raw["workflows"]
+                          if w.get("kind", "http") == "http"}  # the browser workflow has its own tests
         from collector.client import ProbeClients
 
         self.clients = ProbeClients()
