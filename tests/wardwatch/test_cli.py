@@ -27,7 +27,7 @@ def test_check_accepts_the_demo_config() -> None:
     env = {"WARDWATCH_TESTBED_CLIENT_SECRET": testbed.DEFAULT_CLIENT_SECRET}
     result = CliRunner().invoke(main, ["check", "-c", str(EXAMPLE)], env=env)
     assert result.exit_code == 0, result.output
-    assert "ok (3 workflows, 3 sites" in result.output
+    assert "ok (4 workflows, 3 sites" in result.output
 
 
 def test_check_names_a_secret_the_environment_lacks() -> None:
