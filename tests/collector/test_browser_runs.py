@@ -292,3 +292,25 @@ def test_the_lens_finds_the_release_in_the_stored_runs(
     assert change.after.request_s == pytest.approx(change.before.request_s, abs=0.03)
     assert "the page now fetches 5 of its requests one after another: 5 x " in change.text
     print(change.as_lens().text)
+
+
+def test_charting_and_the_handover_list_work_in_the_front_end(rig: Rig, host: BrowserHost) -> None:
+    """The front end's other two tasks, driven as a person would: chart a heart rate on the open
+    record (the testbed then holds the Observation), and show Ward 7's handover list."""
+    steps = [step for step in open_record(rig.server.base_url + "/app/").model_dump()["steps"]]
+    steps += [
+        {"name": "heart-rate", "fill": {"selector": "#chart-hr", "value": "72"}},
+        {"name": "save", "click": "#chart-save", "wait_for": {"selector": "#chart-status", "text": "Saved"}},
+        {"name": "handover", "click": "#nav-handover", "wait_for": {"selector": "#handover-load"}},
+        {"name": "show-ward", "click": "#handover-load",
+         "wait_for": {"selector": "#handover[data-state=ready] #handover-list li"}},
+    ]
+    before = {o["id"] for o in rig.server.state.dataset.of_type("Observation")}
+    result = rig.run(host, open_record(rig.server.base_url + "/app/", steps=steps))
+    assert result.status == "ok", result.message
+    charted = [o for o in rig.server.state.dataset.of_type("Observation") if o["id"] not in before]
+    assert [(o["subject"]["reference"], o["valueQuantity"]["value"]) for o in charted] == [(f"Patient/pat-{PATIENT:04d}", 72)]
+    requests = analysis.open_store(rig.store).requests(source="page")
+    mine = requests[requests["trace_id"] == result.trace_id]
+    assert set(mine[mine["step"] == "save"]["http_method"]) == {"POST"}
+    assert set(mine[mine["step"] == "show-ward"]["url_template"]) == {"/fhir/Encounter"}
