@@ -292,6 +292,14 @@ def test_the_lens_finds_the_release_in_the_stored_runs(
     assert change.after.request_s == pytest.approx(change.before.request_s, abs=0.03)
     assert "the page now fetches 5 of its requests one after another: 5 x " in change.text
     print(change.as_lens().text)
+    # the change-impact analysis finds it too, in the step where it happened
+    from analysis.changes import change_impact
+    from analysis.config import ChangeEventConfig
+
+    release = ChangeEventConfig(at=at, title="Web release 24.4", workflows=["open-patient-record-in-browser"])
+    impact = change_impact(analysis.open_store(rig.store), release, window=window)
+    row = impact[impact["site"] == SITE.name].iloc[0]
+    assert row["after_median_s"] > row["before_median_s"] and row["dominant_step"] == "open-record"
 
 
 def test_charting_and_the_handover_list_work_in_the_front_end(rig: Rig, host: BrowserHost) -> None:
