@@ -287,10 +287,12 @@ def test_the_lens_finds_the_release_in_the_stored_runs(
     window = max(at - first_before.start, last_after.start - at) + timedelta(seconds=30)
     change = screen_change(analysis.open_store(rig.store), "open-patient-record-in-browser", at, window=window)
     assert change is not None and change.after.step == "open-record"
-    assert change.sequential and change.before.concurrency == 5
+    # five panels asked together (on a loaded machine the quickest may end before the last starts)
+    assert change.sequential and change.before.concurrency >= 4 and change.after.concurrency == 1
     assert change.after.screen_s - change.before.screen_s > 0.3
-    assert change.after.request_s == pytest.approx(change.before.request_s, abs=0.03)
-    assert "the page now fetches 5 of its requests one after another: 5 x " in change.text
+    assert change.after.request_s == pytest.approx(change.before.request_s, abs=0.05)
+    k = change.before.concurrency
+    assert f"the page now fetches {k} of its requests one after another: {k} x " in change.text
     print(change.as_lens().text)
     # the change-impact analysis finds it too, in the step where it happened
     from analysis.changes import change_impact
