@@ -147,3 +147,8 @@ MISSED_REASON = "MissedReason"  # wardwatch.missed.reason
 SIMULATED = "Simulated"  # resource attribute wardwatch.simulated = "true"; never null
 SITE_TIMEZONE = "SiteTimezone"  # resource attribute wardwatch.site.timezone
 PROBE_ID = "ProbeId"  # resource attribute wardwatch.probe.id
+
+# -- Appended by the observatory (append-only) -------------------------------------------------
+# Resource attribute on an EPR's own server spans received by the observatory: the configured
+# target (``targets`` key) they belong to.
+ATTR_TARGET = "wardwatch.target"

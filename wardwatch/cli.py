@@ -191,6 +191,25 @@ def _month(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
 
 @main.command()
 @config_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback unless TLS is configured and you mean it).")
+@click.option("--port", default=4318, show_default=True, type=click.IntRange(0, 65535), help="TCP port (4318 is OTLP/HTTP's).")
+@click.option("--no-dashboard", is_flag=True, help="Receive and maintain the store only; serve no dashboard.")
+def observatory(config_path: Path, host: str, port: int, no_dashboard: bool) -> None:
+    """The central observatory: every site's probe sends its spans here over OTLP/HTTP, with its token.
+
+    Spans are acknowledged once they are on disk, stored once however often they are sent, and
+    kept in the configured store; compaction and retention run here, and the dashboard unless
+    --no-dashboard.
+    """
+    from wardwatch import central
+
+    config = _load(config_path, writes=True)
+    central.serve_observatory(config, host=host, port=port, dashboard=not no_dashboard,
+                              config_dir=config_path.resolve().parent)
+
+
+@main.command()
+@config_option
 @click.option("--month", required=True, callback=_month,
               help="The calendar month, YYYY-MM (1970-01 to 2261-12), in the dashboard's time zone.")
 @click.option("--format", "output_format", type=click.Choice(["md", "html", "json", "csv"]), default="md", show_default=True)
