@@ -132,25 +132,34 @@ def testbed(host: str, port: int, scenario_path: Path | None, store_path: Path |
 @click.option("--once", is_flag=True, help="Run every selected workflow once at every selected site, then exit.")
 @click.option("--site", default=None, help="Only this site (one probe process per site in production).")
 @click.option("--workflow", default=None, help="Only this workflow.")
-def probe(config_path: Path, once: bool, site: str | None, workflow: str | None) -> None:
+@click.option("--observatory", "observatory_url", default=None, metavar="URL",
+              help="Send spans to this observatory (through the spool) instead of export.observatory.endpoint.")
+def probe(config_path: Path, once: bool, site: str | None, workflow: str | None, observatory_url: str | None) -> None:
     """Run the configured workflows on their cadence (or once) and store every run's spans.
 
     \b
     Exit codes with --once: 0 every run was ok, 1 some run was not (failed, timed
     out), 2 a configuration error (the configuration, or a store.path that
-    cannot be written, checked before anything runs).
+    cannot be written, checked before anything runs). An observatory that cannot
+    be reached is none of these: the runs wait in the spool, and the next probe
+    sends them first.
     """
-    from wardwatch import wiring
+    from wardwatch import forwarding, wiring
 
     config = _load(config_path, writes=True)
     _check_choice("site", site, [s.name for s in config.sites])
     _check_choice("workflow", workflow, [w.name for w in config.workflows])
     _check_store_writable(config.store.path)
+    if observatory_url is not None:
+        config = forwarding.with_observatory(config, observatory_url)
     if once:
         results = wiring.probe_once(config, site=site, workflow=workflow)
         for line in wiring.describe_results(results):
             click.echo(line)
-        click.echo(f"{len(results)} run{'' if len(results) == 1 else 's'} stored in {config.store.path}")
+        if forwarding.forwarding(config):
+            click.echo(forwarding.describe_sent(config, results, site))
+        else:
+            click.echo(f"{len(results)} run{'' if len(results) == 1 else 's'} stored in {config.store.path}")
         if any(result.status != "ok" for result in results):
             raise click.exceptions.Exit(1)
     else:

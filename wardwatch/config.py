@@ -43,6 +43,7 @@ from collector.config import (
     WorkflowConfig,
     check_references,
 )
+from collector.spool import ExportConfig
 from dashboard.config import DashboardConfig
 from observatory.config import ObservatoryConfig, check_observatory_references
 from store.config import StoreConfig
@@ -82,6 +83,10 @@ class WardwatchConfig(BaseModel):
         default_factory=list, description="How often clinicians do each task, to scale the clinician time lost."
     )
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig, description="Where the dashboard listens.")
+    export: ExportConfig = Field(
+        default_factory=ExportConfig,
+        description="Where a probe sends its spans besides the local store: export.observatory sends them to the observatory.",
+    )
     observatory: ObservatoryConfig = Field(
         default_factory=ObservatoryConfig,
         description="The central observatory (`wardwatch observatory`): site tokens, EPR sources, TLS, limits.",

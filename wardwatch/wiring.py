@@ -10,7 +10,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -57,9 +57,15 @@ TESTBED_SECRET_VARIABLE = "WARDWATCH_TESTBED_CLIENT_SECRET"
 OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
 
-def build_exporters(config: WardwatchConfig, environ: Mapping[str, str]) -> list[SpanExporter]:
-    """The Parquet store always; OTLP/HTTP as well when the standard OTEL variables name an endpoint."""
-    exporters: list[SpanExporter] = [ParquetSpanExporter(config.store.path)]
+def build_exporters(config: WardwatchConfig, environ: Mapping[str, str], *, site: str | None = None) -> list[SpanExporter]:
+    """The Parquet store (or, with ``export.observatory``, the spool to the observatory instead);
+    OTLP/HTTP as well when the standard OTEL variables name an endpoint."""
+    from wardwatch import forwarding
+
+    exporters: list[SpanExporter] = (
+        [forwarding.spooling_exporter(config, environ, site=site)] if forwarding.forwarding(config)
+        else [ParquetSpanExporter(config.store.path)]
+    )
     if any(environ.get(name) for name in OTLP_ENDPOINT_VARIABLES):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -68,7 +74,8 @@ def build_exporters(config: WardwatchConfig, environ: Mapping[str, str]) -> list
 
 
 def build_probe(
-    config: WardwatchConfig, *, environ: Mapping[str, str] | None = None, exporters: Sequence[SpanExporter] | None = None
+    config: WardwatchConfig, *, environ: Mapping[str, str] | None = None, exporters: Sequence[SpanExporter] | None = None,
+    site: str | None = None,
 ) -> Probe:
     """A probe over the configured targets, sites, patients and workflows."""
     environ = os.environ if environ is None else environ
@@ -77,7 +84,7 @@ def build_probe(
         config.sites,
         config.patients,
         config.workflows,
-        build_exporters(config, environ) if exporters is None else exporters,
+        build_exporters(config, environ, site=site) if exporters is None else exporters,
         environ=environ,
         probe_id=socket.gethostname(),
         metric_readers=build_metric_readers(environ),
@@ -107,7 +114,7 @@ def probe_once(
     environ: Mapping[str, str] | None = None,
 ) -> list[RunResult]:
     """Run each selected workflow once at each selected site; every span is stored before returning."""
-    probe = build_probe(config, environ=environ)
+    probe = build_probe(config, environ=environ, site=site)
     try:
         return probe.run_once(site=site, workflow=workflow)
     finally:
@@ -140,9 +147,12 @@ def probe_forever(config: WardwatchConfig, *, site: str | None = None, workflow:
     This is the process of a probe alone, so pandas is never loaded in it (:func:`forgo_pandas`).
     """
     forgo_pandas()
-    probe = build_probe(config)
+    probe = build_probe(config, site=site)
     stop = threading.Event()
-    with _stop_on_signals(stop), _maintained(config):
+    from wardwatch.forwarding import forwarding
+
+    # A probe sending to the observatory writes no store here: maintenance is the observatory's.
+    with _stop_on_signals(stop), (nullcontext() if forwarding(config) else _maintained(config)):
         click.echo(f"probing {len(probe.jobs(site, workflow))} workflow x site pairs; Ctrl-C stops", err=True)
         try:
             probe.run_forever(stop, site=site, workflow=workflow)

@@ -80,3 +80,49 @@ def stored_ids(store: Path) -> list[tuple[str, str]]:
         table = pq.read_table(segment, columns=[schema.TRACE_ID, schema.SPAN_ID])
         ids += zip(table[schema.TRACE_ID].to_pylist(), table[schema.SPAN_ID].to_pylist(), strict=True)
     return ids
+
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "testbed.yaml"
+
+
+def site_config(tmp_path: Path, store: Path, fhir_url: str, token_url: str, *, interval_s: float | None = None) -> Path:
+    """The demo's configuration aimed at a test's testbed and data directory (no think time)."""
+    import yaml
+
+    document = yaml.safe_load(EXAMPLE.read_text(encoding="utf-8"))
+    document["store"] = {"path": str(store)}
+    target = document["targets"]["testbed"]
+    target["base_url"] = fhir_url
+    target["auth"]["token_url"] = token_url
+    target["max_requests_per_min"] = 100_000
+    for workflow in document["workflows"]:
+        workflow["think_time_s"] = 0
+        if interval_s is not None:
+            workflow["interval_s"] = interval_s
+            workflow.pop("jitter_s", None)
+            workflow["timeout_s"] = min(workflow.get("timeout_s", 60), interval_s * 10)
+            workflow["step_timeout_s"] = min(workflow.get("step_timeout_s", 10), workflow["timeout_s"])
+    path = tmp_path / "wardwatch.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def probe_command(config: Path, observatory_url: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "wardwatch", "probe", "-c", str(config), "--observatory", observatory_url, *args]
+
+
+def spool_counters(spool: Path) -> dict[str, int]:
+    """The spool's own tally, summed over its sites: spans spooled, sent, batches dropped."""
+    import sqlite3
+
+    totals: dict[str, int] = {}
+    for path in sorted(spool.glob("*.sqlite")):
+        db = sqlite3.connect(path)
+        try:
+            for name, value in db.execute("SELECT name, value FROM counters"):
+                totals[name] = totals.get(name, 0) + value
+            (waiting,) = db.execute("SELECT COALESCE(SUM(spans), 0) FROM batches").fetchone()
+            totals["waiting_spans"] = totals.get("waiting_spans", 0) + waiting
+        finally:
+            db.close()
+    return totals

@@ -1,0 +1,56 @@
+"""The spool exporter against an in-process observatory: spans reach the store through the SDK's
+client; a refused token keeps every row; the sender picks up what an earlier exporter left."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from collector.spool import SiteSpool, SpoolingExporter, spool_file
+from store import schema
+
+from .conftest import TOKENS
+
+
+def record(exporter: SpoolingExporter, site: str, n: int) -> None:
+    provider = TracerProvider(resource=Resource.create({"service.name": "wardwatch-probe", schema.ATTR_SITE: site}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("probe")
+    for i in range(n):
+        with tracer.start_as_current_span(f"run {i}", attributes={schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_RUN}):
+            pass
+
+
+def wait_for(condition, timeout_s: float = 20) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_spans_are_sent_from_the_spool_and_deleted_once_acknowledged(observatory, tmp_path: Path) -> None:
+    exporter = SpoolingExporter(tmp_path / "spool", observatory.url, TOKENS, timeout_s=5)
+    record(exporter, "ward-7", 4)
+    assert wait_for(lambda: len(observatory.stored()) == 4)
+    exporter.shutdown()
+    spool = SiteSpool(spool_file(tmp_path / "spool", "ward-7"))
+    assert spool.backlog().batches == 0
+    assert spool.counters() == {"spooled_spans": 4, "sent_spans": 4}
+
+
+def test_a_refused_token_keeps_the_spans_for_the_next_probe(observatory, tmp_path: Path) -> None:
+    wrong = SpoolingExporter(tmp_path / "spool", observatory.url, {"ward-7": "not-the-token"}, timeout_s=5, drain_s=5)
+    record(wrong, "ward-7", 3)
+    wrong.shutdown()
+    assert observatory.stored() == []
+    assert SiteSpool(spool_file(tmp_path / "spool", "ward-7")).backlog().runs == 3
+    # the next probe process, with the right token, sends what was left first
+    right = SpoolingExporter(tmp_path / "spool", observatory.url, TOKENS, drain_sites=["ward-7"], timeout_s=5)
+    assert wait_for(lambda: len(observatory.stored()) == 3)
+    right.shutdown()
