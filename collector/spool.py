@@ -18,6 +18,7 @@ with the reason, so it cannot block what follows; a refused token (401, 403) kee
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import sqlite3
 import threading
@@ -43,6 +44,10 @@ GIB = 1024**3
 _REFUSED_FOR_GOOD = {400, 413, 415}  # the same body would be refused again: set it aside
 _REFUSED_TOKEN = {401, 403}  # the body is fine, the token is not: keep it until someone fixes that
 _MAX_BACKOFF_S = 30.0
+try:
+    PROBE_VERSION = importlib.metadata.version("wardwatch")
+except importlib.metadata.PackageNotFoundError:  # run from a source tree without installing
+    PROBE_VERSION = "unknown"
 _TOKEN_BACKOFF_S = 30.0
 
 
@@ -210,6 +215,18 @@ class _Sender:
         self.sent_batches = 0
         self.thread = threading.Thread(target=self._run, name=f"spool-sender-{site}", daemon=True)
 
+    def _health_headers(self) -> dict[str, str]:
+        """What the observatory shows as this site's health: the spool's backlog (this batch
+        included), when this send left by the probe's clock (against the observatory's: the
+        offset), and the probe's version."""
+        backlog = self.spool.backlog()
+        return {
+            schema.SPOOL_HEADER: f"batches={backlog.batches}; runs={backlog.runs}; "
+                          f"oldest_age_s={backlog.oldest_age_s or 0:.0f}; dropped={backlog.dropped_batches}",
+            schema.SENT_AT_HEADER: f"{time.time():.3f}",
+            schema.PROBE_VERSION_HEADER: PROBE_VERSION,
+        }
+
     def _run(self) -> None:
         backoff = 1.0
         while not self.stop.is_set():
@@ -221,7 +238,7 @@ class _Sender:
                 self.wake.clear()
                 continue
             row_id, body = row
-            ok, status, reason = _send(self.exporter, body)
+            ok, status, reason = _send(self.exporter, body, self._health_headers())
             if ok:
                 self.spool.delete(row_id)
                 self.sent_batches += 1
@@ -246,11 +263,13 @@ class _Sender:
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
 
-def _send(exporter: OTLPSpanExporter, body: bytes) -> tuple[bool, int | None, str | None]:
+def _send(exporter: OTLPSpanExporter, body: bytes, headers: Mapping[str, str]) -> tuple[bool, int | None, str | None]:
     """One encoded request through the SDK exporter's own HTTP client (retries, backoff, TLS,
     compression, Retry-After as the SDK does them). Its public ``export`` takes live spans only;
-    the client is pinned with the SDK version in the lock, and a test checks it is there."""
-    result = exporter._client.export(body)  # noqa: SLF001 - see the docstring
+    the client is pinned with the SDK version in the lock, and the tests send through it."""
+    client = exporter._client  # noqa: SLF001 - see the docstring
+    client._headers.update(headers)  # noqa: SLF001 - the headers of this send (one sender per client)
+    result = client.export(body)
     return result.success, result.status_code, result.reason or (str(result.error) if result.error else None)
 
 

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from observatory.config import ObservatoryConfig, SourceConfig, TLSFilesConfig
     from observatory.dedupe import RecentSpans
     from observatory.ingest import Busy, Ingest, Stored
-    from observatory.server import ObservatoryServer, ObservatoryServerError, SiteActivity, create_app
+    from observatory.health import HealthLog, SiteHealth
+    from observatory.server import ObservatoryServer, ObservatoryServerError, create_app
 
 _SOURCES = {
     "Busy": "observatory.ingest",
@@ -27,7 +28,8 @@ _SOURCES = {
     "ObservatoryServerError": "observatory.server",
     "Principal": "observatory.auth",
     "RecentSpans": "observatory.dedupe",
-    "SiteActivity": "observatory.server",
+    "HealthLog": "observatory.health",
+    "SiteHealth": "observatory.health",
     "SourceConfig": "observatory.config",
     "Stored": "observatory.ingest",
     "TLSFilesConfig": "observatory.config",

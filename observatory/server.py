@@ -15,7 +15,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -31,25 +30,13 @@ from starlette.routing import Route
 
 from observatory.auth import Forbidden, Principal, Tokens, Unauthorized
 from observatory.decode import JSON, PROTOBUF, BadRequest, TooLarge, decode_metrics, decode_traces, inflate
+from observatory.health import HealthLog
 from observatory.ingest import Busy, Ingest, Stored
 from store import schema
 
-__all__ = ["ObservatoryServer", "ObservatoryServerError", "SiteActivity", "create_app"]
+__all__ = ["ObservatoryServer", "ObservatoryServerError", "create_app"]
 
 _log = logging.getLogger(__name__)
-
-@dataclass
-class SiteActivity:
-    """What the observatory last heard from one sender (a site, or an EPR's service)."""
-
-    last_heard: float = 0.0  # wall clock, seconds since the epoch
-    requests: int = 0
-    spans: int = 0
-    duplicates: int = 0
-    metric_points: int = 0
-    newest_span_end_ns: int = 0  # against last_heard: how far behind (or ahead) the sender's clock looks
-    resources: dict[str, str] = field(default_factory=dict)
-
 
 class _Refused(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
@@ -58,13 +45,13 @@ class _Refused(Exception):
         self.headers = headers or {}
 
 
-def create_app(tokens: Tokens, ingest: Ingest, *, max_body_bytes: int,
-               activity: dict[str, SiteActivity] | None = None) -> Starlette:
-    """The receiver as an ASGI app (what :class:`ObservatoryServer` serves)."""
-    activity = {} if activity is None else activity
+def create_app(tokens: Tokens, ingest: Ingest, *, max_body_bytes: int, health: HealthLog | None = None) -> Starlette:
+    """The receiver as an ASGI app (what :class:`ObservatoryServer` serves); ``health`` (default:
+    beside the ingest's store) keeps what was last heard from each sender."""
+    health = HealthLog(ingest.store_path) if health is None else health
 
-    def sender(principal: Principal) -> SiteActivity:
-        return activity.setdefault(principal.site or f"service:{principal.service}", SiteActivity())
+    def sender(principal: Principal) -> str:
+        return principal.site or f"service:{principal.service}"
 
     async def body_of(request: Request) -> bytes:
         declared = request.headers.get("content-length")
@@ -111,13 +98,9 @@ def create_app(tokens: Tokens, ingest: Ingest, *, max_body_bytes: int,
             if isinstance(outcome, BaseException):
                 raise _Refused(503, f"the store could not be written ({type(outcome).__name__}); retry",
                                {"Retry-After": str(ingest.retry_after_s)})
-            seen = sender(principal)
-            seen.last_heard, seen.requests = time.time(), seen.requests + 1
-            seen.spans += outcome.spans
-            seen.duplicates += outcome.duplicates
-            if spans.rows:
-                seen.newest_span_end_ns = max(r[schema.TIMESTAMP] + r[schema.DURATION] for r in spans.rows)
-                seen.resources = dict(spans.rows[-1][schema.RESOURCE_ATTRIBUTES])
+            resource = dict(spans.rows[-1][schema.RESOURCE_ATTRIBUTES]) if spans.rows else None
+            health.heard(sender(principal), request.headers, spans=outcome.spans, duplicates=outcome.duplicates,
+                         resource=resource)
             return _ok(kind, ExportTraceServiceResponse())
         except Exception as exc:  # noqa: BLE001 - every refusal has its status; anything else is 500
             return _refusal(exc, kind)
@@ -127,16 +110,14 @@ def create_app(tokens: Tokens, ingest: Ingest, *, max_body_bytes: int,
         try:
             principal, kind, (sites, site_less, points) = await receive(request, decode_metrics)
             principal.check(sites, set() if principal.site else {principal.service or ""}, site_less)
-            seen = sender(principal)
-            seen.last_heard, seen.requests = time.time(), seen.requests + 1
-            seen.metric_points += points
+            health.heard(sender(principal), request.headers, metric_points=points)
             return _ok(kind, ExportMetricsServiceResponse())
         except Exception as exc:  # noqa: BLE001
             return _refusal(exc, kind)
 
     app = Starlette(routes=[Route("/v1/traces", traces, methods=["POST"]),
                             Route("/v1/metrics", metrics, methods=["POST"])])
-    app.state.activity = activity
+    app.state.health = health
     return app
 
 

@@ -152,3 +152,10 @@ PROBE_ID = "ProbeId"  # resource attribute wardwatch.probe.id
 # Resource attribute on an EPR's own server spans received by the observatory: the configured
 # target (``targets`` key) they belong to.
 ATTR_TARGET = "wardwatch.target"
+# HTTP headers a probe sends with each batch to the observatory, for its view of the site's health
+# (the protocol between ``collector.spool`` and ``observatory``; the store is the package both import).
+SPOOL_HEADER = "X-Wardwatch-Spool"  # "batches=N; runs=N; oldest_age_s=N; dropped=N"
+SENT_AT_HEADER = "X-Wardwatch-Sent-At"  # the probe's wall clock as the batch left, Unix seconds
+PROBE_VERSION_HEADER = "X-Wardwatch-Probe-Version"
+# Where the observatory keeps what it last heard from each site (JSON, replaced whole).
+SITE_HEALTH_FILE = "observatory/sites.json"

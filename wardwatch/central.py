@@ -96,3 +96,4 @@ def serve_observatory(config: WardwatchConfig, *, host: str, port: int, dashboar
                 server.stop()
     finally:
         ingest.stop()
+        server.app.state.health.save()

@@ -95,3 +95,9 @@ def describe_sent(config: WardwatchConfig, results: list, site: str | None) -> s
     return (f"{runs} done; the observatory at {endpoint} did not acknowledge everything: {kept} run(s) "
             f"({sum(b.spans for b in waiting.values())} spans) kept in the spool {spool_directory(config)}; "
             "the next probe sends them first")
+
+
+def probe_state_dir(config: WardwatchConfig, site: str | None) -> Path:
+    """Where a forwarding probe keeps its heartbeat: one directory per site selection, so probes
+    of different sites sharing a machine (and a configuration) never overwrite each other's."""
+    return spool_directory(config) / f"state-{site or 'all-sites'}"

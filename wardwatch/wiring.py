@@ -91,12 +91,27 @@ def build_probe(
         # Histogram buckets include every threshold a workflow is judged against.
         thresholds_s=sorted({o.threshold_s for o in config.objectives} | {s.threshold_s for s in config.slas if s.threshold_s}),
         # Where the probe notes its last heartbeat, so a restart records the slots missed while down.
-        state_dir=config.store.path,
-        # ... from the last slot the store holds, not only the state file's (kill -9 loses spans).
-        recorded_slots=lambda: {
+        state_dir=_probe_state_dir(config, site),
+        # ... from the last slot the store holds, not only the state file's (kill -9 loses spans);
+        # a probe sending to an observatory writes no store here, so its state file alone.
+        recorded_slots=None if _forwards(config) else lambda: {
             f"{workflow}@{site}": slot.timestamp() for (workflow, site), slot in last_slots(config.store.path).items()
         },
     )
+
+
+def _forwards(config: WardwatchConfig) -> bool:
+    from wardwatch import forwarding
+
+    return forwarding.forwarding(config)
+
+
+def _probe_state_dir(config: WardwatchConfig, site: str | None) -> Path:
+    """The data directory; beside its spool for a probe sending to the observatory (whose store
+    that data directory may be, shared with other sites' probes on the same machine)."""
+    from wardwatch import forwarding
+
+    return forwarding.probe_state_dir(config, site) if forwarding.forwarding(config) else config.store.path
 
 
 def build_metric_readers(environ: Mapping[str, str]) -> list[MetricReader]:

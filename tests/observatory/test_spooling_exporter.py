@@ -54,3 +54,27 @@ def test_a_refused_token_keeps_the_spans_for_the_next_probe(observatory, tmp_pat
     right = SpoolingExporter(tmp_path / "spool", observatory.url, TOKENS, drain_sites=["ward-7"], timeout_s=5)
     assert wait_for(lambda: len(observatory.stored()) == 3)
     right.shutdown()
+
+
+def test_each_batch_tells_the_observatory_the_sites_health(observatory, tmp_path: Path) -> None:
+    import json
+
+    exporter = SpoolingExporter(tmp_path / "spool", observatory.url, TOKENS, timeout_s=5)
+    record(exporter, "ward-7", 2)
+    assert wait_for(lambda: len(observatory.stored()) == 2)
+    exporter.shutdown()
+    observatory.app.state.health.save()
+    saved = json.loads((observatory.store / schema.SITE_HEALTH_FILE).read_text())
+    (ward_7,) = [s for s in saved["senders"] if s["sender"] == "ward-7"]
+    assert ward_7["spans"] == 2 and ward_7["spool_batches"] >= 1  # the batch being sent counts
+    assert abs(ward_7["clock_offset_s"]) < 5  # one clock on this machine
+    assert ward_7["probe_version"]
+    assert abs(ward_7["last_heard"] - time.time()) < 60
+
+
+def test_probes_of_two_sites_keep_separate_heartbeats(tmp_path: Path) -> None:
+    from wardwatch import forwarding
+    from wardwatch.config import parse_config
+
+    config = forwarding.with_observatory(parse_config(f"store: {{path: {tmp_path}}}"), "http://127.0.0.1:1")
+    assert forwarding.probe_state_dir(config, "ward-7") != forwarding.probe_state_dir(config, "community-hospital")
