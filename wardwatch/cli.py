@@ -311,7 +311,7 @@ def demo(config_path: Path | None, days: int, fresh: bool) -> None:
 
     config_path = config_path or wiring.DEMO_CONFIG
     config = _load(config_path, writes=True)
-    wiring.run_demo(config, days=days, fresh=fresh, config_dir=config_path.resolve().parent)
+    wiring.run_demo(config, days=days, fresh=fresh, config_dir=config_path.resolve().parent, config_path=config_path)
 
 
 @main.command(name="upgrade-store")

@@ -252,8 +252,12 @@ def run_demo(
     fresh: bool = False,
     environ: Mapping[str, str] | None = None,
     config_dir: Path | None = None,
+    config_path: Path | None = None,
 ) -> None:
-    """Simulated history, then testbed + probes from the configured sites + dashboard, until Ctrl-C."""
+    """Simulated history, then testbed + probes from the configured sites + dashboard, until Ctrl-C.
+
+    With ``config_path`` and a token for every site (``observatory.tokens``), the probes are one
+    process per site reporting to an observatory in this process (:mod:`wardwatch.demo_sites`)."""
     environ = dict(os.environ if environ is None else environ)
     environ.setdefault(TESTBED_SECRET_VARIABLE, testbed.DEFAULT_CLIENT_SECRET)
     host, port = _testbed_address(config)
@@ -271,6 +275,11 @@ def run_demo(
         packaged = testbed.load_scenario()
         scenario = simulate.scenario_in_window(packaged, summary.start, summary.end)
         config = _changes_moved_with(config, packaged, scenario)
+    from wardwatch import demo_sites
+
+    if demo_sites.wanted(config, config_path):
+        demo_sites.serve(config, config_path, scenario, environ, config_dir)
+        return
     testbed_provider = testbed_tracer_provider(exporters)
     probe = build_probe(config, environ=environ, exporters=exporters)
     stop = threading.Event()
