@@ -3,6 +3,7 @@ reporting to it over OTLP, and the testbed's server spans arriving through it to
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 import analysis
+from analysis.server_time import server_time
 
 from .processes import free_port, site_config, stored_ids
 
@@ -55,6 +57,9 @@ def test_the_demo_runs_a_probe_process_per_site_through_the_observatory(tmp_path
     with analysis.open_store(store) as central:
         runs = central.runs()
         server = central.sql("SELECT DISTINCT trace_id FROM requests WHERE source = 'server'")
+        lens = server_time(central, runs["start"].min().to_pydatetime(), runs["start"].max().to_pydatetime() + dt.timedelta(minutes=1))
+    # the server-time lens over what arrived: every step's wait is more than its server time
+    assert len(lens) and (lens["n"] > 0).all() and (lens["server_s"] <= lens["wait_s"]).all()
     # the testbed's own server spans came through the observatory and joined the probes' traces
     assert set(server["trace_id"]) & set(runs["trace_id"])
     assert not list((store / "spool").glob("*.sqlite")) or all(
