@@ -27,7 +27,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import requests
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
@@ -263,6 +265,17 @@ class _Sender:
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
 
+class _CertificateSession(requests.Session):
+    """A session whose own CA file wins: requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``
+    override ``session.verify`` (psf/requests#3829), so a configured certificate was ignored
+    wherever those variables are set; proxies and the rest still come from the environment."""
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
+        settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        settings["verify"] = self.verify
+        return settings
+
+
 def _send(exporter: OTLPSpanExporter, body: bytes, headers: Mapping[str, str]) -> tuple[bool, int | None, str | None]:
     """One encoded request through the SDK exporter's own HTTP client (retries, backoff, TLS,
     compression, Retry-After as the SDK does them). Its public ``export`` takes live spans only;
@@ -310,8 +323,10 @@ class SpoolingExporter(SpanExporter):
             if sender is None:
                 token = self._tokens.get(site)
                 headers = {"Authorization": f"Bearer {token}"} if token else {}
-                exporter = OTLPSpanExporter(endpoint=self.endpoint, headers=headers, timeout=self._timeout_s,
-                                            certificate_file=str(self._certificate) if self._certificate else None)
+                exporter = OTLPSpanExporter(
+                    endpoint=self.endpoint, headers=headers, timeout=self._timeout_s,
+                    certificate_file=str(self._certificate) if self._certificate else None,
+                    session=_CertificateSession() if self._certificate else None)
                 spool = SiteSpool(spool_file(self.directory, site), self._max_bytes)
                 sender = self._senders[site] = _Sender(site, spool, exporter)
                 sender.thread.start()
