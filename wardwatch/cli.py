@@ -113,8 +113,10 @@ def check(config_path: Path, online: bool) -> None:
 )
 @click.option("--allow-host", "allowed_hosts", multiple=True, metavar="NAME",
               help="A host name the testbed answers to besides --host (and localhost); repeatable.")
+@click.option("--observatory", "observatory_url", default=None, metavar="URL",
+              help="Send the testbed's server spans to this observatory, with the token in $WARDWATCH_EPR_TOKEN_TESTBED.")
 def testbed(host: str, port: int, scenario_path: Path | None, store_path: Path | None,
-            allowed_hosts: tuple[str, ...]) -> None:
+            allowed_hosts: tuple[str, ...], observatory_url: str | None) -> None:
     """Serve the simulated FHIR R4 EPR (the demo's target and the tests' ground truth).
 
     It answers only to the address it listens on (and --allow-host names); its unauthenticated
@@ -124,7 +126,13 @@ def testbed(host: str, port: int, scenario_path: Path | None, store_path: Path |
 
     if store_path is not None:
         _check_data_dir(store_path)
-    wiring.serve_testbed(host, port, scenario_path, store_path, allowed_hosts=allowed_hosts)
+    observatory = None
+    if observatory_url is not None:
+        token = os.environ.get("WARDWATCH_EPR_TOKEN_TESTBED", "")
+        if not token:
+            raise UserError("--observatory: set WARDWATCH_EPR_TOKEN_TESTBED to the testbed's token (observatory.sources)")
+        observatory = (observatory_url, token)
+    wiring.serve_testbed(host, port, scenario_path, store_path, allowed_hosts=allowed_hosts, observatory=observatory)
 
 
 @main.command()

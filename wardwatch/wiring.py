@@ -193,9 +193,16 @@ def testbed_tracer_provider(exporters: Sequence[SpanExporter]) -> TracerProvider
 
 
 def serve_testbed(host: str, port: int, scenario_path: Path | None, store_path: Path | None,
-                  *, allowed_hosts: Sequence[str] = ()) -> None:
-    """Serve the testbed until interrupted, optionally storing its server spans."""
-    provider = testbed_tracer_provider([ParquetSpanExporter(store_path)]) if store_path else TracerProvider()
+                  *, allowed_hosts: Sequence[str] = (), observatory: tuple[str, str] | None = None) -> None:
+    """Serve the testbed until interrupted, optionally storing its server spans, or sending them to
+    an observatory (``(url, token)``) as an instrumented EPR would."""
+    exporters: list[SpanExporter] = [ParquetSpanExporter(store_path)] if store_path else []
+    if observatory is not None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        url, token = observatory
+        exporters.append(OTLPSpanExporter(endpoint=url.rstrip("/") + "/v1/traces", headers={"Authorization": f"Bearer {token}"}))
+    provider = testbed_tracer_provider(exporters) if exporters else TracerProvider()
     click.echo(f"testbed EPR at http://{host}:{port}/fhir (Ctrl-C stops)", err=True)
     try:
         testbed.serve(host, port, scenario_path, tracer_provider=provider, allowed_hosts=allowed_hosts)

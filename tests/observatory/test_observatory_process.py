@@ -42,3 +42,42 @@ def test_without_a_token_the_observatory_refuses_to_start(tmp_path):
                            "--no-dashboard"], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "observatory.tokens.ward-7: environment variable WARDWATCH_SITE_TOKEN_WARD_7 is not set" in done.stderr
+
+
+def test_the_testbed_sends_its_server_spans_to_the_observatory_when_told_to(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from store import list_segments, schema
+
+    from .processes import ENV, free_port
+
+    store = tmp_path / "central"
+    extra = "  sources:\n    - {service_name: wardwatch-testbed, target: null, token: \"${env:WARDWATCH_EPR_TOKEN_TESTBED}\"}\n"
+    observatory = ObservatoryProcess(observatory_config(tmp_path, store, extra), free_port(), tmp_path / "obs.log").start()
+    port = free_port()
+    epr = subprocess.Popen([sys.executable, "-m", "wardwatch", "testbed", "--port", str(port), "--observatory", observatory.url],
+                           env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/fhir/metadata").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not list_segments(store):
+            time.sleep(0.5)
+    finally:
+        epr.send_signal(signal.SIGINT)
+        epr.wait(30)
+        observatory.kill()
+    import pyarrow.parquet as pq
+
+    services = {s for segment in list_segments(store) for s in pq.read_table(segment, columns=[schema.SERVICE_NAME])[schema.SERVICE_NAME].to_pylist()}
+    assert services == {"wardwatch-testbed"}
