@@ -12,6 +12,7 @@ are templates already (redacting them again changes nothing); an EPR's server sp
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import zlib
 from dataclasses import dataclass, field
@@ -24,7 +25,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from store import schema
-from store.redact import redact_query, redact_url, status_class, template_target
+from store import redact
+
+# Probes send the same few templates again and again: remember the answers (bounded).
+template_target = functools.lru_cache(maxsize=4096)(redact.template_target)
+redact_url = functools.lru_cache(maxsize=4096)(redact.redact_url)
+redact_query = functools.lru_cache(maxsize=4096)(redact.redact_query)
+status_class = redact.status_class
 
 __all__ = [
     "JSON",
