@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from observatory.dedupe import RecentSpans
-from store import write_spans
+from store import rows_to_table, write_spans
+from store.layout import WRITTEN_ARROW_SCHEMA
 
 __all__ = ["Busy", "Ingest", "Stored"]
 
@@ -47,9 +50,17 @@ Done = Callable[[Stored | BaseException], None]
 
 @dataclass
 class _Item:
-    rows: list[dict[str, Any]]
+    spans: pa.Table | list[dict[str, Any]]  # a table of WRITTEN_ARROW_SCHEMA, or rows
     keys: list[bytes]
     done: Done
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def table(self) -> pa.Table:
+        if isinstance(self.spans, pa.Table):
+            return self.spans
+        return rows_to_table(self.spans).select(WRITTEN_ARROW_SCHEMA.names).cast(WRITTEN_ARROW_SCHEMA)
 
 
 class Ingest:
@@ -75,8 +86,10 @@ class Ingest:
     def pending_spans(self) -> int:
         return self._pending
 
-    def submit(self, rows: list[dict[str, Any]], keys: list[bytes], done: Done) -> None:
-        """Queue a request's spans; ``done`` is called from the writer thread with the outcome.
+    def submit(self, spans: pa.Table | list[dict[str, Any]], keys: list[bytes], done: Done) -> None:
+        """Queue a request's spans (a table of ``store.layout.WRITTEN_ARROW_SCHEMA``, or rows as
+        ``store.write_spans`` takes them) with their dedupe keys, one per span in order; ``done``
+        is called from the writer thread with the outcome.
 
         Raises:
             Busy: the queue is over its bound (nothing was queued).
@@ -84,10 +97,10 @@ class Ingest:
         with self._cond:
             if self._stopping:
                 raise Busy(self._pending, self.retry_after_s)
-            if self._pending and self._pending + len(rows) > self.max_pending_spans:
+            if self._pending and self._pending + len(keys) > self.max_pending_spans:
                 raise Busy(self._pending, self.retry_after_s)
-            self._queue.append(_Item(rows, keys, done))
-            self._pending += len(rows)
+            self._queue.append(_Item(spans, keys, done))
+            self._pending += len(keys)
             self._cond.notify()
 
     def start(self) -> Ingest:
@@ -112,10 +125,10 @@ class Ingest:
                     return
                 batch: list[_Item] = []
                 spans = 0
-                while self._queue and (not batch or spans + len(self._queue[0].rows) <= self.max_batch_spans):
+                while self._queue and (not batch or spans + len(self._queue[0]) <= self.max_batch_spans):
                     item = self._queue.popleft()
                     batch.append(item)
-                    spans += len(item.rows)
+                    spans += len(item)
             try:
                 self._write(batch)
             finally:
@@ -127,7 +140,7 @@ class Ingest:
             outcomes = self._store(batch)
         except Exception as exc:  # noqa: BLE001 - answered per request; one bad request must not fail the others
             if len(batch) == 1:
-                _log.error("could not store %d spans: %s", len(batch[0].rows), exc)
+                _log.error("could not store %d spans: %s", len(batch[0]), exc)
                 batch[0].done(exc)
                 return
             for item in batch:  # store them one by one: only the request at fault gets the error
@@ -138,17 +151,20 @@ class Ingest:
 
     def _store(self, batch: list[_Item]) -> list[Stored]:
         keys = [k for item in batch for k in item.keys]
-        rows = [r for item in batch for r in item.rows]
+        tables = [item.table() for item in batch]
         fresh = self.seen.fresh(keys)
         kept = set(fresh)
         if fresh:
-            self.segments_written += len(write_spans(self.store_path, [rows[i] for i in fresh]))
+            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+            if len(fresh) < table.num_rows:
+                table = table.take(pa.array(fresh, pa.int64()))
+            self.segments_written += len(write_spans(self.store_path, table))
             self.seen.add([keys[i] for i in fresh])
         outcomes, start = [], 0
         for item in batch:
-            stored = sum(1 for i in range(start, start + len(item.rows)) if i in kept)
-            outcomes.append(Stored(stored, len(item.rows) - stored))
-            start += len(item.rows)
+            stored = sum(1 for i in range(start, start + len(item)) if i in kept)
+            outcomes.append(Stored(stored, len(item) - stored))
+            start += len(item)
         self.stored_spans += len(fresh)
-        self.duplicate_spans += len(rows) - len(fresh)
+        self.duplicate_spans += len(keys) - len(fresh)
         return outcomes

@@ -89,16 +89,17 @@ def create_app(tokens: Tokens, ingest: Ingest, *, max_body_bytes: int, health: H
             principal, kind, spans = await receive(request, decode_traces)
             principal.check(spans.sites, spans.services, spans.site_less)
             if principal.site is None:
-                _stamp_source(spans.rows, principal)
+                spans.stamp_source(principal.target)
+            table = await run_in_threadpool(spans.table)
             loop = asyncio.get_running_loop()
             answer: asyncio.Future[Stored | BaseException] = loop.create_future()
-            ingest.submit(spans.rows, spans.keys,
-                          lambda outcome: loop.call_soon_threadsafe(_settle, answer, outcome))
+            ingest.submit(table, spans.keys, lambda outcome: loop.call_soon_threadsafe(_settle, answer, outcome))
             outcome = await answer
             if isinstance(outcome, BaseException):
                 raise _Refused(503, f"the store could not be written ({type(outcome).__name__}); retry",
                                {"Retry-After": str(ingest.retry_after_s)})
-            resource = dict(spans.rows[-1][schema.RESOURCE_ATTRIBUTES]) if spans.rows else None
+            resources = spans.columns[schema.RESOURCE_ATTRIBUTES]
+            resource = dict(resources[-1]) if resources else None
             health.heard(sender(principal), request.headers, spans=outcome.spans, duplicates=outcome.duplicates,
                          resource=resource)
             return _ok(kind, ExportTraceServiceResponse())
@@ -124,14 +125,6 @@ def create_app(tokens: Tokens, ingest: Ingest, *, max_body_bytes: int, health: H
 def _settle(answer: asyncio.Future[Any], outcome: Stored | BaseException) -> None:
     if not answer.done():
         answer.set_result(outcome)
-
-
-def _stamp_source(rows: list[dict[str, Any]], principal: Principal) -> None:
-    """An EPR's spans say where they came from: imported over OTLP, and the configured target."""
-    for row in rows:
-        row[schema.SPAN_ATTRIBUTES].setdefault(schema.ATTR_SOURCE, schema.SOURCE_OTLP)
-        if principal.target:
-            row[schema.RESOURCE_ATTRIBUTES] = [*row[schema.RESOURCE_ATTRIBUTES], (schema.ATTR_TARGET, principal.target)]
 
 
 def _ok(kind: str, message: Any) -> Response:

@@ -174,3 +174,23 @@ def test_inflate_stops_at_the_limit_for_deflate_too():
         pass
     else:
         raise AssertionError("a deflate bomb inflated past the limit")
+
+
+def test_the_observatory_stores_what_the_probes_own_exporter_would(observatory, tmp_path):
+    """Every column, span for span: the receiver's path equals ParquetSpanExporter's for the same spans."""
+    import pyarrow.parquet as pq
+
+    from store import list_segments, span_to_row, write_spans
+
+    spans = recorded_spans(n=4, **{schema.ATTR_WORKFLOW: "open", schema.ATTR_STEP: "read",
+                                   schema.URL_TEMPLATE: "/fhir/Patient/{id}", schema.ATTR_STEP_INDEX: 2,
+                                   "wardwatch.http.ttfb_s": 0.25, "flag": True, "list": ["a", "b"]})
+    answer = httpx.post(f"{observatory.url}/v1/traces", content=body(spans), headers=bearer(TOKENS["ward-7"]))
+    assert answer.status_code == 200, answer.text
+    write_spans(tmp_path / "direct", [span_to_row(s) for s in spans])
+
+    def table(store):
+        tables = [pq.read_table(p) for p in list_segments(store)]
+        return __import__("pyarrow").concat_tables(tables).sort_by(schema.SPAN_ID).to_pylist()
+
+    assert table(observatory.store) == table(tmp_path / "direct")
