@@ -244,6 +244,8 @@ class _Sender:
             if ok:
                 self.spool.delete(row_id)
                 self.sent_batches += 1
+                if backoff > 1.0:
+                    _log.warning("the observatory answers again for site %s; sending its spool", self.site)
                 backoff = 1.0
                 continue
             if status in _REFUSED_FOR_GOOD:
@@ -259,8 +261,10 @@ class _Sender:
                            self.site, status, self.spool.path)
                 self.stop.wait(_TOKEN_BACKOFF_S)
                 continue
-            _log.warning("the observatory is unreachable for site %s (%s); spans stay in the spool, retrying in %.0f s",
-                         self.site, status or reason or "no answer", backoff)
+            # said once per outage (then quietly, up to every 30 s): an hour down is one line, not 120
+            _log.log(logging.WARNING if backoff == 1.0 else logging.DEBUG,
+                     "the observatory is unreachable for site %s (%s); spans stay in the spool %s and are sent "
+                     "when it answers", self.site, status or reason or "no answer", self.spool.path)
             self.stop.wait(backoff)
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
