@@ -46,6 +46,8 @@ GIB = 1024**3
 _REFUSED_FOR_GOOD = {400, 413, 415}  # the same body would be refused again: set it aside
 _REFUSED_TOKEN = {401, 403}  # the body is fine, the token is not: keep it until someone fixes that
 _MAX_BACKOFF_S = 30.0
+SEND_MAX_ROWS = 64  # batches sent together in one request when a backlog is waiting
+SEND_MAX_BYTES = 4 * 1024 * 1024  # and at most this much (the observatory's limit is 16 MiB)
 try:
     PROBE_VERSION = importlib.metadata.version("wardwatch")
 except importlib.metadata.PackageNotFoundError:  # run from a source tree without installing
@@ -161,17 +163,29 @@ class SiteSpool:
                              (name, n, n))
 
     def oldest(self) -> tuple[int, bytes] | None:
-        with self._lock:
-            row = self._db.execute("SELECT id, body FROM batches ORDER BY id LIMIT 1").fetchone()
-        return None if row is None else (row[0], row[1])
+        rows = self.oldest_batches(max_rows=1)
+        return rows[0] if rows else None
 
-    def delete(self, row_id: int) -> None:
-        """Forget a batch the observatory acknowledged."""
+    def oldest_batches(self, *, max_rows: int = SEND_MAX_ROWS, max_bytes: int = SEND_MAX_BYTES) -> list[tuple[int, bytes]]:
+        """The oldest batches, as many as fit in ``max_bytes`` (at least one)."""
+        with self._lock:
+            rows = self._db.execute("SELECT id, body FROM batches ORDER BY id LIMIT ?", (max_rows,)).fetchall()
+        out, size = [], 0
+        for row_id, body in rows:
+            if out and size + len(body) > max_bytes:
+                break
+            out.append((row_id, body))
+            size += len(body)
+        return out
+
+    def delete(self, *row_ids: int) -> None:
+        """Forget batches the observatory acknowledged."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            spans = self._db.execute("SELECT spans FROM batches WHERE id = ?", (row_id,)).fetchone()
-            self._db.execute("DELETE FROM batches WHERE id = ?", (row_id,))
-            self._count("sent_spans", spans[0] if spans else 0)
+            for row_id in row_ids:
+                spans = self._db.execute("SELECT spans FROM batches WHERE id = ?", (row_id,)).fetchone()
+                self._db.execute("DELETE FROM batches WHERE id = ?", (row_id,))
+                self._count("sent_spans", spans[0] if spans else 0)
             self._db.execute("COMMIT")
 
     def counters(self) -> dict[str, int]:
@@ -231,27 +245,34 @@ class _Sender:
 
     def _run(self) -> None:
         backoff = 1.0
+        one_at_a_time = False  # after a refusal, until the refused batch is found
         while not self.stop.is_set():
-            row = self.spool.oldest()
-            if row is None:
+            rows = self.spool.oldest_batches(max_rows=1 if one_at_a_time else SEND_MAX_ROWS)
+            if not rows:
                 if self.draining:
                     return
                 self.wake.wait(1.0)
                 self.wake.clear()
                 continue
-            row_id, body = row
-            ok, status, reason = _send(self.exporter, body, self._health_headers())
+            # Serialised requests concatenated are one request holding all their spans (protobuf
+            # merges repeated fields), so a backlog leaves in few requests, not one per batch.
+            row_ids = [row_id for row_id, _ in rows]
+            ok, status, reason = _send(self.exporter, b"".join(body for _, body in rows), self._health_headers())
             if ok:
-                self.spool.delete(row_id)
-                self.sent_batches += 1
+                self.spool.delete(*row_ids)
+                self.sent_batches += len(row_ids)
+                one_at_a_time = False
                 if backoff > 1.0:
                     _log.warning("the observatory answers again for site %s; sending its spool", self.site)
                 backoff = 1.0
                 continue
             if status in _REFUSED_FOR_GOOD:
+                if len(row_ids) > 1:  # which batch? send them one at a time until it is found
+                    one_at_a_time = True
+                    continue
                 _log.error("the observatory refused a batch of site %s for good (%s %s); set aside in %s",
                            self.site, status, reason, self.spool.path)
-                self.spool.reject(row_id, status, f"{status} {reason or ''}".strip())
+                self.spool.reject(row_ids[0], status, f"{status} {reason or ''}".strip())
                 continue
             if self.draining:
                 self.failed_while_draining.set()

@@ -78,3 +78,23 @@ def test_probes_of_two_sites_keep_separate_heartbeats(tmp_path: Path) -> None:
 
     config = forwarding.with_observatory(parse_config(f"store: {{path: {tmp_path}}}"), "http://127.0.0.1:1")
     assert forwarding.probe_state_dir(config, "ward-7") != forwarding.probe_state_dir(config, "community-hospital")
+
+
+def test_a_backlog_leaves_in_few_requests_and_a_refused_batch_is_set_aside(observatory, tmp_path: Path) -> None:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    from .test_receiver import recorded_spans
+
+    spool = SiteSpool(spool_file(tmp_path / "spool", "ward-7"))
+    for i in range(10):  # as a probe leaves them while the observatory is down
+        if i == 6:
+            spool.put(b"\x0a\xff\xff\xff\xff\x0f", spans=1, runs=0, missed_only=False)  # a body no observatory takes
+        spool.put(encode_spans(recorded_spans("ward-7", n=3)).SerializeToString(), spans=3, runs=1, missed_only=False)
+    spool.close()
+    exporter = SpoolingExporter(tmp_path / "spool", observatory.url, TOKENS, drain_sites=["ward-7"], timeout_s=5)
+    assert wait_for(lambda: len(observatory.stored()) == 30)
+    exporter.shutdown()
+    backlog = SiteSpool(spool_file(tmp_path / "spool", "ward-7")).backlog()
+    assert (backlog.batches, backlog.rejected_batches) == (0, 1)
+    requests = observatory.app.state.health.senders["ward-7"].requests
+    assert requests < 10  # the good batches went together, around the refused one

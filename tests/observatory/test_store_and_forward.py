@@ -94,6 +94,11 @@ def test_kill_9_of_the_observatory_while_three_probes_send(tmp_path: Path, epr: 
             time.sleep(OUTAGE_S if i == 19 else 2.0 if i % 5 == 4 else 0.3)
             observatory.start()
             time.sleep(1.0)
+        # the probes keep running while their spools drain (a probe stopping sends for 30 s at most,
+        # and leaves the rest for its next start)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and spool_counters(store / "spool").get("waiting_spans", 1) > 500:
+            time.sleep(1)
     finally:
         for probe in probes:
             probe.send_signal(signal.SIGTERM)
