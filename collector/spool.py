@@ -34,8 +34,9 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from collector.secretref import parse_reference
 from store import schema
 
 __all__ = ["Backlog", "ExportConfig", "ObservatoryExportConfig", "SiteSpool", "SpoolingExporter", "spool_file"]
@@ -66,6 +67,13 @@ class ObservatoryExportConfig(BaseModel):
     token: str | None = Field(
         default=None, description="This site's bearer token, as ${env:NAME} or ${file:PATH}; default: the "
         "site's entry in observatory.tokens.")
+
+    @field_validator("token")
+    @classmethod
+    def _a_reference(cls, value: str | None) -> str | None:
+        if value is not None and parse_reference(value) is None:
+            raise ValueError("a token is a secret: write ${env:NAME} or ${file:PATH}, never the token itself")
+        return value
     spool_path: Path | None = Field(
         default=None, description="Directory of the spool, one SQLite file per site (default: spool/ in "
         "the data directory, store.path).")

@@ -6,13 +6,26 @@ composition root when the observatory starts; this package only ever sees the re
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 __all__ = ["ObservatoryConfig", "SourceConfig", "TLSFilesConfig", "check_observatory_references"]
 
 MIB = 1024 * 1024
+_REFERENCE = re.compile(r"^\$\{(env|file):[^}]+\}$")
+
+
+def secret_reference(value: str) -> str:
+    """A token must be a reference: a token written into the file would be a secret in the file."""
+    if not _REFERENCE.match(value):
+        raise ValueError("a token is a secret: write ${env:NAME} or ${file:PATH}, never the token itself")
+    return value
+
+
+SecretReference = Annotated[str, AfterValidator(secret_reference)]
 
 
 class _Model(BaseModel):
@@ -24,7 +37,7 @@ class SourceConfig(_Model):
 
     service_name: str = Field(min_length=1, description="The EPR's service.name; its token writes only these spans.")
     target: str | None = Field(default=None, description="The configured target the spans belong to (stored as wardwatch.target).")
-    token: str = Field(min_length=1, description="Bearer token, as ${env:NAME} or ${file:PATH}.")
+    token: SecretReference = Field(description="Bearer token, as ${env:NAME} or ${file:PATH}.")
 
 
 class TLSFilesConfig(_Model):
@@ -37,7 +50,7 @@ class TLSFilesConfig(_Model):
 class ObservatoryConfig(_Model):
     """The central observatory: OTLP/HTTP in, per-site tokens, durable acknowledgement, dedupe."""
 
-    tokens: dict[str, str] = Field(
+    tokens: dict[str, SecretReference] = Field(
         default_factory=dict,
         description="Per site (by name) the bearer token its probe sends, as ${env:NAME} or ${file:PATH}.",
     )
