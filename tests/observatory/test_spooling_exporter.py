@@ -98,3 +98,17 @@ def test_a_backlog_leaves_in_few_requests_and_a_refused_batch_is_set_aside(obser
     assert (backlog.batches, backlog.rejected_batches) == (0, 1)
     requests = observatory.app.state.health.senders["ward-7"].requests
     assert requests < 10  # the good batches went together, around the refused one
+
+
+def test_a_forwarding_probe_takes_its_missed_slots_from_its_own_state_not_the_store(tmp_path: Path) -> None:
+    """The store at store.path may be the observatory's, behind this probe's spool: slots waiting in
+    the spool would be counted as missed while the probe was down."""
+    from wardwatch import forwarding, wiring
+    from wardwatch.config import parse_config
+
+    config = parse_config(f"store: {{path: {tmp_path}}}")
+    assert wiring.build_probe(config, exporters=[])._recorded_slots is not None
+    sending = forwarding.with_observatory(config, "http://127.0.0.1:1")
+    probe = wiring.build_probe(sending, exporters=[], site="ward-7")
+    assert probe._recorded_slots is None
+    assert probe._state.path.parent == forwarding.probe_state_dir(sending, "ward-7")
