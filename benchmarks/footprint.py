@@ -5,7 +5,9 @@ The probe runs in a child process of its own (``benchmarks/probe_child.py CONFIG
 the testbed in another, so the figures are the probe's alone: CPU seconds (user + system, from
 ``resource.getrusage``) per run and as a share of one core, and peak RSS (``VmHWM``), beside the
 same child's RSS after its imports, before the first run. Target (issue 7): under 5% of one core
-and under 150 MB.
+and under 150 MB. A third probe sends its spans through its spool to an observatory running in the
+benchmark's process (issue 12: the same targets with the spool), and the time from a run's end at
+that probe to its segment being in place at the observatory is measured (target: median under 5 s).
 """
 
 from __future__ import annotations
@@ -15,13 +17,15 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from benchmarks.epr import testbed_process
-from benchmarks.results import Figure, Progress
+from benchmarks.results import Figure, Progress, median
 from testbed import DEFAULT_CLIENT_SECRET, load_scenario
 
 __all__ = ["EXAMPLE_CONFIG", "run"]
@@ -64,26 +68,75 @@ def run(*, minutes: float = 2.0, progress: Progress = lambda _m: None) -> list[F
         env = {**os.environ, _SECRET_VARIABLE: DEFAULT_CLIENT_SECRET}
         children = {}
         stores = {}
-        progress(f"footprint: two probes (cli, lean) on the example workflows for {minutes:g} min")
-        for mode in ("cli", "lean"):
-            stores[mode] = Path(tmp) / f"store-{mode}"
-            config_path = Path(tmp) / f"wardwatch-{mode}.yaml"
-            config_path.write_text(yaml.safe_dump({**raw, "store": {"path": str(stores[mode])}}), encoding="utf-8")
-            children[mode] = subprocess.Popen(
-                [sys.executable, str(_CHILD), str(config_path), str(minutes), mode],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                cwd=str(EXAMPLE_CONFIG.parent.parent))
-        for mode, child in children.items():
-            out, err = child.communicate(timeout=minutes * 60 + 300)
-            if child.returncode != 0:
-                raise RuntimeError(f"the {mode} probe process failed: {err[-2000:]}")
-            measured = json.loads(out.strip().splitlines()[-1])
-            figures += _figures(mode, measured, _runs(stores[mode]))
+        progress(f"footprint: three probes (cli, lean, spool) on the example workflows for {minutes:g} min")
+        # The spool probe sends to an observatory in this process, over its own store.
+        stores["spool"] = Path(tmp) / "store-observatory"
+        env.update(_SITE_TOKENS)
+        with _observatory(stores["spool"]) as observatory_url:
+            for mode in ("cli", "lean", "spool"):
+                config = {**raw, "store": {"path": str(stores.get(mode, Path(tmp) / f"store-{mode}"))}}
+                if mode == "spool":
+                    config["store"] = {"path": str(Path(tmp) / "probe-data")}
+                    config["export"] = {"observatory": {"endpoint": observatory_url}}
+                stores.setdefault(mode, Path(config["store"]["path"]))
+                config_path = Path(tmp) / f"wardwatch-{mode}.yaml"
+                config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+                children[mode] = subprocess.Popen(
+                    [sys.executable, str(_CHILD), str(config_path), str(minutes), "cli" if mode == "spool" else mode],
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                    cwd=str(EXAMPLE_CONFIG.parent.parent))
+            for mode, child in children.items():
+                out, err = child.communicate(timeout=minutes * 60 + 300)
+                if child.returncode != 0:
+                    raise RuntimeError(f"the {mode} probe process failed: {err[-2000:]}")
+                measured = json.loads(out.strip().splitlines()[-1])
+                figures += _figures(mode, measured, _runs(stores[mode]))
+        figures += _visible_after(stores["spool"])
     return figures
 
 
+# The demo configuration's site tokens (observatory.tokens), as `make demo` sets them.
+_SITE_TOKENS = {f"WARDWATCH_SITE_TOKEN_{site.upper().replace('-', '_')}": f"bench-token-{site}"
+                for site in ("ward-7", "outpatient-clinic", "community-hospital")}
+
+
+@contextmanager
+def _observatory(store: Path) -> Iterator[str]:
+    """An observatory (receiver and writer) over ``store`` in this process; yields its URL."""
+    from observatory import Ingest, ObservatoryServer, RecentSpans, Tokens, create_app
+
+    tokens = Tokens({key.removeprefix("WARDWATCH_SITE_TOKEN_").lower().replace("_", "-"): value
+                     for key, value in _SITE_TOKENS.items()})
+    ingest = Ingest(store, RecentSpans(1_000_000, 86_400)).start()
+    try:
+        with ObservatoryServer(create_app(tokens, ingest, max_body_bytes=16 * 1024 * 1024), port=0) as server:
+            yield server.url
+    finally:
+        ingest.stop()
+
+
+def _visible_after(store: Path) -> list[Figure]:
+    """Seconds from each run's end at the probe to the moment its segment was renamed into place
+    at the observatory (from then on every reader, the dashboard included, sees it)."""
+    import pyarrow.parquet as pq
+
+    from store import list_segments, schema
+
+    delays: list[float] = []
+    for segment in list_segments(store):
+        visible_s = segment.stat().st_mtime
+        table = pq.read_table(segment, columns=[schema.TIMESTAMP, schema.DURATION, schema.SPAN_TYPE]).to_pylist()
+        delays += [visible_s - (row[schema.TIMESTAMP].timestamp() + row[schema.DURATION] / 1e9)
+                   for row in table if row[schema.SPAN_TYPE] == schema.SPAN_TYPE_RUN]
+    value = median(delays) if delays else float("nan")
+    return [Figure(NAME, "a run's end at the probe to visible at the observatory, median", value, "s", len(delays),
+                   target="< 5 s", met=bool(delays) and value < 5,
+                   note="through the batch processor (1 s), the spool, OTLP/HTTP and the observatory's fsynced segment")]
+
+
 def _figures(mode: str, measured: dict[str, Any], by_status: dict[str, int]) -> list[Figure]:
-    label = {"cli": "as `wardwatch probe` builds it", "lean": "collector + store only"}[mode]
+    label = {"cli": "as `wardwatch probe` builds it", "lean": "collector + store only",
+             "spool": "sending to an observatory through its spool"}[mode]
     runs = sum(by_status.values())
     cpu_share = measured["cpu_s"] / measured["wall_s"]
     peak_mb = measured["peak_rss_kb"] / 1024

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.budget import calendar_month
-from benchmarks import accuracy, browser, callbacks, footprint, ingest, paint, report, scale, synth
+from benchmarks import accuracy, browser, callbacks, footprint, ingest, observatory, paint, report, scale, synth
 from benchmarks.results import Figure, Progress
 
 __all__ = ["BENCHMARKS", "Settings", "run_suite"]
 
-BENCHMARKS = ("accuracy", "ingest", "scale", "report", "dashboard", "paint", "footprint", "browser")
+BENCHMARKS = ("accuracy", "ingest", "observatory", "scale", "report", "dashboard", "paint", "footprint", "browser")
 MONTH = "2026-10"
 
 
@@ -129,6 +129,10 @@ def run_suite(settings: Settings, only: Sequence[str] = (), *, keep_dir: Path | 
         began = time.perf_counter()
         add(ingest.run(spans=settings.ingest_spans, repeats=settings.ingest_repeats, progress=progress),
             began, "ingest")
+    if "observatory" in selected:
+        began = time.perf_counter()
+        add(observatory.run(spans=settings.ingest_spans, repeats=settings.ingest_repeats, progress=progress),
+            began, "observatory")
     if {"scale", "report", "dashboard", "paint"} & set(selected):
         start = synth.MONTH_START
         end = start + dt.timedelta(days=settings.days)

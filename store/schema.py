@@ -151,6 +151,18 @@ SIMULATED = "Simulated"  # resource attribute wardwatch.simulated = "true"; neve
 SITE_TIMEZONE = "SiteTimezone"  # resource attribute wardwatch.site.timezone
 PROBE_ID = "ProbeId"  # resource attribute wardwatch.probe.id
 
+# -- Appended by the observatory (append-only) -------------------------------------------------
+# Resource attribute on an EPR's own server spans received by the observatory: the configured
+# target (``targets`` key) they belong to.
+ATTR_TARGET = "wardwatch.target"
+# HTTP headers a probe sends with each batch to the observatory, for its view of the site's health
+# (the protocol between ``collector.spool`` and ``observatory``; the store is the package both import).
+SPOOL_HEADER = "X-Wardwatch-Spool"  # "batches=N; runs=N; oldest_age_s=N; dropped=N"
+SENT_AT_HEADER = "X-Wardwatch-Sent-At"  # the probe's wall clock as the batch left, Unix seconds
+PROBE_VERSION_HEADER = "X-Wardwatch-Probe-Version"
+# Where the observatory keeps what it last heard from each site (JSON, replaced whole).
+SITE_HEALTH_FILE = "observatory/sites.json"
+
 # -- Appended by the browser runner (append-only) ------------------------------------------------
 # A request the page made during a browser step (its resource timing): a child of the step span,
 # with a URL template and a redacted query like the probe's own; ``source`` "page" in the

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = {"store", "collector", "analysis", "dashboard", "testbed", "wardwatch"}
+OURS = {"store", "collector", "analysis", "dashboard", "testbed", "observatory", "wardwatch"}
 ALLOWED = {
     "store": set(),
     "testbed": set(),
     "collector": {"store"},
     "analysis": {"store"},
+    "observatory": {"store"},
     "dashboard": {"analysis"},
     "wardwatch": OURS - {"wardwatch"},
 }

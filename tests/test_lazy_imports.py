@@ -26,7 +26,7 @@ def test_probe_imports_stay_light() -> None:
     assert _loaded_after("import collector, wardwatch.cli, wardwatch.config, wardwatch.wiring, store.writer") == []
 
 
-@pytest.mark.parametrize("package", ["analysis", "store"])
+@pytest.mark.parametrize("package", ["analysis", "observatory", "store"])
 def test_every_public_name_resolves(package: str) -> None:
     module = __import__(package)
     assert sorted(module.__all__) == sorted(module._SOURCES)

@@ -113,8 +113,10 @@ def check(config_path: Path, online: bool) -> None:
 )
 @click.option("--allow-host", "allowed_hosts", multiple=True, metavar="NAME",
               help="A host name the testbed answers to besides --host (and localhost); repeatable.")
+@click.option("--observatory", "observatory_url", default=None, metavar="URL",
+              help="Send the testbed's server spans to this observatory, with the token in $WARDWATCH_EPR_TOKEN_TESTBED.")
 def testbed(host: str, port: int, scenario_path: Path | None, store_path: Path | None,
-            allowed_hosts: tuple[str, ...]) -> None:
+            allowed_hosts: tuple[str, ...], observatory_url: str | None) -> None:
     """Serve the simulated FHIR R4 EPR (the demo's target and the tests' ground truth).
 
     It answers only to the address it listens on (and --allow-host names); its unauthenticated
@@ -124,7 +126,13 @@ def testbed(host: str, port: int, scenario_path: Path | None, store_path: Path |
 
     if store_path is not None:
         _check_data_dir(store_path)
-    wiring.serve_testbed(host, port, scenario_path, store_path, allowed_hosts=allowed_hosts)
+    observatory = None
+    if observatory_url is not None:
+        token = os.environ.get("WARDWATCH_EPR_TOKEN_TESTBED", "")
+        if not token:
+            raise UserError("--observatory: set WARDWATCH_EPR_TOKEN_TESTBED to the testbed's token (observatory.sources)")
+        observatory = (observatory_url, token)
+    wiring.serve_testbed(host, port, scenario_path, store_path, allowed_hosts=allowed_hosts, observatory=observatory)
 
 
 @main.command()
@@ -132,25 +140,34 @@ def testbed(host: str, port: int, scenario_path: Path | None, store_path: Path |
 @click.option("--once", is_flag=True, help="Run every selected workflow once at every selected site, then exit.")
 @click.option("--site", default=None, help="Only this site (one probe process per site in production).")
 @click.option("--workflow", default=None, help="Only this workflow.")
-def probe(config_path: Path, once: bool, site: str | None, workflow: str | None) -> None:
+@click.option("--observatory", "observatory_url", default=None, metavar="URL",
+              help="Send spans to this observatory (through the spool) instead of export.observatory.endpoint.")
+def probe(config_path: Path, once: bool, site: str | None, workflow: str | None, observatory_url: str | None) -> None:
     """Run the configured workflows on their cadence (or once) and store every run's spans.
 
     \b
     Exit codes with --once: 0 every run was ok, 1 some run was not (failed, timed
     out), 2 a configuration error (the configuration, or a store.path that
-    cannot be written, checked before anything runs).
+    cannot be written, checked before anything runs). An observatory that cannot
+    be reached is none of these: the runs wait in the spool, and the next probe
+    sends them first.
     """
-    from wardwatch import wiring
+    from wardwatch import forwarding, wiring
 
     config = _load(config_path, writes=True)
     _check_choice("site", site, [s.name for s in config.sites])
     _check_choice("workflow", workflow, [w.name for w in config.workflows])
     _check_store_writable(config.store.path)
+    if observatory_url is not None:
+        config = forwarding.with_observatory(config, observatory_url)
     if once:
         results = wiring.probe_once(config, site=site, workflow=workflow)
         for line in wiring.describe_results(results):
             click.echo(line)
-        click.echo(f"{len(results)} run{'' if len(results) == 1 else 's'} stored in {config.store.path}")
+        if forwarding.forwarding(config):
+            click.echo(forwarding.describe_sent(config, results, site))
+        else:
+            click.echo(f"{len(results)} run{'' if len(results) == 1 else 's'} stored in {config.store.path}")
         if any(result.status != "ok" for result in results):
             raise click.exceptions.Exit(1)
     else:
@@ -187,6 +204,25 @@ def _month(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
             and 1970 <= int(year) <= 2261 and 1 <= int(number) <= 12):
         raise click.BadParameter(f"{value!r} is not a month YYYY-MM between 1970-01 and 2261-12")
     return value
+
+
+@main.command()
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback unless TLS is configured and you mean it).")
+@click.option("--port", default=4318, show_default=True, type=click.IntRange(0, 65535), help="TCP port (4318 is OTLP/HTTP's).")
+@click.option("--no-dashboard", is_flag=True, help="Receive and maintain the store only; serve no dashboard.")
+def observatory(config_path: Path, host: str, port: int, no_dashboard: bool) -> None:
+    """The central observatory: every site's probe sends its spans here over OTLP/HTTP, with its token.
+
+    Spans are acknowledged once they are on disk, stored once however often they are sent, and
+    kept in the configured store; compaction and retention run here, and the dashboard unless
+    --no-dashboard.
+    """
+    from wardwatch import central
+
+    config = _load(config_path, writes=True)
+    central.serve_observatory(config, host=host, port=port, dashboard=not no_dashboard,
+                              config_dir=config_path.resolve().parent)
 
 
 @main.command()
@@ -283,7 +319,7 @@ def demo(config_path: Path | None, days: int, fresh: bool) -> None:
 
     config_path = config_path or wiring.DEMO_CONFIG
     config = _load(config_path, writes=True)
-    wiring.run_demo(config, days=days, fresh=fresh, config_dir=config_path.resolve().parent)
+    wiring.run_demo(config, days=days, fresh=fresh, config_dir=config_path.resolve().parent, config_path=config_path)
 
 
 @main.command(name="upgrade-store")

@@ -43,7 +43,9 @@ from collector.config import (
     TestPatientConfig,
     check_references,
 )
+from collector.spool import ExportConfig
 from dashboard.config import DashboardConfig
+from observatory.config import ObservatoryConfig, check_observatory_references
 from store.config import StoreConfig
 
 __all__ = ["ConfigError", "ConfigProblem", "WardwatchConfig", "load_config", "parse_config"]
@@ -81,6 +83,14 @@ class WardwatchConfig(BaseModel):
         default_factory=list, description="How often clinicians do each task, to scale the clinician time lost."
     )
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig, description="Where the dashboard listens.")
+    export: ExportConfig = Field(
+        default_factory=ExportConfig,
+        description="Where a probe sends its spans besides the local store: export.observatory sends them to the observatory.",
+    )
+    observatory: ObservatoryConfig = Field(
+        default_factory=ObservatoryConfig,
+        description="The central observatory (`wardwatch observatory`): site tokens, EPR sources, TLS, limits.",
+    )
 
 
 @dataclass(frozen=True)
@@ -215,6 +225,7 @@ def _check_sections(config: WardwatchConfig) -> list[tuple[tuple[Any, ...], str]
         for j, period in enumerate(objective.periods):
             if period not in period_names:
                 problems.append((("objectives", i, "periods", j), f"no period named {period!r} in periods"))
+    problems += check_observatory_references(config.observatory, site_names, set(config.targets))
     return problems + list(
         check_analysis_references(
             workflows=workflow_names,

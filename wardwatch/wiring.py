@@ -10,7 +10,7 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -57,9 +57,15 @@ TESTBED_SECRET_VARIABLE = "WARDWATCH_TESTBED_CLIENT_SECRET"
 OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
 
-def build_exporters(config: WardwatchConfig, environ: Mapping[str, str]) -> list[SpanExporter]:
-    """The Parquet store always; OTLP/HTTP as well when the standard OTEL variables name an endpoint."""
-    exporters: list[SpanExporter] = [ParquetSpanExporter(config.store.path)]
+def build_exporters(config: WardwatchConfig, environ: Mapping[str, str], *, site: str | None = None) -> list[SpanExporter]:
+    """The Parquet store (or, with ``export.observatory``, the spool to the observatory instead);
+    OTLP/HTTP as well when the standard OTEL variables name an endpoint."""
+    from wardwatch import forwarding
+
+    exporters: list[SpanExporter] = (
+        [forwarding.spooling_exporter(config, environ, site=site)] if forwarding.forwarding(config)
+        else [ParquetSpanExporter(config.store.path)]
+    )
     if any(environ.get(name) for name in OTLP_ENDPOINT_VARIABLES):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -68,7 +74,8 @@ def build_exporters(config: WardwatchConfig, environ: Mapping[str, str]) -> list
 
 
 def build_probe(
-    config: WardwatchConfig, *, environ: Mapping[str, str] | None = None, exporters: Sequence[SpanExporter] | None = None
+    config: WardwatchConfig, *, environ: Mapping[str, str] | None = None, exporters: Sequence[SpanExporter] | None = None,
+    site: str | None = None,
 ) -> Probe:
     """A probe over the configured targets, sites, patients and workflows."""
     environ = os.environ if environ is None else environ
@@ -77,19 +84,34 @@ def build_probe(
         config.sites,
         config.patients,
         config.workflows,
-        build_exporters(config, environ) if exporters is None else exporters,
+        build_exporters(config, environ, site=site) if exporters is None else exporters,
         environ=environ,
         probe_id=socket.gethostname(),
         metric_readers=build_metric_readers(environ),
         # Histogram buckets include every threshold a workflow is judged against.
         thresholds_s=sorted({o.threshold_s for o in config.objectives} | {s.threshold_s for s in config.slas if s.threshold_s}),
         # Where the probe notes its last heartbeat, so a restart records the slots missed while down.
-        state_dir=config.store.path,
-        # ... from the last slot the store holds, not only the state file's (kill -9 loses spans).
-        recorded_slots=lambda: {
+        state_dir=_probe_state_dir(config, site),
+        # ... from the last slot the store holds, not only the state file's (kill -9 loses spans);
+        # a probe sending to an observatory writes no store here, so its state file alone.
+        recorded_slots=None if _forwards(config) else lambda: {
             f"{workflow}@{site}": slot.timestamp() for (workflow, site), slot in last_slots(config.store.path).items()
         },
     )
+
+
+def _forwards(config: WardwatchConfig) -> bool:
+    from wardwatch import forwarding
+
+    return forwarding.forwarding(config)
+
+
+def _probe_state_dir(config: WardwatchConfig, site: str | None) -> Path:
+    """The data directory; beside its spool for a probe sending to the observatory (whose store
+    that data directory may be, shared with other sites' probes on the same machine)."""
+    from wardwatch import forwarding
+
+    return forwarding.probe_state_dir(config, site) if forwarding.forwarding(config) else config.store.path
 
 
 def build_metric_readers(environ: Mapping[str, str]) -> list[MetricReader]:
@@ -108,17 +130,25 @@ def _selected_browser_workflows(config: WardwatchConfig, site: str | None, workf
 
 
 def check_browser(config: WardwatchConfig, environ: Mapping[str, str], *, site: str | None = None,
-                  workflow: str | None = None) -> None:
-    """Refuse to start, in one line saying what to install, when a selected workflow needs a
-    browser and no Chromium is installed."""
+                  workflow: str | None = None) -> WardwatchConfig:
+    """The configuration to probe with, given whether Chromium is installed.
+
+    A browser workflow chosen by name (``--workflow``) without Chromium is refused in one line
+    saying what to install. Otherwise browser workflows are left out, saying so in one line, so
+    the HTTP workflows (and the demo) still run on a machine without a browser.
+    """
     if not _selected_browser_workflows(config, site, workflow):
-        return
+        return config
     from collector.browser import BrowserMissingError, find_chromium
 
     try:
         find_chromium(environ)
     except BrowserMissingError as exc:
-        raise UserError(str(exc)) from exc
+        if workflow is not None:
+            raise UserError(str(exc)) from exc
+        click.echo(f"browser workflows left out: {exc}", err=True)
+        return config.model_copy(update={"workflows": [w for w in config.workflows if w.kind != "browser"]})
+    return config
 
 
 def probe_once(
@@ -126,8 +156,8 @@ def probe_once(
     environ: Mapping[str, str] | None = None,
 ) -> list[RunResult]:
     """Run each selected workflow once at each selected site; every span is stored before returning."""
-    check_browser(config, os.environ if environ is None else environ, site=site, workflow=workflow)
-    probe = build_probe(config, environ=environ)
+    config = check_browser(config, os.environ if environ is None else environ, site=site, workflow=workflow)
+    probe = build_probe(config, environ=environ, site=site)
     try:
         return probe.run_once(site=site, workflow=workflow)
     finally:
@@ -160,10 +190,13 @@ def probe_forever(config: WardwatchConfig, *, site: str | None = None, workflow:
     This is the process of a probe alone, so pandas is never loaded in it (:func:`forgo_pandas`).
     """
     forgo_pandas()
-    check_browser(config, os.environ, site=site, workflow=workflow)
-    probe = build_probe(config)
+    config = check_browser(config, os.environ, site=site, workflow=workflow)
+    probe = build_probe(config, site=site)
     stop = threading.Event()
-    with _stop_on_signals(stop), _maintained(config):
+    from wardwatch.forwarding import forwarding
+
+    # A probe sending to the observatory writes no store here: maintenance is the observatory's.
+    with _stop_on_signals(stop), (nullcontext() if forwarding(config) else _maintained(config)):
         click.echo(f"probing {len(probe.jobs(site, workflow))} workflow x site pairs; Ctrl-C stops", err=True)
         try:
             probe.run_forever(stop, site=site, workflow=workflow)
@@ -189,9 +222,16 @@ def testbed_tracer_provider(exporters: Sequence[SpanExporter]) -> TracerProvider
 
 
 def serve_testbed(host: str, port: int, scenario_path: Path | None, store_path: Path | None,
-                  *, allowed_hosts: Sequence[str] = ()) -> None:
-    """Serve the testbed until interrupted, optionally storing its server spans."""
-    provider = testbed_tracer_provider([ParquetSpanExporter(store_path)]) if store_path else TracerProvider()
+                  *, allowed_hosts: Sequence[str] = (), observatory: tuple[str, str] | None = None) -> None:
+    """Serve the testbed until interrupted, optionally storing its server spans, or sending them to
+    an observatory (``(url, token)``) as an instrumented EPR would."""
+    exporters: list[SpanExporter] = [ParquetSpanExporter(store_path)] if store_path else []
+    if observatory is not None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        url, token = observatory
+        exporters.append(OTLPSpanExporter(endpoint=url.rstrip("/") + "/v1/traces", headers={"Authorization": f"Bearer {token}"}))
+    provider = testbed_tracer_provider(exporters) if exporters else TracerProvider()
     click.echo(f"testbed EPR at http://{host}:{port}/fhir (Ctrl-C stops)", err=True)
     try:
         testbed.serve(host, port, scenario_path, tracer_provider=provider, allowed_hosts=allowed_hosts)
@@ -248,8 +288,12 @@ def run_demo(
     fresh: bool = False,
     environ: Mapping[str, str] | None = None,
     config_dir: Path | None = None,
+    config_path: Path | None = None,
 ) -> None:
-    """Simulated history, then testbed + probes from the configured sites + dashboard, until Ctrl-C."""
+    """Simulated history, then testbed + probes from the configured sites + dashboard, until Ctrl-C.
+
+    With ``config_path`` and a token for every site (``observatory.tokens``), the probes are one
+    process per site reporting to an observatory in this process (:mod:`wardwatch.demo_sites`)."""
     environ = dict(os.environ if environ is None else environ)
     environ.setdefault(TESTBED_SECRET_VARIABLE, testbed.DEFAULT_CLIENT_SECRET)
     host, port = _testbed_address(config)
@@ -267,12 +311,13 @@ def run_demo(
         packaged = testbed.load_scenario()
         scenario = simulate.scenario_in_window(packaged, summary.start, summary.end)
         config = _changes_moved_with(config, packaged, scenario)
+    from wardwatch import demo_sites
+
+    if demo_sites.wanted(config, config_path):
+        demo_sites.serve(config, config_path, scenario, environ, config_dir)
+        return
     testbed_provider = testbed_tracer_provider(exporters)
-    try:
-        check_browser(config, environ)
-    except UserError as exc:  # the demo runs without its browser workflow rather than not at all
-        click.echo(f"browser workflows left out: {exc.format_message()}", err=True)
-        config = config.model_copy(update={"workflows": [w for w in config.workflows if w.kind != "browser"]})
+    config = check_browser(config, environ)
     probe = build_probe(config, environ=environ, exporters=exporters)
     stop = threading.Event()
     try:

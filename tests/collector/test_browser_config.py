@@ -118,3 +118,15 @@ def test_without_chromium_the_probe_says_what_to_install_in_one_line(tmp_path: P
     assert done.returncode != 0
     assert done.stdout == "" and "Traceback" not in done.stderr
     assert done.stderr.count("\n") == 1 and "apt-get install chromium" in done.stderr
+
+
+def test_without_chromium_browser_workflows_not_chosen_by_name_are_left_out_saying_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from wardwatch.config import load_config
+    from wardwatch.wiring import check_browser
+
+    config = load_config(ROOT / "examples" / "testbed.yaml")
+    environ = {"WARDWATCH_CHROMIUM": str(tmp_path / "no-chromium")}
+    kept = check_browser(config, environ, site="ward-7")
+    assert [w.name for w in kept.workflows] == [w.name for w in config.workflows if w.kind != "browser"]
+    assert "browser workflows left out" in capsys.readouterr().err

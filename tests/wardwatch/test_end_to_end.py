@@ -19,7 +19,7 @@ from wardwatch.config import WardwatchConfig, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "testbed.yaml"
 PAGES = {"/": "Overview", "/status": "Status", "/time-of-day": "Time of day", "/workflow": "Workflow",
-         "/sites": "Sites", "/runs": "Runs", "/report": "SLA report"}
+         "/sites": "Sites", "/runs": "Runs", "/report": "SLA report", "/site-health": "Site health"}
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,33 @@
+"""The site health page: quiet sites first, in plain sentences, with the table beneath."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from dashboard.context import DashboardContext, SiteInfo
+from store import schema
+
+
+def test_the_page_says_which_site_went_quiet(tmp_path: Path) -> None:
+    now = dt.datetime(2026, 11, 27, 9, 0, tzinfo=dt.UTC)
+    path = tmp_path / schema.SITE_HEALTH_FILE
+    path.parent.mkdir()
+    path.write_text(json.dumps({"senders": [
+        {"sender": "ward-7", "last_heard": (now - dt.timedelta(minutes=48)).timestamp()},
+        {"sender": "community-hospital", "last_heard": (now - dt.timedelta(seconds=20)).timestamp(),
+         "spool_runs": 0, "clock_offset_s": 0.25, "probe_version": "0.1.0"},
+    ]}))
+    context = DashboardContext(data_dir=tmp_path, timezone="Europe/London", now=lambda: now,
+                               sites=(SiteInfo("community-hospital", "Community hospital", "Europe/London"),
+                                      SiteInfo("ward-7", "Ward 7", "Europe/London")))
+    from dashboard import create_app
+
+    create_app(context)  # pages register with an app
+    from dashboard.pages.site_health import body
+
+    sentences, table = body(context)
+    texts = [item.children for item in sentences.children]
+    assert texts == ["Ward 7 has not reported since 08:12.", "Community hospital is reporting."]
+    assert "+0.25 s" in str(table) and "0.1.0" in str(table)
