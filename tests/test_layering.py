@@ -1,4 +1,4 @@
-"""Dependencies point one way: store <- collector, analysis <- dashboard; wardwatch wires them."""
+"""Dependencies point one way: store <- collector, analysis <- dashboard, alerting; wardwatch wires them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = {"store", "collector", "analysis", "dashboard", "testbed", "observatory", "wardwatch"}
+OURS = {"store", "collector", "analysis", "dashboard", "alerting", "testbed", "observatory", "wardwatch"}
 ALLOWED = {
     "store": set(),
     "testbed": set(),
@@ -16,6 +16,7 @@ ALLOWED = {
     "analysis": {"store"},
     "observatory": {"store"},
     "dashboard": {"analysis"},
+    "alerting": {"analysis", "store"},
     "wardwatch": OURS - {"wardwatch"},
 }
 

@@ -1,0 +1,75 @@
+"""The ``alerting`` section of the configuration file: receivers, routes, intervals."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["AlertingConfig", "AlertmanagerReceiver", "RouteConfig", "WebhookReceiver", "check_alerting"]
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AlertmanagerReceiver(_Model):
+    """A Prometheus Alertmanager: Wardwatch posts its alerts to its API v2, as Prometheus does."""
+
+    name: str = Field(pattern=_NAME, description="Unique among the receivers.")
+    type: Literal["alertmanager"]
+    url: str = Field(description="Alertmanager's base URL, e.g. http://alertmanager:9093 (no credentials).")
+    timeout_s: float = Field(5.0, gt=0, le=60, description="Limit on one post.")
+
+
+class WebhookReceiver(_Model):
+    """Any HTTP endpoint that takes Alertmanager's webhook format (version 4)."""
+
+    name: str = Field(pattern=_NAME, description="Unique among the receivers.")
+    type: Literal["webhook"]
+    url: str = Field(description="Where notifications are POSTed (no credentials in the URL).")
+    timeout_s: float = Field(5.0, gt=0, le=60, description="Limit on one post.")
+
+
+Receiver = Annotated[AlertmanagerReceiver | WebhookReceiver, Field(discriminator="type")]
+
+
+class RouteConfig(_Model):
+    """Alerts whose labels equal every matcher go to these receivers."""
+
+    matchers: dict[str, str] = Field(default_factory=dict, description="Label = value, all must hold; empty: every alert.")
+    receivers: list[str] = Field(min_length=1, description="Names of receivers in alerting.receivers.")
+
+
+class AlertingConfig(_Model):
+    """What is evaluated how often, and where alerts are delivered."""
+
+    interval_s: float = Field(60.0, ge=1, le=3600, description="How often every alert is evaluated.")
+    for_s: float = Field(0.0, ge=0, le=86_400, description="How long a condition holds (pending) before it fires.")
+    group_interval_s: float = Field(
+        300.0, ge=0, le=86_400, description="Webhook: least time between notifications of one group when it changes.")
+    repeat_interval_s: float = Field(
+        14_400.0, ge=1, le=7 * 86_400, description="Webhook: a group still firing is notified again after this.")
+    silent_slots: int = Field(5, ge=1, le=10_000, description="A site is silent after this many slots without a run.")
+    failing_runs: int = Field(3, ge=1, le=100, description="Every run failing: this many latest runs all failed.")
+    dashboard_url: str = Field("http://127.0.0.1:8050", description="The dashboard's address, for links in messages.")
+    receivers: list[Receiver] = Field(default_factory=list, description="Where alerts go: alertmanager or webhook.")
+    routes: list[RouteConfig] = Field(
+        default_factory=list, description="Which alerts go to which receivers; none: every alert to every receiver.")
+
+
+def check_alerting(config: AlertingConfig) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Receiver names unique, routes naming receivers that exist: ``(location, message)``."""
+    seen: set[str] = set()
+    for i, receiver in enumerate(config.receivers):
+        if receiver.name in seen:
+            yield ("alerting", "receivers", i, "name"), f"a second receiver named {receiver.name!r}"
+        seen.add(receiver.name)
+    for i, route in enumerate(config.routes):
+        for j, name in enumerate(route.receivers):
+            if name not in seen:
+                known = ", ".join(sorted(seen)) or "none configured"
+                yield ("alerting", "routes", i, "receivers", j), f"no receiver named {name!r} (known: {known})"

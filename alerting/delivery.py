@@ -1,0 +1,91 @@
+"""What is sent: Alertmanager API v2 alerts, Alertmanager webhook (version 4) notifications.
+
+Both are built from saved alert records (labels, annotations, times); :func:`post` sends one body
+and says whether it was taken. Nothing here decides *when* to send: that is ``engine``'s.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+__all__ = ["GROUP_BY", "ZERO_TIME", "alertmanager_alert", "group_key", "post", "webhook_body"]
+
+GROUP_BY = ("alertname", "site", "workflow")
+ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of a firing alert in webhooks
+
+
+def _rfc3339(moment: str | dt.datetime) -> str:
+    value = dt.datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def group_labels(labels: Mapping[str, str]) -> dict[str, str]:
+    return {k: labels[k] for k in GROUP_BY if labels.get(k)}
+
+
+def group_key(labels: Mapping[str, str]) -> str:
+    """Alertmanager's form: ``{}:{alertname="X", site="Y"}``."""
+    inner = ", ".join(f'{k}="{v}"' for k, v in group_labels(labels).items())
+    return "{}:{" + inner + "}"
+
+
+def alertmanager_alert(record: Mapping[str, Any], ends_at: dt.datetime) -> dict[str, Any]:
+    """One alert of a POST to ``/api/v2/alerts`` (postableAlert)."""
+    return {
+        "labels": dict(record["labels"]),
+        "annotations": dict(record["annotations"]),
+        "startsAt": _rfc3339(record["firing_since"]),
+        "endsAt": _rfc3339(ends_at),
+        "generatorURL": record["annotations"].get("dashboard", ""),
+    }
+
+
+def webhook_body(receiver: str, records: Sequence[Mapping[str, Any]], external_url: str) -> dict[str, Any]:
+    """One notification of a group, in Alertmanager's webhook format (version 4)."""
+    alerts = []
+    for record in records:
+        resolved = record["status"] == "resolved"
+        alerts.append({
+            "status": "resolved" if resolved else "firing",
+            "labels": dict(record["labels"]),
+            "annotations": dict(record["annotations"]),
+            "startsAt": _rfc3339(record["firing_since"]),
+            "endsAt": _rfc3339(record["resolved_at"]) if resolved else ZERO_TIME,
+            "generatorURL": record["annotations"].get("dashboard", ""),
+            "fingerprint": record["fingerprint"],
+        })
+    first = records[0]["labels"]
+
+    def common(key: str) -> dict[str, str]:
+        shared = dict(records[0][key])
+        for record in records[1:]:
+            shared = {k: v for k, v in shared.items() if record[key].get(k) == v}
+        return shared
+
+    return {
+        "version": "4",
+        "groupKey": group_key(first),
+        "truncatedAlerts": 0,
+        "status": "firing" if any(a["status"] == "firing" for a in alerts) else "resolved",
+        "receiver": receiver,
+        "groupLabels": group_labels(first),
+        "commonLabels": common("labels"),
+        "commonAnnotations": common("annotations"),
+        "externalURL": external_url,
+        "alerts": alerts,
+    }
+
+
+def post(url: str, body: Any, timeout_s: float) -> str | None:
+    """POST ``body`` as JSON; None when taken (2xx), else why not (never the response's body)."""
+    try:
+        response = httpx.post(url, json=body, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return f"{type(exc).__name__}"
+    if 200 <= response.status_code < 300:
+        return None
+    return f"HTTP {response.status_code}"

@@ -1,0 +1,276 @@
+"""One evaluation: conditions -> alert states -> notifications due -> the outbox; and delivery.
+
+Evaluation and delivery are separate on purpose: :meth:`Evaluator.evaluate` only reads the
+store and writes the state (notifications go into the durable outbox), and
+:meth:`Evaluator.deliver` sends what is due, one receiver at a time in order, backing off a
+receiver that fails. So a receiver that is down delays its own notifications, never an
+evaluation, and loses none of them. A notification counts as sent for the repeat interval when it
+enters the outbox; both are saved in one atomic write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from analysis.store import open_store
+from alerting.config import AlertingConfig, AlertmanagerReceiver, WebhookReceiver
+from alerting.delivery import alertmanager_alert, group_key, post, webhook_body
+from alerting.messages import Names, clinician_text, dashboard_link, owner_text, summary
+from alerting.rules import AlertInputs, Condition, conditions, fingerprint
+from alerting.state import load_state, save_state
+from store.errors import StoreError
+
+__all__ = ["Evaluator", "run_forever"]
+
+log = logging.getLogger(__name__)
+
+KEEP_RESOLVED = dt.timedelta(days=7)
+BACKOFF_S = (10.0, 300.0)  # first retry after 10 s, doubling up to 5 minutes
+ENDS_AFTER_INTERVALS = 4  # Alertmanager's endsAt of a firing alert: this many evaluations ahead
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat()
+
+
+def _at(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+class Evaluator:
+    """Evaluates the alerts over one store and delivers them; its state lives in ``data_dir``."""
+
+    def __init__(self, data_dir: Path, config: AlertingConfig, inputs: AlertInputs, names: Names,
+                 *, clock: Callable[[], dt.datetime] = _utc_now) -> None:
+        self.data_dir = Path(data_dir)
+        self.config = config
+        self.inputs = inputs
+        self.names = names
+        self.clock = clock
+        self._lock = threading.Lock()
+        self.state = load_state(self.data_dir)
+
+    # -- evaluation ------------------------------------------------------------------------------
+
+    def evaluate(self, at: dt.datetime | None = None) -> list[dict[str, Any]]:
+        """Judge every alert at ``at`` (default now), plan notifications; the alerts not resolved."""
+        at = at or self.clock()
+        try:
+            with open_store(self.data_dir, calendar=self.inputs.calendar) as store:
+                found = conditions(store, self.inputs, at)
+        except StoreError as exc:
+            if (self.data_dir / "store.json").exists():
+                raise
+            log.info("no store yet at %s (%s): nothing to judge", self.data_dir, exc)
+            found = []
+        with self._lock:
+            self._transition(found, at)
+            for receiver in self.config.receivers:
+                if isinstance(receiver, WebhookReceiver):
+                    self._plan_webhook(receiver, at)
+                else:
+                    self._plan_alertmanager(receiver, at)
+            self._prune(at)
+            save_state(self.data_dir, self.state)
+            return [dict(r) for r in self.state["alerts"].values() if r["status"] != "resolved"]
+
+    def _transition(self, found: list[Condition], at: dt.datetime) -> None:
+        alerts: dict[str, dict[str, Any]] = self.state["alerts"]
+        active = {c.fingerprint: c for c in found}
+        for fp, condition in active.items():
+            record = alerts.get(fp)
+            if record is None or record["status"] == "resolved":
+                record = alerts[fp] = {"fingerprint": fp, "labels": condition.labels, "status": "pending",
+                                       "since": _iso(at), "firing_since": None, "resolved_at": None,
+                                       "notified": {}, "resolved_notified": {}}
+            record["facts"] = condition.facts
+            held = at - _at(record["since"])
+            if record["status"] == "pending" and held.total_seconds() >= self.config.for_s:
+                record["status"], record["firing_since"] = "firing", _iso(at)
+            record["annotations"] = self._annotations(record, at, resolved=False)
+        for fp in list(alerts):
+            record = alerts[fp]
+            if fp in active:
+                continue
+            if record["status"] == "pending":
+                del alerts[fp]
+            elif record["status"] == "firing":
+                record["status"], record["resolved_at"] = "resolved", _iso(at)
+                record["annotations"] = self._annotations(record, at, resolved=True)
+
+    def _annotations(self, record: Mapping[str, Any], at: dt.datetime, *, resolved: bool) -> dict[str, str]:
+        labels, facts, since = record["labels"], record["facts"], record["since"]
+        return {
+            "summary": summary(labels, facts, self.names),
+            "description": owner_text(labels, facts, since, at, self.names),
+            "clinician": clinician_text(labels, facts, since, at, self.names, resolved=resolved),
+            "dashboard": dashboard_link(labels, self.names),
+        }
+
+    def receivers_for(self, labels: Mapping[str, str]) -> set[str]:
+        """The receivers an alert goes to: every one without routes, else those of matching routes."""
+        if not self.config.routes:
+            return {r.name for r in self.config.receivers}
+        chosen: set[str] = set()
+        for route in self.config.routes:
+            if all(labels.get(k) == v for k, v in route.matchers.items()):
+                chosen.update(route.receivers)
+        return chosen
+
+    def _enqueue(self, receiver: str, kind: str, body: Any, at: dt.datetime) -> None:
+        self.state["outbox"].append({"id": self.state["next_id"], "receiver": receiver, "kind": kind,
+                                     "body": body, "attempts": 0, "created": _iso(at),
+                                     "next_attempt": _iso(at)})
+        self.state["next_id"] += 1
+
+    def _plan_webhook(self, receiver: WebhookReceiver, at: dt.datetime) -> None:
+        """Alertmanager's grouping, kept small: one notification per group when it first fires,
+        when its alerts change (at most once per group interval), each repeat interval, and once
+        when what was notified has resolved."""
+        groups: dict[str, dict[str, Any]] = self.state["groups"].setdefault(receiver.name, {})
+        members: dict[str, list[dict[str, Any]]] = {}
+        for record in self.state["alerts"].values():
+            if record["status"] != "pending" and receiver.name in self.receivers_for(record["labels"]):
+                members.setdefault(group_key(record["labels"]), []).append(record)
+        for key in sorted(set(members) | set(groups)):
+            records = members.get(key, [])
+            firing = [r for r in records if r["status"] == "firing"]
+            group = groups.get(key)
+            notified = set(group["firing"]) if group else set()
+            resolved = [r for r in records if r["status"] == "resolved" and r["fingerprint"] in notified]
+            waited = (at - _at(group["last_sent"])).total_seconds() if group else None
+            if firing:
+                changed = {r["fingerprint"] for r in firing} != notified
+                due = (waited is None or (changed and waited >= self.config.group_interval_s)
+                       or waited >= self.config.repeat_interval_s)
+            else:
+                due = bool(resolved) and (waited is None or waited >= self.config.group_interval_s)
+                if not resolved and group is not None:
+                    del groups[key]  # what it notified is gone (pruned): nothing left to say
+                    continue
+            if not due:
+                continue
+            sent = firing + resolved
+            self._enqueue(receiver.name, "webhook", webhook_body(receiver.name, sent, self.names.dashboard_url), at)
+            for record in firing:
+                record["notified"][receiver.name] = _iso(at)
+            for record in resolved:
+                record["resolved_notified"][receiver.name] = _iso(at)
+            if firing:
+                groups[key] = {"last_sent": _iso(at), "firing": sorted(r["fingerprint"] for r in firing)}
+            else:
+                del groups[key]
+
+    def _plan_alertmanager(self, receiver: AlertmanagerReceiver, at: dt.datetime) -> None:
+        """Every firing alert at every evaluation (ending a few intervals ahead, so Alertmanager
+        resolves it by itself should Wardwatch stop), and each resolved one once with endsAt = its end."""
+        ends_at = at + dt.timedelta(seconds=self.config.interval_s * ENDS_AFTER_INTERVALS)
+        body = []
+        for record in self.state["alerts"].values():
+            if receiver.name not in self.receivers_for(record["labels"]):
+                continue
+            if record["status"] == "firing":
+                body.append(alertmanager_alert(record, ends_at))
+                record["notified"][receiver.name] = _iso(at)
+            elif (record["status"] == "resolved" and receiver.name in record["notified"]
+                  and receiver.name not in record["resolved_notified"]):
+                body.append(alertmanager_alert(record, _at(record["resolved_at"])))
+                record["resolved_notified"][receiver.name] = _iso(at)
+        # An undelivered earlier post is replaced by this one; the resolutions it carried are kept.
+        sending = {fingerprint(a["labels"]) for a in body}
+        for item in [i for i in self.state["outbox"] if i["receiver"] == receiver.name]:
+            body += [a for a in item["body"] if fingerprint(a["labels"]) not in sending
+                     and _at(a["endsAt"].replace("Z", "+00:00")) <= at]
+            self.state["outbox"].remove(item)
+        if body:
+            self._enqueue(receiver.name, "alertmanager", body, at)
+
+    def _prune(self, at: dt.datetime) -> None:
+        referenced = {fp for groups in self.state["groups"].values() for g in groups.values() for fp in g["firing"]}
+        for fp in [fp for fp, r in self.state["alerts"].items()
+                   if r["status"] == "resolved" and fp not in referenced
+                   and at - _at(r["resolved_at"]) > KEEP_RESOLVED]:
+            del self.state["alerts"][fp]
+
+    # -- delivery --------------------------------------------------------------------------------
+
+    def deliver(self, now: dt.datetime | None = None) -> list[str]:
+        """Send what is due, oldest first per receiver; a receiver's first failure defers the rest
+        of its notifications (they keep their order). Returns a line per failure."""
+        now = now or self.clock()
+        receivers = {r.name: r for r in self.config.receivers}
+        with self._lock:
+            due = [dict(i) for i in self.state["outbox"] if _at(i["next_attempt"]) <= now]
+        failed: list[str] = []
+        blocked: set[str] = set()
+        for item in due:
+            receiver = receivers.get(item["receiver"])
+            if item["receiver"] in blocked:
+                continue
+            if receiver is None:  # a receiver since removed from the configuration
+                self._settle(item, now, None)
+                continue
+            url = receiver.url.rstrip("/") + "/api/v2/alerts" if item["kind"] == "alertmanager" else receiver.url
+            error = post(url, item["body"], receiver.timeout_s)
+            self._settle(item, now, error)
+            if error is not None:
+                blocked.add(item["receiver"])
+                failed.append(f"receiver {receiver.name}: {error}; retrying")
+                log.warning("alert receiver %s: %s (attempt %d); will retry", receiver.name, error,
+                            item["attempts"] + 1)
+        return failed
+
+    def _settle(self, item: Mapping[str, Any], now: dt.datetime, error: str | None) -> None:
+        with self._lock:
+            saved = next((i for i in self.state["outbox"] if i["id"] == item["id"]), None)
+            status = self.state["delivery"].setdefault(item["receiver"], {})
+            if error is None:
+                if saved is not None:
+                    self.state["outbox"].remove(saved)
+                status["last_ok"] = _iso(now)
+            else:
+                status["last_error"], status["last_error_at"] = error, _iso(now)
+                if saved is not None:
+                    saved["attempts"] += 1
+                    wait = min(BACKOFF_S[0] * 2 ** (saved["attempts"] - 1), BACKOFF_S[1])
+                    saved["next_attempt"] = _iso(now + dt.timedelta(seconds=wait))
+            save_state(self.data_dir, self.state)
+
+    def pending_deliveries(self) -> int:
+        with self._lock:
+            return len(self.state["outbox"])
+
+
+def run_forever(evaluator: Evaluator, stop: threading.Event) -> None:
+    """Evaluate every ``interval_s``; deliver on a thread of its own, so a slow receiver never
+    delays an evaluation."""
+    wake = threading.Event()
+
+    def deliver() -> None:
+        while not stop.is_set():
+            try:
+                evaluator.deliver()
+            except Exception:  # a delivery bug must not stop evaluation; it is logged
+                log.exception("alert delivery failed")
+            wake.wait(5.0)
+            wake.clear()
+
+    worker = threading.Thread(target=deliver, name="alert-delivery", daemon=True)
+    worker.start()
+    while not stop.is_set():
+        try:
+            evaluator.evaluate()
+        except Exception:  # a store being compacted, a rule's bug: logged, tried again next time
+            log.exception("alert evaluation failed")
+        wake.set()
+        stop.wait(evaluator.config.interval_s)
+    worker.join(timeout=10)

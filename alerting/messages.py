@@ -1,0 +1,145 @@
+"""The two texts of every alert: figures for the service owner, plain words for clinicians.
+
+Both are built from an alert's labels and facts only (names, counts, ratios, times): no value a
+run returned, no URL it called, no error message, so no patient data and no secret can reach a
+message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from alerting.exhaustion import exhaustion_text
+
+__all__ = ["Names", "clinician_text", "dashboard_link", "owner_text", "summary"]
+
+UPDATE_EVERY = dt.timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Display names and where the dashboard is, for the texts and their links."""
+
+    workflows: Mapping[str, str] = field(default_factory=dict)  # id -> title
+    sites: Mapping[str, str] = field(default_factory=dict)  # id -> title
+    timezone: str = "Europe/London"
+    dashboard_url: str = "http://127.0.0.1:8050"
+
+    def workflow(self, name: str) -> str:
+        if not name or name == "all":
+            return "Every workflow"
+        titles = [self.workflows.get(n, n.replace("-", " ").replace("_", " ").capitalize()) for n in name.split(",")]
+        return " and ".join(titles)
+
+    def site(self, name: str) -> str:
+        if not name or name == "all":
+            return "every site"
+        return " and ".join(self.sites.get(n, n) for n in name.split(","))
+
+    def local(self, moment: dt.datetime | str) -> dt.datetime:
+        value = dt.datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+        return value.astimezone(ZoneInfo(self.timezone))
+
+
+def _when(names: Names, moment: dt.datetime | str, at: dt.datetime) -> str:
+    local, now = names.local(moment), names.local(at)
+    return f"{local:%H:%M}" if local.date() == now.date() else f"{local:%a} {local.day} {local:%b} {local:%H:%M}"
+
+
+def _percent(ratio: float) -> str:
+    return f"{ratio * 100:.1f}%".replace(".0%", "%")
+
+
+def dashboard_link(labels: Mapping[str, str], names: Names) -> str:
+    """The dashboard page that shows the alert, with its filters set."""
+    query: dict[str, str] = {"window": "1d"}
+    workflow, site = labels.get("workflow", ""), labels.get("site", "")
+    if workflow and "," not in workflow and workflow != "all":
+        query["workflow"] = workflow
+    if site and "," not in site and site != "all":
+        query["site"] = site
+    page = "/status" if labels.get("alertname") in ("SiteSilent", "EveryRunFailing") else "/workflow"
+    return f"{names.dashboard_url.rstrip('/')}{page}?{urlencode(query)}"
+
+
+def summary(labels: Mapping[str, str], facts: Mapping[str, Any], names: Names) -> str:
+    """One line: what fired, where."""
+    kind = facts.get("kind")
+    if kind == "silent":
+        return f"No runs from {names.site(labels['site'])} for {facts['missed_slots']} slots"
+    if kind == "failing":
+        return f"Every run of {names.workflow(labels['workflow'])} at {names.site(labels['site'])} is failing"
+    what = "Objective" if kind == "objective" else "SLA"
+    return (f"{what} {facts['name']!r} is burning its budget {facts['long_burn_rate']:.1f}x too fast "
+            f"({facts['long_window']} window, {labels['severity']})")
+
+
+def owner_text(labels: Mapping[str, str], facts: Mapping[str, Any], since: dt.datetime | str,
+               at: dt.datetime, names: Names) -> str:
+    """For service owners: the figures with thresholds and sample counts, since when, the budget, a link."""
+    kind = facts.get("kind")
+    link = dashboard_link(labels, names)
+    if kind == "silent":
+        return (f"{names.site(labels['site'])} has sent no runs since {_when(names, facts['last_run'], at)} "
+                f"({facts['missed_slots']} slots of {facts['cadence_s']:g} s missed; the alert fires after "
+                f"{facts['silent_slots']}). The probe, or its network link, is down: this says nothing yet "
+                f"about the EPR. Firing since {_when(names, since, at)}. {link}")
+    if kind == "failing":
+        errors = ", ".join(facts.get("error_types") or []) or "no error type recorded"
+        return (f"{names.workflow(labels['workflow'])} at {names.site(labels['site'])}: the latest "
+                f"{facts['failing_runs']} runs all failed ({facts['runs']} in a row since "
+                f"{_when(names, facts['since'], at)}; errors: {errors}). It resolves on the next successful "
+                f"run. {link}")
+    events = "runs" if kind == "objective" else "requests"
+    target = f"target {_percent(facts['target'])}"
+    if kind == "objective" and facts.get("threshold_s"):
+        target = f"{_percent(facts['target'])} of runs within {facts['threshold_s']:g} s"
+    exhausted = facts.get("exhausted_at")
+    window_end = facts.get("window_end")
+    budget = exhaustion_text(at, dt.datetime.fromisoformat(exhausted) if exhausted else None,
+                             dt.datetime.fromisoformat(window_end) if window_end else None, names.timezone)
+    remaining = facts.get("budget_remaining", 1.0)
+    return (f"{'Objective' if kind == 'objective' else 'SLA'} {facts['name']!r} ({target}) for "
+            f"{names.workflow(labels.get('workflow', ''))} at {names.site(labels.get('site', ''))}: "
+            f"{_percent(facts['bad_ratio'])} of {events} bad over the last {facts['long_window']} "
+            f"(burn rate {facts['long_burn_rate']:.1f}, threshold {facts['threshold']:.1f}, "
+            f"n={facts['long_samples']}) and {facts['short_burn_rate']:.1f} over the last {facts['short_window']} "
+            f"(n={facts['short_samples']}). Firing since {_when(names, since, at)}. {budget[0].upper()}{budget[1:]} "
+            f"({_percent(max(remaining, 0.0))} of the budget left, n={facts['window_samples']} {events} so far). "
+            f"{link}")
+
+
+def _update_by(at: dt.datetime, names: Names) -> str:
+    later = names.local(at + UPDATE_EVERY)
+    quarter = math.ceil((later.minute + later.second / 60) / 15) * 15
+    later = later.replace(minute=0, second=0, microsecond=0) + dt.timedelta(minutes=quarter)
+    return f"{later:%H:%M}"
+
+
+def clinician_text(labels: Mapping[str, str], facts: Mapping[str, Any], since: dt.datetime | str,
+                   at: dt.datetime, names: Names, *, resolved: bool = False) -> str:
+    """For clinicians and ward managers: what is affected, where, since when, can they carry on."""
+    kind = facts.get("kind")
+    where = names.site(labels.get("site", ""))
+    place = f"at {where}" if where != "every site" else "at every site"
+    task = names.workflow(labels.get("workflow", ""))
+    if resolved:
+        if kind == "silent":
+            return f"We can check the record system from {where} again, since {_when(names, at, at)}."
+        return f"{task} {place} is working normally again, since {_when(names, at, at)}."
+    started = _when(names, since, at)
+    update = f"We will update you by {_update_by(at, names)}."
+    if kind == "silent":
+        return (f"We cannot check the record system from {where} since {started}. This does not mean the "
+                f"record system is down; keep working as usual. {update}")
+    if kind == "failing":
+        return (f"{task} is not working {place} since {started}. If you need it now, follow your "
+                f"downtime procedure. {update}")
+    return (f"{task} has been slow or failing at times {place} since {started}. You can keep working; "
+            f"it does complete, but may take longer. {update}")

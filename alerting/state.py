@@ -1,0 +1,60 @@
+"""Alert state kept durably in the data directory, so a restart neither re-notifies nor forgets.
+
+One JSON document, ``<data dir>/alerting/state.json``, replaced whole on every change (written
+under a temporary name, fsynced, renamed into place): a crash leaves the old state or the new,
+never half of one. It holds every alert (pending, firing or resolved; since when; facts; last
+notified per receiver), each receiver's groups (when each was last notified, and with which
+alerts) and the outbox: notifications not yet delivered, with their attempts and next try.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+__all__ = ["STATE_FILE", "load_state", "save_state"]
+
+STATE_FILE = Path("alerting") / "state.json"
+VERSION = 1
+
+
+def _empty() -> dict[str, Any]:
+    return {"version": VERSION, "alerts": {}, "groups": {}, "outbox": [], "delivery": {}, "next_id": 1}
+
+
+def load_state(data_dir: Path) -> dict[str, Any]:
+    """The saved state, or an empty one when there is none yet."""
+    path = data_dir / STATE_FILE
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return _empty()
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: alert state unreadable ({exc}); move it aside to start afresh") from exc
+    if not isinstance(state, dict) or state.get("version") != VERSION:
+        raise ValueError(f"{path}: not an alert state of version {VERSION}")
+    return {**_empty(), **state}
+
+
+def save_state(data_dir: Path, state: dict[str, Any]) -> None:
+    """Replace the saved state atomically."""
+    folder = data_dir / STATE_FILE.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(state, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, data_dir / STATE_FILE)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
