@@ -337,6 +337,34 @@ def upgrade_store(store_path: Path) -> None:
         click.echo(f"{store_path}: nothing to upgrade (no store here, or already this version)", err=True)
 
 
+@main.command()
+@config_option
+@click.option("--once", is_flag=True, help="Evaluate once, try to deliver what is due, then exit.")
+def alerts(config_path: Path, once: bool) -> None:
+    """Evaluate every alert and deliver what is due (every alerting.interval_s, or --once).
+
+    \b
+    Burn-rate alerts of every objective and SLA, a site gone silent, every run of a
+    workflow failing. State and undelivered notifications are kept in the data
+    directory (alerting/state.json). Exit codes with --once: 0 delivered (or
+    nothing due), 1 some receiver failed (kept, retried next time), 2 a
+    configuration error.
+    """
+    from wardwatch.alerts import run_alerts
+
+    config = _load(config_path, writes=True)
+    active, failures = run_alerts(config, once=once, config_dir=config_path.resolve().parent)
+    if once:
+        for alert in sorted(active, key=lambda a: sorted(a["labels"].items())):
+            labels = " ".join(f"{k}={v}" for k, v in sorted(alert["labels"].items()) if k != "alertname")
+            click.echo(f"{alert['status']:8} {alert['labels']['alertname']} {labels}: {alert['annotations']['summary']}")
+        click.echo(f"{len(active)} alert{'' if len(active) == 1 else 's'} pending or firing")
+        for line in failures:
+            click.echo(line, err=True)
+        if failures:
+            raise click.exceptions.Exit(1)
+
+
 def _check_choice(what: str, value: str | None, names: list[str]) -> None:
     if value is not None and value not in names:
         known = ", ".join(names) or "none configured"

@@ -28,6 +28,7 @@ import pydantic
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from alerting.config import AlertingConfig, check_alerting
 from analysis.config import (
     ChangeEventConfig,
     ObjectiveConfig,
@@ -90,6 +91,9 @@ class WardwatchConfig(BaseModel):
     observatory: ObservatoryConfig = Field(
         default_factory=ObservatoryConfig,
         description="The central observatory (`wardwatch observatory`): site tokens, EPR sources, TLS, limits.",
+    )
+    alerting: AlertingConfig | None = Field(
+        None, description="Alerts evaluated over the store and where they are delivered (wardwatch alerts)."
     )
 
 
@@ -226,6 +230,8 @@ def _check_sections(config: WardwatchConfig) -> list[tuple[tuple[Any, ...], str]
             if period not in period_names:
                 problems.append((("objectives", i, "periods", j), f"no period named {period!r} in periods"))
     problems += check_observatory_references(config.observatory, site_names, set(config.targets))
+    if config.alerting is not None:
+        problems += list(check_alerting(config.alerting))
     return problems + list(
         check_analysis_references(
             workflows=workflow_names,
