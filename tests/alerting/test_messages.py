@@ -1,0 +1,73 @@
+"""The two messages: figures for the service owner, plain words for clinicians."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+
+from analysis import open_store
+from analysis.config import ObjectiveConfig, SLAConfig
+from alerting.messages import Names, clinician_text, owner_text
+from alerting.rules import AlertInputs, conditions
+
+UTC = dt.UTC
+AT = dt.datetime(2026, 10, 1, 12, tzinfo=UTC)  # a Thursday, 13:00 in London
+NAMES = Names(workflows={"open": "Open patient record"}, sites={"ward-7": "Ward 7"},
+              dashboard_url="http://wardwatch.example:8050")
+JARGON = re.compile(r"\bp\d\d|\bSLOs?\b|\bSLAs?\b|latency|5xx|burn|budget|percentile|threshold|http|error", re.IGNORECASE)
+
+
+@pytest.fixture
+def every_kind(add_runs) -> list:
+    """An objective burning, an SLA burning, every run failing at Ward 7, the clinic silent."""
+    path = add_runs([(dt.datetime(2026, 10, 1, 11, 0, 30, tzinfo=UTC) + dt.timedelta(minutes=i), "open", "ward-7",
+                      "failed" if i % 5 == 0 or i >= 57 else "ok", 5.0 if i % 5 == 0 else 1.0) for i in range(60)]
+                    + [(dt.datetime(2026, 10, 1, 11, 0, tzinfo=UTC), "open", "clinic", "ok", 1.0)])
+    inputs = AlertInputs(objectives=[ObjectiveConfig(name="open within 3 s", workflow="open", threshold_s=3,
+                                                     target=0.99, sites=["ward-7"])],
+                         slas=[SLAConfig(name="availability", metric="availability", target=0.999)],
+                         cadence_s={"ward-7": 60.0, "clinic": 60.0})
+    with open_store(path) as store:
+        found = conditions(store, inputs, AT)
+    assert {c.labels["alertname"] for c in found} == {"ObjectiveBurnRate", "SLABurnRate", "EveryRunFailing", "SiteSilent"}
+    return found
+
+
+def test_the_service_owner_reads_figures_thresholds_samples_since_budget_and_a_link(every_kind) -> None:
+    burn = next(c for c in every_kind if c.labels["alertname"] == "ObjectiveBurnRate")
+    since = AT - dt.timedelta(minutes=20)
+    text = owner_text(burn.labels, burn.facts, since.isoformat(), AT, NAMES)
+    assert text.startswith("Objective 'open within 3 s' (99% of runs within 3 s) for Open patient record at "
+                           "Ward 7: 25% of runs bad over the last 1h (burn rate 25.0, threshold 14.4, n=60) "
+                           "and 80.0 over the last 5m (n=5). Firing since 12:40.")
+    assert "At this rate the month's allowance is used up on " in text
+    assert "of the budget left, n=60 runs so far" in text
+    assert text.endswith("http://wardwatch.example:8050/workflow?window=1d&workflow=open&site=ward-7")
+    failing = next(c for c in every_kind if c.labels["alertname"] == "EveryRunFailing")
+    assert "the latest 3 runs all failed (3 in a row since 12:57; errors: http_5xx)" in owner_text(
+        failing.labels, failing.facts, since.isoformat(), AT, NAMES)
+
+
+def test_the_clinician_text_is_plain_words(every_kind) -> None:
+    texts = []
+    for condition in every_kind:
+        since = (AT - dt.timedelta(minutes=20)).isoformat()
+        texts.append(clinician_text(condition.labels, condition.facts, since, AT, NAMES))
+        texts.append(clinician_text(condition.labels, condition.facts, since, AT, NAMES, resolved=True))
+    for text in texts:
+        assert not JARGON.search(text), text
+        assert "_" not in text and "-" not in text  # display names, never ids
+    failing = next(c for c in every_kind if c.labels["alertname"] == "EveryRunFailing")
+    assert clinician_text(failing.labels, failing.facts, "2026-10-01T11:40:00+00:00", AT, NAMES) == (
+        "Open patient record is not working at Ward 7 since 12:40. If you need it now, follow your downtime "
+        "procedure. We will update you by 13:30.")
+    burn = next(c for c in every_kind if c.labels["alertname"] == "ObjectiveBurnRate")
+    assert clinician_text(burn.labels, burn.facts, "2026-10-01T11:40:00+00:00", AT, NAMES) == (
+        "Open patient record has been slow or failing at times at Ward 7 since 12:40. You can keep working; "
+        "it does complete, but may take longer. We will update you by 13:30.")
+
+
+def test_the_jargon_check_catches_jargon() -> None:
+    assert JARGON.search("p95 latency above SLO") and JARGON.search("5xx") and JARGON.search("burn rate")
