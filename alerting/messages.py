@@ -133,7 +133,7 @@ def clinician_text(labels: Mapping[str, str], facts: Mapping[str, Any], since: d
         if kind == "silent":
             return f"We can check the record system from {where} again, since {_when(names, at, at)}."
         return f"{task} {place} is working normally again, since {_when(names, at, at)}."
-    started = _when(names, since, at)
+    started = _when(names, facts.get("since") or since, at)  # the first failed run, the first missed slot
     update = f"We will update you by {_update_by(at, names)}."
     if kind == "silent":
         return (f"We cannot check the record system from {where} since {started}. This does not mean the "

@@ -82,8 +82,8 @@ def recorder() -> Iterator[Recorder]:
 
 def alertmanager_binary() -> str:
     """The Alertmanager to test against; a developer's machine without it skips, CI fails."""
-    found = os.environ.get("WARDWATCH_ALERTMANAGER") or shutil.which(ALERTMANAGER) or (
-        "/usr/bin/" + ALERTMANAGER if Path("/usr/bin/" + ALERTMANAGER).exists() else None)
+    found = os.environ.get("WARDWATCH_ALERTMANAGER") or shutil.which(
+        ALERTMANAGER, path=os.environ.get("PATH", "") + os.pathsep + "/usr/bin")
     if found is None:
         if os.environ.get("WARDWATCH_REQUIRE_ALERTMANAGER") == "1":
             pytest.fail("Alertmanager is required (WARDWATCH_REQUIRE_ALERTMANAGER=1) but not installed")

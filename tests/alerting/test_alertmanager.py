@@ -12,6 +12,9 @@ from alerting.config import AlertingConfig, AlertmanagerReceiver
 from alerting.engine import Evaluator
 from alerting.messages import Names
 from alerting.rules import AlertInputs
+import pytest
+
+from tests.alerting import servers
 from tests.alerting.servers import alertmanager, recorder
 
 LABELS = {"alertname": "EveryRunFailing", "site": "ward-7", "workflow": "open-patient-record", "severity": "page"}
@@ -61,3 +64,14 @@ def test_firing_then_resolved_through_a_real_alertmanager(tmp_path: Path, add_ru
         # resolved is sent once: the next evaluation posts nothing
         ev.evaluate(later + dt.timedelta(seconds=1))
         assert ev.state["outbox"] == []
+
+
+def test_without_alertmanager_a_developer_skips_and_ci_fails(monkeypatch) -> None:
+    monkeypatch.delenv("WARDWATCH_ALERTMANAGER", raising=False)
+    monkeypatch.setattr(servers.shutil, "which", lambda *args, **kwargs: None)
+    monkeypatch.delenv("WARDWATCH_REQUIRE_ALERTMANAGER", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install prometheus-alertmanager"):
+        servers.alertmanager_binary()
+    monkeypatch.setenv("WARDWATCH_REQUIRE_ALERTMANAGER", "1")
+    with pytest.raises(pytest.fail.Exception, match="required"):
+        servers.alertmanager_binary()
