@@ -22,6 +22,7 @@ from alerting.config import AlertingConfig, AlertmanagerReceiver, WebhookReceive
 from alerting.delivery import alertmanager_alert, group_key, post, webhook_body
 from alerting.messages import Names, clinician_text, dashboard_link, owner_text, summary
 from alerting.rules import AlertInputs, Condition, conditions, fingerprint
+from alerting.silences import is_silenced, load_silences
 from alerting.state import load_state, save_state
 from store.errors import StoreError
 
@@ -72,8 +73,11 @@ class Evaluator:
                 raise
             log.info("no store yet at %s (%s): nothing to judge", self.data_dir, exc)
             found = []
+        silences = load_silences(self.data_dir)
         with self._lock:
             self._transition(found, at)
+            for record in self.state["alerts"].values():
+                record["silenced"] = is_silenced(record["labels"], silences, at)
             for receiver in self.config.receivers:
                 if isinstance(receiver, WebhookReceiver):
                     self._plan_webhook(receiver, at)
@@ -139,7 +143,9 @@ class Evaluator:
         groups: dict[str, dict[str, Any]] = self.state["groups"].setdefault(receiver.name, {})
         members: dict[str, list[dict[str, Any]]] = {}
         for record in self.state["alerts"].values():
-            if record["status"] != "pending" and receiver.name in self.receivers_for(record["labels"]):
+            # Silenced alerts are not notified here; Alertmanager applies its own copy of the silence.
+            if (record["status"] != "pending" and not record.get("silenced")
+                    and receiver.name in self.receivers_for(record["labels"])):
                 members.setdefault(group_key(record["labels"]), []).append(record)
         for key in sorted(set(members) | set(groups)):
             records = members.get(key, [])

@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["STATE_FILE", "load_state", "save_state"]
+__all__ = ["STATE_FILE", "load_state", "save_state", "write_json"]
 
 STATE_FILE = Path("alerting") / "state.json"
 VERSION = 1
@@ -41,15 +41,20 @@ def load_state(data_dir: Path) -> dict[str, Any]:
 
 def save_state(data_dir: Path, state: dict[str, Any]) -> None:
     """Replace the saved state atomically."""
-    folder = data_dir / STATE_FILE.parent
+    write_json(data_dir / STATE_FILE, state)
+
+
+def write_json(path: Path, document: Any) -> None:
+    """Replace ``path`` with ``document`` as JSON, whole: a temporary file, fsynced, renamed."""
+    folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=".state-", suffix=".tmp", dir=folder)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(state, f, indent=1, sort_keys=True)
+            json.dump(document, f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(temporary, data_dir / STATE_FILE)
+        os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import threading
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
-from alerting.config import AlertingConfig
+import httpx
+
+from alerting import silences
+from alerting.config import AlertingConfig, AlertmanagerReceiver
 from alerting.engine import Evaluator, run_forever
 from alerting.messages import Names
 from alerting.rules import AlertInputs
 from analysis.calendar import ClinicalCalendar
 from wardwatch.config import WardwatchConfig
 
-__all__ = ["evaluator", "run_alerts"]
+__all__ = ["add_silence", "evaluator", "expire_silence", "parse_until", "run_alerts"]
 
 
 def _cadence_s(config: WardwatchConfig) -> dict[str, float]:
@@ -55,3 +61,51 @@ def run_alerts(config: WardwatchConfig, *, once: bool, config_dir: Path | None =
         signal.signal(number, lambda *_: stop.set())
     run_forever(ev, stop)
     return [], []
+
+
+_RELATIVE = {"m": 60, "h": 3600, "d": 86_400}
+
+
+def parse_until(text: str, now: dt.datetime, timezone: str) -> dt.datetime:
+    """``--until``: ISO 8601 (without an offset: in ``timezone``), or a length from now: 30m, 2h, 1d."""
+    value = text.strip()
+    if value[:-1].isdigit() and value[-1:] in _RELATIVE:
+        return now + dt.timedelta(seconds=int(value[:-1]) * _RELATIVE[value[-1]])
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"--until {text!r} is neither a time (2026-11-02T17:00) nor a length (30m, 2h, 1d)") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(timezone))
+
+
+def _alertmanagers(config: WardwatchConfig) -> list[AlertmanagerReceiver]:
+    alerting = config.alerting or AlertingConfig()
+    return [r for r in alerting.receivers if isinstance(r, AlertmanagerReceiver)]
+
+
+def add_silence(config: WardwatchConfig, matchers: dict[str, str], until: dt.datetime, reason: str,
+                now: dt.datetime) -> tuple[dict[str, Any], list[str]]:
+    """The silence, kept in the data directory and created in every configured Alertmanager;
+    with a line per Alertmanager that could not take it."""
+    ids, failures = {}, []
+    for receiver in _alertmanagers(config):
+        try:
+            ids[receiver.name] = silences.alertmanager_silence(receiver.url, matchers, now, until, reason,
+                                                               receiver.timeout_s)
+        except httpx.HTTPError as exc:
+            failures.append(f"receiver {receiver.name}: the silence could not be created there ({type(exc).__name__})")
+    return silences.add_silence(config.store.path, matchers, until, reason, now, ids), failures
+
+
+def expire_silence(config: WardwatchConfig, silence_id: str, now: dt.datetime) -> tuple[dict[str, Any], list[str]]:
+    """End a silence here and in the Alertmanagers that hold it."""
+    silence = silences.expire_silence(config.store.path, silence_id, now)
+    receivers = {r.name: r for r in _alertmanagers(config)}
+    failures = []
+    for name, am_id in silence.get("alertmanager", {}).items():
+        if name in receivers:
+            try:
+                silences.expire_alertmanager_silence(receivers[name].url, am_id, receivers[name].timeout_s)
+            except httpx.HTTPError as exc:
+                failures.append(f"receiver {name}: the silence could not be expired there ({type(exc).__name__})")
+    return silence, failures

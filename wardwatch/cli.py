@@ -357,12 +357,95 @@ def alerts(config_path: Path, once: bool) -> None:
     if once:
         for alert in sorted(active, key=lambda a: sorted(a["labels"].items())):
             labels = " ".join(f"{k}={v}" for k, v in sorted(alert["labels"].items()) if k != "alertname")
-            click.echo(f"{alert['status']:8} {alert['labels']['alertname']} {labels}: {alert['annotations']['summary']}")
+            status = f"{alert['status']}{' (silenced)' if alert.get('silenced') else ''}"
+            click.echo(f"{status:8} {alert['labels']['alertname']} {labels}: {alert['annotations']['summary']}")
         click.echo(f"{len(active)} alert{'' if len(active) == 1 else 's'} pending or firing")
         for line in failures:
             click.echo(line, err=True)
         if failures:
             raise click.exceptions.Exit(1)
+
+
+@main.group()
+def silence() -> None:
+    """Silence alerts for a while (here, and in every configured Alertmanager)."""
+
+
+def _matcher(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> dict[str, str]:
+    matchers = {}
+    for value in values:
+        key, sep, wanted = value.partition("=")
+        if not sep or not key.strip() or not wanted.strip():
+            raise click.BadParameter(f"{value!r} is not KEY=VALUE (site=ward-7)")
+        matchers[key.strip()] = wanted.strip()
+    return matchers
+
+
+@silence.command(name="add")
+@config_option
+@click.option("--matcher", "matchers", multiple=True, required=True, callback=_matcher,
+              help="KEY=VALUE a label must equal (repeatable; all must hold): site=ward-7, alertname=SiteSilent.")
+@click.option("--until", required=True, help="When it ends: 2026-11-02T17:00 (dashboard.timezone unless an offset is given), or 30m, 2h, 1d from now.")
+@click.option("--reason", required=True, help="Why, shown with the silence.")
+def silence_add(config_path: Path, matchers: dict[str, str], until: str, reason: str) -> None:
+    """Silence the alerts whose labels match, until a time; prints its id."""
+    import datetime as dt
+
+    from wardwatch.alerts import add_silence, parse_until
+
+    config = _load(config_path, writes=True)
+    now = dt.datetime.now(dt.UTC)
+    try:
+        made, failures = add_silence(config, matchers, parse_until(until, now, config.dashboard.timezone), reason, now)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    click.echo(f"{made['id']} until {made['ends_at']}: " + ", ".join(f"{k}={v}" for k, v in made["matchers"].items()))
+    for line in failures:
+        click.echo(line, err=True)
+    if failures:
+        raise click.exceptions.Exit(1)
+
+
+@silence.command(name="list")
+@config_option
+def silence_list(config_path: Path) -> None:
+    """The silences in force, and those ended in the last day."""
+    import datetime as dt
+
+    from zoneinfo import ZoneInfo
+
+    from alerting.silences import is_active, load_silences
+
+    config = _load(config_path)
+    now = dt.datetime.now(dt.UTC)
+    for item in load_silences(config.store.path):
+        ended = dt.datetime.fromisoformat(item["ends_at"])
+        if is_active(item, now) or now - ended < dt.timedelta(days=1):
+            state = "active" if is_active(item, now) else "expired"
+            matchers = ", ".join(f"{k}={v}" for k, v in item["matchers"].items())
+            local = ended.astimezone(ZoneInfo(config.dashboard.timezone))
+            click.echo(f"{item['id']} {state} until {local:%Y-%m-%d %H:%M %Z} {matchers}: {item['reason']}")
+
+
+@silence.command(name="expire")
+@config_option
+@click.argument("silence_id")
+def silence_expire(config_path: Path, silence_id: str) -> None:
+    """End a silence now (here and in the Alertmanagers that hold it)."""
+    import datetime as dt
+
+    from wardwatch.alerts import expire_silence
+
+    config = _load(config_path, writes=True)
+    try:
+        _, failures = expire_silence(config, silence_id, dt.datetime.now(dt.UTC))
+    except KeyError as exc:
+        raise UserError(f"no silence with id {silence_id!r} (see wardwatch silence list)") from exc
+    click.echo(f"{silence_id} expired")
+    for line in failures:
+        click.echo(line, err=True)
+    if failures:
+        raise click.exceptions.Exit(1)
 
 
 def _check_choice(what: str, value: str | None, names: list[str]) -> None:
