@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["AlertingConfig", "AlertmanagerReceiver", "RouteConfig", "WebhookReceiver", "check_alerting"]
+__all__ = ["AlertingConfig", "AlertmanagerReceiver", "EmailReceiver", "RouteConfig", "WebhookReceiver", "check_alerting"]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -34,7 +35,30 @@ class WebhookReceiver(_Model):
     timeout_s: float = Field(5.0, gt=0, le=60, description="Limit on one post.")
 
 
-Receiver = Annotated[AlertmanagerReceiver | WebhookReceiver, Field(discriminator="type")]
+class EmailReceiver(_Model):
+    """E-mail through an SMTP server (the standard library's client), grouped as webhooks are."""
+
+    name: str = Field(pattern=_NAME, description="Unique among the receivers.")
+    type: Literal["email"]
+    host: str = Field(min_length=1, description="The SMTP server.")
+    port: int = Field(587, ge=1, le=65535, description="Its port (587 for submission with STARTTLS).")
+    starttls: bool = Field(True, description="Upgrade the connection with STARTTLS before signing in.")
+    sender: str = Field(min_length=3, description="The From address.")
+    to: list[str] = Field(min_length=1, description="The addresses notified.")
+    username: str | None = Field(None, description="Sign in as this user (with password).")
+    password: str | None = Field(
+        None, description="The password, as a secret reference only: ${env:NAME} or ${file:PATH}.")
+    timeout_s: float = Field(10.0, gt=0, le=60, description="Limit on one delivery.")
+
+    @field_validator("password")
+    @classmethod
+    def _a_reference(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\$\{(env|file):.+\}", value):
+            raise ValueError("write a secret reference, ${env:NAME} or ${file:PATH}, never the password itself")
+        return value
+
+
+Receiver = Annotated[AlertmanagerReceiver | WebhookReceiver | EmailReceiver, Field(discriminator="type")]
 
 
 class RouteConfig(_Model):
@@ -56,7 +80,7 @@ class AlertingConfig(_Model):
     silent_slots: int = Field(5, ge=1, le=10_000, description="A site is silent after this many slots without a run.")
     failing_runs: int = Field(3, ge=1, le=100, description="Every run failing: this many latest runs all failed.")
     dashboard_url: str = Field("http://127.0.0.1:8050", description="The dashboard's address, for links in messages.")
-    receivers: list[Receiver] = Field(default_factory=list, description="Where alerts go: alertmanager or webhook.")
+    receivers: list[Receiver] = Field(default_factory=list, description="Where alerts go: alertmanager, webhook or email.")
     routes: list[RouteConfig] = Field(
         default_factory=list, description="Which alerts go to which receivers; none: every alert to every receiver.")
 

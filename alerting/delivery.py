@@ -10,9 +10,12 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import smtplib
+from email.message import EmailMessage
+
 import httpx
 
-__all__ = ["GROUP_BY", "ZERO_TIME", "alertmanager_alert", "group_key", "post", "webhook_body"]
+__all__ = ["GROUP_BY", "ZERO_TIME", "alertmanager_alert", "email_message", "group_key", "post", "send_email", "webhook_body"]
 
 GROUP_BY = ("alertname", "site", "workflow")
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of a firing alert in webhooks
@@ -89,3 +92,43 @@ def post(url: str, body: Any, timeout_s: float) -> str | None:
     if 200 <= response.status_code < 300:
         return None
     return f"HTTP {response.status_code}"
+
+
+def email_message(body: Mapping[str, Any], sender: str, to: Sequence[str]) -> EmailMessage:
+    """A group's notification (the webhook body) as an e-mail: the owner's figures, the clinician's words."""
+    firing = [a for a in body["alerts"] if a["status"] == "firing"]
+    resolved = [a for a in body["alerts"] if a["status"] == "resolved"]
+    head = f"[{body['status'].upper()}:{len(firing) or len(resolved)}] " + body["alerts"][0]["annotations"]["summary"]
+    lines = []
+    for title, alerts in (("Firing", firing), ("Resolved", resolved)):
+        if alerts:
+            lines.append(f"{title}:")
+        for alert in alerts:
+            notes = alert["annotations"]
+            lines += ["", f"- {notes['summary']}", f"  {notes['description']}",
+                      f"  For clinicians: {notes['clinician']}", f"  {notes['dashboard']}"]
+        if alerts:
+            lines.append("")
+    message = EmailMessage()
+    message["Subject"] = head
+    message["From"] = sender
+    message["To"] = ", ".join(to)
+    message.set_content("\n".join(lines))
+    return message
+
+
+def send_email(message: EmailMessage, host: str, port: int, *, starttls: bool, username: str | None,
+               password: str | None, timeout_s: float) -> str | None:
+    """Send through SMTP; None when the server took it, else why not (never the credentials)."""
+    try:
+        with smtplib.SMTP(host, port, timeout=timeout_s) as smtp:
+            if starttls:
+                smtp.starttls()
+            if username and password:
+                smtp.login(username, password)
+            smtp.send_message(message)
+    except smtplib.SMTPResponseException as exc:
+        return f"SMTP {exc.smtp_code}"
+    except (smtplib.SMTPException, OSError) as exc:
+        return type(exc).__name__
+    return None

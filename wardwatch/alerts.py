@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import signal
 import threading
 from pathlib import Path
@@ -12,7 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from alerting import silences
-from alerting.config import AlertingConfig, AlertmanagerReceiver
+from alerting.config import AlertingConfig, AlertmanagerReceiver, EmailReceiver
 from alerting.engine import Evaluator, run_forever
 from alerting.messages import Names
 from alerting.rules import AlertInputs
@@ -44,7 +45,21 @@ def evaluator(config: WardwatchConfig, config_dir: Path | None = None) -> Evalua
     names = Names(workflows={w.name: w.name.replace("-", " ").replace("_", " ").capitalize() for w in config.workflows},
                   sites={s.name: s.title or s.name for s in config.sites},
                   timezone=config.dashboard.timezone, dashboard_url=alerting.dashboard_url)
-    return Evaluator(config.store.path, alerting, inputs, names)
+    return Evaluator(config.store.path, alerting, inputs, names, passwords=_passwords(alerting))
+
+
+def _passwords(alerting: AlertingConfig) -> dict[str, str]:
+    """Each e-mail receiver's password, read from where its reference points."""
+    from collector.secretref import SecretResolutionError, resolve_secret
+
+    found = {}
+    for i, receiver in enumerate(alerting.receivers):
+        if isinstance(receiver, EmailReceiver) and receiver.password:
+            try:
+                found[receiver.name] = resolve_secret(receiver.password, os.environ)
+            except SecretResolutionError as exc:
+                raise ValueError(f"alerting.receivers.{i}.password: {exc}") from exc
+    return found
 
 
 def run_alerts(config: WardwatchConfig, *, once: bool, config_dir: Path | None = None) -> tuple[list[dict], list[str]]:

@@ -353,7 +353,10 @@ def alerts(config_path: Path, once: bool) -> None:
     from wardwatch.alerts import run_alerts
 
     config = _load(config_path, writes=True)
-    active, failures = run_alerts(config, once=once, config_dir=config_path.resolve().parent)
+    try:
+        active, failures = run_alerts(config, once=once, config_dir=config_path.resolve().parent)
+    except ValueError as exc:  # a secret its reference does not lead to
+        raise UserError(str(exc)) from exc
     if once:
         for alert in sorted(active, key=lambda a: sorted(a["labels"].items())):
             labels = " ".join(f"{k}={v}" for k, v in sorted(alert["labels"].items()) if k != "alertname")
