@@ -171,7 +171,7 @@ def probe(config_path: Path, once: bool, site: str | None, workflow: str | None,
         if any(result.status != "ok" for result in results):
             raise click.exceptions.Exit(1)
     else:
-        wiring.probe_forever(config, site=site, workflow=workflow)
+        wiring.probe_forever(config, site=site, workflow=workflow, config_path=config_path)
 
 
 def _check_store_writable(path: Path) -> None:

@@ -184,19 +184,26 @@ def forgo_pandas() -> None:
         sys.meta_path.insert(0, _NoPandas())
 
 
-def probe_forever(config: WardwatchConfig, *, site: str | None = None, workflow: str | None = None) -> None:
+def probe_forever(config: WardwatchConfig, *, site: str | None = None, workflow: str | None = None,
+                  config_path: Path | None = None) -> None:
     """Probe on the configured cadence until SIGINT or SIGTERM; then flush every span.
 
     This is the process of a probe alone, so pandas is never loaded in it (:func:`forgo_pandas`).
+    With an ``alerting`` section (and ``config_path``), alerts are evaluated beside it in a child.
     """
+    from wardwatch.sidecar import alerts_beside
+
     forgo_pandas()
     config = check_browser(config, os.environ, site=site, workflow=workflow)
     probe = build_probe(config, site=site)
     stop = threading.Event()
     from wardwatch.forwarding import forwarding
 
-    # A probe sending to the observatory writes no store here: maintenance is the observatory's.
-    with _stop_on_signals(stop), (nullcontext() if forwarding(config) else _maintained(config)):
+    # A probe sending to the observatory writes no store here: maintenance is the observatory's,
+    # and so are its alerts; a probe alone evaluates them beside itself.
+    sending = forwarding(config)
+    alerting = config_path if config.alerting is not None and not sending else None
+    with _stop_on_signals(stop), (nullcontext() if sending else _maintained(config)), alerts_beside(alerting):
         click.echo(f"probing {len(probe.jobs(site, workflow))} workflow x site pairs; Ctrl-C stops", err=True)
         try:
             probe.run_forever(stop, site=site, workflow=workflow)
