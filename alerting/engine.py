@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from analysis.notices import add_notice
 from analysis.store import open_store
 from alerting.config import AlertingConfig, AlertmanagerReceiver, EmailReceiver, WebhookReceiver
 from alerting.delivery import alertmanager_alert, email_message, group_key, post, send_email, webhook_body
@@ -101,6 +102,8 @@ class Evaluator:
             held = at - _at(record["since"])
             if record["status"] == "pending" and held.total_seconds() >= self.config.for_s:
                 record["status"], record["firing_since"] = "firing", _iso(at)
+                record["annotations"] = self._annotations(record, at, resolved=False)
+                self._notice(record, at)
             record["annotations"] = self._annotations(record, at, resolved=False)
         for fp in list(alerts):
             record = alerts[fp]
@@ -111,6 +114,15 @@ class Evaluator:
             elif record["status"] == "firing":
                 record["status"], record["resolved_at"] = "resolved", _iso(at)
                 record["annotations"] = self._annotations(record, at, resolved=True)
+                self._notice(record, at)
+
+    def _notice(self, record: Mapping[str, Any], at: dt.datetime) -> None:
+        """The status page's notice of a page-severity alert firing or resolving, per site."""
+        if record["labels"].get("severity") != "page":
+            return  # tickets are for the service desk, not the ward
+        for site in record["labels"].get("site", "all").split(","):
+            add_notice(self.data_dir, site, record["annotations"]["clinician"], at, source="alert",
+                       key=f"{record['fingerprint']}:{record['status']}:{record['firing_since']}")
 
     def _annotations(self, record: Mapping[str, Any], at: dt.datetime, *, resolved: bool) -> dict[str, str]:
         labels, facts, since = record["labels"], record["facts"], record["since"]

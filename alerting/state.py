@@ -10,10 +10,10 @@ alerts) and the outbox: notifications not yet delivered, with their attempts and
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from analysis.notices import write_json
 
 __all__ = ["STATE_FILE", "load_state", "save_state", "write_json"]
 
@@ -42,24 +42,3 @@ def load_state(data_dir: Path) -> dict[str, Any]:
 def save_state(data_dir: Path, state: dict[str, Any]) -> None:
     """Replace the saved state atomically."""
     write_json(data_dir / STATE_FILE, state)
-
-
-def write_json(path: Path, document: Any) -> None:
-    """Replace ``path`` with ``document`` as JSON, whole: a temporary file, fsynced, renamed."""
-    folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(document, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

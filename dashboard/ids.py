@@ -14,6 +14,7 @@ MISSED_SLOTS = "missed-slots"
 
 STATUS_LIST = "status-list"
 STATUS_UPDATED = "status-updated"
+STATUS_NOTICES = "status-notices"
 
 HEATMAP = "time-of-day-heatmap"
 HEATMAP_WIDER = "time-of-day-wider"  # the link to a window that fills the grid

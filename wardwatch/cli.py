@@ -451,6 +451,43 @@ def silence_expire(config_path: Path, silence_id: str) -> None:
         raise click.exceptions.Exit(1)
 
 
+@main.group()
+def notice() -> None:
+    """Notices to clinicians on the status page, per site."""
+
+
+@notice.command(name="add")
+@config_option
+@click.option("--site", required=True, help="The site it is for, or 'all'.")
+@click.option("--text", required=True, help="Plain words: what is affected, can they carry on, when the next update comes.")
+def notice_add(config_path: Path, site: str, text: str) -> None:
+    """Add a notice for a site's clinicians; shown on the status page."""
+    import datetime as dt
+
+    from analysis.notices import ALL_SITES, add_notice
+
+    config = _load(config_path, writes=True)
+    if site != ALL_SITES:
+        _check_choice("site", site, [s.name for s in config.sites])
+    try:
+        made = add_notice(config.store.path, site, text, dt.datetime.now(dt.UTC))
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    click.echo(f"{made.id if made else 'already there'}: {site}: {text.strip()}")
+
+
+@notice.command(name="list")
+@config_option
+@click.option("--site", default=None, help="Only this site's notices (and those for every site).")
+def notice_list(config_path: Path, site: str | None) -> None:
+    """The newest notices first."""
+    from analysis.notices import read_notices
+
+    config = _load(config_path)
+    for item in read_notices(config.store.path, site=site):
+        click.echo(f"{item.at} {item.site} ({item.source}): {item.text}")
+
+
 def _check_choice(what: str, value: str | None, names: list[str]) -> None:
     if value is not None and value not in names:
         known = ", ".join(names) or "none configured"

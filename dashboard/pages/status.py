@@ -6,6 +6,7 @@ import dash
 import pandas as pd
 from dash import Input, Output, callback, dcc, html
 
+from analysis.notices import ALL_SITES, read_notices
 from analysis.rollup_queries import current_status
 from analysis.status import OVER_T, SLOW_AT_TIMES
 from dashboard import ids
@@ -22,6 +23,8 @@ def layout(**_query: str) -> html.Div:
         "Status",
         html.Ul(id=ids.STATUS_LIST, style={"fontSize": "1.15em", "lineHeight": "1.6", "paddingLeft": "0"}),
         html.P(id=ids.STATUS_UPDATED, style={"color": "#555", "fontSize": "0.85em"}),
+        html.H3("Notices"),
+        html.Ul(id=ids.STATUS_NOTICES, style={"paddingLeft": "0"}),
         dcc.Interval(id=ids.REFRESH, interval=int(context.refresh_interval_s * 1000)),
         intro="How long common tasks take right now (the last 30 minutes), against each task's threshold and "
               "against the past week. Worst first; this page refreshes by itself.",
@@ -44,6 +47,18 @@ def refresh(_n: int | None) -> tuple[list[html.Li], str]:
                     style={"listStyle": "none", "borderLeft": f"6px solid {_COLOURS[shown_state(row)]}",
                            "paddingLeft": "0.6em", "marginBottom": "0.3em"})
             for row in rows], updated
+
+
+@callback(Output(ids.STATUS_NOTICES, "children"), Input(ids.REFRESH, "n_intervals"))
+def notices(_n: int | None) -> list[html.Li]:
+    """The newest notices to clinicians (from alerts firing and resolving, or an operator), newest first."""
+    context = current_context()
+    found = read_notices(context.data_dir, limit=10)
+    if not found:
+        return [html.Li("No notices.", style={"listStyle": "none", "color": "#555"})]
+    return [html.Li([html.Strong(f"{'Every site' if n.site == ALL_SITES else context.site_title(n.site)}, "
+                                 f"{pd.Timestamp(n.at).tz_convert(context.timezone):%a %d %b %H:%M}: "), n.text],
+                    style={"listStyle": "none", "marginBottom": "0.3em"}) for n in found]
 
 
 _ORDER = ["failing", "slow", "over threshold", "slow at times", "no recent runs", "normal"]

@@ -1,0 +1,82 @@
+"""Notices to clinicians, per site: written when an alert fires and resolves, or by an operator.
+
+``<store.path>/notices.json``, a list replaced whole (a temporary file, fsynced, renamed into
+place), so the dashboard's status page reads it while ``wardwatch alerts`` writes it. A notice
+carries plain words only (the clinician text of an alert), never patient data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ALL_SITES", "NOTICES_FILE", "Notice", "add_notice", "read_notices", "write_json"]
+
+NOTICES_FILE = Path("notices.json")
+ALL_SITES = "all"
+KEEP = 500  # the newest notices kept
+
+
+@dataclass(frozen=True)
+class Notice:
+    id: str
+    site: str  # a site id, or "all"
+    at: str  # ISO 8601, UTC
+    text: str
+    source: str  # "alert" or "operator"
+    key: str | None = None  # an alert's fingerprint and status: written once
+
+
+def read_notices(data_dir: Path, *, site: str | None = None, limit: int = 20) -> list[Notice]:
+    """The newest notices first (for ``site``: its own and those for every site)."""
+    try:
+        raw = json.loads((data_dir / NOTICES_FILE).read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return []
+    notices = [Notice(**item) for item in raw]
+    if site is not None:
+        notices = [n for n in notices if n.site in (site, ALL_SITES)]
+    return sorted(notices, key=lambda n: n.at, reverse=True)[:limit]
+
+
+def add_notice(data_dir: Path, site: str, text: str, at: dt.datetime, *, source: str = "operator",
+               key: str | None = None) -> Notice | None:
+    """Add a notice; None when one with the same ``key`` was written already."""
+    if not text.strip():
+        raise ValueError("a notice needs text")
+    existing = read_notices(data_dir, limit=KEEP)
+    moment = at.astimezone(dt.UTC).isoformat()
+    if key is not None and any(n.key == key for n in existing):
+        return None
+    if any(n.site == site and n.text == text.strip() and n.at == moment for n in existing):
+        return None  # two alerts saying the same to the same site at once (a burn seen on two windows)
+    notice = Notice(secrets.token_hex(4), site, moment, text.strip(), source, key)
+    write_json(data_dir / NOTICES_FILE, [asdict(n) for n in [notice, *existing][:KEEP]])
+    return notice
+
+
+def write_json(path: Path, document: Any) -> None:
+    """Replace ``path`` with ``document`` as JSON, whole: a temporary file, fsynced, renamed."""
+    folder = path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(document, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    directory = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)

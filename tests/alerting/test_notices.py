@@ -1,0 +1,68 @@
+"""Notices: written once when a paging alert fires and resolves, added by an operator, shown on
+the status page."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import httpx
+from click.testing import CliRunner
+
+from alerting.config import AlertingConfig
+from alerting.engine import Evaluator
+from alerting.messages import Names
+from alerting.rules import AlertInputs
+from analysis.notices import read_notices
+from dashboard import DashboardContext, DashboardServer, create_app
+from dashboard.context import SiteInfo
+from wardwatch.cli import main
+
+UTC = dt.UTC
+T0 = dt.datetime(2026, 10, 1, 9, tzinfo=UTC)
+MINUTE = dt.timedelta(minutes=1)
+
+
+def test_a_paging_alert_writes_one_notice_when_it_fires_and_one_when_it_resolves(add_runs) -> None:
+    data = add_runs([(T0 + i * MINUTE, "open", "ward-7", "failed", 1.0) for i in range(3)])
+    names = Names(workflows={"open": "Open patient record"}, sites={"ward-7": "Ward 7"})
+    for minute in range(3, 6):  # restarted every minute: still one notice
+        Evaluator(data, AlertingConfig(), AlertInputs(), names).evaluate(T0 + minute * MINUTE)
+    add_runs([(T0 + 6 * MINUTE, "open", "ward-7", "ok", 1.0)])
+    for minute in range(7, 9):
+        Evaluator(data, AlertingConfig(), AlertInputs(), names).evaluate(T0 + minute * MINUTE)
+    notices = read_notices(data, site="ward-7")
+    assert [n.text for n in notices] == [
+        "Open patient record at Ward 7 is working normally again, since 10:07.",
+        "Open patient record is not working at Ward 7 since 10:00. If you need it now, follow your downtime "
+        "procedure. We will update you by 10:45."]
+    assert [n.source for n in notices] == ["alert", "alert"]
+
+
+def test_an_operator_notice_is_shown_on_the_status_page(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    path = tmp_path / "wardwatch.yaml"
+    path.write_text(f"store: {{path: {data}}}\nsites: [{{name: ward-7, timezone: Europe/London, title: Ward 7}}]\n",
+                    encoding="utf-8")
+    runner = CliRunner()
+    added = runner.invoke(main, ["notice", "add", "-c", str(path), "--site", "ward-7",
+                                 "--text", "Handover lists are slow this morning; the supplier is on it."])
+    assert added.exit_code == 0, added.output
+    unknown = runner.invoke(main, ["notice", "add", "-c", str(path), "--site", "ward-9", "--text", "x"])
+    assert unknown.exit_code == 2 and "no site named 'ward-9'" in unknown.output
+    assert "ward-7 (operator): Handover lists are slow" in runner.invoke(main, ["notice", "list", "-c", str(path)]).output
+
+    context = DashboardContext(data_dir=data, sites=(SiteInfo("ward-7", "Ward 7", "Europe/London"),))
+    with DashboardServer(create_app(context), port=0) as server:
+        url = server.url.rstrip("/")
+        httpx.get(url + "/status", timeout=30)
+        response = httpx.post(url + "/_dash-update-component", timeout=60, json={
+            "output": "status-notices.children",
+            "outputs": {"id": "status-notices", "property": "children"},
+            "inputs": [{"id": "refresh-interval", "property": "n_intervals", "value": 1}],
+            "changedPropIds": ["refresh-interval.n_intervals"]})
+    assert response.status_code == 200, response.text[:300]
+    [item] = response.json()["response"]["status-notices"]["children"]
+    strong, text = item["props"]["children"]
+    assert strong["props"]["children"].startswith("Ward 7, ")
+    assert text == "Handover lists are slow this morning; the supplier is on it."
