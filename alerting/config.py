@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["AlertingConfig", "AlertmanagerReceiver", "EmailReceiver", "RouteConfig", "WebhookReceiver", "check_alerting"]
+__all__ = ["AlertingConfig", "AlertmanagerReceiver", "AppriseReceiver", "EmailReceiver", "RouteConfig", "WebhookReceiver", "check_alerting"]
 
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
@@ -58,7 +58,25 @@ class EmailReceiver(_Model):
         return value
 
 
-Receiver = Annotated[AlertmanagerReceiver | WebhookReceiver | EmailReceiver, Field(discriminator="type")]
+class AppriseReceiver(_Model):
+    """Chat and the rest through the apprise library, grouped as webhooks are."""
+
+    name: str = Field(pattern=_NAME, description="Unique among the receivers.")
+    type: Literal["apprise"]
+    urls: list[str] = Field(
+        min_length=1, description="apprise URLs (they hold tokens), each a secret reference: ${env:NAME} or ${file:PATH}.")
+
+    @field_validator("urls")
+    @classmethod
+    def _references(cls, values: list[str]) -> list[str]:
+        for value in values:
+            if not re.fullmatch(r"\$\{(env|file):.+\}", value):
+                raise ValueError("write each URL as a secret reference, ${env:NAME} or ${file:PATH}: it holds a token")
+        return values
+
+
+Receiver = Annotated[AlertmanagerReceiver | WebhookReceiver | EmailReceiver | AppriseReceiver,
+                     Field(discriminator="type")]
 
 
 class RouteConfig(_Model):
@@ -80,7 +98,7 @@ class AlertingConfig(_Model):
     silent_slots: int = Field(5, ge=1, le=10_000, description="A site is silent after this many slots without a run.")
     failing_runs: int = Field(3, ge=1, le=100, description="Every run failing: this many latest runs all failed.")
     dashboard_url: str = Field("http://127.0.0.1:8050", description="The dashboard's address, for links in messages.")
-    receivers: list[Receiver] = Field(default_factory=list, description="Where alerts go: alertmanager, webhook or email.")
+    receivers: list[Receiver] = Field(default_factory=list, description="Where alerts go: alertmanager, webhook, email or apprise.")
     routes: list[RouteConfig] = Field(
         default_factory=list, description="Which alerts go to which receivers; none: every alert to every receiver.")
 

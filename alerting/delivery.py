@@ -15,7 +15,7 @@ from email.message import EmailMessage
 
 import httpx
 
-__all__ = ["GROUP_BY", "ZERO_TIME", "alertmanager_alert", "email_message", "group_key", "post", "send_email", "webhook_body"]
+__all__ = ["GROUP_BY", "ZERO_TIME", "alertmanager_alert", "email_message", "group_key", "post", "send_apprise", "send_email", "webhook_body"]
 
 GROUP_BY = ("alertname", "site", "workflow")
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of a firing alert in webhooks
@@ -131,4 +131,23 @@ def send_email(message: EmailMessage, host: str, port: int, *, starttls: bool, u
         return f"SMTP {exc.smtp_code}"
     except (smtplib.SMTPException, OSError) as exc:
         return type(exc).__name__
+    return None
+
+
+def send_apprise(message: EmailMessage, urls: Sequence[str]) -> str | None:
+    """Send a group's notification (as :func:`email_message` words it) to apprise URLs; None when
+    every service took it, else why not (never a URL: they hold tokens)."""
+    import warnings
+
+    # apprise 2.2 imports the standard library's deprecated imghdr as it loads its services
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import apprise  # loaded only where a receiver uses it
+
+        sender = apprise.Apprise()
+        for url in urls:
+            if not sender.add(url):
+                return "an apprise URL it does not understand"
+        if not sender.notify(title=str(message["Subject"]), body=message.get_content()):
+            return "apprise could not deliver"
     return None

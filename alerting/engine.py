@@ -19,8 +19,16 @@ from typing import Any
 
 from analysis.notices import add_notice
 from analysis.store import open_store
-from alerting.config import AlertingConfig, AlertmanagerReceiver, EmailReceiver, WebhookReceiver
-from alerting.delivery import alertmanager_alert, email_message, group_key, post, send_email, webhook_body
+from alerting.config import AlertingConfig, AlertmanagerReceiver, AppriseReceiver, EmailReceiver, WebhookReceiver
+from alerting.delivery import (
+    alertmanager_alert,
+    email_message,
+    group_key,
+    post,
+    send_apprise,
+    send_email,
+    webhook_body,
+)
 from alerting.messages import Names, clinician_text, dashboard_link, owner_text, summary
 from alerting.rules import AlertInputs, Condition, conditions, fingerprint
 from alerting.silences import is_silenced, load_silences
@@ -52,13 +60,15 @@ class Evaluator:
     """Evaluates the alerts over one store and delivers them; its state lives in ``data_dir``."""
 
     def __init__(self, data_dir: Path, config: AlertingConfig, inputs: AlertInputs, names: Names,
-                 *, clock: Callable[[], dt.datetime] = _utc_now, passwords: Mapping[str, str] | None = None) -> None:
+                 *, clock: Callable[[], dt.datetime] = _utc_now, passwords: Mapping[str, str] | None = None,
+                 apprise_urls: Mapping[str, list[str]] | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.config = config
         self.inputs = inputs
         self.names = names
         self.clock = clock
         self.passwords = dict(passwords or {})  # receiver name -> resolved secret, never saved
+        self.apprise_urls = dict(apprise_urls or {})  # receiver name -> resolved URLs, never saved
         self._lock = threading.Lock()
         self.state = load_state(self.data_dir)
 
@@ -81,7 +91,7 @@ class Evaluator:
             for record in self.state["alerts"].values():
                 record["silenced"] = is_silenced(record["labels"], silences, at)
             for receiver in self.config.receivers:
-                if isinstance(receiver, WebhookReceiver | EmailReceiver):
+                if isinstance(receiver, WebhookReceiver | EmailReceiver | AppriseReceiver):
                     self._plan_webhook(receiver, at)
                 else:
                     self._plan_alertmanager(receiver, at)
@@ -149,7 +159,7 @@ class Evaluator:
                                      "next_attempt": _iso(at)})
         self.state["next_id"] += 1
 
-    def _plan_webhook(self, receiver: WebhookReceiver | EmailReceiver, at: dt.datetime) -> None:
+    def _plan_webhook(self, receiver: WebhookReceiver | EmailReceiver | AppriseReceiver, at: dt.datetime) -> None:
         """Alertmanager's grouping, kept small: one notification per group when it first fires,
         when its alerts change (at most once per group interval), each repeat interval, and once
         when what was notified has resolved."""
@@ -238,7 +248,10 @@ class Evaluator:
             if receiver is None:  # a receiver since removed from the configuration
                 self._settle(item, now, None)
                 continue
-            if isinstance(receiver, EmailReceiver):
+            if isinstance(receiver, AppriseReceiver):
+                error = send_apprise(email_message(item["body"], "wardwatch", ["apprise"]),
+                                     self.apprise_urls.get(receiver.name, []))
+            elif isinstance(receiver, EmailReceiver):
                 error = send_email(email_message(item["body"], receiver.sender, receiver.to), receiver.host,
                                    receiver.port, starttls=receiver.starttls, username=receiver.username,
                                    password=self.passwords.get(receiver.name), timeout_s=receiver.timeout_s)

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from alerting import silences
-from alerting.config import AlertingConfig, AlertmanagerReceiver, EmailReceiver
+from alerting.config import AlertingConfig, AlertmanagerReceiver, AppriseReceiver, EmailReceiver
 from alerting.engine import Evaluator, run_forever
 from alerting.messages import Names
 from alerting.rules import AlertInputs
@@ -45,7 +45,23 @@ def evaluator(config: WardwatchConfig, config_dir: Path | None = None) -> Evalua
     names = Names(workflows={w.name: w.name.replace("-", " ").replace("_", " ").capitalize() for w in config.workflows},
                   sites={s.name: s.title or s.name for s in config.sites},
                   timezone=config.dashboard.timezone, dashboard_url=alerting.dashboard_url)
-    return Evaluator(config.store.path, alerting, inputs, names, passwords=_passwords(alerting))
+    return Evaluator(config.store.path, alerting, inputs, names, passwords=_passwords(alerting),
+                     apprise_urls=_apprise_urls(alerting))
+
+
+def _apprise_urls(alerting: AlertingConfig) -> dict[str, list[str]]:
+    """Each apprise receiver's URLs, read from where their references point."""
+    from collector.secretref import SecretResolutionError, resolve_secret
+
+    found: dict[str, list[str]] = {}
+    for i, receiver in enumerate(alerting.receivers):
+        if isinstance(receiver, AppriseReceiver):
+            for j, url in enumerate(receiver.urls):
+                try:
+                    found.setdefault(receiver.name, []).append(resolve_secret(url, os.environ))
+                except SecretResolutionError as exc:
+                    raise ValueError(f"alerting.receivers.{i}.urls.{j}: {exc}") from exc
+    return found
 
 
 def _passwords(alerting: AlertingConfig) -> dict[str, str]:

@@ -64,6 +64,8 @@ def main(verbose: bool) -> None:
     # httpx logs whole URLs at INFO, and a URL can hold a patient identifier: never below WARNING.
     for name in ("httpx", "httpcore"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # apprise's messages can carry a service's URL, and such a URL holds its token.
+    logging.getLogger("apprise").setLevel(logging.CRITICAL)
 
 
 @main.command()
