@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from analysis.notices import add_notice
+from analysis.notices import add_notice, read_delivery, write_delivery
 from analysis.store import open_store
 from alerting.config import AlertingConfig, AlertmanagerReceiver, AppriseReceiver, EmailReceiver, WebhookReceiver
 from alerting.delivery import (
@@ -97,6 +97,7 @@ class Evaluator:
                     self._plan_alertmanager(receiver, at)
             self._prune(at)
             save_state(self.data_dir, self.state)
+            self._publish_delivery()
             return [dict(r) for r in self.state["alerts"].values() if r["status"] != "resolved"]
 
     def _transition(self, found: list[Condition], at: dt.datetime) -> None:
@@ -281,6 +282,22 @@ class Evaluator:
                     wait = min(BACKOFF_S[0] * 2 ** (saved["attempts"] - 1), BACKOFF_S[1])
                     saved["next_attempt"] = _iso(now + dt.timedelta(seconds=wait))
             save_state(self.data_dir, self.state)
+            self._publish_delivery()
+
+    def _publish_delivery(self) -> None:
+        """For the dashboard: each receiver with notifications waiting, since when, its last error."""
+        waiting: dict[str, dict[str, Any]] = {}
+        for item in self.state["outbox"]:
+            if item["attempts"] == 0:
+                continue  # not tried yet: not a problem
+            row = waiting.setdefault(item["receiver"], {"receiver": item["receiver"], "waiting": 0,
+                                                        "since": item["created"], "error": None})
+            row["waiting"] += 1
+            row["since"] = min(row["since"], item["created"])
+            row["error"] = self.state["delivery"].get(item["receiver"], {}).get("last_error")
+        rows = sorted(waiting.values(), key=lambda r: r["receiver"])
+        if rows or read_delivery(self.data_dir):
+            write_delivery(self.data_dir, rows)
 
     def pending_deliveries(self) -> int:
         with self._lock:

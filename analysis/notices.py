@@ -16,9 +16,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ALL_SITES", "NOTICES_FILE", "Notice", "add_notice", "read_notices", "write_json"]
+__all__ = ["ALL_SITES", "DELIVERY_FILE", "NOTICES_FILE", "Notice", "add_notice", "read_delivery", "read_notices",
+           "write_delivery", "write_json"]
 
 NOTICES_FILE = Path("notices.json")
+DELIVERY_FILE = Path("alerting") / "delivery.json"  # receivers with notifications waiting
 ALL_SITES = "all"
 KEEP = 500  # the newest notices kept
 
@@ -59,6 +61,19 @@ def add_notice(data_dir: Path, site: str, text: str, at: dt.datetime, *, source:
     notice = Notice(secrets.token_hex(4), site, moment, text.strip(), source, key)
     write_json(data_dir / NOTICES_FILE, [asdict(n) for n in [notice, *existing][:KEEP]])
     return notice
+
+
+def write_delivery(data_dir: Path, waiting: list[dict[str, Any]]) -> None:
+    """Record the receivers whose notifications wait (``receiver, waiting, since, error``)."""
+    write_json(data_dir / DELIVERY_FILE, waiting)
+
+
+def read_delivery(data_dir: Path) -> list[dict[str, Any]]:
+    """The receivers whose notifications wait, as :func:`write_delivery` left them."""
+    try:
+        return list(json.loads((data_dir / DELIVERY_FILE).read_text(encoding="utf-8")))
+    except (FileNotFoundError, ValueError):
+        return []
 
 
 def write_json(path: Path, document: Any) -> None:

@@ -6,7 +6,7 @@ import dash
 import pandas as pd
 from dash import Input, Output, callback, dcc, html
 
-from analysis.notices import ALL_SITES, read_notices
+from analysis.notices import ALL_SITES, read_delivery, read_notices
 from analysis.rollup_queries import current_status
 from analysis.status import OVER_T, SLOW_AT_TIMES
 from dashboard import ids
@@ -54,9 +54,14 @@ def notices(_n: int | None) -> list[html.Li]:
     """The newest notices to clinicians (from alerts firing and resolving, or an operator), newest first."""
     context = current_context()
     found = read_notices(context.data_dir, limit=10)
+    undelivered = [html.Li(f"Alerts not yet delivered to {row['receiver']}: {row['waiting']} waiting since "
+                           f"{pd.Timestamp(row['since']).tz_convert(context.timezone):%a %d %b %H:%M}"
+                           f" ({row['error'] or 'not answered'}); they are retried.",
+                           className="undelivered", style={"listStyle": "none", "color": "#a40e26"})
+                   for row in read_delivery(context.data_dir)]
     if not found:
-        return [html.Li("No notices.", style={"listStyle": "none", "color": "#555"})]
-    return [html.Li([html.Strong(f"{'Every site' if n.site == ALL_SITES else context.site_title(n.site)}, "
+        return [*undelivered, html.Li("No notices.", style={"listStyle": "none", "color": "#555"})]
+    return undelivered + [html.Li([html.Strong(f"{'Every site' if n.site == ALL_SITES else context.site_title(n.site)}, "
                                  f"{pd.Timestamp(n.at).tz_convert(context.timezone):%a %d %b %H:%M}: "), n.text],
                     style={"listStyle": "none", "marginBottom": "0.3em"}) for n in found]
 

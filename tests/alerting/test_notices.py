@@ -13,7 +13,7 @@ from alerting.config import AlertingConfig
 from alerting.engine import Evaluator
 from alerting.messages import Names
 from alerting.rules import AlertInputs
-from analysis.notices import read_notices
+from analysis.notices import read_notices, write_delivery
 from dashboard import DashboardContext, DashboardServer, create_app
 from dashboard.context import SiteInfo
 from wardwatch.cli import main
@@ -52,6 +52,8 @@ def test_an_operator_notice_is_shown_on_the_status_page(tmp_path: Path) -> None:
     assert unknown.exit_code == 2 and "no site named 'ward-9'" in unknown.output
     assert "ward-7 (operator): Handover lists are slow" in runner.invoke(main, ["notice", "list", "-c", str(path)]).output
 
+    write_delivery(data, [{"receiver": "desk", "waiting": 2, "since": "2026-10-01T08:15:00+00:00",
+                           "error": "ConnectError"}])
     context = DashboardContext(data_dir=data, sites=(SiteInfo("ward-7", "Ward 7", "Europe/London"),))
     with DashboardServer(create_app(context), port=0) as server:
         url = server.url.rstrip("/")
@@ -62,7 +64,9 @@ def test_an_operator_notice_is_shown_on_the_status_page(tmp_path: Path) -> None:
             "inputs": [{"id": "refresh-interval", "property": "n_intervals", "value": 1}],
             "changedPropIds": ["refresh-interval.n_intervals"]})
     assert response.status_code == 200, response.text[:300]
-    [item] = response.json()["response"]["status-notices"]["children"]
+    undelivered, item = response.json()["response"]["status-notices"]["children"]
+    assert undelivered["props"]["children"] == (
+        "Alerts not yet delivered to desk: 2 waiting since Thu 01 Oct 09:15 (ConnectError); they are retried.")
     strong, text = item["props"]["children"]
     assert strong["props"]["children"].startswith("Ward 7, ")
     assert text == "Handover lists are slow this morning; the supplier is on it."

@@ -11,6 +11,7 @@ from alerting.config import AlertingConfig, WebhookReceiver
 from alerting.engine import Evaluator
 from alerting.messages import Names
 from alerting.rules import AlertInputs
+from analysis.notices import read_delivery
 from tests.alerting.servers import Recorder, free_port, recorder
 from tests.analysis.conftest import run_rows
 from store import schema, write_spans
@@ -87,12 +88,15 @@ def test_a_receiver_down_gets_every_notification_late_none_lost(add_runs) -> Non
         assert ev.deliver(at + minute * MINUTE) in ([], ["receiver desk: ConnectError; retrying"])
     assert [i["body"]["status"] for i in ev.state["outbox"]] == ["firing", "resolved"]
     assert ev.state["outbox"][0]["attempts"] >= 3  # retried, backing off
+    # what could not be delivered is there for the dashboard to show
+    assert read_delivery(data) == [{"receiver": "desk", "waiting": 2, "since": at.isoformat(), "error": "ConnectError"}]
     hook.start()
     try:
         restarted = _evaluator(data, hook.url, group_interval_s=0, repeat_interval_s=3600)
         assert restarted.deliver(at + 20 * MINUTE) == []
         assert [b["status"] for b in hook.bodies] == ["firing", "resolved"]
         assert restarted.state["outbox"] == []
+        assert read_delivery(data) == []
     finally:
         hook.stop()
 
