@@ -70,15 +70,18 @@ def build_observatory(config: WardwatchConfig, *, host: str, port: int,
 
 
 def serve_observatory(config: WardwatchConfig, *, host: str, port: int, dashboard: bool,
-                      config_dir: Path | None = None) -> None:
-    """Receive spans from every site until SIGINT/SIGTERM; run maintenance; serve the dashboard."""
+                      config_dir: Path | None = None, config_path: Path | None = None) -> None:
+    """Receive spans from every site until SIGINT/SIGTERM; run maintenance; serve the dashboard;
+    with an ``alerting`` section (and ``config_path``), evaluate alerts beside it in a child."""
     from wardwatch import wiring
+    from wardwatch.sidecar import alerts_beside
 
     wiring.upgrade(config.store.path)
     server, ingest = build_observatory(config, host=host, port=port)
     stop = threading.Event()
     try:
-        with wiring._stop_on_signals(stop), wiring._maintained(config):
+        alerting = config_path if config.alerting is not None else None
+        with wiring._stop_on_signals(stop), wiring._maintained(config), alerts_beside(alerting):
             try:
                 server.start()
             except ObservatoryServerError as exc:

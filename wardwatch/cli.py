@@ -224,7 +224,7 @@ def observatory(config_path: Path, host: str, port: int, no_dashboard: bool) -> 
 
     config = _load(config_path, writes=True)
     central.serve_observatory(config, host=host, port=port, dashboard=not no_dashboard,
-                              config_dir=config_path.resolve().parent)
+                              config_dir=config_path.resolve().parent, config_path=config_path)
 
 
 @main.command()
