@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 
 from dashboard.context import DashboardContext, SiteInfo
@@ -24,8 +25,9 @@ def test_the_page_says_which_site_went_quiet(tmp_path: Path) -> None:
                                       SiteInfo("ward-7", "Ward 7", "Europe/London")))
     from dashboard import create_app
 
-    create_app(context)  # pages register with an app
-    from dashboard.pages.site_health import body
+    create_app(context)  # pages register with an app, each imported by Dash as ``pages.<name>``
+    # (importing it as dashboard.pages.site_health would register its path a second time)
+    body = sys.modules["pages.site_health"].body
 
     sentences, table = body(context)
     texts = [item.children for item in sentences.children]

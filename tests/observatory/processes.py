@@ -95,6 +95,8 @@ def site_config(tmp_path: Path, store: Path, fhir_url: str, token_url: str, *, i
     target["base_url"] = fhir_url
     target["auth"]["token_url"] = token_url
     target["max_requests_per_min"] = 100_000
+    # HTTP workflows only: a browser run's page is at the demo's fixed address, not this testbed's.
+    document["workflows"] = [w for w in document["workflows"] if w.get("kind", "http") == "http"]
     for workflow in document["workflows"]:
         workflow["think_time_s"] = 0
         if interval_s is not None:
