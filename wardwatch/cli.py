@@ -257,6 +257,45 @@ def report(config_path: Path, month: str, output_format: str, output: Path | Non
         click.echo(f"report written to {output}", err=True)
 
 
+@main.group()
+def change() -> None:
+    """Changes to the EPR (releases) whose impact the report and the dashboard measure."""
+
+
+@change.command(name="add")
+@config_option
+@click.option("--at", "at", required=True,
+              help="When it took effect: ISO 8601 with an offset, e.g. 2026-11-14T06:00:00Z.")
+@click.option("--title", required=True, help="A short name, e.g. 'Release 24.3'; a recorded title is moved.")
+@click.option("--workflow", "workflows", multiple=True, help="A workflow it may affect (repeat; none: all).")
+@click.option("--description", default="", help="What changed, shown in reports.")
+def change_add(config_path: Path, at: str, title: str, workflows: tuple[str, ...], description: str) -> None:
+    """Record a change in the data directory, where the report, the dashboard and the notebooks find it.
+
+    A trust's release calendar can be fed in one release at a time. A recorded change replaces a
+    configured one of the same title.
+    """
+    import datetime as dt
+
+    from pydantic import ValidationError
+
+    from analysis.config import ChangeEventConfig
+    from wardwatch import wiring
+
+    config = _load(config_path, writes=True)
+    try:
+        when = dt.datetime.fromisoformat(at.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise UserError(f"--at: not an ISO 8601 time: {at!r} (e.g. 2026-11-14T06:00:00Z)") from exc
+    try:
+        event = ChangeEventConfig(at=when, title=title, workflows=list(workflows), description=description)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = {"at": "--at", "title": "--title"}.get(str(first["loc"][0]) if first["loc"] else "", "change")
+        raise UserError(f"{key}: {first['msg'].removeprefix('Value error, ')}") from exc
+    click.echo(wiring.add_change(config, event))
+
+
 @main.command(name="import")
 @config_option
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False, exists=True))

@@ -1,11 +1,12 @@
 """Where Wardwatch writes: inside the configured data directory, and nowhere else.
 
 Everything Wardwatch writes (the store's marker, its span partitions, the probe's state file, the
-maintenance lock, the demo's history marker, a report written with ``-o``) lies inside the data
-directory (``store.path``); reports go under its ``reports/`` folder only, so no report can land on
-one of the store's own files. A path that leaves it, by ``..`` or through a symbolic link, is refused
-with a clear error before anything is written. Reading is not restricted: secrets
-(``${file:/run/secrets/...}``), exclusion files and the configuration itself may live anywhere.
+maintenance lock, the demo's history marker, the recorded changes, a report written with ``-o``)
+lies inside the data directory (``store.path``); reports go under its ``reports/`` folder only, so
+no report can land on one of the store's own files. A path that leaves it, by ``..`` or through a
+symbolic link, is refused with a clear error before anything is written. Reading is not restricted:
+secrets (``${file:/run/secrets/...}``), exclusion files and the configuration itself may live
+anywhere.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pathlib import Path
 __all__ = ["REPORTS_DIR", "OutsideDataDirError", "check_data_dir", "inside_data_dir", "report_output"]
 
 # What Wardwatch itself writes directly under a data directory (store, probe, maintenance, demo).
-_WRITTEN_NAMES = ("store.json", "spans", "probe-state.json", ".maintenance.lock", "simulated-history.json")
+_WRITTEN_NAMES = ("store.json", "spans", "probe-state.json", ".maintenance.lock", "simulated-history.json",
+                  "changes.yaml", ".changes.yaml.lock")
 # The one folder of a data directory that reports are written to: nothing of the store lives there.
 REPORTS_DIR = "reports"
 

@@ -13,6 +13,11 @@ on its own: the probe's shared token starts afresh each day, and a run still goi
 cannot make the next day's first slot busy. The fault rules of the scenario (random 5xx, resets)
 are not simulated; outages, periods, changes, the load curve and the jitter are.
 
+The configured changes at the packaged scenario's release times are recorded in the store's
+data directory at the times the history moved them to (:func:`record_moved_changes`,
+``analysis.changelog``), so the report, the dashboard and the notebooks all compare before and
+after the release the history holds.
+
 A finished history leaves ``simulated-history.json`` in the store directory (:func:`history_exists`
 finds it, so the demo reuses the data on its next start); :func:`remove_history` deletes it and
 every segment that holds only simulated spans, for a fresh build.
@@ -36,6 +41,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from analysis.changelog import record_change
+from analysis.config import ChangeEventConfig
 from collector.config import SiteConfig, TargetConfig, WorkflowConfig
 from collector.history import DelayModel, ModelledResponse, SimulatedProbe, record_history, spans_per_run
 from store import ParquetSpanExporter, drop_spans, list_segments, schema
@@ -48,7 +55,9 @@ __all__ = [
     "HistorySummary",
     "history_intervals",
     "history_exists",
+    "moved_changes",
     "read_history_summary",
+    "record_moved_changes",
     "remove_history",
     "scenario_in_window",
     "simulate_history",
@@ -192,6 +201,29 @@ def scenario_in_window(scenario: Scenario, start: datetime, end: datetime) -> Sc
         for outage in scenario.outages
     ]
     return scenario.with_overrides(changes=[c.model_dump() for c in changes], outages=[o.model_dump() for o in outages])
+
+
+def moved_changes(configured: Sequence[ChangeEventConfig], packaged: Scenario, moved: Scenario) -> list[ChangeEventConfig]:
+    """The configured changes at a release time of the ``packaged`` scenario, at the time ``moved``
+    (the same scenario, by :func:`scenario_in_window`) gives that release; the others are left out.
+    """
+    moves = {
+        before.at: after.at
+        for before in packaged.changes
+        for after in moved.changes
+        if after.name == before.name and after.at != before.at
+    }
+    return [change.model_copy(update={"at": moves[change.at]}) for change in configured if change.at in moves]
+
+
+def record_moved_changes(config: WardwatchConfig, moved: Scenario, store_path: Path | None = None) -> list[ChangeEventConfig]:
+    """Record in the store's data directory the configured changes the history moved with its
+    release (see :func:`moved_changes`), so every reader sees the release where the history put it.
+    """
+    changes = moved_changes(config.changes, load_scenario(), moved)
+    for change in changes:
+        record_change(config.store.path if store_path is None else store_path, change)
+    return changes
 
 
 def history_intervals(config: WardwatchConfig, *, seconds_per_span: float = DEMO_SECONDS_PER_SPAN) -> dict[str, float]:
@@ -404,6 +436,7 @@ def simulate_history(
         files=len(written),
     )
     if exporter is None:
+        record_moved_changes(config, scenario, path)
         _write_marker(path, summary)
     return summary
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.abc
 import logging
 import os
@@ -9,7 +10,9 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+import time
+import typing
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +25,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 import testbed
+from analysis import config as analysis_config
 from collector import Probe, RunResult
 from collector.history import HistoryExportError
 from store import Maintenance, ParquetSpanExporter, StoreError, import_otlp_jsonl, import_server_timings
@@ -35,6 +39,7 @@ if TYPE_CHECKING:  # imported where used: a probe process needs neither Dash nor
 
 __all__ = [
     "DEMO_CONFIG",
+    "add_change",
     "build_exporters",
     "build_probe",
     "dashboard_context",
@@ -271,12 +276,8 @@ def prepare_history(config: WardwatchConfig, *, days: int, fresh: bool) -> simul
     elif (summary := simulate.read_history_summary(path)) is not None:
         click.echo(f"reusing {summary.days} days of simulated history in {path} (--fresh rebuilds it)")
         return summary
-    with click.progressbar(length=days + 1, label=f"simulating {days} days of history", show_eta=True) as bar:
-
-        def advance(done: int, total: int) -> None:
-            bar.length = total  # the UTC dates the history touches: usually days + 1
-            bar.update(done - bar.pos)
-
+    label = f"simulating {days} days of history"
+    with _progress(label, days + 1) as advance:
         try:
             summary = simulate.simulate_history(config, days=days, progress=advance)
         except HistoryExportError as exc:
@@ -286,6 +287,30 @@ def prepare_history(config: WardwatchConfig, *, days: int, fresh: bool) -> simul
         f"in {summary.elapsed_s:.0f} s; they are labelled simulated wherever they are shown"
     )
     return summary
+
+
+@contextmanager
+def _progress(label: str, length: int, stream: typing.TextIO | None = None) -> Iterator[Callable[[int, int], None]]:
+    """``advance(done, total)`` for a long job: a progress bar on a terminal, else a line per step
+    (a log file or a CI job shows progress too; click's bar would print only its label there)."""
+    stream = click.get_text_stream("stdout") if stream is None else stream
+    if stream.isatty():
+        with click.progressbar(length=length, label=label, show_eta=True, file=stream) as bar:
+
+            def advance_bar(done: int, total: int) -> None:
+                bar.length = total  # e.g. the UTC dates a history touches: usually days + 1
+                bar.update(done - bar.pos)
+
+            yield advance_bar
+        return
+    started = time.monotonic()
+    click.echo(f"{label} ...", file=stream)
+
+    def advance_lines(done: int, total: int) -> None:
+        if done > 0:
+            click.echo(f"{label}: {done} of {total} done ({time.monotonic() - started:.0f} s)", file=stream)
+
+    yield advance_lines
 
 
 def run_demo(
@@ -315,9 +340,10 @@ def run_demo(
     if summary is not None:
         from wardwatch import simulate
 
-        packaged = testbed.load_scenario()
-        scenario = simulate.scenario_in_window(packaged, summary.start, summary.end)
-        config = _changes_moved_with(config, packaged, scenario)
+        scenario = simulate.scenario_in_window(testbed.load_scenario(), summary.start, summary.end)
+        # Where the history put the release, as data every reader sees (again for a history
+        # built before changes were recorded).
+        simulate.record_moved_changes(config, scenario)
     from wardwatch import demo_sites
 
     if demo_sites.wanted(config, config_path):
@@ -369,27 +395,50 @@ def upgrade(store_path: Path) -> int:
     return rewritten
 
 
-def _changes_moved_with(config: WardwatchConfig, packaged: testbed.Scenario, moved: testbed.Scenario) -> WardwatchConfig:
-    """Configured change events at the packaged scenario's release times, moved as the release was."""
-    moves = {before.at: after.at for before, after in zip(packaged.changes, moved.changes, strict=True)}
-    changes = [change.model_copy(update={"at": moves.get(change.at, change.at)}) for change in config.changes]
-    return config.model_copy(update={"changes": changes})
-
-
 def report(config: WardwatchConfig, *, month: str, output_format: str, base_dir: Path) -> str:
     """The month's SLA-versus-experience report, rendered as Markdown, HTML, JSON or CSV."""
     import analysis
 
+    from analysis.changelog import effective_changes
+
     calendar = analysis.ClinicalCalendar(config.periods, {s.name: s.timezone for s in config.sites})
     try:
+        changes = effective_changes(config.changes, config.store.path)
         with analysis.open_store(config.store.path, calendar=calendar) as store:
             built = analysis.build_report(
-                store, config.slas, config.objectives, calendar, month, changes=config.changes,
+                store, config.slas, config.objectives, calendar, month, changes=changes,
                 task_volumes=config.task_volumes, timezone=config.dashboard.timezone, base_dir=base_dir,
             )
     except (StoreError, ValueError) as exc:
         raise UserError(str(exc)) from exc
     return analysis.render(built, output_format)
+
+
+def add_change(config: WardwatchConfig, change: analysis_config.ChangeEventConfig) -> str:
+    """Record ``change`` in the store's data directory, where every reader finds it; what was done."""
+    from analysis.changelog import ChangeLogError, record_change
+
+    unknown = sorted(set(change.workflows) - {w.name for w in config.workflows})
+    if unknown:
+        known = ", ".join(w.name for w in config.workflows) or "none configured"
+        raise UserError(f"--workflow: no workflow named {unknown[0]!r} in the configuration (known: {known})")
+    try:
+        replaced = record_change(config.store.path, change)
+    except (ChangeLogError, OSError) as exc:
+        raise UserError(str(exc)) from exc
+    when = f"{change.at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    if replaced is not None and replaced.at != change.at:
+        return f"moved {change.title!r} from {replaced.at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC to {when}"
+    return f"recorded {change.title!r} at {when}"
+
+
+def _effective_changes(config: WardwatchConfig) -> list[analysis_config.ChangeEventConfig]:
+    from analysis.changelog import ChangeLogError, effective_changes
+
+    try:
+        return effective_changes(config.changes, config.store.path)
+    except ChangeLogError as exc:
+        raise UserError(str(exc)) from exc
 
 
 def import_files(config: WardwatchConfig, paths: Sequence[Path], *, duration_unit: str, service_name: str,
@@ -452,7 +501,8 @@ def dashboard_context(config: WardwatchConfig, config_dir: Path | None = None) -
         sites=tuple(SiteInfo(s.name, s.title or s.name, s.timezone) for s in config.sites),
         workflows=workflows,
         periods=tuple(config.periods),
-        changes=tuple(config.changes),
+        # The recorded changes as they are now; the report page reads them again when it builds.
+        changes=tuple(_effective_changes(config)),
         slas=tuple(config.slas),
         objectives=tuple(config.objectives),
         task_volumes=tuple(config.task_volumes),
