@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import importlib.abc
 import logging
@@ -34,6 +35,7 @@ from wardwatch.config import WardwatchConfig
 from wardwatch.errors import UserError
 
 if TYPE_CHECKING:  # imported where used: a probe process needs neither Dash nor the history builder
+    from analysis import findings as analysis_findings
     from dashboard import DashboardContext, DashboardServer
     from wardwatch import simulate
 
@@ -43,6 +45,7 @@ __all__ = [
     "build_exporters",
     "build_probe",
     "dashboard_context",
+    "finding_inputs",
     "describe_results",
     "probe_forever",
     "import_files",
@@ -398,20 +401,24 @@ def upgrade(store_path: Path) -> int:
 def report(config: WardwatchConfig, *, month: str, output_format: str, base_dir: Path) -> str:
     """The month's SLA-versus-experience report, rendered as Markdown, HTML, JSON or CSV."""
     import analysis
+    from analysis.report import month_report
 
-    from analysis.changelog import effective_changes
-
-    calendar = analysis.ClinicalCalendar(config.periods, {s.name: s.timezone for s in config.sites})
     try:
-        changes = effective_changes(config.changes, config.store.path)
-        with analysis.open_store(config.store.path, calendar=calendar) as store:
-            built = analysis.build_report(
-                store, config.slas, config.objectives, calendar, month, changes=changes,
-                task_volumes=config.task_volumes, timezone=config.dashboard.timezone, base_dir=base_dir,
-            )
+        inputs = finding_inputs(config)
+        with analysis.open_store(config.store.path, calendar=inputs.calendar()) as store:
+            built = month_report(store, inputs, month, base_dir=base_dir)
     except (StoreError, ValueError) as exc:
         raise UserError(str(exc)) from exc
     return analysis.render(built, output_format)
+
+
+def finding_inputs(config: WardwatchConfig) -> analysis_findings.FindingInputs:
+    """What findings and reports read from the configuration, with the changes recorded in the
+    store (as the dashboard builds them from its context)."""
+    from analysis.findings import FindingInputs
+
+    inputs = FindingInputs.from_config(config)
+    return dataclasses.replace(inputs, changes=tuple(_effective_changes(config)))
 
 
 def add_change(config: WardwatchConfig, change: analysis_config.ChangeEventConfig) -> str:

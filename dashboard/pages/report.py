@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
@@ -23,8 +25,8 @@ def layout(**query: str) -> html.Div:
         filters = Filters(window=f"{context.now():%Y-%m}")
     intro = (
         f"The report for {filters.window} ({context.timezone}): the SLAs as the contract computes them beside the "
-        "experience users had, in plain words first, then every figure with its sample count. Building it reads "
-        "the whole month, so it takes a moment."
+        "experience users had: a verdict first, one picture per finding, then every figure with its sample count. "
+        "Building it reads the whole month, so it takes a moment."
     )
     return page(
         "SLA report",
@@ -52,9 +54,9 @@ def build(_clicks: int, month: str) -> tuple[object, bool]:
     """Start building the month's report off the request (or find it built); the poll shows it."""
     month = month if is_month(month) else f"{current_context().now():%Y-%m}"  # the page's store, tampered with
     context = current_context()
-    if not context.slas and not context.objectives:
-        return explain("No SLAs or objectives are configured: add them to the configuration file."), True
-    job = jobs().start(("report", month), store_version(), lambda: _report(context, month))
+    # Built again once new spans land or a change is recorded.
+    version = (store_version(), _changes_version(context))
+    job = jobs().start(("report", month), version, lambda: _report(context, month))
     return _building(month, job.elapsed_s()), False
 
 
@@ -86,15 +88,36 @@ def poll(_ticks: int, month: str) -> tuple[object, dict | None, bool, bool, bool
     return view, {"month": month, "html": page_html, "csv": csv}, False, False, True
 
 
+def _changes_version(context: DashboardContext) -> float | None:
+    from analysis.changelog import CHANGES_FILE
+
+    try:
+        return (context.data_dir / CHANGES_FILE).stat().st_mtime
+    except OSError:
+        return None
+
+
+def report_for(context: DashboardContext, month: str) -> analysis.Report:
+    """The month's report exactly as ``wardwatch report`` builds it: the same inputs (the
+    configuration's sections and the changes recorded in the store, read now) and the same call.
+
+    Raises:
+        NoData: the data directory holds no store.
+    """
+    from analysis.changelog import effective_changes
+    from analysis.findings import FindingInputs
+    from analysis.report import month_report
+
+    inputs = FindingInputs.from_config(context)
+    inputs = dataclasses.replace(inputs, changes=tuple(effective_changes(context.changes, context.data_dir)))
+    with open_data(context) as store:
+        return month_report(store, inputs, month, base_dir=context.config_dir)
+
+
 def _report(context: DashboardContext, month: str) -> tuple[str, str] | str:
     """The month's report as HTML and CSV (on a job's thread), or why there is none."""
     try:
-        with open_data(context) as store:
-            report = analysis.build_report(
-                store, context.slas, context.objectives, context.calendar(), month,
-                changes=context.changes, task_volumes=context.task_volumes, timezone=context.timezone,
-                base_dir=context.config_dir,
-            )
+        report = report_for(context, month)
     except NoData as exc:
         return str(exc)
     return analysis.to_html(report), analysis.render(report, "csv")
