@@ -1,17 +1,22 @@
-"""The month's report: plain words first, figures after, in Markdown, HTML and JSON."""
+"""The month's report: a verdict, a picture per finding, words, then the figures; Markdown, HTML, JSON."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import html
 import json
+import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from analysis import open_store
 from analysis.calendar import ClinicalCalendar
 from analysis.config import ChangeEventConfig, ObjectiveConfig, PeriodConfig, SLAConfig
-from analysis.report import build_report, to_html, to_json, to_markdown
+from analysis.findings import Figure, FindingInputs, SiteLabel, Story, WorkflowLabel
+from analysis.report import build_report, story_svg, to_html, to_json, to_markdown
 
 UTC = dt.UTC
 CALENDAR = ClinicalCalendar(
@@ -40,42 +45,84 @@ def store_path(make_rows, rows_store) -> Path:
     return rows_store(rows)
 
 
+LABELS = FindingInputs(workflows=(WorkflowLabel("open", "Open patient record", 3.0),),
+                       sites=(SiteLabel("ward-7", "Ward 7", "Europe/London"),))
+
+
+def visible_text(page: str) -> str:
+    """What a reader of the HTML sees: the text outside tags, styles and pictures' titles."""
+    page = re.sub(r"<style>.*?</style>|<title>.*?</title>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
 def test_report_words_and_figures(store_path: Path) -> None:
     now = dt.datetime(2026, 11, 2, 9, tzinfo=UTC)
     with open_store(store_path) as store:
         report = build_report(store, [SLA], [ROUNDS], CALENDAR, "2026-10", changes=[CHANGE],
-                              timezone="Europe/London", now=now)
+                              timezone="Europe/London", now=now, labels=LABELS)
     assert report.start == dt.datetime(2026, 9, 30, 23, tzinfo=UTC)
-    assert not report.simulated
+    assert not report.simulated and report.has_data
+    assert report.measured.runs == 50 and report.measured.days == 5
     # 150 requests, all within 2 s
     assert report.slas[0].met is True and report.slas[0].samples == 150
-    assert report.headline[0].startswith("SLA '95% <2 s' (95% of requests within 2 s, 24x7, "
-                                         "per calendar month): met, 100.00%")
-    assert "breached at ward-7 in ward rounds (0%, p90 3.7 s, n=15)" in report.headline[1]
-    assert report.headline[2] == report.findings[0].summary
-    assert report.findings[0].kind == "watermelon" and report.findings[0].dominant_step == "notes"
-    assert report.headline[3].startswith("Release <24.3> (14 Oct 07:00 UTC): open at ward-7 went "
-                                         "from a median of 0.80 s to 1.40 s")
-    assert "mostly in meds (+0.60 s)" in report.headline[3]
+    assert report.headline[0] == (
+        "SLA “95% <2 s” (95% of requests within 2 s, 24x7, per calendar month): met, 100.00% of 150 "
+        "requests within 2 s (target 95%); 0% of the month's allowance of slow requests (5% of them) "
+        "was used.")
+    assert report.headline[1] == (
+        "Experience objective “open in 3 s on rounds” was breached at Ward 7 during ward rounds (0% "
+        "against 90%, 90th percentile 3.7 s, 15 runs).")
+    assert report.headline[2] == report.stories[0].headline
+    assert report.stories[0].kind == "watermelon" and report.stories[0].workflow == "open"
+    assert report.headline[3].startswith("Release <24.3> (14 Oct 07:00 UTC): Open patient record at "
+                                         "Ward 7 went from a median of 0.80 s to 1.40 s")
+    assert "mostly in meds (+0.60 s, 100% of the rise)" in report.headline[3]
+    # The verdict: the contract held, the clinicians waited, in display names and percentages.
+    assert report.verdict == (
+        "The supplier's SLA was met, yet clinicians waited: Open patient record at Ward 7 during ward "
+        "rounds (runs within 3 s during ward rounds: 0%, target 90%).")
     # Apdex per workflow with its T: T = 1.5; 35 runs <= 1.5 s satisfied... 15 rounds runs
     # (3.1 or 3.7 s) tolerating (<= 6 s): (35 + 7.5) / 50 = 0.85
     assert report.apdex.iloc[0]["apdex"] == "0.85 [1.5]*"
 
     md = to_markdown(report)
-    assert md.index("## In plain words") < md.index("## Figures")
-    assert "| open in 3 s on rounds | ward-7 | ward rounds | 15 |" in md
+    assert md.index(report.verdict) < md.index("## What was found") < md.index("## Appendix: the figures")
+    assert "| open in 3 s on rounds | Ward 7 | ward rounds | 15 |" in md
     assert "0.85 [1.5]*" in md
 
     page = to_html(report)
-    assert "Release &lt;24.3&gt;" in page and "<24.3>" not in page
     assert page.startswith("<!DOCTYPE html>")
+    assert "Release &lt;24.3&gt;" in page and "<24.3>" not in page
+    # Self-contained: no script and nothing fetched; the picture is inline SVG, after the verdict.
+    assert "<script" not in page and not re.search(r"""(src|href)=["']?https?:""", page)
+    assert page.index(html.escape(report.verdict)) < page.index("<svg") < page.index("Appendix")
+    text = visible_text(page)
+    assert not re.search(r"\b[a-z]+_[a-z_]+\b", text), "snake_case reached the reader"
+    assert not re.search(r"(?<![<\d.])0\.\d{3,}\b", text), "a ratio where a percentage belongs"
+    assert "ward-7" not in text and "Ward 7" in text
 
     document = json.loads(to_json(report))
-    assert document["month"] == "2026-10"
-    assert document["slas"][0]["samples"] == 150
-    assert document["findings"][0]["dominant_step"] == "notes"
+    assert document["month"] == "2026-10" and document["verdict"] == report.verdict
+    assert document["slas"][0]["samples"] == 150 and document["slas"][0]["value"] == 1.0
+    assert document["findings"][0]["kind"] == "watermelon"
+    assert document["findings"][0]["site_titles"] == ["Ward 7"]
+    assert document["findings"][0]["figures"][0]["n"] == 150
     assert document["changes"][0]["impact"][0]["dominant_step"] == "meds"
     assert document["objectives"][0]["scopes"][0]["apdex"].endswith("[1.5]*")
+
+
+def test_the_budget_is_said_as_the_day_it_ran_out(store_path: Path) -> None:
+    # Within 1.5 s, the three ward-round notes steps (1.9 s) of each day are slow: 3 of 30 a day;
+    # the month's 150 requests allow 7.5 slow ones, so the allowance runs out on the third day.
+    tight = SLAConfig(name="within 1.5 s", metric="share_under", threshold_s=1.5, target=0.95,
+                      timezone="Europe/London")
+    with open_store(store_path) as store:
+        report = build_report(store, [tight, SLA], [], CALENDAR, "2026-10", labels=LABELS)
+    assert report.slas[0].met is False
+    assert report.sla_budgets[0] == ("the month's allowance of slow requests was used up by the 14th "
+                                     "(Wed 14 Oct), 100% over it by the end")
+    assert "budget left" not in to_markdown(report) and "-100%" not in to_markdown(report)
+    assert report.verdict.startswith("1 of 2 SLAs was breached (“within 1.5 s”)")
 
 
 def test_missed_slots_are_told(store_path: Path, make_rows) -> None:
@@ -97,14 +144,67 @@ def test_missed_slots_are_told(store_path: Path, make_rows) -> None:
             "above leave those moments out.") in report.headline
 
 
-def test_report_of_an_empty_month(store_path: Path) -> None:
+def test_a_month_without_data_draws_no_conclusion(store_path: Path) -> None:
+    december_change = ChangeEventConfig(at="2026-12-02T07:00:00Z", title="Release 25.1")
     with open_store(store_path) as store:
-        report = build_report(store, [SLA], [ROUNDS], CALENDAR, "2026-12")
-    assert report.slas[0].met is None and report.findings == []
-    assert "not measured" in report.headline[0]
-    assert "no runs this month" in report.headline[1]
-    json.loads(to_json(report))
-    assert "None." in to_markdown(report)
+        report = build_report(store, [SLA], [ROUNDS], CALENDAR, "2026-12", changes=[december_change],
+                              labels=LABELS)
+    assert not report.has_data and report.stories == []
+    assert report.slas[0].met is None
+    assert report.verdict == ("Not enough data for December 2026: no runs were recorded in the month, "
+                              "so this report draws no conclusion.")
+    assert report.headline == [
+        "SLA “95% <2 s” (95% of requests within 2 s, 24x7, per calendar month): not enough data (no "
+        "requests counted).",
+        "Experience objective “open in 3 s on rounds”: not enough data (no runs).",
+        "Release 25.1 (02 Dec 07:00 UTC): not enough data to compare waiting times before and after "
+        "(no runs on one side or both).",
+    ]
+    for text in (to_markdown(report), visible_text(to_html(report))):
+        assert "no significant change" not in text and not re.search(r"\b(met|breached)\b", text)
+    document = json.loads(to_json(report))
+    assert "no significant change" not in to_json(report)
+    assert document["slas"][0]["met"] is None and document["objectives"][0]["met"] is None
+    assert document["has_data"] is False and document["slas"][0]["verdict"] == "not enough data"
+    assert document["objectives"][0]["verdict"] == "not enough data"
+    assert document["changes"][0]["verdict"] == "not enough data"
+
+
+def test_without_slas_or_objectives_it_says_what_it_measured_and_how_to_add_them(store_path: Path) -> None:
+    with open_store(store_path) as store:
+        report = build_report(store, [], [], CALENDAR, "2026-10", timezone="Europe/London", labels=LABELS)
+    assert report.verdict == (
+        "In October 2026 the probes measured 50 runs of 1 workflow at 1 site; with no SLA and no "
+        "experience objective configured there is nothing to judge them against yet (see below for "
+        "how to add them).")
+    md = to_markdown(report)
+    assert ("Measured: 50 runs of Open patient record at Ward 7 over 5 days (Mon 12 Oct to Fri 16 Oct), "
+            "150 requests.") in md
+    assert "add an SLA (what the supplier's contract promises" in md and "None." in md
+    # The YAML it offers is a valid configuration for the workflow it measured.
+    sections = yaml.safe_load(report.setup)
+    assert [SLAConfig.model_validate(s).metric for s in sections["slas"]] == ["share_under"]
+    objective = ObjectiveConfig.model_validate(sections["objectives"][0])
+    assert objective.workflow == "open" and objective.threshold_s == 3
+    assert "```yaml" in md and html.escape("workflow: open") in to_html(report)
+    assert json.loads(to_json(report))["setup_yaml"] == report.setup
+
+
+def test_a_picture_draws_each_figure_against_its_threshold() -> None:
+    story = Story(kind="watermelon", headline="Open <patient> record", since=None, since_text="",
+                  workflow="open", sites=("ward-7",), period=None,
+                  figures=(Figure("supplier's mean", "0.71 s", "≤ 1 s", 100, "met"),
+                           Figure("runs within 3 s", "84%", "target 90%", 40, "breached"),
+                           Figure("note", "many", None, None, None)),
+                  lenses=(), blame=None, suggestion_yaml=None, severity_s=0.0)
+    svg = story_svg(story)
+    assert svg.startswith("<svg") and svg.count("<line") == 2 and "Open &lt;patient&gt; record" in svg
+    bars = re.findall(r'<rect x="300" y="\d+" width="([0-9.]+)" height="18" fill="(#[0-9a-f]+)"', svg)
+    assert bars[0] == ("280", "#eceff1")  # the track behind the first bar
+    # A time on its own scale, its target two thirds of the way: 0.71 s of 1.05 * 1.5 s.
+    assert float(bars[1][0]) == pytest.approx(0.71 / 1.575 * 280, abs=0.1) and bars[1][1] == "#2e7d32"
+    assert float(bars[3][0]) == pytest.approx(0.84 * 280, abs=0.1) and bars[3][1] == "#c62828"
+    assert story_svg(dataclasses.replace(story, figures=story.figures[2:])) == ""
 
 
 def test_frame_cache_reads_each_frame_once(store_path: Path) -> None:

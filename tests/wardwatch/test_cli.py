@@ -46,7 +46,8 @@ def test_report_for_a_month_in_markdown(tmp_path: Path) -> None:
     init_store(tmp_path / "data")
     result = CliRunner().invoke(main, ["report", "-c", str(config), "--month", "2026-10"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("# Wardwatch report for 2026-10")
+    assert result.output.startswith("# Wardwatch report for October 2026")
+    assert "Not enough data for October 2026" in result.output
     bad = CliRunner().invoke(main, ["report", "-c", str(config), "--month", "October"])
     assert bad.exit_code == 2
     assert "Traceback" not in bad.output
