@@ -154,3 +154,27 @@ def test_progress_is_shown_in_lines_when_the_output_is_not_a_terminal() -> None:
     assert lines[0] == "simulating 2 days of history ..."
     assert [line.split(" (")[0] for line in lines[1:]] == [
         f"simulating 2 days of history: {done} of 3 done" for done in (1, 2, 3)]
+
+
+@pytest.mark.browser
+def test_the_report_page_in_a_browser_shows_the_command_lines_verdict(demo: tuple[Path, WardwatchConfig],
+                                                                       browser: object) -> None:
+    from dashboard import DashboardServer, create_app
+
+    config_path, config = demo
+    cli = cli_json(config_path, MONTH)
+    context = wiring.dashboard_context(config, config_path.parent)
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    try:
+        with DashboardServer(create_app(context), port=0) as server:
+            page.goto(server.url.rstrip("/") + f"/report?window={MONTH}")
+            page.get_by_role("button", name="Build the report").click()
+            frame = page.frame_locator("iframe")
+            frame.locator(".verdict").wait_for(timeout=120_000)
+            assert frame.locator(".verdict").inner_text() == cli["verdict"]
+            shown = frame.locator("h3").all_inner_texts()
+            assert [f"{i}. {story['headline']}" for i, story in enumerate(cli["findings"], start=1)] == shown[:len(cli["findings"])]
+            assert frame.locator("svg").count() >= 1
+            assert "Release 24.3 (04 Nov 07:00 UTC)" in frame.locator("body").inner_text()
+    finally:
+        page.close()
