@@ -672,7 +672,8 @@ _FOOTNOTE = ("Percentiles by linear interpolation over pooled samples; Apdex as 
 def _month_lines(report: Report) -> list[str]:
     """The plain-words lines other than the findings (told above them) and the simulated note."""
     told = {s.headline for s in report.stories}
-    return [line for line in report.headline if line not in told and not line.startswith("This month's data includes simulated")]
+    return [line for line in report.headline
+            if line not in told and not line.startswith("This month's data includes simulated")]
 
 
 # -- Pictures: one small inline SVG per finding ---------------------------------------------------

@@ -203,7 +203,9 @@ def scenario_in_window(scenario: Scenario, start: datetime, end: datetime) -> Sc
     return scenario.with_overrides(changes=[c.model_dump() for c in changes], outages=[o.model_dump() for o in outages])
 
 
-def moved_changes(configured: Sequence[ChangeEventConfig], packaged: Scenario, moved: Scenario) -> list[ChangeEventConfig]:
+def moved_changes(
+    configured: Sequence[ChangeEventConfig], packaged: Scenario, moved: Scenario
+) -> list[ChangeEventConfig]:
     """The configured changes at a release time of the ``packaged`` scenario, at the time ``moved``
     (the same scenario, by :func:`scenario_in_window`) gives that release; the others are left out.
     """
@@ -216,7 +218,9 @@ def moved_changes(configured: Sequence[ChangeEventConfig], packaged: Scenario, m
     return [change.model_copy(update={"at": moves[change.at]}) for change in configured if change.at in moves]
 
 
-def record_moved_changes(config: WardwatchConfig, moved: Scenario, store_path: Path | None = None) -> list[ChangeEventConfig]:
+def record_moved_changes(
+    config: WardwatchConfig, moved: Scenario, store_path: Path | None = None
+) -> list[ChangeEventConfig]:
     """Record in the store's data directory the configured changes the history moved with its
     release (see :func:`moved_changes`), so every reader sees the release where the history put it.
     """
