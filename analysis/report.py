@@ -34,6 +34,7 @@ import pandas as pd
 from analysis.apdex import apdex
 from analysis.budget import calendar_month
 from analysis.calendar import ClinicalCalendar
+from analysis.changelog import effective_changes
 from analysis.changes import change_impact
 from analysis.config import ChangeEventConfig, ObjectiveConfig, SLAConfig, TaskVolumeConfig
 from analysis.findings import Figure, FindingInputs, Story, find_stories, percent_text, seconds_text
@@ -550,13 +551,17 @@ def build_report(
 
 def month_report(store: Store | FrameCache, inputs: FindingInputs, month: str, *,
                  base_dir: Path | None = None, now: dt.datetime | None = None) -> Report:
-    """The month's report from the inputs every reader builds the same way: the command line and
-    the dashboard's report page both call this (``inputs.changes`` the configured and recorded
-    changes, :func:`analysis.changelog.effective_changes`), so they report the same findings and
-    the same changes.
+    """The month's report from the inputs every reader builds the same way
+    (``FindingInputs.from_config``): the command line and the dashboard's report page both call
+    this, so they report the same findings and the same changes. The changes are the configured
+    ones with those recorded in the store's data directory (:mod:`analysis.changelog`), read now.
+
+    Raises:
+        ValueError: ``month`` is not ``YYYY-MM``, or the recorded changes cannot be read.
     """
+    changes = effective_changes(inputs.changes, store.path)
     return build_report(
-        store, inputs.slas, inputs.objectives, inputs.calendar(), month, changes=inputs.changes,
+        store, inputs.slas, inputs.objectives, inputs.calendar(), month, changes=changes,
         task_volumes=inputs.task_volumes, timezone=inputs.timezone, base_dir=base_dir, now=now,
         labels=inputs,
     )

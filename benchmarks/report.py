@@ -203,6 +203,6 @@ def _agreement(report: analysis.report.Report, hand: pd.DataFrame) -> str:
     for row in scopes.itertuples():
         diffs.append(abs(float(row.share_good) - figure("objective share good", str(row.site))))
         diffs.append(abs(float(row.p90_s) - figure("ward rounds p90", str(row.site))))
-    findings = len(report.findings)
+    findings = len(report.stories)
     return (f"max |report - hand-written| over SLA value, per-site share good and p90: {max(diffs):.3g}; "
             f"{findings} finding(s) in the report")

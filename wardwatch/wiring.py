@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import importlib.abc
 import logging
@@ -35,7 +34,6 @@ from wardwatch.config import WardwatchConfig
 from wardwatch.errors import UserError
 
 if TYPE_CHECKING:  # imported where used: a probe process needs neither Dash nor the history builder
-    from analysis import findings as analysis_findings
     from dashboard import DashboardContext, DashboardServer
     from wardwatch import simulate
 
@@ -45,7 +43,6 @@ __all__ = [
     "build_exporters",
     "build_probe",
     "dashboard_context",
-    "finding_inputs",
     "describe_results",
     "probe_forever",
     "import_files",
@@ -403,22 +400,15 @@ def report(config: WardwatchConfig, *, month: str, output_format: str, base_dir:
     import analysis
     from analysis.report import month_report
 
+    from analysis.findings import FindingInputs
+
     try:
-        inputs = finding_inputs(config)
+        inputs = FindingInputs.from_config(config)
         with analysis.open_store(config.store.path, calendar=inputs.calendar()) as store:
             built = month_report(store, inputs, month, base_dir=base_dir)
     except (StoreError, ValueError) as exc:
         raise UserError(str(exc)) from exc
     return analysis.render(built, output_format)
-
-
-def finding_inputs(config: WardwatchConfig) -> analysis_findings.FindingInputs:
-    """What findings and reports read from the configuration, with the changes recorded in the
-    store (as the dashboard builds them from its context)."""
-    from analysis.findings import FindingInputs
-
-    inputs = FindingInputs.from_config(config)
-    return dataclasses.replace(inputs, changes=tuple(_effective_changes(config)))
 
 
 def add_change(config: WardwatchConfig, change: analysis_config.ChangeEventConfig) -> str:

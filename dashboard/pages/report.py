@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
@@ -104,14 +102,11 @@ def report_for(context: DashboardContext, month: str) -> analysis.Report:
     Raises:
         NoData: the data directory holds no store.
     """
-    from analysis.changelog import effective_changes
     from analysis.findings import FindingInputs
     from analysis.report import month_report
 
-    inputs = FindingInputs.from_config(context)
-    inputs = dataclasses.replace(inputs, changes=tuple(effective_changes(context.changes, context.data_dir)))
     with open_data(context) as store:
-        return month_report(store, inputs, month, base_dir=context.config_dir)
+        return month_report(store, FindingInputs.from_config(context), month, base_dir=context.config_dir)
 
 
 def _report(context: DashboardContext, month: str) -> tuple[str, str] | str:

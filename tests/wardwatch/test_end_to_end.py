@@ -172,7 +172,7 @@ def test_the_months_report_builds_and_downloads_as_csv(dashboard_url: str, page,
     download = caught.value
     assert download.suggested_filename.startswith("wardwatch-report-") and download.suggested_filename.endswith(".csv")
     text = Path(download.path()).read_text(encoding="utf-8")
-    assert text.startswith("table,SLA,terms,value,target,met")
+    assert text.startswith("table,SLA,terms,value,target,verdict")
     page.screenshot(path=str(screenshots_dir / "report.png"), full_page=True)
     assert page.console_errors == []
 

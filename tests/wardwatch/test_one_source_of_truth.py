@@ -9,6 +9,7 @@ the same findings and the same change results, with Release 24.3 among them.
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import io
 import json
 from pathlib import Path
@@ -70,8 +71,10 @@ def dashboard_json(config_path: Path, config: WardwatchConfig, month: str) -> di
     from dashboard import create_app
 
     context = wiring.dashboard_context(config, config_path.parent)
-    create_app(context)  # registers the pages
-    from dashboard.pages import report as report_page
+    create_app(context)
+    # Dash loads the pages folder itself, as ``pages.report``; importing it under another name
+    # would register the page twice.
+    report_page = importlib.import_module("pages.report")
 
     built = report_page.report_for(context, month)
     html_page, _csv = report_page._report(context, month)
