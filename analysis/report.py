@@ -405,12 +405,12 @@ def _verdict(month: str, measured: Measured, slas: Sequence[SLAResult],
         return contract + found
     missed = [o for o in objectives if o.met is False]
     if missed:
-        return contract + f", and {_count(len(missed), 'experience objective')} was breached."
+        return contract + f", and {_count(len(missed), 'experience objective')} {'was' if len(missed) == 1 else 'were'} breached."
     if objectives and all(o.met is None for o in objectives):
         return contract + f"; the experience objectives had {NOT_ENOUGH_DATA} to be judged."
     if objectives:
         return contract + ", and the experience objectives were met: clinicians did not wait beyond them."
-    return contract + ", and nothing was found where clinicians waited."
+    return contract + "; no experience objective is configured to say what clinicians felt (see below)."
 
 
 _SLA_EXAMPLE = """slas:

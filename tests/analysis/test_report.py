@@ -217,3 +217,15 @@ def test_frame_cache_reads_each_frame_once(store_path: Path) -> None:
         assert cache.runs(None, None, workflow="open") is not first  # another question
         assert cache.runs(workflow=["open"], site=None) is first  # the same question
         assert FrameCache(cache).path == store.path
+
+
+@pytest.mark.parametrize("slas, objectives, verdict", [
+    ([], [ROUNDS], "No SLA is configured, and 1 experience objective was breached."),
+    ([SLA], [], "The supplier's SLA was met; no experience objective is configured to say what clinicians "
+                "felt (see below)."),
+])
+def test_the_verdict_says_what_is_missing(store_path: Path, slas: list, objectives: list, verdict: str) -> None:
+    with open_store(store_path) as store:
+        report = build_report(store, slas, objectives, CALENDAR, "2026-10", labels=LABELS)
+    assert report.verdict == verdict
+    assert "to the configuration file, for example as below" in to_markdown(report)
