@@ -99,6 +99,7 @@ class Report:
         change_events: the changes, in the order of ``changes``.
         labels: display names of workflows and sites.
         setup: what to add to the configuration (YAML) when SLAs or objectives are missing.
+        missed_slots: the probes' missed slots in the month, by reason.
     """
 
     month: str
@@ -119,6 +120,7 @@ class Report:
     change_events: list[ChangeEventConfig] = field(default_factory=list)
     labels: FindingInputs = field(default_factory=FindingInputs)
     setup: str = ""
+    missed_slots: dict[str, int] = field(default_factory=dict)
 
     @property
     def has_data(self) -> bool:
@@ -531,8 +533,8 @@ def build_report(
     headline += [_sla_sentence(r, sla, b) for r, sla, b in zip(sla_results, slas, budgets, strict=True)]
     headline += [_objective_sentence(o, inputs) for o in objective_results]
     missed = store.missed_slots(start, end)
+    reasons = missed["reason"].fillna("unknown").value_counts()
     if len(missed):
-        reasons = missed["reason"].fillna("unknown").value_counts()
         detail = ", ".join(f"{reason.replace('_', ' ')}: {count}" for reason, count in reasons.items())
         headline.append(f"The probes missed {len(missed)} scheduled runs this month ({detail}); "
                         "the figures above leave those moments out.")
@@ -546,6 +548,7 @@ def build_report(
         objectives=objective_results, apdex=_apdex_table(store, objectives, start, end),
         stories=stories, changes=impacts, change_events=in_month, labels=inputs,
         setup=_setup(slas, objectives, measured, inputs, timezone),
+        missed_slots={str(reason): int(count) for reason, count in reasons.items()},
     )
 
 
@@ -832,7 +835,7 @@ def to_html(report: Report) -> str:
         parts.append(f'<p class="simulated">{e(_SIMULATED_NOTE)}</p>')
     parts.append(f'<p class="{_verdict_class(report)}">{e(report.verdict)}</p>')
     if report.stories:
-        parts.append("<h2>What was found</h2>")
+        parts.append('<h2 id="findings">What was found</h2>')
         for number, story in enumerate(report.stories, start=1):
             parts.append(f'<div class="story"><h3>{number}. {e(story.headline)}</h3>')
             if story.since_text:
@@ -850,12 +853,12 @@ def to_html(report: Report) -> str:
             if story.suggestion_yaml:
                 parts.append(f"<p>An objective the trust might add:</p><pre>{e(story.suggestion_yaml.rstrip())}</pre>")
             parts.append("</div>")
-    parts.append("<h2>The month in plain words</h2><ul>")
+    parts.append('<h2 id="month">The month in plain words</h2><ul>')
     parts += [f"<li>{e(line)}</li>" for line in _setup_words(report) + _month_lines(report)]
     parts.append("</ul>")
     if report.setup:
         parts.append(f"<pre>{e(report.setup)}</pre>")
-    parts.append('<div class="appendix"><h2>Appendix: the figures</h2>')
+    parts.append('<div class="appendix"><h2 id="appendix">Appendix: the figures</h2>')
     for title, header, rows in _tables(report):
         parts.append(f"<h3>{e(title)}</h3>")
         parts.append(_html_table(header, rows) if rows else "<p>None.</p>")
@@ -935,6 +938,7 @@ def to_json(report: Report) -> str:
                      "verdict": NOT_ENOUGH_DATA if i.empty else None,
                      "impact": _records(i)} for c, i in zip(report.change_events, report.changes,
                                                             strict=True)],
+        "missed_slots": report.missed_slots,
         "setup_yaml": report.setup or None,
     }
     return json.dumps(_plain(document), indent=2, allow_nan=False) + "\n"

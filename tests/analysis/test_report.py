@@ -142,6 +142,7 @@ def test_missed_slots_are_told(store_path: Path, make_rows) -> None:
         report = build_report(store, [SLA], [ROUNDS], CALENDAR, "2026-10")
     assert ("The probes missed 3 scheduled runs this month (busy: 2, probe down: 1); the figures "
             "above leave those moments out.") in report.headline
+    assert json.loads(to_json(report))["missed_slots"] == {"busy": 2, "probe_down": 1}
 
 
 def test_a_month_without_data_draws_no_conclusion(store_path: Path) -> None:
