@@ -364,7 +364,7 @@ def _gist(story: Story, labels: FindingInputs) -> str:
     """A finding in a few words for the verdict: where, and its breached figure."""
     breached = [f for f in story.figures if f.verdict == "breached"]
     if story.workflow is None or not breached:
-        return story.headline.rstrip(".")
+        return story.headline.split(": ", 1)[0].rstrip(".")
     sites = _names([labels.site_title(s) for s in story.sites]) or "every site"
     period = f" during {story.period}" if story.period else ""
     figure = breached[-1]  # the clinicians' view comes after the SLA's
@@ -400,7 +400,9 @@ def _verdict(month: str, measured: Measured, slas: Sequence[SLAResult],
     waits = [s for s in stories if s.kind != "reverse"]
     if waits:
         joiner = ", yet" if not breached and judged else ", and"
-        top = _gist(waits[0], labels)
+        # Lead with the largest breach of a threshold, else the largest finding.
+        lead = next((s for s in waits if any(f.verdict == "breached" for f in s.figures)), waits[0])
+        top = _gist(lead, labels)
         more = len(waits) - 1
         found = f"{joiner} clinicians waited: {top}" + (
             f", and {_count(more, 'more finding')} below." if more else ".")
