@@ -360,14 +360,31 @@ def _change_sentence(change: ChangeEventConfig, impact: pd.DataFrame, labels: Fi
     )
 
 
+def _breached_for_clinicians(story: Story, labels: FindingInputs) -> list[Figure]:
+    """The story's breached figures that are the clinicians' view, not an SLA's own figure."""
+    slas = {sla.name for sla in labels.slas}
+    return [f for f in story.figures if f.verdict == "breached" and f.label not in slas]
+
+
+def _first_clause(text: str) -> str:
+    """``text`` up to its first top-level ``:`` or ``;``, without an ``(also ...)`` aside."""
+    text = re.sub(r"\s*\(also\b[^()]*\)", "", text)
+    depth = 0
+    for index, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and char in ":;" and text[index + 1:index + 2] == " ":
+            return text[:index]
+    return text.rstrip(".")
+
+
 def _gist(story: Story, labels: FindingInputs) -> str:
-    """A finding in a few words for the verdict: where, and its breached figure."""
-    breached = [f for f in story.figures if f.verdict == "breached"]
+    """A finding in a few words for the verdict: where, and the clinicians' breached figure."""
+    breached = _breached_for_clinicians(story, labels)
     if story.workflow is None or not breached:
-        return story.headline.split(": ", 1)[0].rstrip(".")
+        return _first_clause(story.headline)
     sites = _names([labels.site_title(s) for s in story.sites]) or "every site"
     period = f" during {story.period}" if story.period else ""
-    figure = breached[-1]  # the clinicians' view comes after the SLA's
+    figure = breached[-1]
     against = f", {figure.threshold}" if figure.threshold else ""
     return f"{labels.workflow(story.workflow).title} at {sites}{period} ({figure.label}: {figure.value}{against})"
 
@@ -400,8 +417,8 @@ def _verdict(month: str, measured: Measured, slas: Sequence[SLAResult],
     waits = [s for s in stories if s.kind != "reverse"]
     if waits:
         joiner = ", yet" if not breached and judged else ", and"
-        # Lead with the largest breach of a threshold, else the largest finding.
-        lead = next((s for s in waits if any(f.verdict == "breached" for f in s.figures)), waits[0])
+        # Lead with the largest wait (a change's effect comes with the waits it caused).
+        lead = next((s for s in waits if s.kind != "change"), waits[0])
         top = _gist(lead, labels)
         more = len(waits) - 1
         found = f"{joiner} clinicians waited: {top}" + (
@@ -690,6 +707,7 @@ def _month_lines(report: Report) -> list[str]:
 
 _QUANTITY = re.compile(r"([0-9][0-9,]*(?:\.[0-9]+)?)\s*(%|ms|s)(?![A-Za-z])")
 _COLOURS = {"met": "#2e7d32", "breached": "#c62828", None: "#546e7a"}
+_BEYOND = "#ef6c00"
 
 
 def _quantity(text: str | None) -> tuple[float, str] | None:
@@ -714,7 +732,7 @@ def story_svg(story: Story) -> str:
         rows.append((figure, value, threshold if threshold and threshold[1] == value[1] else None))
     if not rows:
         return ""
-    label_w, bar_x, bar_w, row_h = 290, 300, 280, 30
+    label_w, bar_x, bar_w, row_h = 440, 450, 260, 30
     width, height = bar_x + bar_w + 150, row_h * len(rows) + 26
     e = html.escape
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -725,20 +743,23 @@ def story_svg(story: Story) -> str:
         # A share is drawn on 0-100%; a time on its own scale, its target two thirds of the way.
         scale = 1.0 if unit == "%" else max(value, 1.5 * threshold[0] if threshold else value) * 1.05 or 1.0
         length = max(1.0, min(1.0, value / scale) * bar_w)
-        label = figure.label if len(figure.label) <= 42 else figure.label[:40] + "…"
+        label = figure.label if len(figure.label) <= 66 else figure.label[:64] + "…"
         n = f" (n={figure.n:,})" if figure.n else ""
         out.append(f'<text x="{label_w}" y="{y + 17}" text-anchor="end" fill="#222">{e(label)}</text>')
         out.append(f'<rect x="{bar_x}" y="{y + 4}" width="{bar_w}" height="18" fill="#eceff1"/>')
-        out.append(f'<rect x="{bar_x}" y="{y + 4}" width="{length:.1f}" height="18" '
-                   f'fill="{_COLOURS.get(figure.verdict, _COLOURS[None])}"/>')
+        colour = _COLOURS.get(figure.verdict, _COLOURS[None])
+        if figure.verdict is None and threshold is not None and (
+                value < threshold[0] if unit == "%" else value > threshold[0]):
+            colour = _BEYOND  # past its mark, though no agreed objective judges it
+        out.append(f'<rect x="{bar_x}" y="{y + 4}" width="{length:.1f}" height="18" fill="{colour}"/>')
         out.append(f'<text x="{bar_x + bar_w + 6}" y="{y + 17}" fill="#222">{e(figure.value)}'
                    f'<tspan fill="#666" font-size="11">{e(n)}</tspan></text>')
         if threshold is not None:
             x = bar_x + min(1.0, threshold[0] / scale) * bar_w
             out.append(f'<line x1="{x:.1f}" y1="{y + 1}" x2="{x:.1f}" y2="{y + 25}" stroke="#000" '
                        f'stroke-width="2"/>')
-    out.append(f'<text x="{bar_x}" y="{height - 4}" fill="#666" font-size="11">green met, red breached; '
-               'the black mark is the target</text>')
+    out.append(f'<text x="{bar_x + bar_w}" y="{height - 4}" text-anchor="end" fill="#666" font-size="11">green met, red breached, '
+               'orange past the mark; the black mark is the target or the usual</text>')
     out.append("</svg>")
     return "".join(out)
 

@@ -201,11 +201,16 @@ def test_a_picture_draws_each_figure_against_its_threshold() -> None:
                   lenses=(), blame=None, suggestion_yaml=None, severity_s=0.0)
     svg = story_svg(story)
     assert svg.startswith("<svg") and svg.count("<line") == 2 and "Open &lt;patient&gt; record" in svg
-    bars = re.findall(r'<rect x="300" y="\d+" width="([0-9.]+)" height="18" fill="(#[0-9a-f]+)"', svg)
-    assert bars[0] == ("280", "#eceff1")  # the track behind the first bar
+    bars = re.findall(r'<rect x="450" y="\d+" width="([0-9.]+)" height="18" fill="(#[0-9a-f]+)"', svg)
+    assert bars[0] == ("260", "#eceff1")  # the track behind the first bar
     # A time on its own scale, its target two thirds of the way: 0.71 s of 1.05 * 1.5 s.
-    assert float(bars[1][0]) == pytest.approx(0.71 / 1.575 * 280, abs=0.1) and bars[1][1] == "#2e7d32"
-    assert float(bars[3][0]) == pytest.approx(0.84 * 280, abs=0.1) and bars[3][1] == "#c62828"
+    assert float(bars[1][0]) == pytest.approx(0.71 / 1.575 * 260, abs=0.1) and bars[1][1] == "#2e7d32"
+    assert float(bars[3][0]) == pytest.approx(0.84 * 260, abs=0.1) and bars[3][1] == "#c62828"
+    # Without a verdict, a figure past its mark is told apart from one within it.
+    usual = dataclasses.replace(story, figures=(Figure("slow runs' median", "19 s", "usual 1.5 s", 40, None),
+                                                Figure("runs within 3 s", "95%", "90% (usual)", 40, None)))
+    fills = re.findall(r'height="18" fill="(#[0-9a-f]+)"', story_svg(usual))
+    assert fills == ["#eceff1", "#ef6c00", "#eceff1", "#546e7a"]
     assert story_svg(dataclasses.replace(story, figures=story.figures[2:])) == ""
 
 
