@@ -681,6 +681,11 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
     return tables
 
 
+def _empty(report: Report) -> str:
+    """What an empty table says: nothing to list, or nothing measured to list it from."""
+    return "None." if report.has_data else "Not enough data."
+
+
 def _title(report: Report) -> str:
     return f"Wardwatch report for {_month_name(report.month)}: SLA and experience"
 
@@ -805,7 +810,7 @@ def to_markdown(report: Report) -> str:
     for title, header, rows in _tables(report):
         out += [f"### {title}", ""]
         if not rows:
-            out += ["None.", ""]
+            out += [_empty(report), ""]
             continue
         cells = [[c.replace("|", "\\|") for c in row] for row in rows]
         out.append("| " + " | ".join(header) + " |")
@@ -884,7 +889,7 @@ def to_html(report: Report) -> str:
     parts.append('<div class="appendix"><h2 id="appendix">Appendix: the figures</h2>')
     for title, header, rows in _tables(report):
         parts.append(f"<h3>{e(title)}</h3>")
-        parts.append(_html_table(header, rows) if rows else "<p>None.</p>")
+        parts.append(_html_table(header, rows) if rows else f"<p>{_empty(report)}</p>")
     parts.append(f"<p>{e(_FOOTNOTE)}</p></div></body></html>")
     return "\n".join(parts) + "\n"
 

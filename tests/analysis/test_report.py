@@ -167,6 +167,7 @@ def test_a_month_without_data_draws_no_conclusion(store_path: Path) -> None:
     document = json.loads(to_json(report))
     assert "no significant change" not in to_json(report)
     assert document["slas"][0]["met"] is None and document["objectives"][0]["met"] is None
+    assert "None." not in to_markdown(report) and "Not enough data." in to_markdown(report)
     assert document["has_data"] is False and document["slas"][0]["verdict"] == "not enough data"
     assert document["objectives"][0]["verdict"] == "not enough data"
     assert document["changes"][0]["verdict"] == "not enough data"
