@@ -398,9 +398,8 @@ def upgrade(store_path: Path) -> int:
 def report(config: WardwatchConfig, *, month: str, output_format: str, base_dir: Path) -> str:
     """The month's SLA-versus-experience report, rendered as Markdown, HTML, JSON or CSV."""
     import analysis
-    from analysis.report import month_report
-
     from analysis.findings import FindingInputs
+    from analysis.report import month_report
 
     try:
         inputs = FindingInputs.from_config(config)
