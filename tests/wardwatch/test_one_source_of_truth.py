@@ -182,3 +182,19 @@ def test_the_report_page_in_a_browser_shows_the_command_lines_verdict(demo: tupl
             assert "Release 24.3 (04 Nov 07:00 UTC)" in frame.locator("body").inner_text()
     finally:
         page.close()
+
+
+def test_a_broken_changes_file_is_named_not_a_traceback(tmp_path: Path) -> None:
+    from store import init_store
+
+    config_path = tmp_path / "wardwatch.yaml"
+    config_path.write_text(EXAMPLE.read_text().replace("path: ../data/demo", f"path: {tmp_path / 'data'}"))
+    init_store(tmp_path / "data")
+    (tmp_path / "data" / "changes.yaml").write_text("- {title: Release 24.3}\n")
+    for command in (["report", "-c", str(config_path), "--month", MONTH],
+                    ["change", "add", "-c", str(config_path), "--at", "2026-11-09T06:00:00Z", "--title", "R"]):
+        result = CliRunner().invoke(main, command)
+        assert result.exit_code == 2, result.output
+        assert f"{tmp_path / 'data' / 'changes.yaml'}: change 1: at: Field required" in result.output
+        assert "Traceback" not in result.output
+    assert (tmp_path / "data" / "changes.yaml").read_text() == "- {title: Release 24.3}\n"  # left as it was
