@@ -916,21 +916,13 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [_plain(dict(row)) for row in frame.to_dict(orient="records")]
 
 
-def _figure_json(f: Figure) -> dict[str, Any]:
-    return {"label": f.label, "value": f.value, "threshold": f.threshold, "n": f.n, "verdict": f.verdict}
-
-
 def _story_json(story: Story, report: Report) -> dict[str, Any]:
+    """The story in the one JSON shape every reader gives it (``Story.to_json``), with the
+    display names of its workflow and sites."""
     return {
-        "kind": story.kind, "headline": story.headline, "since": story.since,
-        "since_text": story.since_text, "workflow": story.workflow,
+        **story.to_json(),
         "workflow_title": report.workflow_title(story.workflow) if story.workflow else None,
-        "sites": list(story.sites), "site_titles": [report.site_title(s) for s in story.sites],
-        "period": story.period, "figures": [_figure_json(f) for f in story.figures],
-        "lenses": [{"name": lens.name, "title": lens.title, "sla": lens.sla, "text": lens.text,
-                    "figures": lens.figures} for lens in story.lenses],
-        "blame": story.blame, "suggestion_yaml": story.suggestion_yaml,
-        "severity_s": story.severity_s, "detail": story.detail,
+        "site_titles": [report.site_title(s) for s in story.sites],
     }
 
 
