@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
+from analysis.changelog import effective_changes
 from analysis.findings import FindingInputs, Story, find_stories, sla_figure
 from analysis.sla import evaluate_sla
 from analysis.store import FrameCache
@@ -58,8 +59,11 @@ class FindingsView:
 
 
 def inputs_of(context: DashboardContext) -> FindingInputs:
-    """The findings' inputs from the dashboard's context: the same sections the command line uses."""
-    return FindingInputs.from_config(context, timezone=context.timezone)
+    """The findings' inputs from the dashboard's context: the same sections the command line uses,
+    with the changes recorded in the data directory read now (``wardwatch change add`` while the
+    dashboard runs), as the month's report reads them."""
+    inputs = FindingInputs.from_config(context, timezone=context.timezone)
+    return replace(inputs, changes=tuple(effective_changes(context.changes, context.data_dir)))
 
 
 def look_for_findings(context: DashboardContext, start: dt.datetime, end: dt.datetime) -> FindingsView | str:

@@ -114,6 +114,7 @@ def test_a_change_added_on_the_command_line_reaches_both(demo: tuple[Path, Wardw
     config_path, config = demo
     recorded = config.store.path / CHANGES_FILE
     before = recorded.read_text()
+    started = wiring.dashboard_context(config, config_path.parent)  # a dashboard already running
     try:
         result = CliRunner().invoke(main, ["change", "add", "-c", str(config_path), "--at", "2026-11-09T06:00:00Z",
                                            "--title", "Network change", "--workflow", "ward-handover"])
@@ -122,6 +123,11 @@ def test_a_change_added_on_the_command_line_reaches_both(demo: tuple[Path, Wardw
         cli, page = cli_json(config_path, MONTH), dashboard_json(config_path, config, MONTH)
         assert [c["title"] for c in cli["changes"]] == ["Release 24.3", "Network change"]
         same(cli["changes"], page["changes"], "changes")
+        # The overview's findings read the same changes, though recorded after the dashboard started.
+        from dashboard.findings import inputs_of
+
+        assert [c.title for c in started.changes] == ["Release 24.3"]
+        assert [c.title for c in inputs_of(started).changes] == ["Release 24.3", "Network change"]
     finally:
         recorded.write_text(before)  # the module's other tests read the history's own changes
 
