@@ -12,7 +12,6 @@ are templates already (redacting them again changes nothing); an EPR's server sp
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import zlib
 from dataclasses import dataclass, field
@@ -29,10 +28,6 @@ from store import redact, schema
 from store.layout import WRITTEN_ARROW_SCHEMA
 
 # Probes send the same few templates again and again: remember the answers (bounded).
-template_target = functools.lru_cache(maxsize=4096)(redact.template_target)
-redact_url = functools.lru_cache(maxsize=4096)(redact.redact_url)
-redact_query = functools.lru_cache(maxsize=4096)(redact.redact_query)
-status_class = redact.status_class
 
 __all__ = [
     "JSON",
@@ -52,9 +47,6 @@ _KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 _STATUS = ("Unset", "Ok", "Error")
 _END_NS = 2**63 - 1  # what a timestamp[ns] column holds (year 2262)
 # Attributes whose values may hold patient data, and how each is made safe.
-_PATH_KEYS = (schema.URL_TEMPLATE, schema.HTTP_ROUTE, "http.target", "url.path")
-_URL_KEYS = ("url.full", "http.url")
-_DROPPED_KEYS = ("exception.message", "exception.stacktrace", "enduser.id")
 _ID_FIELDS = ("traceId", "spanId", "parentSpanId")
 
 
@@ -158,35 +150,6 @@ def _attributes(items: Any) -> dict[str, str]:
     return {kv.key: _render(kv.value) for kv in items}
 
 
-def _redacted(attributes: dict[str, str]) -> dict[str, str]:
-    """Attributes as the probe records them: templates, redacted queries, no messages."""
-    for key in _DROPPED_KEYS:
-        attributes.pop(key, None)
-    for key in _PATH_KEYS:
-        if key in attributes:
-            attributes[key] = template_target(attributes[key])
-    for key in _URL_KEYS:
-        if key in attributes:
-            attributes[key] = redact_url(attributes[key])
-    if schema.URL_QUERY in attributes:
-        attributes[schema.URL_QUERY] = redact_query(attributes[schema.URL_QUERY])
-    return attributes
-
-
-def _redacted_name(name: str) -> str:
-    """A span name holding a request (``GET /fhir/Patient/MRN1``) names its template instead."""
-    method, space, rest = name.partition(" ")
-    if space and method.isupper() and rest.startswith(("/", "http:", "https:")):
-        return f"{method} {_redacted_target(rest)}"
-    if name.startswith(("/", "http:", "https:")):
-        return _redacted_target(name)
-    return name
-
-
-def _redacted_target(target: str) -> str:
-    return redact_url(target) if target.startswith(("http:", "https:")) else template_target(target)
-
-
 _COLUMNS = tuple(WRITTEN_ARROW_SCHEMA.names)
 
 
@@ -258,7 +221,7 @@ def decode_traces(body: bytes, content_type: str) -> DecodedSpans:
             for i, span in enumerate(scope_spans.spans):
                 where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
                 out.keys.append(_key(span, where))
-                attrs = _redacted(_attributes(span.attributes))
+                attrs = redact.redact_attributes(_attributes(span.attributes))
                 site = attrs.get(schema.ATTR_SITE)
                 if site is not None:
                     out.sites.add(site)
@@ -270,7 +233,7 @@ def decode_traces(body: bytes, content_type: str) -> DecodedSpans:
                 span_ids.append(span.span_id.hex())
                 parents.append(span.parent_span_id.hex())
                 states.append(span.trace_state)
-                names.append(_redacted_name(span.name))
+                names.append(redact.redact_span_name(span.name))
                 kinds.append(_KINDS[span.kind] if 0 <= span.kind < len(_KINDS) else "Unspecified")
                 services.append(service)
                 resources.append(resource_pairs)
@@ -279,10 +242,10 @@ def decode_traces(body: bytes, content_type: str) -> DecodedSpans:
                 attributes.append(list(attrs.items()))
                 durations.append(max(0, end - start))
                 codes.append(_STATUS[span.status.code] if 0 <= span.status.code < 3 else "Unset")
-                messages.append(status_class(span.status.message))
+                messages.append(redact.status_class(span.status.message))
                 events.append([
                     {"Timestamp": e.time_unix_nano, "Name": e.name,
-                     "Attributes": list(_redacted(_attributes(e.attributes)).items())}
+                     "Attributes": list(redact.redact_attributes(_attributes(e.attributes)).items())}
                     for e in span.events
                 ])
                 # the typed columns the writer promotes from the same attributes, as its rows get them

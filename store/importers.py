@@ -55,7 +55,7 @@ import pyarrow.parquet as pq
 
 from store import schema
 from store.layout import PARTITION_KEY
-from store.redact import redact_query, redact_url, status_class, template_target
+from store.redact import redact_attributes, redact_span_name, redact_target, status_class
 from store.segments import list_segments
 from store.writer import render_attribute_value, write_spans
 
@@ -71,9 +71,6 @@ _MAX_REQUEST_NS = 86_400 * 1_000_000_000  # a request that took longer than a da
 _FIRST_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _END_OF_TIME = dt.datetime(2262, 4, 11, tzinfo=dt.UTC)  # what a timestamp[ns] column holds
 # Attributes whose values may hold patient data, and how each is made safe (None: dropped).
-_PATH_KEYS = (schema.URL_TEMPLATE, "http.route", "http.target", "url.path")
-_URL_KEYS = ("url.full", "http.url")
-_DROPPED_KEYS = ("exception.message", "exception.stacktrace", "enduser.id")
 
 Row = dict[str, Any]
 
@@ -203,35 +200,6 @@ def _attributes(items: Any) -> dict[str, str]:
     return out
 
 
-def _redacted(attributes: dict[str, str]) -> dict[str, str]:
-    """Attributes as the probe would have recorded them: templates, redacted queries, no messages."""
-    for key in _DROPPED_KEYS:
-        attributes.pop(key, None)
-    for key in _PATH_KEYS:
-        if key in attributes:
-            attributes[key] = template_target(attributes[key])
-    for key in _URL_KEYS:
-        if key in attributes:
-            attributes[key] = redact_url(attributes[key])
-    if schema.URL_QUERY in attributes:
-        attributes[schema.URL_QUERY] = redact_query(attributes[schema.URL_QUERY])
-    return attributes
-
-
-def _redacted_name(name: str) -> str:
-    """A span name that holds a request (``GET /fhir/Patient/MRN1``) names its template."""
-    match = _METHOD.match(name)
-    if match and match.group(2).startswith(("/", "http:", "https:")):
-        return f"{match.group(1)} {_redacted_target(match.group(2))}"
-    if name.startswith(("/", "http:", "https:")):
-        return _redacted_target(name)
-    return name
-
-
-def _redacted_target(target: str) -> str:
-    return redact_url(target) if target.startswith(("http:", "https:")) else template_target(target)
-
-
 def _enum(value: Any, table: dict[int, str], prefix: str, name: str) -> str:
     if value is None:
         return table[0]
@@ -263,7 +231,7 @@ def _span_row(span: Mapping[str, Any], resource: dict[str, str], scope: Mapping[
     start = _nanos(span.get("startTimeUnixNano"), "startTimeUnixNano")
     end = _nanos(span.get("endTimeUnixNano", start), "endTimeUnixNano")
     status = span.get("status") or {}
-    attrs = _redacted(_attributes(span.get("attributes")))
+    attrs = redact_attributes(_attributes(span.get("attributes")))
     attrs.setdefault(schema.ATTR_SOURCE, schema.SOURCE_OTLP)  # provenance, unless already said
     return {
         schema.TIMESTAMP: start,
@@ -271,7 +239,7 @@ def _span_row(span: Mapping[str, Any], resource: dict[str, str], scope: Mapping[
         schema.SPAN_ID: _id(span.get("spanId"), 8, "spanId"),
         schema.PARENT_SPAN_ID: _id(span.get("parentSpanId"), 8, "parentSpanId", allow_empty=True),
         schema.TRACE_STATE: str(span.get("traceState") or ""),
-        schema.SPAN_NAME: _redacted_name(str(span.get("name") or "")),
+        schema.SPAN_NAME: redact_span_name(str(span.get("name") or "")),
         schema.SPAN_KIND: _enum(span.get("kind"), _KINDS, "SPAN_KIND_", "span kind"),
         schema.SERVICE_NAME: resource.get(schema.SERVICE_NAME_ATTR, ""),
         schema.RESOURCE_ATTRIBUTES: resource,
@@ -283,7 +251,7 @@ def _span_row(span: Mapping[str, Any], resource: dict[str, str], scope: Mapping[
         schema.STATUS_MESSAGE: status_class(str(status.get("message") or "")),
         schema.EVENTS: [
             {"Timestamp": _nanos(e.get("timeUnixNano"), "event timeUnixNano"),
-             "Name": str(e.get("name") or ""), "Attributes": _redacted(_attributes(e.get("attributes")))}
+             "Name": str(e.get("name") or ""), "Attributes": redact_attributes(_attributes(e.get("attributes")))}
             for e in span.get("events") or []
         ],
     }
@@ -518,7 +486,7 @@ def _server_row(record: Mapping[str, Any], unit_ns: int, service: str,
     endpoint = str(record["endpoint"]).strip()
     match = _METHOD.match(endpoint)
     method, target = (match.group(1), match.group(2)) if match else (None, endpoint)
-    template = _redacted_target(target)
+    template = redact_target(target)
     attrs: dict[str, Any] = {
         schema.URL_TEMPLATE: template.partition("?")[0], schema.HTTP_RESPONSE_STATUS_CODE: status,
         schema.ATTR_SOURCE: schema.SOURCE_SERVER_LOG,

@@ -19,14 +19,15 @@ And one rule for text that leaves as a spreadsheet: :func:`spreadsheet_safe` (CS
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, quote, urlsplit
 
 from store import schema
 
-__all__ = ["ID", "redacted_query", "redact_query", "redact_url", "spreadsheet_safe", "status_class",
-           "template_path", "template_target"]
+__all__ = ["ID", "redact_attributes", "redact_span_name", "redact_target", "redacted_query", "redact_query", "redact_url",
+           "spreadsheet_safe", "status_class", "template_path", "template_target"]
 
 ID = "{id}"
 _WORD = re.compile(r"^[A-Za-z_$][A-Za-z_$.\-]{0,63}$")
@@ -62,12 +63,14 @@ def redacted_query(names: Iterable[object]) -> str:
     return "&".join(f"{quote(str(name), safe='')}={schema.REDACTED}" for name in names)
 
 
+@functools.lru_cache(maxsize=4096)  # imported spans repeat a few queries, templates and URLs
 def redact_query(query: str) -> str:
     """A query string with every value ``REDACTED`` (names kept, in order)."""
     names = [name for name, _ in parse_qsl(query, keep_blank_values=True)]
     return redacted_query(names)
 
 
+@functools.lru_cache(maxsize=4096)
 def template_target(target: str) -> str:
     """A path with an optional query (``/Patient/1?x=2``): the path templated, the query redacted."""
     path, mark, query = target.partition("?")
@@ -75,6 +78,7 @@ def template_target(target: str) -> str:
     return template_path(path) + (mark + redact_query(query) if mark else "")
 
 
+@functools.lru_cache(maxsize=4096)
 def redact_url(url: str) -> str:
     """A whole URL: scheme and host kept (credentials dropped), path templated, query redacted."""
     parts = urlsplit(url)
@@ -89,6 +93,43 @@ def redact_url(url: str) -> str:
         port = ""
     query = f"?{redact_query(parts.query)}" if parts.query else ""
     return f"{parts.scheme}://{host}{port}{template_path(parts.path)}{query}"
+
+
+# Attributes of an imported span that hold a path, a whole URL, or free text about a patient.
+_PATH_KEYS = (schema.URL_TEMPLATE, schema.HTTP_ROUTE, "http.target", "url.path")
+_URL_KEYS = ("url.full", "http.url")
+_DROPPED_KEYS = ("exception.message", "exception.stacktrace", "enduser.id")
+_REQUEST_NAME = re.compile(r"^([A-Z]+)\s+(\S.*)$")
+
+
+def redact_attributes(attributes: dict[str, str]) -> dict[str, str]:
+    """A span's attributes as the probe records them (in place): templates, redacted queries, no messages."""
+    for key in _DROPPED_KEYS:
+        attributes.pop(key, None)
+    for key in _PATH_KEYS:
+        if key in attributes:
+            attributes[key] = template_target(attributes[key])
+    for key in _URL_KEYS:
+        if key in attributes:
+            attributes[key] = redact_url(attributes[key])
+    if schema.URL_QUERY in attributes:
+        attributes[schema.URL_QUERY] = redact_query(attributes[schema.URL_QUERY])
+    return attributes
+
+
+def redact_span_name(name: str) -> str:
+    """A span name holding a request (``GET /fhir/Patient/MRN1``) names its template instead."""
+    match = _REQUEST_NAME.match(name)
+    if match and match.group(2).startswith(("/", "http:", "https:")):
+        return f"{match.group(1)} {redact_target(match.group(2))}"
+    if name.startswith(("/", "http:", "https:")):
+        return redact_target(name)
+    return name
+
+
+def redact_target(target: str) -> str:
+    """A whole URL or a path with its query, redacted as :func:`redact_url` or :func:`template_target`."""
+    return redact_url(target) if target.startswith(("http:", "https:")) else template_target(target)
 
 
 def status_class(message: str) -> str:
