@@ -505,7 +505,11 @@ class _Context:
         change = self.change_before(first, observed_from, workflows)
         if change is not None:
             return f"after {change.title} ({_when_text(change.at, self.zone)})"
-        return f"since {_day_text(first, self.zone)}"
+        day = _day_text(first, self.zone)
+        # On the window's first day with runs, what came before is unseen: it may be older.
+        if day == _day_text(self.runs["start"].min(), self.zone):
+            return f"since {day} or before (the window's first day)"
+        return f"since {day}"
 
 
 def _thresholds(inputs: FindingInputs, runs: pd.DataFrame) -> dict[str, tuple[float, str]]:
@@ -1102,7 +1106,7 @@ def _gap_story(ctx: _Context, site: str, gaps: list[SiteGap]) -> Story:
                               seconds_text(g.per_request_gap_s), None, g.request_types, None))
     return Story(
         kind="unwatched_wait", headline=headline, since=lead.first,
-        since_text=f"since {_day_text(lead.first, ctx.zone)} (the window's first runs)",
+        since_text=ctx.since_text(lead.first),
         workflow=lead.workflow if len(gaps) == 1 else None, sites=(site,), period=None,
         figures=tuple(figures), lenses=(), blame=blame, suggestion_yaml=None,
         severity_s=sum(g.per_request_gap_s * g.requests_per_run * g.runs for g in gaps),
