@@ -288,7 +288,9 @@ def test_the_lens_finds_the_release_in_the_stored_runs(
     change = screen_change(analysis.open_store(rig.store), "open-patient-record-in-browser", at, window=window)
     assert change is not None and change.after.step == "open-record"
     # five panels asked together (on a loaded machine the quickest may end before the last starts)
-    assert change.sequential and change.before.concurrency >= 4 and change.after.concurrency == 1
+    # and one after another (a request's resource timing may end a hair after the next begins,
+    # so two can appear to overlap)
+    assert change.sequential and change.before.concurrency >= 4 and change.after.concurrency <= 2
     assert change.after.screen_s - change.before.screen_s > 0.3
     assert change.after.request_s == pytest.approx(change.before.request_s, abs=0.05)
     k = change.before.concurrency
@@ -301,7 +303,9 @@ def test_the_lens_finds_the_release_in_the_stored_runs(
     release = ChangeEventConfig(at=at, title="Web release 24.4", workflows=["open-patient-record-in-browser"])
     impact = change_impact(analysis.open_store(rig.store), release, window=window)
     row = impact[impact["site"] == SITE.name].iloc[0]
-    assert row["after_median_s"] > row["before_median_s"] and row["dominant_step"] == "open-record"
+    # The step that grew, by its own median; the whole run's median also holds sign-in and the
+    # search, whose noise on a loaded machine can outweigh the record's +0.5 s over a few runs.
+    assert row["dominant_step"] == "open-record" and row["dominant_step_delta_s"] > 0.3
 
 
 def test_charting_and_the_handover_list_work_in_the_front_end(rig: Rig, host: BrowserHost) -> None:
