@@ -87,6 +87,16 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
 
 
+def _check_json_templates(value: Any) -> Any:
+    """``value`` unchanged when every ``{{ }}`` template inside its JSON parses."""
+    try:
+        for _loc, _template in iter_json_templates(value):
+            pass
+    except TemplateError as exc:
+        raise ValueError(str(exc)) from exc
+    return value
+
+
 def _check_template(value: str) -> str:
     try:
         Template.parse(value)
@@ -391,12 +401,7 @@ class AssertionConfig(_Model):
     @field_validator("equals")
     @classmethod
     def _equals_templates(cls, value: Any) -> Any:
-        try:
-            for _loc, _template in iter_json_templates(value):
-                pass
-        except TemplateError as exc:
-            raise ValueError(str(exc)) from exc
-        return value
+        return _check_json_templates(value)
 
     @model_validator(mode="after")
     def _one_check(self) -> AssertionConfig:
@@ -481,12 +486,7 @@ class StepConfig(_Model):
     @field_validator("json_body")
     @classmethod
     def _body_templates(cls, value: Any) -> Any:
-        try:
-            for _loc, _template in iter_json_templates(value):
-                pass
-        except TemplateError as exc:
-            raise ValueError(str(exc)) from exc
-        return value
+        return _check_json_templates(value)
 
     @field_validator("expect_status", mode="before")
     @classmethod
