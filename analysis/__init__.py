@@ -8,7 +8,8 @@
 - ``findings``: :func:`find_stories`, every finding as people read it (the one source of them);
 - ``alerts``: burn-rate alerts for both; ``changes`` and ``ranktest``: change impact;
 - ``report``: the month's report; ``openslo``: OpenSLO in and out;
-- ``aggregates``: grouped figures computed in DuckDB for the dashboard; ``status``: now vs the past week.
+- ``aggregates``: grouped figures computed in DuckDB for the dashboard; ``waterfall``: one run's spans
+  and marks; ``status``: now vs the past week.
 
 Imports ``store`` only among Wardwatch's packages; ``dashboard`` imports it.
 

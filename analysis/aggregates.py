@@ -7,7 +7,6 @@ definition) over the pooled samples of each group; every row carries its sample 
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 
 import pandas as pd
@@ -18,7 +17,6 @@ from store import schema as s
 
 __all__ = [
     "phase_summary",
-    "run_waterfall",
     "site_summary",
     "slowest_runs",
     "step_summary",
@@ -148,56 +146,6 @@ def slowest_runs(
         LIMIT ?
     """
     return store.sql(query, [*params, int(limit)])
-
-
-def run_waterfall(store: Store, trace_id: str,
-                  between: tuple[dt.datetime, dt.datetime] | None = None) -> pd.DataFrame:
-    """Every span of one run's trace, parents before children, with its depth in the tree.
-
-    Columns: ``span_id, parent_span_id, name, start, duration_s, source`` (``probe`` or ``server``:
-    the EPR's own spans, joined by trace id), ``span_type``, ``http_status``, ``depth``.
-
-    Args:
-        between: only spans that start in ``[start, end)``, when the caller knows when the run
-            happened: segments are sorted by start time, so the rest of them is skipped unread.
-    """
-    when, params = "", [trace_id]
-    if between is not None:
-        when = f'AND "{s.TIMESTAMP}" >= ? AND "{s.TIMESTAMP}" < ?'
-        params += list(between)
-    query = f"""
-        SELECT "{s.SPAN_ID}" AS span_id, "{s.PARENT_SPAN_ID}" AS parent_span_id, "{s.SPAN_NAME}" AS name,
-               "{s.TIMESTAMP}" AS start, "{s.DURATION}" / 1e9 AS duration_s,
-               CASE WHEN "{s.SPAN_KIND}" = 'Server' THEN 'server' ELSE 'probe' END AS source,
-               "{s.SPAN_TYPE}" AS span_type,
-               CAST("{s.HTTP_STATUS_CODE}" AS INTEGER) AS http_status
-        FROM spans WHERE "{s.TRACE_ID}" = ? {when} ORDER BY "{s.TIMESTAMP}", "{s.SPAN_ID}"
-    """
-    frame = store.sql(query, params)
-    return _in_tree_order(frame)
-
-
-def _in_tree_order(frame: pd.DataFrame) -> pd.DataFrame:
-    """Depth-first order (children after their parent, by start time) and each span's depth."""
-    if frame.empty:
-        return frame.assign(depth=pd.Series(dtype="int64"))
-    children: dict[str, list[int]] = {}
-    ids = set(frame["span_id"])
-    roots: list[int] = []
-    for i, parent in enumerate(frame["parent_span_id"]):
-        if parent and parent in ids:
-            children.setdefault(parent, []).append(i)
-        else:
-            roots.append(i)
-    order: list[int] = []
-    depth: list[int] = []
-    stack = [(i, 0) for i in reversed(roots)]
-    while stack:
-        i, d = stack.pop()
-        order.append(i)
-        depth.append(d)
-        stack.extend((c, d + 1) for c in reversed(children.get(frame.at[i, "span_id"], [])))
-    return frame.iloc[order].assign(depth=depth).reset_index(drop=True)
 
 
 def workflow_site_summary(store: Store, runs: RunFilter, *, thresholds_s: Mapping[str, float],

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 __all__ = [
     "PHASES",
     "PeriodBox",
+    "duration_text",
     "ecdf_figure",
     "ecdf_histogram_figure",
     "empty_figure",
@@ -308,37 +309,151 @@ def phases_figure(phases: pd.DataFrame) -> go.Figure:
     return fig
 
 
-def waterfall_figure(spans: pd.DataFrame) -> go.Figure:
-    """One run's spans as a waterfall: probe steps and requests, and the EPR's server spans below.
+# The waterfall's kinds of row and mark: (legend text, colour).
+_WATERFALL_KINDS = {
+    "run": ("the whole run (think time included)", "#9e9e9e"),
+    "step": ("step: the clinician's wait", "#1f77b4"),
+    "request": ("request (the probe's, or the page's)", "#9ecae1"),
+    "server": ("the EPR's own server span", "#ff7f0e"),
+    "long_task": ("long task: the page busy, not answering", "#d62728"),
+    "other": ("other", "#7f7f7f"),
+}
+_MARKS = {
+    "visible": ("what the step waited for became visible", "#2ca02c", "diamond"),
+    "largest_contentful_paint": ("largest contentful paint", "#9467bd", "triangle-up"),
+}
+
+
+def duration_text(seconds: float) -> str:
+    """A duration as people read it: milliseconds under a second, else seconds."""
+    if pd.isna(seconds):
+        return "n/a"
+    return f"{seconds * 1000:.0f} ms" if abs(seconds) < 1 else f"{seconds:.2f} s"
+
+
+def _union_s(intervals: list[tuple[float, float]]) -> float:
+    """Time covered by at least one of ``intervals`` (start, end), overlaps counted once."""
+    covered, reach = 0.0, float("-inf")
+    for first, last in sorted(intervals):
+        if last > reach:
+            covered += last - max(first, reach)
+            reach = last
+    return covered
+
+
+def waterfall_figure(spans: pd.DataFrame, marks: pd.DataFrame | None = None) -> go.Figure:
+    """One run as a waterfall: the run, its steps (the clinician's wait), the requests under each
+    (the probe's, or the ones a browser step's page made), the EPR's own server spans under the
+    request they answered, each step's long tasks, and the moments a browser step recorded: what
+    it waited for became visible, the largest contentful paint. Every row says what it is and how
+    long it took; a step with server spans says how much of its wait they cover.
 
     ``spans`` has ``span_id``, ``parent_span_id``, ``name``, ``start`` (UTC), ``duration_s``,
-    ``source`` ("probe" or "server") and ``depth``, ordered for display.
+    ``source`` ("probe" or "server") and ``depth``, ordered for display, and optionally
+    ``span_type``, ``http_status``, ``error_type``; ``marks`` has ``span_id`` (the step's),
+    ``kind``, ``at`` (UTC), ``duration_s`` (:class:`analysis.waterfall.Waterfall`).
     """
     if spans.empty:
         return empty_figure("Choose a run in the list to see its waterfall.")
+    spans = spans.reset_index(drop=True)
+    marks = pd.DataFrame(columns=["span_id", "kind", "at", "duration_s"]) if marks is None else marks
     t0 = spans["start"].min()
-    offset_s = (spans["start"] - t0).dt.total_seconds()
-    # Non-breaking spaces: Plotly trims ordinary leading spaces from tick labels.
-    labels = ["\u00a0\u00a0\u00a0" * int(d) + str(n) for d, n in zip(spans["depth"], spans["name"], strict=True)]
-    colours = spans["source"].map({"probe": "#1f77b4", "server": "#ff7f0e"}).fillna("#7f7f7f")
-    fig = go.Figure(
-        go.Bar(
-            y=list(range(len(spans))),
-            x=spans["duration_s"],
-            base=offset_s,
-            orientation="h",
-            marker_color=colours,
-            customdata=list(zip(labels, spans["source"], strict=True)),
-            hovertemplate="%{customdata[0]} (%{customdata[1]})<br>starts at +%{base:.3f} s, lasts %{x:.3f} s<extra></extra>",
-        )
-    )
+    offset_s = (spans["start"] - t0).dt.total_seconds().tolist()
+    end_s = [o + d for o, d in zip(offset_s, spans["duration_s"], strict=True)]
+    types = spans["span_type"] if "span_type" in spans else pd.Series([None] * len(spans))
+    column = {name: (spans[name] if name in spans else pd.Series([None] * len(spans))).tolist()
+              for name in ("http_status", "error_type")}
+
+    def kind_of(i: int) -> str:
+        if spans.at[i, "source"] == "server":
+            return "server"
+        span_type = types.iloc[i]
+        if span_type in ("run", "step", "cleanup"):
+            return "run" if span_type == "run" else "step"
+        if span_type in ("request", "page_request", "auth") or spans.at[i, "depth"] >= 2:
+            return "request"
+        return "step" if spans.at[i, "depth"] == 1 else ("run" if spans.at[i, "depth"] == 0 else "other")
+
+    # Each span's subtree (it and its descendants, which follow it in the display order).
+    subtree_end = []
+    for i, depth in enumerate(spans["depth"]):
+        j = i + 1
+        while j < len(spans) and spans.at[j, "depth"] > depth:
+            j += 1
+        subtree_end.append(j)
+    long_tasks = marks[marks["kind"] == "long_task"]
+    rows: list[dict[str, object]] = []  # label, kind, base, width, hover
+    row_of_span: dict[str, int] = {}
+    tasks_after: dict[int, list[dict[str, object]]] = {}
+    for i in range(len(spans)):
+        kind, name, depth = kind_of(i), str(spans.at[i, "name"]), int(spans.at[i, "depth"])
+        duration = float(spans.at[i, "duration_s"])
+        words = [duration_text(duration)]
+        if kind == "run":
+            label = f"run {name}"
+        elif kind == "step":
+            label = f"step {name}"
+            served = [(offset_s[j], end_s[j]) for j in range(i + 1, subtree_end[i]) if spans.at[j, "source"] == "server"]
+            if served:
+                words.append(f"EPR servers {duration_text(_union_s(served))} of it")
+        elif kind == "server":
+            label = f"EPR server: {name}"
+        else:
+            label = name
+        status = column["http_status"][i]
+        if kind in ("request", "server") and status is not None and not pd.isna(status):
+            words.append(f"HTTP {int(status)}")
+        error = column["error_type"][i]
+        if error is not None and not pd.isna(error) and error != "":
+            words.append(f"failed: {error}")
+        text = f"{label} · {', '.join(words)}"
+        row_of_span[str(spans.at[i, "span_id"])] = len(rows)
+        rows.append({"label": "\u00a0\u00a0\u00a0" * depth + text, "kind": kind, "base": offset_s[i],
+                     "width": duration, "hover": f"{text}<br>starts at +{offset_s[i]:.3f} s"})
+        mine = long_tasks[long_tasks["span_id"] == spans.at[i, "span_id"]]
+        if not mine.empty:
+            tasks_after.setdefault(subtree_end[i] - 1, []).extend(
+                {"label": "\u00a0\u00a0\u00a0" * (depth + 1) + f"long task · {duration_text(task.duration_s)}",
+                 "kind": "long_task", "base": (task.at - t0).total_seconds(), "width": float(task.duration_s),
+                 "hover": f"long task in step {name}: the page did not answer for {duration_text(task.duration_s)}"
+                          f"<br>starts at +{(task.at - t0).total_seconds():.3f} s"}
+                for task in mine.itertuples())
+        for task_row in tasks_after.pop(i, []):
+            rows.append(task_row)
+
+    fig = go.Figure()
+    last_s = max(float(row["base"]) + float(row["width"]) for row in rows)
+    for kind, (legend, colour) in _WATERFALL_KINDS.items():
+        chosen = [(y, row) for y, row in enumerate(rows) if row["kind"] == kind]
+        if not chosen:
+            continue
+        fig.add_bar(y=[y for y, _ in chosen], x=[row["width"] for _, row in chosen],
+                    base=[row["base"] for _, row in chosen], orientation="h", name=legend, marker_color=colour,
+                    customdata=[row["hover"] for _, row in chosen], hovertemplate="%{customdata}<extra></extra>")
+    for kind, (legend, colour, symbol) in _MARKS.items():
+        chosen = marks[(marks["kind"] == kind) & marks["span_id"].isin(list(row_of_span))]
+        if kind == "largest_contentful_paint":  # the last candidate of a step is its largest paint
+            chosen = chosen.groupby("span_id", sort=False).tail(1)
+        if chosen.empty:
+            continue
+        at_s = [(at - t0).total_seconds() for at in chosen["at"]]
+        visible = kind == "visible"  # written beside its mark; a paint's time is in its hover (it is close by)
+        fig.add_scatter(y=[row_of_span[span] for span in chosen["span_id"]], x=at_s,
+                        mode="markers+text" if visible else "markers",
+                        name=legend, marker=dict(color=colour, symbol=symbol, size=11),
+                        text=[f"{'visible' if visible else 'largest paint'} at +{a:.3f} s" for a in at_s],
+                        textposition="middle right", textfont=dict(color=colour),
+                        hovertemplate="%{text}<extra></extra>")
+        last_s = max(last_s, *at_s)
+    labels = [str(row["label"]) for row in rows]
     fig.update_layout(
-        title="Run waterfall (blue: probe, orange: EPR server spans)",
-        xaxis_title="seconds since the run started",
-        yaxis=dict(tickvals=list(range(len(spans))), ticktext=labels, autorange="reversed"),
-        height=max(300, 24 * len(spans) + 100),
-        margin=dict(l=260, r=20, t=50, b=50),
-        showlegend=False,
+        title="Run waterfall: each step as the clinician waited, its requests, the EPR's own time",
+        xaxis=dict(title="seconds since the run started", range=[0, last_s * 1.2]),  # room for the marks' words
+        yaxis=dict(tickvals=list(range(len(rows))), ticktext=labels, autorange="reversed"),
+        barmode="overlay",
+        height=max(320, 22 * len(rows) + 160),
+        margin=dict(l=min(640, 20 + 7 * max(len(label) for label in labels)), r=20, t=50, b=50),
+        legend=dict(orientation="h", yanchor="top", y=-0.08, xanchor="left", x=0),
     )
     return fig
 

@@ -7,8 +7,8 @@ import pandas as pd
 from dash import dcc, html
 
 from analysis import rollup_queries as rq
-from analysis.aggregates import run_waterfall
 from analysis.rollup_queries import ask
+from analysis.waterfall import Waterfall, run_waterfall
 from dashboard import figures, ids
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import (
@@ -55,7 +55,7 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
         answer = ask(snapshot, runs)
         listed = rq.slowest(snapshot, runs, limit=context.recent_runs, newest_first=order == "newest")
         chart_steps = rq.chart_steps(snapshot, listed["trace_id"].head(CHART_RUNS).tolist())
-        waterfall = _waterfall(snapshot, listed, filters.trace, context) if filters.trace else pd.DataFrame()
+        waterfall = _waterfall(snapshot, listed, filters.trace, context) if filters.trace else None
         missed = rq.missed_slots(snapshot, runs)
         note = simulated_text(*rq.simulated_share(answer))
     except NoData as exc:
@@ -69,7 +69,8 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
                  id="runs-order"),
         html.P(f"{len(listed)} runs listed; {int((listed['status'] != 'ok').sum())} not ok; "
                f"{len(missed)} missed slots in this window.", id=ids.RUNS_SUMMARY),
-        dcc.Graph(id=ids.WATERFALL, figure=figures.waterfall_figure(waterfall)) if filters.trace else None,
+        dcc.Graph(id=ids.WATERFALL, figure=figures.waterfall_figure(waterfall.spans, waterfall.marks))
+        if waterfall is not None else None,
         _runs_table(listed, filters, context),
         dcc.Graph(id=ids.STEP_CHART,
                   figure=figures.step_duration_figure(chart_steps, timezone=context.timezone)),
@@ -81,7 +82,7 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
 _SERVER_CLOCK_SLACK = pd.Timedelta(hours=1)
 
 
-def _waterfall(snapshot, listed: pd.DataFrame, trace: str, context: DashboardContext) -> pd.DataFrame:
+def _waterfall(snapshot, listed: pd.DataFrame, trace: str, context: DashboardContext) -> Waterfall:
     """The chosen run's spans, read from the segments its time span touches when it is listed
     (and only from the hours around it), else from the whole store (a run shared as a link from
     another window)."""

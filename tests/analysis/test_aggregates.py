@@ -19,7 +19,6 @@ from analysis.rollup import RELATIVE_ERROR, RollupCache, RollupConfig, bucket_of
 from store import compact, create_views, schema, write_spans
 from analysis.aggregates import (
     phase_summary,
-    run_waterfall,
     site_summary,
     slowest_runs,
     step_summary,
@@ -27,6 +26,7 @@ from analysis.aggregates import (
     waiting_timeline,
     workflow_site_summary,
 )
+from analysis.waterfall import run_waterfall
 
 NS = 1_000_000_000
 # Monday 2 November 2026, 08:00 UTC = 08:00 GMT (Europe/London is on GMT in November).
@@ -102,7 +102,7 @@ def test_phases_per_site(store) -> None:
 def test_slowest_runs_first_and_a_runs_waterfall_in_tree_order(store) -> None:
     slowest = slowest_runs(store, RunFilter(), limit=3)
     assert slowest["waiting_s"].tolist() == pytest.approx([2.2, 2.2, 1.5])
-    spans = run_waterfall(store, slowest["trace_id"].iloc[0])
+    spans = run_waterfall(store, slowest["trace_id"].iloc[0]).spans
     assert spans["depth"].tolist() == [0, 1, 1]
     assert spans["name"].tolist()[1:] == ["find", "notes"]
     assert (spans["source"] == "probe").all()

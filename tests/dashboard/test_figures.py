@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from dashboard import figures
 
@@ -82,9 +83,52 @@ def test_waterfall_places_each_span_at_its_offset() -> None:
         }
     )
     fig = figures.waterfall_figure(spans)
-    assert [round(b, 3) for b in fig.data[0].base] == [0.0, 0.1, 0.12]
-    assert list(fig.data[0].marker.color) == ["#1f77b4", "#1f77b4", "#ff7f0e"]
-    assert fig.layout.yaxis.ticktext[2] == "\u00a0" * 6 + "GET /fhir/DocumentReference"
+    bars = {bar.name: bar for bar in fig.data}
+    assert [round(b, 3) for b in bars["the EPR's own server span"].base] == [0.12]
+    assert list(bars["step: the clinician's wait"].y) == [1]
+    assert fig.layout.yaxis.ticktext[1] == "\u00a0" * 3 + "step notes · 500 ms, EPR servers 400 ms of it"
+    assert fig.layout.yaxis.ticktext[2] == "\u00a0" * 6 + "EPR server: GET /fhir/DocumentReference · 400 ms"
+
+
+def test_a_browser_runs_waterfall_says_its_requests_long_tasks_and_visible_moment_in_words() -> None:
+    t0 = pd.Timestamp("2026-11-18 08:00", tz="UTC")
+    ms = lambda n: t0 + pd.Timedelta(milliseconds=n)  # noqa: E731
+    spans = pd.DataFrame({
+        "span_id": ["run", "sign", "open", "enc", "enc-server", "notes"],
+        "parent_span_id": ["", "run", "run", "open", "enc", "open"],
+        "name": ["open-record-in-browser", "sign-in", "open-record", "GET /fhir/Encounter", "GET /fhir/Encounter",
+                 "GET /fhir/DocumentReference"],
+        "start": [ms(0), ms(0), ms(1000), ms(1010), ms(1015), ms(1250)],
+        "duration_s": [2.1, 0.3, 1.0, 0.2, 0.18, 0.2],
+        "source": ["probe", "probe", "probe", "probe", "server", "probe"],
+        "span_type": ["run", "step", "step", "page_request", None, "page_request"],
+        "http_status": [None, None, None, 200, 200, 503],
+        "error_type": [None, None, "browser_script", None, None, "http_5xx"],
+        "depth": [0, 1, 1, 2, 3, 2],
+    })
+    marks = pd.DataFrame({
+        "span_id": ["open", "open", "open", "open"],
+        "kind": ["largest_contentful_paint", "long_task", "largest_contentful_paint", "visible"],
+        "at": [ms(1300), ms(1460), ms(1600), ms(2000)],
+        "duration_s": [float("nan"), 0.12, float("nan"), float("nan")],
+    })
+    fig = figures.waterfall_figure(spans, marks)
+    labels = [label.replace("\u00a0", " ").strip() for label in fig.layout.yaxis.ticktext]
+    assert labels == [
+        "run open-record-in-browser · 2.10 s",
+        "step sign-in · 300 ms",
+        "step open-record · 1.00 s, EPR servers 180 ms of it, failed: browser_script",
+        "GET /fhir/Encounter · 200 ms, HTTP 200",
+        "EPR server: GET /fhir/Encounter · 180 ms, HTTP 200",
+        "GET /fhir/DocumentReference · 200 ms, HTTP 503, failed: http_5xx",
+        "long task · 120 ms",  # after the step's requests, one level below the step
+    ]
+    long_task = next(bar for bar in fig.data if bar.name.startswith("long task"))
+    assert (list(long_task.y), list(long_task.base), list(long_task.x)) == ([6], [pytest.approx(1.46)], [0.12])
+    visible = next(trace for trace in fig.data if trace.name.startswith("what the step waited for"))
+    assert (list(visible.y), list(visible.text)) == ([2], ["visible at +2.000 s"])
+    paint = next(trace for trace in fig.data if trace.name == "largest contentful paint")
+    assert list(paint.text) == ["largest paint at +1.600 s"]  # the step's last candidate is its largest
 
 
 def test_phases_stack_per_site() -> None:
