@@ -57,7 +57,7 @@ def run(*, repeats: int = 10, minutes: float = 2.0, progress: Progress = lambda 
         address = epr.base_url.removeprefix("http://")
         raw = yaml.safe_load(yaml.safe_dump(raw).replace("127.0.0.1:8765", address))
         figures = _overhead(raw, executable, repeats, progress)
-        figures += _footprint(raw, Path(tmp), minutes, progress)
+        figures += _footprint(raw, Path(tmp), minutes, progress, browser=Path(executable).name)
     return figures
 
 
@@ -102,7 +102,7 @@ def _overhead(raw: dict[str, Any], executable: str, repeats: int, progress: Prog
     ]
 
 
-def _footprint(raw: dict[str, Any], tmp: Path, minutes: float, progress: Progress) -> list[Figure]:
+def _footprint(raw: dict[str, Any], tmp: Path, minutes: float, progress: Progress, *, browser: str) -> list[Figure]:
     config = {**raw, "store": {"path": str(tmp / "store-browser")}}  # `--workflow` picks the browser one
     config.pop("dashboard", None)
     path = tmp / "browser.yaml"
@@ -138,7 +138,7 @@ def _footprint(raw: dict[str, Any], tmp: Path, minutes: float, progress: Progres
         Figure(NAME, "CPU share of one core at a run a minute", share * 100, "%", len(samples_mb), target="< 10%",
                met=share < 0.10, note=f"{sum(cpu_s.values()):.1f} CPU s over {wall_s:.0f} s, browser start included"),
         Figure(NAME, "peak PSS, probe and browser", peak_mb, "MB", len(samples_mb), target="< 400 MB",
-               met=peak_mb < 400, note="the probe, Playwright's driver and every Chromium process"),
+               met=peak_mb < 400, note=f"the probe, Playwright's driver and every process of {browser}"),
         Figure(NAME, "median PSS, probe and browser", statistics.median(samples_mb) if samples_mb else float("nan"),
                "MB", len(samples_mb)),
     ]

@@ -722,9 +722,10 @@ class BrowserWorkflowConfig(_Model):
     """A clinical task done in the EPR's web front end, in a real browser (``kind: browser``).
 
     One browser per probe process (Chromium, driven by Playwright), a fresh browser context per
-    run: no cookies, storage or cache carried over (every run is a first visit).
-    Nothing of the page leaves the process: no screenshots, no DOM, no texts; the page's
-    requests are recorded as URL templates with redacted queries.
+    run: no cookies, storage or cache carried over (every run is a first visit), unless
+    ``warm_cache``. Nothing of the page leaves the process: no DOM, no texts, and no screenshots
+    unless ``screenshot_on_failure``; the page's requests are recorded as URL templates with
+    redacted queries.
 
     Attributes:
         kind: ``browser``.
@@ -739,6 +740,12 @@ class BrowserWorkflowConfig(_Model):
         think_time_s: pause between steps; waited, but not part of the waiting time.
         timeout_s: limit on the whole run; the run is ``timed_out`` after.
         max_page_requests: the most requests one run's pages may make, for the load budget.
+        warm_cache: keep one browser context per site across this workflow's runs, as a
+            clinician's browser keeps its HTTP cache (and its cookies and storage) from one visit
+            to the next; each run opens a new page in it. Off: every run is a first visit.
+        screenshot_on_failure: when a run fails, a PNG of the page as it was, written under the
+            data directory (``<store.path>/screenshots/``) and nowhere else; it shows what the
+            page showed, a test patient's record included. Off by default.
         steps: the steps, in order; the run stops at the first failing one.
     """
 
@@ -753,6 +760,8 @@ class BrowserWorkflowConfig(_Model):
     think_time_s: float = Field(default=0.0, ge=0)
     timeout_s: float = Field(default=60.0, gt=0)
     max_page_requests: int = Field(default=30, ge=1, le=10_000)
+    warm_cache: bool = False
+    screenshot_on_failure: bool = False
     steps: tuple[BrowserStepConfig, ...] = Field(min_length=1)
 
     @field_validator("url")

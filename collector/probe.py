@@ -96,6 +96,8 @@ class Probe:
         metric_readers: readers of the probe's metrics (OTLP, in-memory...); none: no metrics.
         thresholds_s: objective thresholds added to the histograms' bucket boundaries.
         state_dir: where the state file lives; None: no restart detection.
+        screenshots_dir: where browser workflows with ``screenshot_on_failure`` keep the failed
+            page (``<data directory>/screenshots``); None: no screenshots are taken.
         heartbeat_s: how often the state file's heartbeat is refreshed while running.
         recorded_slots: the latest slot recorded in the store per job key (``workflow@site``, epoch
             seconds), read once at start (:func:`store.writer.last_slots`); None: the state file's.
@@ -122,6 +124,7 @@ class Probe:
         metric_readers: Sequence[MetricReader] = (),
         thresholds_s: Sequence[float] = (),
         state_dir: Path | None = None,
+        screenshots_dir: Path | None = None,
         heartbeat_s: float = 30.0,
         clock: Callable[[], float] = time.time,
         recorded_slots: Callable[[], Mapping[str, float]] | None = None,
@@ -156,6 +159,7 @@ class Probe:
             )
             self._metrics = ProbeMetrics(self._meter_provider, thresholds_s=thresholds_s)
         self._state = StateFile(state_dir) if state_dir is not None else None
+        self._screenshots_dir = screenshots_dir
         self._recorded_slots = recorded_slots
         self._heartbeat_s = heartbeat_s
         self._stop = threading.Event()
@@ -219,7 +223,7 @@ class Probe:
             return run_browser_workflow(
                 job.workflow, self._targets[job.workflow.target], job.site, tracer=self._tracers[job.site.name],
                 host=self._browser_host(), patients=self._patients, environ=self._environ, rng=run_rng,
-                slot=slot, stop=stop,
+                slot=slot, stop=stop, screenshots_dir=self._screenshots_dir,
             )
         return run_workflow(
             job.workflow,

@@ -177,3 +177,16 @@ EVENT_LONG_TASK = "long_task"  # event attributes: wardwatch.duration_s
 EVENT_LCP = "largest_contentful_paint"
 EVENT_VISIBLE = "visible"  # the moment what the step waited for was on the screen
 ATTR_EVENT_DURATION_S = "wardwatch.duration_s"
+# A step during which the page loaded a document (a ``goto``, or a click that navigates) carries
+# its navigation timing: seconds from the navigation's start (the document's time origin) to each
+# milestone the page reached before the step ended, as the browser's Navigation Timing Level 2
+# and Paint Timing define them; a milestone not reached by then is left out.
+ATTR_NAV_TYPE = "wardwatch.browser.navigation.type"  # navigate, reload, back_forward, prerender
+ATTR_NAV_RESPONSE_START_S = "wardwatch.browser.navigation.response_start_s"  # first byte of the document
+ATTR_NAV_DOM_CONTENT_LOADED_S = "wardwatch.browser.navigation.dom_content_loaded_s"  # domContentLoadedEventEnd
+ATTR_NAV_LOAD_S = "wardwatch.browser.navigation.load_s"  # loadEventEnd
+ATTR_FCP_S = "wardwatch.browser.first_contentful_paint_s"
+ATTR_LCP_S = "wardwatch.browser.largest_contentful_paint_s"  # the last candidate before the step ended
+# A failed run of a workflow with ``screenshot_on_failure``: the PNG's path under the data
+# directory's ``screenshots/`` (workflow/site/time-trace.png). The picture itself is never a span.
+ATTR_BROWSER_SCREENSHOT = "wardwatch.browser.screenshot"

@@ -97,6 +97,8 @@ def build_probe(
         thresholds_s=sorted({o.threshold_s for o in config.objectives} | {s.threshold_s for s in config.slas if s.threshold_s}),
         # Where the probe notes its last heartbeat, so a restart records the slots missed while down.
         state_dir=_probe_state_dir(config, site),
+        # A browser workflow's screenshot on failure (opt-in) stays in the data directory.
+        screenshots_dir=config.store.path / "screenshots",
         # ... from the last slot the store holds, not only the state file's (kill -9 loses spans);
         # a probe sending to an observatory writes no store here, so its state file alone.
         recorded_slots=None if _forwards(config) else lambda: {

@@ -18,20 +18,28 @@ CHROMIUM_ARGS = (
     "--no-first-run",
     "--disable-component-update",
     "--disable-sync",
-    # A probe's footprint: the GPU and network services inside the browser process, no spare
-    # renderer kept warm, one renderer for the one page (test pages need no site isolation).
+    # A probe's footprint (docs/benchmarks.md, "Browser runs"): the GPU and network services inside
+    # the browser process, no spare renderer kept warm, one renderer for the one page (test pages
+    # need no site isolation), no zygote processes, a small young generation for the page's V8.
+    # The full browser's headless mode also draws a window's toolbar and preloads its address
+    # bar's popup as web pages, in a second renderer of their own: the WebUI features are off.
     "--in-process-gpu",
     "--enable-features=NetworkServiceInProcess2",
-    "--disable-features=SpareRendererForSitePerProcess,site-per-process,IsolateOrigins,Translate,MediaRouter",
+    "--disable-features=SpareRendererForSitePerProcess,site-per-process,IsolateOrigins,Translate,MediaRouter,"
+    "WebUIOmniboxPopup,WebUIOmniboxAimPopup,WebUIOmniboxFullPopup",
     "--renderer-process-limit=1",
     "--disable-site-isolation-trials",
     "--disable-extensions",
+    "--no-zygote",
+    "--js-flags=--max-semi-space-size=1",
 )
 INSTALL_HINT = (
     "Chromium is needed for browser workflows and was not found: install it "
-    "(Debian/Ubuntu: apt-get install chromium) or set WARDWATCH_CHROMIUM to its path"
+    "(Debian/Ubuntu: apt-get install chromium-headless-shell, or chromium) or set WARDWATCH_CHROMIUM to its path"
 )
-_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+# Chromium's headless shell first: the same engine without the browser's windows, toolbar and
+# services, a third of the full browser's memory (it is also what Playwright itself runs headless).
+_NAMES = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
 class BrowserMissingError(RuntimeError):
@@ -39,7 +47,8 @@ class BrowserMissingError(RuntimeError):
 
 
 def find_chromium(environ: Mapping[str, str]) -> str:
-    """The Chromium executable: ``WARDWATCH_CHROMIUM`` when set, else the first on ``PATH``.
+    """The Chromium executable: ``WARDWATCH_CHROMIUM`` when set, else the first on ``PATH`` of
+    Chromium's headless shell and the full browser.
 
     Raises:
         BrowserMissingError: none is installed (or ``WARDWATCH_CHROMIUM`` names no executable).

@@ -1,10 +1,12 @@
-"""Run one browser workflow once, at one site, as one trace, in a fresh browser context.
+"""Run one browser workflow once, at one site, as one trace, in a fresh browser context (or, with
+``warm_cache``, in the context kept from the workflow's last run at that site).
 
 The spans have the HTTP runner's shape: a root ``run`` span, a ``step`` span per step, and under
 each step the requests its page made (``page_request`` spans, from the browser's network timing,
 with URL templates and redacted queries). Long tasks and the largest contentful paint are events
-on the step they happened in. The W3C ``traceparent`` of the step is sent with the page's
-requests, so the EPR's server spans join the run's trace.
+on the step they happened in. The W3C ``traceparent`` of the step (and the target's headers) is
+sent with the page's requests to the target's origins, and to no other, so the EPR's server spans
+join the run's trace.
 
 A step's duration is the time a clinician waits: from the action (the input event as the page
 saw it, or the moment navigation began) until what the step waits for is on the screen, judged in
@@ -12,7 +14,8 @@ the page on every animation frame (the frame it is painted in) and stamped with 
 clock, so the round trips between probe and browser are not counted.
 
 Nothing of the page leaves the browser: conditions and assertions are evaluated in the page and
-only a yes or no, and moments, come back; no screenshot, DOM or text is taken. Failures are data
+only a yes or no, and moments, come back; no DOM or text is taken, and no screenshot unless the
+workflow asks for one of a failed run (kept in the data directory only). Failures are data
 (``timeout`` naming the selector, ``assertion``, ``browser_script``, ``browser_navigation``,
 ``browser_crash``), never an exception out of the run.
 """
@@ -20,6 +23,7 @@ only a yes or no, and moments, come back; no screenshot, DOM or text is taken. F
 from __future__ import annotations
 
 import logging
+import os
 import random
 import threading
 import time
@@ -27,8 +31,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
@@ -47,6 +52,7 @@ __all__ = ["run_browser_workflow"]
 
 logger = logging.getLogger(__name__)
 
+SCREENSHOTS_KEPT = 20  # per workflow and site: the newest failures' screenshots
 _NS_PER_S = 1_000_000_000
 _NS_PER_MS = 1_000_000
 _INIT_SCRIPT = resources.files("collector.browser").joinpath("page.js").read_text(encoding="utf-8")
@@ -64,10 +70,19 @@ _TEXT_JS = """({selector, contains}) => {
 _TAKE_JS = """() => {
   const state = window.__wardwatch;
   if (!state) return null;
-  const taken = {input: state.input, longTasks: state.longTasks.splice(0), lcp: state.lcp.splice(0)};
+  const taken = {input: state.input, longTasks: state.longTasks.splice(0), lcp: state.lcp.splice(0),
+                 navigation: state.takeNavigation()};
   state.input = null;
   return taken;
 }"""
+
+
+@dataclass
+class _Outgoing:
+    """What the page's requests to the target carry: its headers, the current step's traceparent."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    traceparent: str = ""
 
 
 @dataclass
@@ -123,8 +138,12 @@ def run_browser_workflow(
     slot: datetime | None = None,
     stop: threading.Event | None = None,
     inspect_page: Callable[[Any], None] | None = None,
+    screenshots_dir: Path | None = None,
 ) -> RunResult:
     """Run ``workflow`` once in a fresh context of ``host``'s browser, recording spans with ``tracer``.
+
+    ``screenshots_dir`` (``<data directory>/screenshots``) is where a workflow with
+    ``screenshot_on_failure`` keeps the page of a failed run; nothing is written anywhere else.
 
     ``inspect_page`` (benchmarks and tests only) is called with the Playwright page after the last
     step, on the browser's thread, before the context closes: e.g. to read the page's own
@@ -153,7 +172,8 @@ def run_browser_workflow(
     if patients:
         patient = rng.choice(list(patients))
         variables.update(patient_identifier=patient.identifier, patient_system=patient.system, patient_mrn=patient.value)
-    run = _BrowserRun(workflow, target, site, tracer, root, variables, environ, stop, wall0_ns, inspect_page)
+    run = _BrowserRun(workflow, target, site, tracer, root, variables, environ, stop, wall0_ns, host,
+                      inspect_page=inspect_page, screenshots_dir=screenshots_dir)
     try:
         steps, failure, interrupted, timed_out = host.call(run.drive)
     except Exception as exc:  # noqa: BLE001 - the run's boundary: the browser failing is a failed run
@@ -166,14 +186,18 @@ def run_browser_workflow(
 class _BrowserRun:
     def __init__(self, workflow: BrowserWorkflowConfig, target: TargetConfig, site: SiteConfig, tracer: Tracer,
                  root: Span, variables: dict[str, Any], environ: Mapping[str, str], stop: threading.Event | None,
-                 wall0_ns: int, inspect_page: Callable[[Any], None] | None = None) -> None:
+                 wall0_ns: int, host: BrowserHost, *, inspect_page: Callable[[Any], None] | None = None,
+                 screenshots_dir: Path | None = None) -> None:
         self.workflow, self.target, self.site, self.tracer = workflow, target, site, tracer
         self.root, self.variables, self.environ, self.stop = root, variables, environ, stop
         self.wall0_ns = wall0_ns
+        self.host = host
         self.inspect_page = inspect_page
+        self.screenshots_dir = screenshots_dir
         self.deadline_s = time.monotonic() + workflow.timeout_s
         self.results: list[StepResult] = []
         self.step_spans: dict[int, Span] = {}
+        self.outgoing = _Outgoing()
 
     def common(self) -> dict[str, Any]:
         return {schema.ATTR_WORKFLOW: self.workflow.name, schema.ATTR_SITE: self.site.name,
@@ -187,17 +211,26 @@ class _BrowserRun:
                        Template.parse(value).render(self.variables) for key, value in self.target.headers.items()}
         except (SecretResolutionError, TemplateError) as exc:
             return [], StepFailure(ErrorType.AUTH, f"target {self.workflow.target} headers: {exc}"), False, False
-        context = browser.new_context(extra_http_headers=headers, service_workers="block")
+        warm = self.workflow.warm_cache
+        key = f"{self.workflow.name}@{self.site.name}"
+        if warm:  # one context per workflow and site, kept by the host until its browser goes
+            context = self.host.kept(key, lambda: self._new_context(browser))
+        else:
+            context = self._new_context(browser)
+        self.outgoing.headers = headers
+        page = None
         page_state = _Page()
         try:
-            context.add_init_script(script=_INIT_SCRIPT)
             page = context.new_page()
+            self._send_to_the_target(context, page)
             page.on("request", page_state.on_request)
             page.on("response", page_state.on_response)
             page.on("requestfailed", page_state.on_failed)
             page.on("pageerror", page_state.on_error)
             page.on("crash", page_state.on_crash)
-            outcome = self._steps(context, page, page_state, headers)
+            outcome = self._steps(page, page_state)
+            if outcome[1] is not None and self.workflow.screenshot_on_failure:
+                self._screenshot(page)
             if self.inspect_page is not None:
                 self.inspect_page(page)
             try:
@@ -206,11 +239,77 @@ class _BrowserRun:
                 pass
             self._record_requests(page_state)
             return outcome
+        except BaseException:
+            if warm:  # a context that failed the run is not kept for the next one
+                self.host.forget(key)
+                warm = False
+            raise
         finally:
-            context.close()
+            if not warm:
+                context.close()
+            elif page is not None:
+                page.close()
 
-    def _steps(self, context: Any, page: Any, page_state: _Page, headers: Mapping[str, str]
-               ) -> tuple[list[StepResult], StepFailure | None, bool, bool]:
+    def _new_context(self, browser: Any) -> Any:
+        context = browser.new_context(service_workers="block")
+        try:
+            context.add_init_script(script=_INIT_SCRIPT)
+        except BaseException:
+            context.close()
+            raise
+        return context
+
+    def _send_to_the_target(self, context: Any, page: Any) -> None:
+        """The page's requests to the target's origins (its ``base_url``'s and the workflow's
+        ``url``'s), and to no other, carry the target's headers and the current step's
+        ``traceparent``: a third party (a font, an analytics script) learns neither the EPR's
+        headers nor the run's trace. The browser pauses only those requests (DevTools' Fetch
+        domain, at the request stage); requests to other origins and what the HTTP cache answers
+        are not touched (Playwright's own routing would turn the cache off, and a warm cache with
+        it)."""
+        session = context.new_cdp_session(page)
+        outgoing = self.outgoing
+
+        def paused(event: Mapping[str, Any]) -> None:
+            headers = {**event["request"]["headers"], **outgoing.headers, "traceparent": outgoing.traceparent}
+            try:
+                session.send("Fetch.continueRequest", {
+                    "requestId": event["requestId"],
+                    "headers": [{"name": name, "value": str(value)} for name, value in headers.items()]})
+            except Exception:  # noqa: BLE001 - the page went (closed, crashed): nothing to continue
+                pass
+
+        session.on("Fetch.requestPaused", paused)
+        origins = sorted({_origin(self.target.base_url), _origin(self.workflow.url)})
+        session.send("Fetch.enable", {"patterns": [{"urlPattern": origin + "/*", "requestStage": "Request"}
+                                                   for origin in origins]})
+
+    def _screenshot(self, page: Any) -> None:
+        """The failed page as a PNG under the data directory only
+        (``screenshots/<workflow>/<site>/``, owner-only), the newest :data:`SCREENSHOTS_KEPT` per
+        workflow and site; its file name (time and trace id: nothing of the page) on the run's span."""
+        if self.screenshots_dir is None:
+            logger.warning("%s@%s: no data directory for the screenshot on failure; none taken",
+                           self.workflow.name, self.site.name)
+            return
+        try:
+            png = page.screenshot(type="png", timeout=10_000)
+        except Exception as exc:  # noqa: BLE001 - a crashed page cannot be photographed
+            logger.warning("%s@%s: no screenshot of the failed page (%s)", self.workflow.name, self.site.name,
+                           type(exc).__name__)
+            return
+        self.screenshots_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        directory = self.screenshots_dir / self.workflow.name / self.site.name
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        name = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{self.root.get_span_context().trace_id:032x}.png"
+        fd = os.open(directory / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            file.write(png)
+        for old in sorted(directory.glob("*.png"))[:-SCREENSHOTS_KEPT]:
+            old.unlink(missing_ok=True)
+        self.root.set_attribute(schema.ATTR_BROWSER_SCREENSHOT, f"{self.workflow.name}/{self.site.name}/{name}")
+
+    def _steps(self, page: Any, page_state: _Page) -> tuple[list[StepResult], StepFailure | None, bool, bool]:
         from playwright.sync_api import Error as PlaywrightError
 
         for index, step in enumerate(self.workflow.steps):
@@ -233,8 +332,8 @@ class _BrowserRun:
             began_ns = time.time_ns()
             failure: StepFailure | None = None
             end_ns: int | None = None
+            self.outgoing.traceparent = traceparent
             try:
-                context.set_extra_http_headers({**headers, "traceparent": traceparent})
                 failure = self._act(page, step, timeout_ms)
                 if failure is None and step.wait_for is not None:
                     end_ns = self._wait(page, step, began_ns, timeout_ms)
@@ -362,6 +461,9 @@ class _BrowserRun:
             span.set_attribute(schema.ATTR_LONG_TASKS_S, sum(duration for _start, duration in tasks) / 1000.0)
             for painted_ms in taken.get("lcp") or []:
                 span.add_event(schema.EVENT_LCP, timestamp=int(painted_ms * _NS_PER_MS))
+            navigation = taken.get("navigation")
+            if navigation:
+                _navigation_timing(span, navigation, taken.get("lcp") or [])
         if visible_ns is not None:
             span.add_event(schema.EVENT_VISIBLE, timestamp=visible_ns)
 
@@ -435,6 +537,30 @@ class _BrowserRun:
                          message=None if failure is None else failure.message, waiting_s=waiting_s,
                          wall_s=(end_ns - self.wall0_ns) / _NS_PER_S, start=start, slot=slot,
                          trace_id=format(self.root.get_span_context().trace_id, "032x"), steps=tuple(steps))
+
+
+def _navigation_timing(span: Span, navigation: Mapping[str, Any], lcp_ms: Sequence[float]) -> None:
+    """The document's navigation milestones on the step during which it loaded (seconds from the
+    navigation's start; a milestone the page had not reached when the step ended is left out)."""
+    span.set_attribute(schema.ATTR_NAV_TYPE, str(navigation.get("type") or "navigate"))
+    for key, attribute in (("responseStart", schema.ATTR_NAV_RESPONSE_START_S),
+                           ("domContentLoaded", schema.ATTR_NAV_DOM_CONTENT_LOADED_S),
+                           ("load", schema.ATTR_NAV_LOAD_S), ("fcp", schema.ATTR_FCP_S)):
+        value_ms = navigation.get(key) or 0
+        if value_ms > 0:
+            span.set_attribute(attribute, value_ms / 1000.0)
+    origin_ms = navigation.get("origin")
+    if lcp_ms and origin_ms:
+        span.set_attribute(schema.ATTR_LCP_S, (lcp_ms[-1] - origin_ms) / 1000.0)
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url``, as the browser writes it (no default port)."""
+    parts = urlsplit(url)
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    host = f"[{parts.hostname}]" if parts.hostname and ":" in parts.hostname else parts.hostname
+    port = "" if parts.port in (None, default) else f":{parts.port}"
+    return f"{parts.scheme}://{host}{port}"
 
 
 class _StepTimeout(Exception):

@@ -10,11 +10,13 @@ store or logs.
 
 from __future__ import annotations
 
+import http.server
 import logging
 import os
 import random
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -215,6 +217,19 @@ def test_runs_steps_and_the_pages_requests_are_rows_like_any_workflows(rig: Rig,
     assert all(span.parent is not None and span.parent.span_id in step_ids for span in joined)
     record_step = next(span for span in rig.memory.get_finished_spans() if span.name == "open-record")
     assert {event.name for event in record_step.events} >= {schema.EVENT_VISIBLE, schema.EVENT_LONG_TASK}
+    # the step that loaded the app's document carries its navigation timing, in order; the record
+    # opens inside the single-page app (no navigation), so its step carries none
+    spans = [span for span in rig.memory.get_finished_spans()
+             if format(span.context.trace_id, "032x") == last["after"].trace_id]
+    opened = next(span.attributes for span in spans if span.name == "open-app")
+    assert opened[schema.ATTR_NAV_TYPE] == "navigate"
+    first_byte_s, dom_s = opened[schema.ATTR_NAV_RESPONSE_START_S], opened[schema.ATTR_NAV_DOM_CONTENT_LOADED_S]
+    assert 0 < first_byte_s <= dom_s < 5
+    assert 0 < opened[schema.ATTR_FCP_S] < 5 and 0 < opened[schema.ATTR_LCP_S] < 5
+    if schema.ATTR_NAV_LOAD_S in opened:
+        assert opened[schema.ATTR_NAV_LOAD_S] >= dom_s
+    record = next(span.attributes for span in spans if span.name == "open-record")
+    assert not [key for key in record if key.startswith("wardwatch.browser.navigation.")]
 
 
 def test_a_page_that_never_shows_what_a_step_waits_for_is_a_timeout_naming_the_selector(
@@ -328,3 +343,146 @@ def test_charting_and_the_handover_list_work_in_the_front_end(rig: Rig, host: Br
     mine = requests[requests["trace_id"] == result.trace_id]
     assert set(mine[mine["step"] == "save"]["http_method"]) == {"POST"}
     assert set(mine[mine["step"] == "show-ward"]["url_template"]) == {"/fhir/Encounter"}
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers every GET, keeping each request's path and headers (a page, a script, an API)."""
+
+    pages: dict[str, tuple[str, str]] = {}
+    cacheable: frozenset[str] = frozenset()  # paths a browser may keep for an hour
+
+    def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+        self.server.seen.append((self.path, {key.lower(): value for key, value in self.headers.items()}))
+        path = self.path.split("?")[0]
+        kind, body = self.pages.get(path, ("application/json", "{}"))
+        data = body.encode()
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "max-age=3600" if path in self.cacheable else "no-store")
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def two_origins() -> Iterator[tuple[http.server.ThreadingHTTPServer, http.server.ThreadingHTTPServer]]:
+    """The EPR's origin and a third party's (another port is another origin), both on loopback."""
+    servers = []
+    for _ in range(2):
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+        server.seen = []
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+    yield servers[0], servers[1]
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_traceparent_and_the_targets_headers_go_to_the_targets_origin_only(
+        two_origins: tuple[Any, Any], host: BrowserHost) -> None:
+    epr, third = two_origins
+    epr_url, third_url = (f"http://127.0.0.1:{server.server_address[1]}" for server in (epr, third))
+    _Recorder.pages = {
+        "/app/": ("text/html", f"""<!doctype html><link rel=stylesheet href="{third_url}/font.css">
+            <script src="{third_url}/analytics.js"></script><p id=state>loading</p>
+            <script>Promise.all([fetch("/fhir/Patient?identifier=x"), fetch("{third_url}/beacon?x=1")])
+              .then(() => {{ document.getElementById("state").id = "done"; }});</script>"""),
+        "/font.css": ("text/css", "p { color: black }"),
+        "/analytics.js": ("text/javascript", "window.analytics = 1;"),
+    }
+    workflow = open_record(epr_url + "/app/", steps=[
+        {"name": "open-app", "goto": "/app/", "wait_for": {"selector": "#done"}, "timeout_s": 10}])
+    target = TargetConfig(base_url=epr_url + "/fhir", headers={"X-Wardwatch-Site": "{{ site }}"})
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    result = run_browser_workflow(workflow, target, SITE, tracer=provider.get_tracer("wardwatch"), host=host,
+                                  environ={}, rng=random.Random(1))
+    assert result.status == "ok", result.message
+    step = next(span for span in memory.get_finished_spans() if span.name == "open-app")
+    expected = f"00-{step.context.trace_id:032x}-{step.context.span_id:016x}-01"
+    assert sorted(path.split("?")[0] for path, _ in epr.seen) == ["/app/", "/fhir/Patient"]
+    assert [(headers.get("traceparent"), headers.get("x-wardwatch-site")) for _, headers in epr.seen] == \
+        [(expected, "ward-7")] * 2
+    assert sorted(path.split("?")[0] for path, _ in third.seen) == ["/analytics.js", "/beacon", "/font.css"]
+    assert [(path, headers) for path, headers in third.seen
+            if "traceparent" in headers or "x-wardwatch-site" in headers] == []
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_a_warm_cache_keeps_the_context_across_runs_and_the_default_starts_fresh(
+        two_origins: tuple[Any, Any], tmp_path: Path, warm: bool) -> None:
+    """Two runs: the page's script, cacheable for an hour, is fetched once with a warm cache (as a
+    clinician's browser keeps it) and by every run in a fresh context (a first visit each time)."""
+    epr, _third = two_origins
+    epr_url = f"http://127.0.0.1:{epr.server_address[1]}"
+    _Recorder.pages = {"/app/": ("text/html", '<script src="/app/lib.js"></script><p id=done>ready</p>'),
+                       "/app/lib.js": ("text/javascript", "window.lib = 1;")}
+    _Recorder.cacheable = frozenset({"/app/lib.js"})
+    workflow = open_record(epr_url + "/app/", warm_cache=warm, steps=[
+        {"name": "open-app", "goto": "/app/", "wait_for": {"selector": "#done"}, "timeout_s": 10}])
+    target = TargetConfig(base_url=epr_url + "/fhir")
+    browser_host = BrowserHost(find_chromium(os.environ))  # a browser of its own: no context kept from others
+    try:
+        results = [run_browser_workflow(workflow, target, SITE, tracer=TracerProvider().get_tracer("t"),
+                                        host=browser_host, environ={}, rng=random.Random(i)) for i in range(2)]
+    finally:
+        browser_host.close()
+        _Recorder.cacheable = frozenset()
+    assert [result.status for result in results] == ["ok", "ok"], [result.message for result in results]
+    fetched = [path for path, _ in epr.seen if path == "/app/lib.js"]
+    assert len(fetched) == (1 if warm else 2)
+    assert [path for path, _ in epr.seen if path == "/app/"] == ["/app/", "/app/"]  # the page itself is no-store
+
+
+def failing_run(rig: Rig, host: BrowserHost, screenshots: Path, *, on: bool) -> tuple[RunResult, dict[str, Any]]:
+    """A run of the record workflow whose last step waits for what never comes (the record was
+    open on the screen, a test patient's banner on it), and its root span's attributes."""
+    steps = [*open_record(rig.server.base_url + "/app/").model_dump()["steps"][:-1],
+             {"name": "open-record", "click": "#results .patient", "wait_for": {"selector": "#never-there"},
+              "timeout_s": 2}]
+    return run_keeping_screenshots(rig, host, open_record(rig.server.base_url + "/app/", screenshot_on_failure=on,
+                                                         steps=steps), screenshots)
+
+
+def run_keeping_screenshots(rig: Rig, host: BrowserHost, workflow: Any, screenshots: Path
+                            ) -> tuple[RunResult, dict[str, Any]]:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    result = run_browser_workflow(
+        workflow, rig.target, SITE, tracer=provider.get_tracer("wardwatch"), host=host,
+        patients=[TestPatientConfig(identifier=f"{MRN_SYSTEM}|{mrn_for(PATIENT)}")],
+        environ={"TESTBED_SECRET": "testbed-demo-secret"}, rng=random.Random(1), screenshots_dir=screenshots)
+    root = next(span for span in memory.get_finished_spans()
+                if span.attributes.get(schema.ATTR_SPAN_TYPE) == schema.SPAN_TYPE_RUN)
+    return result, dict(root.attributes)
+
+
+def test_no_screenshot_is_taken_unless_the_workflow_asks(rig: Rig, host: BrowserHost, tmp_path: Path) -> None:
+    result, attributes = failing_run(rig, host, tmp_path / "data" / "screenshots", on=False)
+    assert (result.status, result.error_type) == ("timed_out", "timeout")
+    assert [path for path in tmp_path.rglob("*")] == []  # nothing of the page written anywhere here
+    assert schema.ATTR_BROWSER_SCREENSHOT not in attributes
+
+
+def test_a_screenshot_on_failure_stays_in_the_data_directory_for_its_owner(
+        rig: Rig, host: BrowserHost, tmp_path: Path) -> None:
+    screenshots = tmp_path / "data" / "screenshots"
+    result, attributes = failing_run(rig, host, screenshots, on=True)
+    assert (result.status, result.error_type) == ("timed_out", "timeout")
+    [png] = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert png.parent == screenshots / "open-patient-record-in-browser" / SITE.name
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and png.stat().st_size > 1000
+    assert png.stat().st_mode & 0o777 == 0o600 and screenshots.stat().st_mode & 0o777 == 0o700
+    assert result.trace_id in png.name
+    assert attributes[schema.ATTR_BROWSER_SCREENSHOT] == png.relative_to(screenshots).as_posix()
+    # a run that succeeds leaves no picture
+    ok, _ = run_keeping_screenshots(rig, host, open_record(rig.server.base_url + "/app/", screenshot_on_failure=True),
+                                    screenshots)
+    assert ok.status == "ok" and [path for path in tmp_path.rglob("*.png")] == [png]
