@@ -38,7 +38,7 @@ INSTALL_HINT = (
     "(Debian/Ubuntu: apt-get install chromium-headless-shell, or chromium) or set WARDWATCH_CHROMIUM to its path"
 )
 # Chromium's headless shell first: the same engine without the browser's windows, toolbar and
-# services, a third of the full browser's memory (it is also what Playwright itself runs headless).
+# services, at about 60% of the full browser's memory (and what Playwright itself runs headless).
 _NAMES = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 

@@ -21,10 +21,11 @@ __all__ = ["BrowserHost"]
 
 T = TypeVar("T")
 _STOP = object()
-# Playwright's Node.js driver only relays commands and events: a small young generation keeps its
-# memory down (docs/benchmarks.md, "Browser runs"). Given to the driver alone; a NODE_OPTIONS of
-# the probe's environment is left as it is.
-DRIVER_NODE_OPTIONS = "--max-semi-space-size=1"
+# Playwright's Node.js driver only relays commands and events: a small young generation and no JIT
+# compiler keep its memory down (docs/benchmarks.md, "Browser runs"); without a JIT it also has no
+# WebAssembly, which only Playwright's image comparison and trace tools use, never a probe. Given
+# to the driver alone; a NODE_OPTIONS of the probe's environment is left as it is.
+DRIVER_NODE_OPTIONS = "--max-semi-space-size=1 --jitless"
 _ENVIRON_LOCK = threading.Lock()
 
 

@@ -67,9 +67,17 @@ _TEXT_JS = """({selector, contains}) => {
   const element = document.querySelector(selector);
   return element === null ? null : element.textContent.includes(contains);
 }"""
-_TAKE_JS = """() => {
+# A document's first paints are reported a frame or two after the frame they happened in: the
+# step that loaded it waits up to three frames (200 ms at most, after its end) before taking them.
+_TAKE_JS = """async () => {
   const state = window.__wardwatch;
   if (!state) return null;
+  if (!state.navigationTaken) {
+    const frames = (async () => {
+      for (let i = 0; i < 3; i++) await new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
+    })();
+    await Promise.race([frames, new Promise((done) => setTimeout(done, 200))]);
+  }
   const taken = {input: state.input, longTasks: state.longTasks.splice(0), lcp: state.lcp.splice(0),
                  navigation: state.takeNavigation()};
   state.input = null;
@@ -343,9 +351,9 @@ class _BrowserRun:
                 failure = StepFailure(ErrorType.TIMEOUT, str(exc))
             except PlaywrightError as exc:
                 failure = self._classify(exc, step, page_state)
-            taken = self._take(page)
             if end_ns is None:
                 end_ns = time.time_ns()
+            taken = self._take(page)  # after the step's end: the time it takes is not the clinician's
             start_ns = began_ns
             if taken is not None and taken.get("input") is not None and step.action in ("click", "fill", "press"):
                 start_ns = max(began_ns, int(taken["input"] * _NS_PER_MS))  # the input event as the page saw it

@@ -255,11 +255,18 @@ def test_a_script_error_in_the_page_is_data(rig: Rig, host: BrowserHost) -> None
     assert result.error_type in schema.ERROR_TYPES
 
 
-def test_nothing_that_identifies_the_patient_is_stored_or_logged(
+def test_nothing_that_identifies_the_patient_is_stored_logged_or_sent_over_otlp(
         rig: Rig, host: BrowserHost, caplog: pytest.LogCaptureFixture) -> None:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
     with caplog.at_level(logging.DEBUG):
-        rig.run(host, open_record(rig.server.base_url + "/app/"))
+        result = rig.run(host, open_record(rig.server.base_url + "/app/"))
     rig.provider.force_flush()
+    # what an OTLP exporter would send of the run: the SDK's own protobuf encoding of its spans
+    run_spans = [span for span in rig.memory.get_finished_spans()
+                 if format(span.context.trace_id, "032x") == result.trace_id]
+    otlp = encode_spans(run_spans).SerializeToString()
+    assert b"open-record" in otlp and b"/fhir/DocumentReference" in otlp
     patient = generate_dataset(patients=20).get("Patient", f"pat-{PATIENT:04d}")
     assert patient is not None
     name = patient["name"][0]
@@ -267,7 +274,7 @@ def test_nothing_that_identifies_the_patient_is_stored_or_logged(
                "testbed-demo-secret"]
     stored = "\n".join(str(pq.read_table(path).to_pylist()) for path in rig.store.rglob("*.parquet"))
     assert "open-record" in stored  # the scan reads what was written
-    found = [secret for secret in secrets if secret in stored or secret in caplog.text]
+    found = [secret for secret in secrets if secret in stored or secret in caplog.text or secret.encode() in otlp]
     assert found == []
 
 
