@@ -23,7 +23,13 @@ Kinds of story (docs/findings.md has every threshold and default):
 - ``event``: runs failing together, with the time and duration the runs bound
   (:func:`analysis.discovery.failure_episodes`);
 - ``change``: a configured change after which a workflow waits longer
-  (:func:`analysis.changes.change_impact`).
+  (:func:`analysis.changes.change_impact`); for a browser workflow, with the lens "the API was
+  fast, the screen was not" (:func:`analysis.screen.screen_change`);
+- ``server_time``: where the EPR's own server spans join the probe's steps, a step whose wait grew
+  while its server time did not (or did), compared between the window's first and last thirds
+  (:mod:`analysis.server_time`);
+- ``quiet_site``: a site that has gone quiet (:func:`analysis.site_health.site_health`), when
+  the window reaches the present: "Ward 7 has not reported since 08:12".
 
 The step a story blames is the one whose own time grew against its own baseline (before the
 change, or outside the period or band), "the X step" only of a majority of the growth
@@ -78,6 +84,9 @@ from analysis.discovery import (
     site_gaps,
 )
 from analysis.objectives import ALL_HOURS, judged_runs
+from analysis.screen import screen_change
+from analysis.server_time import MIN_STEPS, PartGrew, compared_windows, parts_grown, server_time
+from analysis.site_health import DEFAULT_QUIET_AFTER_S, site_health
 from analysis.sla import SLAResult, counted_requests, evaluate_sla
 from analysis.store import FrameCache, Store
 from analysis.watermelon import Finding, Lens, find_watermelons
@@ -127,7 +136,9 @@ class Story:
     Attributes:
         kind: ``watermelon`` (SLA met, objective breached), ``unwatched_wait`` (no objective
             covers it; a recurring wait discovered), ``reverse`` (SLA breached, nobody waiting),
-            ``event`` (an outage, failing runs) or ``change``.
+            ``event`` (an outage, failing runs), ``change``, ``server_time`` (the wait grew, and
+            which part: the EPR's servers or the rest) or ``quiet_site`` (a site stopped
+            reporting).
         headline: one plain sentence with display names.
         since: UTC: the first window it appeared in, or the change's time; ``None`` if unknown.
         since_text: "since Mon 2 Nov", "after Release 24.3 (Sat 14 Nov 06:00)", or "".
@@ -1244,18 +1255,148 @@ def _change_story(ctx: _Context, change: ChangeEventConfig) -> Story | None:
                               f"{seconds_text(row.before_median_s)} before "
                               f"(n={row.before_runs}; p={row.p_value:.1g})", int(row.after_runs),
                               None))
+    # A browser workflow: the API's calls against the screen, before and after.
+    lenses, screens = [], {}
+    for workflow in by_workflow.index:
+        screen = screen_change(ctx.store, str(workflow), at, window=side)
+        if screen is not None and screen.after.screen_s > screen.before.screen_s:
+            lenses.append(screen.as_lens())
+            screens[str(workflow)] = screen.lens_figures
+            if screen.cause:
+                blames.append(f"in {ctx.title(str(workflow))}, {screen.cause}")
     lead = str(by_workflow.index[0])
     return Story(
         kind="change", headline=headline, since=at, since_text=f"after {change.title} ({when})",
         workflow=lead if len(by_workflow) == 1 else None,
         sites=tuple(sorted(set(slower["site"]))) if set(slower["site"]) != set(ctx.runs["site"]) else (),
-        period=None, figures=tuple(figures), lenses=(), blame="; ".join(blames) or None,
+        period=None, figures=tuple(figures), lenses=tuple(lenses), blame="; ".join(blames) or None,
         suggestion_yaml=None, severity_s=float(slower["lost"].sum()),
         detail=_json({"change": change.title, "at": at, "description": change.description,
                       "compared_days_each_side": side.total_seconds() / 86400,
-                      "blame_step": blamed[0] if blamed else None,
+                      "blame_step": blamed[0] if blamed else None, "screen": screens,
                       "impact": slower.drop(columns=["change"]).to_dict("records")}),  # type: ignore[arg-type]
     )
+
+
+# -- the EPR's servers against the wait -----------------------------------------------------------
+
+_PART_BLAME = {
+    "network": "the network or the front end between {site} and the EPR, not the EPR's servers",
+    "server": "the EPR's servers",
+    "mostly_network": "mostly the network or the front end between {site} and the EPR",
+}
+
+
+def _server_time_lens(part: PartGrew, step: str, site: str) -> Lens:
+    return Lens("server_time", (
+        f"{_capital(part.clause(f'the wait for the {step} step at {site}'))}: the rest of the wait (network, "
+        f"front end, TLS, the client) went {seconds_text(part.rest_before_s)} → {seconds_text(part.rest_after_s)} "
+        f"(medians; n = {part.n_before} steps before, {part.n_after} after)"),
+        {"wait_before_s": part.wait_before_s, "wait_after_s": part.wait_after_s,
+         "server_before_s": part.server_before_s, "server_after_s": part.server_after_s,
+         "rest_before_s": part.rest_before_s, "rest_after_s": part.rest_after_s,
+         "steps_before": part.n_before, "steps_after": part.n_after})
+
+
+def _between_text(start: dt.datetime, end: dt.datetime, zone: ZoneInfo) -> str:
+    """"Mon 2 Nov 08:00–11:00", or "Mon 2 Nov 08:00–Wed 4 Nov 16:23" across days."""
+    same_day = start.astimezone(zone).date() == end.astimezone(zone).date()
+    return f"{_when_text(start, zone)}–{f'{end.astimezone(zone):%H:%M}' if same_day else _when_text(end, zone)}"
+
+
+def _server_time_stories(ctx: _Context) -> list[Story]:
+    """Per workflow x site, the steps whose wait grew between the window's first and last thirds,
+    told with which part grew: the EPR's servers (their own spans) or the rest."""
+    windows = compared_windows(ctx.store, ctx.start, ctx.end)
+    if windows is None:
+        return []
+    before, after = (server_time(ctx.store, *w) for w in windows)
+    grown = parts_grown(before[before["n"] >= MIN_STEPS], after[after["n"] >= MIN_STEPS])
+    by_scope: dict[tuple[str, str], list[PartGrew]] = {}
+    for part in grown:
+        by_scope.setdefault((part.workflow, part.site), []).append(part)
+    zone = ctx.zone
+    (b0, b1), (a0, a1) = windows
+    stories = []
+    for (workflow, site_id), parts in by_scope.items():
+        lead, site = parts[0], ctx.inputs.site_title(site_id)
+        title = ctx.title(workflow)
+        headline = _capital(f"{title}, the {lead.step} step: {lead.clause(f'the wait at {site}')}")
+        if len(parts) > 1:
+            headline += f" (also {_and([f'the {p.step} step, {p.clause()}' for p in parts[1:3]])})"
+        figures = []
+        for part in parts:
+            where = f"{title}, {part.step} step at {site}"
+            figures += [
+                Figure(f"{where}: median wait", seconds_text(part.wait_after_s),
+                       f"{seconds_text(part.wait_before_s)} before (n={part.n_before})", part.n_after, None),
+                Figure(f"{where}: median time in the EPR's servers", seconds_text(part.server_after_s),
+                       f"{seconds_text(part.server_before_s)} before (n={part.n_before})", part.n_after, None),
+                Figure(f"{where}: median rest (network, front end, client)", seconds_text(part.rest_after_s),
+                       f"{seconds_text(part.rest_before_s)} before (n={part.n_before})", part.n_after, None)]
+        blame = (f"{_PART_BLAME[lead.part].format(site=site)}: in the {lead.step} step, the rest of the wait went "
+                 f"{seconds_text(lead.rest_before_s)} → {seconds_text(lead.rest_after_s)}, the server's time "
+                 f"{seconds_text(lead.server_before_s)} → {seconds_text(lead.server_after_s)}")
+        stories.append(Story(
+            kind="server_time", headline=headline + ".", since=a0,
+            since_text=f"comparing {_between_text(b0, b1, zone)} with {_between_text(a0, a1, zone)}",
+            workflow=workflow,
+            sites=(site_id,), period=None, figures=tuple(figures),
+            lenses=tuple(_server_time_lens(p, p.step, site) for p in parts), blame=blame, suggestion_yaml=None,
+            severity_s=sum(p.growth_s * p.n_after for p in parts),
+            detail=_json({"pattern": "server_time", "part": lead.part, "blame_step": lead.step,
+                          "blame_layer": "server" if lead.part == "server" else "network",
+                          "compared": {"before": [b0, b1], "after": [a0, a1]},
+                          "steps": [{"step": p.step, "part": p.part, "n_before": p.n_before, "n_after": p.n_after,
+                                     "wait_before_s": p.wait_before_s, "wait_after_s": p.wait_after_s,
+                                     "server_before_s": p.server_before_s, "server_after_s": p.server_after_s}
+                                    for p in parts]}),  # type: ignore[arg-type]
+        ))
+    return stories
+
+
+# -- a site gone quiet --------------------------------------------------------------------------
+
+def _quiet_site_stories(store: FrameCache, inputs: FindingInputs, start: dt.datetime, end: dt.datetime,
+                        now: dt.datetime, quiet_after_s: float) -> list[Story]:
+    """The configured sites that have gone quiet, when the window reaches the present (a past
+    window's "now" is gone) and some site has reported: its runs are missing from every figure."""
+    if end < now - dt.timedelta(seconds=quiet_after_s) or not inputs.sites:
+        return []
+    zone = ZoneInfo(inputs.timezone)
+    measured = store.sql("SELECT site, max(start) AS last, count(*) FILTER (WHERE start >= ?) AS runs "
+                             "FROM runs WHERE NOT coalesce(simulated, false) GROUP BY site", [start])
+    last_runs = {str(r.site): pd.Timestamp(r.last).to_pydatetime() for r in measured.itertuples()}
+    counts = {str(r.site): int(r.runs) for r in measured.itertuples()}
+    health = site_health(Path(store.path), [(s.name, s.title) for s in inputs.sites], now,
+                         last_runs=last_runs, quiet_after_s=quiet_after_s, timezone=inputs.timezone)
+    if all(h.last_heard is None for h in health):
+        return []  # nothing has reported yet (simulated history only): not a deployment gone quiet
+    stories = []
+    for h in health:
+        if not h.quiet:
+            continue
+        quiet_s = (now - h.last_heard).total_seconds() if h.last_heard else (now - start).total_seconds()
+        spool = (f"; its spool held {h.spool_runs} run(s) at its last report" if h.spool_runs else "")
+        headline = (f"{h.sentence[:-1]}: its runs are missing from every figure since then (the probe, its "
+                    f"link or the observatory is down, not necessarily the EPR){spool}.")
+        figures = [Figure("last heard", _when_text(h.last_heard, zone) if h.last_heard else "never",
+                          f"quiet after {quiet_after_s / 60:g} min", None, None),
+                   Figure("measured runs in the window", f"{counts.get(h.site, 0):,}", None,
+                          counts.get(h.site, 0), None)]
+        if h.clock_offset_s is not None:
+            figures.append(Figure("its clock against the observatory's", f"{h.clock_offset_s:+.1f} s", None, None, None))
+        stories.append(Story(
+            kind="quiet_site", headline=headline, since=h.last_heard,
+            since_text=f"since {_when_text(h.last_heard, zone)}" if h.last_heard else "never reported",
+            workflow=None, sites=(h.site,), period=None, figures=tuple(figures), lenses=(),
+            blame=None, suggestion_yaml=None, severity_s=max(0.0, quiet_s),
+            detail=_json({"pattern": "quiet_site", "last_heard": h.last_heard, "last_run": h.last_run,
+                          "quiet_after_s": quiet_after_s, "spool_runs": h.spool_runs,
+                          "spool_oldest_age_s": h.spool_oldest_age_s, "clock_offset_s": h.clock_offset_s,
+                          "probe_version": h.probe_version}),  # type: ignore[arg-type]
+        ))
+    return stories
 
 
 def _request_medians(ctx: _Context) -> tuple[pd.DataFrame, dict[tuple[str, str], float]]:
@@ -1295,6 +1436,8 @@ def find_stories(
     *,
     changes: Sequence[ChangeEventConfig] = (),
     base_dir: Path | None = None,
+    now: dt.datetime | None = None,
+    quiet_after_s: float = DEFAULT_QUIET_AFTER_S,
 ) -> list[Story]:
     """Every story worth telling about ``[start, end)``, largest clinician time lost first.
 
@@ -1306,6 +1449,9 @@ def find_stories(
         end: its end (exclusive).
         changes: change events to compare before and after; default ``config.changes``.
         base_dir: where relative exclusion files are read from.
+        now: the present (default: the clock), for sites gone quiet: a window that reaches it
+            tells of each configured site not heard from for ``quiet_after_s``.
+        quiet_after_s: how long a site may stay silent before it is a story.
 
     Raises:
         ValueError: naive bounds.
@@ -1314,9 +1460,11 @@ def find_stories(
         raise ValueError("start and end must be timezone-aware")
     calendar = calendar if calendar is not None else config.calendar()
     cache = store if isinstance(store, FrameCache) else FrameCache(store)
+    now = now if now is not None else dt.datetime.now(dt.UTC)
+    quiet = _quiet_site_stories(cache, config, start, end, now, quiet_after_s)
     runs = judged_runs(cache.runs(start, end))
     if runs.empty:
-        return []
+        return quiet
     thresholds = _thresholds(config, runs)
     ctx = _Context(
         store=cache, inputs=config, calendar=calendar, start=start, end=end, base_dir=base_dir,
@@ -1382,4 +1530,6 @@ def find_stories(
             story = _change_story(ctx, change)
             if story is not None:
                 stories.append(story)
+    stories += _server_time_stories(ctx)
+    stories += quiet
     return sorted(stories, key=lambda s: -s.severity_s)

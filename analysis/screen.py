@@ -6,8 +6,8 @@ workflow's step over a window: the time until visible, the time the page's API c
 (their union: requests in flight together count once), and their sum. What the calls did not
 cover is the page itself (scripts, rendering, a spinner). Around a change, the same figures
 before and after say which part grew; when the page's requests stopped overlapping, the change
-made the page fetch them one after another, and the sentence says so ("the page now fetches 5
-of its requests one after another: 5 x 150 ms instead of 200 ms together").
+made the page fetch them one after another, and the sentence says so ("the record page now
+fetches its five panels one after another: 5 x 180 ms instead of 180 ms").
 
 Every figure is a median over runs (never a mean of percentiles) and carries its run count.
 Story-findings attaches it to a finding as a :class:`analysis.watermelon.Lens` (:meth:`as_lens`).
@@ -90,22 +90,33 @@ class ScreenChange:
         sentence = (f"Until {_display(after.step)} was visible took {_s(after.screen_s)} after the change, "
                     f"{_s(before.screen_s)} before ({after.runs} and {before.runs} runs), while one API call "
                     f"took {_ms(after.request_s)} after and {_ms(before.request_s)} before")
+        return sentence + (f": {self.cause}." if self.cause else ".")
+
+    @property
+    def cause(self) -> str:
+        """What grew, in words: "the record page now fetches its five panels one after another:
+        5 x 180 ms instead of 180 ms" (or what the page itself added); "" when the API grew."""
+        before, after = self.before, self.after
         if self.sequential:
             k = before.concurrency
-            sentence += (f": the page now fetches {k} of its requests one after another: "
-                         f"{k} x {_ms(after.request_s)} instead of {_ms(before.batch_s)} together")
-        elif after.page_s - before.page_s > after.api_path_s - before.api_path_s:
-            sentence += f": the page itself grew from {_s(before.page_s)} to {_s(after.page_s)}"
-        return sentence + "."
+            return (f"the {_page(after.step)} now fetches its {_NUMBERS.get(k, str(k))} panels one after another: "
+                    f"{k} x {_ms(after.request_s)} instead of {_ms(before.batch_s)}")
+        if after.page_s - before.page_s > after.api_path_s - before.api_path_s:
+            return f"the page itself grew from {_s(before.page_s)} to {_s(after.page_s)}"
+        return ""
 
     def as_lens(self) -> Lens:
-        """The change as a watermelon lens (for a finding's ``lenses``)."""
+        """The change as a watermelon lens (for a finding's ``lenses``; its title is :data:`TITLE`)."""
         from analysis.watermelon import Lens
 
-        figures = {f"{side}_{name}": float(getattr(getattr(self, side), name))
-                   for side in ("before", "after")
-                   for name in ("screen_s", "api_path_s", "api_sum_s", "request_s", "batch_s", "concurrency", "runs")}
-        return Lens(LENS_NAME, f"{TITLE}. {self.text}", figures)
+        return Lens(LENS_NAME, self.text, self.lens_figures)
+
+    @property
+    def lens_figures(self) -> dict[str, float]:
+        """Both sides' figures: ``before_screen_s``, ``after_concurrency``, ..."""
+        return {f"{side}_{name}": float(getattr(getattr(self, side), name))
+                for side in ("before", "after")
+                for name in ("screen_s", "api_path_s", "api_sum_s", "request_s", "batch_s", "concurrency", "runs")}
 
 
 def screen_time(store: Store, workflow: str, start: datetime, end: datetime, *, step: str | None = None,
@@ -176,6 +187,18 @@ def _run_figures(group: Any) -> dict[str, float]:
             batch_s = max(f for _b, f in in_flight) - min(b for b, _f in in_flight)
     return {"path_s": path_s, "sum_s": sum(finish - begin for begin, finish in spans), "requests": len(spans),
             "concurrency": concurrency, "batch_s": batch_s}
+
+
+_NUMBERS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight", 9: "nine"}
+_OPENING_WORDS = ("open", "show", "load", "view")
+
+
+def _page(step: str) -> str:
+    """The page a step shows: "open-record" shows the record page; any other step, its own."""
+    words = _display(step).split()
+    if len(words) > 1 and words[0] in _OPENING_WORDS:
+        return " ".join(words[1:]) + " page"
+    return f"page of the {_display(step)} step"
 
 
 def _display(name: str) -> str:

@@ -78,8 +78,11 @@ LENS_TITLES = {
     "mean_vs_tail": "The average against the slow runs",
     "pooled_sites": "All sites pooled against this site",
     "slow_but_up": "Slow but counted as up",
+    "api_vs_screen": "The API was fast, the screen was not",
+    "server_time": "The EPR's servers against the wait",
 }
-LensName = Literal["time_dilution", "per_request", "mean_vs_tail", "pooled_sites", "slow_but_up"]
+LensName = Literal["time_dilution", "per_request", "mean_vs_tail", "pooled_sites", "slow_but_up", "api_vs_screen",
+                   "server_time"]
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,9 @@ class Lens:
     """One aggregation that hid (or revealed) the gap, quantified.
 
     Attributes:
-        name: ``time_dilution``, ``per_request``, ``mean_vs_tail``, ``pooled_sites`` or
-            ``slow_but_up``.
+        name: ``time_dilution``, ``per_request``, ``mean_vs_tail``, ``pooled_sites``,
+            ``slow_but_up``; on stories, ``api_vs_screen`` (:mod:`analysis.screen`) and
+            ``server_time`` (:mod:`analysis.server_time`).
         text: the figures in words, each with its sample count.
         figures: the numbers behind the text.
         sla: the SLA whose view the lens describes (``None`` when it does not depend on one).

@@ -24,6 +24,8 @@ The formula, for a request to route key ``endpoint`` from ``site`` at instant ``
                ``probability_t`` of requests is hit, deterministically)
     service  = max(0, base * load + jitter + sum(effects) + sum(tails))
     network  = sites[site].network_delay_ms    (0 for an unknown or absent site)
+               + network_add_ms_c  for every active change c matching the endpoint and site (a
+               degraded link: the wait grows, the server's span does not)
     total    = service + network
 
 During an outage matching the endpoint (start <= at < end, UTC) the request is answered with the
@@ -259,6 +261,11 @@ def modelled_delay(endpoint: str, site: str | None, at: datetime, scenario: Scen
         service_s = max(0.0, raw_s)
     if network_s:
         parts.append(Contribution("network", network_s))
+    for change in scenario.changes:  # a degraded link: network time, outside the server's span
+        if (change.network_add_ms and endpoint_matches(endpoint, change.endpoints)
+                and _site_applies(change.sites, site) and _change_active(change, at_utc)):
+            parts.append(Contribution(change.name, change.network_add_ms / 1000.0))
+            network_s += change.network_add_ms / 1000.0
     return Delay(
         endpoint=endpoint,
         site=site,

@@ -135,7 +135,11 @@ class PeriodEffect(_Model):
 
 
 class Change(_Model):
-    """A change released at ``at`` (UTC) that alters matching endpoints from then (until ``until``)."""
+    """A change released at ``at`` (UTC) that alters matching endpoints from then (until ``until``).
+
+    ``network_add_ms`` is extra network delay at the matching sites (a degraded link, a new proxy):
+    the probe waits longer while the EPR's server spans stay as they were.
+    """
 
     name: str
     description: str = ""
@@ -145,6 +149,7 @@ class Change(_Model):
     sites: list[str] | None = None
     add_ms: float = 0.0
     multiplier: float = Field(1.0, ge=0)
+    network_add_ms: float = Field(0.0, ge=0)
 
     @field_validator("at", "until")
     @classmethod

@@ -40,9 +40,10 @@ def screen(concurrency: int, screen_s: float, path_s: float) -> ScreenTime:
 def test_a_change_that_made_the_requests_sequential_says_so() -> None:
     change = ScreenChange(T0, before=screen(5, 0.7, 0.3), after=screen(1, 1.3, 0.84))
     assert change.sequential
-    assert "the page now fetches 5 of its requests one after another: 5 x 150 ms instead of 200 ms together" in change.text
+    assert "the record page now fetches its five panels one after another: 5 x 150 ms instead of 200 ms" in change.text
     lens = change.as_lens()
-    assert lens.name == "api_vs_screen" and lens.text.startswith("The API was fast, the screen was not.")
+    assert lens.name == "api_vs_screen" and lens.title == "The API was fast, the screen was not"
+    assert lens.text.startswith("Until open record was visible took 1.30 s after the change")
     assert lens.figures["after_screen_s"] == 1.3 and lens.figures["before_concurrency"] == 5
 
 

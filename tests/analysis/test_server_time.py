@@ -65,7 +65,7 @@ def test_which_part_grew_the_network_not_the_servers(tmp_path: Path) -> None:
                                 step_title=lambda _w, step: f"the {step} step of opening a record")
     assert sentences == [
         "Server time was flat at 120 ms; the wait for the read step of opening a record at Community hospital grew "
-        "from 400 ms to 2.1 s: the network or the front end, not the EPR's servers (n = 5 before, 5 after).",
-        "Server time grew from 100 ms to 1.2 s; the wait for the read step of opening a record at Ward 7 grew from "
-        "300 ms to 1.5 s: mostly the EPR's servers (n = 5 before, 5 after).",
+        "from 0.4 to 2.1 s: the network or the front end, not the EPR's servers (n = 5 before, 5 after).",
+        "Server time grew from 0.1 to 1.2 s; the wait for the read step of opening a record at Ward 7 grew from "
+        "0.3 to 1.5 s: mostly the EPR's servers (n = 5 before, 5 after).",
     ]
