@@ -1321,9 +1321,11 @@ def _server_time_stories(ctx: _Context) -> list[Story]:
     for (workflow, site_id), parts in by_scope.items():
         lead, site = parts[0], ctx.inputs.site_title(site_id)
         title = ctx.title(workflow)
-        headline = _capital(f"{title}, the {lead.step} step: {lead.clause(f'the wait at {site}')}")
-        if len(parts) > 1:
-            headline += f" (also {_and([f'the {p.step} step, {p.clause()}' for p in parts[1:3]])})"
+        headline = _capital(f"{title}, the {lead.step} step: {lead.clause(f'the wait at {site}')}") + "."
+        same = [p.step for p in parts[1:] if p.part == lead.part]
+        if same:
+            headline += f" The {_and(same)} step{'s' if len(same) > 1 else ''} grew the same way."
+        headline += "".join(f" The {p.step} step: {p.clause()}." for p in parts[1:] if p.part != lead.part)
         figures = []
         for part in parts:
             where = f"{title}, {part.step} step at {site}"
@@ -1338,7 +1340,7 @@ def _server_time_stories(ctx: _Context) -> list[Story]:
                  f"{seconds_text(lead.rest_before_s)} → {seconds_text(lead.rest_after_s)}, the server's time "
                  f"{seconds_text(lead.server_before_s)} → {seconds_text(lead.server_after_s)}")
         stories.append(Story(
-            kind="server_time", headline=headline + ".", since=a0,
+            kind="server_time", headline=headline, since=a0,
             since_text=f"comparing {_between_text(b0, b1, zone)} with {_between_text(a0, a1, zone)}",
             workflow=workflow,
             sites=(site_id,), period=None, figures=tuple(figures),

@@ -247,6 +247,10 @@ def serve_testbed(host: str, port: int, scenario_path: Path | None, store_path: 
         exporters.append(OTLPSpanExporter(endpoint=url.rstrip("/") + "/v1/traces", headers={"Authorization": f"Bearer {token}"}))
     provider = testbed_tracer_provider(exporters) if exporters else TracerProvider()
     click.echo(f"testbed EPR at http://{host}:{port}/fhir (Ctrl-C stops)", err=True)
+    if exporters and threading.current_thread() is threading.main_thread():
+        # SIGTERM (how the demo stops it) ends it as Ctrl-C does: uvicorn shuts down, then raises
+        # the signal again, and the server spans still batched are flushed below, not lost.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         testbed.serve(host, port, scenario_path, tracer_provider=provider, allowed_hosts=allowed_hosts)
     except testbed.ScenarioError as exc:

@@ -156,6 +156,8 @@ _KINDS = {
     "reverse": "SLA breached, nobody waiting",
     "event": "Outage or failing runs",
     "change": "After a change",
+    "server_time": "The wait grew: the EPR's servers or the rest",
+    "quiet_site": "A site has gone quiet",
 }
 _VERDICT_COLOURS = {"met": "#1a7f37", "breached": "#cf222e"}
 
@@ -191,7 +193,10 @@ def summary_sentence(stories: list[Story], filters: Filters) -> str:
              "unwatched_wait": ("wait no objective watches", "waits no objective watches"),
              "reverse": ("SLA breached while nobody waits", "SLAs breached while nobody waits"),
              "event": ("outage or failure", "outages or failures"),
-             "change": ("change that slowed a task", "changes that slowed a task")}
+             "change": ("change that slowed a task", "changes that slowed a task"),
+             "server_time": ("wait that grew, told against the EPR's servers",
+                             "waits that grew, told against the EPR's servers"),
+             "quiet_site": ("site gone quiet", "sites gone quiet")}
     counts: dict[str, int] = {}
     for story in stories:
         counts[story.kind] = counts.get(story.kind, 0) + 1
