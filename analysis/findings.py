@@ -277,6 +277,13 @@ class FindingInputs:
     def site_title(self, name: str) -> str:
         return next((s.title for s in self.sites if s.name == name), name)
 
+    def display_name(self, name: str) -> str:
+        """A site's or a workflow's display name, by its id (the id when neither knows it)."""
+        site = self.site_title(name)
+        if site != name:
+            return site
+        return next((w.title for w in self.workflows if w.name == name), name)
+
     def calendar(self) -> ClinicalCalendar:
         """The clinical calendar these inputs describe."""
         return ClinicalCalendar(list(self.periods), {s.name: s.timezone for s in self.sites},
@@ -392,6 +399,18 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+def _step_name(step: str) -> str:
+    """A step as people read it: "chart heart rate", not ``chart-heart-rate``."""
+    return step.replace("-", " ").replace("_", " ")
+
+
+def _chance_text(p_value: float) -> str:
+    """How likely chance alone made the difference (a Mann-Whitney p-value), in words."""
+    if p_value < 0.001:
+        return "chance alone: under 1 in 1,000"
+    return f"chance alone: about 1 in {max(1, round(1 / p_value)):,}" if p_value > 0 else "chance alone: nil"
+
+
 def _layer_text(layer: str | None) -> str:
     return {"network": "network: DNS, connect and TLS", "server": "server: time to first byte",
             "transfer": "transfer of the response"}.get(layer or "", "")
@@ -404,9 +423,9 @@ def _blame_text(growth: StepGrowth, baseline: str) -> tuple[str | None, str | No
     layer = _layer_text(growth.layer)
     layer = f"; {layer}" if layer else ""
     if growth.majority:
-        return (f"the {growth.step} step (+{seconds_text(growth.growth_s)} against its own median "
+        return (f"the {_step_name(growth.step)} step (+{seconds_text(growth.growth_s)} against its own median "
                 f"{baseline}, {share_text(growth.share)} of the increase{layer})", growth.step)
-    return (f"no single step: every step waited longer (the largest, {growth.step}, "
+    return (f"no single step: every step waited longer (the largest, {_step_name(growth.step)}, "
             f"+{seconds_text(growth.growth_s)}, {share_text(growth.share)} of the increase"
             f"{layer})", None)
 
@@ -673,10 +692,10 @@ def _reverse_story(ctx: _Context, findings: Sequence[Finding], outage: bool) -> 
                        int(g.experience["runs"]), "met") for g in findings]  # type: ignore[call-overload]
     blame = None
     if f.dominant_step is not None and f.dominant_step_share > 0.5:
-        blame = (f"the {f.dominant_step} step ({share_text(f.dominant_step_share)} of the "
+        blame = (f"the {_step_name(f.dominant_step)} step ({share_text(f.dominant_step_share)} of the "
                  f"slowness the SLA counted)")
     elif f.dominant_step is not None:
-        blame = (f"no single step (the largest, {f.dominant_step}, has "
+        blame = (f"no single step (the largest, {_step_name(f.dominant_step)}, has "
                  f"{share_text(f.dominant_step_share)} of the slowness the SLA counted)")
     since, bad_minutes = None, {}
     for result in slas:
@@ -1236,14 +1255,14 @@ def _change_story(ctx: _Context, change: ChangeEventConfig) -> Story | None:
         layer = mine["dominant_layer"].dropna()
         layer_text = _layer_text(str(layer.mode().iloc[0])) if not layer.empty else ""
         if share > 0.5:
-            blames.append(f"the {step} step of {ctx.title(workflow)} (+{seconds_text(grew)} against "
+            blames.append(f"the {_step_name(step)} step of {ctx.title(workflow)} (+{seconds_text(grew)} against "
                           f"its own median before, {share_text(share)} of the increase"
                           + (f"; {layer_text}" if layer_text else "") + ")")
             blamed.append(step)
-            grown.append(f"its {step} step grew by {seconds_text(grew)}, "
+            grown.append(f"its {_step_name(step)} step grew by {seconds_text(grew)}, "
                          f"{share_text(share)} of the increase")
         else:
-            blames.append(f"no single step of {ctx.title(workflow)} (the largest, {step}, "
+            blames.append(f"no single step of {ctx.title(workflow)} (the largest, {_step_name(step)}, "
                           f"+{seconds_text(grew)}, {share_text(share)} of the increase)")
     when = _when_text(at, ctx.zone)
     headline = f"After {change.title} ({when}), {'; '.join(parts)}"
@@ -1253,7 +1272,7 @@ def _change_story(ctx: _Context, change: ChangeEventConfig) -> Story | None:
         figures.append(Figure(f"{ctx.title(row.workflow)} at {ctx.inputs.site_title(row.site)}, "
                               "median waiting after", seconds_text(row.after_median_s),
                               f"{seconds_text(row.before_median_s)} before "
-                              f"(n={row.before_runs}; p={row.p_value:.1g})", int(row.after_runs),
+                              f"(n={row.before_runs}; {_chance_text(row.p_value)})", int(row.after_runs),
                               None))
     # A browser workflow: the API's calls against the screen, before and after.
     lenses, screens = [], {}
@@ -1289,7 +1308,7 @@ _PART_BLAME = {
 
 def _server_time_lens(part: PartGrew, step: str, site: str) -> Lens:
     return Lens("server_time", (
-        f"{_capital(part.clause(f'the wait for the {step} step at {site}'))}: the rest of the wait (network, "
+        f"{_capital(part.clause(f'the wait for the {_step_name(step)} step at {site}'))}: the rest of the wait (network, "
         f"front end, TLS, the client) went {seconds_text(part.rest_before_s)} → {seconds_text(part.rest_after_s)} "
         f"(medians; n = {part.n_before} steps before, {part.n_after} after)"),
         {"wait_before_s": part.wait_before_s, "wait_after_s": part.wait_after_s,
@@ -1321,14 +1340,14 @@ def _server_time_stories(ctx: _Context) -> list[Story]:
     for (workflow, site_id), parts in by_scope.items():
         lead, site = parts[0], ctx.inputs.site_title(site_id)
         title = ctx.title(workflow)
-        headline = _capital(f"{title}, the {lead.step} step: {lead.clause(f'the wait at {site}')}") + "."
-        same = [p.step for p in parts[1:] if p.part == lead.part]
+        headline = _capital(f"{title}, the {_step_name(lead.step)} step: {lead.clause(f'the wait at {site}')}") + "."
+        same = [_step_name(p.step) for p in parts[1:] if p.part == lead.part]
         if same:
             headline += f" The {_and(same)} step{'s' if len(same) > 1 else ''} grew the same way."
-        headline += "".join(f" The {p.step} step: {p.clause()}." for p in parts[1:] if p.part != lead.part)
+        headline += "".join(f" The {_step_name(p.step)} step: {p.clause()}." for p in parts[1:] if p.part != lead.part)
         figures = []
         for part in parts:
-            where = f"{title}, {part.step} step at {site}"
+            where = f"{title}, {_step_name(part.step)} step at {site}"
             figures += [
                 Figure(f"{where}: median wait", seconds_text(part.wait_after_s),
                        f"{seconds_text(part.wait_before_s)} before (n={part.n_before})", part.n_after, None),
@@ -1336,7 +1355,7 @@ def _server_time_stories(ctx: _Context) -> list[Story]:
                        f"{seconds_text(part.server_before_s)} before (n={part.n_before})", part.n_after, None),
                 Figure(f"{where}: median rest (network, front end, client)", seconds_text(part.rest_after_s),
                        f"{seconds_text(part.rest_before_s)} before (n={part.n_before})", part.n_after, None)]
-        blame = (f"{_PART_BLAME[lead.part].format(site=site)}: in the {lead.step} step, the rest of the wait went "
+        blame = (f"{_PART_BLAME[lead.part].format(site=site)}: in the {_step_name(lead.step)} step, the rest of the wait went "
                  f"{seconds_text(lead.rest_before_s)} → {seconds_text(lead.rest_after_s)}, the server's time "
                  f"{seconds_text(lead.server_before_s)} → {seconds_text(lead.server_after_s)}")
         stories.append(Story(
@@ -1490,7 +1509,7 @@ def find_stories(
     by_slas: dict[tuple[str, ...], list[Finding]] = {}
     for finding in find_watermelons(cache, config.slas, config.objectives, calendar,
                                     window=(start, end), task_volumes=config.task_volumes,
-                                    base_dir=base_dir):
+                                    base_dir=base_dir, names=config.display_name):
         if finding.kind == "watermelon":
             stories.append(_watermelon_story(ctx, finding))
         else:

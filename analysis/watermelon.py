@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -365,23 +365,31 @@ def _sla_figure(figures: pd.Series, sla: SLAConfig) -> str:
     if sla.metric == "share_under" and sla.threshold_s is not None:
         return f"{share:.1%} of requests within {sla.threshold_s:g} s (n={n})"
     if sla.metric == "mean":
-        return f"mean per request {_fmt_s(float(figures['mean_s']))} (n={durations})"
+        return f"a request took {_fmt_s(float(figures['mean_s']))} on average (n={durations})"
     if sla.metric == "availability":
         return f"{share:.2%} of requests succeeded (n={n})"
     q = (sla.percentile or 95) / 100
-    return f"per request p{q * 100:g} {_fmt_s(float(figures['quantile_s']))} (n={durations})"
+    return f"{_in_100(q)} requests within {_fmt_s(float(figures['quantile_s']))} (n={durations})"
+
+
+def _in_100(q: float) -> str:
+    """A percentile in words: 0.9 -> "9 in 10", 0.95 -> "95 in 100"."""
+    tenths = q * 10
+    return f"{tenths:g} in 10" if abs(tenths - round(tenths)) < 1e-9 else f"{q * 100:g} in 100"
 
 
 def _watermelon(
     sla: SLAConfig, sla_result: SLAResult, objective: ObjectiveConfig, result: ObjectiveResult,
     scope: pd.Series, all_runs: pd.DataFrame, period_runs: pd.DataFrame,
     requests: pd.Series, steps: pd.DataFrame, index: int, calendar: ClinicalCalendar | None,
-    volumes: Sequence[TaskVolumeConfig], base_dir: Path | None,
+    volumes: Sequence[TaskVolumeConfig], base_dir: Path | None, names: Callable[[str], str] = str,
 ) -> Finding:
     """One watermelon finding; ``requests`` is the scope's row of
     :func:`analysis.sla.scope_request_figures` and ``steps`` the step figures of
-    :func:`_step_figures`, in which the scope is number ``index``."""
+    :func:`_step_figures`, in which the scope is number ``index``. ``names`` gives the display
+    name of a site or workflow id."""
     site, period = str(scope["site"]), str(scope["period"])
+    site_name, workflow_name = names(site), names(objective.workflow)
     t = objective.threshold_s
     here = period_runs[(period_runs["site"] == site) & (period_runs["period"] == period)]
     here_waits = here["waiting_s"].astype("float64")
@@ -397,9 +405,9 @@ def _watermelon(
         all_within = float((site_all <= t).mean()) if len(site_all) else math.nan
         within = float((here_waits <= t).mean()) if len(here_waits) else math.nan
         lenses.append(Lens("time_dilution", (
-            f"all hours the SLA counts ({sla_hours_text(sla)}): p90 {_fmt_s(all_p90)}, "
-            f"{all_within:.0%} of runs within {t:g} s (n={all_n}); {period}: p90 "
-            f"{_fmt_s(p90)}, {within:.0%} within {t:g} s (n={n90})"
+            f"over all the hours the SLA counts ({sla_hours_text(sla)}), {all_within:.0%} of runs at "
+            f"{site_name} were within {t:g} s and 9 in 10 within {_fmt_s(all_p90)} (n={all_n}); during "
+            f"{period}, {within:.0%} within {t:g} s and 9 in 10 within {_fmt_s(p90)} (n={n90})"
         ), {"all_hours_p90_s": all_p90, "all_hours_runs": all_n, "all_hours_within": all_within,
             "period_p90_s": p90, "period_runs": n90, "period_within": within}, sla.name))
 
@@ -407,8 +415,9 @@ def _watermelon(
     req_p95, req_n = float(requests["p95_s"]), int(requests["durations"])
     per_run = int(requests["requests"]) / len(here) if len(here) else math.nan
     lenses.append(Lens("per_request", (
-        f"{_sla_figure(requests, sla)}, per request p95 {_fmt_s(req_p95)} (n={req_n}); per workflow "
-        f"p90 {_fmt_s(p90)} (n={n90}): each run makes {per_run:.1f} requests in series"
+        f"{_sla_figure(requests, sla)}, 95 in 100 requests within {_fmt_s(req_p95)} (n={req_n}); the whole "
+        f"task: 9 in 10 runs within {_fmt_s(p90)} (n={n90}), each run making {per_run:.1f} requests one "
+        f"after another"
     ), {"request_p95_s": req_p95, "requests": req_n, "workflow_p90_s": p90, "runs": n90,
         "requests_per_run": per_run}, sla.name))
 
@@ -416,7 +425,8 @@ def _watermelon(
     mean = float(here_waits.mean()) if len(here_waits) else math.nan
     over = float((here_waits > t).mean()) if len(here_waits) else math.nan
     lenses.append(Lens("mean_vs_tail", (
-        f"mean waiting {_fmt_s(mean)}, p90 {_fmt_s(p90)} (n={n90}); {over:.0%} of runs over {t:g} s"
+        f"the average run waited {_fmt_s(mean)}, but 1 in 10 waited over {_fmt_s(p90)} (n={n90}); "
+        f"{over:.0%} of runs waited over {t:g} s"
     ), {"mean_s": mean, "p90_s": p90, "share_over_threshold": over}))
 
     # Pooled sites vs this site.
@@ -426,13 +436,14 @@ def _watermelon(
         gap_step, gap_s = _site_step_gap(steps, index)
         others = in_period[in_period["site"] != site]["waiting_s"].astype("float64")
         diff = float(here_waits.median() - others.median()) if len(others) else math.nan
-        text = f"all sites p90 {_fmt_s(pooled)} (n={pooled_n}), {site} p90 {_fmt_s(p90)} (n={n90})"
+        text = (f"all sites together: 9 in 10 runs within {_fmt_s(pooled)} (n={pooled_n}); {site_name}: "
+                f"9 in 10 within {_fmt_s(p90)} (n={n90})")
         per_request_gap = diff / per_run if per_run and not math.isnan(per_run) else math.nan
         if diff > 0:
-            text += (f"; median {diff:.2f} s above the other sites', {per_request_gap:.3f} s on "
-                     f"each of {per_run:.1f} requests in series")
+            text += (f"; its median run waited {diff:.2f} s longer than the other sites', "
+                     f"{per_request_gap * 1000:.0f} ms on each of its {per_run:.1f} requests one after another")
             if gap_step is not None:
-                text += f" (most in {gap_step}, +{gap_s:.2f} s)"
+                text += f" (most in the {_step_name(gap_step)} step, +{gap_s:.2f} s)"
         lenses.append(Lens("pooled_sites", text, {
             "pooled_p90_s": pooled, "pooled_runs": pooled_n, "site_p90_s": p90,
             "median_gap_s": diff, "per_request_gap_s": per_request_gap, "step_gap_s": gap_s}))
@@ -449,20 +460,20 @@ def _watermelon(
     dominant, share = _dominant_step(steps, index)
 
     days = _measured_days(calendar, period, site, here["start"], result.start, result.end)
-    lost = time_lost(here_waits, t, objective.workflow, site, period, days,
+    lost = time_lost(here_waits, t, workflow_name, site_name, period, days,
                      _volume(volumes, objective.workflow, site, period))
     value = float(scope["value"])
     experience = {"value": value, "target": objective.target, "runs": int(scope["runs"]),
                   "good": int(scope["good"]), "p90_s": p90, "apdex": scope["apdex"],
                   "method": objective.budgeting_method}
-    where = f"at {site}" + ("" if period == ALL_HOURS else f" during {period}")
+    where = f"at {site_name}" + ("" if period == ALL_HOURS else f" during {period}")
     lost_text = (f"about {_duration_text(lost.scaled_hours)} of clinicians' time lost "
                  f"({lost.assumption})" if lost.scaled_hours is not None else lost.assumption)
     step_text = _step_text(dominant, share, "extra waiting")
     summary = (
-        f"{_sla_clause([sla_result], 'met')}, but {objective.workflow} {where} "
+        f"{_sla_clause([sla_result], 'met')}, but {workflow_name} {where} "
         f"missed '{objective.name}': {value:.0%} against a target of {objective.target:.0%} "
-        f"({int(scope['runs'])} runs; p90 waiting {_fmt_s(p90)}, Apdex {scope['apdex']})."
+        f"({int(scope['runs'])} runs; 9 in 10 waited up to {_fmt_s(p90)}; Apdex {scope['apdex']})."
         f"{step_text} {lost_text[0].upper()}{lost_text[1:]}."
     )
     return Finding("watermelon", sla_result, objective.name, objective.workflow, site, period,
@@ -483,7 +494,7 @@ def _bad_runs(period_runs: pd.DataFrame, site: str, period: str, threshold_s: fl
 
 def _reverse(
     sla: SLAConfig, sla_result: SLAResult, objective: ObjectiveConfig, result: ObjectiveResult,
-    bad: pd.DataFrame, calendar: ClinicalCalendar | None,
+    bad: pd.DataFrame, calendar: ClinicalCalendar | None, names: Callable[[str], str] = str,
 ) -> Finding:
     lenses: list[Lens] = []
     outside_share, hours_text = math.nan, ""
@@ -512,7 +523,7 @@ def _reverse(
             "share_outside_periods": outside_share}))
     p90 = result.waiting_p90
     lenses.append(Lens("per_request", (
-        f"the SLA: {sla_result.display}; per workflow {objective.workflow} p90 "
+        f"the SLA: {sla_result.display}; the whole task, {names(objective.workflow)}: 9 in 10 runs within "
         f"{_fmt_s(p90.value)} (n={p90.samples}) where the objective applies"
     ), {"workflow_p90_s": p90.value, "runs": p90.samples}))
     dominant, share = None, math.nan
@@ -534,7 +545,7 @@ def _reverse(
     when += (f", {outside_share:.0%} of them outside every clinical period."
              if hours_text and not math.isnan(outside_share) else ("." if hours_text else ""))
     summary = (
-        f"{_sla_clause([sla_result], 'breached')}, yet {objective.workflow} met "
+        f"{_sla_clause([sla_result], 'breached')}, yet {names(objective.workflow)} met "
         f"'{objective.name}' ({result.overall.value:.0%} against {objective.target:.0%}, "
         f"{result.overall.samples} runs, Apdex {result.apdex.display}).{when} Users in "
         f"{periods} were not kept waiting by it."
@@ -547,8 +558,13 @@ def _step_text(step: str | None, share: float, what: str) -> str:
     if step is None:
         return ""
     if share <= SPREAD_SHARE:  # "most" only of a majority
-        return f" The {what} is spread across the steps (the largest, {step}, has {share:.0%})."
-    return f" Most of the {what} is in the {step} step ({share:.0%})."
+        return f" The {what} is spread across the steps (the largest, {_step_name(step)}, has {share:.0%})."
+    return f" Most of the {what} is in the {_step_name(step)} step ({share:.0%})."
+
+
+def _step_name(step: str) -> str:
+    """A step as people read it: "chart heart rate", not ``chart-heart-rate``."""
+    return step.replace("-", " ").replace("_", " ")
 
 
 def _sla_clause(results: Sequence[SLAResult], verb: str) -> str:
@@ -593,6 +609,7 @@ def find_watermelons(
     window: tuple[dt.datetime, dt.datetime] | None = None,
     task_volumes: Sequence[TaskVolumeConfig] = (),
     base_dir: Path | None = None,
+    names: Callable[[str], str] = str,
 ) -> list[Finding]:
     """Every scope in the compliance window where the SLA and the experience disagree.
 
@@ -606,6 +623,7 @@ def find_watermelons(
         window: instead of ``month``, an explicit ``[start, end)`` (timezone-aware).
         task_volumes: tasks per day, to scale clinician time lost.
         base_dir: where relative exclusion files are read from.
+        names: the display name of a site or workflow id, for the texts (default: the id).
 
     Returns:
         Watermelon findings (largest clinician time lost first), then reverse findings; one per
@@ -654,10 +672,10 @@ def find_watermelons(
                     findings.append(_watermelon(
                         sla, sla_result, objective, result, scope, all_runs, period_runs,
                         requests.iloc[offset + index], steps, index, calendar, task_volumes,
-                        base_dir))
+                        base_dir, names))
             elif not sla_result.met and result.met:
                 bad = counted_requests(store, sla, start, end, base_dir, only_bad=True)
-                findings.append(_reverse(sla, sla_result, objective, result, bad, calendar))
+                findings.append(_reverse(sla, sla_result, objective, result, bad, calendar, names))
 
     def order(f: Finding) -> tuple[int, float]:
         lost = f.time_lost.observed_s if f.time_lost is not None else 0.0
