@@ -27,8 +27,6 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from store import redact, schema
 from store.layout import WRITTEN_ARROW_SCHEMA
 
-# Probes send the same few templates again and again: remember the answers (bounded).
-
 __all__ = [
     "JSON",
     "PROTOBUF",
@@ -150,6 +148,42 @@ def _attributes(items: Any) -> dict[str, str]:
     return {kv.key: _render(kv.value) for kv in items}
 
 
+# A span's attributes, redacted, by each KeyValue's encoded bytes: probes send the same keys and
+# values again and again (templates, methods, statuses, sites), and one C call to encode a pair and
+# one lookup cost about half of reading its value's type and rendering it in Python. Bounded: the
+# memo starts again when full (numbers that never repeat only pass through it).
+_PAIRS: dict[bytes, tuple[str, str] | None] = {}
+_PAIRS_MAX = 65_536
+_NAMES: dict[str, str] = {}  # span names, redacted (bounded the same way)
+
+
+def _span_attributes(items: Any) -> dict[str, str]:
+    """``redact.redact_attributes`` of the rendered attributes, pair by pair through the memo."""
+    out: dict[str, str] = {}
+    pairs = _PAIRS
+    for kv in items:
+        encoded = kv.SerializeToString()
+        try:
+            pair = pairs[encoded]
+        except KeyError:
+            if len(pairs) >= _PAIRS_MAX:
+                pairs.clear()
+            redacted = redact.redact_attributes({kv.key: _render(kv.value)})
+            pair = pairs[encoded] = next(iter(redacted.items()), None)
+        if pair is not None:  # None: a key dropped whatever its value (a message, a user id)
+            out[pair[0]] = pair[1]
+    return out
+
+
+def _span_name(name: str) -> str:
+    redacted = _NAMES.get(name)
+    if redacted is None:
+        if len(_NAMES) >= _PAIRS_MAX:
+            _NAMES.clear()
+        redacted = _NAMES[name] = redact.redact_span_name(name)
+    return redacted
+
+
 _COLUMNS = tuple(WRITTEN_ARROW_SCHEMA.names)
 
 
@@ -219,21 +253,20 @@ def decode_traces(body: bytes, content_type: str) -> DecodedSpans:
         for s, scope_spans in enumerate(resource_spans.scope_spans):
             scope_name, scope_version = scope_spans.scope.name, scope_spans.scope.version
             for i, span in enumerate(scope_spans.spans):
-                where = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
-                out.keys.append(_key(span, where))
-                attrs = redact.redact_attributes(_attributes(span.attributes))
+                out.keys.append(_key(span, r, s, i))
+                attrs = _span_attributes(span.attributes)
                 site = attrs.get(schema.ATTR_SITE)
                 if site is not None:
                     out.sites.add(site)
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
                 if not 0 < start <= _END_NS or not 0 < end <= _END_NS:
-                    raise BadRequest(f"{where}: start or end time is not between 1970 and 2262")
+                    raise BadRequest(f"{_where(r, s, i)}: start or end time is not between 1970 and 2262")
                 timestamps.append(start)
                 trace_ids.append(span.trace_id.hex())
                 span_ids.append(span.span_id.hex())
                 parents.append(span.parent_span_id.hex())
                 states.append(span.trace_state)
-                names.append(redact.redact_span_name(span.name))
+                names.append(_span_name(span.name))
                 kinds.append(_KINDS[span.kind] if 0 <= span.kind < len(_KINDS) else "Unspecified")
                 services.append(service)
                 resources.append(resource_pairs)
@@ -241,13 +274,15 @@ def decode_traces(body: bytes, content_type: str) -> DecodedSpans:
                 scope_versions.append(scope_version)
                 attributes.append(list(attrs.items()))
                 durations.append(max(0, end - start))
-                codes.append(_STATUS[span.status.code] if 0 <= span.status.code < 3 else "Unset")
-                messages.append(redact.status_class(span.status.message))
+                status = span.status
+                message = status.message
+                messages.append(redact.status_class(message) if message else "")
+                codes.append(_STATUS[status.code] if 0 <= status.code < 3 else "Unset")
                 events.append([
                     {"Timestamp": e.time_unix_nano, "Name": e.name,
-                     "Attributes": list(redact.redact_attributes(_attributes(e.attributes)).items())}
+                     "Attributes": list(_span_attributes(e.attributes).items())}
                     for e in span.events
-                ])
+                ] if len(span.events) else [])
                 # the typed columns the writer promotes from the same attributes, as its rows get them
                 workflows.append(attrs.get(schema.ATTR_WORKFLOW))
                 sites.append(site if site is not None else resource_site)
@@ -256,14 +291,18 @@ def decode_traces(body: bytes, content_type: str) -> DecodedSpans:
     return out
 
 
-def _key(span: Any, where: str) -> bytes:
+def _where(r: int, s: int, i: int) -> str:
+    return f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
+
+
+def _key(span: Any, r: int, s: int, i: int) -> bytes:
     trace_id, span_id, parent = span.trace_id, span.span_id, span.parent_span_id
     if len(trace_id) != 16 or not any(trace_id):
-        raise BadRequest(f"{where}: traceId must be 16 bytes, not all zero")
+        raise BadRequest(f"{_where(r, s, i)}: traceId must be 16 bytes, not all zero")
     if len(span_id) != 8 or not any(span_id):
-        raise BadRequest(f"{where}: spanId must be 8 bytes, not all zero")
+        raise BadRequest(f"{_where(r, s, i)}: spanId must be 8 bytes, not all zero")
     if len(parent) not in (0, 8):
-        raise BadRequest(f"{where}: parentSpanId must be empty or 8 bytes")
+        raise BadRequest(f"{_where(r, s, i)}: parentSpanId must be empty or 8 bytes")
     return trace_id + span_id
 
 
