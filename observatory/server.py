@@ -1,5 +1,8 @@
 """The observatory's HTTP side: OTLP/HTTP ``POST /v1/traces`` and ``/v1/metrics``, served by uvicorn.
 
+Metrics are authenticated and checked as spans are, counted in the sender's health, and not
+stored: the answer's ``partial_success`` says how many points were not kept, and why.
+
 Each request is checked in the order that costs the sender least to learn: its token (401), the
 writer's backlog (429 with Retry-After), the body's size as sent and as inflated (413), the body
 itself (400, with the reason), what the token may write (403); then its spans are queued for the
@@ -20,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 import uvicorn
+from google.protobuf import json_format
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceResponse
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.applications import Starlette
@@ -112,7 +116,13 @@ def create_app(tokens: Tokens, ingest: Ingest, *, max_body_bytes: int, health: H
             principal, kind, (sites, site_less, points) = await receive(request, decode_metrics)
             principal.check(sites, set() if principal.site else {principal.service or ""}, site_less)
             health.heard(sender(principal), request.headers, metric_points=points)
-            return _ok(kind, ExportMetricsServiceResponse())
+            # The store keeps spans (every figure is computed from them): the points are checked,
+            # counted in the sender's health and not kept, and OTLP's partial success says so.
+            answer = ExportMetricsServiceResponse()
+            if points:
+                answer.partial_success.rejected_data_points = points
+                answer.partial_success.error_message = METRICS_NOT_KEPT
+            return _ok(kind, answer)
         except Exception as exc:  # noqa: BLE001
             return _refusal(exc, kind)
 
@@ -127,10 +137,14 @@ def _settle(answer: asyncio.Future[Any], outcome: Stored | BaseException) -> Non
         answer.set_result(outcome)
 
 
+METRICS_NOT_KEPT = ("this observatory keeps spans only; metric points are checked and counted, not stored "
+                    "(its figures are computed from the spans)")
+
+
 def _ok(kind: str, message: Any) -> Response:
     if kind == PROTOBUF:
         return Response(message.SerializeToString(), media_type=PROTOBUF)
-    return JSONResponse({})
+    return JSONResponse(json_format.MessageToDict(message))
 
 
 def _refusal(exc: Exception, kind: str) -> Response:

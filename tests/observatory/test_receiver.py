@@ -165,6 +165,31 @@ def test_metrics_are_accepted_from_the_sites_token(observatory):
     assert httpx.post(url, content=request.SerializeToString(), headers=bearer(TOKENS["community-hospital"])).status_code == 403
 
 
+def test_metric_points_not_kept_are_said_so_in_otlps_partial_success(observatory):
+    """The store keeps spans: a sender learns its points were counted, not stored, in the answer."""
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+        ExportMetricsServiceRequest,
+        ExportMetricsServiceResponse,
+    )
+
+    request = ExportMetricsServiceRequest()
+    resource_metrics = request.resource_metrics.add()
+    kv = resource_metrics.resource.attributes.add()
+    kv.key, kv.value.string_value = schema.ATTR_SITE, "ward-7"
+    metric = resource_metrics.scope_metrics.add().metrics.add()
+    metric.name = "wardwatch.workflow.duration"
+    metric.histogram.data_points.add(count=3, sum=4.2)
+    metric.histogram.data_points.add(count=1, sum=0.4)
+    answer = httpx.post(f"{observatory.url}/v1/metrics", content=request.SerializeToString(), headers=bearer(TOKENS["ward-7"]))
+    assert answer.status_code == 200
+    response = ExportMetricsServiceResponse.FromString(answer.content)
+    assert response.partial_success.rejected_data_points == 2
+    assert "keeps spans only" in response.partial_success.error_message
+    json_answer = httpx.post(f"{observatory.url}/v1/metrics", json={"resourceMetrics": []},
+                             headers={**bearer(TOKENS["ward-7"]), "Content-Type": "application/json"})
+    assert json_answer.status_code == 200 and json_answer.json() == {}, json_answer.text
+
+
 def test_inflate_stops_at_the_limit_for_deflate_too():
     from observatory.decode import TooLarge, inflate
 
