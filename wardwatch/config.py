@@ -44,6 +44,7 @@ from collector.config import (
     TestPatientConfig,
     check_references,
 )
+from collector.secretref import SecretResolutionError, resolve_secret
 from collector.spool import ExportConfig
 from dashboard.config import DashboardConfig
 from observatory.config import ObservatoryConfig, check_observatory_references
@@ -202,6 +203,8 @@ def parse_config(
         for p in check_references(config.targets, config.sites, config.patients, config.workflows, environ=environ)
     ]
     problems += [locate(loc, message) for loc, message in _check_sections(config)]
+    if environ is not None:
+        problems += [locate(loc, message) for loc, message in _token_problems(config, environ)]
     if problems:
         raise ConfigError(problems)
 
@@ -209,6 +212,25 @@ def parse_config(
         store = config.store.model_copy(update={"path": (base_dir / config.store.path).resolve()})
         config = config.model_copy(update={"store": store})
     return config
+
+
+def _token_problems(config: WardwatchConfig, environ: Mapping[str, str]) -> list[tuple[tuple[Any, ...], str]]:
+    """The observatory's tokens (each site's, each EPR's) and a probe's own, resolved here as the
+    observatory and the probe will resolve them: "environment variable WARDWATCH_SITE_TOKEN_WARD_7
+    is not set" at the key that names it."""
+    references: list[tuple[tuple[Any, ...], str]] = [
+        (("observatory", "tokens", site), reference) for site, reference in config.observatory.tokens.items()]
+    references += [(("observatory", "sources", i, "token"), source.token)
+                   for i, source in enumerate(config.observatory.sources)]
+    if config.export.observatory is not None and config.export.observatory.token is not None:
+        references.append((("export", "observatory", "token"), config.export.observatory.token))
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    for loc, reference in references:
+        try:
+            resolve_secret(reference, environ)
+        except SecretResolutionError as exc:
+            problems.append((loc, str(exc)))
+    return problems
 
 
 def _check_sections(config: WardwatchConfig) -> list[tuple[tuple[Any, ...], str]]:

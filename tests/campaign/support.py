@@ -18,6 +18,10 @@ EXAMPLE = ROOT / "examples" / "testbed.yaml"
 WARDWATCH = [sys.executable, "-m", "wardwatch"]
 TESTBED_SECRET_VARIABLE = "WARDWATCH_TESTBED_CLIENT_SECRET"
 TESTBED_SECRET = "testbed-demo-secret"
+# The example's observatory tokens (`wardwatch check` resolves them as the observatory will).
+DEMO_TOKENS = {variable: f"demo-{variable.lower()}" for variable in (
+    "WARDWATCH_SITE_TOKEN_WARD_7", "WARDWATCH_SITE_TOKEN_OUTPATIENT_CLINIC",
+    "WARDWATCH_SITE_TOKEN_COMMUNITY_HOSPITAL", "WARDWATCH_EPR_TOKEN_TESTBED")}
 
 __all__ = [
     "EXAMPLE",

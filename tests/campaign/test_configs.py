@@ -19,7 +19,14 @@ import pytest
 from click.testing import CliRunner
 
 from store import write_spans
-from tests.campaign.support import EXAMPLE, TESTBED_SECRET, TESTBED_SECRET_VARIABLE, WARDWATCH, child_env
+from tests.campaign.support import (
+    DEMO_TOKENS,
+    EXAMPLE,
+    TESTBED_SECRET,
+    TESTBED_SECRET_VARIABLE,
+    WARDWATCH,
+    child_env,
+)
 from wardwatch.cli import main
 
 BASE_TEXT = EXAMPLE.read_text(encoding="utf-8")
@@ -253,7 +260,7 @@ def check_report(path: Path, mutation: Mutation, exit_code: int, stderr: str) ->
 
 def test_the_unmutated_example_is_valid(tmp_path: Path, stored: Path) -> None:
     path = write_mutation(Mutation("none", "none", BASE_TEXT, None), tmp_path, stored, 0)
-    result = CliRunner().invoke(main, ["check", "-c", str(path)], env={TESTBED_SECRET_VARIABLE: TESTBED_SECRET})
+    result = CliRunner().invoke(main, ["check", "-c", str(path)], env={TESTBED_SECRET_VARIABLE: TESTBED_SECRET, **DEMO_TOKENS})
     assert result.exit_code == 0, result.output
 
 

@@ -19,13 +19,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.campaign.support import EXAMPLE, TESTBED_SECRET, TESTBED_SECRET_VARIABLE, WARDWATCH, child_env
+from tests.campaign.support import DEMO_TOKENS, EXAMPLE, TESTBED_SECRET, TESTBED_SECRET_VARIABLE, WARDWATCH, child_env
 from wardwatch.cli import main
 
 BASE = EXAMPLE.read_text(encoding="utf-8").replace("  path: ../data/demo\n", "  path: data\n", 1)
 SECRET_LINE = "client_secret: ${env:WARDWATCH_TESTBED_CLIENT_SECRET}"
 PROBLEM = re.compile(r"^(?P<file>.+?):(?P<line>\d+):(?P<col>\d+): (?P<key>[^:\s][^:]*?): (?P<message>\S.*)$")
-ENV = {TESTBED_SECRET_VARIABLE: TESTBED_SECRET}
+ENV = {TESTBED_SECRET_VARIABLE: TESTBED_SECRET, **DEMO_TOKENS}
 
 
 def replaced(old: str, new: str, count: int = 1) -> str:

@@ -23,13 +23,13 @@ from click.testing import CliRunner
 
 from dashboard import DashboardServer, create_app
 from store import write_spans
-from tests.campaign.support import TESTBED_SECRET, TESTBED_SECRET_VARIABLE, write_config
+from tests.campaign.support import DEMO_TOKENS, TESTBED_SECRET, TESTBED_SECRET_VARIABLE, write_config
 from wardwatch import wiring
 from wardwatch.cli import main
 from wardwatch.config import load_config
 
 SENTINEL = "wardwatch-campaign-sentinel-7f3a"
-ENV = {TESTBED_SECRET_VARIABLE: TESTBED_SECRET}
+ENV = {TESTBED_SECRET_VARIABLE: TESTBED_SECRET, **DEMO_TOKENS}
 
 
 @pytest.fixture

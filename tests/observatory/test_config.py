@@ -32,3 +32,25 @@ def test_references_are_accepted() -> None:
                           "export:\n  observatory: {endpoint: 'http://127.0.0.1:4318'}\n", "f.yaml")
     assert config.observatory.tokens == {"ward-7": "${file:/run/secrets/ward-7}"}
     assert config.export.observatory.spool_max_bytes == 1024**3
+
+
+def test_check_names_the_site_token_variable_the_environment_lacks(tmp_path) -> None:
+    """`wardwatch check` resolves the observatory's tokens as the observatory will: a missing
+    WARDWATCH_SITE_TOKEN_<SITE> is one line naming the variable at its key, exit 2."""
+    from pathlib import Path
+
+    from click.testing import CliRunner
+
+    from wardwatch.cli import main
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "testbed.yaml"
+    env = {"WARDWATCH_TESTBED_CLIENT_SECRET": "testbed-demo-secret", "WARDWATCH_SITE_TOKEN_WARD_7": None,
+           "WARDWATCH_SITE_TOKEN_OUTPATIENT_CLINIC": "a", "WARDWATCH_SITE_TOKEN_COMMUNITY_HOSPITAL": "b",
+           "WARDWATCH_EPR_TOKEN_TESTBED": "c"}
+    result = CliRunner().invoke(main, ["check", "-c", str(example)], env=env)
+    assert result.exit_code == 2
+    [line] = result.output.strip().splitlines()
+    assert line.endswith(":13: observatory.tokens.ward-7: environment variable WARDWATCH_SITE_TOKEN_WARD_7 is not set")
+    env["WARDWATCH_SITE_TOKEN_WARD_7"] = "w"
+    result = CliRunner().invoke(main, ["check", "-c", str(example)], env={**env, "WARDWATCH_EPR_TOKEN_TESTBED": None})
+    assert result.exit_code == 2 and "observatory.sources.0.token: environment variable WARDWATCH_EPR_TOKEN_TESTBED" in result.output

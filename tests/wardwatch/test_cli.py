@@ -23,8 +23,12 @@ def test_every_command_has_help(command: str) -> None:
     assert "Usage: main " + command in result.output or f"Usage: wardwatch {command}" in result.output
 
 
+DEMO_TOKENS = {f"WARDWATCH_SITE_TOKEN_{site}": "demo" for site in ("WARD_7", "OUTPATIENT_CLINIC", "COMMUNITY_HOSPITAL")}
+DEMO_TOKENS["WARDWATCH_EPR_TOKEN_TESTBED"] = "demo"
+
+
 def test_check_accepts_the_demo_config() -> None:
-    env = {"WARDWATCH_TESTBED_CLIENT_SECRET": testbed.DEFAULT_CLIENT_SECRET}
+    env = {"WARDWATCH_TESTBED_CLIENT_SECRET": testbed.DEFAULT_CLIENT_SECRET, **DEMO_TOKENS}
     result = CliRunner().invoke(main, ["check", "-c", str(EXAMPLE)], env=env)
     assert result.exit_code == 0, result.output
     assert "ok (4 workflows, 3 sites" in result.output
