@@ -601,7 +601,7 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
     figures = [sla_figure(r) for r in f.slas]
     figures.append(Figure(f"runs within {t:g} s{during}", percent_text(value),
                           f"target {percent_text(target)}", runs, "breached"))
-    figures.append(Figure(f"90th percentile waiting{during}", seconds_text(p90),  # type: ignore[arg-type]
+    figures.append(Figure(f"9 in 10 runs{during} waited at most", seconds_text(p90),  # type: ignore[arg-type]
                           f"≤ {t:g} s", runs, None))
     # Blame what grew against its own baseline: the same site's runs outside the period.
     frame = ctx.frame[(ctx.frame["workflow"] == f.workflow) & (ctx.frame["site"] == f.site)]
@@ -977,7 +977,7 @@ def _band_lenses(ctx: _Context, pattern: _Pattern, figures: pd.DataFrame, days: 
         slow_row = rows[True]
         per_run = slow_row["requests"] / slow_row["runs"]
         lenses.append(Lens("per_request", (
-            f"each request of the slow runs: mean {seconds_text(slow_row['mean_s'])}, p95 "
+            f"each request of the slow runs: {seconds_text(slow_row['mean_s'])} on average, 95 in 100 within "
             f"{seconds_text(slow_row['p95_s'])} (n={int(slow_row['requests']):,}); a run makes "
             f"{per_run:.0f} in series, so the task waits about "
             f"{seconds_text(slow_row['mean_s'] * per_run)}"),
