@@ -73,7 +73,8 @@ def look_for_findings(context: DashboardContext, start: dt.datetime, end: dt.dat
     try:
         with open_data(context) as store:
             cache = FrameCache(store)
-            stories = find_stories(cache, inputs, context.calendar(), start, end, base_dir=context.config_dir)
+            stories = find_stories(cache, inputs, context.calendar(), start, end, base_dir=context.config_dir,
+                                   now=context.now())
             slas = []
             for sla in context.slas:
                 figure = sla_figure(evaluate_sla(cache, sla, start, end, base_dir=context.config_dir))

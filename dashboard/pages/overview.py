@@ -211,11 +211,13 @@ _SHOWN_FIGURES = 4  # a finding's first figures shown; the rest are folded
 
 def _story_href(story: Story, filters: Filters) -> str:
     """Where a finding is seen best: a recurring wait on the time-of-day grid, a site's link on the
-    Sites page, anything else on its workflow's page."""
+    Sites page, a site gone quiet on the Site health page, anything else on its workflow's page."""
     workflows = story.detail.get("workflows")
     workflow = story.workflow or (workflows[0] if isinstance(workflows, list) and workflows else None)
     site = story.sites[0] if len(story.sites) == 1 else None
     common = {"trace": None, "order": None, "live": None}
+    if story.kind == "quiet_site":
+        return "/site-health" + filters.query_string(workflow=None, site=None, period=None, **common)
     if story.kind == "unwatched_wait" and "gaps" in story.detail:
         return "/sites" + filters.query_string(workflow=None, site=None, period=None, **common)
     if story.kind == "unwatched_wait" and workflow:

@@ -33,3 +33,21 @@ def test_the_page_says_which_site_went_quiet(tmp_path: Path) -> None:
     texts = [item.children for item in sentences.children]
     assert texts == ["Ward 7 has not reported since 08:12.", "Community hospital is reporting."]
     assert "+0.25 s" in str(table) and "0.1.0" in str(table)
+
+
+def test_a_quiet_site_on_the_overview_is_named_and_leads_to_site_health(tmp_path: Path) -> None:
+    from analysis.findings import Figure, Story
+    from dashboard import create_app
+    from dashboard.filters import Filters
+
+    context = DashboardContext(data_dir=tmp_path, timezone="Europe/London",
+                               sites=(SiteInfo("ward-7", "Ward 7", "Europe/London"),))
+    create_app(context)
+    overview = sys.modules["pages.overview"]
+    story = Story(kind="quiet_site", headline="Ward 7 has not reported since 08:12: ...", since=None,
+                  since_text="since Fri 27 Nov 08:12", workflow=None, sites=("ward-7",), period=None,
+                  figures=(Figure("last heard", "Fri 27 Nov 08:12"),), lenses=(), blame=None,
+                  suggestion_yaml=None, severity_s=2880.0)
+    item = str(overview.story_item(story, Filters.from_search("", context), context))
+    assert "A site has gone quiet" in item and "/site-health" in item
+    assert "1 site gone quiet" in overview.summary_sentence([story], Filters.from_search("", context))
