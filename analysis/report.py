@@ -414,7 +414,7 @@ def _verdict(month: str, measured: Measured, slas: Sequence[SLAResult],
     else:
         contract = (f"{len(breached)} of {len(judged)} SLAs {'was' if len(breached) == 1 else 'were'} "
                     f"breached ({_names([f'“{r.name}”' for r in breached])})")
-    waits = [s for s in stories if s.kind != "reverse"]
+    waits = [s for s in stories if s.kind not in ("reverse", "quiet_site")]  # a quiet site is no wait
     if waits:
         joiner = ", yet" if not breached and judged else ", and"
         # Lead with the largest wait (a change's effect comes with the waits it caused).
@@ -535,7 +535,7 @@ def build_report(
     has_data = measured.runs > 0 or measured.requests > 0
     # Findings first: they judge each SLA in one pass over the requests with the figures of the
     # scopes they explain; the SLA and objective results below are then read from the cache.
-    stories = (find_stories(store, inputs, calendar, start, end, changes=changes, base_dir=base_dir)
+    stories = (find_stories(store, inputs, calendar, start, end, changes=changes, base_dir=base_dir, now=now)
                if has_data else [])
     sla_results = [
         evaluate_sla(store, sla, *sla_window(sla, month=month), base_dir=base_dir) for sla in slas

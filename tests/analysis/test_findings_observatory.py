@@ -166,3 +166,18 @@ def test_a_browser_release_is_told_with_the_screen_lens(tmp_path: Path) -> None:
     assert "the record page now fetches its five panels one after another: 5 x 180 ms instead of 184 ms" in lens.text
     assert "in Open patient record in the browser, the record page now fetches its five panels" in story.blame
     assert story.detail["screen"][BROWSER]["before_concurrency"] == 5.0
+
+
+def test_the_reports_verdict_does_not_call_a_quiet_site_a_wait(tmp_path: Path) -> None:
+    from analysis.config import ObjectiveConfig
+    from analysis.report import build_report
+
+    measured_runs(tmp_path, "ward-7", dt.datetime(2026, 11, 27, 8, 12, tzinfo=dt.UTC))
+    measured_runs(tmp_path, "community-hospital", NOW - dt.timedelta(minutes=1))
+    objective = ObjectiveConfig(name="reads within 3 s", workflow="open", threshold_s=3, target=0.5)
+    with analysis.open_store(tmp_path) as store:
+        report = build_report(store, [], [objective], INPUTS.calendar(), "2026-11", timezone="Europe/London",
+                              labels=INPUTS, now=NOW)
+    assert [s.kind for s in report.stories] == ["quiet_site"]
+    assert "waited" not in report.verdict, report.verdict
+    assert "Ward 7 has not reported since 08:12" in " ".join(report.headline)
