@@ -1308,9 +1308,9 @@ _PART_BLAME = {
 
 def _server_time_lens(part: PartGrew, step: str, site: str) -> Lens:
     return Lens("server_time", (
-        f"{_capital(part.clause(f'the wait for the {_step_name(step)} step at {site}'))}: the rest of the wait (network, "
-        f"front end, TLS, the client) went {seconds_text(part.rest_before_s)} → {seconds_text(part.rest_after_s)} "
-        f"(medians; n = {part.n_before} steps before, {part.n_after} after)"),
+        f"{_capital(part.clause(f'the wait for the {_step_name(step)} step at {site}'))}. The rest of the wait "
+        f"(network, front end, TLS, the client) went {seconds_text(part.rest_before_s)} → "
+        f"{seconds_text(part.rest_after_s)} (medians; n = {part.n_before} steps before, {part.n_after} after)"),
         {"wait_before_s": part.wait_before_s, "wait_after_s": part.wait_after_s,
          "server_before_s": part.server_before_s, "server_after_s": part.server_after_s,
          "rest_before_s": part.rest_before_s, "rest_after_s": part.rest_after_s,

@@ -4,7 +4,8 @@ Two sources, so a site is never silently absent: what the observatory last heard
 (``<data dir>/observatory/sites.json``, written by ``wardwatch observatory``: last heard, spool
 backlog, clock offset, probe version) and, for every configured site, its newest measured run in
 the store (simulated history does not count as hearing from a site). A site is **quiet** when
-neither is newer than ``quiet_after_s``: "Ward 7 has not reported since 08:12".
+neither is newer than ``quiet_after_s``: "Ward 7 has not reported since 08:12". The site health
+page shows every site; :func:`analysis.findings.find_stories` tells each quiet one as a story.
 """
 
 from __future__ import annotations
