@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 import analysis
-from analysis.aggregates import run_waterfall
 from analysis.findings import FindingInputs, find_stories
+from analysis.waterfall import run_waterfall
 
 from .processes import ENV, ObservatoryProcess, free_port, probe_command, site_config
 
@@ -104,7 +104,7 @@ def test_the_wait_grew_at_the_community_hospital_and_the_servers_did_not(tmp_pat
         assert step["wait_after_s"] - step["wait_before_s"] > 0.3
         assert abs(step["server_after_s"] - step["server_before_s"]) < 0.05
     # the run's waterfall holds the EPR's server spans under the probe's steps
-    assert {"probe", "server"} <= set(waterfall["source"])
+    assert {"probe", "server"} <= set(waterfall.spans["source"])
 
     # the month's report tells the same story
     month = f"{end.astimezone(dt.UTC):%Y-%m}"
