@@ -2,7 +2,8 @@
 
 Burn-rate alerts are ``analysis.alerts``' own (one per multi-window alert of each objective and
 each SLA with a budget); "site silent" holds when a site's latest run is more than
-``silent_slots`` of its shortest cadence old; "every run failing" when the latest
+``silent_slots`` of its shortest cadence old (simulated history not counted: a site whose probe
+never ran is not deployed yet); "every run failing" when the latest
 ``failing_runs`` runs of a workflow at a site all failed or timed out (interrupted runs, stopped
 with the probe, are not judged), so the next successful run resolves it.
 """
@@ -175,7 +176,9 @@ def _recent_runs(store: Store | FrameCache, at: dt.datetime) -> pd.DataFrame:
 def _silent_sites(store: Store | FrameCache, inputs: AlertInputs, at: dt.datetime) -> list[Condition]:
     if not inputs.cadence_s:
         return []
-    last = store.sql("SELECT site, max(start) AS last_start FROM runs WHERE start <= ? GROUP BY site", [at])
+    # Only a probe's own runs: a simulated history says nothing about whether a probe is alive.
+    last = store.sql("SELECT site, max(start) AS last_start FROM runs WHERE start <= ? AND NOT simulated "
+                     "GROUP BY site", [at])
     latest = {row.site: pd.Timestamp(row.last_start).to_pydatetime() for row in last.itertuples()}
     found = []
     for site, cadence in sorted(inputs.cadence_s.items()):

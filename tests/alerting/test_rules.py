@@ -99,3 +99,19 @@ def test_a_site_is_silent_after_its_slots_pass_without_runs(add_runs) -> None:
         [silent] = conditions(store, inputs, last + dt.timedelta(minutes=5))
     assert silent.labels == {"alertname": "SiteSilent", "site": "ward-7", "severity": "page"}
     assert silent.facts["missed_slots"] == 5  # the clinic never ran: not deployed, not silent
+
+
+def test_a_simulated_history_never_makes_a_site_silent(tmp_path) -> None:
+    """The demo's history ends where live probing starts (or days before, when reused): its last
+    run says nothing about whether a probe is alive, so only real runs count."""
+    from store import schema, write_spans
+    from tests.analysis.conftest import run_rows
+
+    last = dt.datetime(2026, 10, 1, 9, tzinfo=UTC)
+    rows = run_rows(last, "open", "ward-7", [("read", 1.0)])
+    for row in rows:
+        row[schema.RESOURCE_ATTRIBUTES] = {**row[schema.RESOURCE_ATTRIBUTES], schema.ATTR_SIMULATED: "true"}
+    write_spans(tmp_path / "data", rows)
+    inputs = AlertInputs(cadence_s={"ward-7": 60.0}, silent_slots=5)
+    with open_store(tmp_path / "data") as store:
+        assert conditions(store, inputs, last + dt.timedelta(days=3)) == []
