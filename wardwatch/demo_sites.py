@@ -2,8 +2,10 @@
 to it over OTLP on loopback, with the testbed sending its own server spans as an instrumented EPR.
 
 One process (this one) is the central side: the observatory's receiver and writer, the store's
-maintenance and the dashboard. The testbed runs here too, sending its server spans to the
-observatory with its own token. Each site's probe is a ``wardwatch probe --site S --observatory
+maintenance and the dashboard, with ``wardwatch alerts`` beside it (a child) and the demo's own
+alert receiver (:mod:`wardwatch.demo_receiver`) when the configuration has an ``alerting``
+section. The testbed runs here too, sending its server spans to the observatory with its own
+token. Each site's probe is a ``wardwatch probe --site S --observatory
 URL`` child process with its site's token. Tokens are made up afresh for each demo (unless the
 environment gives them), as the testbed's demo secret is.
 """
@@ -25,9 +27,10 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 import testbed
 from collector.secretref import parse_reference, resolve_secret
 from observatory import ObservatoryServerError
-from wardwatch import central, wiring
+from wardwatch import central, demo_receiver, wiring
 from wardwatch.config import WardwatchConfig
 from wardwatch.errors import UserError
+from wardwatch.sidecar import alerts_beside
 
 __all__ = ["demo_tokens", "serve", "wanted"]
 
@@ -93,12 +96,16 @@ def serve(config: WardwatchConfig, config_path: Path, scenario: testbed.Scenario
     try:
         with wiring._stop_on_signals(stop), wiring._maintained(config), wiring._started(
             testbed.TestbedServer(scenario, host=host, port=port, tracer_provider=testbed_provider)
-        ) as epr, wiring._dashboard_server(config, None, None, config_dir) as dashboard:
+        ) as epr, wiring._dashboard_server(config, None, None, config_dir) as dashboard, \
+                demo_receiver.started(config) as receivers, \
+                alerts_beside(config_path if config.alerting is not None else None):
             sites = [s.name for s in config.sites]
             children = _probe_processes(config_path, url, sites, environ, config.store.path / "logs")
             click.echo(f"testbed EPR at {epr.fhir_url}; observatory at {url}; "
                        f"{len(children)} probe processes, one per site ({', '.join(sites)})")
             click.echo(f"data in {config.store.path} (probe logs in {config.store.path / 'logs'})")
+            for receiver in receivers:
+                click.echo(f"alerts delivered to the demo's receiver {receiver.name} at {receiver.url}")
             click.echo(f"Wardwatch dashboard at {dashboard.url}  (Ctrl-C stops)")
             while not stop.wait(1.0):
                 for site, child in zip(sites, children, strict=True):
