@@ -97,6 +97,10 @@ class AlertingConfig(_Model):
         14_400.0, ge=1, le=7 * 86_400, description="Webhook: a group still firing is notified again after this.")
     silent_slots: int = Field(5, ge=1, le=10_000, description="A site is silent after this many slots without a run.")
     failing_runs: int = Field(3, ge=1, le=100, description="Every run failing: this many latest runs all failed.")
+    findings_days: int = Field(
+        7, ge=0, le=90, description="Unwatched waits: the days of runs the findings read (0: no such alerts).")
+    findings_every_s: float = Field(
+        900.0, ge=60, le=86_400, description="Unwatched waits: how often the findings are read again (they cost seconds).")
     dashboard_url: str = Field("http://127.0.0.1:8050", description="The dashboard's address, for links in messages.")
     receivers: list[Receiver] = Field(default_factory=list, description="Where alerts go: alertmanager, webhook, email or apprise.")
     routes: list[RouteConfig] = Field(

@@ -33,6 +33,7 @@ from alerting.messages import Names, clinician_text, dashboard_link, owner_text,
 from alerting.rules import AlertInputs, Condition, conditions, fingerprint
 from alerting.silences import is_silenced, load_silences
 from alerting.state import load_state, save_state
+from alerting.waits import UnwatchedWaits
 from store.errors import StoreError
 
 __all__ = ["Evaluator", "run_forever"]
@@ -61,7 +62,7 @@ class Evaluator:
 
     def __init__(self, data_dir: Path, config: AlertingConfig, inputs: AlertInputs, names: Names,
                  *, clock: Callable[[], dt.datetime] = _utc_now, passwords: Mapping[str, str] | None = None,
-                 apprise_urls: Mapping[str, list[str]] | None = None) -> None:
+                 apprise_urls: Mapping[str, list[str]] | None = None, waits: UnwatchedWaits | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.config = config
         self.inputs = inputs
@@ -69,6 +70,7 @@ class Evaluator:
         self.clock = clock
         self.passwords = dict(passwords or {})  # receiver name -> resolved secret, never saved
         self.apprise_urls = dict(apprise_urls or {})  # receiver name -> resolved URLs, never saved
+        self.waits = waits  # the findings' unwatched waits (found every quarter hour), or none
         self._lock = threading.Lock()
         self.state = load_state(self.data_dir)
 
@@ -80,6 +82,11 @@ class Evaluator:
         try:
             with open_store(self.data_dir, calendar=self.inputs.calendar) as store:
                 found = conditions(store, self.inputs, at)
+                if self.waits is not None:
+                    try:
+                        found += self.waits.conditions(store, at)
+                    except Exception:  # the findings must never stop the other alerts: logged
+                        log.exception("finding the unwatched waits failed; the other alerts are judged")
         except StoreError as exc:
             if (self.data_dir / "store.json").exists():
                 raise

@@ -75,6 +75,10 @@ def summary(labels: Mapping[str, str], facts: Mapping[str, Any], names: Names) -
         return f"No runs from {names.site(labels['site'])} for {facts['missed_slots']} slots"
     if kind == "failing":
         return f"Every run of {names.workflow(labels['workflow'])} at {names.site(labels['site'])} is failing"
+    if kind == "unwatched":
+        now = " (now)" if facts.get("now") else ""
+        return (f"Unwatched wait{now}: {names.workflow(labels['workflow'])} at {names.site(labels['site'])}, "
+                f"{facts['hours']}")
     what = "Objective" if kind == "objective" else "SLA"
     return (f"{what} {facts['name']!r} is burning its budget {facts['long_burn_rate']:.1f}x too fast "
             f"({facts['long_window']} window, {labels['severity']})")
@@ -96,6 +100,8 @@ def owner_text(labels: Mapping[str, str], facts: Mapping[str, Any], since: dt.da
                 f"{facts['failing_runs']} runs all failed ({facts['runs']} in a row since "
                 f"{_when(names, facts['since'], at)}; errors: {errors}). It resolves on the next successful "
                 f"run. {link}")
+    if kind == "unwatched":
+        return _unwatched_owner_text(facts, link)
     events = "runs" if kind == "objective" else "requests"
     target = f"target {_percent(facts['target'])}"
     if kind == "objective" and facts.get("threshold_s"):
@@ -113,6 +119,22 @@ def owner_text(labels: Mapping[str, str], facts: Mapping[str, Any], since: dt.da
             f"(n={facts['short_samples']}). Firing since {_when(names, since, at)}. {budget[0].upper()}{budget[1:]} "
             f"({_percent(max(remaining, 0.0))} of the budget left, n={facts['window_samples']} {events} so far). "
             f"{link}")
+
+
+def _unwatched_owner_text(facts: Mapping[str, Any], link: str) -> str:
+    figures = "; ".join(
+        f"{f['label']}: {f['value']}" + (f" ({f['threshold']}, n={f['n']})" if f.get("threshold") else f" (n={f['n']})")
+        for f in facts.get("figures", []))
+    since = facts.get("since_text") or ""
+    parts = [f"{facts['headline']}{' ' + since[0].upper() + since[1:] + '.' if since else ''}",
+             f"No objective watches it, so no burn-rate alert can: the findings discovered it in the runs. {figures}."]
+    if facts.get("blame"):
+        parts.append(f"Where the time goes: {facts['blame']}.")
+    if facts.get("now"):
+        parts.append("It is happening now: the latest run waited beyond its threshold.")
+    if facts.get("has_suggestion"):
+        parts.append("The dashboard's findings suggest an objective to add.")
+    return " ".join(parts + [link])
 
 
 def _update_by(at: dt.datetime, names: Names) -> str:
@@ -133,7 +155,8 @@ def clinician_text(labels: Mapping[str, str], facts: Mapping[str, Any], since: d
         if kind == "silent":
             return f"We can check the record system from {where} again, since {_when(names, at, at)}."
         return f"{task} {place} is working normally again, since {_when(names, at, at)}."
-    started = _when(names, facts.get("since") or since, at)  # the first failed run, the first missed slot
+    # the first failed run, the first missed slot; a wait that recurs is told from when it began today
+    started = _when(names, since if kind == "unwatched" else facts.get("since") or since, at)
     update = f"We will update you by {_update_by(at, names)}."
     if kind == "silent":
         return (f"We cannot check the record system from {where} since {started}. This does not mean the "
@@ -141,5 +164,14 @@ def clinician_text(labels: Mapping[str, str], facts: Mapping[str, Any], since: d
     if kind == "failing":
         return (f"{task} is not working {place} since {started}. If you need it now, follow your "
                 f"downtime procedure. {update}")
+    if kind == "unwatched":
+        verb = "are" if "," in labels.get("workflow", "") else "is"
+        carry_on = ("You can keep working; they do complete, but may take longer." if verb == "are"
+                    else "You can keep working; it does complete, but may take longer.")
+        if not facts.get("start"):  # a site behind a slower link: at every hour, not a spell
+            return f"{task} {verb} slower {place} than at other sites, at every hour. {carry_on}"
+        days = {"weekday": "on weekdays", "weekend": "at weekends"}.get(str(facts.get("days")), "every day")
+        return (f"{task} {verb} slow {place} since {started}, as often {days} between {facts['start']} and "
+                f"{facts['end']}. {carry_on} {update}")
     return (f"{task} has been slow or failing at times {place} since {started}. You can keep working; "
             f"it does complete, but may take longer. {update}")

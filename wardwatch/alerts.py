@@ -17,6 +17,8 @@ from alerting.config import AlertingConfig, AlertmanagerReceiver, AppriseReceive
 from alerting.engine import Evaluator, run_forever
 from alerting.messages import Names
 from alerting.rules import AlertInputs
+from alerting.waits import UnwatchedWaits
+from analysis.findings import FindingInputs
 from analysis.calendar import ClinicalCalendar
 from wardwatch.config import WardwatchConfig
 
@@ -45,8 +47,11 @@ def evaluator(config: WardwatchConfig, config_dir: Path | None = None) -> Evalua
     names = Names(workflows={w.name: w.name.replace("-", " ").replace("_", " ").capitalize() for w in config.workflows},
                   sites={s.name: s.title or s.name for s in config.sites},
                   timezone=config.dashboard.timezone, dashboard_url=alerting.dashboard_url)
+    findings = FindingInputs.from_config(config)
+    waits = UnwatchedWaits(findings, config.store.path, days=alerting.findings_days,
+                           every_s=alerting.findings_every_s, base_dir=config_dir)
     return Evaluator(config.store.path, alerting, inputs, names, passwords=_passwords(alerting),
-                     apprise_urls=_apprise_urls(alerting))
+                     apprise_urls=_apprise_urls(alerting), waits=waits)
 
 
 def _apprise_urls(alerting: AlertingConfig) -> dict[str, list[str]]:

@@ -1,0 +1,82 @@
+"""Unwatched waits: the findings' recurring waits become a ticket for the service owner, and a page
+(with its notice) only while the wait is now; the findings are read at most every quarter hour."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import analysis.findings
+from alerting import waits as waits_module
+from alerting.config import AlertingConfig
+from alerting.engine import Evaluator
+from alerting.messages import Names
+from alerting.rules import AlertInputs
+from alerting.waits import UnwatchedWaits
+from analysis.findings import FindingInputs, SiteLabel, WorkflowLabel
+from analysis.notices import read_notices
+from tests.alerting.test_messages import JARGON
+
+UTC = dt.UTC
+START = dt.datetime(2026, 11, 30, tzinfo=UTC)  # a Monday; London is on UTC in winter
+NAMES = Names(workflows={"open": "Open patient record"}, sites={"ward-7": "Ward 7", "clinic": "Clinic"})
+INPUTS = FindingInputs(workflows=(WorkflowLabel("open", "Open patient record", 3.0, "default"),),
+                       sites=(SiteLabel("ward-7", "Ward 7", "Europe/London"),
+                              SiteLabel("clinic", "Clinic", "Europe/London")))
+
+
+def _afternoons_slow(add_runs, days: int = 8):
+    """Every 10 minutes at both sites; every weekday 13:30-17:00 a record takes 20 s, else 1 s."""
+    runs = []
+    for minute in range(0, days * 1440, 10):
+        at = START + dt.timedelta(minutes=minute, seconds=5)
+        slow = at.weekday() < 5 and dt.time(13, 30) <= at.time() < dt.time(17)
+        runs += [(at, "open", site, "ok", 20.0 if slow else 1.0) for site in ("ward-7", "clinic")]
+    return add_runs(runs)
+
+
+def _evaluator(data, waits) -> Evaluator:
+    return Evaluator(data, AlertingConfig(), AlertInputs(), NAMES, waits=waits)
+
+
+def test_an_unwatched_wait_is_a_ticket_and_a_page_only_while_it_is_now(add_runs, monkeypatch) -> None:
+    data = _afternoons_slow(add_runs)
+    read = []
+    real = analysis.findings.find_stories
+    monkeypatch.setattr(waits_module, "find_stories", lambda *a, **k: read.append(a[3:5]) or real(*a, **k))
+    waits = UnwatchedWaits(INPUTS, data, days=7)
+    evening = dt.datetime(2026, 12, 7, 21, 0, tzinfo=UTC)  # Monday evening: not now
+    [ticket] = _evaluator(data, waits).evaluate(evening)
+    assert ticket["status"] == "firing"
+    assert ticket["labels"] == {"alertname": "UnwatchedWait", "workflow": "open", "site": "all",
+                                "hours": "weekdays 13:30-17:00", "severity": "ticket"}
+    assert ticket["annotations"]["summary"] == "Unwatched wait: Open patient record at every site, weekdays 13:30-17:00"
+    owner = ticket["annotations"]["description"]
+    assert "13:30" in owner and "20 s" in owner and "n=" in owner and "No objective watches it" in owner
+    assert read_notices(data) == []  # a ticket is for the service owner, not the ward
+    # within the quarter hour the findings are not read again, even by a restarted evaluator's cache
+    for minute in range(1, 15):
+        _evaluator(data, waits).evaluate(evening + dt.timedelta(minutes=minute))
+    assert len(read) == 1 and read[0] == (evening - dt.timedelta(days=7), evening)
+    _evaluator(data, waits).evaluate(evening + dt.timedelta(minutes=15))
+    assert len(read) == 2
+
+    # Tuesday 14:05, the wait is now (its hours, and a run in the last 30 minutes waited 20 s)
+    now = dt.datetime(2026, 12, 8, 14, 5, tzinfo=UTC)
+    add_runs([(now - dt.timedelta(minutes=4), "open", "ward-7", "ok", 20.0)])
+    alerts = _evaluator(data, UnwatchedWaits(INPUTS, data, days=7)).evaluate(now)
+    assert sorted(a["labels"]["severity"] for a in alerts) == ["page", "ticket"]
+    page = next(a for a in alerts if a["labels"]["severity"] == "page")
+    clinician = page["annotations"]["clinician"]
+    assert clinician == ("Open patient record is slow at every site since 14:05, as often on weekdays between "
+                         "13:30 and 17:00. You can keep working; it does complete, but may take longer. "
+                         "We will update you by 14:45.")
+    assert not JARGON.search(clinician)
+    assert [n.text for n in read_notices(data, site="all")] == [clinician]
+
+
+def test_in_its_hours_without_a_slow_run_it_is_no_page(add_runs) -> None:
+    data = _afternoons_slow(add_runs)
+    quiet = dt.datetime(2026, 12, 8, 14, 5, tzinfo=UTC)  # its hours, but no run waited in the last 30 minutes
+    alerts = _evaluator(data, UnwatchedWaits(INPUTS, data, days=7)).evaluate(quiet)
+    assert [a["labels"]["severity"] for a in alerts] == ["ticket"]
+    assert _evaluator(data, UnwatchedWaits(INPUTS, data, days=0)).evaluate(quiet) == []
