@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from analysis.changelog import ChangeLogError, effective_changes
 from analysis.notices import add_notice, read_delivery, write_delivery
 from analysis.store import open_store
 from alerting.config import AlertingConfig, AlertmanagerReceiver, AppriseReceiver, EmailReceiver, WebhookReceiver
@@ -29,6 +30,7 @@ from alerting.delivery import (
     send_email,
     webhook_body,
 )
+from alerting.planned import PlannedWindow, covering, planned_windows
 from alerting.messages import Names, clinician_text, dashboard_link, owner_text, summary
 from alerting.rules import AlertInputs, Condition, conditions, fingerprint
 from alerting.silences import is_silenced, load_silences
@@ -93,19 +95,48 @@ class Evaluator:
             log.info("no store yet at %s (%s): nothing to judge", self.data_dir, exc)
             found = []
         silences = load_silences(self.data_dir)
+        windows = self._planned_windows()
         with self._lock:
             self._transition(found, at)
             for record in self.state["alerts"].values():
-                record["silenced"] = is_silenced(record["labels"], silences, at)
+                window = covering(record["labels"], windows, at)
+                record["silenced"] = window is not None or is_silenced(record["labels"], silences, at)
+                record["planned"] = window.reason if window is not None else None
             for receiver in self.config.receivers:
                 if isinstance(receiver, WebhookReceiver | EmailReceiver | AppriseReceiver):
                     self._plan_webhook(receiver, at)
                 else:
                     self._plan_alertmanager(receiver, at)
+                    self._plan_planned_silences(receiver, windows, at)
             self._prune(at)
             save_state(self.data_dir, self.state)
             self._publish_delivery()
             return [dict(r) for r in self.state["alerts"].values() if r["status"] != "resolved"]
+
+    def _planned_windows(self) -> list[PlannedWindow]:
+        """The SLAs' agreed maintenance and the changes' planned windows, read afresh (a change
+        recorded while this runs counts at once); one that cannot be read is logged and skipped."""
+        try:
+            changes = effective_changes(self.inputs.changes, self.data_dir)
+        except ChangeLogError as exc:
+            log.warning("planned changes not read: %s", exc)
+            changes = list(self.inputs.changes)
+        try:
+            return planned_windows(self.inputs.slas, changes, self.inputs.base_dir)
+        except (OSError, ValueError) as exc:
+            log.warning("planned windows not read: %s", exc)
+            return planned_windows((), changes)
+
+    def _plan_planned_silences(self, receiver: AlertmanagerReceiver, windows: list[PlannedWindow],
+                               at: dt.datetime) -> None:
+        """Each planned window not yet over, made once as a silence in the Alertmanager too."""
+        made: dict[str, str] = self.state["planned"].setdefault(receiver.name, {})
+        for window in windows:
+            if window.end > at and window.key not in made:
+                self._enqueue(receiver.name, "silence", window.alertmanager_body(), at)
+                made[window.key] = _iso(window.end)
+        for key in [k for k, end in made.items() if _at(end) <= at - KEEP_RESOLVED]:
+            del made[key]
 
     def _transition(self, found: list[Condition], at: dt.datetime) -> None:
         alerts: dict[str, dict[str, Any]] = self.state["alerts"]
@@ -224,7 +255,7 @@ class Evaluator:
                 record["resolved_notified"][receiver.name] = _iso(at)
         # An undelivered earlier post is replaced by this one; the resolutions it carried are kept.
         sending = {fingerprint(a["labels"]) for a in body}
-        for item in [i for i in self.state["outbox"] if i["receiver"] == receiver.name]:
+        for item in [i for i in self.state["outbox"] if i["receiver"] == receiver.name and i["kind"] == "alertmanager"]:
             body += [a for a in item["body"] if fingerprint(a["labels"]) not in sending
                      and _at(a["endsAt"].replace("Z", "+00:00")) <= at]
             self.state["outbox"].remove(item)
@@ -264,7 +295,8 @@ class Evaluator:
                                    receiver.port, starttls=receiver.starttls, username=receiver.username,
                                    password=self.passwords.get(receiver.name), timeout_s=receiver.timeout_s)
             else:
-                url = receiver.url.rstrip("/") + "/api/v2/alerts" if item["kind"] == "alertmanager" else receiver.url
+                path = {"alertmanager": "/api/v2/alerts", "silence": "/api/v2/silences"}.get(item["kind"])
+                url = receiver.url.rstrip("/") + path if path else receiver.url
                 error = post(url, item["body"], receiver.timeout_s)
             self._settle(item, now, error)
             if error is not None:

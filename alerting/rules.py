@@ -23,7 +23,7 @@ import pandas as pd
 from analysis.alerts import objective_alerts, sla_alerts
 from analysis.budget import calendar_month, parse_duration
 from analysis.calendar import ClinicalCalendar
-from analysis.config import ObjectiveConfig, SLAConfig
+from analysis.config import ChangeEventConfig, ObjectiveConfig, SLAConfig
 from analysis.objectives import objective_runs
 from analysis.sla import sla_requests
 from analysis.store import FrameCache, Store
@@ -47,6 +47,7 @@ class AlertInputs:
     failing_runs: int = 3
     timezone: str = "Europe/London"  # of the calendar month an objective's budget is counted in
     base_dir: Path | None = None  # for SLA exclusions read from files
+    changes: Sequence[ChangeEventConfig] = ()  # configured; those with a planned window silence
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ VERSION = 1
 
 
 def _empty() -> dict[str, Any]:
-    return {"version": VERSION, "alerts": {}, "groups": {}, "outbox": [], "delivery": {}, "next_id": 1}
+    return {"version": VERSION, "alerts": {}, "groups": {}, "outbox": [], "delivery": {}, "planned": {}, "next_id": 1}
 
 
 def load_state(data_dir: Path) -> dict[str, Any]:

@@ -113,6 +113,8 @@ def _entry(change: ChangeEventConfig) -> dict[str, object]:
         entry["workflows"] = list(change.workflows)
     if change.description:
         entry["description"] = change.description
+    if change.until is not None:
+        entry["until"] = change.until.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
     return entry
 
 

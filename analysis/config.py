@@ -271,11 +271,22 @@ class ChangeEventConfig(BaseModel):
     title: str = Field(min_length=1, description="A short name, e.g. 'Release 24.3'.")
     workflows: list[str] = Field(default_factory=list, description="Workflows it may affect; empty: all.")
     description: str = Field("", description="What changed, shown in reports.")
+    until: dt.datetime | None = Field(
+        None, description="The end of its planned window (ISO 8601 with offset): alerts about its workflows "
+                          "are silenced from `at` until then.")
 
     @field_validator("at")
     @classmethod
     def _aware_at(cls, value: dt.datetime) -> dt.datetime:
         return _aware(value, "at")
+
+    @model_validator(mode="after")
+    def _window(self) -> ChangeEventConfig:
+        if self.until is not None:
+            _aware(self.until, "until")
+            if self.until <= self.at:
+                raise ValueError("until must be after at")
+        return self
 
 
 class TaskVolumeConfig(BaseModel):

@@ -42,7 +42,7 @@ def evaluator(config: WardwatchConfig, config_dir: Path | None = None) -> Evalua
         calendar=ClinicalCalendar(config.periods, {s.name: s.timezone for s in config.sites},
                                   default_timezone=config.dashboard.timezone),
         cadence_s=_cadence_s(config), silent_slots=alerting.silent_slots, failing_runs=alerting.failing_runs,
-        timezone=config.dashboard.timezone, base_dir=config_dir,
+        timezone=config.dashboard.timezone, base_dir=config_dir, changes=config.changes,
     )
     names = Names(workflows={w.name: w.name.replace("-", " ").replace("_", " ").capitalize() for w in config.workflows},
                   sites={s.name: s.title or s.name for s in config.sites},

@@ -269,7 +269,10 @@ def change() -> None:
 @click.option("--title", required=True, help="A short name, e.g. 'Release 24.3'; a recorded title is moved.")
 @click.option("--workflow", "workflows", multiple=True, help="A workflow it may affect (repeat; none: all).")
 @click.option("--description", default="", help="What changed, shown in reports.")
-def change_add(config_path: Path, at: str, title: str, workflows: tuple[str, ...], description: str) -> None:
+@click.option("--until", "until", default=None,
+              help="The end of its planned window (ISO 8601 with an offset): its workflows' alerts are silenced till then.")
+def change_add(config_path: Path, at: str, title: str, workflows: tuple[str, ...], description: str,
+               until: str | None) -> None:
     """Record a change in the data directory, where the report, the dashboard and the notebooks find it.
 
     A trust's release calendar can be fed in one release at a time. A recorded change replaces a
@@ -288,10 +291,15 @@ def change_add(config_path: Path, at: str, title: str, workflows: tuple[str, ...
     except ValueError as exc:
         raise UserError(f"--at: not an ISO 8601 time: {at!r} (e.g. 2026-11-14T06:00:00Z)") from exc
     try:
-        event = ChangeEventConfig(at=when, title=title, workflows=list(workflows), description=description)
+        end = dt.datetime.fromisoformat(until.strip().replace("Z", "+00:00")) if until else None
+    except ValueError as exc:
+        raise UserError(f"--until: not an ISO 8601 time: {until!r} (e.g. 2026-11-14T07:00:00Z)") from exc
+    try:
+        event = ChangeEventConfig(at=when, title=title, workflows=list(workflows), description=description, until=end)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = {"at": "--at", "title": "--title"}.get(str(first["loc"][0]) if first["loc"] else "", "change")
+        key = {"at": "--at", "title": "--title", "until": "--until"}.get(
+            str(first["loc"][0]) if first["loc"] else "", "--until" if "until" in first["msg"] else "change")
         raise UserError(f"{key}: {first['msg'].removeprefix('Value error, ')}") from exc
     click.echo(wiring.add_change(config, event))
 
