@@ -7,16 +7,20 @@ carries plain words only (the clinician text of an alert), never patient data.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import secrets
 import tempfile
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ALL_SITES", "DELIVERY_FILE", "NOTICES_FILE", "Notice", "add_notice", "read_delivery", "read_notices",
+__all__ = ["ALL_SITES", "DELIVERY_FILE", "NOTICES_FILE", "Notice", "add_notice", "edit_notice", "read_delivery",
+           "read_notices",
            "write_delivery", "write_json"]
 
 NOTICES_FILE = Path("notices.json")
@@ -33,6 +37,7 @@ class Notice:
     text: str
     source: str  # "alert" or "operator"
     key: str | None = None  # an alert's fingerprint and status: written once
+    edited: str | None = None  # ISO 8601, UTC: when an operator last changed its text
 
 
 def read_notices(data_dir: Path, *, site: str | None = None, limit: int = 20) -> list[Notice]:
@@ -52,15 +57,43 @@ def add_notice(data_dir: Path, site: str, text: str, at: dt.datetime, *, source:
     """Add a notice; None when one with the same ``key`` was written already."""
     if not text.strip():
         raise ValueError("a notice needs text")
-    existing = read_notices(data_dir, limit=KEEP)
-    moment = at.astimezone(dt.UTC).isoformat()
-    if key is not None and any(n.key == key for n in existing):
-        return None
-    if any(n.site == site and n.text == text.strip() and n.at == moment for n in existing):
-        return None  # two alerts saying the same to the same site at once (a burn seen on two windows)
-    notice = Notice(secrets.token_hex(4), site, moment, text.strip(), source, key)
-    write_json(data_dir / NOTICES_FILE, [asdict(n) for n in [notice, *existing][:KEEP]])
+    with _locked(data_dir):
+        existing = read_notices(data_dir, limit=KEEP)
+        moment = at.astimezone(dt.UTC).isoformat()
+        if key is not None and any(n.key == key for n in existing):
+            return None
+        if any(n.site == site and n.text == text.strip() and n.at == moment for n in existing):
+            return None  # two alerts saying the same to the same site at once (a burn seen on two windows)
+        notice = Notice(secrets.token_hex(4), site, moment, text.strip(), source, key)
+        write_json(data_dir / NOTICES_FILE, [asdict(n) for n in [notice, *existing][:KEEP]])
     return notice
+
+
+def edit_notice(data_dir: Path, notice_id: str, text: str, at: dt.datetime) -> Notice:
+    """Replace a notice's text (an alert's too: the operator knows more); it keeps its place and
+    says when it was updated. Raises KeyError for an unknown id, ValueError for no text."""
+    if not text.strip():
+        raise ValueError("a notice needs text")
+    with _locked(data_dir):
+        existing = read_notices(data_dir, limit=KEEP)
+        found = next((n for n in existing if n.id == notice_id), None)
+        if found is None:
+            raise KeyError(notice_id)
+        edited = replace(found, text=text.strip(), edited=at.astimezone(dt.UTC).isoformat())
+        write_json(data_dir / NOTICES_FILE, [asdict(edited if n.id == notice_id else n) for n in existing])
+    return edited
+
+
+@contextlib.contextmanager
+def _locked(data_dir: Path) -> Iterator[None]:
+    """An exclusive lock for a read-modify-write of the notices (alerts and operators both write)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with open(data_dir / f".{NOTICES_FILE.name}.lock", "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
 
 
 def write_delivery(data_dir: Path, waiting: list[dict[str, Any]]) -> None:

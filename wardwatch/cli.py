@@ -525,6 +525,26 @@ def notice_add(config_path: Path, site: str, text: str) -> None:
     click.echo(f"{made.id if made else 'already there'}: {site}: {text.strip()}")
 
 
+@notice.command(name="edit")
+@config_option
+@click.argument("notice_id")
+@click.option("--text", required=True, help="The notice's new words (it keeps its place and says when it was updated).")
+def notice_edit(config_path: Path, notice_id: str, text: str) -> None:
+    """Change a notice's text (its id from wardwatch notice list)."""
+    import datetime as dt
+
+    from analysis.notices import edit_notice
+
+    config = _load(config_path, writes=True)
+    try:
+        edited = edit_notice(config.store.path, notice_id, text, dt.datetime.now(dt.UTC))
+    except KeyError as exc:
+        raise UserError(f"no notice with id {notice_id!r} (see wardwatch notice list)") from exc
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    click.echo(f"{edited.id}: {edited.site}: {edited.text}")
+
+
 @notice.command(name="list")
 @config_option
 @click.option("--site", default=None, help="Only this site's notices (and those for every site).")
@@ -534,7 +554,8 @@ def notice_list(config_path: Path, site: str | None) -> None:
 
     config = _load(config_path)
     for item in read_notices(config.store.path, site=site):
-        click.echo(f"{item.at} {item.site} ({item.source}): {item.text}")
+        edited = f", updated {item.edited}" if item.edited else ""
+        click.echo(f"{item.id} {item.at} {item.site} ({item.source}{edited}): {item.text}")
 
 
 def _check_choice(what: str, value: str | None, names: list[str]) -> None:

@@ -61,8 +61,12 @@ def notices(_n: int | None) -> list[html.Li]:
                    for row in read_delivery(context.data_dir)]
     if not found:
         return [*undelivered, html.Li("No notices.", style={"listStyle": "none", "color": "#555"})]
+    def updated(n) -> str:
+        return f" (updated {pd.Timestamp(n.edited).tz_convert(context.timezone):%a %d %b %H:%M})" if n.edited else ""
+
     return undelivered + [html.Li([html.Strong(f"{'Every site' if n.site == ALL_SITES else context.site_title(n.site)}, "
-                                 f"{pd.Timestamp(n.at).tz_convert(context.timezone):%a %d %b %H:%M}: "), n.text],
+                                 f"{pd.Timestamp(n.at).tz_convert(context.timezone):%a %d %b %H:%M}: "),
+                                   n.text + updated(n)],
                     style={"listStyle": "none", "marginBottom": "0.3em"}) for n in found]
 
 

@@ -51,6 +51,19 @@ def test_an_operator_notice_is_shown_on_the_status_page(tmp_path: Path) -> None:
     unknown = runner.invoke(main, ["notice", "add", "-c", str(path), "--site", "ward-9", "--text", "x"])
     assert unknown.exit_code == 2 and "no site named 'ward-9'" in unknown.output
     assert "ward-7 (operator): Handover lists are slow" in runner.invoke(main, ["notice", "list", "-c", str(path)]).output
+    # the operator edits it: same place, new words, said when
+    notice_id = runner.invoke(main, ["notice", "list", "-c", str(path)]).output.split()[0]
+    edited = runner.invoke(main, ["notice", "edit", "-c", str(path), notice_id,
+                                  "--text", "Handover lists are slow this morning; fixed by 10:00."])
+    assert edited.exit_code == 0, edited.output
+    [listed] = runner.invoke(main, ["notice", "list", "-c", str(path)]).output.splitlines()
+    assert listed.startswith(f"{notice_id} ") and ", updated " in listed
+    assert listed.endswith("(operator, updated " + listed.split(", updated ")[1].split(")")[0]
+                           + "): Handover lists are slow this morning; fixed by 10:00.")
+    missing = runner.invoke(main, ["notice", "edit", "-c", str(path), "nope", "--text", "x"])
+    assert missing.exit_code == 2 and "no notice with id 'nope'" in missing.output
+    empty = runner.invoke(main, ["notice", "edit", "-c", str(path), notice_id, "--text", "  "])
+    assert empty.exit_code == 2 and "a notice needs text" in empty.output
 
     write_delivery(data, [{"receiver": "desk", "waiting": 2, "since": "2026-10-01T08:15:00+00:00",
                            "error": "ConnectError"}])
@@ -69,4 +82,4 @@ def test_an_operator_notice_is_shown_on_the_status_page(tmp_path: Path) -> None:
         "Alerts not yet delivered to desk: 2 waiting since Thu 01 Oct 09:15 (ConnectError); they are retried.")
     strong, text = item["props"]["children"]
     assert strong["props"]["children"].startswith("Ward 7, ")
-    assert text == "Handover lists are slow this morning; the supplier is on it."
+    assert text.startswith("Handover lists are slow this morning; fixed by 10:00. (updated ")
