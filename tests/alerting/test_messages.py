@@ -73,3 +73,24 @@ def test_the_clinician_text_is_plain_words(every_kind) -> None:
 
 def test_the_jargon_check_catches_jargon() -> None:
     assert JARGON.search("p95 latency above SLO") and JARGON.search("5xx") and JARGON.search("burn rate")
+
+
+def test_the_unwatched_waits_clinician_texts_are_plain_words() -> None:
+    recurring = {"kind": "unwatched", "hours": "weekdays 13:30-17:00", "days": "weekday", "start": "13:30",
+                 "end": "17:00", "headline": "h", "figures": [], "now": True}
+    slower_site = {"kind": "unwatched", "hours": "all hours", "days": None, "start": None, "end": None,
+                   "headline": "h", "figures": []}
+    texts = []
+    for labels, facts in ((
+            {"alertname": "UnwatchedWait", "workflow": "open", "site": "all", "severity": "page"}, recurring), (
+            {"alertname": "UnwatchedWait", "workflow": "open,chart", "site": "ward-7", "severity": "ticket"},
+            slower_site)):
+        for resolved in (False, True):
+            texts.append(clinician_text(labels, facts, AT.isoformat(), AT, NAMES, resolved=resolved))
+    assert texts[0] == ("Open patient record is slow at every site since 13:00, as often on weekdays between 13:30 "
+                        "and 17:00. You can keep working; it does complete, but may take longer. We will update "
+                        "you by 13:30.")
+    assert texts[2] == ("Open patient record and Chart are slower at Ward 7 than at other sites, at every hour. "
+                        "You can keep working; they do complete, but may take longer.")
+    for text in texts:
+        assert not JARGON.search(text), text

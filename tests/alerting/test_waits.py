@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import analysis.findings
 from alerting import waits as waits_module
@@ -80,3 +81,46 @@ def test_in_its_hours_without_a_slow_run_it_is_no_page(add_runs) -> None:
     alerts = _evaluator(data, UnwatchedWaits(INPUTS, data, days=7)).evaluate(quiet)
     assert [a["labels"]["severity"] for a in alerts] == ["ticket"]
     assert _evaluator(data, UnwatchedWaits(INPUTS, data, days=0)).evaluate(quiet) == []
+
+
+def test_no_patient_data_and_no_secret_reach_an_unwatched_wait_or_the_demo_receiver(tmp_path) -> None:
+    """A run's error message and a raw URL carry a patient's number; the receiver's URL a token:
+    neither reaches a message, the state, a notice or the demo receiver's page."""
+    from store import schema, write_spans
+    from tests.alerting.servers import free_port
+    from tests.analysis.conftest import run_rows
+    from wardwatch.demo_receiver import DemoReceiver
+    from alerting.config import WebhookReceiver
+
+    patient, secret = "9434765919", "hunter2-receiver-token"
+    rows = []
+    for minute in range(0, 8 * 1440, 10):
+        at = START + dt.timedelta(minutes=minute, seconds=5)
+        slow = at.weekday() < 5 and dt.time(13, 30) <= at.time() < dt.time(17)
+        for site in ("ward-7", "clinic"):
+            for row in run_rows(at, "open", site, [("read", 20.0 if slow else 1.0)]):
+                row[schema.STATUS_MESSAGE] = f"Patient/{patient} answered slowly"
+                row[schema.SPAN_ATTRIBUTES] = {**row[schema.SPAN_ATTRIBUTES], schema.URL_TEMPLATE: f"/Patient/{patient}"}
+                rows.append(row)
+    now = dt.datetime(2026, 12, 7, 14, 5, tzinfo=UTC)  # Monday, in its hours, the 14:00 run waited
+    for row in run_rows(now - dt.timedelta(minutes=5), "open", "ward-7", [("read", 20.0, 503)], status="failed"):
+        row[schema.STATUS_MESSAGE] = f"Patient/{patient} not found"
+        rows.append(row)
+    data = tmp_path / "data"
+    write_spans(data, rows)
+    port = free_port()
+    with DemoReceiver("desk", port=port) as receiver:
+        config = AlertingConfig(receivers=[WebhookReceiver(name="desk", type="webhook",
+                                                           url=f"http://127.0.0.1:{port}/hook?token={secret}")])
+        ev = Evaluator(data, config, AlertInputs(), NAMES, waits=UnwatchedWaits(INPUTS, data, days=7))
+        alerts = ev.evaluate(now)
+        assert ev.deliver(now) == []
+        page = receiver.page()
+    assert {a["labels"]["severity"] for a in alerts if a["labels"]["alertname"] == "UnwatchedWait"} == {"page", "ticket"}
+    assert "Unwatched wait (now)" in page
+    texts = [page, json.dumps([b for _, b in receiver.received]), (data / "alerting" / "state.json").read_text(),
+             (data / "notices.json").read_text()]
+    for text in texts:
+        assert patient not in text and secret not in text
+    for alert in alerts:
+        assert not JARGON.search(alert["annotations"]["clinician"]), alert["annotations"]["clinician"]
