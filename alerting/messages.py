@@ -35,16 +35,21 @@ class Names:
         if not name or name == "all":
             return "Every workflow"
         titles = [self.workflows.get(n, n.replace("-", " ").replace("_", " ").capitalize()) for n in name.split(",")]
-        return " and ".join(titles)
+        return _listed(titles)
 
     def site(self, name: str) -> str:
         if not name or name == "all":
             return "every site"
-        return " and ".join(self.sites.get(n, n) for n in name.split(","))
+        return _listed([self.sites.get(n, n) for n in name.split(",")])
 
     def local(self, moment: dt.datetime | str) -> dt.datetime:
         value = dt.datetime.fromisoformat(moment) if isinstance(moment, str) else moment
         return value.astimezone(ZoneInfo(self.timezone))
+
+
+def _listed(names: list[str]) -> str:
+    """"A", "A and B", "A, B and C"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _when(names: Names, moment: dt.datetime | str, at: dt.datetime) -> str:
@@ -171,6 +176,8 @@ def clinician_text(labels: Mapping[str, str], facts: Mapping[str, Any], since: d
         if not facts.get("start"):  # a site behind a slower link: at every hour, not a spell
             return f"{task} {verb} slower {place} than at other sites, at every hour. {carry_on}"
         days = {"weekday": "on weekdays", "weekend": "at weekends"}.get(str(facts.get("days")), "every day")
+        if not facts.get("now"):  # for the service owner's tickets: what recurs, not what happens now
+            return f"{task} {verb} often slow {place} {days} between {facts['start']} and {facts['end']}. {carry_on}"
         return (f"{task} {verb} slow {place} since {started}, as often {days} between {facts['start']} and "
                 f"{facts['end']}. {carry_on} {update}")
     return (f"{task} has been slow or failing at times {place} since {started}. You can keep working; "

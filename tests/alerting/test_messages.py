@@ -92,5 +92,10 @@ def test_the_unwatched_waits_clinician_texts_are_plain_words() -> None:
                         "you by 13:30.")
     assert texts[2] == ("Open patient record and Chart are slower at Ward 7 than at other sites, at every hour. "
                         "You can keep working; they do complete, but may take longer.")
+    ticket = clinician_text({"workflow": "open,chart,hand", "site": "ward-7,clinic"}, {**recurring, "now": False},
+                            AT.isoformat(), AT, NAMES)
+    assert ticket == ("Open patient record, Chart and Hand are often slow at Ward 7 and clinic on weekdays between "
+                      "13:30 and 17:00. You can keep working; they do complete, but may take longer.")
+    texts.append(ticket)
     for text in texts:
         assert not JARGON.search(text), text
