@@ -363,13 +363,19 @@ def run_demo(
         with _stop_on_signals(stop), _maintained(config), _started(
             testbed.TestbedServer(scenario, host=host, port=port, tracer_provider=testbed_provider)
         ) as epr:
+            from wardwatch import demo_receiver
+            from wardwatch.sidecar import alerts_beside
+
             dashboard = _dashboard_server(config, None, None, config_dir)
-            with dashboard:
+            with dashboard, demo_receiver.started(config) as receivers, alerts_beside(
+                    config_path if config.alerting is not None else None):
                 prober = threading.Thread(target=probe.run_forever, args=(stop,), name="probes", daemon=True)
                 prober.start()
                 jobs = probe.jobs()
                 click.echo(f"testbed EPR at {epr.fhir_url}; {len(jobs)} workflow x site probes on their cadence")
                 click.echo(f"data in {config.store.path}")
+                for receiver in receivers:
+                    click.echo(f"alerts delivered to the demo's receiver {receiver.name} at {receiver.url}")
                 click.echo(f"Wardwatch dashboard at {dashboard.url}  (Ctrl-C stops)")
                 stop.wait()
                 click.echo("stopping: finishing runs in flight and flushing spans ...", err=True)
