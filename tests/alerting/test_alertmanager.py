@@ -75,3 +75,33 @@ def test_without_alertmanager_a_developer_skips_and_ci_fails(monkeypatch) -> Non
     monkeypatch.setenv("WARDWATCH_REQUIRE_ALERTMANAGER", "1")
     with pytest.raises(pytest.fail.Exception, match="required"):
         servers.alertmanager_binary()
+
+
+def test_our_webhook_has_the_shape_of_the_real_alertmanagers(tmp_path: Path, add_runs) -> None:
+    """The same alert through a real Alertmanager's webhook and through ours: the same keys, the same
+    group key and labels, the same kinds of values (the published format, version 4, by example)."""
+    from alerting.config import WebhookReceiver
+
+    now = dt.datetime.now(dt.UTC)
+    data = add_runs([(now - dt.timedelta(minutes=3 - i), "open-patient-record", "ward-7", "failed", 1.0)
+                     for i in range(3)])
+    with recorder() as theirs, recorder() as ours, alertmanager(tmp_path, theirs.url) as am:
+        config = AlertingConfig(receivers=[AlertmanagerReceiver(name="trust-am", type="alertmanager", url=am),
+                                           WebhookReceiver(name="recorder", type="webhook", url=ours.url)])
+        ev = Evaluator(data, config, AlertInputs(), Names(sites={"ward-7": "Ward 7"}))
+        ev.evaluate(now)
+        assert ev.deliver(now) == []
+        [real] = theirs.wait_for(1)
+        [mine] = ours.bodies
+    assert set(mine) == set(real)
+    assert {k: type(v) for k, v in mine.items()} == {k: type(v) for k, v in real.items()}
+    for key in ("version", "groupKey", "status", "receiver", "groupLabels", "commonLabels", "commonAnnotations",
+                "truncatedAlerts"):
+        assert mine[key] == real[key], key
+    [their_alert], [my_alert] = real["alerts"], mine["alerts"]
+    assert set(my_alert) == set(their_alert)
+    for key in ("status", "labels", "annotations", "generatorURL", "endsAt"):
+        assert my_alert[key] == their_alert[key], key
+    started = [dt.datetime.fromisoformat(a["startsAt"].replace("Z", "+00:00")) for a in (my_alert, their_alert)]
+    assert started[0] == started[1]
+    assert all(len(a["fingerprint"]) == 16 and int(a["fingerprint"], 16) >= 0 for a in (my_alert, their_alert))
