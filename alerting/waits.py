@@ -3,7 +3,8 @@ objective looks, for the service owner.
 
 The findings (``analysis.findings.find_stories``) read every run of a week: seconds of work, too
 much for each minute. So they are found again at most every ``every_s`` (15 minutes), over the
-``days`` ending at the last quarter hour, and kept in between; a restart finds them once more.
+``days`` ending at the last quarter hour, and kept in between (and when reading them fails, so a
+failure resolves nothing); a restart finds them once more.
 Each ``unwatched_wait`` story is a ``ticket`` alert while the findings tell it. It is also a
 ``page`` (with its notice to the clinicians of its sites) only while the wait is *now*: the
 moment lies in its recurring hours, in its sites' time, and a run of one of its workflows at one
@@ -57,11 +58,15 @@ class UnwatchedWaits:
             return []
         end = _quarter(at)
         if self._found_at is None or not self._found_at <= end < self._found_at + self.every:
-            changes = effective_changes(self.inputs.changes, self.data_dir)
-            found = find_stories(store, self.inputs, None, end - dt.timedelta(days=self.days), end,
-                                 changes=changes, base_dir=self.base_dir)
-            self._stories = [s for s in found if s.kind == "unwatched_wait"]
             self._found_at = end
+            try:
+                changes = effective_changes(self.inputs.changes, self.data_dir)
+                found = find_stories(store, self.inputs, None, end - dt.timedelta(days=self.days), end,
+                                     changes=changes, base_dir=self.base_dir)
+            except Exception:  # a bug or a broken changes file: the waits found last time still hold
+                log.exception("the findings could not be read; the unwatched waits found before are kept")
+                return self._stories
+            self._stories = [s for s in found if s.kind == "unwatched_wait"]
         return self._stories
 
     def conditions(self, store: Store | FrameCache, at: dt.datetime) -> list[Condition]:

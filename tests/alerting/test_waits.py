@@ -124,3 +124,17 @@ def test_no_patient_data_and_no_secret_reach_an_unwatched_wait_or_the_demo_recei
         assert patient not in text and secret not in text
     for alert in alerts:
         assert not JARGON.search(alert["annotations"]["clinician"]), alert["annotations"]["clinician"]
+
+
+def test_when_the_findings_fail_the_waits_found_before_still_hold(add_runs, monkeypatch) -> None:
+    data = _afternoons_slow(add_runs)
+    waits = UnwatchedWaits(INPUTS, data, days=7)
+    evening = dt.datetime(2026, 12, 7, 21, 0, tzinfo=UTC)
+    assert len(_evaluator(data, waits).evaluate(evening)) == 1
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug in the findings")
+
+    monkeypatch.setattr(waits_module, "find_stories", broken)
+    [still] = _evaluator(data, waits).evaluate(evening + dt.timedelta(minutes=30))
+    assert still["status"] == "firing" and still["labels"]["alertname"] == "UnwatchedWait"
