@@ -11,6 +11,17 @@ from pathlib import Path
 __all__ = ["alerts_beside"]
 
 
+def _stop_with_parent() -> None:
+    """In the child, before it starts: SIGTERM when the parent dies, even by kill -9 (Linux), so no
+    evaluator outlives the probe or observatory it belongs to."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 @contextmanager
 def alerts_beside(config_path: Path | None) -> Iterator[subprocess.Popen[bytes] | None]:
     """While inside, evaluate and deliver alerts every interval in a child process (None: nothing).
@@ -21,7 +32,8 @@ def alerts_beside(config_path: Path | None) -> Iterator[subprocess.Popen[bytes] 
     if config_path is None:
         yield None
         return
-    child = subprocess.Popen([sys.executable, "-m", "wardwatch", "alerts", "-c", str(config_path)])  # noqa: S603
+    child = subprocess.Popen([sys.executable, "-m", "wardwatch", "alerts", "-c", str(config_path)],  # noqa: S603
+                             preexec_fn=_stop_with_parent)
     try:
         yield child
     finally:

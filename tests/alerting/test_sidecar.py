@@ -41,3 +41,41 @@ def test_the_observatory_evaluates_alerts_beside_it(tmp_path: Path, add_runs) ->
         finally:
             assert observatory.stop() == 0
     assert body["groupLabels"] == {"alertname": "EveryRunFailing", "site": "ward-7", "workflow": "open"}
+
+
+def test_the_evaluator_does_not_outlive_a_parent_killed_with_kill_9(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "wardwatch.yaml"
+    path.write_text(f"store: {{path: {tmp_path / 'data'}}}\nalerting: {{interval_s: 1}}\n", encoding="utf-8")
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from wardwatch.sidecar import alerts_beside\n"
+        f"with alerts_beside(Path({str(path)!r})) as child:\n"
+        "    print(child.pid, flush=True); time.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
+    with parent.stdout:
+        child_pid = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child_pid, 0)
+        except ProcessLookupError:
+            break
+        if _zombie(child_pid):
+            break
+        time.sleep(0.2)
+    else:
+        os.kill(child_pid, signal.SIGKILL)
+        raise AssertionError("the evaluator outlived its parent")
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return True
