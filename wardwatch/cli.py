@@ -409,7 +409,8 @@ def alerts(config_path: Path, once: bool) -> None:
     if once:
         for alert in sorted(active, key=lambda a: sorted(a["labels"].items())):
             labels = " ".join(f"{k}={v}" for k, v in sorted(alert["labels"].items()) if k != "alertname")
-            status = f"{alert['status']}{' (silenced)' if alert.get('silenced') else ''}"
+            why = f": {alert['planned']}" if alert.get("planned") else ""
+            status = f"{alert['status']}{f' (silenced{why})' if alert.get('silenced') else ''}"
             click.echo(f"{status:8} {alert['labels']['alertname']} {labels}: {alert['annotations']['summary']}")
         click.echo(f"{len(active)} alert{'' if len(active) == 1 else 's'} pending or firing")
         for line in failures:

@@ -120,3 +120,27 @@ def test_change_add_records_a_planned_window(tmp_path: Path) -> None:
     assert made.exit_code == 0, made.output
     [change] = recorded_changes(tmp_path / "data")
     assert change.until == dt.datetime(2026, 11, 14, 7, tzinfo=UTC)
+
+
+def test_alerts_once_says_which_window_silences_an_alert(tmp_path: Path, add_runs) -> None:
+    from click.testing import CliRunner
+
+    from wardwatch.cli import main
+
+    now = dt.datetime.now(UTC).replace(microsecond=0)
+    data = add_runs([(now - dt.timedelta(minutes=3 - i), "open", "ward-7", "failed", 1.0) for i in range(3)])
+    path = tmp_path / "wardwatch.yaml"
+    path.write_text(f"""\
+store: {{path: {data}}}
+sites: [{{name: ward-7, timezone: Europe/London}}]
+slas:
+  - name: availability
+    metric: availability
+    target: 0.995
+    exclusions: [{{start: "{(now - dt.timedelta(hours=1)).isoformat()}", end: "{(now + dt.timedelta(hours=1)).isoformat()}", title: agreed patching}}]
+alerting: {{findings_days: 0}}
+""", encoding="utf-8")
+    result = CliRunner().invoke(main, ["alerts", "-c", str(path), "--once"])
+    assert result.exit_code == 0, result.output
+    assert ("firing (silenced: agreed maintenance of SLA 'availability' (agreed patching)) EveryRunFailing "
+            "severity=page site=ward-7 workflow=open") in result.output
