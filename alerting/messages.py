@@ -133,6 +133,8 @@ def _unwatched_owner_text(facts: Mapping[str, Any], link: str) -> str:
     since = facts.get("since_text") or ""
     parts = [f"{facts['headline']}{' ' + since[0].upper() + since[1:] + '.' if since else ''}",
              f"No objective watches it, so no burn-rate alert can: the findings discovered it in the runs. {figures}."]
+    if facts.get("lenses"):
+        parts.append(f"Why the SLA could not see it: {'; '.join(facts['lenses'])}.")
     if facts.get("blame"):
         parts.append(f"Where the time goes: {facts['blame']}.")
     if facts.get("now"):

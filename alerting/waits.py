@@ -130,6 +130,7 @@ def wait_conditions(stories: Sequence[Story], store: Store | FrameCache, at: dt.
         facts: dict[str, Any] = {
             "kind": "unwatched", "headline": story.headline, "since": story.since.isoformat() if story.since else None,
             "since_text": story.since_text, "hours": hours, "blame": story.blame,
+            "lenses": [lens.title for lens in story.lenses],  # why the SLA could not see it
             "figures": [{"label": f.label, "value": f.value, "threshold": f.threshold, "n": f.n}
                         for f in story.figures if f.verdict is None],  # the clinicians' figures
             "has_suggestion": story.suggestion_yaml is not None,

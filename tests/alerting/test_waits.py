@@ -13,6 +13,7 @@ from alerting.engine import Evaluator
 from alerting.messages import Names
 from alerting.rules import AlertInputs
 from alerting.waits import UnwatchedWaits
+from analysis.config import SLAConfig
 from analysis.findings import FindingInputs, SiteLabel, WorkflowLabel
 from analysis.notices import read_notices
 from tests.alerting.test_messages import JARGON
@@ -22,7 +23,8 @@ START = dt.datetime(2026, 11, 30, tzinfo=UTC)  # a Monday; London is on UTC in w
 NAMES = Names(workflows={"open": "Open patient record"}, sites={"ward-7": "Ward 7", "clinic": "Clinic"})
 INPUTS = FindingInputs(workflows=(WorkflowLabel("open", "Open patient record", 3.0, "default"),),
                        sites=(SiteLabel("ward-7", "Ward 7", "Europe/London"),
-                              SiteLabel("clinic", "Clinic", "Europe/London")))
+                              SiteLabel("clinic", "Clinic", "Europe/London")),
+                       slas=(SLAConfig(name="mean response", metric="mean", target=2.0),))
 
 
 def _afternoons_slow(add_runs, days: int = 8):
@@ -53,6 +55,7 @@ def test_an_unwatched_wait_is_a_ticket_and_a_page_only_while_it_is_now(add_runs,
     assert ticket["annotations"]["summary"] == "Unwatched wait: Open patient record at every site, weekdays 13:30-17:00"
     owner = ticket["annotations"]["description"]
     assert "13:30" in owner and "20 s" in owner and "n=" in owner and "No objective watches it" in owner
+    assert "Why the SLA could not see it: " in owner  # the findings' lenses, in plain titles
     assert read_notices(data) == []  # a ticket is for the service owner, not the ward
     # within the quarter hour the findings are not read again, even by a restarted evaluator's cache
     for minute in range(1, 15):
