@@ -70,7 +70,7 @@ def test_a_periodic_stall_in_an_operators_words(stalls: Path) -> None:
     assert [(lens.name, lens.sla) for lens in s.lenses] == [
         ("time_dilution", "supplier mean"), ("per_request", "supplier mean"),
         ("mean_vs_tail", "supplier mean")]
-    assert "each request of the slow runs: mean 10 s" in s.lenses[1].text
+    assert "each request of the slow runs: 10 s on average" in s.lenses[1].text
     assert "a run makes 2 in series, so the task waits about 20 s" in s.lenses[1].text
     within = next(f for f in s.figures if "runs within" in f.label)
     assert (within.value, within.n) == ("87%", 2 * 3 * 210)  # 4 of 30 minutes stalled

@@ -131,7 +131,9 @@ def test_the_findings_poll_takes_any_stored_window_and_answers(dashboard: str, w
         text = response.text
         if "reading every run and request" not in text:
             break
-    assert "No findings in the last 7 days" in text
+    # answered for the default window (the store's one site last ran 30 minutes ago, so it may be
+    # told as gone quiet: a finding, not an error)
+    assert "in the last 7 days" in text and "could not be computed" not in text
 
 
 @pytest.mark.parametrize("month", [{"a": 1}, ["2026-10"], "2026-13", None])
