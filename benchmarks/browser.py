@@ -113,15 +113,19 @@ def _footprint(raw: dict[str, Any], tmp: Path, minutes: float, progress: Progres
                              stdout=subprocess.DEVNULL, stderr=(tmp / "probe.log").open("wb"), env=env)
     cpu_s: dict[int, float] = {}
     samples_mb: list[float] = []
+    parts_mb: list[dict[str, float]] = []  # each sample's PSS by part: the probe, the driver, the browser
     began = time.monotonic()
     try:
         while time.monotonic() - began < minutes * 60:
             tree = _tree(child.pid)
+            parts = dict.fromkeys(_PARTS, 0.0)
             for pid in tree:
                 cpu = _cpu_s(pid)
                 if cpu is not None:
                     cpu_s[pid] = cpu
-            samples_mb.append(sum(_pss_kb(pid) for pid in tree) / 1024)
+                parts[_part(pid, child.pid)] += _pss_kb(pid) / 1024
+            samples_mb.append(sum(parts.values()))
+            parts_mb.append(parts)
             time.sleep(1.0)
     finally:
         child.terminate()
@@ -132,6 +136,7 @@ def _footprint(raw: dict[str, Any], tmp: Path, minutes: float, progress: Progres
     runs = _runs(tmp / "store-browser")
     share = sum(cpu_s.values()) / wall_s
     peak_mb = max(samples_mb, default=float("nan"))
+    at_peak = parts_mb[samples_mb.index(peak_mb)] if samples_mb else dict.fromkeys(_PARTS, float("nan"))
     return [
         Figure(NAME, "browser runs in the footprint window", runs, "runs", runs,
                note="the first starts at the next whole minute"),
@@ -141,6 +146,9 @@ def _footprint(raw: dict[str, Any], tmp: Path, minutes: float, progress: Progres
                met=peak_mb < 400, note=f"the probe, Playwright's driver and every process of {browser}"),
         Figure(NAME, "median PSS, probe and browser", statistics.median(samples_mb) if samples_mb else float("nan"),
                "MB", len(samples_mb)),
+        *(Figure(NAME, f"PSS at the peak: {part}", at_peak[part], "MB", 1,
+                 note=f"its own peak {max(p[part] for p in parts_mb):.0f} MB" if parts_mb else "")
+          for part in _PARTS),
     ]
 
 
@@ -151,6 +159,21 @@ def _runs(store_path: Path) -> int:
         return 0
     with open_store(store_path) as store:
         return len(store.runs())
+
+
+_PARTS = ("the probe's process", "Playwright's driver", "the browser")
+
+
+def _part(pid: int, probe_pid: int) -> str:
+    """Which part of the tree a process is: the probe itself, Playwright's Node.js driver (and
+    anything else that is not the browser), or one of Chromium's processes."""
+    if pid == probe_pid:
+        return _PARTS[0]
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return _PARTS[2]
+    return _PARTS[2] if "chrom" in Path(command).name else _PARTS[1]
 
 
 def _tree(pid: int) -> list[int]:
