@@ -20,24 +20,26 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
-import sqlite3
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
-from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from collector.secretref import parse_reference
 from store import schema
+
+# The OTLP client (requests, protobuf) and SQLite are imported when a spool is first used: every
+# probe reads ExportConfig, and one that writes its own store never sends (docs/benchmarks.md).
+if TYPE_CHECKING:
+    import requests
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
 __all__ = ["Backlog", "ExportConfig", "ObservatoryExportConfig", "SiteSpool", "SpoolingExporter", "spool_file"]
 
@@ -118,6 +120,8 @@ class SiteSpool:
         self._clock = clock
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        import sqlite3
+
         self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # committed means on disk, not only in the OS
@@ -298,15 +302,20 @@ class _Sender:
             backoff = min(backoff * 2, _MAX_BACKOFF_S)
 
 
-class _CertificateSession(requests.Session):
+def _certificate_session() -> requests.Session:
     """A session whose own CA file wins: requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``
     override ``session.verify`` (psf/requests#3829), so a configured certificate was ignored
     wherever those variables are set; proxies and the rest still come from the environment."""
+    import requests
 
-    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> dict[str, Any]:
-        settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
-        settings["verify"] = self.verify
-        return settings
+    class CertificateSession(requests.Session):
+        def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any,
+                                       cert: Any) -> dict[str, Any]:
+            settings: dict[str, Any] = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            settings["verify"] = self.verify
+            return settings
+
+    return CertificateSession()
 
 
 def _send(exporter: OTLPSpanExporter, body: bytes, headers: Mapping[str, str]) -> tuple[bool, int | None, str | None]:
@@ -356,10 +365,12 @@ class SpoolingExporter(SpanExporter):
             if sender is None:
                 token = self._tokens.get(site)
                 headers = {"Authorization": f"Bearer {token}"} if token else {}
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
                 exporter = OTLPSpanExporter(
                     endpoint=self.endpoint, headers=headers, timeout=self._timeout_s,
                     certificate_file=str(self._certificate) if self._certificate else None,
-                    session=_CertificateSession() if self._certificate else None)
+                    session=_certificate_session() if self._certificate else None)
                 spool = SiteSpool(spool_file(self.directory, site), self._max_bytes)
                 sender = self._senders[site] = _Sender(site, spool, exporter)
                 sender.thread.start()
@@ -369,6 +380,8 @@ class SpoolingExporter(SpanExporter):
         """Commit ``spans`` to the spool (per site); the senders take them from there."""
         if self._shut_down:
             return SpanExportResult.FAILURE
+        from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
         by_site: dict[str, list[ReadableSpan]] = defaultdict(list)
         for span in spans:
             site = (span.resource.attributes.get(schema.ATTR_SITE) if span.resource else None) or ""
