@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401 - pa.compute
 import pyarrow.parquet as pq
@@ -248,9 +247,12 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _utc_days(table: pa.Table) -> np.ndarray:
-    ns = table.column(schema.TIMESTAMP).cast(pa.int64()).to_numpy()
-    return ns // NS_PER_DAY
+def _utc_days(table: pa.Table) -> pa.ChunkedArray:
+    """Each span's UTC day since the epoch, floored (in Arrow: a probe process has no numpy)."""
+    ns = table.column(schema.TIMESTAMP).cast(pa.int64())
+    days = pa.compute.divide(ns, NS_PER_DAY)  # truncates toward zero: one day less before 1970 unless exact
+    return pa.compute.if_else(pa.compute.greater(pa.compute.multiply(days, NS_PER_DAY), ns),
+                              pa.compute.subtract(days, 1), days)
 
 
 def write_spans(path: Path, spans: pa.Table | Iterable[Mapping[str, Any]]) -> list[Path]:
@@ -276,8 +278,8 @@ def write_spans(path: Path, spans: pa.Table | Iterable[Mapping[str, Any]]) -> li
     days = _utc_days(table)
     written = []
     try:
-        for day in np.unique(days):
-            part = table.filter(pa.array(days == day))
+        for day in sorted(pa.compute.unique(days).to_pylist()):
+            part = table.filter(pa.compute.equal(days, day))
             part = part.sort_by(schema.TIMESTAMP)
             date = _EPOCH + dt.timedelta(days=int(day))
             written.append(write_segment(partition_dir(path, date), part))

@@ -154,6 +154,10 @@ def probe(config_path: Path, once: bool, site: str | None, workflow: str | None,
     be reached is none of these: the runs wait in the spool, and the next probe
     sends them first.
     """
+    if not once:  # this process is a probe and nothing else: pyarrow goes without numpy and pandas
+        from wardwatch.forgo import forgo
+
+        forgo("numpy", "pandas")
     from wardwatch import forwarding, wiring
 
     config = _load(config_path, writes=True)

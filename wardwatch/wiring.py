@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib.abc
 import logging
 import os
 import signal
@@ -24,7 +23,6 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
-import testbed
 from analysis import config as analysis_config
 from collector import Probe, RunResult
 from collector.history import HistoryExportError
@@ -32,8 +30,10 @@ from store import Maintenance, ParquetSpanExporter, StoreError, import_otlp_json
 from store.writer import last_slots
 from wardwatch.config import WardwatchConfig
 from wardwatch.errors import UserError
+from wardwatch.forgo import forgo
 
 if TYPE_CHECKING:  # imported where used: a probe process needs neither Dash nor the history builder
+    import testbed
     from dashboard import DashboardContext, DashboardServer
     from wardwatch import simulate
 
@@ -171,24 +171,15 @@ def probe_once(
         probe.shutdown()
 
 
-class _NoPandas(importlib.abc.MetaPathFinder):
-    """Answers every import of pandas with ModuleNotFoundError."""
-
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
-        if fullname == "pandas" or fullname.startswith("pandas."):
-            raise ModuleNotFoundError("a probe process does without pandas", name=fullname)
-        return None
-
-
 def forgo_pandas() -> None:
-    """Make pandas unimportable in this process, unless something has loaded it already.
+    """Make pandas and numpy unimportable in this process, unless something has loaded them already.
 
-    A probe process never uses pandas, but pyarrow imports it (34 MB) on its first conversion of
-    Python objects, only to ask whether they are pandas objects; told it is absent, pyarrow goes
-    on without it. Call it only in a process that is a probe and nothing else.
+    A probe process never uses them, but pyarrow imports pandas (34 MB) on its first conversion of
+    Python objects, and numpy (17 MB) when it is itself imported (so ``wardwatch probe`` forgoes
+    both before it imports pyarrow), only to ask whether what it is given is theirs; told they are
+    absent, pyarrow goes on without them. Call it only in a process that is a probe and nothing else.
     """
-    if "pandas" not in sys.modules and not any(isinstance(f, _NoPandas) for f in sys.meta_path):
-        sys.meta_path.insert(0, _NoPandas())
+    forgo("pandas", "numpy")
 
 
 def probe_forever(config: WardwatchConfig, *, site: str | None = None, workflow: str | None = None,
@@ -239,6 +230,8 @@ def serve_testbed(host: str, port: int, scenario_path: Path | None, store_path: 
                   *, allowed_hosts: Sequence[str] = (), observatory: tuple[str, str] | None = None) -> None:
     """Serve the testbed until interrupted, optionally storing its server spans, or sending them to
     an observatory (``(url, token)``) as an instrumented EPR would."""
+    import testbed  # uvicorn and Starlette: only where the testbed is served, never in a probe
+
     exporters: list[SpanExporter] = [ParquetSpanExporter(store_path)] if store_path else []
     if observatory is not None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -332,6 +325,8 @@ def run_demo(
 
     With ``config_path`` and a token for every site (``observatory.tokens``), the probes are one
     process per site reporting to an observatory in this process (:mod:`wardwatch.demo_sites`)."""
+    import testbed
+
     environ = dict(os.environ if environ is None else environ)
     environ.setdefault(TESTBED_SECRET_VARIABLE, testbed.DEFAULT_CLIENT_SECRET)
     host, port = _testbed_address(config)
@@ -548,6 +543,8 @@ def _maintained(config: WardwatchConfig) -> Iterator[None]:
 
 @contextmanager
 def _started(server: testbed.TestbedServer) -> Iterator[testbed.TestbedServer]:
+    import testbed
+
     try:
         server.start()
     except testbed.TestbedServerError as exc:
