@@ -104,7 +104,10 @@ def _overhead(raw: dict[str, Any], executable: str, repeats: int, progress: Prog
 
 def _footprint(raw: dict[str, Any], tmp: Path, minutes: float, progress: Progress, *, browser: str) -> list[Figure]:
     config = {**raw, "store": {"path": str(tmp / "store-browser")}}  # `--workflow` picks the browser one
+    # The probe with its browser alone: no dashboard, and no alerts evaluator beside it (a process
+    # of its own, which a probe sending to an observatory does not start either).
     config.pop("dashboard", None)
+    config.pop("alerting", None)
     path = tmp / "browser.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     env = {**os.environ, "WARDWATCH_TESTBED_CLIENT_SECRET": DEFAULT_CLIENT_SECRET}
