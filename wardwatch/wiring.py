@@ -174,10 +174,11 @@ def probe_once(
 def forgo_pandas() -> None:
     """Make pandas and numpy unimportable in this process, unless something has loaded them already.
 
-    A probe process never uses them, but pyarrow imports pandas (34 MB) on its first conversion of
-    Python objects, and numpy (17 MB) when it is itself imported (so ``wardwatch probe`` forgoes
-    both before it imports pyarrow), only to ask whether what it is given is theirs; told they are
-    absent, pyarrow goes on without them. Call it only in a process that is a probe and nothing else.
+    A probe process never uses them, but pyarrow imports numpy (17 MB) when it is itself imported
+    and pandas (34 MB) on its first conversion of Python objects, only to ask whether what it is
+    given is theirs; told they are absent, pyarrow goes on without them (``wardwatch probe`` on its
+    cadence forgoes both before it imports pyarrow). Call it only in a process that is a probe and
+    nothing else.
     """
     forgo("pandas", "numpy")
 

@@ -40,7 +40,8 @@ assert any(job.workflow.kind == "browser" for job in probe.jobs()), "the example
 from store import compact, schema, write_spans
 row = {{schema.TIMESTAMP: dt.datetime(2026, 11, 27, tzinfo=dt.UTC), schema.TRACE_ID: "a" * 32,
         schema.SPAN_ID: "b" * 16, schema.SPAN_ATTRIBUTES: {{schema.ATTR_RUN_WAITING_S: 1.5}}}}
-write_spans({str(tmp_path / "store")!r}, [row, dict(row, **{{schema.TIMESTAMP: dt.datetime(1969, 12, 31, 23, tzinfo=dt.UTC), schema.SPAN_ID: "d" * 16}})])
+before_1970 = {{schema.TIMESTAMP: dt.datetime(1969, 12, 31, 23, tzinfo=dt.UTC), schema.SPAN_ID: "d" * 16}}
+write_spans({str(tmp_path / "store")!r}, [row, dict(row, **before_1970)])
 write_spans({str(tmp_path / "store")!r}, [dict(row, **{{schema.SPAN_ID: "c" * 16}})])
 compact({str(tmp_path / "store")!r}, grace_s=0)
 probe.shutdown()
