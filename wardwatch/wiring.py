@@ -210,7 +210,8 @@ def probe_forever(config: WardwatchConfig, *, site: str | None = None, workflow:
     # and so are its alerts; a probe alone evaluates them beside itself.
     sending = forwarding(config)
     alerting = config_path if config.alerting is not None and not sending else None
-    with _stop_on_signals(stop), (nullcontext() if sending else _maintained(config)), alerts_beside(alerting):
+    with _stop_on_signals(stop), (nullcontext() if sending else _maintained(config, derive=False)), \
+            alerts_beside(alerting):
         click.echo(f"probing {len(probe.jobs(site, workflow))} workflow x site pairs; Ctrl-C stops", err=True)
         try:
             probe.run_forever(stop, site=site, workflow=workflow)
@@ -535,10 +536,29 @@ def _dashboard_server(
         ) from exc
 
 
+def query_definitions(config: WardwatchConfig) -> Definitions:
+    """What the query layer's pre-aggregates are made for (each workflow's T), as the dashboard
+    reads them."""
+    from dashboard.data import definitions
+
+    return definitions(dashboard_context(config))
+
+
+def _pre_aggregate(config: WardwatchConfig) -> Callable[[Path], object]:
+    """The analysis' pre-aggregates, built by the store's maintenance as buckets close: the store
+    calls what the composition root registers and knows nothing of analysis."""
+    from analysis.query import preagg
+
+    defs = query_definitions(config)
+    return lambda path: preagg.refresh(path, defs)
+
+
 @contextmanager
-def _maintained(config: WardwatchConfig) -> Iterator[None]:
-    """Compaction and retention in the background, in the one process that writes the store."""
-    maintenance = Maintenance.from_config(config.store)
+def _maintained(config: WardwatchConfig, *, derive: bool = True) -> Iterator[None]:
+    """Compaction and retention in the background, in the one process that writes the store, and
+    the query layer's pre-aggregates (not in a lone probe's process, which never loads pandas or
+    DuckDB: the dashboard serving its store builds them)."""
+    maintenance = Maintenance.from_config(config.store, after_pass=[_pre_aggregate(config)] if derive else [])
     maintenance.start()
     try:
         yield

@@ -23,6 +23,7 @@ or misses one: what the ranges do not cover is read exactly.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import logging
 import os
@@ -37,19 +38,25 @@ import pyarrow.parquet as pq
 
 from analysis.query import dialect
 from analysis.query.sources import BUCKET_S, THRESHOLDS, Definitions, exact_runs, exact_steps, materialize
-from store import create_views, list_segments
+from store import StoreError, check_store, create_views, list_segments
 from store.segments import read_replaces
 
-__all__ = ["CLOSE_AFTER", "DIRECTORY", "Coverage", "coverage", "refresh"]
+__all__ = ["CLOSE_AFTER", "DIRECTORY", "Coverage", "coverage", "live_segments", "refresh"]
 
 DIRECTORY = "aggregates"
 CLOSE_AFTER = dt.timedelta(minutes=5)  # a run's spans are written when it ends: wait for them
 _DAY_S = 86_400
 _STATE = "state.json"
+_LOCK = ".lock"
 _COMPACTED_PREFIX = "c-"
 _log = logging.getLogger(__name__)
 
 Range = tuple[int, int]  # [lo, hi) in epoch seconds
+
+
+def live_segments(path: Path) -> list[Path]:
+    """The store's live segments (what a figure computed now reads)."""
+    return list_segments(Path(path))
 
 
 def directory(path: Path, defs: Definitions) -> Path:
@@ -256,14 +263,28 @@ def refresh(path: Path, defs: Definitions, *, now: dt.datetime | None = None,
     """Build the pre-aggregate of every bucket closed by ``now`` not built yet (or built before
     a late segment touched it); returns how many days had a range built.
 
-    Run it from one process at a time per store (the store's maintenance, or the upgrade).
+    Any process may call it: one refreshes at a time (a lock file), another returns 0 at once.
 
     Args:
         progress: ``progress(done, total)`` after each day built.
     """
     path = Path(path)
+    try:
+        check_store(path)
+    except StoreError:  # no store (yet), or one to upgrade first: nothing to build
+        return 0
     folder = directory(path, defs)
     folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / _LOCK, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        return _refresh(path, folder, defs, now, progress)
+
+
+def _refresh(path: Path, folder: Path, defs: Definitions, now: dt.datetime | None,
+             progress: Callable[[int, int], None] | None) -> int:
     now = now or dt.datetime.now(dt.UTC)
     closed = int((now - CLOSE_AFTER).timestamp()) // BUCKET_S * BUCKET_S
     state = _load_state(folder)
@@ -322,7 +343,7 @@ def _sweep(folder: Path, state: dict) -> None:
     """Files no range names (left by a crash between a write and the state)."""
     named = {r[k] for r in state["ranges"] for k in ("runs", "steps") if r.get(k)}
     for entry in folder.iterdir():
-        if entry.name != _STATE and entry.name not in named and not entry.name.endswith(".tmp"):
+        if entry.name not in (_STATE, _LOCK) and entry.name not in named and not entry.name.endswith(".tmp"):
             if entry.is_dir():
                 shutil.rmtree(entry, ignore_errors=True)
             else:
