@@ -15,6 +15,7 @@ __all__ = [
     "RELATIVE_ERROR",
     "SESSION",
     "bucket_start",
+    "exact_quantile",
     "hour_of",
     "in_list",
     "local_time",
@@ -64,6 +65,12 @@ def log_bucket_value(column: str) -> str:
     :data:`RELATIVE_ERROR` of every value in it; values <= 0 are 0, NULL stays NULL."""
     return (f"CASE WHEN {column} > 0 THEN 2 * pow({GAMMA!r}, ceil(ln({column}) / {_LOG_GAMMA!r})) / {GAMMA + 1!r} "
             f"WHEN {column} IS NOT NULL THEN 0.0 END")
+
+
+def exact_quantile(column: str, q: float) -> str:
+    """The project's percentile of every sample: linear interpolation between order statistics at
+    rank ``q (n - 1)`` (numpy's default; the weighted form in ``figures`` is its generalization)."""
+    return f"quantile_cont({column}, {float(q)!r})"
 
 
 def read_files(paths: list[str]) -> str:

@@ -114,6 +114,11 @@ class Question:
                 covered.append((a_, b_))
         return covered, coverage
 
+    def quantiles(self, source: str, keys: Sequence[str], qs: dict[str, float], where: str = "TRUE") -> str:
+        """:func:`_quantiles` of ``source``, weighted when some rows were pre-aggregated."""
+        self._source("runs")
+        return _quantiles(source, keys, qs, where, weighted=bool(self._covered))
+
     @property
     def relative_error(self) -> float:
         """The bound on this question's percentiles (0 when every row was read exactly)."""
@@ -186,18 +191,28 @@ def ask(store: Store, runs: RunFilter, defs: Definitions, *, exact: bool = False
 
 # -- Percentiles over weighted values ---------------------------------------------------------------
 
-def _quantiles(source: str, keys: Sequence[str], qs: dict[str, float], where: str = "TRUE") -> str:
+def _quantiles(source: str, keys: Sequence[str], qs: dict[str, float], where: str = "TRUE",
+               weighted: bool = True) -> str:
     """A query of ``keys`` and each quantile of ``qs`` (name -> q) of ``value_s`` over the rows of
-    ``source`` where ``where``, each row counting ``n`` times: ``quantile_cont``'s definition."""
+    ``source`` where ``where``, each row counting ``n`` times: ``quantile_cont``'s definition.
+
+    Without ``weighted`` (every row is one sample: an exact question), ``quantile_cont`` itself,
+    to the last bit (the weighted form may differ from it in the last place: the engine's
+    interpolation may fuse its multiply and add)."""
     k = ", ".join(keys)
+    if not weighted:
+        group = f" GROUP BY {k}" if keys else ""
+        cols = ", ".join(f"{d.exact_quantile('value_s', q)} AS {name}" for name, q in qs.items())
+        return f"SELECT {k + ', ' if keys else ''}{cols} FROM {source} WHERE ({where}) AND value_s IS NOT NULL{group}"
     lead = f"{k}, " if keys else ""
     part = f"PARTITION BY {k}" if keys else ""
+    # The rank in double precision, as quantile_cont computes it ((n - 1) q; a literal would be a DECIMAL).
+    rank = {name: f"(CAST(total - 1 AS DOUBLE) * CAST({q!r} AS DOUBLE))" for name, q in qs.items()}
     bounds = ", ".join(
-        f"min(value_s) FILTER (WHERE cum > floor({q!r} * (total - 1))) AS {name}_lo, "
-        f"min(value_s) FILTER (WHERE cum > ceil({q!r} * (total - 1))) AS {name}_hi" for name, q in qs.items())
+        f"min(value_s) FILTER (WHERE cum > floor({rank[name]})) AS {name}_lo, "
+        f"min(value_s) FILTER (WHERE cum > ceil({rank[name]})) AS {name}_hi" for name in qs)
     values = ", ".join(
-        f"{name}_lo + ({q!r} * (total - 1) - floor({q!r} * (total - 1))) * ({name}_hi - {name}_lo) AS {name}"
-        for name, q in qs.items())
+        f"{name}_lo + ({name}_hi - {name}_lo) * ({rank[name]} - floor({rank[name]})) AS {name}" for name in qs)
     group = f"GROUP BY {k}" if keys else ""
     return f"""
         SELECT {lead}{values} FROM (
@@ -214,12 +229,12 @@ def _join_on(keys: Sequence[str]) -> str:
     return " AND ".join(f"c.{k} IS NOT DISTINCT FROM q.{k}" for k in keys) or "TRUE"
 
 
-def _with_quantiles(counts: str, keys: Sequence[str], qs: dict[str, float], where: str) -> str:
+def _with_quantiles(q: Question, counts: str, keys: Sequence[str], qs: dict[str, float], where: str) -> str:
     """``counts`` (a query grouped by ``keys``) joined with the quantiles of ok runs."""
     names = ", ".join(f"q.{n}" for n in qs)
     return f"""
         SELECT c.*, {names} FROM ({counts}) AS c
-        LEFT JOIN ({_quantiles('runs_src', keys, qs, where)}) AS q ON {_join_on(keys)}"""
+        LEFT JOIN ({q.quantiles('runs_src', keys, qs, where)}) AS q ON {_join_on(keys)}"""
 
 
 _COUNTS = f"""CAST(sum(n) FILTER (WHERE {_JUDGED}) AS BIGINT) AS samples,
@@ -242,7 +257,7 @@ def board(q: Question) -> pd.DataFrame:
     threshold_s, samples, not_ok, share_under`` (ok and within T), ``p50_s, p90_s`` (ok runs'
     waiting time), ``apdex`` (an :class:`Apdex`; failed runs frustrated), ``p_relative_error``."""
     frame = q.sql(_with_quantiles(
-        f"SELECT workflow, site, {_COUNTS} FROM runs_src WHERE {_JUDGED} GROUP BY workflow, site",
+        q, f"SELECT workflow, site, {_COUNTS} FROM runs_src WHERE {_JUDGED} GROUP BY workflow, site",
         ["workflow", "site"], {"p50_s": 0.5, "p90_s": 0.9}, "status = 'ok'") + " ORDER BY workflow, site")
     columns = ["workflow", "site", "threshold_s", "samples", "not_ok", "share_under", "p50_s", "p90_s", "apdex",
                "p_relative_error"]
@@ -259,7 +274,7 @@ def board(q: Question) -> pd.DataFrame:
 def sites(q: Question) -> pd.DataFrame:
     """Per site: ``site, samples, not_ok, share_under`` (each run within its own workflow's T),
     ``p50_s, p90_s`` (ok runs), ``p_relative_error``."""
-    frame = q.sql(_with_quantiles(f"SELECT site, {_COUNTS} FROM runs_src WHERE {_JUDGED} GROUP BY site",
+    frame = q.sql(_with_quantiles(q, f"SELECT site, {_COUNTS} FROM runs_src WHERE {_JUDGED} GROUP BY site",
                                   ["site"], {"p50_s": 0.5, "p90_s": 0.9}, "status = 'ok'") + " ORDER BY site")
     frame["not_ok"] = frame["samples"] - frame["ok"]
     frame["share_under"] = frame["satisfied"] / frame["samples"]
@@ -280,7 +295,7 @@ def time_of_day(q: Question, *, timezone: str) -> pd.DataFrame:
         SELECT c.weekday, c.hour, c.samples, c.satisfied / c.samples AS share_under, q.p90_s
         FROM (SELECT weekday, hour, CAST(sum(n) AS BIGINT) AS samples,
                      coalesce(sum(n) FILTER (WHERE zone = 0), 0) AS satisfied FROM cells GROUP BY ALL) AS c
-        LEFT JOIN ({_quantiles('cells', ['weekday', 'hour'], {'p90_s': 0.9}, "status = 'ok'")}) AS q
+        LEFT JOIN ({q.quantiles('cells', ['weekday', 'hour'], {'p90_s': 0.9}, "status = 'ok'")}) AS q
             ON c.weekday = q.weekday AND c.hour = q.hour
         ORDER BY c.weekday, c.hour"""
     frame = q.sql(body, [timezone])
@@ -297,7 +312,7 @@ def timeline(q: Question, *, bucket_s: int) -> pd.DataFrame:
         , slots AS (SELECT {d.bucket_start('moment', bucket_s)} AS bucket, * FROM runs_src WHERE status = 'ok')
         SELECT c.bucket, c.samples, q.p50_s, q.p90_s
         FROM (SELECT bucket, CAST(sum(n) AS BIGINT) AS samples FROM slots GROUP BY bucket) AS c
-        JOIN ({_quantiles('slots', ['bucket'], {'p50_s': 0.5, 'p90_s': 0.9})}) AS q ON c.bucket = q.bucket
+        JOIN ({q.quantiles('slots', ['bucket'], {'p50_s': 0.5, 'p90_s': 0.9})}) AS q ON c.bucket = q.bucket
         ORDER BY c.bucket"""
     frame = q.sql(body)
     frame["p_relative_error"] = q.relative_error
@@ -312,7 +327,7 @@ def steps(q: Question) -> pd.DataFrame:
     longer than their workflow's T, each step's time above its own median, as a share of that
     excess summed over steps (None when no run exceeded T)."""
     body = f"""
-        , med AS ({_quantiles('steps_src', ['step'], {'median_s': 0.5, 'p90_s': 0.9})}),
+        , med AS ({q.quantiles('steps_src', ['step'], {'median_s': 0.5, 'p90_s': 0.9})}),
         c AS (SELECT step, min(step_index) AS step_index, CAST(sum(n) AS BIGINT) AS samples, sum(sum_s) AS sum_s
               FROM steps_src GROUP BY step),
         ex AS (SELECT s.step, sum(s.n * greatest(s.value_s - m.median_s, 0)) AS excess_s
@@ -457,7 +472,7 @@ def period_split(q: Question, *, calendar: ClinicalCalendar, period: str) -> lis
         FROM (SELECT inside, CAST(sum(n) AS BIGINT) AS samples,
                      CAST(coalesce(sum(n) FILTER (WHERE zone = 0), 0) AS BIGINT) AS satisfied
               FROM parts GROUP BY inside) AS c
-        LEFT JOIN ({_quantiles('parts', ['inside'], {'p90_s': 0.9}, "status = 'ok'")}) AS q ON c.inside = q.inside"""
+        LEFT JOIN ({q.quantiles('parts', ['inside'], {'p90_s': 0.9}, "status = 'ok'")}) AS q ON c.inside = q.inside"""
     frame = q.sql(body, params)
     out = []
     for inside, label in ((True, "during " + period), (False, "the rest of the week")):

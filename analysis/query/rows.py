@@ -11,7 +11,6 @@ import datetime as dt
 import pandas as pd
 
 from analysis.query.figures import FRUSTRATED_SHARE, ask
-from analysis.query.figures import _quantiles as quantiles
 from analysis.query.sources import Definitions
 from analysis.status import RECENT_RUNS_QUERY, StatusRules, against_thresholds, judge_status
 from analysis.store import RunFilter, Store
@@ -67,7 +66,7 @@ def current_status(store: Store, defs: Definitions, now: dt.datetime, rules: Sta
     q = ask(store, RunFilter(recent_start - rules.baseline, recent_start), defs)
     baseline = q.sql(f"""
         SELECT b.workflow, b.site, b.baseline_s, l.last_seen
-        FROM ({quantiles('runs_src', ['workflow', 'site'], {'baseline_s': 0.5}, "status = 'ok'")}) AS b
+        FROM ({q.quantiles('runs_src', ['workflow', 'site'], {'baseline_s': 0.5}, "status = 'ok'")}) AS b
         JOIN (SELECT workflow, site, max(last_ok) AS last_seen FROM runs_src WHERE status = 'ok' GROUP BY ALL) AS l
           ON b.workflow IS NOT DISTINCT FROM l.workflow AND b.site IS NOT DISTINCT FROM l.site""")
     recent = store.sql(RECENT_RUNS_QUERY, [recent_start, now])
