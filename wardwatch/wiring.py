@@ -408,6 +408,23 @@ def upgrade(store_path: Path) -> int:
     return rewritten
 
 
+def upgrade_with_config(config: WardwatchConfig) -> int:
+    """:func:`upgrade`, then the query layer's pre-aggregates of every closed bucket not built yet,
+    with a progress bar; the days built."""
+    from analysis.query import preagg
+
+    path = config.store.path
+    upgrade(path)
+    partitions = {segment.parent for segment in preagg.live_segments(path)}
+    if not partitions:
+        click.echo(f"{path}: no spans yet, nothing to pre-aggregate", err=True)
+        return 0
+    with _progress("building the pre-aggregates", len(partitions), stream=sys.stdout) as advance:
+        built = preagg.refresh(path, query_definitions(config), progress=advance)
+    click.echo(f"pre-aggregates: {built} day(s) built" if built else "pre-aggregates: already up to date", err=True)
+    return built
+
+
 def report(config: WardwatchConfig, *, month: str, output_format: str, base_dir: Path) -> str:
     """The month's SLA-versus-experience report, rendered as Markdown, HTML, JSON or CSV."""
     import analysis
