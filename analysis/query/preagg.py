@@ -54,6 +54,12 @@ _log = logging.getLogger(__name__)
 Range = tuple[int, int]  # [lo, hi) in epoch seconds
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``folder`` (through any symbolic link) lies inside the data directory: Wardwatch
+    writes only there."""
+    return folder.resolve().is_relative_to(Path(path).resolve())
+
+
 def live_segments(path: Path) -> list[Path]:
     """The store's live segments (what a figure computed now reads)."""
     return list_segments(Path(path))
@@ -193,6 +199,8 @@ def _trusted(folder: Path, live: dict[str, list[Path]], state: dict) -> list[dic
 def coverage(path: Path, defs: Definitions, segments: Sequence[Path] | None = None) -> Coverage:
     """The ranges of the pre-aggregate a reader may trust now (see the module's docstring)."""
     folder = directory(path, defs)
+    if not _inside(Path(path), folder):
+        return Coverage((), (), ())
     state = _load_state(folder)
     if not state["ranges"]:
         return Coverage((), (), ())
@@ -274,6 +282,10 @@ def refresh(path: Path, defs: Definitions, *, now: dt.datetime | None = None,
     except StoreError:  # no store (yet), or one to upgrade first: nothing to build
         return 0
     folder = directory(path, defs)
+    if not _inside(path, folder):
+        _log.warning("%s leads out of the data directory %s: no pre-aggregates are built or read "
+                     "(the figures are read exactly)", path / DIRECTORY, path)
+        return 0
     folder.mkdir(parents=True, exist_ok=True)
     with open(folder / _LOCK, "a+") as lock:
         try:

@@ -309,3 +309,16 @@ def test_a_period_is_judged_on_whole_buckets_across_a_clock_change(tmp_path, mak
     assert dist.satisfied == int(((inside["status"] == "ok") & (inside["waiting_s"] <= 1.0)).sum())
     unaligned = PeriodConfig(name="odd", weekdays=["mon"], start="08:10", end="09:00")
     assert not f.period_aligned(analysis.ClinicalCalendar([unaligned], {}, "Europe/London"), "odd")
+
+
+def test_pre_aggregates_are_never_written_outside_the_data_directory(tmp_path, make_rows) -> None:
+    path, outside = tmp_path / "store", tmp_path / "elsewhere"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    write_spans(path, _runs(make_rows, day + dt.timedelta(hours=8), 6))
+    outside.mkdir()
+    (path / preagg.DIRECTORY).symlink_to(outside, target_is_directory=True)
+    defs = Definitions.of({"open": 1.0})
+    assert preagg.refresh(path, defs, now=day + dt.timedelta(days=1)) == 0
+    assert list(outside.iterdir()) == []
+    assert preagg.coverage(path, defs).ranges == ()
+    assert int(_same_counts(path, defs, (day, day + dt.timedelta(days=1)))["samples"].sum()) == 6  # read exactly
