@@ -41,7 +41,7 @@ def chart_steps(store: Store, listed: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     starts = pd.to_datetime(listed["start"], utc=True)
     ends = starts + pd.to_timedelta(listed["wall_s"].astype(float).fillna(0.0), unit="s")
-    lo, hi = starts.min().to_pydatetime(), ends.max().to_pydatetime() + dt.timedelta(seconds=1)
+    lo, hi = starts.min().floor("us").to_pydatetime(), ends.max().ceil("us").to_pydatetime() + dt.timedelta(seconds=1)
     return store.sql(f"SELECT {', '.join(columns)} FROM steps WHERE start >= ? AND start < ? "
                      "AND list_contains(?, trace_id) ORDER BY start, trace_id",
                      [lo, hi, list(listed["trace_id"])])
