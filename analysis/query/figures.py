@@ -107,10 +107,14 @@ class Question:
             return [], None
         coverage = preagg.coverage(self.store.path, self.defs)
         lo, hi = _edge(start, up=True), _edge(end, up=False)
-        covered = []
+        covered: list[tuple[dt.datetime, dt.datetime]] = []
         for a, b in coverage.ranges:
             a_, b_ = max(_EPOCH + dt.timedelta(seconds=a), lo), min(_EPOCH + dt.timedelta(seconds=b), hi)
-            if a_ < b_:
+            if a_ >= b_:
+                continue
+            if covered and covered[-1][1] == a_:  # one condition for adjacent ranges
+                covered[-1] = (covered[-1][0], b_)
+            else:
                 covered.append((a_, b_))
         return covered, coverage
 

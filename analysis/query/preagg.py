@@ -69,11 +69,21 @@ def directory(path: Path, defs: Definitions) -> Path:
     return Path(path) / DIRECTORY / defs.digest
 
 
+_states: dict[str, tuple[int, dict]] = {}
+
+
 def _load_state(folder: Path) -> dict:
+    """The state as last saved (parsed again only when the file changed: it is replaced whole)."""
+    path = folder / _STATE
     try:
-        state = json.loads((folder / _STATE).read_text())
-    except (FileNotFoundError, ValueError):
+        stamp = path.stat().st_mtime_ns
+        cached = _states.get(str(path))
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        state = json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError, ValueError):
         return {"ranges": [], "seen": {}}
+    _states[str(path)] = (stamp, state)
     return state
 
 
@@ -325,10 +335,11 @@ def _refresh(path: Path, folder: Path, defs: Definitions, now: dt.datetime | Non
                     progress(i + 1, len(built_days))
         finally:
             con.close()
-    state = {"ranges": sorted(ranges, key=lambda r: r["lo"]),
-             "seen": {p: sorted(s.name for s in segs) for p, segs in live.items()}}
-    _save_state(folder, state)
-    _sweep(folder, state)
+    new_state = {"ranges": sorted(ranges, key=lambda r: r["lo"]),
+                 "seen": {p: sorted(s.name for s in segs) for p, segs in live.items()}}
+    if new_state != state:  # a pass with nothing new writes nothing
+        _save_state(folder, new_state)
+        _sweep(folder, new_state)
     return len(built_days)
 
 
