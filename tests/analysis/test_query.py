@@ -322,3 +322,9 @@ def test_pre_aggregates_are_never_written_outside_the_data_directory(tmp_path, m
     assert list(outside.iterdir()) == []
     assert preagg.coverage(path, defs).ranges == ()
     assert int(_same_counts(path, defs, (day, day + dt.timedelta(days=1)))["samples"].sum()) == 6  # read exactly
+
+
+def test_the_store_connection_avoids_duckdbs_common_subplan_wrong_answers(asked) -> None:
+    """duckdb issue 25819 (1.5.1-1.5.6): the figures reuse their source in one query."""
+    setting = asked.store.sql("SELECT current_setting('disabled_optimizers') AS s")["s"].iloc[0]
+    assert "common_subplan" in setting

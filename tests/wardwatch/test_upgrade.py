@@ -113,3 +113,26 @@ def test_a_store_of_the_previous_version_is_upgraded_once_and_reports_the_same_b
         assert ours.relative_error > 0
         counts = ["workflow", "site", "samples", "not_ok", "share_under"]
         assert figures.board(ours)[counts].equals(figures.board(exact)[counts])
+
+
+def test_the_maintenance_of_a_writing_process_keeps_the_pre_aggregates(tmp_path) -> None:
+    """The composition root registers the query layer's refresh with the store's maintenance
+    (the store knows nothing of it): as the thread starts, every closed bucket is built."""
+    import time
+
+    from analysis.query import preagg
+    from wardwatch.config import load_config
+    from wardwatch.simulate import simulate_history
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "testbed.yaml"
+    config_file = tmp_path / "w.yaml"
+    config_file.write_text(example.read_text().replace("path: ../data/demo", f"path: {tmp_path / 'data'}"))
+    config = load_config(config_file)
+    simulate_history(config, days=1, end=dt.datetime(2026, 11, 20, tzinfo=dt.UTC), store_path=tmp_path / "data",
+                     workers=1)
+    defs = wiring.query_definitions(config)
+    with wiring._maintained(config):
+        deadline = time.monotonic() + 60
+        while not preagg.coverage(tmp_path / "data", defs).ranges and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert preagg.coverage(tmp_path / "data", defs).ranges
