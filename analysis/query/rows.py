@@ -55,15 +55,15 @@ def missed_slots(store: Store, runs: RunFilter) -> pd.DataFrame:
 
 
 def current_status(store: Store, defs: Definitions, now: dt.datetime, rules: StatusRules = StatusRules(), *,
-                   thresholds: bool = False) -> pd.DataFrame:
+                   thresholds: bool = False, exact: bool = False) -> pd.DataFrame:
     """As ``analysis.status.current_status``: the baseline (ok runs' median per workflow and site
     over the week before the recent window) from the sources, pre-aggregated where whole buckets
     were (within their bound), the recent runs read exactly. With ``thresholds``, the columns of
-    :func:`analysis.status.against_thresholds` too."""
+    :func:`analysis.status.against_thresholds` too; with ``exact``, every row read exactly."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     recent_start = now - rules.recent
-    q = ask(store, RunFilter(recent_start - rules.baseline, recent_start), defs)
+    q = ask(store, RunFilter(recent_start - rules.baseline, recent_start), defs, exact=exact)
     baseline = q.sql(f"""
         SELECT b.workflow, b.site, b.baseline_s, l.last_seen
         FROM ({q.quantiles('runs_src', ['workflow', 'site'], {'baseline_s': 0.5}, "status = 'ok'")}) AS b
