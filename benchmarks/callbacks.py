@@ -2,12 +2,12 @@
 inside a Flask request context of the app), every live-mode refresh callback, the status page's
 refresh and the runs page with a run's waterfall, against a large store.
 
-The pages read the rollup of the store's segments (``analysis.rollup``), which a dashboard builds
-once per segment when it starts (``DashboardServer.start`` warms it) and keeps in memory; the
-benchmark builds it first and reports how long that took, then times the calls. Two "nows": the
+The pages read the query layer's pre-aggregates (``analysis.query``), which the store's
+maintenance keeps as buckets close; the benchmark builds them first (as ``wardwatch upgrade-store``
+does) and reports how long that took, then times the calls. Two "nows": the
 end of the generated data less an hour (on the 15-minute grid), and the same less 7 min 31 s, as a
 real clock almost always is (a rolling window then ends at the next quarter hour, so its edges
-still fall on the rollup's grid). Reported per
+still fall on the pre-aggregates' grid). Reported per
 call: median and p95 over repeated calls (interleaved). Target (issue 5): p95 <= 300 ms at 10M
 spans. The month's report and the overview's findings are built off the request, as jobs
 (``analysis.build_report``/``find_stories``), and are not timed here (see ``report``); the

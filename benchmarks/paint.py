@@ -5,9 +5,9 @@
 rating is there. The page shell (header, filters) does not count, nor do the findings above the
 board, which are looked for off the request and fill in by themselves (see ``callbacks``).
 
-The dashboard runs as ``wardwatch dashboard`` runs it (``DashboardServer``, which rolls up the
-store's segments when it starts); the rollup is built before the first visit and its time is
-reported apart. Each visit is a fresh browser context (no cache, no cookies), so every visit
+The dashboard runs as ``wardwatch dashboard`` runs it (``DashboardServer``); the query layer's
+pre-aggregates, which the store's maintenance keeps, are brought up to date before the first
+visit and that time is reported apart. Each visit is a fresh browser context (no cache, no cookies), so every visit
 downloads Dash's scripts as a first visit does. The figure is ``performance.now()`` (milliseconds
 since the navigation started) at the first animation frame where the board is complete; the
 browser's own first contentful paint is reported beside it. Target (issue 5): <= 2 s at 10M
