@@ -74,7 +74,7 @@ def run(path: Path, *, now: dt.datetime, month: str, spans: int, repeats: int = 
         progress: called with a short message as the benchmark goes.
     """
     size = f"{spans / 1e6:g}M spans"
-    figures = _rollup_figures(path, now, size, progress)
+    figures = _pre_aggregate_figures(path, now, size, progress)
     app = create_app(bench_context(path, now))
     off_grid = create_app(bench_context(path, now - OFF_GRID))
 
@@ -187,7 +187,7 @@ def _month_jobs(path: Path, *, now: dt.datetime, month: str, size: str, repeats:
     return figures
 
 
-def _rollup_figures(path: Path, now: dt.datetime, size: str, progress: Progress) -> list[Figure]:
+def _pre_aggregate_figures(path: Path, now: dt.datetime, size: str, progress: Progress) -> list[Figure]:
     """The pre-aggregates a dashboard reads: built once for the whole store (what `wardwatch
     upgrade-store` does to a store of the previous version; the maintenance then adds each closed
     bucket), and a refresh with nothing new (what a dashboard start costs). The benchmark's own
