@@ -3,7 +3,11 @@
 Every figure of :mod:`analysis.query` is written in plain SQL (window functions, ``FILTER``,
 ``GROUP BY``) and calls these for the rest. A ClickHouse dialect would give the same names:
 ``toStartOfInterval`` for :func:`bucket_start`, ``toTimeZone`` for :func:`local_time`,
-``has`` for :func:`in_list`, ``s3``/``file`` table functions for :func:`read_files`.
+``has`` for :func:`in_list`, ``s3``/``file`` table functions for :func:`read_files`. The rest
+is SQL both engines read (``GROUP BY ALL``, window functions, ``IS NOT DISTINCT FROM``), except
+``FILTER (WHERE ...)`` on aggregates, which ClickHouse spells as an ``-If`` combinator: the one
+rewrite a second dialect would make throughout. The clinical periods' conditions are
+``analysis.calendar``'s (``ClinicalCalendar.sql_condition``).
 """
 
 from __future__ import annotations

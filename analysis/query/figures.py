@@ -220,7 +220,7 @@ def _quantiles(source: str, keys: Sequence[str], qs: dict[str, float], where: st
     group = f"GROUP BY {k}" if keys else ""
     return f"""
         SELECT {lead}{values} FROM (
-            SELECT {lead}any_value(total) AS total, {bounds} FROM (
+            SELECT {lead}max(total) AS total, {bounds} FROM (
                 SELECT *, sum(w) OVER ({part} ORDER BY value_s ROWS UNBOUNDED PRECEDING) AS cum,
                        sum(w) OVER ({part}) AS total
                 FROM (SELECT {lead}value_s, sum(n) AS w FROM {source}

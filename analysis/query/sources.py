@@ -122,7 +122,7 @@ def exact_steps(defs: Definitions, intervals: list[tuple[dt.datetime, dt.datetim
                st.duration_s AS value_s, 1 AS n, st.duration_s AS sum_s,
                CASE WHEN st.ttfb_s IS NOT NULL THEN 1 ELSE 0 END AS phase_n, {phases}
         FROM steps AS st
-        LEFT JOIN (SELECT trace_id, any_value(workflow) AS workflow, any_value(waiting_s) AS waiting_s
+        LEFT JOIN (SELECT trace_id, max(workflow) AS workflow, max(waiting_s) AS waiting_s
                    FROM runs WHERE {runs_when} GROUP BY trace_id) AS r ON r.trace_id = st.trace_id
         LEFT JOIN {THRESHOLDS} AS t ON t.workflow = coalesce(st.workflow, r.workflow)
         WHERE {when}""", [*runs_params, *params]
