@@ -100,6 +100,7 @@ class Question:
     exact: bool = False
     _sources: dict[str, tuple[str, list[Any]]] = field(default_factory=dict)
     _covered: list[tuple[dt.datetime, dt.datetime]] | None = None
+    _planned: tuple[list[tuple[dt.datetime, dt.datetime]], preagg.Coverage | None] | None = None
 
     def _plan(self) -> tuple[list[tuple[dt.datetime, dt.datetime]], preagg.Coverage | None]:
         start, end = self.runs.start or _EPOCH, self.runs.end or _FAR
@@ -131,18 +132,24 @@ class Question:
 
     def _source(self, kind: str) -> tuple[str, list[Any]]:
         if kind not in self._sources:
-            covered, coverage = self._plan()
+            if self._planned is None:
+                self._planned = self._plan()
+            covered, coverage = self._planned
             self._covered = covered
             start, end = self.runs.start or _EPOCH, self.runs.end or _FAR
             columns = ", ".join(RUN_COLUMNS if kind == "runs" else STEP_COLUMNS)
             exact = exact_runs if kind == "runs" else exact_steps
-            sql, params = exact(self.defs, _minus(start, end, covered))
-            arms, arm_params = [f"SELECT {columns} FROM ({sql})"], list(params)
+            rest = _minus(start, end, covered)
+            arms, arm_params = [], []
             files = _files_of(coverage, kind, covered) if coverage is not None else []
             if files:
                 when = " OR ".join("(moment >= ? AND moment < ?)" for _ in covered)
                 arms.append(f"SELECT {columns} FROM {d.read_files(files)} WHERE {when}")
                 arm_params += [b for c in covered for b in c]
+            if rest or not arms:  # the store's views only where rows are read exactly
+                sql, params = exact(self.defs, rest)
+                arms.insert(0, f"SELECT {columns} FROM ({sql})")
+                arm_params = [*params, *arm_params]
             where, where_params = ["TRUE"], []
             if self.runs.workflows is not None:
                 where.append(d.in_list("?", "workflow"))
@@ -171,6 +178,7 @@ class Question:
                 if attempt:
                     raise
                 self._sources.clear()  # a pre-aggregate file was merged meanwhile: plan again
+                self._planned = None
         raise AssertionError("unreachable")
 
 
