@@ -8,8 +8,8 @@
 - ``findings``: :func:`find_stories`, every finding as people read it (the one source of them);
 - ``alerts``: burn-rate alerts for both; ``changes`` and ``ranktest``: change impact;
 - ``report``: the month's report; ``openslo``: OpenSLO in and out;
-- ``aggregates``: grouped figures computed in DuckDB for the dashboard; ``waterfall``: one run's spans
-  and marks; ``status``: now vs the past week.
+- ``query``: every figure the dashboard shows, defined once as SQL over exact or pre-aggregated
+  rows; ``waterfall``: one run's spans and marks; ``status``: now vs the past week.
 
 Imports ``store`` only among Wardwatch's packages; ``dashboard`` imports it.
 
@@ -25,7 +25,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from analysis.aggregates import RunFilter
+    from analysis.store import RunFilter
     from analysis.alerts import objective_alerts, sla_alerts
     from analysis.apdex import Apdex, apdex, apdex_table
     from analysis.budget import (
@@ -79,7 +79,6 @@ if TYPE_CHECKING:
         to_json,
         to_markdown,
     )
-    from analysis.rollup import RollupCache, RollupConfig, Snapshot
     from analysis.sla import (
         SLAResult,
         evaluate_sla,
@@ -157,17 +156,14 @@ _SOURCES = {
     "render": "analysis.report",
     "Report": "analysis.report",
     "REPORT_FORMATS": "analysis.report",
-    "RollupCache": "analysis.rollup",
-    "RollupConfig": "analysis.rollup",
     "REQUEST_COLUMNS": "analysis.store",
     "RUN_COLUMNS": "analysis.store",
-    "RunFilter": "analysis.aggregates",
+    "RunFilter": "analysis.store",
     "ServiceHoursConfig": "analysis.config",
     "sla_alerts": "analysis.alerts",
     "sla_window": "analysis.sla",
     "SLAConfig": "analysis.config",
     "SLAResult": "analysis.sla",
-    "Snapshot": "analysis.rollup",
     "StatusRules": "analysis.status",
     "STEP_COLUMNS": "analysis.store",
     "Store": "analysis.store",
@@ -205,12 +201,9 @@ __all__ = [
     "REQUEST_COLUMNS",
     "RUN_COLUMNS",
     "RankTest",
-    "RollupCache",
-    "RollupConfig",
     "Report",
     "SLAConfig",
     "SLAResult",
-    "Snapshot",
     "STEP_COLUMNS",
     "ServiceHoursConfig",
     "Store",

@@ -40,24 +40,17 @@ class StatusRules:
 
 
 def current_status(store: Store, now: dt.datetime, rules: StatusRules = StatusRules()) -> pd.DataFrame:
-    """One row per workflow x site seen in the baseline or recent window.
+    """One row per workflow x site seen in the baseline or recent window, read exactly.
 
     Columns: ``workflow, site, state`` (normal, slow, failing, no recent runs), ``typical_s``
     (median waiting time of recent ok runs), ``baseline_s``, ``recent_samples``, ``recent_failed``,
     ``since`` (start of the current slow or failing streak, UTC; None when normal), ``last_run``.
+    The figures are the query layer's (:func:`analysis.query.rows.current_status`).
     """
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")
-    recent_start = now - rules.recent
-    baseline = store.sql(
-        """
-        SELECT workflow, site, quantile_cont(waiting_s, 0.5) AS baseline_s, max(start) AS last_seen
-        FROM runs WHERE start >= ? AND start < ? AND status = 'ok' GROUP BY ALL
-        """,
-        [recent_start - rules.baseline, recent_start],
-    )
-    recent = store.sql(RECENT_RUNS_QUERY, [recent_start, now])
-    return judge_status(baseline, recent, rules)
+    from analysis.query.rows import current_status as status_of
+    from analysis.query.sources import Definitions
+
+    return status_of(store, Definitions(), now, rules, exact=True)
 
 
 # The recent runs a status is judged on: parameters [recent start, now].

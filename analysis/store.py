@@ -141,7 +141,7 @@ class Store:
         # (half the month's report at 10M spans). The analysis's own joins put the small side
         # (a registered table, a subquery) on the right. The setting is per database, and this
         # database is the store's own.
-        self._con.execute("SET disabled_optimizers = 'build_side_probe_side'")
+        self._con.execute("SET disabled_optimizers = 'build_side_probe_side,common_subplan'")  # duckdb issue 25819
         # Every query binds the views, which name the segment files many times over: read each
         # file's footer once (segments never change in place: a new segment is a new file).
         self._con.execute("SET parquet_metadata_cache = true")

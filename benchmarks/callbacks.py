@@ -2,12 +2,12 @@
 inside a Flask request context of the app), every live-mode refresh callback, the status page's
 refresh and the runs page with a run's waterfall, against a large store.
 
-The pages read the rollup of the store's segments (``analysis.rollup``), which a dashboard builds
-once per segment when it starts (``DashboardServer.start`` warms it) and keeps in memory; the
-benchmark builds it first and reports how long that took, then times the calls. Two "nows": the
+The pages read the query layer's pre-aggregates (``analysis.query``), which the store's
+maintenance keeps as buckets close; the benchmark builds them first (as ``wardwatch upgrade-store``
+does) and reports how long that took, then times the calls. Two "nows": the
 end of the generated data less an hour (on the 15-minute grid), and the same less 7 min 31 s, as a
 real clock almost always is (a rolling window then ends at the next quarter hour, so its edges
-still fall on the rollup's grid). Reported per
+still fall on the pre-aggregates' grid). Reported per
 call: median and p95 over repeated calls (interleaved). Target (issue 5): p95 <= 300 ms at 10M
 spans. The month's report and the overview's findings are built off the request, as jobs
 (``analysis.build_report``/``find_stories``), and are not timed here (see ``report``); the
@@ -28,16 +28,16 @@ from typing import Any
 
 import dash
 
-from analysis.rollup import RollupCache
-from analysis.rollup_files import DIRECTORY as ROLLUPS_DIRECTORY
-from analysis.rollup_files import RollupFiles
-from analysis.rollup_queries import slowest
+import analysis
+
+from analysis.query import preagg
+from analysis.query.rows import slowest
 from benchmarks import report as bench_report
 from benchmarks.results import Figure, Progress, median, percentile, time_calls
 from benchmarks.synth import SITES, WORKFLOWS
 from dashboard import DashboardContext, create_app
 from dashboard.context import SiteInfo, WorkflowInfo
-from dashboard.data import install_rollups, installed_rollups, settle
+from dashboard.data import definitions
 from dashboard.filters import Filters
 from dashboard.jobs import jobs_of
 
@@ -74,16 +74,9 @@ def run(path: Path, *, now: dt.datetime, month: str, spans: int, repeats: int = 
         progress: called with a short message as the benchmark goes.
     """
     size = f"{spans / 1e6:g}M spans"
-    figures = _rollup_figures(path, now, size, progress)
+    figures = _pre_aggregate_figures(path, now, size, progress)
     app = create_app(bench_context(path, now))
     off_grid = create_app(bench_context(path, now - OFF_GRID))
-    cache = installed_rollups(app.server)
-    if cache is None:
-        raise RuntimeError("create_app installed no rollup cache")
-    install_rollups(off_grid.server, cache)  # the same store and thresholds: one rollup
-    snapshot = cache.snapshot()  # loaded from the rollups saved just now
-    for server in (app.server, off_grid.server):  # as DashboardServer does once the rollup is built
-        settle(server, snapshot)
 
     calls: dict[str, Callable[[], Any]] = {}
     for page in dash.page_registry.values():
@@ -104,11 +97,12 @@ def run(path: Path, *, now: dt.datetime, month: str, spans: int, repeats: int = 
                 app, lambda refresh=refresh: refresh(1, f"?window={month}&live=on"))
         if name == "Runs":
             month_runs = Filters(window=month).run_filter(now, "Europe/London")
-            trace = str(slowest(snapshot, month_runs, limit=1)["trace_id"].iloc[0])
+            with analysis.open_store(path) as store:
+                trace = str(slowest(store, month_runs, limit=1)["trace_id"].iloc[0])
             calls[f"Runs layout with a run's waterfall (month {month})"] = _in(
                 app, _bind(layout, {"window": month, "trace": trace}))
 
-    figures += _month_jobs(path, cache=cache, now=now, month=month, size=size, repeats=repeats, progress=progress)
+    figures += _month_jobs(path, now=now, month=month, size=size, repeats=repeats, progress=progress)
     progress(f"dashboard: {repeats} interleaved rounds of {len(calls)} calls at {size}")
     times, _ = time_calls(list(calls.values()), repeats, warm_up=warm_up)
     for name, samples in zip(calls, times, strict=True):
@@ -146,7 +140,7 @@ def _status_call(layout: Callable[..., Any], module: Any) -> Callable[[], Any]:
     return call
 
 
-def _month_jobs(path: Path, *, cache: RollupCache, now: dt.datetime, month: str, size: str, repeats: int,
+def _month_jobs(path: Path, *, now: dt.datetime, month: str, size: str, repeats: int,
                 progress: Progress) -> list[Figure]:
     """The two computations that read a whole month start a job and answer at once (the report's
     button; the overview's findings as the page is asked for); a poll shows the result. Timed: the
@@ -156,8 +150,6 @@ def _month_jobs(path: Path, *, cache: RollupCache, now: dt.datetime, month: str,
     context = replace(bench_context(path, now), slas=tuple(slas), objectives=tuple(objectives),
                       periods=tuple(bench_report.report_periods()))
     app = create_app(context)
-    install_rollups(app.server, cache)  # the same store: the rollup already built
-    settle(app.server, cache.snapshot())
     pages = {str(p["name"]): sys.modules[str(p["module"])] for p in dash.page_registry.values()}
     report, overview = pages["SLA report"], pages["Overview"]
     build, poll_report = _unwrapped(report.build), _unwrapped(report.poll)
@@ -195,24 +187,20 @@ def _month_jobs(path: Path, *, cache: RollupCache, now: dt.datetime, month: str,
     return figures
 
 
-def _rollup_figures(path: Path, now: dt.datetime, size: str, progress: Progress) -> list[Figure]:
-    """The rollup a dashboard needs before its pages are fast: built from the segments alone,
-    built and saved beside them (a first start), and loaded from there (every later start).
-    The benchmark's own store: its saved rollups are removed first."""
-    shutil.rmtree(path / ROLLUPS_DIRECTORY, ignore_errors=True)
-    config = installed_rollups(create_app(bench_context(path, now)).server).config  # as the dashboard makes it
+def _pre_aggregate_figures(path: Path, now: dt.datetime, size: str, progress: Progress) -> list[Figure]:
+    """The pre-aggregates a dashboard reads: built once for the whole store (what `wardwatch
+    upgrade-store` does to a store of the previous version; the maintenance then adds each closed
+    bucket), and a refresh with nothing new (what a dashboard start costs). The benchmark's own
+    store: its pre-aggregates are removed first."""
+    shutil.rmtree(path / preagg.DIRECTORY, ignore_errors=True)
+    defs = definitions(bench_context(path, now))
     timings = {}
-    for label, files in (("built in memory only", None), ("built and saved beside the segments", True),
-                         ("loaded from the saved rollups (a dashboard started again)", True)):
-        cache = RollupCache(path, config, files=RollupFiles(path, config) if files else None)
+    for label in ("built for the whole store (once, by the upgrade)", "brought up to date with nothing new (a start)"):
         began = time.perf_counter()
-        snapshot = cache.snapshot()
-        timings[label] = (time.perf_counter() - began, len(snapshot.segments))
-        progress(f"dashboard: rollup {label}: {timings[label][0]:.1f} s")
-        del cache, snapshot
-        gc.collect()
-    saved_mb = sum(f.stat().st_size for f in (path / ROLLUPS_DIRECTORY).rglob("*") if f.is_file()) / 1e6
-    return [Figure(NAME, f"rollup of the store's {segments} segments, {label} @ {size}", seconds * 1000, "ms", 1,
-                   note=f"saved rollups: {saved_mb:.0f} MB" if "saved" in label else
-                   "once per dashboard process; a new segment adds only its own rollup")
-            for label, (seconds, segments) in timings.items()]
+        preagg.refresh(path, defs)
+        timings[label] = time.perf_counter() - began
+        progress(f"dashboard: pre-aggregates {label}: {timings[label]:.1f} s")
+    saved_mb = sum(f.stat().st_size for f in (path / preagg.DIRECTORY).rglob("*") if f.is_file()) / 1e6
+    return [Figure(NAME, f"pre-aggregates of the store, {label} @ {size}", seconds * 1000, "ms", 1,
+                   note=f"pre-aggregates on disk: {saved_mb:.0f} MB")
+            for label, seconds in timings.items()]

@@ -25,7 +25,8 @@ import pandas as pd
 
 import analysis
 from analysis import RunFilter
-from analysis.aggregates import step_summary, time_of_day, workflow_site_summary
+from analysis.query import figures as query
+from analysis.query.sources import Definitions
 from benchmarks.results import Figure, Progress, median, time_calls
 from store import schema as s
 
@@ -253,19 +254,20 @@ def run(path: Path, *, start: dt.datetime, end: dt.datetime, spans: int, repeats
                     lambda: _hand(queries["runs"], start, end), None,
                     ["trace_id"], ["waiting_s", "wall_s"]),
         _Comparison("workflow_site_summary",
-                    with_store(lambda st: workflow_site_summary(st, window, thresholds_s=THRESHOLDS_S,
-                                                                default_threshold_s=DEFAULT_THRESHOLD_S)),
+                    with_store(lambda st: query.board(query.ask(
+                        st, window, Definitions.of(THRESHOLDS_S, DEFAULT_THRESHOLD_S), exact=True))),
                     lambda: _hand(queries["workflow_site_summary"], start, end),
                     lambda: _pandas_workflow_site(runs_frame),
                     ["workflow", "site"], ["samples", "not_ok", "share_under", "p50_s", "p90_s"]),
         _Comparison("time_of_day",
-                    with_store(lambda st: time_of_day(st, window, timezone=TIMEZONE,
-                                                      threshold_s=DEFAULT_THRESHOLD_S)),
+                    with_store(lambda st: query.time_of_day(query.ask(
+                        st, window, Definitions.of({}, DEFAULT_THRESHOLD_S), exact=True), timezone=TIMEZONE)),
                     lambda: _hand(queries["time_of_day"], start, end),
                     lambda: _pandas_time_of_day(runs_frame),
                     ["weekday", "hour"], ["samples", "share_under", "p90_s"]),
         _Comparison("step_summary",
-                    with_store(lambda st: step_summary(st, window, threshold_s=STEP_THRESHOLD_S)),
+                    with_store(lambda st: query.steps(query.ask(
+                        st, window, Definitions.of({}, STEP_THRESHOLD_S), exact=True))),
                     lambda: _hand(queries["step_summary"], start, end),
                     lambda: _pandas_step_summary(runs_frame, steps_frame),
                     ["step"], ["samples", "median_s", "p90_s", "mean_s", "excess_share"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,21 +15,22 @@ from dash import dcc, html
 from dash.exceptions import DependencyException
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from analysis import StoreError
-from analysis.rollup import RollupCache
+from analysis.query import preagg
 from dashboard.context import DashboardContext
-from dashboard.data import install_rollups, installed_rollups, rollup_cache, settle
+from dashboard.data import definitions
 from dashboard.filters import register_callbacks as register_filter_callbacks
 from dashboard.jobs import Jobs, install_jobs
 
 __all__ = ["DashboardServer", "create_app"]
 
 _PAGES = Path(__file__).parent / "pages"
+REFRESH_S = 60.0  # how often the pre-aggregates are brought up to date (buckets close every 15 min)
+_log = logging.getLogger(__name__)
 
 
 def create_app(context: DashboardContext) -> dash.Dash:
     """A multi-page Dash app reading the store at ``context.data_dir``. No I/O happens here: the
-    store's segments are rolled up on the first request (or by :meth:`DashboardServer.start`)."""
+    store is opened on the first request."""
     app = dash.Dash(
         __name__,
         use_pages=True,
@@ -39,7 +41,6 @@ def create_app(context: DashboardContext) -> dash.Dash:
     )
     context.install(app.server)
     register_filter_callbacks(app)
-    install_rollups(app.server, rollup_cache(context))
     install_jobs(app.server, Jobs())
     # A component path Dash refuses (a traversal attempt) is "not found", not a logged server error.
     app.server.register_error_handler(DependencyException, lambda _exc: ("not found", 404))
@@ -124,34 +125,39 @@ class DashboardServer:
         self.host = host
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="dashboard", daemon=True)
-        self._flask = app.server
-        self._rollups: RollupCache | None = installed_rollups(app.server)
-        self._warm = threading.Thread(target=self._warm_up, name="dashboard-rollup", daemon=True)
+        self._context: DashboardContext = app.server.config["WARDWATCH_DASHBOARD"]
+        self._stopped = threading.Event()
+        self._refresher = threading.Thread(target=self._refresh, name="dashboard-aggregates", daemon=True)
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
     def start(self) -> DashboardServer:
-        """Serve, and roll up the store's segments in the background so the first page is quick."""
-        self._warm.start()
+        """Serve, and keep the store's pre-aggregates up to date in the background."""
+        self._refresher.start()
         self._thread.start()
         return self
 
-    def _warm_up(self) -> None:
-        if self._rollups is None:
-            return
-        try:
-            snapshot = self._rollups.snapshot()
-        except StoreError:  # no store yet: the pages say so, and roll up when one appears
-            return
-        settle(self._flask, snapshot)
+    def _refresh(self) -> None:
+        """Build the pre-aggregates of buckets closed since anyone last did (a store's maintenance
+        keeps them too; one process builds at a time, the others skip). A store no maintenance
+        keeps (a lone probe's) is pre-aggregated here, once, and then as it grows; meanwhile the
+        pages read exact rows where no bucket is built."""
+        defs = definitions(self._context)
+        while not self._stopped.is_set():
+            try:
+                preagg.refresh(self._context.data_dir, defs)
+            except Exception:  # a background boundary: the pages read exact rows meanwhile
+                _log.exception("cannot pre-aggregate the store at %s", self._context.data_dir)
+            self._stopped.wait(REFRESH_S)
 
     def stop(self) -> None:
+        self._stopped.set()
         self._server.shutdown()
         self._thread.join(timeout=5)
         self._server.server_close()
-        self._warm.join(timeout=5)
+        self._refresher.join(timeout=30)
 
     def __enter__(self) -> DashboardServer:
         return self.start()

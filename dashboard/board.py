@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.rollup_queries import FRUSTRATED_SHARE
+from analysis.query.figures import FRUSTRATED_SHARE
 
 __all__ = ["scope_words", "worst_scopes"]
 

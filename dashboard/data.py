@@ -1,9 +1,9 @@
-"""How pages reach the data: the rollup of the store's segments (kept for the life of the app),
-and the store itself for the few questions a rollup cannot answer."""
+"""How pages reach the data: one store reader per app, the definitions its figures judge by, and
+questions of the query layer (pre-aggregated buckets where a window holds them whole, exact rows
+elsewhere)."""
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,16 +12,15 @@ from pathlib import Path
 import flask
 
 import analysis
-from analysis.rollup import RollupCache, RollupConfig, Snapshot
-from analysis.rollup_files import RollupFiles
-from dashboard.context import DEFAULT_THRESHOLD_S, DashboardContext
+from analysis.query import preagg
+from analysis.query.figures import Question, ask
+from analysis.query.sources import Definitions
+from dashboard.context import DEFAULT_THRESHOLD_S, DashboardContext, current_context
 
-__all__ = ["NoData", "current_snapshot", "install_rollups", "installed_rollups", "open_data", "rollup_cache", "settle", "simulated_text",
-           "store_version"]
+__all__ = ["NoData", "current_store", "definitions", "open_data", "question", "simulated_text", "store_version"]
 
-_KEY = "WARDWATCH_ROLLUPS"
-_SETTLED_KEY = "WARDWATCH_SETTLED_SNAPSHOT"
-_settling = threading.Lock()
+_STORE_KEY = "WARDWATCH_STORE"
+_opening = threading.Lock()
 CHART_RUNS = 30  # runs whose steps the runs page charts
 
 
@@ -29,65 +28,50 @@ class NoData(Exception):
     """There is nothing to show, and the message says why (and what to do)."""
 
 
-def rollup_cache(context: DashboardContext) -> RollupCache:
-    """A rollup cache for the context's store, thresholds and list sizes (no I/O)."""
-    config = RollupConfig.of({w.name: w.threshold_s for w in context.workflows}, DEFAULT_THRESHOLD_S,
-                             top_runs=context.recent_runs, chart_runs=CHART_RUNS)
-    return RollupCache(context.data_dir, config, files=RollupFiles(context.data_dir, config))
+def definitions(context: DashboardContext) -> Definitions:
+    """Each workflow's T, as the pre-aggregates are made for it (the composition root makes the
+    store's maintenance keep them with the same call)."""
+    return Definitions.of({w.name: w.threshold_s for w in context.workflows}, DEFAULT_THRESHOLD_S)
 
 
-def install_rollups(server: flask.Flask, cache: RollupCache) -> None:
-    server.config[_KEY] = cache
+def current_store() -> analysis.Store:
+    """The store of the app serving this request, opened on first use and kept (a reader is
+    thread-safe and sees the segments live when each query starts); ``NoData`` when it cannot be
+    opened."""
+    app = flask.current_app
+    store = app.config.get(_STORE_KEY)
+    if store is not None:
+        return store
+    with _opening:
+        store = app.config.get(_STORE_KEY)
+        if store is None:
+            context = current_context()
+            try:
+                store = analysis.open_store(context.data_dir, calendar=context.calendar())
+            except analysis.StoreError as exc:
+                raise NoData(str(exc)) from exc
+            app.config[_STORE_KEY] = store
+    return store
 
 
-def installed_rollups(server: flask.Flask) -> RollupCache | None:
-    """The rollup cache of an app made by ``create_app``."""
-    return server.config.get(_KEY)
-
-
-def current_snapshot() -> Snapshot:
-    """The rollup of the segments live now, for the app serving this request; ``NoData`` when the
-    store cannot be read."""
-    cache: RollupCache = flask.current_app.config[_KEY]
-    try:
-        snapshot = cache.snapshot()
-    except analysis.StoreError as exc:
-        raise NoData(str(exc)) from exc
-    settle(flask.current_app, snapshot)
-    return snapshot
+def question(runs: analysis.RunFilter, *, exact: bool = False) -> Question:
+    """A question of the query layer about ``runs``' window, workflows and sites."""
+    return ask(current_store(), runs, definitions(current_context()), exact=exact)
 
 
 def store_version() -> tuple[Path, ...] | None:
     """The live segments now (None when the store cannot be read): what a month's report or
     findings were computed from, so they are computed again once new spans land."""
     try:
-        return current_snapshot().segments
-    except NoData:
+        return tuple(preagg.live_segments(current_context().data_dir))
+    except (analysis.StoreError, OSError):
         return None
-
-
-def settle(server: flask.Flask, snapshot: Snapshot) -> None:
-    """Once per new snapshot: collect garbage, then put every live object out of the cyclic
-    collector's reach (``gc.freeze``).
-
-    The rollup lives as long as its segments, and every full collection would walk it: 130 ms at
-    10M spans, taken by whichever page happened to allocate at that moment (a page's p95 went
-    from about 250 ms to 460 ms). Frozen objects are still freed when their last reference goes:
-    a rollup dropped after compaction holds no reference cycles.
-    """
-    if server.config.get(_SETTLED_KEY) is snapshot:
-        return
-    with _settling:
-        if server.config.get(_SETTLED_KEY) is snapshot:
-            return
-        gc.collect()
-        gc.freeze()
-        server.config[_SETTLED_KEY] = snapshot
 
 
 @contextmanager
 def open_data(context: DashboardContext) -> Iterator[analysis.Store]:
-    """The store with the context's clinical calendar; ``NoData`` when it cannot be opened."""
+    """A store of its own with the context's clinical calendar (for a job off the request);
+    ``NoData`` when it cannot be opened."""
     try:
         store = analysis.open_store(context.data_dir, calendar=context.calendar())
     except analysis.StoreError as exc:

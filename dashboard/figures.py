@@ -282,7 +282,7 @@ def phases_figure(phases: pd.DataFrame) -> go.Figure:
 
     ``phases`` has ``site`` (display names), ``samples`` and one column per phase in
     :data:`PHASES`; with ``extra_s`` (a site's time per request above the other sites' on the same
-    steps, as :func:`analysis.rollup_queries.site_phases` gives it), each bar is labelled with it.
+    steps, as :func:`analysis.query.figures.site_phases` gives it), each bar is labelled with it.
     """
     if phases.empty:
         return empty_figure("No requests match these filters.")

@@ -116,7 +116,7 @@ class Filters:
         rolling window starts on the hour at or before its length ago and ends at the end of the
         quarter hour holding ``now``.
 
-        Both edges of every window fall on the rollup's 15-minute grid, so no page reads spans
+        Both edges of every window fall on the pre-aggregates' 15-minute grid, so no page reads spans
         at its edges. Ending on the quarter hour after ``now`` adds nothing a clinician has not
         already waited for: no run starts after now, except on a probe whose clock runs ahead,
         and those runs are the latest there are."""

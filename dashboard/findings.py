@@ -99,7 +99,7 @@ def picture_cells(slas: tuple[SLAView, ...], scopes: pd.DataFrame, context: Dash
     workflow at a site,
     each SLA that covers the workflow (its figure and verdict over the window), then the share of
     runs within T in all hours, each clinical period and the hours where runs wait (the board's
-    scopes, :func:`analysis.rollup_queries.board_scopes`), against the objective's target for that
+    scopes, :func:`analysis.query.figures.board_scopes`), against the objective's target for that
     period, else :data:`DEFAULT_SHARE_TARGET`."""
     targets = {(o.workflow, period): o.target for o in context.objectives for period in (o.periods or ["all hours"])}
     cells = []

@@ -25,7 +25,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -429,6 +429,10 @@ class Maintenance:
         retention_days: drop older partitions; ``None`` keeps everything.
         small_bytes: segments smaller than this are merged.
         grace_s: how long replaced segments stay for readers.
+        after_pass: called with the store's path after each pass, and once as the thread starts:
+            what readers derive from the segments and keep beside them (the analysis'
+            pre-aggregates, registered by the composition root; the store knows nothing of them).
+            An exception is logged and the next pass calls it again.
     """
 
     def __init__(
@@ -438,6 +442,7 @@ class Maintenance:
         retention_days: int | None = None,
         small_bytes: int = DEFAULT_SMALL_BYTES,
         grace_s: float = DEFAULT_GRACE_S,
+        after_pass: Sequence[Callable[[Path], object]] = (),
     ) -> None:
         if interval_s <= 0:
             raise ValueError(f"interval_s must be > 0, got {interval_s}")
@@ -446,27 +451,37 @@ class Maintenance:
         self._retention_days = retention_days
         self._small_bytes = small_bytes
         self._grace_s = grace_s
+        self._after_pass = tuple(after_pass)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.passes = 0
 
     @classmethod
-    def from_config(cls, config: StoreConfig) -> Maintenance:
+    def from_config(cls, config: StoreConfig, after_pass: Sequence[Callable[[Path], object]] = ()) -> Maintenance:
         """Maintenance as the ``store`` section configures it."""
-        return cls(config.path, config.compaction_interval_s, config.retention_days)
+        return cls(config.path, config.compaction_interval_s, config.retention_days, after_pass=after_pass)
 
     def run_once(self) -> CompactionReport:
         """One pass now: retention, then compaction."""
         if self._retention_days is not None:
             apply_retention(self._path, self._retention_days)
         report = compact(self._path, self._small_bytes, grace_s=self._grace_s)
+        self._derive()
         self.passes += 1
         return report
+
+    def _derive(self) -> None:
+        for derive in self._after_pass:
+            try:
+                derive(self._path)
+            except Exception:  # a background boundary: the spans are safe, the next pass tries again
+                _log.exception("deriving from the store at %s failed", self._path)
 
     def _loop(self) -> None:
         # Between passes, replaced segments are deleted as their grace ends (a cheap sweep).
         sweep_s = max(self._grace_s / 2, 1.0)
         next_pass = time.monotonic() + self._interval_s
+        self._derive()  # what was written before this process started, at once
         while not self._stop.wait(max(0.0, min(next_pass - time.monotonic(), sweep_s))):
             try:
                 if time.monotonic() >= next_pass:

@@ -376,15 +376,25 @@ def demo(config_path: Path | None, days: int, fresh: bool) -> None:
 
 
 @main.command(name="upgrade-store")
-@click.argument("store_path", type=click.Path(path_type=Path, file_okay=False, exists=True))
-def upgrade_store(store_path: Path) -> None:
-    """Upgrade a store written by an older Wardwatch to this one's schema, in place.
+@click.argument("store_path", type=click.Path(path_type=Path, file_okay=False, exists=True), required=False)
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="The configuration: upgrades its store.path and builds the pre-aggregates its figures read.")
+def upgrade_store(store_path: Path | None, config_path: Path | None) -> None:
+    """Upgrade a store written by an older Wardwatch to this one, in place.
 
-    Nothing is lost, and running it again after an interruption finishes the job. Stop the probes
-    and imports that write to the store first; readers may stay.
+    Rewrites the segments of an older schema, and with -c builds the pre-aggregates the dashboard
+    reads (once, with a progress bar; the maintenance keeps them from then on). Nothing is lost,
+    and running it again after an interruption finishes the job. Stop the probes and imports that
+    write to the store first; readers may stay.
     """
     from wardwatch import wiring
 
+    if (store_path is None) == (config_path is None):
+        raise click.UsageError("give either -c FILE or the store's directory")
+    if config_path is not None:
+        wiring.upgrade_with_config(_load(config_path, writes=True))
+        return
+    assert store_path is not None
     _check_data_dir(store_path)
     if wiring.upgrade(store_path) == 0:
         click.echo(f"{store_path}: nothing to upgrade (no store here, or already this version)", err=True)

@@ -202,7 +202,8 @@ def probe_forever(config: WardwatchConfig, *, site: str | None = None, workflow:
     # and so are its alerts; a probe alone evaluates them beside itself.
     sending = forwarding(config)
     alerting = config_path if config.alerting is not None and not sending else None
-    with _stop_on_signals(stop), (nullcontext() if sending else _maintained(config)), alerts_beside(alerting):
+    with _stop_on_signals(stop), (nullcontext() if sending else _maintained(config, derive=False)), \
+            alerts_beside(alerting):
         click.echo(f"probing {len(probe.jobs(site, workflow))} workflow x site pairs; Ctrl-C stops", err=True)
         try:
             probe.run_forever(stop, site=site, workflow=workflow)
@@ -403,6 +404,23 @@ def upgrade(store_path: Path) -> int:
     return rewritten
 
 
+def upgrade_with_config(config: WardwatchConfig) -> int:
+    """:func:`upgrade`, then the query layer's pre-aggregates of every closed bucket not built yet,
+    with a progress bar; the days built."""
+    from analysis.query import preagg
+
+    path = config.store.path
+    upgrade(path)
+    partitions = {segment.parent for segment in preagg.live_segments(path)}
+    if not partitions:
+        click.echo(f"{path}: no spans yet, nothing to pre-aggregate", err=True)
+        return 0
+    with _progress("building the pre-aggregates", len(partitions), stream=sys.stdout) as advance:
+        built = preagg.refresh(path, query_definitions(config), progress=advance)
+    click.echo(f"pre-aggregates: {built} day(s) built" if built else "pre-aggregates: already up to date", err=True)
+    return built
+
+
 def report(config: WardwatchConfig, *, month: str, output_format: str, base_dir: Path) -> str:
     """The month's SLA-versus-experience report, rendered as Markdown, HTML, JSON or CSV."""
     import analysis
@@ -531,10 +549,29 @@ def _dashboard_server(
         ) from exc
 
 
+def query_definitions(config: WardwatchConfig) -> Definitions:
+    """What the query layer's pre-aggregates are made for (each workflow's T), as the dashboard
+    reads them."""
+    from dashboard.data import definitions
+
+    return definitions(dashboard_context(config))
+
+
+def _pre_aggregate(config: WardwatchConfig) -> Callable[[Path], object]:
+    """The analysis' pre-aggregates, built by the store's maintenance as buckets close: the store
+    calls what the composition root registers and knows nothing of analysis."""
+    from analysis.query import preagg
+
+    defs = query_definitions(config)
+    return lambda path: preagg.refresh(path, defs)
+
+
 @contextmanager
-def _maintained(config: WardwatchConfig) -> Iterator[None]:
-    """Compaction and retention in the background, in the one process that writes the store."""
-    maintenance = Maintenance.from_config(config.store)
+def _maintained(config: WardwatchConfig, *, derive: bool = True) -> Iterator[None]:
+    """Compaction and retention in the background, in the one process that writes the store, and
+    the query layer's pre-aggregates (not in a lone probe's process, which never loads pandas or
+    DuckDB: the dashboard serving its store builds them)."""
+    maintenance = Maintenance.from_config(config.store, after_pass=[_pre_aggregate(config)] if derive else [])
     maintenance.start()
     try:
         yield

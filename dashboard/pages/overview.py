@@ -8,18 +8,17 @@ import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
 
 from analysis.findings import Story
-from analysis.rollup_queries import (
+from analysis.query.figures import (
     FRUSTRATED_SHARE,
     HOUR_MIN_FRUSTRATED,
     HOUR_MIN_RUNS,
-    ask,
     board_scopes,
     simulated_share,
 )
 from dashboard import figures, ids
 from dashboard.board import scope_words, worst_scopes
 from dashboard.context import DashboardContext, current_context
-from dashboard.data import NoData, current_snapshot, simulated_text
+from dashboard.data import NoData, question, simulated_text
 from dashboard.filters import Filters, filter_bar
 from dashboard.findings import DEFAULT_SHARE_TARGET, FindingsView, findings_job, picture_cells
 from dashboard.jobs import Job, jobs
@@ -61,7 +60,7 @@ refresh = refresh_on_tick(_PAGE, lambda filters, context: body(filters, context)
 def simulated_banner(filters: Filters, context: DashboardContext) -> object:
     """Above everything: how much of the window was simulated (it must never pass as measured)."""
     try:
-        answer = ask(current_snapshot(), filters.run_filter(context.now(), context.timezone))
+        answer = question(filters.run_filter(context.now(), context.timezone))
         return banner(simulated_text(*simulated_share(answer)))
     except NoData:
         return None
@@ -70,7 +69,7 @@ def simulated_banner(filters: Filters, context: DashboardContext) -> object:
 def body(filters: Filters, context: DashboardContext) -> list[object]:
     """Each workflow at each site, rated by its worst part of the day, worst first."""
     try:
-        answer = ask(current_snapshot(), filters.run_filter(context.now(), context.timezone))
+        answer = question(filters.run_filter(context.now(), context.timezone))
         scopes = board_scopes(answer, calendar=context.calendar())
     except NoData as exc:
         return [explain(str(exc))]
@@ -269,9 +268,9 @@ def story_item(story: Story, filters: Filters, context: DashboardContext) -> htm
 
 
 def picture(view: FindingsView, filters: Filters, context: DashboardContext) -> list[object]:
-    """The SLA's view beside the clinicians', per workflow at each site (from the rollup: quick)."""
+    """The SLA's view beside the clinicians', per workflow at each site (from the pre-aggregates: quick)."""
     try:
-        answer = ask(current_snapshot(), filters.run_filter(context.now(), context.timezone))
+        answer = question(filters.run_filter(context.now(), context.timezone))
         cells = picture_cells(view.slas, board_scopes(answer, calendar=context.calendar()), context)
     except NoData as exc:
         return [explain(str(exc))]

@@ -6,16 +6,16 @@ import dash
 import pandas as pd
 from dash import dcc, html
 
-from analysis import rollup_queries as rq
-from analysis.rollup_queries import ask
+from analysis.query import figures as q
+from analysis.query import rows
 from analysis.waterfall import Waterfall, run_waterfall
 from dashboard import figures, ids
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import (
     CHART_RUNS,
     NoData,
-    current_snapshot,
-    open_data,
+    current_store,
+    question,
     simulated_text,
 )
 from dashboard.filters import Filters, filter_bar
@@ -51,13 +51,12 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
     order = filters.order or "slowest"
     runs = filters.run_filter(context.now(), context.timezone)
     try:
-        snapshot = current_snapshot()
-        answer = ask(snapshot, runs)
-        listed = rq.slowest(snapshot, runs, limit=context.recent_runs, newest_first=order == "newest")
-        chart_steps = rq.chart_steps(snapshot, listed["trace_id"].head(CHART_RUNS).tolist())
-        waterfall = _waterfall(snapshot, listed, filters.trace, context) if filters.trace else None
-        missed = rq.missed_slots(snapshot, runs)
-        note = simulated_text(*rq.simulated_share(answer))
+        store = current_store()
+        listed = rows.slowest(store, runs, limit=context.recent_runs, newest_first=order == "newest")
+        chart_steps = rows.chart_steps(store, listed.head(CHART_RUNS))
+        waterfall = _waterfall(store, listed, filters.trace) if filters.trace else None
+        missed = rows.missed_slots(store, runs)
+        note = simulated_text(*q.simulated_share(question(runs)))
     except NoData as exc:
         return [explain(str(exc))]
     if listed.empty:
@@ -82,19 +81,16 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
 _SERVER_CLOCK_SLACK = pd.Timedelta(hours=1)
 
 
-def _waterfall(snapshot, listed: pd.DataFrame, trace: str, context: DashboardContext) -> Waterfall:
-    """The chosen run's spans, read from the segments its time span touches when it is listed
-    (and only from the hours around it), else from the whole store (a run shared as a link from
-    another window)."""
+def _waterfall(store, listed: pd.DataFrame, trace: str) -> Waterfall:
+    """The chosen run's spans, read only from the hours around it when it is listed, else from
+    the whole store (a run shared as a link from another window)."""
     chosen = listed[listed["trace_id"] == trace]
     if not chosen.empty:
         run = chosen.iloc[0]
         wall = pd.Timedelta(seconds=float(run["wall_s"])) if pd.notna(run["wall_s"]) else pd.Timedelta(0)
         between = (run["start"] - _SERVER_CLOCK_SLACK, run["start"] + wall + _SERVER_CLOCK_SLACK)
-        reader = rq.SegmentReader(snapshot, rq.run_segments(snapshot, chosen), views=("spans",))
-        return run_waterfall(reader, trace, between=between)
-    with open_data(context) as store:
-        return run_waterfall(store, trace)
+        return run_waterfall(store, trace, between=between)
+    return run_waterfall(store, trace)
 
 
 def _missed_table(missed: pd.DataFrame, timezone: str) -> html.Div:

@@ -6,11 +6,10 @@ import dash
 import pandas as pd
 from dash import dcc, html
 
-from analysis import rollup_queries as rq
-from analysis.rollup_queries import ask
+from analysis.query import figures as q
 from dashboard import figures, ids
 from dashboard.context import DashboardContext, current_context
-from dashboard.data import NoData, current_snapshot, simulated_text
+from dashboard.data import NoData, question, simulated_text
 from dashboard.filters import Filters, filter_bar
 from dashboard.layout import PERCENTILE_NOTE, banner, explain, page
 from dashboard.live import live_section, refresh_on_tick
@@ -54,10 +53,10 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
     """The sites side by side, and their request phases like for like."""
     threshold_s = _threshold_s(filters, context)
     try:
-        answer = ask(current_snapshot(), filters.run_filter(context.now(), context.timezone))
-        site_rows = rq.sites(answer, threshold_s=threshold_s)
-        phases = rq.site_phases(answer)
-        simulated, runs = rq.simulated_share(answer)
+        asked = question(filters.run_filter(context.now(), context.timezone))
+        site_rows = q.sites(asked)  # each run within its own workflow's T (the chosen one's, when one is)
+        phases = q.site_phases(asked)
+        simulated, runs = q.simulated_share(asked)
     except NoData as exc:
         return [explain(str(exc))]
     if site_rows.empty:

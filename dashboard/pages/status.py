@@ -7,11 +7,11 @@ import pandas as pd
 from dash import Input, Output, callback, dcc, html
 
 from analysis.notices import ALL_SITES, read_delivery, read_notices
-from analysis.rollup_queries import current_status
+from analysis.query.rows import current_status
 from analysis.status import OVER_T, SLOW_AT_TIMES
 from dashboard import ids
 from dashboard.context import DashboardContext, current_context
-from dashboard.data import NoData, current_snapshot
+from dashboard.data import NoData, current_store, definitions
 from dashboard.layout import page
 
 dash.register_page(__name__, path="/status", name="Status", title="Wardwatch · Status", order=1)
@@ -37,7 +37,7 @@ def refresh(_n: int | None) -> tuple[list[html.Li], str]:
     now = context.now()
     updated = f"Updated {pd.Timestamp(now).tz_convert(context.timezone):%H:%M:%S} ({context.timezone})."
     try:
-        status = current_status(current_snapshot(), now, thresholds=True)
+        status = current_status(current_store(), definitions(context), now, thresholds=True)
     except NoData as exc:
         return [html.Li(str(exc))], updated
     if status.empty:

@@ -7,13 +7,12 @@ from dataclasses import replace
 import dash
 from dash import dcc, html
 
-from analysis import rollup_queries as rq
 from analysis.config import WEEKDAYS
 from analysis.findings import seconds_text
-from analysis.rollup_queries import ask
+from analysis.query import figures as q
 from dashboard import figures, ids
 from dashboard.context import DashboardContext, current_context
-from dashboard.data import NoData, current_snapshot, open_data, simulated_text
+from dashboard.data import NoData, question, simulated_text
 from dashboard.filters import WINDOWS, Filters, filter_bar
 from dashboard.layout import PERCENTILE_NOTE, banner, explain, page
 from dashboard.live import live_section, refresh_on_tick
@@ -61,10 +60,10 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
     workflow = context.workflow(filters.workflow)
     zone = context.site_timezone(filters.site)
     try:
-        answer = ask(current_snapshot(), filters.run_filter(context.now(), context.timezone))
-        cells = rq.time_of_day(answer, timezone=zone, threshold_s=workflow.threshold_s)
-        comparison = _period_comparison(answer, filters, context, workflow.threshold_s)
-        note = simulated_text(*rq.simulated_share(answer))
+        asked = question(filters.run_filter(context.now(), context.timezone))
+        cells = q.time_of_day(asked, timezone=zone)  # within the chosen workflow's T
+        comparison = _period_comparison(asked, filters, context, workflow.threshold_s)
+        note = simulated_text(*q.simulated_share(asked))
     except NoData as exc:
         return [explain(str(exc))]
     cells = cells.rename(columns={"share_under": "value"})
@@ -110,21 +109,22 @@ def period_boxes(context: DashboardContext, site: str | None) -> list[figures.Pe
     return boxes
 
 
-def _period_comparison(answer: rq.Answer, filters: Filters, context: DashboardContext, threshold_s: float) -> list:
-    """Each clinical period against the rest of the hours: from the rollup's 15-minute windows when
-    the period starts and ends on 15-minute boundaries, else from the runs themselves."""
+def _period_comparison(asked: q.Question, filters: Filters, context: DashboardContext, threshold_s: float) -> list:
+    """Each clinical period against the rest of the hours: pre-aggregated buckets serve a period
+    that starts and ends on 15-minute boundaries, exact rows any other."""
     if not context.periods:
         return [explain("No clinical periods are configured, so there is nothing to compare.")]
     calendar = context.calendar()
+    exact = None
     items = []
     for period in context.periods:
         if filters.site is not None and period.sites and filters.site not in period.sites:
             continue  # not a period at this site
-        if rq.period_aligned(calendar, period.name):
-            split = rq.period_split(answer, calendar=calendar, period=period.name, threshold_s=threshold_s)
-        else:
-            split = _exact_split(filters, context, period.name, threshold_s)
-        if not split:
+        if not q.period_aligned(calendar, period.name):
+            exact = exact or question(asked.runs, exact=True)
+        split = q.period_split(asked if q.period_aligned(calendar, period.name) else exact,
+                               calendar=calendar, period=period.name)
+        if all(n == 0 for _, n, _, _ in split):
             return [explain("No runs in this window.")]
         parts = [f"{label}: no runs" if n == 0 else
                  f"{label}: {good:.0%} within {threshold_s:g} s, p90 {seconds_text(p90)} (n = {n})"
@@ -134,21 +134,3 @@ def _period_comparison(answer: rq.Answer, filters: Filters, context: DashboardCo
         return [explain(f"No clinical period is configured at {context.site_title(filters.site or '')}.")]
     return [html.H3("Clinical periods against the rest"), html.Ul(items),
             html.P(PERCENTILE_NOTE, style={"fontSize": "0.85em", "color": "#555"})]
-
-
-def _exact_split(filters: Filters, context: DashboardContext, period: str, threshold_s: float) -> list:
-    runs = filters.run_filter(context.now(), context.timezone)
-    with open_data(context) as store:
-        frame = store.runs(start=runs.start, end=runs.end, workflow=filters.workflow, site=filters.site)
-    if frame.empty:
-        return []
-    inside = context.calendar().mask(frame, period)
-    out = []
-    for label, part in (("during " + period, frame[inside]), ("the rest of the week", frame[~inside])):
-        if part.empty:
-            out.append((label, 0, float("nan"), float("nan")))
-            continue
-        good = float(((part["status"] == "ok") & (part["waiting_s"] <= threshold_s)).mean())
-        p90 = float(part.loc[part["status"] == "ok", "waiting_s"].quantile(0.9))
-        out.append((label, len(part), good, p90))
-    return out

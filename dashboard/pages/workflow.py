@@ -8,12 +8,11 @@ import dash
 import pandas as pd
 from dash import dcc, html
 
-from analysis import rollup_queries as rq
 from analysis.apdex import Apdex
-from analysis.rollup_queries import ask
+from analysis.query import figures as q
 from dashboard import figures, ids
 from dashboard.context import DashboardContext, current_context
-from dashboard.data import NoData, current_snapshot, open_data, simulated_text
+from dashboard.data import NoData, question, simulated_text
 from dashboard.filters import Filters, filter_bar
 from dashboard.layout import PERCENTILE_NOTE, banner, explain, page
 from dashboard.live import live_section, refresh_on_tick
@@ -55,11 +54,11 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
     runs = filters.run_filter(context.now(), context.timezone)
     t = workflow.threshold_s
     try:
-        answer = ask(current_snapshot(), runs)
-        dist = _distribution(answer, filters, context, t)
-        steps = rq.steps(answer)
-        timeline = rq.timeline(answer, bucket_s=_BUCKETS_S.get(filters.window, 6 * 3600))
-        note = simulated_text(*rq.simulated_share(answer))
+        asked = question(runs)
+        dist = _distribution(asked, filters, context)
+        steps = q.steps(asked)
+        timeline = q.timeline(asked, bucket_s=_BUCKETS_S.get(filters.window, 6 * 3600))
+        note = simulated_text(*q.simulated_share(asked))
     except NoData as exc:
         return [explain(str(exc))]
     failed = dist.samples - dist.ok
@@ -92,16 +91,13 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
     ]
 
 
-def _distribution(answer: rq.Answer, filters: Filters, context: DashboardContext, t: float) -> rq.Distribution:
-    """From the rollup; a period that does not start and end on 15-minute boundaries is read exactly."""
+def _distribution(asked: q.Question, filters: Filters, context: DashboardContext) -> q.Distribution:
+    """Judged against the workflow's T; a period that does not start and end on 15-minute
+    boundaries is asked of exact rows."""
     calendar = context.calendar()
-    if filters.period is None or rq.period_aligned(calendar, filters.period):
-        return rq.waiting_distribution(answer, threshold_s=t, period=filters.period, calendar=calendar)
-    runs = answer.runs
-    with open_data(context) as store:
-        frame = store.runs(start=runs.start, end=runs.end, workflow=filters.workflow, site=filters.site,
-                           period=filters.period)
-    return rq.distribution_of(frame, threshold_s=t)
+    if filters.period is not None and not q.period_aligned(calendar, filters.period):
+        asked = question(asked.runs, exact=True)
+    return q.waiting_distribution(asked, period=filters.period, calendar=calendar)
 
 
 def _changes(context, workflow: str, start, end) -> pd.DataFrame:

@@ -11,12 +11,12 @@ import pandas as pd
 import pytest
 
 from analysis import RunFilter, open_store
-from analysis import rollup_queries as rq
-from analysis.aggregates import site_summary, slowest_runs, time_of_day, workflow_site_summary
 from analysis.config import ObjectiveConfig, SLAConfig
 from analysis.findings import FindingInputs, find_stories
 from analysis.objectives import evaluate_objective
-from analysis.rollup import RollupCache, RollupConfig
+from analysis.query import figures as f
+from analysis.query import preagg, rows
+from analysis.query.sources import Definitions
 from analysis.sla import evaluate_sla
 from analysis.status import judge_status
 
@@ -50,20 +50,20 @@ def test_objectives_and_slas_leave_interrupted_runs_out(store_path: Path) -> Non
 
 def test_dashboard_figures_leave_interrupted_runs_out_but_list_them(store_path: Path) -> None:
     runs = RunFilter(*WINDOW)
+    defs = Definitions.of({"open": 1.0}, 3.0)
+    preagg.refresh(store_path, defs, now=WINDOW[1] + dt.timedelta(hours=1))
     with open_store(store_path) as store:
-        board = workflow_site_summary(store, runs, thresholds_s={"open": 1.0},
-                                      default_threshold_s=3.0)
-        assert board[["samples", "not_ok", "share_under"]].to_dict("records") == [
-            {"samples": 9, "not_ok": 0, "share_under": 1.0}]
-        assert board["apdex"].iloc[0].failed == 0
-        assert site_summary(store, runs, threshold_s=1.0)["not_ok"].tolist() == [0]
-        assert time_of_day(store, runs, timezone="UTC", threshold_s=1.0)["share_under"].tolist() == [1.0]
-        listed = slowest_runs(store, runs)
+        for exact in (True, False):
+            q = f.ask(store, runs, defs, exact=exact)
+            board = f.board(q)
+            assert board[["samples", "not_ok", "share_under"]].to_dict("records") == [
+                {"samples": 9, "not_ok": 0, "share_under": 1.0}]
+            assert board["apdex"].iloc[0].failed == 0
+            assert f.sites(q)["not_ok"].tolist() == [0]
+            assert f.time_of_day(q, timezone="UTC")["share_under"].tolist() == [1.0]
+            assert f.simulated_share(q) == (0, 9)
+        listed = rows.slowest(store, runs)
         assert "interrupted" in set(listed["status"])  # shown
-    cache = RollupCache(store_path, RollupConfig.of({"open": 1.0}, 3.0))
-    rolled = rq.board(rq.ask(cache.snapshot(), runs))
-    assert rolled[["samples", "not_ok", "share_under"]].to_dict("records") == [
-        {"samples": 9, "not_ok": 0, "share_under": 1.0}]
 
 
 def test_status_does_not_call_a_stopped_probe_failing() -> None:

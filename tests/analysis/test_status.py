@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 import analysis
-from analysis import rollup_queries as rq
-from analysis.rollup import RollupCache, RollupConfig
+from analysis.query import preagg, rows
+from analysis.query.sources import Definitions
 from analysis.status import StatusRules, current_status
 
 NS = 1_000_000_000
@@ -63,13 +63,15 @@ def test_now_must_be_aware(store) -> None:
         current_status(store, NOW.replace(tzinfo=None))
 
 
-def test_the_status_from_the_rollup_matches_the_store(store, tmp_path) -> None:
-    """The dashboard's status (rollup baseline, kept recent runs or an exact read) judges as the
-    exact one."""
-    for top_runs in (200, 1):
-        cache = RollupCache(tmp_path / "data", RollupConfig.of({}, 3.0, top_runs=top_runs))
-        ours = rq.current_status(cache.snapshot(), NOW)
-        exact = current_status(store, NOW)
-        assert ours[["workflow", "site", "state", "recent_samples", "recent_failed", "since"]].equals(
-            exact[["workflow", "site", "state", "recent_samples", "recent_failed", "since"]])
+def test_the_dashboards_status_matches_the_store(store, tmp_path) -> None:
+    """The dashboard's status (the baseline from pre-aggregated buckets where built, exact rows at
+    its edges; the recent runs exact) judges as the exact one."""
+    defs = Definitions.of({}, 3.0)
+    exact = current_status(store, NOW)
+    for built in (False, True):
+        if built:
+            assert preagg.refresh(tmp_path / "data", defs, now=NOW) > 0
+        ours = rows.current_status(store, defs, NOW)
+        assert ours[["workflow", "site", "state", "recent_samples", "recent_failed", "since", "last_run"]].equals(
+            exact[["workflow", "site", "state", "recent_samples", "recent_failed", "since", "last_run"]])
         assert (ours["baseline_s"] - exact["baseline_s"]).abs().max() <= 0.01 * exact["baseline_s"].max()

@@ -11,11 +11,12 @@ import pytest
 
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import analysis
 from analysis.config import PeriodConfig
-from analysis.rollup import RollupCache
-from analysis.rollup_queries import FRUSTRATED_SHARE, ask, board_scopes
+from analysis.query import preagg
+from analysis.query.figures import FRUSTRATED_SHARE, ask, board_scopes
 from dashboard.context import DashboardContext, SiteInfo, WorkflowInfo
-from dashboard.data import rollup_cache
+from dashboard.data import definitions
 from dashboard.filters import Filters
 from store import ParquetSpanExporter
 from dashboard.board import worst_scopes
@@ -34,7 +35,7 @@ def _context(path: Path) -> DashboardContext:
     )
 
 
-def build(make_probe, path: Path, days: int) -> pd.DataFrame:
+def build(make_probe, path: Path, days: int, exact: bool = False) -> pd.DataFrame:
     """``days`` weekdays, a run every 15 minutes at two sites, all quick (0.3 s) except at the clinic:
     during the clinics (14:00-16:00) one run in eight takes 7 s, seven times T. Returns the board's scopes."""
     memory = InMemorySpanExporter()
@@ -49,14 +50,18 @@ def build(make_probe, path: Path, days: int) -> pd.DataFrame:
             ward.run(start_ns, steps=(("read", 0.3),))
     ParquetSpanExporter(path).export(memory.get_finished_spans())  # one segment, not one per span
     context = _context(path)
-    cache: RollupCache = rollup_cache(context)
-    answer = ask(cache.snapshot(), Filters(window="7d").run_filter(NOW, "UTC"))
-    return board_scopes(answer, calendar=context.calendar())
+    defs = definitions(context)
+    if not exact:
+        assert preagg.refresh(path, defs, now=NOW) > 0
+    with analysis.open_store(path) as store:
+        q = ask(store, Filters(window="7d").run_filter(NOW, "UTC"), defs, exact=exact)
+        assert q.relative_error == (0.0 if exact else 0.01)
+        return board_scopes(q, calendar=context.calendar())
 
 
-@pytest.fixture
-def scopes(make_probe, tmp_path: Path) -> pd.DataFrame:
-    return build(make_probe, tmp_path / "data", days=5)
+@pytest.fixture(params=[False, True], ids=["pre-aggregated", "exact"])
+def scopes(make_probe, tmp_path: Path, request) -> pd.DataFrame:
+    return build(make_probe, tmp_path / "data", days=5, exact=request.param)
 
 
 def test_the_pooled_week_is_good_and_the_clinics_are_not(scopes: pd.DataFrame) -> None:

@@ -1,16 +1,14 @@
-"""How pages reach the data: each new rollup snapshot is settled (garbage collected, then every
-live object frozen out of the cyclic collector's reach) once, so full collections stop walking it."""
+"""How pages reach the data: one store reader per app, opened on first use; no store is a message."""
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from dashboard import DashboardContext, create_app
-from dashboard.data import current_snapshot
+from dashboard.data import NoData, current_store, question
+from analysis import RunFilter
 from store import write_spans
 
 _SECOND_NS = 10**9
@@ -20,25 +18,14 @@ def _span(second: int, trace: str) -> dict[str, object]:
     return {"Timestamp": (1_795_000_000 + second) * _SECOND_NS, "TraceId": trace * 32, "SpanId": "2" * 16}
 
 
-@pytest.fixture
-def unfrozen() -> Iterator[None]:
-    gc.unfreeze()
-    yield
-    gc.unfreeze()
-
-
-def test_each_new_snapshot_is_settled_once(tmp_path: Path, unfrozen: None) -> None:
-    write_spans(tmp_path, [_span(0, "1")])
-    app = create_app(DashboardContext(data_dir=tmp_path, timezone="UTC"))
+def test_one_reader_per_app_sees_new_segments(tmp_path: Path) -> None:
+    app = create_app(DashboardContext(data_dir=tmp_path / "data", timezone="UTC"))
     with app.server.test_request_context("/"):
-        first = current_snapshot()
-        assert gc.get_freeze_count() > 0
-
-        gc.unfreeze()
-        assert current_snapshot() is first
-        assert gc.get_freeze_count() == 0, "the same snapshot was settled twice"
-
-        write_spans(tmp_path, [_span(60, "3")])
-        second = current_snapshot()
-        assert second is not first
-        assert gc.get_freeze_count() > 0
+        with pytest.raises(NoData):
+            current_store()  # no store yet: the page says so, and opens it once one appears
+        write_spans(tmp_path / "data", [_span(0, "1")])
+        first = current_store()
+        assert current_store() is first
+        write_spans(tmp_path / "data", [_span(60, "3")])
+        assert len(first.sql("SELECT * FROM spans")) == 2
+        assert question(RunFilter()).exact is False

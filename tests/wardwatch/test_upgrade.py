@@ -47,3 +47,92 @@ def test_a_store_of_an_unknown_version_is_a_user_error(tmp_path) -> None:
     (data / "store.json").write_text(json.dumps({"schema_version": 99}))
     with pytest.raises(UserError, match="cannot be upgraded"):
         wiring.upgrade(data)
+
+
+def test_a_store_of_the_previous_version_is_upgraded_once_and_reports_the_same_bytes(tmp_path, monkeypatch) -> None:
+    """A store as the previous Wardwatch wrote it (segments, no pre-aggregates): `upgrade-store -c`
+    builds every closed bucket's pre-aggregate once, with progress shown; the month's JSON report
+    is the same byte for byte, and the dashboard's figures read the pre-aggregates and agree with
+    the exact ones."""
+    import types
+
+    from click.testing import CliRunner
+
+    import analysis
+    import analysis.report
+    from analysis.query import figures, preagg
+    from wardwatch.cli import main
+    from wardwatch.config import load_config
+    from wardwatch.simulate import simulate_history
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "testbed.yaml"
+    config_file = tmp_path / "w.yaml"
+    config_file.write_text(example.read_text().replace("path: ../data/demo", f"path: {tmp_path / 'data'}"))
+    config = load_config(config_file)
+    end = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
+    simulate_history(config, days=2, end=end, store_path=tmp_path / "data", workers=1)
+    defs = wiring.query_definitions(config)
+    assert preagg.coverage(tmp_path / "data", defs).ranges == ()  # as the previous version left it
+
+    def report() -> bytes:
+        result = CliRunner().invoke(main, ["report", "-c", str(config_file), "--month", "2026-11", "--format", "json"])
+        assert result.exit_code == 0, result.output
+        return result.stdout_bytes
+
+    class Frozen(dt.datetime):  # the report says when it was generated: the same moment both times
+        @classmethod
+        def now(cls, tz=None):  # type: ignore[override]
+            return dt.datetime(2026, 12, 1, 9, 0, tzinfo=dt.UTC).astimezone(tz)
+
+    monkeypatch.setattr(analysis.report, "dt", types.SimpleNamespace(**{**vars(dt), "datetime": Frozen}))
+    # Sums in parallel threads differ from run to run in the last digit (the report's means):
+    # one thread, so that two reports of the same spans are the same bytes.
+    import analysis.store
+    import duckdb
+
+    def one_thread(*args, **kwargs):
+        con = duckdb.connect(*args, **kwargs)
+        con.execute("SET threads = 1")
+        return con
+
+    monkeypatch.setattr(analysis.store, "duckdb", types.SimpleNamespace(**{**vars(duckdb), "connect": one_thread}))
+    before = report()
+    assert report() == before, 'the report alone is not deterministic'
+    upgraded = CliRunner().invoke(main, ["upgrade-store", "-c", str(config_file)])
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "building the pre-aggregates" in upgraded.output and "day(s) built" in upgraded.output
+    after = report()
+    assert after == before
+    covered = preagg.coverage(tmp_path / "data", defs).ranges
+    assert covered and covered[0][0] <= (end - dt.timedelta(days=2)).timestamp()
+    again = CliRunner().invoke(main, ["upgrade-store", "-c", str(config_file)])
+    assert "already up to date" in again.output  # once: nothing is built twice
+    window = analysis.RunFilter(end - dt.timedelta(days=2), end)
+    with analysis.open_store(tmp_path / "data") as store:
+        ours, exact = figures.ask(store, window, defs), figures.ask(store, window, defs, exact=True)
+        assert ours.relative_error > 0
+        counts = ["workflow", "site", "samples", "not_ok", "share_under"]
+        assert figures.board(ours)[counts].equals(figures.board(exact)[counts])
+
+
+def test_the_maintenance_of_a_writing_process_keeps_the_pre_aggregates(tmp_path) -> None:
+    """The composition root registers the query layer's refresh with the store's maintenance
+    (the store knows nothing of it): as the thread starts, every closed bucket is built."""
+    import time
+
+    from analysis.query import preagg
+    from wardwatch.config import load_config
+    from wardwatch.simulate import simulate_history
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "testbed.yaml"
+    config_file = tmp_path / "w.yaml"
+    config_file.write_text(example.read_text().replace("path: ../data/demo", f"path: {tmp_path / 'data'}"))
+    config = load_config(config_file)
+    simulate_history(config, days=1, end=dt.datetime(2026, 11, 20, tzinfo=dt.UTC), store_path=tmp_path / "data",
+                     workers=1)
+    defs = wiring.query_definitions(config)
+    with wiring._maintained(config):
+        deadline = time.monotonic() + 60
+        while not preagg.coverage(tmp_path / "data", defs).ranges and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert preagg.coverage(tmp_path / "data", defs).ranges

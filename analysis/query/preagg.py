@@ -1,0 +1,373 @@
+"""The pre-aggregates: :func:`~analysis.query.sources.materialize` of each closed 15-minute bucket,
+kept on disk beside the segments and maintained as data arrives.
+
+Layout: ``<store>/aggregates/<definitions digest>/`` holds ``runs-<lo>-<hi>.parquet`` and
+``steps-<lo>-<hi>.parquet`` per built range ``[lo, hi)`` (epoch seconds, on bucket edges, within
+one UTC day) and ``state.json``: the ranges built, and the live segments they were built from
+(``seen``, per partition). A file and the state are written under a temporary name and renamed
+into place, so a reader sees a whole range or none.
+
+:func:`refresh` (called by the store's maintenance after each pass, and by ``wardwatch
+upgrade-store``) builds the buckets closed since the last pass (a bucket closes
+:data:`CLOSE_AFTER` after its end), from exactly the segments it listed. A segment that was not
+``seen`` and holds spans inside a built range (late data: a spool sent hours later) makes the
+ranges it touches stale: they are built again. A merged segment whose inputs were all seen brings
+nothing new. A day dropped by retention loses its ranges. A day's ranges are merged into one file
+once the day is closed.
+
+:func:`coverage` is the reader's side: the built ranges it may trust now (those of days still in
+the store, and none that a segment not yet seen touches), so a reader never counts a span twice
+or misses one: what the ranges do not cover is read exactly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from analysis.query import dialect
+from analysis.query.sources import BUCKET_S, THRESHOLDS, Definitions, exact_runs, exact_steps, materialize
+from store import StoreError, check_store, create_views, list_segments
+from store.segments import read_replaces
+
+__all__ = ["CLOSE_AFTER", "DIRECTORY", "Coverage", "coverage", "live_segments", "refresh"]
+
+DIRECTORY = "aggregates"
+CLOSE_AFTER = dt.timedelta(minutes=5)  # a run's spans are written when it ends: wait for them
+_DAY_S = 86_400
+_STATE = "state.json"
+_LOCK = ".lock"
+_COMPACTED_PREFIX = "c-"
+_log = logging.getLogger(__name__)
+
+Range = tuple[int, int]  # [lo, hi) in epoch seconds
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``folder`` (through any symbolic link) lies inside the data directory: Wardwatch
+    writes only there."""
+    return folder.resolve().is_relative_to(Path(path).resolve())
+
+
+def live_segments(path: Path) -> list[Path]:
+    """The store's live segments (what a figure computed now reads)."""
+    return list_segments(Path(path))
+
+
+def directory(path: Path, defs: Definitions) -> Path:
+    return Path(path) / DIRECTORY / defs.digest
+
+
+_states: dict[str, tuple[int, dict]] = {}
+
+
+def _load_state(folder: Path) -> dict:
+    """The state as last saved (parsed again only when the file changed: it is replaced whole)."""
+    path = folder / _STATE
+    try:
+        stamp = path.stat().st_mtime_ns
+        cached = _states.get(str(path))
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        state = json.loads(path.read_text())
+    except (FileNotFoundError, NotADirectoryError, ValueError):
+        return {"ranges": [], "seen": {}}
+    _states[str(path)] = (stamp, state)
+    return state
+
+
+def _save_state(folder: Path, state: dict) -> None:
+    temp = folder / f".{_STATE}.{uuid.uuid4().hex}.tmp"
+    temp.write_text(json.dumps(state, sort_keys=True))
+    os.replace(temp, folder / _STATE)
+
+
+def _by_partition(segments: Iterable[Path]) -> dict[str, list[Path]]:
+    out: dict[str, list[Path]] = {}
+    for segment in segments:
+        out.setdefault(segment.parent.name, []).append(segment)
+    return out
+
+
+def _day_of(partition: str) -> int | None:
+    try:
+        day = dt.date.fromisoformat(partition.split("=", 1)[1])
+    except (IndexError, ValueError):
+        return None
+    return int(dt.datetime.combine(day, dt.time(), dt.UTC).timestamp())
+
+
+_extents: dict[str, Range] = {}
+
+
+def _extent(segment: Path) -> Range:
+    """The 15-minute buckets a segment's spans start and end in (a run's span covers its steps),
+    from the Parquet statistics (cached: segments never change); its whole day and the next when
+    the statistics cannot be read."""
+    key = str(segment)
+    if key in _extents:
+        return _extents[key]
+    day = _day_of(segment.parent.name) or 0
+    extent: Range = (day, day + 2 * _DAY_S)
+    try:
+        meta = pq.read_metadata(segment)
+        names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+        ts, du = names.index("Timestamp"), names.index("Duration")
+        lo, hi = None, None
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            t, dd = group.column(ts).statistics, group.column(du).statistics
+            if t is None or dd is None or not t.has_min_max or not dd.has_min_max:
+                raise ValueError("no statistics")
+            start, end = _seconds(t.min), _seconds(t.max) + dd.max / 1e9
+            lo = start if lo is None else min(lo, start)
+            hi = end if hi is None else max(hi, end)
+        if lo is not None and hi is not None:
+            extent = (int(lo // BUCKET_S) * BUCKET_S, (int(hi // BUCKET_S) + 1) * BUCKET_S)
+    except (OSError, ValueError, KeyError):
+        pass
+    _extents[key] = extent
+    return extent
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.timestamp()
+    return int(value) / 1e9  # type: ignore[call-overload]
+
+
+_replaces: dict[str, frozenset[str]] = {}
+
+
+def _pending(live: dict[str, list[Path]], seen: dict[str, list[str]]) -> list[Path]:
+    """Live segments whose spans the built ranges may not hold: not seen, and (for a merged
+    segment) replacing some segment that was not seen either."""
+    out = []
+    for partition, segments in live.items():
+        known = set(seen.get(partition, ()))
+        for name in list(known):
+            if name.startswith(_COMPACTED_PREFIX):
+                known |= _replaced(live_dir(segments), name)
+        for segment in segments:
+            if segment.name in known:
+                continue
+            if segment.name.startswith(_COMPACTED_PREFIX) and _replaced(segment.parent, segment.name) <= known:
+                continue
+            out.append(segment)
+    return out
+
+
+def live_dir(segments: list[Path]) -> Path:
+    return segments[0].parent
+
+
+def _replaced(partition: Path, name: str) -> frozenset[str]:
+    key = str(partition / name)
+    if key not in _replaces:
+        try:
+            _replaces[key] = read_replaces(partition / name)
+        except (FileNotFoundError, OSError, ValueError):
+            return frozenset()
+        except Exception:  # an unreadable footer: nothing known about it
+            return frozenset()
+    return _replaces[key]
+
+
+def _overlaps(a: Range, b: Range) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The built ranges a reader may use now, and their files."""
+
+    ranges: tuple[Range, ...]
+    run_files: tuple[str, ...]
+    step_files: tuple[str, ...]
+
+
+def _trusted(folder: Path, live: dict[str, list[Path]], state: dict) -> list[dict]:
+    days = {_day_of(p) for p in live}
+    stale = [_extent(s) for s in _pending(live, state["seen"])]
+    return [r for r in state["ranges"] if r["lo"] // _DAY_S * _DAY_S in days
+            and not any(_overlaps((r["lo"], r["hi"]), e) for e in stale)]
+
+
+def coverage(path: Path, defs: Definitions, segments: Sequence[Path] | None = None) -> Coverage:
+    """The ranges of the pre-aggregate a reader may trust now (see the module's docstring)."""
+    folder = directory(path, defs)
+    if not _inside(Path(path), folder):
+        return Coverage((), (), ())
+    state = _load_state(folder)
+    if not state["ranges"]:
+        return Coverage((), (), ())
+    live = _by_partition(segments if segments is not None else list_segments(Path(path)))
+    ranges = sorted(_trusted(folder, live, state), key=lambda r: r["lo"])
+    return Coverage(tuple((r["lo"], r["hi"]) for r in ranges),
+                    tuple(str(folder / r["runs"]) for r in ranges if r.get("runs")),
+                    tuple(str(folder / r["steps"]) for r in ranges if r.get("steps")))
+
+
+def _gaps(lo: int, hi: int, covered: Iterable[Range]) -> list[Range]:
+    out, at = [], lo
+    for a, b in sorted(covered):
+        if b <= at or a >= hi:
+            continue
+        if a > at:
+            out.append((at, a))
+        at = max(at, b)
+    if at < hi:
+        out.append((at, hi))
+    return out
+
+
+def _connect(segments: Sequence[Path], defs: Definitions) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    for statement in dialect.SESSION:
+        con.execute(statement)
+    create_views(con, list(segments))
+    con.register(THRESHOLDS, defs.table())
+    return con
+
+
+def _when(seconds: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+def _write(con: duckdb.DuckDBPyConnection, query: str, params: list, target: Path) -> bool:
+    """``query``'s rows as a Parquet file at ``target`` (renamed into place); False when empty."""
+    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE built AS {query}", params)
+    if con.execute("SELECT count(*) FROM built").fetchone()[0] == 0:  # type: ignore[index]
+        return False
+    con.execute(f"COPY (SELECT * FROM built ORDER BY moment) TO '{temp}' (FORMAT parquet)")
+    os.replace(temp, target)
+    return True
+
+
+def _build(con: duckdb.DuckDBPyConnection, folder: Path, defs: Definitions, lo: int, hi: int) -> dict:
+    interval = [(_when(lo), _when(hi))]
+    entry: dict = {"lo": lo, "hi": hi}
+    for kind, exact in (("runs", exact_runs), ("steps", exact_steps)):
+        sql, params = exact(defs, interval)
+        name = f"{kind}-{lo}-{hi}.parquet"
+        if _write(con, materialize(kind, sql), params, folder / name):
+            entry[kind] = name
+    return entry
+
+
+def _remove(folder: Path, entry: dict) -> None:
+    for kind in ("runs", "steps"):
+        if entry.get(kind):
+            (folder / entry[kind]).unlink(missing_ok=True)
+
+
+def refresh(path: Path, defs: Definitions, *, now: dt.datetime | None = None,
+            progress: Callable[[int, int], None] | None = None) -> int:
+    """Build the pre-aggregate of every bucket closed by ``now`` not built yet (or built before
+    a late segment touched it); returns how many days had a range built.
+
+    Any process may call it: one refreshes at a time (a lock file), another returns 0 at once.
+
+    Args:
+        progress: ``progress(done, total)`` after each day built.
+    """
+    path = Path(path)
+    try:
+        check_store(path)
+    except StoreError:  # no store (yet), or one to upgrade first: nothing to build
+        return 0
+    folder = directory(path, defs)
+    if not _inside(path, folder):
+        _log.warning("%s leads out of the data directory %s: no pre-aggregates are built or read "
+                     "(the figures are read exactly)", path / DIRECTORY, path)
+        return 0
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / _LOCK, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return 0
+        return _refresh(path, folder, defs, now, progress)
+
+
+def _refresh(path: Path, folder: Path, defs: Definitions, now: dt.datetime | None,
+             progress: Callable[[int, int], None] | None) -> int:
+    now = now or dt.datetime.now(dt.UTC)
+    closed = int((now - CLOSE_AFTER).timestamp()) // BUCKET_S * BUCKET_S
+    state = _load_state(folder)
+    segments = list_segments(path)
+    live = _by_partition(segments)
+    trusted = _trusted(folder, live, state)
+    kept = {(r["lo"], r["hi"]) for r in trusted}
+    for entry in state["ranges"]:
+        if (entry["lo"], entry["hi"]) not in kept:
+            _remove(folder, entry)
+    days = sorted(d for d in (_day_of(p) for p in live) if d is not None and d < closed)
+    work = []
+    for day in days:
+        for lo, hi in _gaps(day, min(day + _DAY_S, closed), [(r["lo"], r["hi"]) for r in trusted]):
+            work.append((day, lo, hi))
+    ranges = list(trusted)
+    built_days = sorted({day for day, _, _ in work})
+    if work:
+        con = _connect(segments, defs)
+        try:
+            for i, day in enumerate(built_days):
+                for _, lo, hi in (w for w in work if w[0] == day):
+                    ranges.append(_build(con, folder, defs, lo, hi))
+                ranges = _consolidate(con, folder, day, closed, ranges)
+                if progress is not None:
+                    progress(i + 1, len(built_days))
+        finally:
+            con.close()
+    new_state = {"ranges": sorted(ranges, key=lambda r: r["lo"]),
+                 "seen": {p: sorted(s.name for s in segs) for p, segs in live.items()}}
+    if new_state != state:  # a pass with nothing new writes nothing
+        _save_state(folder, new_state)
+        _sweep(folder, new_state)
+    return len(built_days)
+
+
+def _consolidate(con: duckdb.DuckDBPyConnection, folder: Path, day: int, closed: int, ranges: list[dict]) -> list[dict]:
+    """A closed day's ranges as one file of each kind (a day holds at most 96 buckets)."""
+    mine = [r for r in ranges if day <= r["lo"] < day + _DAY_S]
+    if len(mine) < 2 or day + _DAY_S > closed:
+        return ranges
+    merged: dict = {"lo": min(r["lo"] for r in mine), "hi": max(r["hi"] for r in mine)}
+    for kind in ("runs", "steps"):
+        files = [str(folder / r[kind]) for r in mine if r.get(kind)]
+        if files:
+            name = f"{kind}-{merged['lo']}-{merged['hi']}.parquet"
+            if _write(con, f"SELECT * FROM {dialect.read_files(files)}", [], folder / name):
+                merged[kind] = name
+    for r in mine:
+        for kind in ("runs", "steps"):
+            if r.get(kind) and r[kind] != merged.get(kind):
+                (folder / r[kind]).unlink(missing_ok=True)
+    return [r for r in ranges if r not in mine] + [merged]
+
+
+def _sweep(folder: Path, state: dict) -> None:
+    """Files no range names (left by a crash between a write and the state)."""
+    named = {r[k] for r in state["ranges"] for k in ("runs", "steps") if r.get(k)}
+    for entry in folder.iterdir():
+        if entry.name not in (_STATE, _LOCK) and entry.name not in named and not entry.name.endswith(".tmp"):
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)

@@ -1,0 +1,145 @@
+"""What every figure is computed from: the runs and the steps as weighted rows.
+
+A *source* has one shape whatever it is made of. Each row stands for ``n`` runs (or steps) with
+the same keys and the same value ``value_s``, and carries their exact sums:
+
+- runs: ``moment`` (when: the run's start, or its 15-minute bucket), ``workflow, site, status,
+  simulated``, ``zone`` (Apdex against the workflow's T: 0 satisfied, 1 tolerating, 2
+  frustrated; a run that is not ok is frustrated), ``value_s`` (waiting time), ``n``, ``sum_s``,
+  ``last_ok`` (latest start of an ok run among them);
+- steps: ``moment, workflow, site, step, step_index, slow`` (its run waited longer than the
+  workflow's T), ``value_s`` (duration), ``n, sum_s``, ``phase_n`` (steps with a time to first
+  byte) and one ``<phase>_sum`` per request phase over those.
+
+The *exact* source has one row per run or step (``n = 1``, the value itself): :func:`exact_runs`,
+:func:`exact_steps`. The *pre-aggregate* is the same rows grouped per closed 15-minute bucket,
+each value replaced by its histogram bucket's representative (:func:`materialize`): counts and
+sums stay exact, percentiles move by at most :data:`~analysis.query.dialect.RELATIVE_ERROR`.
+The figures (:mod:`analysis.query.figures`) read either, or both at once (pre-aggregated
+buckets and exact rows for the rest of a window), with the same SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from analysis.query import dialect as d
+
+__all__ = [
+    "BUCKET_S",
+    "PHASES",
+    "RUN_LOOKBACK",
+    "RUN_COLUMNS",
+    "STEP_COLUMNS",
+    "Definitions",
+    "exact_runs",
+    "exact_steps",
+    "materialize",
+]
+
+BUCKET_S = 900  # the pre-aggregate's bucket: 15 minutes, on which clinical periods are aligned
+PHASES = ("dns_s", "connect_s", "tls_s", "ttfb_s", "transfer_s")
+# A step is judged by its run (slow or not) when the run started at most this long before the
+# step's window: longer runs are not timed by any workflow this project runs (timeouts are seconds).
+RUN_LOOKBACK = dt.timedelta(hours=6)
+FORMAT = 1  # raise when a source's columns or the histogram change
+
+RUN_COLUMNS = ("moment", "workflow", "site", "status", "simulated", "zone", "value_s", "n", "sum_s", "last_ok")
+STEP_COLUMNS = ("moment", "workflow", "site", "step", "step_index", "slow", "value_s", "n", "sum_s", "phase_n",
+                *(f"{p}_sum" for p in PHASES))
+
+
+@dataclass(frozen=True)
+class Definitions:
+    """What the figures judge by: each workflow's threshold T (also its Apdex T; 4T is F).
+
+    The pre-aggregate holds Apdex zones, so it is made for one set of definitions and kept under
+    their :attr:`digest`."""
+
+    thresholds_s: tuple[tuple[str, float], ...] = ()
+    default_threshold_s: float = 3.0
+
+    @classmethod
+    def of(cls, thresholds_s: Mapping[str, float], default_threshold_s: float = 3.0) -> Definitions:
+        return cls(tuple(sorted((str(w), float(t)) for w, t in thresholds_s.items())), float(default_threshold_s))
+
+    def threshold(self, workflow: object) -> float:
+        return dict(self.thresholds_s).get(workflow, self.default_threshold_s)  # type: ignore[arg-type]
+
+    @property
+    def digest(self) -> str:
+        text = json.dumps({"format": FORMAT, "bucket_s": BUCKET_S, "relative_error": d.RELATIVE_ERROR,
+                           "lookback_s": RUN_LOOKBACK.total_seconds(), "thresholds": self.thresholds_s,
+                           "default": self.default_threshold_s}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def table(self) -> pd.DataFrame:
+        """The thresholds as a table the SQL joins (``workflow, threshold_s``)."""
+        return pd.DataFrame({"workflow": pd.Series([w for w, _ in self.thresholds_s], dtype=object),
+                             "threshold_s": pd.Series([t for _, t in self.thresholds_s], dtype=float)})
+
+
+THRESHOLDS = "thresholds"  # the name the definitions' table is registered under
+
+
+def _time(column: str, intervals: list[tuple[dt.datetime, dt.datetime]]) -> tuple[str, list]:
+    if not intervals:
+        return "FALSE", []
+    return ("(" + " OR ".join(f"({column} >= ? AND {column} < ?)" for _ in intervals) + ")",
+            [bound for interval in intervals for bound in interval])
+
+
+def exact_runs(defs: Definitions, intervals: list[tuple[dt.datetime, dt.datetime]]) -> tuple[str, list]:
+    """One row per run starting in any of ``intervals`` (the runs view), and its parameters."""
+    when, params = _time("r.start", intervals)
+    t = f"coalesce(t.threshold_s, {defs.default_threshold_s!r})"
+    return f"""
+        SELECT r.start AS moment, r.workflow, r.site, r.status, coalesce(r.simulated, false) AS simulated,
+               CASE WHEN r.status = 'ok' AND r.waiting_s <= {t} THEN 0
+                    WHEN r.status = 'ok' AND r.waiting_s <= 4 * {t} THEN 1 ELSE 2 END AS zone,
+               r.waiting_s AS value_s, 1 AS n, r.waiting_s AS sum_s,
+               CASE WHEN r.status = 'ok' THEN r.start END AS last_ok
+        FROM runs AS r LEFT JOIN {THRESHOLDS} AS t ON t.workflow = r.workflow
+        WHERE {when}""", params
+
+
+def exact_steps(defs: Definitions, intervals: list[tuple[dt.datetime, dt.datetime]]) -> tuple[str, list]:
+    """One row per step starting in any of ``intervals`` (chosen by its own start), judged by
+    its run (looked up from :data:`RUN_LOOKBACK` before), and its parameters."""
+    when, params = _time("st.start", intervals)
+    runs_when, runs_params = _time("start", [(lo - RUN_LOOKBACK, hi) for lo, hi in intervals])
+    phases = ", ".join(f"CASE WHEN st.ttfb_s IS NOT NULL THEN coalesce(st.{p}, 0) ELSE 0 END AS {p}_sum"
+                       for p in PHASES)
+    return f"""
+        SELECT st.start AS moment, coalesce(st.workflow, r.workflow) AS workflow, st.site, st.step, st.step_index,
+               coalesce(r.waiting_s > coalesce(t.threshold_s, {defs.default_threshold_s!r}), false) AS slow,
+               st.duration_s AS value_s, 1 AS n, st.duration_s AS sum_s,
+               CASE WHEN st.ttfb_s IS NOT NULL THEN 1 ELSE 0 END AS phase_n, {phases}
+        FROM steps AS st
+        LEFT JOIN (SELECT trace_id, max(workflow) AS workflow, max(waiting_s) AS waiting_s
+                   FROM runs WHERE {runs_when} GROUP BY trace_id) AS r ON r.trace_id = st.trace_id
+        LEFT JOIN {THRESHOLDS} AS t ON t.workflow = coalesce(st.workflow, r.workflow)
+        WHERE {when}""", [*runs_params, *params]
+
+
+def materialize(kind: str, exact_sql: str) -> str:
+    """The pre-aggregate of an exact source (``kind`` ``runs`` or ``steps``): grouped per
+    15-minute bucket and histogram value. The same rows, so the same figures read it."""
+    at = d.bucket_start("moment", BUCKET_S)
+    value = d.log_bucket_value("value_s")
+    if kind == "runs":
+        return f"""
+            SELECT {at} AS moment, workflow, site, status, simulated, zone, {value} AS value_s,
+                   CAST(sum(n) AS BIGINT) AS n, sum(sum_s) AS sum_s, max(last_ok) AS last_ok
+            FROM ({exact_sql}) GROUP BY ALL"""
+    sums = ", ".join(f"sum({p}_sum) AS {p}_sum" for p in PHASES)
+    return f"""
+        SELECT {at} AS moment, workflow, site, step, min(step_index) AS step_index, slow, {value} AS value_s,
+               CAST(sum(n) AS BIGINT) AS n, sum(sum_s) AS sum_s, CAST(sum(phase_n) AS BIGINT) AS phase_n, {sums}
+        FROM ({exact_sql}) GROUP BY ALL"""

@@ -1,0 +1,330 @@
+"""The query layer's figures agree with hand-computed values on a small store, read exactly and
+from the pre-aggregates; and the pre-aggregates are kept as data arrives, each span counted once."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+import analysis
+from analysis import RunFilter
+from analysis.waterfall import run_waterfall
+from analysis.config import PeriodConfig
+from analysis.query import figures as f
+from analysis.query import preagg, rows
+from analysis.query.sources import Definitions
+from store import Maintenance, compact, schema, write_spans
+
+NS = 1_000_000_000
+# Monday 2 November 2026, 08:00 UTC = 08:00 GMT (Europe/London is on GMT in November).
+MONDAY_8 = int(dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC).timestamp()) * NS
+LATER = dt.datetime(2026, 11, 4, tzinfo=dt.UTC)  # every bucket of the fixture closed
+WINDOW = (dt.datetime(2026, 11, 2, tzinfo=dt.UTC), dt.datetime(2026, 11, 3, tzinfo=dt.UTC))
+DEFS = Definitions.of({"open_patient_record": 1.0}, 3.0)
+
+
+@pytest.fixture(params=["exact", "pre-aggregated"])
+def asked(request, make_probe, tmp_path):
+    """``asked(runs, thresholds)``: a question of the small store, exact or pre-aggregated."""
+    ward = make_probe(site="ward-7")
+    community = make_probe(site="community-hospital")
+    # Ward 7 at 08:xx: notes slow (2 s) in two of four runs; at 14:xx all fast.
+    for i, notes_s in enumerate([0.5, 2.0, 0.5, 2.0]):
+        ward.run(MONDAY_8 + i * 60 * NS, steps=(("find", 0.2), ("notes", notes_s)))
+    for i in range(3):
+        ward.run(MONDAY_8 + 6 * 3600 * NS + i * 60 * NS, steps=(("find", 0.2), ("notes", 0.5)))
+    community.run(MONDAY_8 + 120 * NS, steps=(("find", 1.0), ("notes", 0.5)))
+    community.run(MONDAY_8 + 180 * NS, steps=(("find", 1.0), ("notes", 0.5)), failed_step="notes")
+    exact = request.param == "exact"
+    with analysis.open_store(tmp_path / "data") as opened:
+
+        def ask(runs: RunFilter = RunFilter(*WINDOW), defs: Definitions = DEFS) -> f.Question:
+            if not exact:
+                preagg.refresh(tmp_path / "data", defs, now=LATER)
+            q = f.ask(opened, runs, defs, exact=exact)
+            assert q.relative_error == (0.0 if exact or runs.start is None else f.RELATIVE_ERROR)
+            return q
+
+        ask.store = opened  # type: ignore[attr-defined]
+        yield ask
+
+
+def _p(values, q):
+    return pytest.approx(np.percentile(values, q), rel=f.RELATIVE_ERROR)
+
+
+def test_time_of_day_counts_and_shares_per_local_hour(asked) -> None:
+    cells = f.time_of_day(asked(RunFilter(*WINDOW, sites=["ward-7"])), timezone="Europe/London")
+    assert cells[["weekday", "hour", "samples"]].to_dict("records") == [
+        {"weekday": 0, "hour": 8, "samples": 4},
+        {"weekday": 0, "hour": 14, "samples": 3},
+    ]
+    assert cells["share_under"].tolist() == [0.5, 1.0]
+    assert cells["p90_s"].iloc[0] == _p([0.7, 2.2, 0.7, 2.2], 90)
+
+
+def test_time_of_day_follows_the_sites_time_zone(asked) -> None:
+    cells = f.time_of_day(asked(RunFilter(*WINDOW, sites=["ward-7"])), timezone="Asia/Kolkata")
+    assert cells["hour"].tolist() == [13, 19]  # UTC+05:30: 08:00 -> 13:30
+
+
+def test_failed_runs_are_never_within_t(asked) -> None:
+    sites = f.sites(asked(defs=Definitions.of({}, 5.0))).set_index("site")
+    assert sites.loc["community-hospital", "samples"] == 2
+    assert sites.loc["community-hospital", "not_ok"] == 1
+    assert sites.loc["community-hospital", "share_under"] == 0.5
+    assert sites.loc["ward-7", "share_under"] == 1.0
+
+
+def test_steps_name_the_step_behind_the_excess(asked) -> None:
+    steps = f.steps(asked(RunFilter(*WINDOW, sites=["ward-7"]))).set_index("step")
+    assert steps.loc["notes", "samples"] == 7
+    assert steps.loc["notes", "median_s"] == pytest.approx(0.5, rel=f.RELATIVE_ERROR)
+    assert steps.loc["notes", "excess_share"] == pytest.approx(1.0)
+    assert steps.loc["find", "excess_share"] == pytest.approx(0.0)
+    assert list(steps.index) == ["find", "notes"]
+
+
+def test_steps_without_a_slow_run_have_no_excess(asked) -> None:
+    steps = f.steps(asked(defs=Definitions.of({}, 100.0)))
+    assert steps["excess_share"].isna().all()
+
+
+def test_timeline_buckets_ok_runs_by_hour(asked) -> None:
+    start = pd.Timestamp(MONDAY_8, unit="ns", tz="UTC")
+    buckets = f.timeline(asked(), bucket_s=3600)
+    assert buckets["samples"].tolist() == [5, 3]  # the failed community run is left out
+    assert buckets["bucket"].iloc[0] == start
+
+
+def test_phases_per_site(asked) -> None:
+    phases = f.phases(asked()).set_index("site")
+    # ward-7: 14 steps, the first of each run carries connect 0.002 s.
+    assert phases.loc["ward-7", "samples"] == 14
+    assert phases.loc["ward-7", "connect_s"] == pytest.approx(0.002 * 7 / 14)
+
+
+def test_slowest_runs_first_and_a_runs_waterfall_in_tree_order(asked) -> None:
+    store = asked.store
+    slowest = rows.slowest(store, RunFilter(), limit=3)
+    assert slowest["waiting_s"].tolist() == pytest.approx([2.2, 2.2, 1.5])
+    spans = run_waterfall(store, slowest["trace_id"].iloc[0]).spans
+    assert spans["depth"].tolist() == [0, 1, 1]
+    assert spans["name"].tolist()[1:] == ["find", "notes"]
+    assert (spans["source"] == "probe").all()
+    charted = rows.chart_steps(store, slowest)
+    assert len(charted) == 6 and set(charted["trace_id"]) == set(slowest["trace_id"])
+
+
+def test_time_bounds_must_be_aware(asked) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        rows.slowest(asked.store, RunFilter(start=dt.datetime(2026, 11, 2)))
+
+
+def test_the_board_judges_each_workflow_by_its_threshold(asked) -> None:
+    board = f.board(asked()).set_index("site")
+    ward = board.loc["ward-7"]
+    assert ward["samples"] == 7
+    assert ward["share_under"] == pytest.approx(5 / 7)
+    # Apdex [1.0]: 5 satisfied, 2 tolerating (2.2 s <= 4 s), 0 frustrated.
+    assert str(ward["apdex"]) == f"{(5 + 2 / 2) / 7:.2f} [1.0]*"
+    community = board.loc["community-hospital"]
+    assert community["apdex"].failed == 1
+    assert community["apdex"].frustrated == 1
+
+
+def test_a_window_off_the_grid_reads_its_edges_exactly(asked) -> None:
+    """08:01:30 to 14:01:30: the first run (08:00) and the 14:01 and 14:02 runs are outside."""
+    edge = pd.Timestamp(MONDAY_8, unit="ns", tz="UTC").to_pydatetime() + dt.timedelta(seconds=90)
+    board = f.board(asked(RunFilter(edge, edge + dt.timedelta(hours=6)))).set_index("site")
+    assert board.loc["ward-7", "samples"] == 3 + 1
+    assert board.loc["community-hospital", "samples"] == 2
+
+
+# -- Percentiles: quantile_cont's definition over weighted values --------------------------------------
+
+def test_weighted_quantiles_are_quantile_cont_on_exact_rows() -> None:
+    rng = np.random.default_rng(7)
+    values = np.round(rng.lognormal(0, 1, 500), 3)  # ties included
+    con = duckdb.connect()
+    con.register("v", pd.DataFrame({"value_s": values, "n": 1, "g": rng.integers(0, 4, 500)}))
+    qs = {"a": 0.0, "b": 0.5, "c": 0.9, "d": 0.99, "e": 1.0}
+    cont = np.array(con.execute("SELECT g, " + ", ".join(f"quantile_cont(value_s, {q})" for q in qs.values())
+                                + " FROM v GROUP BY g ORDER BY g").fetchall())
+    weighted = np.array(con.execute(f._quantiles("v", ["g"], qs) + " ORDER BY g").fetchall())
+    assert np.allclose(weighted, cont, rtol=1e-14, atol=0)  # the same definition (to the last place or so)
+    exact = np.array(con.execute(f._quantiles("v", ["g"], qs, weighted=False) + " ORDER BY g").fetchall())
+    assert (exact == cont).all()  # an exact question: quantile_cont itself
+    # Each value twice with weight 1 is each value once with weight 2.
+    con.register("w", pd.DataFrame({"value_s": values, "n": 2, "g": 0}))
+    con.register("w2", pd.DataFrame({"value_s": np.concatenate([values, values]), "n": 1, "g": 0}))
+    assert np.allclose(con.execute(f._quantiles("w", ["g"], qs)).fetchall(),
+                       con.execute(f._quantiles("w2", ["g"], qs)).fetchall(), rtol=1e-14)
+
+
+# -- The pre-aggregates kept as data arrives ---------------------------------------------------------
+
+def _runs(make_rows, start: dt.datetime, count: int, site: str = "ward-7", minutes: int = 5) -> list[dict]:
+    out = []
+    for i in range(count):
+        out += make_rows(start + dt.timedelta(minutes=minutes * i), "open", site,
+                         [("find", 0.2 + i % 7 * 0.1), ("notes", 0.5 + i % 5)])
+    return out
+
+
+def _same_counts(path, defs: Definitions, window: tuple[dt.datetime, dt.datetime]) -> pd.DataFrame:
+    with analysis.open_store(path) as store:
+        exact = f.board(f.ask(store, RunFilter(*window), defs, exact=True))
+        ours = f.board(f.ask(store, RunFilter(*window), defs))
+        steps_exact = f.steps(f.ask(store, RunFilter(*window), defs, exact=True))
+        steps_ours = f.steps(f.ask(store, RunFilter(*window), defs))
+    counts = ["workflow", "site", "samples", "not_ok", "share_under"]
+    assert ours[counts].to_dict("records") == exact[counts].to_dict("records")
+    assert steps_ours[["step", "samples"]].to_dict("records") == steps_exact[["step", "samples"]].to_dict("records")
+    return ours
+
+
+def test_only_closed_buckets_are_built_and_each_pass_adds_the_new_ones(tmp_path, make_rows) -> None:
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    defs = Definitions.of({"open": 1.0})
+    write_spans(path, _runs(make_rows, day + dt.timedelta(hours=8), 24))  # 08:00-09:55
+    assert preagg.refresh(path, defs, now=day + dt.timedelta(hours=9)) == 1
+    state = preagg._load_state(preagg.directory(path, defs))
+    assert [(r["lo"], r["hi"]) for r in state["ranges"]] == [
+        (int(day.timestamp()), int((day + dt.timedelta(hours=8, minutes=45)).timestamp()))]  # 08:45 + 5 min
+    write_spans(path, _runs(make_rows, day + dt.timedelta(hours=10), 12))
+    assert preagg.refresh(path, defs, now=day + dt.timedelta(hours=12)) == 1
+    state = preagg._load_state(preagg.directory(path, defs))
+    assert [r["lo"] for r in state["ranges"]][1] == int((day + dt.timedelta(hours=8, minutes=45)).timestamp())
+    assert preagg.refresh(path, defs, now=day + dt.timedelta(hours=12)) == 0  # nothing new: nothing built
+    ours = _same_counts(path, defs, (day, day + dt.timedelta(hours=11)))
+    assert int(ours["samples"].sum()) == 36
+    # Once the day closes, its ranges are one file of each kind.
+    preagg.refresh(path, defs, now=day + dt.timedelta(days=2))
+    state = preagg._load_state(preagg.directory(path, defs))
+    assert len(state["ranges"]) == 1 and state["ranges"][0]["hi"] - state["ranges"][0]["lo"] == 86_400
+    _same_counts(path, defs, (day, day + dt.timedelta(days=1)))
+
+
+def test_late_spans_make_the_buckets_they_touch_stale_until_built_again(tmp_path, make_rows) -> None:
+    """A spool sent hours later lands in buckets already built: readers read them exactly at once,
+    and the next pass builds them again; nothing is counted twice or missed."""
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    defs = Definitions.of({"open": 1.0})
+    window = (day, day + dt.timedelta(days=1))
+    write_spans(path, _runs(make_rows, day + dt.timedelta(hours=8), 24))
+    preagg.refresh(path, defs, now=day + dt.timedelta(hours=13))
+    write_spans(path, _runs(make_rows, day + dt.timedelta(hours=8, minutes=2), 6, site="clinic"))  # late
+    before = preagg.coverage(path, defs)
+    assert all(not (lo < (day + dt.timedelta(hours=8, minutes=30)).timestamp() and hi > (day + dt.timedelta(hours=8)).timestamp())
+               for lo, hi in before.ranges)  # the late segment's buckets are not trusted
+    ours = _same_counts(path, defs, window)
+    assert int(ours["samples"].sum()) == 30
+    preagg.refresh(path, defs, now=day + dt.timedelta(hours=13))
+    assert len(preagg.coverage(path, defs).ranges) >= 1
+    ours = _same_counts(path, defs, window)
+    assert int(ours["samples"].sum()) == 30
+
+
+def test_compaction_and_retention_keep_each_span_counted_once(tmp_path, make_rows) -> None:
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    defs = Definitions.of({"open": 1.0})
+    for hour in (8, 9, 10):
+        write_spans(path, _runs(make_rows, day + dt.timedelta(hours=hour), 6))
+    preagg.refresh(path, defs, now=day + dt.timedelta(days=1))
+    built = preagg.coverage(path, defs).ranges
+    compact(path, grace_s=0)
+    assert preagg.coverage(path, defs).ranges == built  # a merged segment of seen ones brings nothing new
+    assert int(_same_counts(path, defs, (day, day + dt.timedelta(days=1)))["samples"].sum()) == 18
+    analysis_day = day + dt.timedelta(days=400)
+    write_spans(path, _runs(make_rows, analysis_day, 2))
+    from store import apply_retention
+
+    apply_retention(path, 30, today=analysis_day.date())
+    assert preagg.coverage(path, defs).ranges == ()  # the dropped day's buckets are not read
+    preagg.refresh(path, defs, now=analysis_day + dt.timedelta(days=1))
+    assert not any(p.name.startswith("runs-" + str(int(day.timestamp())))
+                   for p in preagg.directory(path, defs).iterdir())
+
+
+def test_steps_whose_run_is_in_another_segment_are_judged_by_that_run(tmp_path, make_rows) -> None:
+    """Steps written before their run's root span (as a probe's batches may), some in a bucket
+    built before the run span arrived: each step counted once, judged by its run."""
+    path = tmp_path / "split"
+    defs = Definitions.of({"open": 1.0})
+    base = dt.datetime(2026, 11, 2, 8, 14, tzinfo=dt.UTC)
+    runs_ = [make_rows(base + dt.timedelta(seconds=20 * i), "open", "ward-7", [("find", 0.2), ("notes", n)], think_s=30)
+             for i, n in enumerate([0.5, 2.0, 0.5, 2.0, 1.5])]
+    kind = schema.ATTR_SPAN_TYPE
+    steps = [r for run in runs_ for r in run if r[schema.SPAN_ATTRIBUTES][kind] == schema.SPAN_TYPE_STEP]
+    for row in steps:  # the step spans carry no workflow: it comes from the run
+        row[schema.SPAN_ATTRIBUTES].pop(schema.ATTR_WORKFLOW)
+    roots = [r for run in runs_ for r in run if r[schema.SPAN_ATTRIBUTES][kind] == schema.SPAN_TYPE_RUN]
+    write_spans(path, steps + roots[:2])
+    preagg.refresh(path, defs, now=base + dt.timedelta(hours=1))
+    write_spans(path, roots[2:])
+    window = (base.replace(minute=0), base.replace(minute=0) + dt.timedelta(hours=1))
+    _same_counts(path, defs, window)
+    preagg.refresh(path, defs, now=base + dt.timedelta(hours=2))
+    with analysis.open_store(path) as store:
+        exact = f.steps(f.ask(store, RunFilter(*window), defs, exact=True))
+        ours = f.steps(f.ask(store, RunFilter(*window), defs))
+    assert ours["samples"].tolist() == exact["samples"].tolist() == [5, 5]
+    assert np.allclose(ours["mean_s"], exact["mean_s"], rtol=1e-12)
+    assert np.allclose(ours["excess_share"].astype(float), exact["excess_share"].astype(float), atol=0.02)
+
+
+def test_the_maintenance_builds_them_as_the_composition_root_registers(tmp_path, make_rows) -> None:
+    path = tmp_path / "store"
+    day = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
+    defs = Definitions.of({"open": 1.0})
+    write_spans(path, _runs(make_rows, day + dt.timedelta(hours=8), 6))
+    maintenance = Maintenance(path, interval_s=3600, after_pass=[lambda p: preagg.refresh(p, defs)])
+    maintenance.run_once()
+    assert preagg.coverage(path, defs).ranges[0][0] == int(day.timestamp())
+
+
+def test_a_period_is_judged_on_whole_buckets_across_a_clock_change(tmp_path, make_rows) -> None:
+    path = tmp_path / "store"
+    start = dt.datetime(2026, 10, 24, tzinfo=dt.UTC)  # Saturday; British Summer Time ends on the 25th
+    write_spans(path, _runs(make_rows, start, 3 * 24 * 4, minutes=15))
+    defs = Definitions.of({"open": 1.0})
+    preagg.refresh(path, defs, now=start + dt.timedelta(days=4))
+    rounds = PeriodConfig(name="rounds", weekdays=["sat", "sun", "mon"], start="01:30", end="10:45")
+    calendar = analysis.ClinicalCalendar([rounds], {"ward-7": "Europe/London"})
+    window = RunFilter(start, start + dt.timedelta(days=3))
+    with analysis.open_store(path) as store:
+        dist = f.waiting_distribution(f.ask(store, window, defs), period="rounds", calendar=calendar)
+        frame = store.runs(start, start + dt.timedelta(days=3))
+    inside = frame[calendar.mask(frame, "rounds")]
+    assert 0 < dist.samples < len(frame)
+    assert dist.samples == len(inside)
+    assert dist.satisfied == int(((inside["status"] == "ok") & (inside["waiting_s"] <= 1.0)).sum())
+    unaligned = PeriodConfig(name="odd", weekdays=["mon"], start="08:10", end="09:00")
+    assert not f.period_aligned(analysis.ClinicalCalendar([unaligned], {}, "Europe/London"), "odd")
+
+
+def test_pre_aggregates_are_never_written_outside_the_data_directory(tmp_path, make_rows) -> None:
+    path, outside = tmp_path / "store", tmp_path / "elsewhere"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    write_spans(path, _runs(make_rows, day + dt.timedelta(hours=8), 6))
+    outside.mkdir()
+    (path / preagg.DIRECTORY).symlink_to(outside, target_is_directory=True)
+    defs = Definitions.of({"open": 1.0})
+    assert preagg.refresh(path, defs, now=day + dt.timedelta(days=1)) == 0
+    assert list(outside.iterdir()) == []
+    assert preagg.coverage(path, defs).ranges == ()
+    assert int(_same_counts(path, defs, (day, day + dt.timedelta(days=1)))["samples"].sum()) == 6  # read exactly
+
+
+def test_the_store_connection_avoids_duckdbs_common_subplan_wrong_answers(asked) -> None:
+    """duckdb issue 25819 (1.5.1-1.5.6): the figures reuse their source in one query."""
+    setting = asked.store.sql("SELECT current_setting('disabled_optimizers') AS s")["s"].iloc[0]
+    assert "common_subplan" in setting
