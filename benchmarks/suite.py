@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -84,7 +85,13 @@ def _store(size: int, settings: Settings, keep_dir: Path | None, progress: Progr
             progress(f"generate: reusing {path}")
             yield path
             return
-        synth.generate_store(path, size, days=settings.days, progress=progress)
+        # Generated beside it and renamed when whole: a stopped run leaves no half store to reuse.
+        partial = path.with_name(path.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        generated = synth.generate_store(partial, size, days=settings.days, progress=progress)
+        partial.rename(path)
+        progress(f"generate: {generated.spans:,} spans in {generated.seconds:.1f} s, "
+                 f"{generated.bytes / generated.spans:.1f} B/span, kept in {path}")
         yield path
         return
     with tempfile.TemporaryDirectory(prefix="wardwatch-bench-store-") as tmp:
