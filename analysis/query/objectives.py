@@ -26,7 +26,7 @@ from analysis.config import ObjectiveConfig
 from analysis.percentiles import DEFAULT_CONFIDENCE, Percentile, rank_interval
 from store.schema import RUN_INTERRUPTED
 
-__all__ = ["ObjectiveFigures", "objective_figures"]
+__all__ = ["ObjectiveFigures", "apdex_from_counts", "judged_runs_sql", "objective_figures"]
 
 ALL_HOURS = "all hours"
 _OVERALL = ""  # the key (as site and period) of the runs in scope counted once: no period is named ""
@@ -87,6 +87,24 @@ def _labelled_sql(objective: ObjectiveConfig, calendar: ClinicalCalendar | None,
     return sql + ", labelled AS (" + " UNION ALL ".join(arms) + ")", params
 
 
+def judged_runs_sql(store: Any, objective: ObjectiveConfig, calendar: ClinicalCalendar | None,
+                    start: dt.datetime, end: dt.datetime) -> tuple[str, list[Any]]:
+    """``WITH judged AS (...), labelled AS (...)`` over the store's ``runs``: the runs the
+    objective judges in ``[start, end)``, one row per run and period it falls in (columns
+    ``trace_id, start, site, status, waiting_s, good, period``), and the query's parameters:
+    the SQL twin of :func:`analysis.objectives.objective_runs`.
+
+    Raises:
+        ValueError: the objective names periods and there is no calendar.
+    """
+    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+    sites: list[str] = []
+    if objective.periods:  # the sites present, for the period's condition at each
+        where, params = "start >= ? AND start < ? AND workflow = ? AND site IS NOT NULL", [start, end, objective.workflow]
+        sites = sorted(str(s) for s in store.sql(f"SELECT DISTINCT site FROM runs WHERE {where}", params)["site"])
+    return _labelled_sql(objective, calendar, sites, start, end)
+
+
 def _apdex_counts(t_s: float) -> tuple[str, list[Any]]:
     """Apdex's counts as :func:`analysis.apdex.apdex` makes them of waiting times (a failed run
     frustrated, a run without a waiting time frustrated)."""
@@ -136,12 +154,7 @@ def objective_figures(store: Any, objective: ObjectiveConfig, calendar: Clinical
     Raises:
         ValueError: the objective names periods and there is no calendar.
     """
-    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
-    sites: list[str] = []
-    if objective.periods:
-        where, params = "start >= ? AND start < ? AND workflow = ? AND site IS NOT NULL", [start, end, objective.workflow]
-        sites = sorted(str(s) for s in store.sql(f"SELECT DISTINCT site FROM runs WHERE {where}", params)["site"])
-    base, params = _labelled_sql(objective, calendar, sites, start, end)
+    base, params = judged_runs_sql(store, objective, calendar, start, end)
     apdex_sql, apdex_params = _apdex_counts(float(objective.apdex_t))
     step_us = objective.window_minutes * 60 * 1_000_000
     out = ObjectiveFigures()
