@@ -49,3 +49,18 @@ def test_a_bad_memory_limit_is_shown_at_its_line_and_column() -> None:
     assert [str(p) for p in caught.value.problems] == [
         "w.yaml:3:24: store.duckdb_memory_limit: Value error, a size such as 2GB or 512MB, not 'plenty'"]
 
+
+
+def test_an_analysts_connection_takes_them_too(tmp_path: Path) -> None:
+    from store import connect
+
+    init_store(tmp_path / "data")
+    use_duckdb_settings(StoreConfig(duckdb_memory_limit="256MB", duckdb_temp_directory=tmp_path / "spill"))
+    try:
+        con = connect(tmp_path / "data")
+        try:
+            assert con.execute("SELECT current_setting('temp_directory')").fetchone() == (str(tmp_path / "spill"),)
+        finally:
+            con.close()
+    finally:
+        use_duckdb_settings(None)
