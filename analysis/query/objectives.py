@@ -56,7 +56,8 @@ class ObjectiveFigures:
 
 
 def _labelled_sql(objective: ObjectiveConfig, calendar: ClinicalCalendar | None,
-                  sites: Sequence[str], start: dt.datetime, end: dt.datetime) -> tuple[str, list[Any]]:
+                  sites: Sequence[str], start: dt.datetime, end: dt.datetime,
+                  materialized: bool = False) -> tuple[str, list[Any]]:
     """``WITH judged AS (...), labelled AS (...)``: the objective's runs, one row per run and
     period it falls in (``all hours`` without periods), each with its ``good`` flag."""
     where = ["start >= ?", "start < ?", "workflow = ?", "status IS DISTINCT FROM ?"]
@@ -69,8 +70,10 @@ def _labelled_sql(objective: ObjectiveConfig, calendar: ClinicalCalendar | None,
            f"coalesce(status = 'ok' AND waiting_s <= ?, false) AS good FROM runs "
            f"WHERE {' AND '.join(where)})")
     params = [float(objective.threshold_s), *params]
+    # dialect: AS MATERIALIZED (DuckDB, PostgreSQL): computed once for a query that reads it twice
+    labelled = "labelled AS MATERIALIZED" if materialized else "labelled AS"
     if not objective.periods:
-        return sql + f", labelled AS (SELECT *, '{ALL_HOURS}' AS period FROM judged)", params
+        return sql + f", {labelled} (SELECT *, '{ALL_HOURS}' AS period FROM judged)", params
     if calendar is None:
         raise ValueError(f"objective {objective.name!r} names periods: a calendar is needed")
     arms = []
@@ -84,11 +87,11 @@ def _labelled_sql(objective: ObjectiveConfig, calendar: ClinicalCalendar | None,
         test = f"CASE {' '.join(cases)} ELSE false END" if cases else "false"
         arms.append(f"SELECT *, ? AS period FROM judged WHERE {test}")
         params += arm_params
-    return sql + ", labelled AS (" + " UNION ALL ".join(arms) + ")", params
+    return sql + f", {labelled} (" + " UNION ALL ".join(arms) + ")", params
 
 
 def judged_runs_sql(store: Any, objective: ObjectiveConfig, calendar: ClinicalCalendar | None,
-                    start: dt.datetime, end: dt.datetime) -> tuple[str, list[Any]]:
+                    start: dt.datetime, end: dt.datetime, materialized: bool = False) -> tuple[str, list[Any]]:
     """``WITH judged AS (...), labelled AS (...)`` over the store's ``runs``: the runs the
     objective judges in ``[start, end)``, one row per run and period it falls in (columns
     ``trace_id, start, site, status, waiting_s, good, period``), and the query's parameters:
@@ -102,7 +105,7 @@ def judged_runs_sql(store: Any, objective: ObjectiveConfig, calendar: ClinicalCa
     if objective.periods:  # the sites present, for the period's condition at each
         where, params = "start >= ? AND start < ? AND workflow = ? AND site IS NOT NULL", [start, end, objective.workflow]
         sites = sorted(str(s) for s in store.sql(f"SELECT DISTINCT site FROM runs WHERE {where}", params)["site"])
-    return _labelled_sql(objective, calendar, sites, start, end)
+    return _labelled_sql(objective, calendar, sites, start, end, materialized)
 
 
 def _apdex_counts(t_s: float) -> tuple[str, list[Any]]:
@@ -154,27 +157,31 @@ def objective_figures(store: Any, objective: ObjectiveConfig, calendar: Clinical
     Raises:
         ValueError: the objective names periods and there is no calendar.
     """
-    base, params = judged_runs_sql(store, objective, calendar, start, end)
+    base, params = judged_runs_sql(store, objective, calendar, start, end, materialized=True)
     apdex_sql, apdex_params = _apdex_counts(float(objective.apdex_t))
     step_us = objective.window_minutes * 60 * 1_000_000
     out = ObjectiveFigures()
-    # Per site x period x window; a null site is in no scope (as pandas' groupby drops it) but
-    # counts overall. dialect: epoch_us (microseconds since the epoch; ClickHouse toUnixTimestamp64Micro).
-    out.windows = store.sql(f"""{base}
-SELECT site, period, epoch_us(start) // {step_us} AS window_index, count(*) FILTER (WHERE good) AS good,
-       count(*) AS total
-FROM labelled WHERE site IS NOT NULL GROUP BY site, period, window_index""", params)
-    scopes = store.sql(f"""{base}
-SELECT site, period, count(*) AS runs, count(*) FILTER (WHERE good) AS good,
-       count(waiting_s) AS waits, {apdex_sql}
-FROM labelled GROUP BY GROUPING SETS ((site, period), ())""", [*params, *apdex_params])
-    unique = store.sql(f"""{base}, once AS (
-SELECT trace_id, any_value(status) AS status, any_value(waiting_s) AS waiting_s FROM labelled GROUP BY trace_id)
-SELECT count(*) AS runs, count(waiting_s) AS waits, {apdex_sql} FROM once""", [*params, *apdex_params])
-    totals = scopes[scopes["site"].isna() & scopes["period"].isna()]
+    # One pass: per site x period x window (level 0), per site x period (1), every row judged (7),
+    # and the runs counted once (-1). A null site is in no scope (as pandas' groupby drops it) but
+    # counts overall. dialect: epoch_us (microseconds since the epoch; ClickHouse
+    # toUnixTimestamp64Micro), GROUPING SETS and GROUPING() are standard SQL.
+    counts = store.sql(f"""{base}
+SELECT site, period, window_index, GROUPING(site, period, window_index) AS level, count(*) AS runs,
+       count(*) FILTER (WHERE good) AS good, count(waiting_s) AS waits, {apdex_sql}
+FROM (SELECT *, epoch_us(start) // {step_us} AS window_index FROM labelled)
+GROUP BY GROUPING SETS ((site, period, window_index), (site, period), ())
+UNION ALL
+SELECT NULL, NULL, NULL, -1, count(*), 0, count(waiting_s), {apdex_sql}
+FROM (SELECT trace_id, any_value(status) AS status, any_value(waiting_s) AS waiting_s
+      FROM labelled GROUP BY trace_id)""", [*params, *apdex_params, *apdex_params])
+    level = counts["level"]
+    windows = counts[(level == 0) & counts["site"].notna()]
+    out.windows = windows.rename(columns={"runs": "total"})[["site", "period", "window_index", "good", "total"]]
+    totals = counts[level == 7]
+    unique = counts[level == -1]
     out.labelled = int(totals["runs"].sum())
     out.labelled_good = int(totals["good"].sum())
-    out.scopes = scopes[scopes["period"].notna() & scopes["site"].notna()].reset_index(drop=True)
+    out.scopes = counts[(level == 1) & counts["site"].notna()].reset_index(drop=True)
     out.unique = {k: int(unique[k].iloc[0]) for k in ("runs", "waits", "satisfied", "tolerating", "failed")}
 
     # The order statistics each percentile reads: scope keys and 1-based ranks, found in one pass.
