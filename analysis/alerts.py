@@ -28,7 +28,7 @@ from analysis.query.objectives import judged_runs_sql
 from analysis.sla import _base_query
 from analysis.store import FrameCache, Store
 
-__all__ = ["objective_alerts", "sla_alerts"]
+__all__ = ["objective_alerts", "objective_event_counts", "sla_alerts", "sla_event_counts"]
 
 _MONTH_PERIOD = dt.timedelta(days=30)
 
@@ -115,3 +115,23 @@ def sla_alerts(
     events = f"{base}, events AS (SELECT start, good FROM base WHERE in_hours AND NOT excluded)"
     return burn_rate_alerts_from_counts(_window_counts(store, events, params, at, chosen),
                                         sla.ratio_target, chosen)
+
+
+def objective_event_counts(store: Store | FrameCache, objective: ObjectiveConfig,
+                           calendar: ClinicalCalendar | None, start: dt.datetime, end: dt.datetime
+                           ) -> tuple[int, int]:
+    """The objective's events in ``[start, end)`` and the good ones (a run in two of its periods
+    once), counted by DuckDB: what a compliance window's budget is judged on, without its runs."""
+    base, params = judged_runs_sql(store, objective, calendar, start, end)
+    row = store.sql(f"{base} SELECT count(*) AS n, count(*) FILTER (WHERE good) AS good FROM "
+                    "(SELECT bool_or(good) AS good FROM labelled GROUP BY trace_id)", params).iloc[0]
+    return int(row["n"]), int(row["good"])
+
+
+def sla_event_counts(store: Store | FrameCache, sla: SLAConfig, start: dt.datetime, end: dt.datetime,
+                     base_dir: Path | None = None) -> tuple[int, int]:
+    """The requests the SLA counts in ``[start, end)`` and the good ones, counted by DuckDB."""
+    base, params = _base_query(sla, start, end, base_dir)
+    row = store.sql(f"{base} SELECT count(*) AS n, count(*) FILTER (WHERE good) AS good FROM base "
+                    "WHERE in_hours AND NOT excluded", params).iloc[0]
+    return int(row["n"]), int(row["good"])

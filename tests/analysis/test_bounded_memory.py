@@ -13,7 +13,7 @@ import pytest
 
 from analysis import objectives as O
 from analysis import open_store
-from analysis.alerts import objective_alerts, sla_alerts
+from analysis.alerts import objective_alerts, objective_event_counts, sla_alerts, sla_event_counts
 from analysis.budget import burn_rate_alerts
 from analysis.calendar import ClinicalCalendar
 from analysis.config import ObjectiveConfig, PeriodConfig, SLAConfig
@@ -119,3 +119,14 @@ def test_an_slas_alerts_are_those_of_its_requests(store_path: Path, sla: SLAConf
         expected = burn_rate_alerts(frame["start"], frame["good"].to_numpy(dtype=bool), sla.ratio_target, AT)
         pd.testing.assert_frame_equal(sla_alerts(store, sla, AT), expected)
     assert expected["long_samples"].iloc[-1] > 0
+
+
+def test_a_compliance_windows_events_are_counted_as_its_frames_hold_them(store_path: Path) -> None:
+    sla = SLAConfig(name="within 2 s", metric="share_under", threshold_s=2.0, target=0.95,
+                    exclusions=[{"start": "2026-10-03T00:00:00Z", "end": "2026-10-03T06:00:00Z"}])
+    with open_store(store_path, calendar=CALENDAR) as store:
+        for objective in _objectives()[:6]:
+            runs = O.objective_runs(store, objective, CALENDAR, START, END).drop_duplicates("trace_id")
+            assert objective_event_counts(store, objective, CALENDAR, START, END) == (len(runs), int(runs["good"].sum()))
+        frame, _, _ = sla_requests(store, sla, START, END)
+        assert sla_event_counts(store, sla, START, END) == (len(frame), int(frame["good"].sum())) != (0, 0)
