@@ -38,8 +38,8 @@ class ObjectiveFigures:
     Attributes:
         scopes: one row per site x period with runs: ``site, period, runs, good, waits``
             (runs with a waiting time), ``satisfied, tolerating, failed`` (Apdex counts).
-        windows: one row per site x period x window with runs: ``site, period, window_start,
-            good, total``.
+        windows: one row per site x period x window with runs: ``site, period, window_index``
+            (the window's start in microseconds since the epoch // its length), ``good, total``.
         labelled: rows judged (a run in two periods counted in each), ``labelled_good``.
         unique: the runs in scope counted once: ``runs, waits, satisfied, tolerating, failed``.
         percentiles: per scope key and quantile, :class:`Percentile` (keys ``(site, period)``
@@ -215,7 +215,6 @@ JOIN wanted AS w ON r.site = w.site AND r.period = w.period AND r.rank = w.rank"
     for key, n in keys:
         site, period = key if key is not None else (_OVERALL, _OVERALL)
         stats = values.get((site, period), {})
-        # _percentile reads 0-based ranks below/above and 1-based interval ranks (as 0-based + 1)
         for q in qs if key is not None else (0.9,):
             out.percentiles[(key, q)] = _percentile(n, q, stats, confidence)
     return out
