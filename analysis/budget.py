@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal
@@ -40,6 +40,7 @@ __all__ = [
     "budget_minutes",
     "burn_rate",
     "burn_rate_alerts",
+    "burn_rate_alerts_from_counts",
     "burn_rate_threshold",
     "calendar_month",
     "error_budget",
@@ -266,13 +267,32 @@ def burn_rate_alerts(
     if ok.shape != t.shape:
         raise ValueError(f"good has {ok.size} values for {t.size} times")
     end = _to_ns(at)
-    budget = error_budget(objective)
 
-    def rate(window: dt.timedelta) -> tuple[float, int]:
+    def counts(window: dt.timedelta) -> tuple[int, int]:
         start = end - int(window / dt.timedelta(microseconds=1)) * 1000
         inside = (t > start) & (t <= end)
         n = int(np.count_nonzero(inside))
-        bad = n - int(np.count_nonzero(ok[inside]))
+        return n, n - int(np.count_nonzero(ok[inside]))
+
+    return burn_rate_alerts_from_counts(counts, objective, windows)
+
+
+def burn_rate_alerts_from_counts(
+    counts: Callable[[dt.timedelta], tuple[int, int]],
+    objective: float,
+    windows: Sequence[AlertWindow] | None = None,
+) -> pd.DataFrame:
+    """:func:`burn_rate_alerts` from the events already counted: ``counts(window)`` gives the
+    events and the bad ones in ``(at - window, at]`` (a query computes them; nothing is loaded).
+
+    Returns:
+        As :func:`burn_rate_alerts`.
+    """
+    windows = list(windows) if windows is not None else alert_windows()
+    budget = error_budget(objective)
+
+    def rate(window: dt.timedelta) -> tuple[float, int]:
+        n, bad = counts(window)
         return (bad / n / budget if n else 0.0), n
 
     rows = []

@@ -28,6 +28,7 @@ from analysis.budget import BudgetResult, budget_from_ratios
 from analysis.calendar import ClinicalCalendar
 from analysis.config import ObjectiveConfig
 from analysis.percentiles import Percentile, percentile
+from analysis.query.objectives import apdex_from_counts, objective_figures
 from analysis.store import FrameCache, Store
 from store.schema import RUN_INTERRUPTED
 
@@ -187,10 +188,56 @@ def evaluate_objective(
         raise ValueError("start and end must be timezone-aware")
     if isinstance(store, FrameCache):  # one report asks the same question more than once
         key = ("objective", objective.model_dump_json(), calendar, start, end)
-        return store.memo(key, lambda: _evaluate(
-            objective_runs(store, objective, calendar, start, end), objective, start, end))
-    runs = objective_runs(store, objective, calendar, start, end)
-    return _evaluate(runs, objective, start, end)
+        return store.memo(key, lambda: _evaluate_in_store(store, objective, calendar, start, end))
+    return _evaluate_in_store(store, objective, calendar, start, end)
+
+
+def _evaluate_in_store(store: Store | FrameCache, objective: ObjectiveConfig,
+                       calendar: ClinicalCalendar | None, start: dt.datetime, end: dt.datetime
+                       ) -> ObjectiveResult:
+    """:func:`_evaluate`'s figures computed by DuckDB: the runs are never loaded."""
+    figures = objective_figures(store, objective, calendar, start, end)
+    slice_target = objective.time_slice_target or objective.target
+    windows = figures.windows
+    length_us = objective.window_minutes * 60 * 1_000_000
+    windows = pd.DataFrame({
+        "site": windows["site"], "period": windows["period"],
+        "window_start": pd.to_datetime(windows["window_index"].astype("int64") * length_us, unit="us", utc=True),
+        "good": windows["good"].astype("int64"), "total": windows["total"].astype("int64"),
+    }).sort_values(["site", "period", "window_start"], kind="stable").reset_index(drop=True)
+    windows["ratio"] = windows["good"] / windows["total"]
+    windows["good_window"] = windows["ratio"] >= slice_target
+    windows = windows[list(WINDOW_COLUMNS)]
+    t_s = float(objective.apdex_t)
+    rows = []
+    for scope in sorted(figures.scopes.itertuples(), key=lambda r: (str(r.site), str(r.period))):
+        site, period = str(scope.site), str(scope.period)
+        in_scope = windows[(windows["site"] == site) & (windows["period"] == period)]
+        n, good = int(scope.runs), int(scope.good)
+        result = _budget(objective, _events(good, n), in_scope)
+        p50, p90 = figures.percentiles[((site, period), 0.5)], figures.percentiles[((site, period), 0.9)]
+        a = apdex_from_counts(t_s, n, int(scope.satisfied), int(scope.tolerating), int(scope.failed))
+        rows.append({
+            "site": site, "period": period, "runs": n, "good": good, "share_good": good / n,
+            "p50_s": p50.value, "p90_s": p90.value, "p90_small_sample": p90.small_sample,
+            "windows": len(in_scope), "good_windows": int(in_scope["good_window"].sum()),
+            "value": result.value, "met": result.met, "budget_remaining": result.budget_remaining,
+            "apdex": a.display, "apdex_samples": a.samples,
+        })
+    scopes = pd.DataFrame(rows, columns=list(SCOPE_COLUMNS))
+    overall = _budget(objective, _events(figures.labelled_good, figures.labelled), windows)
+    u = figures.unique
+    return ObjectiveResult(
+        objective=objective, start=start.astimezone(dt.UTC), end=end.astimezone(dt.UTC),
+        overall=overall, scopes=scopes, windows=windows.reset_index(drop=True),
+        apdex=apdex_from_counts(t_s, u["runs"], u["satisfied"], u["tolerating"], u["failed"]),
+        waiting_p90=figures.percentiles[(None, 0.9)],
+    )
+
+
+def _events(good: int, total: int) -> np.ndarray:
+    """``total`` events of which ``good`` were good, as the budgeting methods take them."""
+    return np.arange(total) < good
 
 
 def _evaluate(

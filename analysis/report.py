@@ -31,7 +31,6 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from analysis.apdex import apdex
 from analysis.budget import calendar_month
 from analysis.calendar import ClinicalCalendar
 from analysis.changelog import effective_changes
@@ -39,6 +38,7 @@ from analysis.changes import change_impact
 from analysis.config import ChangeEventConfig, ObjectiveConfig, SLAConfig, TaskVolumeConfig
 from analysis.findings import Figure, FindingInputs, Story, find_stories, percent_text, seconds_text
 from analysis.objectives import ALL_HOURS, ObjectiveResult, evaluate_objective
+from analysis.query.objectives import apdex_from_counts
 from analysis.sla import SLAResult, _base_query, evaluate_sla, parse_month, sla_window
 from analysis.store import FrameCache, Store
 from store.redact import spreadsheet_safe
@@ -136,18 +136,34 @@ class Report:
 
 def _apdex_table(store: Store | FrameCache, objectives: Sequence[ObjectiveConfig], start: dt.datetime,
                  end: dt.datetime) -> pd.DataFrame:
+    """Apdex of every run of each objective's workflow (counted by DuckDB: runs are not loaded)."""
     rows = []
     seen: set[str] = set()
     for objective in objectives:
         if objective.workflow in seen:
             continue
         seen.add(objective.workflow)
-        runs = store.runs(start, end, workflow=objective.workflow)
-        a = apdex(runs["waiting_s"].astype("float64").fillna(np.inf).to_numpy(), objective.apdex_t,
-                  failed=(runs["status"].astype(str) != "ok").to_numpy())
+        t_s = float(objective.apdex_t)
+        counts = store.sql(
+            "SELECT count(*) AS samples, "
+            "count(*) FILTER (WHERE status = 'ok' AND waiting_s <= ?) AS satisfied, "
+            "count(*) FILTER (WHERE status = 'ok' AND waiting_s > ? AND waiting_s <= ?) AS tolerating, "
+            "count(*) FILTER (WHERE status IS DISTINCT FROM 'ok') AS failed "
+            "FROM runs WHERE start >= ? AND start < ? AND workflow = ?",
+            [t_s, t_s, 4 * t_s, start, end, objective.workflow]).iloc[0]
+        a = apdex_from_counts(t_s, *(int(counts[k]) for k in ("samples", "satisfied", "tolerating", "failed")))
         rows.append({"workflow": objective.workflow, "t_s": a.t_s, "apdex": a.display,
                      "samples": a.samples, "rating": a.rating})
     return pd.DataFrame(rows, columns=["workflow", "t_s", "apdex", "samples", "rating"])
+
+
+def _missed_slots(store: Store | FrameCache, start: dt.datetime, end: dt.datetime) -> dict[str, int]:
+    """The missed slots of ``[start, end)`` by reason, most first (ties: the reason seen first)."""
+    frame = store.sql(
+        "SELECT coalesce(reason, 'unknown') AS reason, count(*) AS n FROM missed_slots "
+        "WHERE slot >= ? AND slot < ? GROUP BY ALL "
+        "ORDER BY n DESC, min({'slot': slot, 'trace_id': trace_id})", [start, end])
+    return {str(r.reason): int(r.n) for r in frame.itertuples()}
 
 
 def _measured(store: Store | FrameCache, start: dt.datetime, end: dt.datetime, timezone: str
@@ -551,11 +567,10 @@ def build_report(
                         "model, not measurements of a real EPR.")
     headline += [_sla_sentence(r, sla, b) for r, sla, b in zip(sla_results, slas, budgets, strict=True)]
     headline += [_objective_sentence(o, inputs) for o in objective_results]
-    missed = store.missed_slots(start, end)
-    reasons = missed["reason"].fillna("unknown").value_counts()
-    if len(missed):
+    reasons = _missed_slots(store, start, end)
+    if reasons:
         detail = ", ".join(f"{reason.replace('_', ' ')}: {count}" for reason, count in reasons.items())
-        headline.append(f"The probes missed {len(missed)} scheduled runs this month ({detail}); "
+        headline.append(f"The probes missed {sum(reasons.values())} scheduled runs this month ({detail}); "
                         "the figures above leave those moments out.")
     headline += [s.headline for s in stories]
     headline += [_change_sentence(c, i, inputs, timezone) for c, i in zip(in_month, impacts, strict=True)]
@@ -567,7 +582,7 @@ def build_report(
         objectives=objective_results, apdex=_apdex_table(store, objectives, start, end),
         stories=stories, changes=impacts, change_events=in_month, labels=inputs,
         setup=_setup(slas, objectives, measured, inputs, timezone),
-        missed_slots={str(reason): int(count) for reason, count in reasons.items()},
+        missed_slots=reasons,
     )
 
 

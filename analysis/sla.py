@@ -46,6 +46,7 @@ from analysis.budget import (
 from analysis.calendar import ClinicalCalendar
 from analysis.config import WEEKDAYS, ExclusionConfig, ServiceHoursConfig, SLAConfig
 from analysis.objectives import ALL_HOURS
+from analysis.query.sla import counted_requests_sql
 from analysis.store import REQUEST_COLUMNS, FrameCache, Store
 
 __all__ = [
@@ -281,72 +282,11 @@ def _good(frame: pd.DataFrame, sla: SLAConfig) -> np.ndarray:
     return (status != "timed_out") & (duration <= limit)
 
 
-def _fragment_hours(sla: SLAConfig) -> tuple[str, list[Any]]:
-    if not isinstance(sla.service_hours, ServiceHoursConfig):
-        return "TRUE", []
-    h = sla.service_hours
-    days = ", ".join(str(WEEKDAYS.index(d) + 1) for d in h.weekdays)  # isodow: Monday is 1
-    local = "timezone(?, start)"
-    sql = (f"(isodow({local}) IN ({days}) AND CAST({local} AS TIME) >= CAST(? AS TIME) "
-           f"AND CAST({local} AS TIME) < CAST(? AS TIME)")
-    params: list[Any] = [sla.timezone, sla.timezone, h.start.isoformat(), sla.timezone,
-                         h.end.isoformat()]
-    if h.except_dates:
-        sql += f" AND NOT list_contains(CAST(? AS DATE[]), CAST({local} AS DATE))"
-        params += [list(h.except_dates), sla.timezone]
-    return sql + ")", params
-
-
-def _fragment_excluded(exclusions: list[ExclusionConfig]) -> tuple[str, list[Any]]:
-    if not exclusions:
-        return "FALSE", []
-    sql = " OR ".join("(start >= ? AND start < ?)" for _ in exclusions)
-    params: list[Any] = []
-    for ex in exclusions:
-        params += [ex.start.astimezone(dt.UTC), ex.end.astimezone(dt.UTC)]
-    return f"({sql})", params
-
-
-def _fragment_good(sla: SLAConfig) -> tuple[str, list[Any]]:
-    if sla.metric == "availability":
-        return "(status = 'ok')", []
-    limit = float(sla.threshold_s if sla.metric == "share_under" and sla.threshold_s else sla.target)
-    return "(status <> 'timed_out' AND duration_s <= ?)", [limit]
-
-
-def _fragment_where(sla: SLAConfig, start: dt.datetime, end: dt.datetime) -> tuple[str, list[Any]]:
-    clauses = ["start >= ?", "start < ?", "source = ?"]
-    params: list[Any] = [start.astimezone(dt.UTC), end.astimezone(dt.UTC), sla.data_source]
-    if sla.workflows:
-        clauses.append("list_contains(?, workflow)")
-        params.append(list(sla.workflows))
-    if sla.sites:
-        clauses.append("list_contains(?, site)")
-        params.append(list(sla.sites))
-    if sla.endpoints:
-        clauses.append("(" + " OR ".join("coalesce(url_template, '') GLOB ?"
-                                         for _ in sla.endpoints) + ")")
-        params += list(sla.endpoints)
-    if sla.data_source == "probe":
-        # A run the probe's own stop cut off is a fact about the probe, not the EPR: none of its
-        # requests is judged (a run starts at most a day before its requests).
-        clauses.append("trace_id NOT IN (SELECT trace_id FROM runs WHERE status = 'interrupted' "
-                       "AND start >= ? AND start < ?)")
-        params += [start.astimezone(dt.UTC) - dt.timedelta(days=1), end.astimezone(dt.UTC)]
-    return " AND ".join(clauses), params
-
-
 def _base_query(sla: SLAConfig, start: dt.datetime, end: dt.datetime, base_dir: Path | None,
                 columns: str = "start, duration_s, status") -> tuple[str, list[Any]]:
-    """``WITH base AS (...)``: the SLA's candidate requests with ``in_hours``, ``excluded`` and
-    ``good`` flags, and its parameters."""
-    hours, p_hours = _fragment_hours(sla)
-    excluded, p_excluded = _fragment_excluded(_all_exclusions(sla, base_dir))
-    good, p_good = _fragment_good(sla)
-    where, p_where = _fragment_where(sla, start, end)
-    sql = (f"WITH base AS (SELECT {columns}, {hours} AS in_hours, {excluded} AS excluded, "
-           f"coalesce({good}, false) AS good FROM requests WHERE {where})")
-    return sql, [*p_hours, *p_excluded, *p_good, *p_where]
+    """``WITH base AS (...)``: :func:`analysis.query.sla.counted_requests_sql` with the SLA's
+    exclusions (its own and those of its ``exclusions_file``)."""
+    return counted_requests_sql(sla, start, end, _all_exclusions(sla, base_dir), columns)
 
 
 def sla_requests(

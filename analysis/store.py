@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from analysis.calendar import ClinicalCalendar
 from store import StoreError, check_store, create_views, list_segments
+from store.config import StoreConfig, apply_duckdb_settings
 
 __all__ = [
     "FrameCache",
@@ -124,8 +125,11 @@ class Store:
     Use :func:`open_store` to make one. ``close()`` (or a ``with`` block) releases DuckDB.
     """
 
-    def __init__(self, path: Path, calendar: ClinicalCalendar | None = None) -> None:
-        """Open the store at ``path``; ``calendar`` enables the ``period`` filters.
+    def __init__(self, path: Path, calendar: ClinicalCalendar | None = None,
+                 settings: StoreConfig | None = None) -> None:
+        """Open the store at ``path``; ``calendar`` enables the ``period`` filters; DuckDB's
+        memory limit and temp directory come from ``settings`` (default: the configuration's,
+        ``store.config.use_duckdb_settings``).
 
         Raises:
             StoreError: ``path`` is not a Wardwatch store or holds another schema version.
@@ -134,6 +138,7 @@ class Store:
         check_store(self._path)
         self._con = duckdb.connect(":memory:")
         self._con.execute("SET TimeZone = 'UTC'")
+        apply_duckdb_settings(self._con, settings)
         # Build each join's hash table on the side the query puts on the right. DuckDB otherwise
         # swaps sides by its estimates, which miss badly on the views: it builds the requests
         # view's anti join on every step span (their trace and span ids) rather than on the few
@@ -321,17 +326,21 @@ class Store:
                            time_column="slot")
 
 
-def open_store(path: Path | str, calendar: ClinicalCalendar | None = None) -> Store:
+def open_store(path: Path | str, calendar: ClinicalCalendar | None = None,
+               settings: StoreConfig | None = None) -> Store:
     """Open the store at ``path`` for reading.
 
     Args:
         path: the store's data directory (``store.path``).
         calendar: the clinical calendar, for the ``period`` filters of ``runs`` and ``steps``.
+        settings: DuckDB's memory limit and temp directory (``store.duckdb_memory_limit``,
+            ``store.duckdb_temp_directory``); default: the configuration's, as the command line
+            set them, else the defaults.
 
     Raises:
         StoreError: ``path`` is not a Wardwatch store or holds another schema version.
     """
-    return Store(Path(path), calendar)
+    return Store(Path(path), calendar, settings)
 
 
 class FrameCache:

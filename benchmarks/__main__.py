@@ -96,10 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings.quick() if args.quick else Settings.full() if args.full else \
         Settings.tiny() if args.tiny else Settings()
     if args.spans:
-        settings = replace(settings, store_sizes=tuple(args.spans))
+        settings = replace(settings, store_sizes=tuple(args.spans), memory_sizes=tuple(args.spans))
     if args.repeats is not None:
         settings = replace(settings, scale_repeats=args.repeats, report_repeats=args.repeats,
-                           dashboard_repeats=args.repeats, warm_up=args.repeats > 1)
+                           dashboard_repeats=args.repeats, memory_repeats=args.repeats, warm_up=args.repeats > 1)
     if args.deadline is not None:
         faulthandler.dump_traceback_later(args.deadline, exit=True)
     began = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -11,12 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.budget import calendar_month
-from benchmarks import accuracy, browser, callbacks, footprint, ingest, observatory, paint, report, scale, synth
+from benchmarks import (
+    accuracy, browser, callbacks, footprint, ingest, memory, observatory, paint, report, scale, synth,
+)
 from benchmarks.results import Figure, Progress
 
 __all__ = ["BENCHMARKS", "Settings", "run_suite"]
 
-BENCHMARKS = ("accuracy", "ingest", "observatory", "scale", "report", "dashboard", "paint", "footprint", "browser")
+BENCHMARKS = ("accuracy", "ingest", "observatory", "scale", "report", "memory", "dashboard", "paint", "footprint",
+              "browser")
 MONTH = "2026-10"
 
 
@@ -37,6 +41,9 @@ class Settings:
         paint_repeats: browser visits of the overview per variant.
         footprint_minutes: how long the probe runs (the HTTP probe's, and the browser probe's).
         browser_repeats: browser runs compared with the page's own marks.
+        memory_sizes: span counts of the stores the memory benchmark measures the report over
+            (each in a process of its own: the memory curve).
+        memory_repeats: interleaved rounds of the memory benchmark (one at 50M spans and more).
         days: days of generated history (from 2026-10-01).
         warm_up: one untimed call of each contender before the timed ones (scale, report,
             dashboard); off makes a single-repeat run at 10M affordable.
@@ -54,6 +61,8 @@ class Settings:
     paint_repeats: int = 10
     footprint_minutes: float = 2.0
     browser_repeats: int = 10
+    memory_sizes: tuple[int, ...] = (1_000_000,)
+    memory_repeats: int = 3
     days: int = 30
     warm_up: bool = True
 
@@ -61,19 +70,22 @@ class Settings:
     def quick(cls) -> Settings:
         return cls(accuracy_repeats=10, accuracy_slow_repeats=5, ingest_spans=5_000, ingest_repeats=2,
                    store_sizes=(200_000,), scale_repeats=3, report_repeats=1, dashboard_repeats=5,
-                   paint_repeats=5, footprint_minutes=0.5, browser_repeats=5)
+                   paint_repeats=5, footprint_minutes=0.5, browser_repeats=5, memory_sizes=(200_000,),
+                   memory_repeats=1)
 
     @classmethod
     def full(cls) -> Settings:
         return cls(store_sizes=(1_000_000, 10_000_000), scale_repeats=3, report_repeats=1,
-                   dashboard_repeats=5, footprint_minutes=10.0)
+                   dashboard_repeats=5, footprint_minutes=10.0,
+                   memory_sizes=(1_000_000, 10_000_000, 100_000_000))
 
     @classmethod
     def tiny(cls) -> Settings:
         """For the smoke test: every benchmark in seconds (figures meaningless)."""
         return cls(accuracy_repeats=2, accuracy_slow_repeats=1, accuracy_delays_ms=(0, 10), ingest_spans=600,
                    ingest_repeats=1, store_sizes=(4_000,), scale_repeats=1, report_repeats=1,
-                   dashboard_repeats=1, paint_repeats=1, footprint_minutes=0.05, days=3, browser_repeats=1)
+                   dashboard_repeats=1, paint_repeats=1, footprint_minutes=0.05, days=3, browser_repeats=1,
+                   memory_sizes=(4_000,), memory_repeats=1)
 
 
 @contextmanager
@@ -84,7 +96,13 @@ def _store(size: int, settings: Settings, keep_dir: Path | None, progress: Progr
             progress(f"generate: reusing {path}")
             yield path
             return
-        synth.generate_store(path, size, days=settings.days, progress=progress)
+        # Generated beside it and renamed when whole: a stopped run leaves no half store to reuse.
+        partial = path.with_name(path.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        generated = synth.generate_store(partial, size, days=settings.days, progress=progress)
+        partial.rename(path)
+        progress(f"generate: {generated.spans:,} spans in {generated.seconds:.1f} s, "
+                 f"{generated.bytes / generated.spans:.1f} B/span, kept in {path}")
         yield path
         return
     with tempfile.TemporaryDirectory(prefix="wardwatch-bench-store-") as tmp:
@@ -156,6 +174,13 @@ def run_suite(settings: Settings, only: Sequence[str] = (), *, keep_dir: Path | 
                     began = time.perf_counter()
                     add(paint.run(path, now=end - dt.timedelta(hours=1), month=MONTH, spans=size,
                                   repeats=settings.paint_repeats, progress=progress), began, "paint")
+    if "memory" in selected:
+        began = time.perf_counter()
+        measured: list[Figure] = []
+        for size in settings.memory_sizes:
+            with _store(size, settings, keep_dir, progress) as path:
+                measured += memory.run(path, spans=size, repeats=settings.memory_repeats, progress=progress)
+        add(measured + memory.curve(measured), began, "memory")
     if "footprint" in selected:
         began = time.perf_counter()
         add(footprint.run(minutes=settings.footprint_minutes, progress=progress), began, "footprint")

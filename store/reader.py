@@ -27,6 +27,7 @@ from pathlib import Path
 import duckdb
 
 from store import schema
+from store.config import apply_duckdb_settings
 from store.errors import StoreError
 from store.layout import PARTITION_KEY, SPAN_ARROW_SCHEMA, check_store, duckdb_type
 from store.segments import list_segments, read_replaces
@@ -253,7 +254,8 @@ def refresh(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 def connect(path: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with the store's views over the segments present now.
 
-    The session time zone is UTC, so timestamps come back in UTC.
+    The session time zone is UTC, so timestamps come back in UTC; DuckDB's memory limit and temp
+    directory are the configuration's (``store.config.apply_duckdb_settings``).
 
     Raises:
         StoreError: ``path`` is not a Wardwatch store or holds another schema version.
@@ -262,6 +264,7 @@ def connect(path: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
     try:
         con.execute("SET TimeZone = 'UTC'")
+        apply_duckdb_settings(con)
         create_views(con, list_segments(Path(path)))
     except duckdb.Error as exc:
         con.close()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from store.config import use_duckdb_settings
 from wardwatch.config import ConfigError, WardwatchConfig, load_config, locate_problems
 from wardwatch.errors import UserError
 from wardwatch.paths import OutsideDataDirError, check_data_dir, report_output
@@ -29,6 +30,7 @@ def _load(path: Path, *, check_environment: bool = False, writes: bool = False) 
         raise UserError(str(exc)) from exc
     if writes:
         _check_data_dir(config.store.path)
+    use_duckdb_settings(config.store)  # every store this process opens: the configured limits
     return config
 
 

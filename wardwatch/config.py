@@ -211,6 +211,10 @@ def parse_config(
     if base_dir is not None and not config.store.path.is_absolute():
         store = config.store.model_copy(update={"path": (base_dir / config.store.path).resolve()})
         config = config.model_copy(update={"store": store})
+    temp = config.store.duckdb_temp_directory
+    if base_dir is not None and temp is not None and not temp.is_absolute():
+        store = config.store.model_copy(update={"duckdb_temp_directory": (base_dir / temp).resolve()})
+        config = config.model_copy(update={"store": store})
     return config
 
 

@@ -39,3 +39,12 @@ def test_maintenance_from_config(tmp_path: Path) -> None:
     maintenance = Maintenance.from_config(StoreConfig(path=tmp_path, retention_days=7))
     report = maintenance.run_once()
     assert report.merged == [] and maintenance.passes == 1
+
+
+def test_duckdb_memory_limit_and_temp_directory() -> None:
+    assert StoreConfig().duckdb_memory_limit == "2GB"
+    assert StoreConfig().duckdb_temp_directory is None
+    assert StoreConfig(duckdb_memory_limit=" 512MiB ").duckdb_memory_limit == "512MiB"
+    for bad in ("lots", "2", "-1GB", "2 GBs", "80%"):
+        with pytest.raises(pydantic.ValidationError, match="a size such as 2GB"):
+            StoreConfig(duckdb_memory_limit=bad)
