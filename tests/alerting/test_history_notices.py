@@ -55,7 +55,7 @@ def test_the_demo_start_writes_the_history_notices_once_and_delivers_none(tmp_pa
         assert said[0][2].endswith(f"are slow at every site since {fired[4:]}, as often on weekdays between 13:30 "
                                    f"and 17:00. You can keep working; they do complete, but may take longer. "
                                    f"We will update you by {update}."), said[0][2]
-        assert said[1][2].endswith("at every site is working normally again, since 17:00."), said[1][2]
+        assert said[1][2].endswith("at every site are working normally again, since 17:00."), said[1][2]
         assert {n.source for n in notices} == {"history"}
         assert not any(JARGON.search(n.text) for n in notices)
         # the past is not news: nothing sent, nothing waiting, the live evaluator's state untouched
