@@ -34,7 +34,7 @@ from alerting.planned import PlannedWindow, covering, planned_windows
 from alerting.messages import Names, clinician_text, dashboard_link, owner_text, summary
 from alerting.rules import AlertInputs, Condition, conditions, fingerprint
 from alerting.silences import is_silenced, load_silences
-from alerting.state import load_state, save_state
+from alerting.state import empty_state, load_state, save_state
 from alerting.waits import UnwatchedWaits
 from store.errors import StoreError
 
@@ -64,7 +64,8 @@ class Evaluator:
 
     def __init__(self, data_dir: Path, config: AlertingConfig, inputs: AlertInputs, names: Names,
                  *, clock: Callable[[], dt.datetime] = _utc_now, passwords: Mapping[str, str] | None = None,
-                 apprise_urls: Mapping[str, list[str]] | None = None, waits: UnwatchedWaits | None = None) -> None:
+                 apprise_urls: Mapping[str, list[str]] | None = None, waits: UnwatchedWaits | None = None,
+                 keep_state: bool = True, notice_source: str = "alert") -> None:
         self.data_dir = Path(data_dir)
         self.config = config
         self.inputs = inputs
@@ -73,27 +74,32 @@ class Evaluator:
         self.passwords = dict(passwords or {})  # receiver name -> resolved secret, never saved
         self.apprise_urls = dict(apprise_urls or {})  # receiver name -> resolved URLs, never saved
         self.waits = waits  # the findings' unwatched waits (found every quarter hour), or none
+        # keep_state=False: the state lives in this object only (a replay of a simulated history
+        # must leave the live evaluator's alerts and outbox as they were)
+        self.keep_state = keep_state
+        self.notice_source = notice_source  # "alert", or "history" for a replay's notices
         self._lock = threading.Lock()
-        self.state = load_state(self.data_dir)
+        self.state = load_state(self.data_dir) if keep_state else empty_state()
 
     # -- evaluation ------------------------------------------------------------------------------
 
-    def evaluate(self, at: dt.datetime | None = None) -> list[dict[str, Any]]:
-        """Judge every alert at ``at`` (default now), plan notifications; the alerts not resolved."""
+    def evaluate(self, at: dt.datetime | None = None, *, store: Any = None) -> list[dict[str, Any]]:
+        """Judge every alert at ``at`` (default now), plan notifications; the alerts not resolved.
+
+        ``store``: one already open (a replay's :class:`alerting.replay.RunsWindow`); else the
+        data directory's store is opened for this evaluation."""
         at = at or self.clock()
-        try:
-            with open_store(self.data_dir, calendar=self.inputs.calendar) as store:
-                found = conditions(store, self.inputs, at)
-                if self.waits is not None:
-                    try:
-                        found += self.waits.conditions(store, at)
-                    except Exception:  # the findings must never stop the other alerts: logged
-                        log.exception("finding the unwatched waits failed; the other alerts are judged")
-        except StoreError as exc:
-            if (self.data_dir / "store.json").exists():
-                raise
-            log.info("no store yet at %s (%s): nothing to judge", self.data_dir, exc)
-            found = []
+        if store is not None:
+            found = self._conditions(store, at)
+        else:
+            try:
+                with open_store(self.data_dir, calendar=self.inputs.calendar) as opened:
+                    found = self._conditions(opened, at)
+            except StoreError as exc:
+                if (self.data_dir / "store.json").exists():
+                    raise
+                log.info("no store yet at %s (%s): nothing to judge", self.data_dir, exc)
+                found = []
         silences = load_silences(self.data_dir)
         windows = self._planned_windows()
         with self._lock:
@@ -109,9 +115,19 @@ class Evaluator:
                     self._plan_alertmanager(receiver, at)
                     self._plan_planned_silences(receiver, windows, at)
             self._prune(at)
-            save_state(self.data_dir, self.state)
-            self._publish_delivery()
+            if self.keep_state:
+                save_state(self.data_dir, self.state)
+                self._publish_delivery()
             return [dict(r) for r in self.state["alerts"].values() if r["status"] != "resolved"]
+
+    def _conditions(self, store: Any, at: dt.datetime) -> list[Condition]:
+        found = conditions(store, self.inputs, at)
+        if self.waits is not None:
+            try:
+                found += self.waits.conditions(store, at)
+            except Exception:  # the findings must never stop the other alerts: logged
+                log.exception("finding the unwatched waits failed; the other alerts are judged")
+        return found
 
     def _planned_windows(self) -> list[PlannedWindow]:
         """The SLAs' agreed maintenance and the changes' planned windows, read afresh (a change
@@ -170,8 +186,9 @@ class Evaluator:
         if record["labels"].get("severity") != "page":
             return  # tickets are for the service desk, not the ward
         for site in record["labels"].get("site", "all").split(","):
-            add_notice(self.data_dir, site, record["annotations"]["clinician"], at, source="alert",
-                       key=f"{record['fingerprint']}:{record['status']}:{record['firing_since']}")
+            key = f"{record['fingerprint']}:{record['status']}:{record['firing_since']}"
+            add_notice(self.data_dir, site, record["annotations"]["clinician"], at, source=self.notice_source,
+                       key=key if self.notice_source == "alert" else f"{self.notice_source}:{key}")
 
     def _annotations(self, record: Mapping[str, Any], at: dt.datetime, *, resolved: bool) -> dict[str, str]:
         labels, facts, since = record["labels"], record["facts"], record["since"]

@@ -161,7 +161,8 @@ def clinician_text(labels: Mapping[str, str], facts: Mapping[str, Any], since: d
     if resolved:
         if kind == "silent":
             return f"We can check the record system from {where} again, since {_when(names, at, at)}."
-        return f"{task} {place} is working normally again, since {_when(names, at, at)}."
+        verb = "are" if "," in labels.get("workflow", "") else "is"  # several tasks (an unwatched wait's)
+        return f"{task} {place} {verb} working normally again, since {_when(names, at, at)}."
     # the first failed run, the first missed slot; a wait that recurs is told from when it began today
     started = _when(names, since if kind == "unwatched" else facts.get("since") or since, at)
     update = f"We will update you by {_update_by(at, names)}."

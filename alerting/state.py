@@ -15,13 +15,13 @@ from typing import Any
 
 from analysis.notices import write_json
 
-__all__ = ["STATE_FILE", "load_state", "save_state", "write_json"]
+__all__ = ["STATE_FILE", "empty_state", "load_state", "save_state", "write_json"]
 
 STATE_FILE = Path("alerting") / "state.json"
 VERSION = 1
 
 
-def _empty() -> dict[str, Any]:
+def empty_state() -> dict[str, Any]:
     return {"version": VERSION, "alerts": {}, "groups": {}, "outbox": [], "delivery": {}, "planned": {}, "next_id": 1}
 
 
@@ -31,12 +31,12 @@ def load_state(data_dir: Path) -> dict[str, Any]:
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return _empty()
+        return empty_state()
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: alert state unreadable ({exc}); move it aside to start afresh") from exc
     if not isinstance(state, dict) or state.get("version") != VERSION:
         raise ValueError(f"{path}: not an alert state of version {VERSION}")
-    return {**_empty(), **state}
+    return {**empty_state(), **state}
 
 
 def save_state(data_dir: Path, state: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import signal
 import threading
@@ -16,13 +17,18 @@ from alerting import silences
 from alerting.config import AlertingConfig, AlertmanagerReceiver, AppriseReceiver, EmailReceiver
 from alerting.engine import Evaluator, run_forever
 from alerting.messages import Names
+from alerting.replay import RunsWindow
 from alerting.rules import AlertInputs
 from alerting.waits import UnwatchedWaits
 from analysis.findings import FindingInputs
 from analysis.calendar import ClinicalCalendar
+from analysis.store import open_store
 from wardwatch.config import WardwatchConfig
 
-__all__ = ["add_silence", "evaluator", "expire_silence", "parse_until", "run_alerts"]
+__all__ = ["add_silence", "evaluator", "expire_silence", "history_notices", "parse_until", "run_alerts"]
+
+HISTORY_MARK = Path("alerting") / "history-notices.json"  # which history's notices were written
+HISTORY_STEP = dt.timedelta(minutes=15)
 
 
 def _cadence_s(config: WardwatchConfig) -> dict[str, float]:
@@ -34,14 +40,23 @@ def _cadence_s(config: WardwatchConfig) -> dict[str, float]:
     return cadence
 
 
-def evaluator(config: WardwatchConfig, config_dir: Path | None = None) -> Evaluator:
-    """The evaluator over the configured store, with the configured receivers (none: state only)."""
+def evaluator(config: WardwatchConfig, config_dir: Path | None = None, *, replay: bool = False) -> Evaluator:
+    """The evaluator over the configured store, with the configured receivers (none: state only).
+
+    ``replay``: for a simulated history, no receivers, its state in memory only, its notices
+    marked as the history's, and the findings read once (at the first moment judged)."""
     alerting = config.alerting or AlertingConfig()
+    if replay:
+        alerting = alerting.model_copy(update={"receivers": [], "routes": [],
+                                               "findings_every_s": 10 * 365 * 86_400.0})
     inputs = AlertInputs(
-        objectives=config.objectives, slas=config.slas,
+        # a replay leaves out the SLAs' burn rates: two thirds of an evaluation's cost (SQL over
+        # every request), and in the demo's history they only ever raise tickets, never a notice
+        objectives=config.objectives, slas=() if replay else config.slas,
         calendar=ClinicalCalendar(config.periods, {s.name: s.timezone for s in config.sites},
                                   default_timezone=config.dashboard.timezone),
-        cadence_s=_cadence_s(config), silent_slots=alerting.silent_slots, failing_runs=alerting.failing_runs,
+        # a replay judges no silent site: a simulated history says nothing about a probe being up
+        cadence_s={} if replay else _cadence_s(config), silent_slots=alerting.silent_slots, failing_runs=alerting.failing_runs,
         timezone=config.dashboard.timezone, base_dir=config_dir, changes=config.changes,
     )
     names = Names(workflows={w.name: w.name.replace("-", " ").replace("_", " ").capitalize() for w in config.workflows},
@@ -51,7 +66,56 @@ def evaluator(config: WardwatchConfig, config_dir: Path | None = None) -> Evalua
     waits = UnwatchedWaits(findings, config.store.path, days=alerting.findings_days,
                            every_s=alerting.findings_every_s, base_dir=config_dir)
     return Evaluator(config.store.path, alerting, inputs, names, passwords=_passwords(alerting),
-                     apprise_urls=_apprise_urls(alerting), waits=waits)
+                     apprise_urls=_apprise_urls(alerting), waits=waits, keep_state=not replay,
+                     notice_source="history" if replay else "alert")
+
+
+def history_notices(config: WardwatchConfig, start: dt.datetime, end: dt.datetime,
+                    config_dir: Path | None = None, *, step: dt.timedelta = HISTORY_STEP) -> int | None:
+    """The notices the alerts would have written on the last whole weekday of a simulated history
+    (``start`` to ``end``; days in ``dashboard.timezone``): the same evaluator, its clock stepped
+    through that day every ``step``, writing notices marked as the history's and notifying no
+    receiver (the past is not news). A weekday, so a demo started at night or at a weekend still
+    shows what a working day brought.
+
+    Once per history: None when its notices were written already, else how many were written."""
+    from analysis.notices import read_notices, write_json
+
+    mark = config.store.path / HISTORY_MARK
+    done = {"start": start.isoformat(), "end": end.isoformat()}
+    try:
+        if json.loads(mark.read_text(encoding="utf-8")) == done:
+            return None
+    except (FileNotFoundError, ValueError):
+        pass
+    first, last = last_weekday(start, end, config.dashboard.timezone)
+    if first is None:
+        write_json(mark, done)
+        return 0
+    before = {n.id for n in read_notices(config.store.path, limit=10_000)}
+    replay = evaluator(config, config_dir, replay=True)
+    with open_store(config.store.path, calendar=replay.inputs.calendar) as store:
+        # the runs of the day and of the three days its burn rates and failing runs look back on
+        window = RunsWindow(store, first - dt.timedelta(days=3), last + dt.timedelta(microseconds=1))
+        at = first
+        while at <= last:
+            replay.evaluate(at, store=window)
+            at += step
+    write_json(mark, done)
+    return sum(1 for n in read_notices(config.store.path, limit=10_000) if n.id not in before)
+
+
+def last_weekday(start: dt.datetime, end: dt.datetime, timezone: str) -> tuple[dt.datetime, dt.datetime] | tuple[None, None]:
+    """The last whole weekday (Monday to Friday, local midnight to midnight) in ``start``..``end``."""
+    zone = ZoneInfo(timezone)
+    day = end.astimezone(zone).date()
+    while True:
+        day -= dt.timedelta(days=1)
+        first = dt.datetime.combine(day, dt.time(), zone)
+        if first < start:
+            return None, None
+        if day.weekday() < 5:
+            return first.astimezone(dt.UTC), dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), zone).astimezone(dt.UTC)
 
 
 def _apprise_urls(alerting: AlertingConfig) -> dict[str, list[str]]:

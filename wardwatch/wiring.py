@@ -314,6 +314,18 @@ def _progress(label: str, length: int, stream: typing.TextIO | None = None) -> I
     yield advance_lines
 
 
+def _history_notices(config: WardwatchConfig, summary: simulate.HistorySummary, config_dir: Path | None) -> None:
+    """The status page's notices from the history's last weekday, once per history (none delivered)."""
+    from wardwatch import alerts
+
+    started = time.monotonic()
+    written = alerts.history_notices(config, summary.start, summary.end, config_dir)
+    if written is not None:
+        click.echo(f"{written} notices the alerts would have written on the history's last weekday, for the "
+                   f"status page (marked as from the simulated history; none delivered) in "
+                   f"{time.monotonic() - started:.0f} s")
+
+
 def run_demo(
     config: WardwatchConfig,
     *,
@@ -347,6 +359,8 @@ def run_demo(
         # Where the history put the release, as data every reader sees (again for a history
         # built before changes were recorded).
         simulate.record_moved_changes(config, scenario)
+        if config.alerting is not None:
+            _history_notices(config, summary, config_dir)
     from wardwatch import demo_sites
 
     if demo_sites.wanted(config, config_path):

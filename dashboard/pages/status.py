@@ -66,7 +66,7 @@ def notices(_n: int | None) -> list[html.Li]:
 
     return undelivered + [html.Li([html.Strong(f"{'Every site' if n.site == ALL_SITES else context.site_title(n.site)}, "
                                  f"{pd.Timestamp(n.at).tz_convert(context.timezone):%a %d %b %H:%M}: "),
-                                   n.text + updated(n)],
+                                   n.text + updated(n) + (" (from the simulated history)" if n.source == "history" else "")],
                     style={"listStyle": "none", "marginBottom": "0.3em"}) for n in found]
 
 
