@@ -359,8 +359,9 @@ def run_demo(
         # Where the history put the release, as data every reader sees (again for a history
         # built before changes were recorded).
         simulate.record_moved_changes(config, scenario)
-        if config.alerting is not None:
-            _history_notices(config, summary, config_dir)
+        if config.alerting is not None:  # ~20 s of replay: off the start, the notices appear when done
+            threading.Thread(target=_history_notices, args=(config, summary, config_dir),
+                             name="history-notices", daemon=True).start()
     from wardwatch import demo_sites
 
     if demo_sites.wanted(config, config_path):

@@ -39,6 +39,7 @@ import pyarrow.parquet as pq
 from analysis.query import dialect
 from analysis.query.sources import BUCKET_S, THRESHOLDS, Definitions, exact_runs, exact_steps, materialize
 from store import StoreError, check_store, create_views, list_segments
+from store.config import apply_duckdb_settings
 from store.segments import read_replaces
 
 __all__ = ["CLOSE_AFTER", "DIRECTORY", "Coverage", "coverage", "live_segments", "refresh"]
@@ -236,6 +237,7 @@ def _gaps(lo: int, hi: int, covered: Iterable[Range]) -> list[Range]:
 
 def _connect(segments: Sequence[Path], defs: Definitions) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(":memory:")
+    apply_duckdb_settings(con)
     con.execute("SET TimeZone = 'UTC'")
     for statement in dialect.SESSION:
         con.execute(statement)
