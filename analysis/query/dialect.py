@@ -19,6 +19,7 @@ __all__ = [
     "RELATIVE_ERROR",
     "SESSION",
     "bucket_start",
+    "count_distinct_dense",
     "exact_quantile",
     "hour_of",
     "in_list",
@@ -75,6 +76,14 @@ def exact_quantile(column: str, q: float) -> str:
     """The project's percentile of every sample: linear interpolation between order statistics at
     rank ``q (n - 1)`` (numpy's default; the weighted form in ``figures`` is its generalization)."""
     return f"quantile_cont({column}, {float(q)!r})"
+
+
+def count_distinct_dense(column: str, last_param: str) -> str:
+    """How many distinct values ``column`` (an integer in ``0 .. last_param``) takes: a bitmap of
+    one bit per possible value per group, so memory is bounded by groups x range / 8 rather than
+    by rows, as a hash set of ``count(DISTINCT)`` is (ClickHouse: ``uniqExact`` or
+    ``groupBitmap``)."""
+    return f"bit_count(bitstring_agg({column}, 0, {last_param}))"
 
 
 def read_files(paths: list[str]) -> str:
