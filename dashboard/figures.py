@@ -483,7 +483,7 @@ def sla_beside_experience_figure(cells: pd.DataFrame) -> go.Figure:
     def grid(field: str, blank: object) -> list[list[object]]:
         return [[cells[field].iat[at[(r, c)]] if (r, c) in at else blank for c in columns] for r in rows]
 
-    def wrapped(label: str, width: int = 16) -> str:
+    def wrapped(label: str, width: int = 12) -> str:
         words, lines = label.split(), [""]
         for word in words:
             lines[-1:] = [f"{lines[-1]} {word}".strip()] if len(lines[-1]) + len(word) < width else [lines[-1], word]

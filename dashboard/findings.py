@@ -102,7 +102,7 @@ def picture_cells(slas: tuple[SLAView, ...], scopes: pd.DataFrame, context: Dash
     scopes, :func:`analysis.query.figures.board_scopes`), against the objective's target for that
     period, else :data:`DEFAULT_SHARE_TARGET`."""
     targets = {(o.workflow, period): o.target for o in context.objectives for period in (o.periods or ["all hours"])}
-    cells = []
+    cells = []  # a figure, then its words, a line each: cells stay narrow enough for their column
     order = {p.name: i for i, p in enumerate(context.periods)}
     for (workflow, site), part in scopes.groupby(["workflow", "site"], sort=True):
         info = context.workflow(workflow)
@@ -112,7 +112,7 @@ def picture_cells(slas: tuple[SLAView, ...], scopes: pd.DataFrame, context: Dash
                 continue
             good = math.nan if sla.verdict is None else float(sla.verdict == "met")
             cells.append({"row": row, "column": sla.name, "side": "sla", "good": good,
-                          "text": f"<b>{sla.value}</b> {sla.verdict or 'no requests'}<br>{sla.threshold or ''}",
+                          "text": f"<b>{sla.value}</b><br>{sla.verdict or 'no requests'}<br>{sla.threshold or ''}",
                           "hover": f"{sla.name}: {sla.value} ({sla.threshold or 'no target'}, n = {sla.n:,}): "
                                    f"{sla.verdict or 'no requests'}"})
         ranked = sorted(part.itertuples(), key=lambda r: (r.kind != "all", r.kind == "hours", order.get(r.scope, 0)))
@@ -124,7 +124,7 @@ def picture_cells(slas: tuple[SLAView, ...], scopes: pd.DataFrame, context: Dash
             hours = scope.scope.replace(", ", "<br>") + "<br>" if scope.kind == "hours" else ""
             cells.append({
                 "row": row, "column": column, "side": "clinicians", "good": float(scope.share_under >= target),
-                "text": f"<b>{scope.share_under:.0%}</b> within {info.threshold_s:g} s<br>{hours}n = {scope.samples:,}",
+                "text": f"<b>{scope.share_under:.0%}</b><br>within {info.threshold_s:g} s<br>{hours}n = {scope.samples:,}",
                 "hover": f"{row}, {column}{where}: {scope.share_under:.0%} of {scope.samples:,} runs within "
                          f"{info.threshold_s:g} s (target {target:.0%}); {scope.frustrated_share:.0%} over "
                          f"{4 * info.threshold_s:g} s or failed",

@@ -187,7 +187,7 @@ def test_the_sla_is_drawn_beside_the_clinicians_view_green_outside_red_inside() 
     clinic, ward = heat.z
     assert clinic == [1.0, 0.0, None, 0.0, 0.0]  # SLA met; the clinic red in every part of the day
     assert ward[:3] == [1.0, 1.0, 1.0] and ward[3:] == [None, None]  # 98% in rounds meets the objective's 95%
-    assert "<b>0.71 s</b> met" in heat.text[0][0] and "n = 70" in heat.text[0][3]
+    assert "<b>0.71 s</b><br>met" in heat.text[0][0] and "n = 70" in heat.text[0][3]
     assert "13:00\u201317:00" in heat.text[0][4]
     assert fig.layout.shapes[0].x0 == 0.5  # the line between the SLA's view and the clinicians'
     notes = " ".join(a.text for a in fig.layout.annotations)
