@@ -73,7 +73,7 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
         _runs_table(listed, filters, context),
         dcc.Graph(id=ids.STEP_CHART,
                   figure=figures.step_duration_figure(chart_steps, timezone=context.timezone)),
-        _missed_table(missed, context.timezone),
+        _missed_table(missed, context),
     ]
 
 
@@ -93,12 +93,13 @@ def _waterfall(store, listed: pd.DataFrame, trace: str) -> Waterfall:
     return run_waterfall(store, trace)
 
 
-def _missed_table(missed: pd.DataFrame, timezone: str) -> html.Div:
+def _missed_table(missed: pd.DataFrame, context: DashboardContext) -> html.Div:
     if missed.empty:
         return html.Div(id=ids.MISSED_SLOTS)
     recent = missed.sort_values("slot", ascending=False).head(20)
     items = [
-        html.Li(f"{pd.Timestamp(r.slot).tz_convert(timezone):%Y-%m-%d %H:%M} {r.workflow} at {r.site}: {r.reason}")
+        html.Li(f"{pd.Timestamp(r.slot).tz_convert(context.timezone):%Y-%m-%d %H:%M} "
+                f"{context.workflow(r.workflow).title} at {context.site_title(r.site)}: {r.reason}")
         for r in recent.itertuples()
     ]
     return html.Div([html.H3("Missed slots (gaps in coverage)"), html.Ul(items)], id=ids.MISSED_SLOTS)
@@ -111,20 +112,22 @@ def _runs_table(listed: pd.DataFrame, filters: Filters, context: DashboardContex
     starts = listed["start"].dt.tz_convert(context.timezone).dt.strftime("%Y-%m-%d %H:%M:%S")
 
     def seconds(value: object) -> str:
-        return "" if pd.isna(value) else f"{float(value):.3f}"
+        return "" if pd.isna(value) else f"{float(value):,.2f}"
 
     rows = []
     for run, start in zip(listed.itertuples(), starts, strict=True):
         failed = run.status != "ok"
         rows.append(html.Tr([
             html.Td(dcc.Link(start, href=filters.query_string(trace=run.trace_id), className="run-link"), style=cell),
-            html.Td(run.workflow, style=cell), html.Td(run.site, style=cell), html.Td(run.status, style=cell),
+            html.Td(context.workflow(run.workflow).title, title=run.workflow, style=cell),
+            html.Td(context.site_title(run.site), title=run.site, style=cell), html.Td(run.status, style=cell),
             html.Td("" if pd.isna(run.error_type) else run.error_type, style=cell),
             html.Td(seconds(run.waiting_s), style=number), html.Td(seconds(run.wall_s), style=number),
         ], className="run-row", style={"backgroundColor": "#fde8e8"} if failed else None))
     return html.Div(html.Table(
-        [html.Thead(html.Tr([html.Th(h, style={**cell, "borderBottom": "2px solid #999", "position": "sticky",
-                                                "top": 0, "background": "white"}) for h in _HEADS])),
+        [html.Thead(html.Tr([html.Th(f"start ({context.timezone})" if h == "start" else h,
+                                     style={**cell, "borderBottom": "2px solid #999", "position": "sticky",
+                                            "top": 0, "background": "white"}) for h in _HEADS])),
          html.Tbody(rows)],
         id=ids.RUNS_TABLE, style={"borderCollapse": "collapse", "width": "100%", "fontSize": "0.9em"},
     ), style={"maxHeight": "420px", "overflowY": "auto", "margin": "0.5em 0"})

@@ -118,14 +118,14 @@ def test_a_filter_lives_in_the_url_and_narrows_the_view(dashboard_url: str, page
     page.goto(dashboard_url + "/sites")
     page.get_by_text("Community hospital").first.wait_for(timeout=20_000)
     page.goto(dashboard_url + "/runs")
-    page.locator("#runs-table").get_by_text("ward-7").first.wait_for(timeout=20_000)
+    page.locator("#runs-table").get_by_text("Ward 7", exact=True).first.wait_for(timeout=20_000)
     page.wait_for_load_state("networkidle")  # the filters' callbacks are wired before they are used
     page.get_by_role("button", name="all sites").click()
     page.get_by_role("option", name="Community hospital").click()
     page.wait_for_url("**site=community-hospital**", timeout=20_000)
     page.wait_for_load_state("networkidle")
     page.locator("#runs-summary").filter(has_text="2 runs listed").wait_for(timeout=20_000)
-    assert page.locator("#runs-table").get_by_text("ward-7").count() == 0
+    assert page.locator("#runs-table").get_by_text("Ward 7", exact=True).count() == 0
     assert page.console_errors == []
 
 
