@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -351,8 +350,8 @@ def simulate_history(
 
     Writing to a store path replaces any simulated history already there (finished, or left
     half-built by an interrupted build); live measurements stay. To reuse a finished history
-    instead, check :func:`history_exists` first. Call it before starting threads: the worker
-    processes are forked on Linux.
+    instead, check :func:`history_exists` first. The worker processes are spawned, so it may be
+    called from a process that runs threads (a notebook, a test run, the demo).
 
     Raises:
         ValueError: ``days`` is not positive or ``end`` is naive.
@@ -409,9 +408,9 @@ def simulate_history(
         for done, chunk in enumerate(chunks, start=1):
             add(_build_chunk(chunk, exporter), done)
     else:
-        # Fork on Linux: no re-import of the main module (a console script, ``python -c``, a
-        # notebook); call this before starting threads, as the demo does.
-        context = multiprocessing.get_context("fork" if sys.platform == "linux" else "spawn")
+        # Spawned, never forked: a process forked while another thread holds a lock (DuckDB's,
+        # pyarrow's, a dashboard's or an evaluator's thread) can die in its first day's work.
+        context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=context)
         try:
             futures = [pool.submit(_build_chunk, chunk) for chunk in chunks]
