@@ -225,7 +225,10 @@ def test_runs_steps_and_the_pages_requests_are_rows_like_any_workflows(rig: Rig,
     assert opened[schema.ATTR_NAV_TYPE] == "navigate"
     first_byte_s, dom_s = opened[schema.ATTR_NAV_RESPONSE_START_S], opened[schema.ATTR_NAV_DOM_CONTENT_LOADED_S]
     assert 0 < first_byte_s <= dom_s < 5
-    assert 0 < opened[schema.ATTR_FCP_S] < 5 and 0 < opened[schema.ATTR_LCP_S] < 5
+    # Chromium delivers paint entries a frame or more after the paint: on a loaded machine one may
+    # not have arrived when the step ends. At least one is there, and each that is lies in the step.
+    paints = [opened[key] for key in (schema.ATTR_FCP_S, schema.ATTR_LCP_S) if key in opened]
+    assert paints and all(0 < paint_s < 5 for paint_s in paints), dict(opened)
     if schema.ATTR_NAV_LOAD_S in opened:
         assert opened[schema.ATTR_NAV_LOAD_S] >= dom_s
     record = next(span.attributes for span in spans if span.name == "open-record")

@@ -30,8 +30,10 @@ def browser_run(tmp_path_factory: pytest.TempPathFactory, browser: object) -> It
     del browser  # only for its skip without Chromium: the probe starts a browser of its own
     store_path = tmp_path_factory.mktemp("store")
     epr_spans: TracerProvider = wiring.testbed_tracer_provider([ParquetSpanExporter(store_path)])
-    # The record's notes take a while to render (a long task), its spinner lingers after the data.
-    scenario = testbed.scenario_for_tests(5.0).with_overrides(frontend={"note_render_ms": 40, "spinner_linger_ms": 300})
+    # The record's notes take a while to render (a long task: 100 ms a note, well over the 50 ms
+    # that makes a task long, whatever the machine's speed), its spinner lingers after the data.
+    scenario = testbed.scenario_for_tests(5.0).with_overrides(
+        frontend={"note_render_ms": 100, "spinner_linger_ms": 300})
     with testbed.TestbedServer(scenario, tracer_provider=epr_spans) as epr:
         config = load_config(EXAMPLE)
         targets = {name: target.model_copy(update={
