@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.config import ChangeEventConfig, SLAConfig
-from analysis.sla import load_exclusions_csv
+from analysis.sla import all_exclusions
 
 __all__ = ["PlannedWindow", "covering", "planned_windows"]
 
@@ -72,13 +72,7 @@ def planned_windows(slas: Sequence[SLAConfig], changes: Iterable[ChangeEventConf
     """Every SLA's exclusions and every change's planned window."""
     found = []
     for sla in slas:
-        exclusions = list(sla.exclusions)
-        if sla.exclusions_file is not None:
-            path = sla.exclusions_file
-            if not path.is_absolute() and base_dir is not None:
-                path = base_dir / path
-            exclusions += load_exclusions_csv(path)
-        for exclusion in exclusions:
+        for exclusion in all_exclusions(sla, base_dir):
             title = f" ({exclusion.title})" if exclusion.title else ""
             found.append(PlannedWindow(exclusion.start, exclusion.end, tuple(sla.workflows), tuple(sla.sites),
                                        f"agreed maintenance of SLA '{sla.name}'{title}"))

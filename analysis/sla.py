@@ -51,6 +51,7 @@ from analysis.store import REQUEST_COLUMNS, FrameCache, Store
 
 __all__ = [
     "SLAResult",
+    "all_exclusions",
     "evaluate_sla",
     "load_exclusions_csv",
     "parse_month",
@@ -219,7 +220,9 @@ def _in_exclusions(times: pd.Series, exclusions: list[ExclusionConfig]) -> np.nd
     return out
 
 
-def _all_exclusions(sla: SLAConfig, base_dir: Path | None) -> list[ExclusionConfig]:
+def all_exclusions(sla: SLAConfig, base_dir: Path | None = None) -> list[ExclusionConfig]:
+    """The SLA's agreed exclusions: those written in the configuration and those of its ``exclusions_file``
+    (a relative path taken from ``base_dir``)."""
     exclusions = list(sla.exclusions)
     if sla.exclusions_file is not None:
         path = sla.exclusions_file
@@ -238,7 +241,7 @@ def in_sla_hours(
         return keep
     if isinstance(sla.service_hours, ServiceHoursConfig):
         keep &= _in_service_hours(times, sla.service_hours, sla.timezone)
-    exclusions = _all_exclusions(sla, base_dir)
+    exclusions = all_exclusions(sla, base_dir)
     if exclusions:
         keep &= ~_in_exclusions(times, exclusions)
     return keep
@@ -286,7 +289,7 @@ def _base_query(sla: SLAConfig, start: dt.datetime, end: dt.datetime, base_dir: 
                 columns: str = "start, duration_s, status") -> tuple[str, list[Any]]:
     """``WITH base AS (...)``: :func:`analysis.query.sla.counted_requests_sql` with the SLA's
     exclusions (its own and those of its ``exclusions_file``)."""
-    return counted_requests_sql(sla, start, end, _all_exclusions(sla, base_dir), columns)
+    return counted_requests_sql(sla, start, end, all_exclusions(sla, base_dir), columns)
 
 
 def sla_requests(
