@@ -341,7 +341,8 @@ def _union_s(intervals: list[tuple[float, float]]) -> float:
     return covered
 
 
-def waterfall_figure(spans: pd.DataFrame, marks: pd.DataFrame | None = None) -> go.Figure:
+def waterfall_figure(spans: pd.DataFrame, marks: pd.DataFrame | None = None, *,
+                     run_title: str | None = None) -> go.Figure:
     """One run as a waterfall: the run, its steps (the clinician's wait), the requests under each
     (the probe's, or the ones a browser step's page made), the EPR's own server spans under the
     request they answered, each step's long tasks, and the moments a browser step recorded: what
@@ -351,7 +352,8 @@ def waterfall_figure(spans: pd.DataFrame, marks: pd.DataFrame | None = None) -> 
     ``spans`` has ``span_id``, ``parent_span_id``, ``name``, ``start`` (UTC), ``duration_s``,
     ``source`` ("probe" or "server") and ``depth``, ordered for display, and optionally
     ``span_type``, ``http_status``, ``error_type``; ``marks`` has ``span_id`` (the step's),
-    ``kind``, ``at`` (UTC), ``duration_s`` (:class:`analysis.waterfall.Waterfall`).
+    ``kind``, ``at`` (UTC), ``duration_s`` (:class:`analysis.waterfall.Waterfall`); ``run_title``
+    names the run in words (workflow, site, start) in the figure's title.
     """
     if spans.empty:
         return empty_figure("Choose a run in the list to see its waterfall.")
@@ -447,7 +449,7 @@ def waterfall_figure(spans: pd.DataFrame, marks: pd.DataFrame | None = None) -> 
         last_s = max(last_s, *at_s)
     labels = [str(row["label"]) for row in rows]
     fig.update_layout(
-        title="Run waterfall: each step as the clinician waited, its requests, the EPR's own time",
+        title=f"{run_title or 'Run waterfall'}: each step as the clinician waited, its requests, the EPR's own time",
         xaxis=dict(title="seconds since the run started", range=[0, last_s * 1.2]),  # room for the marks' words
         yaxis=dict(tickvals=list(range(len(rows))), ticktext=labels, autorange="reversed"),
         barmode="overlay",

@@ -68,7 +68,8 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
                  id="runs-order"),
         html.P(f"{len(listed)} runs listed; {int((listed['status'] != 'ok').sum())} not ok; "
                f"{len(missed)} missed slots in this window.", id=ids.RUNS_SUMMARY),
-        dcc.Graph(id=ids.WATERFALL, figure=figures.waterfall_figure(waterfall.spans, waterfall.marks))
+        dcc.Graph(id=ids.WATERFALL, figure=figures.waterfall_figure(
+            waterfall.spans, waterfall.marks, run_title=_run_title(listed, filters.trace, context)))
         if waterfall is not None else None,
         _runs_table(listed, filters, context),
         dcc.Graph(id=ids.STEP_CHART,
@@ -91,6 +92,16 @@ def _waterfall(store, listed: pd.DataFrame, trace: str) -> Waterfall:
         between = (run["start"] - _SERVER_CLOCK_SLACK, run["start"] + wall + _SERVER_CLOCK_SLACK)
         return run_waterfall(store, trace, between=between)
     return run_waterfall(store, trace)
+
+
+def _run_title(listed: pd.DataFrame, trace: str, context: DashboardContext) -> str | None:
+    """'Ward handover at Ward 7, Mon 07 Dec 14:00:07': the chosen run in words, when it is listed."""
+    chosen = listed[listed["trace_id"] == trace]
+    if chosen.empty:
+        return None
+    run = chosen.iloc[0]
+    start = pd.Timestamp(run["start"]).tz_convert(context.timezone)
+    return f"{context.workflow(run['workflow']).title} at {context.site_title(run['site'])}, {start:%a %d %b %H:%M:%S}"
 
 
 def _missed_table(missed: pd.DataFrame, context: DashboardContext) -> html.Div:
