@@ -368,6 +368,10 @@ class _BrowserRun:
             if failure is not None:
                 span.set_attribute(schema.ERROR_TYPE, failure.error_type.value)
                 span.set_status(Status(StatusCode.ERROR, failure.message))
+            # The span began before the action so the page's requests could carry its traceparent;
+            # its time is the clinician's, from the input event on, as the step's result says. The
+            # SDK has no public way to move a started span's start, hence its attribute.
+            span._start_time = start_ns  # type: ignore[attr-defined]
             span.end(end_time=end_ns)
             self.results.append(StepResult(step.name, index, STEP_OK if failure is None else STEP_FAILED,
                                            error_type=None if failure is None else failure.error_type.value,

@@ -195,6 +195,11 @@ def test_runs_steps_and_the_pages_requests_are_rows_like_any_workflows(rig: Rig,
     steps = store.steps()
     assert list(steps[steps["trace_id"] == last["after"].trace_id]["step"]) == [
         "open-app", "user-name", "password", "sign-in", "type-mrn", "find-patient", "open-record"]
+    # the stored steps are the clinician's time (from each input event), so they add up to the run's wait
+    run_steps = steps[steps["trace_id"] == last["after"].trace_id]
+    waiting_s = float(runs[runs["trace_id"] == last["after"].trace_id]["waiting_s"].iloc[0])
+    assert run_steps["duration_s"].sum() == pytest.approx(waiting_s, abs=1e-5)
+    assert list(run_steps["duration_s"]) == pytest.approx([s.duration_s for s in last["after"].steps], abs=1e-6)
     requests = store.requests(source="page")
     opened = requests[(requests["trace_id"] == last["after"].trace_id) & (requests["step"] == "open-record")]
     assert sorted(opened["url_template"]) == sorted([
