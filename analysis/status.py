@@ -15,12 +15,14 @@ import pandas as pd
 from analysis.store import Store
 from store.schema import RUN_INTERRUPTED
 
-__all__ = ["RECENT_RUNS_QUERY", "StatusRules", "against_thresholds", "current_status", "judge_status"]
+__all__ = ["RECENT_RUNS_QUERY", "StatusRules", "against_thresholds", "between_checks", "current_status", "judge_status",
+           "usual_gaps"]
 
 NORMAL = "normal"
 SLOW = "slow"
 FAILING = "failing"
 NO_DATA = "no recent runs"
+BETWEEN_CHECKS = "between checks"  # no run in the recent window, none due yet at the pair's own cadence
 
 
 @dataclass(frozen=True)
@@ -31,12 +33,18 @@ class StatusRules:
     median + slow_margin_s)``; the pair is slow when at least half of its recent runs are slow, and
     failing when at least half of them failed. The baseline is the median of ok runs in the
     ``baseline`` before the recent window.
+
+    A pair without a run in the recent window has *no recent runs* only when its last run is older
+    than ``stale_gaps`` times its usual gap between runs (see :func:`between_checks`): a workflow
+    run every two hours is not missing at 40 minutes.
     """
 
     recent: dt.timedelta = dt.timedelta(minutes=30)
     baseline: dt.timedelta = dt.timedelta(days=7)
     slow_factor: float = 1.5
     slow_margin_s: float = 0.5
+    stale_gaps: float = 2.0
+    gap_runs: int = 10  # the usual gap is the median of the gaps between this many latest runs
 
 
 def current_status(store: Store, now: dt.datetime, rules: StatusRules = StatusRules()) -> pd.DataFrame:
@@ -50,7 +58,52 @@ def current_status(store: Store, now: dt.datetime, rules: StatusRules = StatusRu
     from analysis.query.rows import current_status as status_of
     from analysis.query.sources import Definitions
 
-    return status_of(store, Definitions(), now, rules, exact=True)
+    return between_checks(store, status_of(store, Definitions(), now, rules, exact=True), now, rules)
+
+
+def usual_gaps(store: Store, pairs: pd.DataFrame, now: dt.datetime, rules: StatusRules = StatusRules()) -> dict[
+        tuple[str, str], float]:
+    """The usual time between runs of each ``workflow, site`` of ``pairs``, in seconds: the median
+    gap between its latest ``rules.gap_runs + 1`` runs up to ``now`` within the baseline window.
+
+    Read from the runs themselves, so it follows the cadence the pair was run at, the simulated
+    history's as well as the live probe's. A pair with fewer than two runs has none.
+    """
+    start = now - rules.recent - rules.baseline
+    gaps: dict[tuple[str, str], float] = {}
+    for pair in pairs[["workflow", "site"]].drop_duplicates().itertuples(index=False):
+        starts = store.sql(
+            "SELECT start FROM runs WHERE workflow = ? AND site = ? AND start >= ? AND start <= ? "
+            "ORDER BY start DESC LIMIT ?", [pair.workflow, pair.site, start, now, rules.gap_runs + 1])["start"]
+        if len(starts) >= 2:
+            gaps[(pair.workflow, pair.site)] = float((-starts.diff()).dt.total_seconds().dropna().median())
+    return gaps
+
+
+def between_checks(store: Store, status: pd.DataFrame, now: dt.datetime,
+                   rules: StatusRules = StatusRules()) -> pd.DataFrame:
+    """``status`` with each pair that has no recent runs but whose last run is younger than
+    ``rules.stale_gaps`` usual gaps (:func:`usual_gaps`) in the state *between checks*, and a
+    ``usual_gap_s`` column (NaN where not asked).
+
+    The recent window is 30 minutes; a workflow run every five minutes live may have been run every
+    two hours in the simulated history before it, and one run hourly has none most of the time.
+    Neither is missing: the probe is only stopped when the pair's own cadence says a run is overdue.
+    """
+    status = status.assign(usual_gap_s=float("nan"))
+    quiet = status[status["state"] == NO_DATA]
+    if quiet.empty:
+        return status
+    gaps = usual_gaps(store, quiet, now, rules)
+    for i, row in quiet.iterrows():
+        gap_s = gaps.get((row["workflow"], row["site"]))
+        if gap_s is None or pd.isna(row["last_run"]):
+            continue
+        status.at[i, "usual_gap_s"] = gap_s
+        overdue = max(rules.recent, dt.timedelta(seconds=rules.stale_gaps * gap_s))
+        if pd.Timestamp(row["last_run"]) >= pd.Timestamp(now) - overdue:
+            status.at[i, "state"] = BETWEEN_CHECKS
+    return status
 
 
 # The recent runs a status is judged on: parameters [recent start, now].

@@ -8,7 +8,7 @@ from dash import Input, Output, callback, dcc, html
 
 from analysis.notices import ALL_SITES, read_delivery, read_notices
 from analysis.query.rows import current_status
-from analysis.status import OVER_T, SLOW_AT_TIMES
+from analysis.status import BETWEEN_CHECKS, OVER_T, SLOW_AT_TIMES, between_checks
 from dashboard import ids
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, current_store, definitions
@@ -37,13 +37,14 @@ def refresh(_n: int | None) -> tuple[list[html.Li], str]:
     now = context.now()
     updated = f"Updated {pd.Timestamp(now).tz_convert(context.timezone):%H:%M:%S} ({context.timezone})."
     try:
-        status = current_status(current_store(), definitions(context), now, thresholds=True)
+        store = current_store()
+        status = between_checks(store, current_status(store, definitions(context), now, thresholds=True), now)
     except NoData as exc:
         return [html.Li(str(exc))], updated
     if status.empty:
         return [html.Li("No runs in the past week: the probes have not reported yet.")], updated
     rows = sorted(status.itertuples(), key=lambda row: (_ORDER.index(shown_state(row)), row.workflow, row.site))
-    return [html.Li(status_sentence(row, context), className=f"state-{shown_state(row).replace(' ', '-')}",
+    return [html.Li(status_sentence(row, context, now), className=f"state-{shown_state(row).replace(' ', '-')}",
                     style={"listStyle": "none", "borderLeft": f"6px solid {_COLOURS[shown_state(row)]}",
                            "paddingLeft": "0.6em", "marginBottom": "0.3em"})
             for row in rows], updated
@@ -70,15 +71,15 @@ def notices(_n: int | None) -> list[html.Li]:
                     style={"listStyle": "none", "marginBottom": "0.3em"}) for n in found]
 
 
-_ORDER = ["failing", "slow", "over threshold", "slow at times", "no recent runs", "normal"]
+_ORDER = ["failing", "slow", "over threshold", "slow at times", "no recent runs", BETWEEN_CHECKS, "normal"]
 _COLOURS = {"failing": "#a40e26", "slow": "#cf222e", "over threshold": "#cf222e", "slow at times": "#d4a72c",
-            "no recent runs": "#999", "normal": "#1a7f37"}
+            "no recent runs": "#999", BETWEEN_CHECKS: "#8fbf9a", "normal": "#1a7f37"}
 
 
 def shown_state(row) -> str:
     """The state a row is shown in: against its own past first (failing, slow), then against its
-    threshold (over threshold, slow at times), else normal or no recent runs."""
-    if row.state in ("failing", "slow", "no recent runs"):
+    threshold (over threshold, slow at times), else normal, between checks or no recent runs."""
+    if row.state in ("failing", "slow", "no recent runs", BETWEEN_CHECKS):
         return row.state
     return {OVER_T: "over threshold", SLOW_AT_TIMES: "slow at times"}.get(getattr(row, "t_state", None), "normal")
 
@@ -90,13 +91,27 @@ def seconds(value: float) -> str:
     return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"
 
 
-def status_sentence(row, context: DashboardContext) -> str:
+def every(gap_s: float) -> str:
+    """A cadence in words: "5 min", "2 h", "90 s"."""
+    if gap_s >= 3600:
+        return f"{gap_s / 3600:.1f}".removesuffix(".0") + " h"
+    return f"{gap_s / 60:.0f} min" if gap_s >= 60 else f"{gap_s:.0f} s"
+
+
+def moment_text(moment, zone: str, now) -> str:
+    """"08:14" today (in the site's time zone), "Sun 06 Dec 22:00" on another day."""
+    local, today = pd.Timestamp(moment).tz_convert(zone), pd.Timestamp(now).tz_convert(zone)
+    return f"{local:%H:%M}" if local.date() == today.date() else f"{local:%a %d %b %H:%M}"
+
+
+def status_sentence(row, context: DashboardContext, now=None) -> str:
     """One line without jargon: "Open patient record at Ward 7: slow since 08:14, typically 6.0 s"."""
     where = f"{context.workflow(row.workflow).title} at {context.site_title(row.site)}"
     zone = context.site_timezone(row.site)
+    now = context.now() if now is None else now
 
     def clock(moment) -> str:
-        return f"{pd.Timestamp(moment).tz_convert(zone):%H:%M}"
+        return moment_text(moment, zone, now)
 
     state = shown_state(row)
     t = getattr(row, "threshold_s", float("nan"))
@@ -117,5 +132,8 @@ def status_sentence(row, context: DashboardContext) -> str:
     if state == "normal":
         within = f", within its {t:g} s threshold" if pd.notna(t) else ""
         return f"{where}: normal, typically {seconds(row.typical_s)}{within}."
+    if state == BETWEEN_CHECKS:
+        return (f"{where}: last checked at {clock(row.last_run)}{usual}; checked about every "
+                f"{every(row.usual_gap_s)}, so not overdue.")
     last = f"; last check {clock(row.last_run)}" if pd.notna(row.last_run) else ""
     return f"{where}: no recent checks (the probe may be stopped{last})."

@@ -10,7 +10,7 @@ import pytest
 import analysis
 from analysis.query import preagg, rows
 from analysis.query.sources import Definitions
-from analysis.status import StatusRules, current_status
+from analysis.status import StatusRules, current_status, usual_gaps
 
 NS = 1_000_000_000
 NOW = dt.datetime(2026, 11, 2, 9, 0, tzinfo=dt.UTC)
@@ -75,3 +75,19 @@ def test_the_dashboards_status_matches_the_store(store, tmp_path) -> None:
         assert ours[["workflow", "site", "state", "recent_samples", "recent_failed", "since", "last_run"]].equals(
             exact[["workflow", "site", "state", "recent_samples", "recent_failed", "since", "last_run"]])
         assert (ours["baseline_s"] - exact["baseline_s"]).abs().max() <= 0.01 * exact["baseline_s"].max()
+
+
+def test_a_pair_is_missing_only_when_its_own_cadence_says_a_run_is_overdue(make_probe, tmp_path) -> None:
+    """A workflow run every two hours (as the demo's history runs the ward handover) has no run in
+    the last 30 minutes most of the time: it is between checks until two of its gaps have passed."""
+    ward = make_probe(site="ward-7")
+    for hours_ago in range(2, 30, 2):
+        ward.run(at(hours_ago * 60), workflow="handover", steps=(("list", 2.0),))
+    with analysis.open_store(tmp_path / "data") as opened:
+        assert usual_gaps(opened, pd.DataFrame({"workflow": ["handover"], "site": ["ward-7"]}), NOW) == {
+            ("handover", "ward-7"): 7200.0}
+        soon = current_status(opened, NOW).iloc[0]
+        assert (soon["state"], soon["usual_gap_s"]) == ("between checks", 7200.0)
+        assert soon["last_run"] == pd.Timestamp(at(120), unit="ns", tz="UTC")
+        late = current_status(opened, NOW + dt.timedelta(hours=2, minutes=1)).iloc[0]
+        assert late["state"] == "no recent runs"

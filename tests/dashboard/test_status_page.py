@@ -27,7 +27,9 @@ def status_lines(make_probe, tmp_path: Path) -> Iterator[list[str]]:
     """Three stories, each a week of history and the last 30 minutes:
     - the clinic's record: 0.5 s, but every afternoon (14:00-15:00) one run in four takes 5 s (over 4T);
     - the ward's record: 3 s all week and now (as usual, and three times its 1 s threshold);
-    - the ward's search: 50 ms, well within its 0.1 s threshold."""
+    - the ward's search: 50 ms, well within its 0.1 s threshold;
+    - the ward's handover list: every two hours (as the demo's history runs it), the last 40 minutes ago;
+    - the clinic's search: every five minutes until yesterday 16:00, none since (the probe stopped)."""
     memory = InMemorySpanExporter()
     clinic, ward = make_probe(site="clinic", exporter=memory), make_probe(site="ward", exporter=memory)
     start = NOW - dt.timedelta(days=7)
@@ -37,12 +39,17 @@ def status_lines(make_probe, tmp_path: Path) -> Iterator[list[str]]:
         clinic.run(ns(moment), workflow="open_patient_record", steps=(("open", 5.0 if stalled else 0.5),))
         ward.run(ns(moment), workflow="open_patient_record", steps=(("open", 3.0),))
         ward.run(ns(moment) + 1_000_000, workflow="search", steps=(("search", 0.05),))
+        if moment.minute == 0 and moment.hour % 2 == 0 and moment <= NOW - dt.timedelta(minutes=40):
+            ward.run(ns(moment) + 2_000_000, workflow="handover", steps=(("list", 2.0),))
+        if moment < NOW.replace(hour=16, minute=0) - dt.timedelta(days=1):
+            clinic.run(ns(moment) + 1_000_000, workflow="search", steps=(("search", 0.05),))
         minute += 5
     ParquetSpanExporter(tmp_path / "data").export(memory.get_finished_spans())
     context = DashboardContext(
         data_dir=tmp_path / "data",
         sites=(SiteInfo("clinic", "Outpatient clinic", "UTC"), SiteInfo("ward", "Ward 7", "UTC")),
-        workflows=(WorkflowInfo("open_patient_record", threshold_s=1.0), WorkflowInfo("search", threshold_s=0.1)),
+        workflows=(WorkflowInfo("open_patient_record", threshold_s=1.0), WorkflowInfo("search", threshold_s=0.1),
+                   WorkflowInfo("handover", threshold_s=5.0)),
         now=lambda: NOW,
     )
     with DashboardServer(create_app(context), port=0) as server:
@@ -63,8 +70,9 @@ def status_lines(make_probe, tmp_path: Path) -> Iterator[list[str]]:
 
 def test_an_afternoon_slowdown_that_happens_every_day_is_not_normal(status_lines) -> None:
     states = [state for state, _ in status_lines]
-    assert states == ["state-over-threshold", "state-slow-at-times", "state-normal"]  # worst first
-    over, at_times, normal = (text for _, text in status_lines)
+    assert states == ["state-over-threshold", "state-slow-at-times", "state-no-recent-runs", "state-between-checks",
+                      "state-normal"]  # worst first
+    over, at_times, _stopped, _between, normal = (text for _, text in status_lines)
     assert over.startswith("Open patient record at Ward 7: slower than its 1 s threshold since 14:10, typically 3.0 s")
     assert "not new" in over
     assert at_times.startswith("Open patient record at Outpatient clinic: slow at times since 14:20")
@@ -75,3 +83,15 @@ def test_an_afternoon_slowdown_that_happens_every_day_is_not_normal(status_lines
 def test_milliseconds_below_a_second(status_lines) -> None:
     normal = status_lines[-1][1]
     assert normal == "Search at Ward 7: normal, typically 50 ms, within its 0.1 s threshold."
+
+
+def test_a_workflow_run_every_two_hours_is_not_missing_at_forty_minutes(status_lines) -> None:
+    """Its cadence, read from its runs, says when a check is overdue: not the 30-minute window."""
+    between = dict(status_lines)["state-between-checks"]
+    assert between == ("Handover at Ward 7: last checked at 14:00 (usually 2.0 s); checked about every 2 h, "
+                       "so not overdue.")
+
+
+def test_a_last_check_on_another_day_says_the_day(status_lines) -> None:
+    stopped = dict(status_lines)["state-no-recent-runs"]
+    assert stopped == "Search at Outpatient clinic: no recent checks (the probe may be stopped; last check Wed 25 Nov 15:55)."
