@@ -6,30 +6,59 @@ import pandas as pd
 
 from analysis.query.figures import FRUSTRATED_SHARE
 
-__all__ = ["scope_words", "worst_scopes"]
+__all__ = ["MIN_RATED_RUNS", "TOO_FEW", "rating_words", "scope_words", "worst_scopes"]
+
+# The fewest runs a rating is given on. The Apdex Technical Specification (v1.1) calls a report
+# group of fewer than 100 samples (analysis.apdex.SMALL_GROUP_SAMPLES) a small group and marks its value with
+# "*", but still reports it and names no minimum below which a score may not be rated; taking 100
+# as the minimum would leave most clinical periods of a week unrated. One run moves a score of n
+# runs by 1/n: below 17 runs that is more than 0.06, the width of the narrowest band (Excellent,
+# 0.94-1.00), so a single run could decide the rating on its own. Below this the board says "too
+# few runs to rate (n = 1)"; from it up to 99 runs it rates, with the specification's "*".
+MIN_RATED_RUNS = 17
+TOO_FEW = "too few runs"
 
 
 def worst_scopes(scopes: pd.DataFrame) -> pd.DataFrame:
     """Per workflow and site: the pooled figures beside its worst scope's, and the rating, worst first.
 
-    The worst scope is the one with the lowest Apdex (the pooled one when no part is worse). Where
-    that still reads Excellent or Good although some scope has at least ``FRUSTRATED_SHARE`` of its
-    runs frustrated, the row is flagged instead, naming the scope with the most frustrated runs:
-    one run in ten waiting four times T or more is never rated Good.
+    The worst scope is the one with the lowest Apdex among those of at least
+    :data:`MIN_RATED_RUNS` runs (the pooled one when no part is worse); a workflow with fewer runs
+    than that in all hours is rated :data:`TOO_FEW`, last. Where the worst still reads Excellent or
+    Good although some scope has at least ``FRUSTRATED_SHARE`` of its runs frustrated, the row is
+    flagged instead, naming the scope with the most frustrated runs: one run in ten waiting four
+    times T or more is never rated Good.
     """
     rows = []
     for (workflow, site), part in scopes.groupby(["workflow", "site"], sort=True):
         pooled = part[part["kind"] == "all"].iloc[0]
-        worst = part.loc[min(part.index, key=lambda i: (part.at[i, "apdex"].score, part.at[i, "kind"] == "all"))]
+        if pooled["samples"] < MIN_RATED_RUNS:
+            rows.append({"workflow": workflow, "site": site, "pooled": pooled, "worst": pooled, "rating": TOO_FEW,
+                         "order": (2, 0.0)})
+            continue
+        rated = part[(part["samples"] >= MIN_RATED_RUNS) | (part["kind"] == "all")]
+        worst = rated.loc[min(rated.index, key=lambda i: (rated.at[i, "apdex"].score, rated.at[i, "kind"] == "all"))]
         rating = worst["apdex"].rating or "no runs"
         flagged = part[part["frustrated_share"] >= FRUSTRATED_SHARE]
         if rating in ("Excellent", "Good") and not flagged.empty:
             worst = flagged.loc[flagged["frustrated_share"].idxmax()]
             rating = "Flagged"
         rows.append({"workflow": workflow, "site": site, "pooled": pooled, "worst": worst, "rating": rating,
-                     "order": (rating != "Flagged", worst["apdex"].score)})
+                     "order": (0 if rating == "Flagged" else 1, worst["apdex"].score)})
     frame = pd.DataFrame(rows)
     return frame.iloc[sorted(range(len(frame)), key=lambda i: frame.at[i, "order"])].reset_index(drop=True)
+
+
+def rating_words(row: pd.Series | object, threshold_s: float) -> str:
+    """The board's rating cell: "Fair during ward rounds", "Flagged: 12% of runs over 12 s at
+    14:00-15:00", "Excellent", "too few runs to rate (n = 1)"."""
+    rating, worst = row.rating, row.worst
+    if rating == TOO_FEW:
+        return f"too few runs to rate (n = {int(worst['samples'])})"
+    where = scope_words(worst)
+    if rating == "Flagged":
+        return f"Flagged: {worst['frustrated_share']:.0%} of runs over {4 * threshold_s:g} s {where}"
+    return rating if worst["kind"] == "all" else f"{rating} {where}"
 
 
 def scope_words(worst: pd.Series) -> str:

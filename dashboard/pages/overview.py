@@ -16,7 +16,7 @@ from analysis.query.figures import (
     simulated_share,
 )
 from dashboard import figures, ids
-from dashboard.board import scope_words, worst_scopes
+from dashboard.board import MIN_RATED_RUNS, rating_words, scope_words, worst_scopes
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, question, simulated_text
 from dashboard.filters import Filters, filter_bar
@@ -83,6 +83,7 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
             f"of the day (site-local, {HOUR_MIN_RUNS} runs or more) in which at least {FRUSTRATED_SHARE:.0%} of runs "
             f"(and {HOUR_MIN_FRUSTRATED} or more) were frustrated (over 4T, or failed). Where even that reads Good while one run in ten somewhere waits "
             "four times T or more, the row is flagged instead. "
+            f"A part of the day with fewer than {MIN_RATED_RUNS} runs is not rated (one run would decide it); "
             "* fewer than 100 runs: a small group, as the Apdex specification marks it.",
             style={"fontSize": "0.85em", "color": "#555"}),
     ]
@@ -105,11 +106,7 @@ def board_table(scopes: pd.DataFrame, context: DashboardContext, filters: Filter
         href = "/workflow" + filters.query_string(workflow=row.workflow, site=row.site, order=None, trace=None,
                                                   period=worst["scope"] if worst["kind"] == "period" else None)
         where = scope_words(worst)
-        rating = row.rating
-        if rating == "Flagged":
-            rating = f"Flagged: {worst['frustrated_share']:.0%} of runs over {4 * workflow.threshold_s:g} s {where}"
-        elif worst["kind"] != "all":
-            rating = f"{rating} {where}"
+        rating = rating_words(row, workflow.threshold_s)
         values = [
             (dcc.Link(workflow.title, href=href, className="board-link"), cell, "workflow"),
             (context.site_title(row.site), cell, "site"),

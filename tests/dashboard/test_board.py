@@ -4,6 +4,8 @@ pooled week that dilutes an afternoon where one run in eight waits seven times T
 from __future__ import annotations
 
 import datetime as dt
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +21,10 @@ from dashboard.context import DashboardContext, SiteInfo, WorkflowInfo
 from dashboard.data import definitions
 from dashboard.filters import Filters
 from store import ParquetSpanExporter
-from dashboard.board import worst_scopes
+from analysis.apdex import SMALL_GROUP_SAMPLES
+from dashboard import DashboardServer, create_app
+from dashboard.board import MIN_RATED_RUNS, rating_words, worst_scopes
+from tests.dashboard.test_bad_input import route
 
 T_S = 1.0
 NOW = dt.datetime(2026, 11, 28, 0, 0, tzinfo=dt.UTC)  # a Saturday: the five weekdays before it
@@ -97,3 +102,37 @@ def test_a_row_is_never_rated_good_beside_a_period_where_one_run_in_ten_is_frust
     assert clinic["rating"] == "Flagged" and clinic["worst"]["scope"] == "outpatient clinics"
     assert clinic["worst"]["frustrated_share"] == pytest.approx(1 / 8)
     assert 1 / 8 >= FRUSTRATED_SHARE
+
+
+def test_a_rating_needs_enough_runs_that_one_run_cannot_decide_it() -> None:
+    # One run moves a score of n runs by 1/n; Excellent is 0.94-1.00 wide, the narrowest band.
+    assert 1 / (MIN_RATED_RUNS - 1) > 0.06 >= 1 / MIN_RATED_RUNS
+    assert MIN_RATED_RUNS < SMALL_GROUP_SAMPLES  # from it up to 99 runs: rated, with the small group's "*"
+
+
+def test_a_workflow_with_one_run_is_too_few_to_rate_not_excellent(make_probe, tmp_path: Path) -> None:
+    """A workflow run once in the window (a quick run: Apdex 1.00) is not Excellent: the board says
+    plainly it has too few runs to rate, below those it can rate; and the page shows it so."""
+    memory = InMemorySpanExporter()
+    ward = make_probe(site="ward", timezone="UTC", exporter=memory)
+    for quarter in range(40):  # 40 quick record openings and a single quick handover, the day before NOW
+        ward.run(int((NOW - dt.timedelta(hours=20, minutes=15 * quarter)).timestamp()) * 10**9,
+                 steps=(("read", 0.3),))
+    ward.run(int((NOW - dt.timedelta(hours=3)).timestamp()) * 10**9, workflow="handover", steps=(("list", 0.2),))
+    path = tmp_path / "data"
+    ParquetSpanExporter(path).export(memory.get_finished_spans())
+    context = replace(_context(path), workflows=(*_context(path).workflows, WorkflowInfo("handover", threshold_s=T_S)))
+    with analysis.open_store(path) as store:
+        q = ask(store, Filters(window="7d").run_filter(NOW, "UTC"), definitions(context), exact=True)
+        rows = worst_scopes(board_scopes(q, calendar=context.calendar()))
+    assert list(rows["workflow"]) == ["open_patient_record", "handover"]  # rated first, unrated last
+    handover, record = rows.set_index("workflow").loc["handover"], rows.set_index("workflow").loc["open_patient_record"]
+    assert handover["pooled"]["apdex"].rating == "Excellent"  # what the board said before
+    assert rating_words(handover, T_S) == "too few runs to rate (n = 1)"
+    assert rating_words(record, T_S) == "Excellent"
+    with DashboardServer(create_app(context), port=0) as server:
+        response = route(server.url.rstrip("/"), "/", "?window=7d")
+    assert response.status_code == 200, response.text[:500]
+    text = json.dumps(response.json(), ensure_ascii=False)
+    assert "too few runs to rate (n = 1)" in text
+    assert text.count('"Excellent"') == 1  # the record opening's, not the handover's
