@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
 from analysis.query.figures import FRUSTRATED_SHARE
 
-__all__ = ["MIN_RATED_RUNS", "TOO_FEW", "rating_words", "scope_words", "worst_scopes"]
+__all__ = ["MIN_RATED_RUNS", "TOO_FEW", "all_hours_line", "rating_words", "scope_words", "worst_scopes"]
 
 # The fewest runs a rating is given on. The Apdex Technical Specification (v1.1) calls a report
 # group of fewer than 100 samples (analysis.apdex.SMALL_GROUP_SAMPLES) a small group and marks its value with
@@ -59,6 +61,20 @@ def rating_words(row: pd.Series | object, threshold_s: float) -> str:
     if rating == "Flagged":
         return f"Flagged: {worst['frustrated_share']:.0%} of runs over {4 * threshold_s:g} s {where}"
     return rating if worst["kind"] == "all" else f"{rating} {where}"
+
+
+def all_hours_line(rows: pd.DataFrame, threshold_s: float, site_title: Callable[[str], str]) -> str:
+    """One line under a figure over all hours, saying why the overview may rate the same runs worse:
+    "That is over all hours; the overview rates by the worst part of the day, which at Ward 7 is Poor
+    during ward rounds (0.62 [3.0]*)." ``rows`` are :func:`worst_scopes`'s, worst first."""
+    if rows.empty:
+        return ""
+    row = rows.iloc[0]
+    shown = rating_words(row, threshold_s)
+    if row.rating not in ("Flagged", TOO_FEW):
+        shown += " (no part of the day is worse)" if row.worst["kind"] == "all" else f" ({row.worst['apdex']})"
+    return (f"That is over all hours; the overview rates by the worst part of the day, which at "
+            f"{site_title(row.site)} is {shown}.")
 
 
 def scope_words(worst: pd.Series) -> str:

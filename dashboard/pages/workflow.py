@@ -11,6 +11,7 @@ from dash import dcc, html
 from analysis.apdex import Apdex
 from analysis.query import figures as q
 from dashboard import figures, ids
+from dashboard.board import all_hours_line, worst_scopes
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, question, simulated_text
 from dashboard.filters import Filters, filter_bar
@@ -59,6 +60,8 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
         steps = q.steps(asked)
         timeline = q.timeline(asked, bucket_s=_BUCKETS_S.get(filters.window, 6 * 3600))
         note = simulated_text(*q.simulated_share(asked))
+        # the overview's rating of the same runs, so the page can say why it may read worse
+        worst = None if filters.period else worst_scopes(q.board_scopes(asked, calendar=context.calendar()))
     except NoData as exc:
         return [explain(str(exc))]
     failed = dist.samples - dist.ok
@@ -76,6 +79,8 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
     return [
         banner(note),
         html.P(headline, id=ids.APDEX, style={"fontSize": "1.1em"}),
+        html.P(all_hours_line(worst, t, context.site_title), id="workflow-worst-part")
+        if worst is not None and not worst.empty else None,
         dcc.Link("See these runs, slowest first", href="/runs" + filters.query_string(period=None),
                  id="workflow-runs-link"),
         dcc.Graph(id=ids.ECDF, figure=figures.ecdf_histogram_figure(

@@ -23,7 +23,7 @@ from dashboard.filters import Filters
 from store import ParquetSpanExporter
 from analysis.apdex import SMALL_GROUP_SAMPLES
 from dashboard import DashboardServer, create_app
-from dashboard.board import MIN_RATED_RUNS, rating_words, worst_scopes
+from dashboard.board import MIN_RATED_RUNS, all_hours_line, rating_words, worst_scopes
 from tests.dashboard.test_bad_input import route
 
 T_S = 1.0
@@ -136,3 +136,24 @@ def test_a_workflow_with_one_run_is_too_few_to_rate_not_excellent(make_probe, tm
     text = json.dumps(response.json(), ensure_ascii=False)
     assert "too few runs to rate (n = 1)" in text
     assert text.count('"Excellent"') == 1  # the record opening's, not the handover's
+
+
+def test_the_workflow_page_says_its_apdex_is_over_all_hours_and_names_the_worst_part(
+        make_probe, tmp_path: Path) -> None:
+    """The workflow page's all-hours Apdex reads Excellent beside the board's Fair: one line says why."""
+    scopes = build(make_probe, tmp_path / "data", days=5, exact=True)
+    clinic = worst_scopes(scopes[scopes["site"] == "clinic"])
+    expected = ("That is over all hours; the overview rates by the worst part of the day, which at Outpatient "
+                "clinic is Fair at 14:00\u201315:00 (0.75 [1.0]*).")
+    titles = {"clinic": "Outpatient clinic", "ward": "Ward 7"}.get
+    assert all_hours_line(clinic, T_S, titles) == expected
+    ward = worst_scopes(scopes[scopes["site"] == "ward"])
+    assert all_hours_line(ward, T_S, titles).endswith("which at Ward 7 is Excellent (no part of the day is worse).")
+    with DashboardServer(create_app(_context(tmp_path / "data")), port=0) as server:
+        url = server.url.rstrip("/")
+        shown = json.dumps(route(url, "/workflow", "?workflow=open_patient_record&site=clinic").json(),
+                           ensure_ascii=False)
+        during = json.dumps(route(url, "/workflow", "?workflow=open_patient_record&site=clinic"
+                                  "&period=outpatient+clinics").json(), ensure_ascii=False)
+    assert "Apdex 0.99 [1.0] (Excellent)" in shown and json.dumps(expected, ensure_ascii=False) in shown
+    assert "worst part of the day" not in during  # a period chosen: the figure is not over all hours
