@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pandas as pd
 
 from analysis.query.figures import FRUSTRATED_SHARE
+from dashboard.figures import count_text
 
 __all__ = ["MIN_RATED_RUNS", "TOO_FEW", "all_hours_line", "rating_words", "scope_words", "worst_scopes"]
 
@@ -56,7 +57,7 @@ def rating_words(row: pd.Series | object, threshold_s: float) -> str:
     14:00-15:00", "Excellent", "too few runs to rate (n = 1)"."""
     rating, worst = row.rating, row.worst
     if rating == TOO_FEW:
-        return f"too few runs to rate (n = {int(worst['samples'])})"
+        return f"too few runs to rate (n = {count_text(worst['samples'])})"
     where = scope_words(worst)
     if rating == "Flagged":
         return f"Flagged: {worst['frustrated_share']:.0%} of runs over {4 * threshold_s:g} s {where}"

@@ -12,6 +12,7 @@ import plotly.graph_objects as go
 __all__ = [
     "PHASES",
     "PeriodBox",
+    "count_text",
     "duration_text",
     "ecdf_figure",
     "ecdf_histogram_figure",
@@ -24,6 +25,12 @@ __all__ = [
     "timeline_figure",
     "waterfall_figure",
 ]
+
+
+def count_text(n: object) -> str:
+    """A count as every page writes it: 12,345 (a comma between thousands), 980, 1. Plotly's hover
+    templates write theirs with ``%{customdata:,}``, the same."""
+    return f"{int(n):,}"
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,7 @@ def step_duration_figure(steps: pd.DataFrame, *, timezone: str = "UTC") -> go.Fi
     runs = frame["trace_id"].nunique()
     fig.update_layout(
         barmode="stack",
-        title=f"Waiting time per run by step (n = {runs} runs)",
+        title=f"Waiting time per run by step (n = {count_text(runs)} runs)",
         yaxis_title="waiting time (s)",
         xaxis_title=f"run start ({timezone}) · site",
         xaxis=dict(categoryorder="array", categoryarray=order),
@@ -113,9 +120,9 @@ def time_of_day_figure(
         [
             f"{WEEKDAY_NAMES[d]} {h:02d}:00-{h:02d}:59<br>"
             + (
-                f"{value_label}: {grid.iat[d, h]:.2f}<br>n = {counts.iat[d, h]} runs"
+                f"{value_label}: {grid.iat[d, h]:.2f}<br>n = {count_text(counts.iat[d, h])} runs"
                 if counts.iat[d, h] >= min_samples
-                else f"n = {counts.iat[d, h]} runs: too few to judge (< {min_samples})"
+                else f"n = {count_text(counts.iat[d, h])} runs: too few to judge (< {min_samples})"
             )
             for h in range(24)
         ]
@@ -147,7 +154,7 @@ def time_of_day_figure(
         )
     total = int(counts.to_numpy().sum())
     fig.update_layout(
-        title=f"{value_label} by weekday and hour (site-local time; n = {total} runs; outlined: clinical periods)",
+        title=f"{value_label} by weekday and hour (site-local time; n = {count_text(total)} runs; outlined: clinical periods)",
         xaxis_title="hour of day (local)",
         yaxis=dict(autorange="reversed"),
         height=380,
@@ -171,7 +178,7 @@ def ecdf_figure(waiting_s: pd.Series, *, thresholds_s: Mapping[str, float], titl
         fig.add_vline(x=threshold_s, line_dash="dash", annotation_text=f"{label} {threshold_s:g} s: {under:.0%} under",
                       annotation_position="top left")
     fig.update_layout(
-        title=f"{title} (n = {values.size} runs)",
+        title=f"{title} (n = {count_text(values.size)} runs)",
         xaxis=dict(title="waiting time (s)", rangemode="tozero"),
         yaxis=dict(title="share of runs", tickformat=".0%", range=[0, 1.02]),
         height=380,
@@ -204,7 +211,7 @@ def ecdf_histogram_figure(values_s: np.ndarray, counts: np.ndarray, *, threshold
         fig.add_vline(x=threshold_s, line_dash="dash", annotation_text=f"{label} {threshold_s:g} s: {under:.0%} under",
                       annotation_position="top left")
     fig.update_layout(
-        title=f"{title} (n = {total} runs)",
+        title=f"{title} (n = {count_text(total)} runs)",
         xaxis=dict(title=f"waiting time (s, ±{relative_error:.0%})", rangemode="tozero"),
         yaxis=dict(title="share of runs", tickformat=".0%", range=[0, 1.02]),
         height=380,
@@ -222,15 +229,15 @@ def step_breakdown_figure(steps: pd.DataFrame) -> go.Figure:
         return empty_figure("No steps match these filters.")
     fig = go.Figure()
     fig.add_bar(name="median", x=steps["step"], y=steps["median_s"],
-                customdata=steps["samples"], hovertemplate="%{x}: median %{y:.3f} s (n = %{customdata})<extra></extra>")
+                customdata=steps["samples"], hovertemplate="%{x}: median %{y:.3f} s (n = %{customdata:,})<extra></extra>")
     fig.add_bar(name="p90", x=steps["step"], y=steps["p90_s"],
-                customdata=steps["samples"], hovertemplate="%{x}: p90 %{y:.3f} s (n = %{customdata})<extra></extra>")
+                customdata=steps["samples"], hovertemplate="%{x}: p90 %{y:.3f} s (n = %{customdata:,})<extra></extra>")
     if "excess_share" in steps and steps["excess_share"].notna().any():
         fig.add_scatter(name="share of excess waiting", x=steps["step"], y=steps["excess_share"], yaxis="y2",
                         mode="markers+text", text=[f"{v:.0%}" if pd.notna(v) else "" for v in steps["excess_share"]],
                         textposition="top center", hovertemplate="%{x}: %{y:.0%} of the excess<extra></extra>")
     fig.update_layout(
-        title=f"Step durations (n = {int(steps['samples'].max())} runs)",
+        title=f"Step durations (n = {count_text(steps['samples'].max())} runs)",
         barmode="group",
         yaxis_title="duration (s)",
         yaxis2=dict(title="share of excess", overlaying="y", side="right", tickformat=".0%", range=[0, 1.1]),
@@ -254,7 +261,7 @@ def timeline_figure(buckets: pd.DataFrame, *, threshold_s: float | None, changes
     fig = go.Figure()
     for column, label in (("p50_s", "median"), ("p90_s", "p90")):
         fig.add_scatter(x=x, y=buckets[column], name=label, mode="lines+markers", customdata=buckets["samples"],
-                        hovertemplate="%{x}<br>" + label + " %{y:.2f} s (n = %{customdata})<extra></extra>")
+                        hovertemplate="%{x}<br>" + label + " %{y:.2f} s (n = %{customdata:,})<extra></extra>")
     if threshold_s is not None:
         fig.add_hline(y=threshold_s, line_dash="dash", annotation_text=f"threshold {threshold_s:g} s")
     if changes is not None:
@@ -263,7 +270,7 @@ def timeline_figure(buckets: pd.DataFrame, *, threshold_s: float | None, changes
             fig.add_vline(x=when.to_pydatetime().timestamp() * 1000, line_color="purple", line_dash="dot",
                           annotation_text=str(change.title), annotation_position="top right")
     fig.update_layout(
-        title=f"Waiting time over time (n = {int(buckets['samples'].sum())} runs)",
+        title=f"Waiting time over time (n = {count_text(buckets['samples'].sum())} runs)",
         xaxis_title=f"time ({timezone})",
         yaxis=dict(title="waiting time (s)", rangemode="tozero"),
         height=360,
@@ -290,7 +297,7 @@ def phases_figure(phases: pd.DataFrame) -> go.Figure:
     for phase in PHASES:
         name = PHASE_NAMES[phase]
         fig.add_bar(name=name, x=phases["site"], y=phases[phase], customdata=phases["samples"],
-                    hovertemplate="%{x}: " + name + " %{y:.4f} s per request (n = %{customdata} requests)<extra></extra>")
+                    hovertemplate="%{x}: " + name + " %{y:.4f} s per request (n = %{customdata:,} requests)<extra></extra>")
     if "extra_s" in phases:
         totals = phases[list(PHASES)].sum(axis=1)
         labels = [("+" if extra >= 0 else "\u2212") + f"{abs(extra) * 1000:.0f} ms per request<br>against the other sites"
@@ -299,7 +306,7 @@ def phases_figure(phases: pd.DataFrame) -> go.Figure:
                         showlegend=False, hoverinfo="skip")
         fig.update_yaxes(range=[0, float(totals.max()) * 1.3])
     fig.update_layout(
-        title=f"Mean time per request phase by site (n = {int(phases['samples'].sum())} requests)",
+        title=f"Mean time per request phase by site (n = {count_text(phases['samples'].sum())} requests)",
         barmode="stack",
         yaxis_title="mean time per request (s)",
         legend_title="phase",

@@ -22,6 +22,7 @@ from analysis.sla import evaluate_sla
 from analysis.store import FrameCache
 from dashboard.context import DashboardContext
 from dashboard.data import NoData, open_data
+from dashboard.figures import count_text
 from dashboard.filters import Filters
 from dashboard.jobs import Job, Jobs
 
@@ -113,7 +114,7 @@ def picture_cells(slas: tuple[SLAView, ...], scopes: pd.DataFrame, context: Dash
             good = math.nan if sla.verdict is None else float(sla.verdict == "met")
             cells.append({"row": row, "column": sla.name, "side": "sla", "good": good,
                           "text": f"<b>{sla.value}</b><br>{sla.verdict or 'no requests'}<br>{sla.threshold or ''}",
-                          "hover": f"{sla.name}: {sla.value} ({sla.threshold or 'no target'}, n = {sla.n:,}): "
+                          "hover": f"{sla.name}: {sla.value} ({sla.threshold or 'no target'}, n = {count_text(sla.n)}): "
                                    f"{sla.verdict or 'no requests'}"})
         ranked = sorted(part.itertuples(), key=lambda r: (r.kind != "all", r.kind == "hours", order.get(r.scope, 0)))
         for scope in ranked:
@@ -124,8 +125,8 @@ def picture_cells(slas: tuple[SLAView, ...], scopes: pd.DataFrame, context: Dash
             hours = scope.scope.replace(", ", "<br>") + "<br>" if scope.kind == "hours" else ""
             cells.append({
                 "row": row, "column": column, "side": "clinicians", "good": float(scope.share_under >= target),
-                "text": f"<b>{scope.share_under:.0%}</b><br>within {info.threshold_s:g} s<br>{hours}n = {scope.samples:,}",
-                "hover": f"{row}, {column}{where}: {scope.share_under:.0%} of {scope.samples:,} runs within "
+                "text": f"<b>{scope.share_under:.0%}</b><br>within {info.threshold_s:g} s<br>{hours}n = {count_text(scope.samples)}",
+                "hover": f"{row}, {column}{where}: {scope.share_under:.0%} of {count_text(scope.samples)} runs within "
                          f"{info.threshold_s:g} s (target {target:.0%}); {scope.frustrated_share:.0%} over "
                          f"{4 * info.threshold_s:g} s or failed",
             })

@@ -16,6 +16,7 @@ from analysis.query.figures import (
     simulated_share,
 )
 from dashboard import figures, ids
+from dashboard.figures import count_text
 from dashboard.board import MIN_RATED_RUNS, rating_words, scope_words, worst_scopes
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, question, simulated_text
@@ -114,14 +115,14 @@ def board_table(scopes: pd.DataFrame, context: DashboardContext, filters: Filter
             (f"{pooled['share_under']:.0%}", number, "share_under"),
             (str(pooled["apdex"]), number, "apdex"),
             ("" if worst["kind"] == "all" else where.removeprefix("at ").removeprefix("during "), cell, "worst"),
-            ("" if worst["kind"] == "all" else f"{worst['share_under']:.0%} of {int(worst['samples'])}", number,
+            ("" if worst["kind"] == "all" else f"{worst['share_under']:.0%} of {count_text(worst['samples'])}", number,
              "worst_share_under"),
             ("" if worst["kind"] == "all" else f"{worst['frustrated_share']:.0%}", number, "worst_frustrated"),
             ("" if worst["kind"] == "all" else str(worst["apdex"]), number, "worst_apdex"),
             (rating, {**cell, "color": colours.get(row.rating, "#333"), "fontWeight": "600"},
              "rating"),
-            (str(int(pooled["samples"])), number, "runs"),
-            (str(int(pooled["not_ok"])), number, "not_ok"),
+            (count_text(pooled["samples"]), number, "runs"),
+            (count_text(pooled["not_ok"]), number, "not_ok"),
         ]
         body.append(html.Tr([html.Td(text, style=style, className=name) for text, style, name in values]))
     return html.Table(
@@ -236,7 +237,7 @@ def story_item(story: Story, filters: Filters, context: DashboardContext) -> htm
             html.Tr([html.Td(f.label, style={"paddingRight": "1em"}),
                      html.Td(f.value, style={"fontWeight": "600", "textAlign": "right", "paddingRight": "0.6em"}),
                      html.Td(f.threshold or "", style={"color": "#555", "paddingRight": "0.6em"}),
-                     html.Td("" if f.n is None else f"n = {f.n:,}", style={"color": "#555", "paddingRight": "0.6em"}),
+                     html.Td("" if f.n is None else f"n = {count_text(f.n)}", style={"color": "#555", "paddingRight": "0.6em"}),
                      html.Td(f.verdict or "", style={"color": _VERDICT_COLOURS.get(f.verdict or "", "#555"),
                                                      "fontWeight": "600"})])
             for f in shown]), className="story-figures", style={"fontSize": "0.9em", "margin": "0.3em 0"})

@@ -10,6 +10,7 @@ from analysis.query import figures as q
 from analysis.query import rows
 from analysis.waterfall import Waterfall, run_waterfall
 from dashboard import figures, ids
+from dashboard.figures import count_text
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import (
     CHART_RUNS,
@@ -36,7 +37,7 @@ def layout(**query: str) -> html.Div:
     bar = filter_bar(filters, context, show=("window", "workflow", "site", "live"))
     order = filters.order or "slowest"
     intro = (
-        f"Runs in the {filters.describe_window()}, {order} first (up to {context.recent_runs}). Waiting time is "
+        f"Runs in the {filters.describe_window()}, {order} first (up to {count_text(context.recent_runs)}). Waiting time is "
         "the sum of a run's steps; wall time includes think time. Choose a run to see its waterfall."
     )
     return page("Runs", bar, *live_section(_PAGE, filters, context, body(filters, context)), intro=intro)
@@ -66,8 +67,8 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
         banner(note),
         dcc.Link(f"show {other} first", href=filters.query_string(order="newest" if other == "newest" else None),
                  id="runs-order"),
-        html.P(f"{len(listed)} runs listed; {int((listed['status'] != 'ok').sum())} not ok; "
-               f"{len(missed)} missed slots in this window.", id=ids.RUNS_SUMMARY),
+        html.P(f"{count_text(len(listed))} runs listed; {count_text((listed['status'] != 'ok').sum())} not ok; "
+               f"{count_text(len(missed))} missed slots in this window.", id=ids.RUNS_SUMMARY),
         dcc.Graph(id=ids.WATERFALL, figure=figures.waterfall_figure(
             waterfall.spans, waterfall.marks, run_title=_run_title(listed, filters.trace, context)))
         if waterfall is not None else None,

@@ -8,6 +8,7 @@ from dash import dcc, html
 
 from analysis.query import figures as q
 from dashboard import figures, ids
+from dashboard.figures import count_text
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, question, simulated_text
 from dashboard.filters import Filters, filter_bar
@@ -84,13 +85,13 @@ def _phase_sentence(row, context: DashboardContext) -> str:
     site = context.site_title(row.site)
     extra_ms = row.extra_s * 1000
     if abs(extra_ms) < 1:
-        return f"{site}: about the same time per request as the other sites on the same steps (n = {row.samples:,})."
+        return f"{site}: about the same time per request as the other sites on the same steps (n = {count_text(row.samples)})."
     phase = max(figures.PHASES, key=lambda p: abs(getattr(row, f"{p}_extra")))
     share = abs(getattr(row, f"{phase}_extra")) / sum(abs(getattr(row, f"{p}_extra")) for p in figures.PHASES)
     most = "all" if share > 0.95 else "most" if share > 0.5 else "the largest part"
     direction = "more" if extra_ms > 0 else "less"
     return (f"{site}: {abs(extra_ms):.0f} ms {direction} per request than the other sites on the same steps "
-            f"(n = {row.samples:,} requests), {most} of it in {figures.PHASE_NAMES[phase]}.")
+            f"(n = {count_text(row.samples)} requests), {most} of it in {figures.PHASE_NAMES[phase]}.")
 
 
 def _sites_table(site_rows: pd.DataFrame, context: DashboardContext, threshold_s: float | None) -> html.Table:
@@ -106,7 +107,7 @@ def _sites_table(site_rows: pd.DataFrame, context: DashboardContext, threshold_s
     body = [
         html.Tr([
             html.Td(context.site_title(r.site), style=cell, className="site"),
-            html.Td(str(int(r.samples)), style=number, className="runs"),
+            html.Td(count_text(r.samples), style=number, className="runs"),
             html.Td(str(int(r.not_ok)), style=number, className="failed"),
             html.Td(f"{r.share_under:.1%}", style=number, className="share_under"),
             html.Td(seconds(r.p50_s), style=number, className="p50_s"),

@@ -11,6 +11,7 @@ from analysis.query.rows import current_status
 from analysis.status import BETWEEN_CHECKS, OVER_T, SLOW_AT_TIMES, between_checks
 from dashboard import ids
 from dashboard.context import DashboardContext, current_context
+from dashboard.figures import count_text
 from dashboard.data import NoData, current_store, definitions
 from dashboard.layout import page
 
@@ -117,8 +118,8 @@ def status_sentence(row, context: DashboardContext, now=None) -> str:
     t = getattr(row, "threshold_s", float("nan"))
     usual = f" (usually {seconds(row.baseline_s)})" if pd.notna(row.baseline_s) else ""
     if state == "failing":
-        return (f"{where}: failing since {clock(row.since)} — {row.recent_failed} of the last "
-                f"{row.recent_samples} attempts did not complete.")
+        return (f"{where}: failing since {clock(row.since)} — {count_text(row.recent_failed)} of the last "
+                f"{count_text(row.recent_samples)} attempts did not complete.")
     if state == "slow":
         over = f", over its {t:g} s threshold" if getattr(row, "t_state", None) == OVER_T else ""
         return f"{where}: slow since {clock(row.since)}, typically {seconds(row.typical_s)}{usual}{over}."
@@ -126,7 +127,7 @@ def status_sentence(row, context: DashboardContext, now=None) -> str:
         return (f"{where}: slower than its {t:g} s threshold since {clock(row.t_since)}, typically "
                 f"{seconds(row.typical_s)}{usual}: not new, but not normal either.")
     if state == "slow at times":
-        return (f"{where}: slow at times since {clock(row.t_since)} — {int(row.very_slow)} of the last {int(row.judged)} checks "
+        return (f"{where}: slow at times since {clock(row.t_since)} — {count_text(row.very_slow)} of the last {count_text(row.judged)} checks "
                 f"took over {4 * t:g} s or failed (the slowest {seconds(row.slowest_s)}); typically "
                 f"{seconds(row.typical_s)}.")
     if state == "normal":

@@ -11,6 +11,7 @@ from analysis.config import WEEKDAYS
 from analysis.findings import seconds_text
 from analysis.query import figures as q
 from dashboard import figures, ids
+from dashboard.figures import count_text
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, question, simulated_text
 from dashboard.filters import WINDOWS, Filters, filter_bar
@@ -85,7 +86,7 @@ def _sparse_note(cells, filters: Filters) -> list[object]:
     how = (["Choose a longer window: ", dcc.Link(f"the {WINDOWS[wider[-1]]}", id=ids.HEATMAP_WIDER,
                                                    href="/time-of-day" + filters.query_string(window=wider[-1])),
             ", or all sites."] if wider else ["Choose all sites, or wait for more runs."])
-    return [html.P([f"{blank} of the {len(seen)} hours with runs hold fewer than {MIN_RUNS} runs in the "
+    return [html.P([f"{count_text(blank)} of the {count_text(len(seen))} hours with runs hold fewer than {MIN_RUNS} runs in the "
                     f"{filters.describe_window()}, so they are blank. ", *how],
                    className="sparse-note", style={"color": "#8a4b00"})]
 
@@ -127,7 +128,7 @@ def _period_comparison(asked: q.Question, filters: Filters, context: DashboardCo
         if all(n == 0 for _, n, _, _ in split):
             return [explain("No runs in this window.")]
         parts = [f"{label}: no runs" if n == 0 else
-                 f"{label}: {good:.0%} within {threshold_s:g} s, p90 {seconds_text(p90)} (n = {n})"
+                 f"{label}: {good:.0%} within {threshold_s:g} s, p90 {seconds_text(p90)} (n = {count_text(n)})"
                  for label, n, good, p90 in split]
         items.append(html.Li("; ".join(parts)))
     if not items:

@@ -11,6 +11,7 @@ from dash import dcc, html
 from analysis.apdex import Apdex
 from analysis.query import figures as q
 from dashboard import figures, ids
+from dashboard.figures import count_text
 from dashboard.board import all_hours_line, worst_scopes
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, question, simulated_text
@@ -72,8 +73,8 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
     )
     scope = f" during {filters.period}" if filters.period else ""
     headline = (
-        f"Apdex {score} ({score.rating or 'no samples'}) over {score.samples} runs{scope}; "
-        f"{failed} did not complete."
+        f"Apdex {score} ({score.rating or 'no samples'}) over {count_text(score.samples)} runs{scope}; "
+        f"{count_text(failed)} did not complete."
     )
     under = dist.satisfied / dist.ok if dist.ok else 0.0
     return [

@@ -157,3 +157,12 @@ def test_the_workflow_page_says_its_apdex_is_over_all_hours_and_names_the_worst_
                                   "&period=outpatient+clinics").json(), ensure_ascii=False)
     assert "Apdex 0.99 [1.0] (Excellent)" in shown and json.dumps(expected, ensure_ascii=False) in shown
     assert "worst part of the day" not in during  # a period chosen: the figure is not over all hours
+
+
+def test_the_pages_write_a_count_of_thousands_with_a_comma(make_probe, tmp_path: Path) -> None:
+    build(make_probe, tmp_path / "data", days=6, exact=True)  # 6 x 96 runs at each of two sites
+    with DashboardServer(create_app(_context(tmp_path / "data")), port=0) as server:
+        shown = json.dumps(route(server.url.rstrip("/"), "/workflow", "?workflow=open_patient_record").json(),
+                           ensure_ascii=False)
+    assert "over 1,152 runs; 0 did not complete." in shown
+    assert "(n = 1,152 runs)" in shown and "1152" not in shown

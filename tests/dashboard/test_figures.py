@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
 
 from dashboard import figures
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def steps_frame() -> pd.DataFrame:
@@ -192,3 +198,24 @@ def test_the_sla_is_drawn_beside_the_clinicians_view_green_outside_red_inside() 
     assert fig.layout.shapes[0].x0 == 0.5  # the line between the SLA's view and the clinicians'
     notes = " ".join(a.text for a in fig.layout.annotations)
     assert "The SLA's view" in notes and "The clinicians' view" in notes
+
+
+def test_every_count_is_written_with_one_formatter_a_comma_between_thousands() -> None:
+    assert [figures.count_text(n) for n in (1, 980, 12345, np.int64(1234567))] == ["1", "980", "12,345", "1,234,567"]
+    fig = figures.ecdf_histogram_figure(np.array([0.5, 2.0]), np.array([12000, 345]), thresholds={"T": (1.0, 0.97)},
+                                        relative_error=0.0, title="Waiting time of completed runs")
+    assert fig.layout.title.text == "Waiting time of completed runs (n = 12,345 runs)"
+
+
+OWN_MODULES = ["dashboard/board.py", "dashboard/figures.py", "dashboard/findings.py", "dashboard/filters.py",
+               *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "dashboard" / "pages").glob("*.py"))]
+
+
+@pytest.mark.parametrize("module", OWN_MODULES)
+def test_the_pages_write_counts_only_through_count_text(module: str) -> None:
+    """"n = 12345" on one page and "12,345" on another: every "n = " in a text goes through
+    count_text, and no text formats a number with its own thousands separator."""
+    source = (ROOT / module).read_text(encoding="utf-8").replace('return f"{int(n):,}"', "")  # count_text's own
+    assert not re.findall(r"\bn = \{(?!count_text\()", source), module
+    assert not re.findall(r"(?<!%)\{[^{}]*:,\}", source), module
+    assert not re.findall(r"%\{customdata\}\)", source), module  # plotly's hover: %{customdata:,}
