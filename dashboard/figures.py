@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,12 +52,14 @@ def empty_figure(message: str) -> go.Figure:
     return fig
 
 
-def step_duration_figure(steps: pd.DataFrame, *, timezone: str = "UTC") -> go.Figure:
+def step_duration_figure(steps: pd.DataFrame, *, timezone: str = "UTC",
+                         site_title: Callable[[str], str] = str) -> go.Figure:
     """Stacked bars of each run's step durations (seconds), one bar per run, in run order.
 
     ``steps`` is ``analysis`` steps frame (columns ``trace_id``, ``start``, ``step``,
     ``step_index``, ``duration_s``, ``workflow``, ``site``). The bar's height is the run's waiting
-    time; think time is not part of it.
+    time; think time is not part of it. Each bar is labelled with its run's start and its site's
+    display name (``site_title`` of the site's id).
     """
     if steps.empty:
         return empty_figure("No runs in the store yet: start a probe (wardwatch probe -c FILE).")
@@ -65,7 +67,7 @@ def step_duration_figure(steps: pd.DataFrame, *, timezone: str = "UTC") -> go.Fi
     run_start = frame.groupby("trace_id")["start"].transform("min")
     frame["run_start_local"] = run_start.dt.tz_convert(timezone)
     frame["run_label"] = (
-        frame["run_start_local"].dt.strftime("%d %b %H:%M:%S") + " · " + frame["site"].astype(str)
+        frame["run_start_local"].dt.strftime("%d %b %H:%M:%S") + " · " + frame["site"].map(site_title)
     )
     order = frame.drop_duplicates("trace_id").sort_values("run_start_local")["run_label"].tolist()
     fig = go.Figure()

@@ -226,6 +226,10 @@ def _write_filters_to_url(_values: list[str | None], search: str | None) -> str:
     )
     if isinstance(value, list):  # the live checklist
         value = "on" if "on" in value else None
+    if value == getattr(current, name):
+        # A page's controls are drawn anew on every navigation (choosing a run is one) and Dash
+        # then reports their values as if changed: only a value the URL does not hold yet changes it.
+        return no_update
     changes: dict[str, str | None] = {name: value}
     if name in ("workflow", "site", "window"):
         changes["trace"] = None  # a chosen run belongs to the old selection

@@ -74,7 +74,8 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
         if waterfall is not None else None,
         _runs_table(listed, filters, context),
         dcc.Graph(id=ids.STEP_CHART,
-                  figure=figures.step_duration_figure(chart_steps, timezone=context.timezone)),
+                  figure=figures.step_duration_figure(chart_steps, timezone=context.timezone,
+                                                           site_title=context.site_title)),
         _missed_table(missed, context),
     ]
 

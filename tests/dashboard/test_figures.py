@@ -219,3 +219,10 @@ def test_the_pages_write_counts_only_through_count_text(module: str) -> None:
     assert not re.findall(r"\bn = \{(?!count_text\()", source), module
     assert not re.findall(r"(?<!%)\{[^{}]*:,\}", source), module
     assert not re.findall(r"%\{customdata\}\)", source), module  # plotly's hover: %{customdata:,}
+
+
+def test_step_chart_labels_each_run_with_its_sites_display_name() -> None:
+    titles = {"ward-7": "Ward 7", "community-hospital": "Community hospital"}
+    fig = figures.step_duration_figure(steps_frame(), timezone="UTC", site_title=titles.get)
+    labels = list(dict.fromkeys(x for trace in fig.data for x in trace.x))
+    assert [label.split(" · ")[1] for label in labels] == ["Ward 7", "Community hospital"]
