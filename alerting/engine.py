@@ -196,7 +196,7 @@ class Evaluator:
             "summary": summary(labels, facts, self.names),
             "description": owner_text(labels, facts, since, at, self.names),
             "clinician": clinician_text(labels, facts, since, at, self.names, resolved=resolved),
-            "dashboard": dashboard_link(labels, self.names),
+            "dashboard": dashboard_link(labels, self.names, facts),
         }
 
     def receivers_for(self, labels: Mapping[str, str]) -> set[str]:

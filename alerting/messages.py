@@ -61,14 +61,20 @@ def _percent(ratio: float) -> str:
     return f"{ratio * 100:.1f}%".replace(".0%", "%")
 
 
-def dashboard_link(labels: Mapping[str, str], names: Names) -> str:
-    """The dashboard page that shows the alert, with its filters set."""
-    query: dict[str, str] = {"window": "1d"}
+def dashboard_link(labels: Mapping[str, str], names: Names, facts: Mapping[str, Any] | None = None) -> str:
+    """The dashboard page that shows the alert, with its filters set as the dashboard reads them
+    from the URL: workflow, site, the objective's clinical period when it has one, and a window
+    that holds the alert's long window (the last 7 days for a 3-day ticket)."""
+    facts = facts or {}
+    query: dict[str, str] = {"window": "7d" if str(facts.get("long_window", "")).endswith("d") else "1d"}
     workflow, site = labels.get("workflow", ""), labels.get("site", "")
     if workflow and "," not in workflow and workflow != "all":
         query["workflow"] = workflow
     if site and "," not in site and site != "all":
         query["site"] = site
+    periods = facts.get("periods") or []
+    if len(periods) == 1:
+        query["period"] = str(periods[0])
     page = "/status" if labels.get("alertname") in ("SiteSilent", "EveryRunFailing") else "/workflow"
     return f"{names.dashboard_url.rstrip('/')}{page}?{urlencode(query)}"
 
@@ -91,57 +97,93 @@ def summary(labels: Mapping[str, str], facts: Mapping[str, Any], names: Names) -
 
 def owner_text(labels: Mapping[str, str], facts: Mapping[str, Any], since: dt.datetime | str,
                at: dt.datetime, names: Names) -> str:
-    """For service owners: the figures with thresholds and sample counts, since when, the budget, a link."""
+    """For service owners: what, where, since when and how bad first, then the figures with their
+    thresholds and sample counts and the budget. The dashboard's link is the alert's own annotation
+    (``dashboard_link``), not repeated here."""
     kind = facts.get("kind")
-    link = dashboard_link(labels, names)
     if kind == "silent":
         return (f"{names.site(labels['site'])} has sent no runs since {_when(names, facts['last_run'], at)} "
                 f"({facts['missed_slots']} slots of {facts['cadence_s']:g} s missed; the alert fires after "
                 f"{facts['silent_slots']}). The probe, or its network link, is down: this says nothing yet "
-                f"about the EPR. Firing since {_when(names, since, at)}. {link}")
+                f"about the EPR. Firing since {_when(names, since, at)}.")
     if kind == "failing":
         errors = ", ".join(facts.get("error_types") or []) or "no error type recorded"
         return (f"{names.workflow(labels['workflow'])} at {names.site(labels['site'])}: the latest "
                 f"{facts['failing_runs']} runs all failed ({facts['runs']} in a row since "
                 f"{_when(names, facts['since'], at)}; errors: {errors}). It resolves on the next successful "
-                f"run. {link}")
+                f"run.")
     if kind == "unwatched":
-        return _unwatched_owner_text(facts, link)
+        return _unwatched_owner_text(facts)
+    return _burn_owner_text(labels, facts, since, at, names)
+
+
+def _burn_owner_text(labels: Mapping[str, str], facts: Mapping[str, Any], since: dt.datetime | str,
+                     at: dt.datetime, names: Names) -> str:
+    """What, where, since when and how bad first; then the objective or SLA, its burn rates, the
+    budget, and the lenses through which the objective sees what an SLA may not."""
+    kind = facts.get("kind")
     events = "runs" if kind == "objective" else "requests"
+    periods = [str(p) for p in facts.get("periods") or []]
+    where = f"{names.workflow(labels.get('workflow', ''))} at {names.site(labels.get('site', ''))}"
+    where += f" during {_listed(periods)}" if periods else ""
+    short_bad = facts["short_burn_rate"] * (1 - facts["target"])
     target = f"target {_percent(facts['target'])}"
-    if kind == "objective" and facts.get("threshold_s"):
-        target = f"{_percent(facts['target'])} of runs within {facts['threshold_s']:g} s"
-    exhausted = facts.get("exhausted_at")
-    window_end = facts.get("window_end")
+    if facts.get("threshold_s") and (kind == "objective" or facts.get("metric") != "availability"):
+        target = f"{_percent(facts['target'])} of {events} within {facts['threshold_s']:g} s"
+    exhausted, window_end = facts.get("exhausted_at"), facts.get("window_end")
     budget = exhaustion_text(at, dt.datetime.fromisoformat(exhausted) if exhausted else None,
                              dt.datetime.fromisoformat(window_end) if window_end else None, names.timezone)
-    remaining = facts.get("budget_remaining", 1.0)
-    return (f"{'Objective' if kind == 'objective' else 'SLA'} {facts['name']!r} ({target}) for "
-            f"{names.workflow(labels.get('workflow', ''))} at {names.site(labels.get('site', ''))}: "
-            f"{_percent(facts['bad_ratio'])} of {events} bad over the last {facts['long_window']} "
-            f"(burn rate {facts['long_burn_rate']:.1f}, threshold {facts['threshold']:.1f}, "
-            f"n={facts['long_samples']}) and {facts['short_burn_rate']:.1f} over the last {facts['short_window']} "
-            f"(n={facts['short_samples']}). Firing since {_when(names, since, at)}. {budget[0].upper()}{budget[1:]} "
-            f"({_percent(max(remaining, 0.0))} of the budget left, n={facts['window_samples']} {events} so far). "
-            f"{link}")
+    remaining = max(facts.get("budget_remaining", 1.0), 0.0)
+    text = (f"{where}, since {_when(names, since, at)}: {_percent(facts['bad_ratio'])} of {events} "
+            f"{_bad_words(kind, facts)} in the last {facts['long_window']} (n={facts['long_samples']}), "
+            f"{_percent(min(short_bad, 1.0))} in the last {facts['short_window']} (n={facts['short_samples']}). "
+            f"{'Objective' if kind == 'objective' else 'SLA'} {facts['name']!r} ({target}): burn rate "
+            f"{facts['long_burn_rate']:.1f} and {facts['short_burn_rate']:.1f}, threshold {facts['threshold']:.1f}. "
+            f"{budget[0].upper()}{budget[1:]} ({_percent(remaining)} of the budget left, "
+            f"n={facts['window_samples']} {events} so far).")
+    lenses = _objective_lenses(labels, facts) if kind == "objective" else []
+    return text + (f" Why an SLA may not see it: {'; '.join(lenses)}." if lenses else "")
 
 
-def _unwatched_owner_text(facts: Mapping[str, Any], link: str) -> str:
+def _bad_words(kind: object, facts: Mapping[str, Any]) -> str:
+    """What made an event bad, in words: "took over 3 s or failed", "failed"."""
+    if kind == "objective":
+        return f"took over {facts['threshold_s']:g} s or failed"
+    if facts.get("metric") == "availability":
+        return "failed"
+    return f"took over {facts['threshold_s']:g} s" if facts.get("threshold_s") else "missed the SLA"
+
+
+def _objective_lenses(labels: Mapping[str, str], facts: Mapping[str, Any]) -> list[str]:
+    """The lenses (``analysis.watermelon.LENS_TITLES``) an objective looks through where a
+    supplier's SLA does not: whole tasks rather than requests, its clinical periods rather than
+    all hours, its sites rather than all sites pooled."""
+    from analysis.watermelon import LENS_TITLES
+
+    lenses = [LENS_TITLES["per_request"]]
+    periods = [str(p) for p in facts.get("periods") or []]
+    if periods:
+        lenses.append(f"{LENS_TITLES['time_dilution']} ({_listed(periods)})")
+    if labels.get("site", "all") != "all":
+        lenses.append(LENS_TITLES["pooled_sites"])
+    return lenses
+
+
+def _unwatched_owner_text(facts: Mapping[str, Any]) -> str:
     figures = "; ".join(
         f"{f['label']}: {f['value']}" + (f" ({f['threshold']}, n={f['n']})" if f.get("threshold") else f" (n={f['n']})")
         for f in facts.get("figures", []))
     since = facts.get("since_text") or ""
     parts = [f"{facts['headline']}{' ' + since[0].upper() + since[1:] + '.' if since else ''}",
-             f"No objective watches it, so no burn-rate alert can: the findings discovered it in the runs. {figures}."]
+             f"{'Happening now: the latest run waited beyond its threshold. ' if facts.get('now') else ''}"
+             f"No objective watches it (the findings found it in the runs). {figures}."]
     if facts.get("lenses"):
         parts.append(f"Why the SLA could not see it: {'; '.join(facts['lenses'])}.")
     if facts.get("blame"):
         parts.append(f"Where the time goes: {facts['blame']}.")
-    if facts.get("now"):
-        parts.append("It is happening now: the latest run waited beyond its threshold.")
     if facts.get("has_suggestion"):
         parts.append("The dashboard's findings suggest an objective to add.")
-    return " ".join(parts + [link])
+    return " ".join(parts)
 
 
 def _update_by(at: dt.datetime, names: Names) -> str:

@@ -79,7 +79,7 @@ def conditions(store: Store | FrameCache, inputs: AlertInputs, at: dt.datetime) 
                                   objective.workflow, objective.sites,
                                   lambda start, end, o=objective: _objective_events(store, o, inputs, start, end),
                                   _objective_window(objective, at, inputs.timezone),
-                                  {"threshold_s": objective.threshold_s})
+                                  {"threshold_s": objective.threshold_s, "periods": list(objective.periods)})
     for sla in inputs.slas:
         if sla.metric == "mean":
             continue  # a mean has no error budget to burn

@@ -8,8 +8,10 @@ import re
 import pytest
 
 from analysis import open_store
-from analysis.config import ObjectiveConfig, SLAConfig
-from alerting.messages import Names, clinician_text, owner_text
+from analysis.calendar import ClinicalCalendar
+from analysis.config import ObjectiveConfig, PeriodConfig, SLAConfig
+from dashboard.filters import Filters
+from alerting.messages import Names, clinician_text, dashboard_link, owner_text
 from alerting.rules import AlertInputs, conditions
 
 UTC = dt.UTC
@@ -39,14 +41,22 @@ def test_the_service_owner_reads_figures_thresholds_samples_since_budget_and_a_l
     burn = next(c for c in every_kind if c.labels["alertname"] == "ObjectiveBurnRate")
     since = AT - dt.timedelta(minutes=20)
     text = owner_text(burn.labels, burn.facts, since.isoformat(), AT, NAMES)
-    assert text.startswith("Objective 'open within 3 s' (99% of runs within 3 s) for Open patient record at "
-                           "Ward 7: 25% of runs bad over the last 1h (burn rate 25.0, threshold 14.4, n=60) "
-                           "and 80.0 over the last 5m (n=5). Firing since 12:40.")
+    # what, where, since when and how bad lead; then the objective, its burn rates and the budget
+    assert text.startswith("Open patient record at Ward 7, since 12:40: 25% of runs took over 3 s or failed in "
+                           "the last 1h (n=60), 80% in the last 5m (n=5). Objective 'open within 3 s' (99% of "
+                           "runs within 3 s): burn rate 25.0 and 80.0, threshold 14.4.")
     # October in London (745 h: the clocks go back on the 25th) so far: 13 h at 25% bad against a 1%
     # budget leaves 1 - 25 x 13 / 745 = 56.4%, used up at that rate in 0.564 x 745 h / 25 = 16.8 h
     assert ("At this rate the month's allowance is used up on Friday 05:48 (56.4% of the budget left, "
-            "n=60 runs so far)") in text
-    assert text.endswith("http://wardwatch.example:8050/workflow?window=1d&workflow=open&site=ward-7")
+            "n=60 runs so far).") in text
+    # the lenses through which the objective sees what an SLA may not, as the unwatched waits name them
+    assert text.endswith("Why an SLA may not see it: Each request against the whole task; All sites pooled "
+                         "against this site.")
+    assert len(text.split()) <= 90, len(text.split())
+    # the link is the alert's own annotation, not repeated in the text
+    assert "http" not in text
+    assert dashboard_link(burn.labels, NAMES, burn.facts) == (
+        "http://wardwatch.example:8050/workflow?window=1d&workflow=open&site=ward-7")
     failing = next(c for c in every_kind if c.labels["alertname"] == "EveryRunFailing")
     assert "the latest 3 runs all failed (3 in a row since 12:57; errors: http_5xx)" in owner_text(
         failing.labels, failing.facts, since.isoformat(), AT, NAMES)
@@ -99,3 +109,28 @@ def test_the_unwatched_waits_clinician_texts_are_plain_words() -> None:
     texts.append(ticket)
     for text in texts:
         assert not JARGON.search(text), text
+
+
+def test_a_ward_round_objectives_alert_opens_the_dashboard_on_ward_rounds_and_says_so(add_runs) -> None:
+    """Its link carries the period as the dashboard's filter bar writes it, its text names the
+    period where and the lens that shows it."""
+    ward_round = dt.datetime(2026, 10, 1, 8, 0, 30, tzinfo=UTC)  # 09:00 in London, a Thursday
+    path = add_runs([(ward_round + dt.timedelta(minutes=i), "open", "ward-7", "ok", 5.0 if i % 2 else 1.0)
+                     for i in range(60)])
+    rounds = PeriodConfig(name="ward rounds", start=dt.time(8),
+                          end=dt.time(10, 30))
+    inputs = AlertInputs(objectives=[ObjectiveConfig(name="open within 3 s on ward rounds", workflow="open",
+                                                     threshold_s=3, target=0.99, periods=["ward rounds"],
+                                                     sites=["ward-7"])],
+                         calendar=ClinicalCalendar([rounds], {"ward-7": "Europe/London"}, "Europe/London"),
+                         cadence_s={"ward-7": 60.0})
+    at = ward_round + dt.timedelta(minutes=61)
+    with open_store(path) as store:
+        burn = next(c for c in conditions(store, inputs, at)
+                    if c.labels["alertname"] == "ObjectiveBurnRate" and c.labels["window"] == "1h")
+    link = dashboard_link(burn.labels, NAMES, burn.facts)
+    assert link == "http://wardwatch.example:8050/workflow?window=1d&workflow=open&site=ward-7&period=ward+rounds"
+    assert Filters.from_search(link.split("?", 1)[1]).period == "ward rounds"  # as the dashboard reads it
+    text = owner_text(burn.labels, burn.facts, at.isoformat(), at, NAMES)
+    assert text.startswith("Open patient record at Ward 7 during ward rounds, since 10:01: 50% of runs took over 3 s")
+    assert "All hours against the clinical period (ward rounds)" in text
