@@ -4,6 +4,8 @@ plain words, newest first."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -17,6 +19,8 @@ from wardwatch.demo_receiver import DemoReceiver, loopback_webhooks
 UTC = dt.UTC
 T0 = dt.datetime(2026, 10, 1, 9, tzinfo=UTC)
 MINUTE = dt.timedelta(minutes=1)
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "testbed.yaml"
+DEMO_RECEIVER_PORT = 8051
 
 
 def test_delivered_alerts_are_listed_newest_first_in_plain_words(add_runs) -> None:
@@ -64,3 +68,18 @@ def test_the_demo_starts_receivers_for_the_webhooks_on_this_machine_only() -> No
                  WebhookReceiver(name="oncall", type="webhook", url="https://oncall.trust.example/hook"),
                  AlertmanagerReceiver(name="am", type="alertmanager", url="http://127.0.0.1:9093")]
     assert loopback_webhooks(receivers) == [("demo", "127.0.0.1", 8051, "/hook")]
+
+
+def test_the_tests_configs_made_from_the_demos_post_alerts_to_their_own_receiver(tmp_path) -> None:
+    """The example's alerts go to the demo's receiver at 127.0.0.1:8051: a configuration the tests
+    make from it (the observatory's and the demo's process tests run alerts beside them) posts to a
+    free port of its own, so a demo running at the same time receives none of the tests' alerts."""
+    from tests.observatory.processes import ENV, site_config
+    from wardwatch.config import load_config
+
+    assert [r.url for r in load_config(EXAMPLE, environ=ENV).alerting.receivers] == ["http://127.0.0.1:8051/hook"]
+    config = load_config(site_config(tmp_path, tmp_path / "data", "http://127.0.0.1:1/fhir", "http://127.0.0.1:1/token"),
+                         environ=ENV)
+    [receiver] = config.alerting.receivers
+    address = urlsplit(receiver.url)
+    assert address.hostname == "127.0.0.1" and address.port not in (DEMO_RECEIVER_PORT, None)

@@ -97,6 +97,10 @@ def site_config(tmp_path: Path, store: Path, fhir_url: str, token_url: str, *, i
     target["max_requests_per_min"] = 100_000
     # HTTP workflows only: a browser run's page is at the demo's fixed address, not this testbed's.
     document["workflows"] = [w for w in document["workflows"] if w.get("kind", "http") == "http"]
+    # The example's alerts go to the demo's receiver (127.0.0.1:8051): a demo running beside the
+    # tests would receive the tests' alerts, and a test's demo could not start its receiver there.
+    document["alerting"]["receivers"] = [{"name": "demo-receiver", "type": "webhook",
+                                          "url": f"http://127.0.0.1:{free_port()}/hook"}]
     for workflow in document["workflows"]:
         workflow["think_time_s"] = 0
         if interval_s is not None:
