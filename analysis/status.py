@@ -50,10 +50,11 @@ class StatusRules:
 def current_status(store: Store, now: dt.datetime, rules: StatusRules = StatusRules()) -> pd.DataFrame:
     """One row per workflow x site seen in the baseline or recent window, read exactly.
 
-    Columns: ``workflow, site, state`` (normal, slow, failing, no recent runs), ``typical_s``
-    (median waiting time of recent ok runs), ``baseline_s``, ``recent_samples``, ``recent_failed``,
-    ``since`` (start of the current slow or failing streak, UTC; None when normal), ``last_run``.
-    The figures are the query layer's (:func:`analysis.query.rows.current_status`).
+    Columns: ``workflow, site, state`` (normal, slow, failing, between checks, no recent runs),
+    ``typical_s`` (median waiting time of recent ok runs), ``baseline_s``, ``recent_samples``,
+    ``recent_failed``, ``since`` (start of the current slow or failing streak, UTC; None when
+    normal), ``last_run``, ``usual_gap_s`` (see :func:`between_checks`). The figures are the query
+    layer's (:func:`analysis.query.rows.current_status`).
     """
     from analysis.query.rows import current_status as status_of
     from analysis.query.sources import Definitions
