@@ -170,8 +170,10 @@ def _objective_lenses(labels: Mapping[str, str], facts: Mapping[str, Any]) -> li
 
 
 def _unwatched_owner_text(facts: Mapping[str, Any]) -> str:
+    headline = str(facts["headline"])
     figures = "; ".join(
-        f"{f['label']}: {f['value']}" + (f" ({f['threshold']}, n={f['n']})" if f.get("threshold") else f" (n={f['n']})")
+        f"{_unsaid(f['label'], headline)}: {f['value']}"
+        + (f" ({f['threshold']}, n={f['n']})" if f.get("threshold") else f" (n={f['n']})")
         for f in facts.get("figures", []))
     since = facts.get("since_text") or ""
     parts = [f"{facts['headline']}{' ' + since[0].upper() + since[1:] + '.' if since else ''}",
@@ -184,6 +186,13 @@ def _unwatched_owner_text(facts: Mapping[str, Any]) -> str:
     if facts.get("has_suggestion"):
         parts.append("The dashboard's findings suggest an objective to add.")
     return " ".join(parts)
+
+
+def _unsaid(label: str, headline: str) -> str:
+    """A figure's label without a trailing clause the headline already says ("Open patient record
+    runs within 3 s, every weekday 13:30-17:00" under "Every weekday 13:30-17:00, ...")."""
+    head, _, last = label.rpartition(", ")
+    return head if head and last.lower() in headline.lower() else label
 
 
 def _update_by(at: dt.datetime, names: Names) -> str:

@@ -56,6 +56,8 @@ def test_an_unwatched_wait_is_a_ticket_and_a_page_only_while_it_is_now(add_runs,
     owner = ticket["annotations"]["description"]
     assert "13:30" in owner and "20 s" in owner and "n=" in owner and "No objective watches it" in owner
     assert "Why the SLA could not see it: " in owner  # the findings' lenses, in plain titles
+    assert owner.count("13:30\u201317:00") == 1  # the headline's hours, not again under each figure
+    assert "runs within 3 s: " in owner
     assert read_notices(data) == []  # a ticket is for the service owner, not the ward
     # within the quarter hour the findings are not read again, even by a restarted evaluator's cache
     for minute in range(1, 15):
