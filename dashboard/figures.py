@@ -462,9 +462,10 @@ def waterfall_figure(spans: pd.DataFrame, marks: pd.DataFrame | None = None, *,
         xaxis=dict(title="seconds since the run started", range=[0, last_s * 1.2]),  # room for the marks' words
         yaxis=dict(tickvals=list(range(len(rows))), ticktext=labels, autorange="reversed"),
         barmode="overlay",
-        height=max(320, 22 * len(rows) + 160),
-        margin=dict(l=min(640, 20 + 7 * max(len(label) for label in labels)), r=20, t=50, b=50),
-        legend=dict(orientation="h", yanchor="top", y=-0.08, xanchor="left", x=0),
+        height=max(340, 22 * len(rows) + 190),
+        # the legend at the figure's foot, under the axis title rather than over it
+        margin=dict(l=min(640, 20 + 7 * max(len(label) for label in labels)), r=20, t=50, b=85),
+        legend=dict(orientation="h", yref="container", yanchor="bottom", y=0.01, xanchor="left", x=0),
     )
     return fig
 

@@ -94,6 +94,9 @@ def test_waterfall_places_each_span_at_its_offset() -> None:
     assert list(bars["step: the clinician's wait"].y) == [1]
     assert fig.layout.yaxis.ticktext[1] == "\u00a0" * 3 + "step notes · 500 ms, EPR servers 400 ms of it"
     assert fig.layout.yaxis.ticktext[2] == "\u00a0" * 6 + "EPR server: GET /fhir/DocumentReference · 400 ms"
+    # the legend sits at the figure's foot, in the bottom margin under the axis title, not over it
+    assert fig.layout.legend.yref == "container" and fig.layout.legend.yanchor == "bottom"
+    assert fig.layout.legend.y * fig.layout.height < 0.2 * fig.layout.margin.b
 
 
 def test_a_browser_runs_waterfall_says_its_requests_long_tasks_and_visible_moment_in_words() -> None:
