@@ -197,9 +197,9 @@ def summary_sentence(stories: list[Story], filters: Filters) -> str:
     counts: dict[str, int] = {}
     for story in stories:
         counts[story.kind] = counts.get(story.kind, 0) + 1
-    parts = [f"{n} {words.get(kind, (kind, kind))[n != 1]}" for kind, n in counts.items()]
+    parts = [f"{count_text(n)} {words.get(kind, (kind, kind))[n != 1]}" for kind, n in counts.items()]
     total = len(stories)
-    return (f"{total} finding{'s' if total != 1 else ''} in the {filters.describe_window()}, the most clinician "
+    return (f"{count_text(total)} finding{'s' if total != 1 else ''} in the {filters.describe_window()}, the most clinician "
             f"time lost first: {', '.join(parts)}.")
 
 

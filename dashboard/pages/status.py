@@ -56,7 +56,7 @@ def notices(_n: int | None) -> list[html.Li]:
     """The newest notices to clinicians (from alerts firing and resolving, or an operator), newest first."""
     context = current_context()
     found = read_notices(context.data_dir, limit=10)
-    undelivered = [html.Li(f"Alerts not yet delivered to {row['receiver']}: {row['waiting']} waiting since "
+    undelivered = [html.Li(f"Alerts not yet delivered to {row['receiver']}: {count_text(row['waiting'])} waiting since "
                            f"{pd.Timestamp(row['since']).tz_convert(context.timezone):%a %d %b %H:%M}"
                            f" ({row['error'] or 'not answered'}); they are retried.",
                            className="undelivered", style={"listStyle": "none", "color": "#a40e26"})
