@@ -226,12 +226,14 @@ def _write_filters_to_url(_values: list[str | None], search: str | None) -> str:
     )
     if isinstance(value, list):  # the live checklist
         value = "on" if "on" in value else None
-    if value == getattr(current, name):
-        # A page's controls are drawn anew on every navigation (choosing a run is one) and Dash
-        # then reports their values as if changed: only a value the URL does not hold yet changes it.
+    # A page's controls are drawn anew on every navigation (choosing a run is one) and Dash then
+    # reports their values as if changed: only a value the URL does not hold yet changes it, and
+    # only a new selection (not the page's default window written out) lets go of the chosen run.
+    held = getattr(current, name) if name != "window" or current.window_given else None
+    if value == held:
         return no_update
     changes: dict[str, str | None] = {name: value}
-    if name in ("workflow", "site", "window"):
+    if name in ("workflow", "site", "window") and value != getattr(current, name):
         changes["trace"] = None  # a chosen run belongs to the old selection
     new = current.query_string(**changes)
     return new if new != (search or "") else no_update

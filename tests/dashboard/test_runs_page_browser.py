@@ -33,12 +33,13 @@ def runs_url(make_probe, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.mark.browser
+@pytest.mark.parametrize("search", ["?window=1d", ""], ids=["window-given", "default-window"])
 def test_choosing_a_run_keeps_it_in_the_url_and_the_chart_names_the_site(
-        browser: object, runs_url: str, screenshots_dir: Path) -> None:
+        browser: object, runs_url: str, screenshots_dir: Path, search: str) -> None:
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{runs_url}/runs?window=1d")
+    page.goto(f"{runs_url}/runs{search}")
     link = page.locator("a.run-link").first
     link.wait_for(timeout=30_000)
     page.locator("#step-duration-chart .xtick").first.wait_for(timeout=30_000)
@@ -49,7 +50,20 @@ def test_choosing_a_run_keeps_it_in_the_url_and_the_chart_names_the_site(
     link.click()
     page.locator("#waterfall-chart .barlayer .point").first.wait_for(timeout=30_000)
     page.wait_for_timeout(1500)  # any callback that would rewrite the URL has run by now
-    assert "trace=" in page.url and page.url.endswith(href.split("?", 1)[1]), page.url
+    assert f"trace={href.split('trace=')[1]}" in page.url, page.url
     page.screenshot(path=str(screenshots_dir / "runs-chosen-run.png"), full_page=True)
     assert errors == []
+    page.close()
+
+
+@pytest.mark.browser
+def test_a_window_chosen_on_a_page_whose_default_differs_reaches_the_url(browser: object, runs_url: str) -> None:
+    """The time-of-day page shows 28 days when the URL names no window; choosing 7 days is a change."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{runs_url}/time-of-day")
+    control = page.locator("label").filter(has_text="window").first
+    control.get_by_text("last 28 days").wait_for(timeout=30_000)
+    control.get_by_text("last 28 days").click()
+    page.get_by_role("option", name="last 7 days").click()
+    page.wait_for_url("**window=7d**", timeout=10_000)
     page.close()
