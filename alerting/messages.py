@@ -90,9 +90,16 @@ def summary(labels: Mapping[str, str], facts: Mapping[str, Any], names: Names) -
         now = " (now)" if facts.get("now") else ""
         return (f"Unwatched wait{now}: {names.workflow(labels['workflow'])} at {names.site(labels['site'])}, "
                 f"{facts['hours']}")
-    what = "Objective" if kind == "objective" else "SLA"
-    return (f"{what} {facts['name']!r} is burning its budget {facts['long_burn_rate']:.1f}x too fast "
-            f"({facts['long_window']} window, {labels['severity']})")
+    what = "objective" if kind == "objective" else "SLA"
+    return (f"{_where(labels, facts, names)}: {what} {facts['name']!r} is burning its budget "
+            f"{facts['long_burn_rate']:.1f}x too fast ({facts['long_window']} window, {labels['severity']})")
+
+
+def _where(labels: Mapping[str, str], facts: Mapping[str, Any], names: Names) -> str:
+    """"Open patient record at Ward 7 during ward rounds": a burn rate's workflow, sites, periods."""
+    periods = [str(p) for p in facts.get("periods") or []]
+    where = f"{names.workflow(labels.get('workflow', ''))} at {names.site(labels.get('site', ''))}"
+    return where + (f" during {_listed(periods)}" if periods else "")
 
 
 def owner_text(labels: Mapping[str, str], facts: Mapping[str, Any], since: dt.datetime | str,
@@ -123,9 +130,7 @@ def _burn_owner_text(labels: Mapping[str, str], facts: Mapping[str, Any], since:
     budget, and the lenses through which the objective sees what an SLA may not."""
     kind = facts.get("kind")
     events = "runs" if kind == "objective" else "requests"
-    periods = [str(p) for p in facts.get("periods") or []]
-    where = f"{names.workflow(labels.get('workflow', ''))} at {names.site(labels.get('site', ''))}"
-    where += f" during {_listed(periods)}" if periods else ""
+    where = _where(labels, facts, names)
     short_bad = facts["short_burn_rate"] * (1 - facts["target"])
     target = f"target {_percent(facts['target'])}"
     if facts.get("threshold_s") and (kind == "objective" or facts.get("metric") != "availability"):

@@ -11,7 +11,7 @@ from analysis import open_store
 from analysis.calendar import ClinicalCalendar
 from analysis.config import ObjectiveConfig, PeriodConfig, SLAConfig
 from dashboard.filters import Filters
-from alerting.messages import Names, clinician_text, dashboard_link, owner_text
+from alerting.messages import Names, clinician_text, dashboard_link, owner_text, summary
 from alerting.rules import AlertInputs, conditions
 
 UTC = dt.UTC
@@ -134,3 +134,6 @@ def test_a_ward_round_objectives_alert_opens_the_dashboard_on_ward_rounds_and_sa
     text = owner_text(burn.labels, burn.facts, at.isoformat(), at, NAMES)
     assert text.startswith("Open patient record at Ward 7 during ward rounds, since 10:01: 50% of runs took over 3 s")
     assert "All hours against the clinical period (ward rounds)" in text
+    assert summary(burn.labels, burn.facts, NAMES) == (
+        "Open patient record at Ward 7 during ward rounds: objective 'open within 3 s on ward rounds' is burning "
+        "its budget 50.0x too fast (1h window, page)")
