@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 import pandas as pd
 
+from analysis.apdex import Apdex
 from analysis.query.figures import FRUSTRATED_SHARE
 from dashboard.figures import count_text
 
-__all__ = ["MIN_RATED_RUNS", "TOO_FEW", "all_hours_line", "rating_words", "scope_words", "worst_scopes"]
+__all__ = ["MIN_RATED_RUNS", "TOO_FEW", "all_hours_line", "apdex_rating", "rating_words", "scope_words", "worst_scopes"]
 
 # The fewest runs a rating is given on. The Apdex Technical Specification (v1.1) calls a report
 # group of fewer than 100 samples (analysis.apdex.SMALL_GROUP_SAMPLES) a small group and marks its value with
@@ -50,6 +51,13 @@ def worst_scopes(scopes: pd.DataFrame) -> pd.DataFrame:
                      "order": (0 if rating == "Flagged" else 1, worst["apdex"].score)})
     frame = pd.DataFrame(rows)
     return frame.iloc[sorted(range(len(frame)), key=lambda i: frame.at[i, "order"])].reset_index(drop=True)
+
+
+def apdex_rating(score: Apdex) -> str:
+    """A score's rating in words, as the board gives it: "Good", "too few runs to rate", "no runs"."""
+    if score.samples == 0:
+        return "no runs"
+    return score.rating if score.samples >= MIN_RATED_RUNS else "too few runs to rate"
 
 
 def rating_words(row: pd.Series | object, threshold_s: float) -> str:

@@ -12,7 +12,7 @@ from analysis.apdex import Apdex
 from analysis.query import figures as q
 from dashboard import figures, ids
 from dashboard.figures import count_text
-from dashboard.board import all_hours_line, worst_scopes
+from dashboard.board import all_hours_line, apdex_rating, worst_scopes
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, question, simulated_text
 from dashboard.filters import Filters, filter_bar
@@ -73,7 +73,8 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
     )
     scope = f" during {filters.period}" if filters.period else ""
     headline = (
-        f"Apdex {score} ({score.rating or 'no samples'}) over {count_text(score.samples)} runs{scope}; "
+        f"Apdex {score} ({apdex_rating(score)}) over {count_text(score.samples)} "
+        f"run{'' if score.samples == 1 else 's'}{scope}; "
         f"{count_text(failed)} did not complete."
     )
     under = dist.satisfied / dist.ok if dist.ok else 0.0

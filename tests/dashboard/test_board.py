@@ -23,7 +23,7 @@ from dashboard.filters import Filters
 from store import ParquetSpanExporter
 from analysis.apdex import SMALL_GROUP_SAMPLES
 from dashboard import DashboardServer, create_app
-from dashboard.board import MIN_RATED_RUNS, all_hours_line, rating_words, worst_scopes
+from dashboard.board import MIN_RATED_RUNS, all_hours_line, apdex_rating, rating_words, worst_scopes
 from tests.dashboard.test_bad_input import route
 
 T_S = 1.0
@@ -130,12 +130,18 @@ def test_a_workflow_with_one_run_is_too_few_to_rate_not_excellent(make_probe, tm
     assert handover["pooled"]["apdex"].rating == "Excellent"  # what the board said before
     assert rating_words(handover, T_S) == "too few runs to rate (n = 1)"
     assert rating_words(record, T_S) == "Excellent"
+    assert apdex_rating(handover["pooled"]["apdex"]) == "too few runs to rate"
+    assert apdex_rating(record["pooled"]["apdex"]) == "Excellent"
     with DashboardServer(create_app(context), port=0) as server:
         response = route(server.url.rstrip("/"), "/", "?window=7d")
+        workflow = json.dumps(route(server.url.rstrip("/"), "/workflow", "?workflow=handover").json(),
+                              ensure_ascii=False)
     assert response.status_code == 200, response.text[:500]
     text = json.dumps(response.json(), ensure_ascii=False)
     assert "too few runs to rate (n = 1)" in text
     assert text.count('"Excellent"') == 1  # the record opening's, not the handover's
+    # the workflow page does not rate it either
+    assert "Apdex 1.00 [1.0]* (too few runs to rate) over 1 run; 0 did not complete." in workflow
 
 
 def test_the_workflow_page_says_its_apdex_is_over_all_hours_and_names_the_worst_part(
