@@ -81,7 +81,7 @@ def all_hours_line(rows: pd.DataFrame, threshold_s: float, site_title: Callable[
     row = rows.iloc[0]
     shown = rating_words(row, threshold_s)
     if row.rating not in ("Flagged", TOO_FEW):
-        shown += " (no part of the day is worse)" if row.worst["kind"] == "all" else f" ({row.worst['apdex']})"
+        shown += " (no part of the day rates worse)" if row.worst["kind"] == "all" else f" ({row.worst['apdex']})"
     return (f"That is over all hours; the overview rates by the worst part of the day, which at "
             f"{site_title(row.site)} is {shown}.")
 

@@ -154,7 +154,7 @@ def test_the_workflow_page_says_its_apdex_is_over_all_hours_and_names_the_worst_
     titles = {"clinic": "Outpatient clinic", "ward": "Ward 7"}.get
     assert all_hours_line(clinic, T_S, titles) == expected
     ward = worst_scopes(scopes[scopes["site"] == "ward"])
-    assert all_hours_line(ward, T_S, titles).endswith("which at Ward 7 is Excellent (no part of the day is worse).")
+    assert all_hours_line(ward, T_S, titles).endswith("which at Ward 7 is Excellent (no part of the day rates worse).")
     with DashboardServer(create_app(_context(tmp_path / "data")), port=0) as server:
         url = server.url.rstrip("/")
         shown = json.dumps(route(url, "/workflow", "?workflow=open_patient_record&site=clinic").json(),
