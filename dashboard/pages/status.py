@@ -134,7 +134,8 @@ def status_sentence(row, context: DashboardContext, now=None) -> str:
         within = f", within its {t:g} s threshold" if pd.notna(t) else ""
         return f"{where}: normal, typically {seconds(row.typical_s)}{within}."
     if state == BETWEEN_CHECKS:
-        return (f"{where}: last checked at {clock(row.last_run)}{usual}; checked about every "
-                f"{every(row.usual_gap_s)}, so not overdue.")
+        takes = f"; it usually takes {seconds(row.baseline_s)}" if pd.notna(row.baseline_s) else ""
+        return (f"{where}: last checked at {clock(row.last_run)}; checked about every "
+                f"{every(row.usual_gap_s)}, so not overdue{takes}.")
     last = f"; last check {clock(row.last_run)}" if pd.notna(row.last_run) else ""
     return f"{where}: no recent checks (the probe may be stopped{last})."

@@ -88,8 +88,8 @@ def test_milliseconds_below_a_second(status_lines) -> None:
 def test_a_workflow_run_every_two_hours_is_not_missing_at_forty_minutes(status_lines) -> None:
     """Its cadence, read from its runs, says when a check is overdue: not the 30-minute window."""
     between = dict(status_lines)["state-between-checks"]
-    assert between == ("Handover at Ward 7: last checked at 14:00 (usually 2.0 s); checked about every 2 h, "
-                       "so not overdue.")
+    assert between == ("Handover at Ward 7: last checked at 14:00; checked about every 2 h, "
+                       "so not overdue; it usually takes 2.0 s.")
 
 
 def test_a_last_check_on_another_day_says_the_day(status_lines) -> None:
