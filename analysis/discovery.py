@@ -72,6 +72,7 @@ GAP_MIN_RUNS = 20
 FAILURE_GAP = pd.Timedelta(minutes=20)  # failures further apart are separate episodes
 FAILURE_MIN_RUNS = 2
 FAILURE_MIN_SHARE = 0.5  # of the runs between the first and the last failure
+DAY_CLASSES = ("weekday", "weekend")
 LAYERS = {"network": ("dns_s", "connect_s", "tls_s"), "server": ("ttfb_s",),
           "transfer": ("transfer_s",)}
 PHASES = tuple(c for cols in LAYERS.values() for c in cols)
@@ -80,32 +81,36 @@ PHASES = tuple(c for cols in LAYERS.values() for c in cols)
 def local_runs(runs: pd.DataFrame, calendar: ClinicalCalendar | None,
                thresholds_s: Mapping[str, float]) -> pd.DataFrame:
     """The judged runs with their site's local time: ``minute`` (of the day, fractional),
-    ``weekday`` (0 = Monday), ``date`` (local), ``day_class`` (weekday or weekend), ``bin`` (the
-    half hour), ``threshold_s`` and ``over`` (an ok run waiting beyond T)."""
-    runs = judged_runs(runs)
-    if runs.empty:
-        return runs.assign(minute=[], weekday=[], date=[], day_class=[], bin=[], threshold_s=[],
-                           over=[])
-    parts = []
-    for site, rows in runs.groupby("site", sort=False):
+    ``weekday`` (0 = Monday), ``date`` (the local day, as its midnight without a zone),
+    ``day_class`` (weekday or weekend, categorical), ``bin`` (the half hour), ``threshold_s``
+    and ``over`` (an ok run waiting beyond T); in the order of ``runs``, indexed 0..n-1 (a
+    band names its runs by those positions).
+
+    The columns are added to the runs as arrays (no copy of the frame, no Python objects per
+    run: a month at 10M spans is 1.25M runs)."""
+    frame = judged_runs(runs).reset_index(drop=True)
+    minute = np.zeros(len(frame), dtype=float)
+    weekday = np.zeros(len(frame), dtype=np.int64)
+    day = np.zeros(len(frame), dtype="datetime64[us]")
+    for site, where in frame.groupby("site", sort=False).indices.items():
         try:
             zone = calendar.timezone(str(site)) if calendar is not None else dt.UTC
         except ValueError:  # a site the configuration does not know: its data still counts
             zone = dt.UTC
-        local = pd.to_datetime(rows["start"]).dt.tz_convert(zone)
-        minute = local.dt.hour * 60 + local.dt.minute + local.dt.second / 60
-        weekday = local.dt.day_of_week
-        parts.append(rows.assign(
-            minute=minute.to_numpy(dtype=float), weekday=weekday.to_numpy(),
-            date=local.dt.date.to_numpy(),
-            day_class=np.where(weekday.to_numpy() < 5, "weekday", "weekend"),
-            local=local.dt.tz_localize(None)))
-    frame = pd.concat(parts, ignore_index=True)
-    frame["bin"] = (frame["minute"] // BIN_MINUTES).astype(int)
+        local = pd.to_datetime(frame["start"].iloc[where]).dt.tz_convert(zone)
+        minute[where] = (local.dt.hour * 60 + local.dt.minute + local.dt.second / 60).to_numpy(dtype=float)
+        weekday[where] = local.dt.day_of_week.to_numpy()
+        day[where] = local.dt.tz_localize(None).dt.normalize().to_numpy(dtype="datetime64[us]")
+    frame["minute"] = minute
+    frame["weekday"] = weekday
+    frame["date"] = day
+    frame["day_class"] = pd.Categorical.from_codes((weekday >= 5).astype(np.int8), DAY_CLASSES)
+    frame["bin"] = (minute // BIN_MINUTES).astype(np.int64)
     frame["threshold_s"] = frame["workflow"].map(thresholds_s).astype(float)
-    ok = frame["status"].astype(str) == "ok"
-    frame["ok"] = ok.to_numpy()
-    frame["over"] = (ok & (frame["waiting_s"].astype(float) > frame["threshold_s"])).to_numpy()
+    ok = (frame["status"] == "ok").to_numpy(dtype=bool, na_value=False)
+    frame["ok"] = ok
+    frame["over"] = ok & (frame["waiting_s"].to_numpy(dtype=float, na_value=np.nan)
+                          > frame["threshold_s"].to_numpy(dtype=float))
     return frame
 
 
@@ -149,7 +154,8 @@ class Band:
         days_observed, days_affected: local dates with runs in the band, and with slow runs.
         first: UTC start of the first slow run.
         periodic: the periodic shape, if any.
-        slow_ids: trace ids of the slow runs; run_ids: of all the band's runs.
+        slow_rows: the slow runs, as positions in the :func:`local_runs` frame the band was
+            found in; rows: all the band's runs, likewise.
         excess_s: sum over the slow runs of their waiting beyond the lower of T and the usual's
             limit (clinician seconds, as the probe sampled them).
     """
@@ -170,8 +176,8 @@ class Band:
     days_affected: tuple[dt.date, ...]
     first: dt.datetime
     periodic: Periodic | None
-    slow_ids: tuple[str, ...] = field(repr=False)
-    run_ids: tuple[str, ...] = field(repr=False)
+    slow_rows: np.ndarray = field(repr=False, compare=False)
+    rows: np.ndarray = field(repr=False, compare=False)
     excess_s: float = 0.0
 
     @property
@@ -236,7 +242,9 @@ def recurring_waits(frame: pd.DataFrame) -> list[Band]:
     bands: list[Band] = []
     if frame.empty:
         return bands
-    for (workflow, site), runs in frame.groupby(["workflow", "site"], sort=True):
+    columns = ["start", "workflow", "site", "ok", "over", "waiting_s", "threshold_s", "day_class",
+               "bin", "minute", "date"]
+    for (workflow, site), runs in frame[columns].groupby(["workflow", "site"], sort=True, observed=True):
         ok = runs["ok"].to_numpy()
         waits = runs["waiting_s"].to_numpy(dtype=float)
         if not ok.any():
@@ -245,7 +253,7 @@ def recurring_waits(frame: pd.DataFrame) -> list[Band]:
         limit = _usual_limit(usual)
         slow_all = runs["over"].to_numpy() | (ok & (waits > limit))
         runs = runs.assign(slow=slow_all, ok_wait=np.where(ok, waits, np.nan))
-        table = runs.groupby(["day_class", "bin"], sort=True).agg(
+        table = runs.groupby(["day_class", "bin"], sort=True, observed=True).agg(
             n=("slow", "size"), over=("over", "sum"), median_s=("ok_wait", "median"))
         share = table["over"] / table["n"]
         background = max(MIN_BACKGROUND, float(share.quantile(BACKGROUND_QUANTILE)))
@@ -255,9 +263,9 @@ def recurring_waits(frame: pd.DataFrame) -> list[Band]:
                   & (chance >= -math.log(MAX_CHANCE)))
         departs = (table["median_s"] > limit) & (table["n"] >= MIN_SLOW_RUNS)
         flagged = table[(beyond | departs).to_numpy()].reset_index()
-        cadence = min(_cadence_min(g) for _, g in runs.groupby("day_class"))
+        cadence = min(_cadence_min(g) for _, g in runs.groupby("day_class", observed=True))
         threshold = float(runs["threshold_s"].iloc[0])
-        for day_class, rows in flagged.groupby("day_class", sort=True):
+        for day_class, rows in flagged.groupby("day_class", sort=True, observed=True):
             bins = rows["bin"].to_numpy()
             # Half hours without any run (a sparse cadence) do not break a band.
             sampled = set(table.loc[day_class].index) if day_class in table.index else set()
@@ -292,11 +300,11 @@ def _band(runs: pd.DataFrame, workflow: str, site: str, day_class: str, first_bi
         threshold_s=threshold, usual_s=usual, runs=len(band_runs), slow=int(slow.sum()),
         beyond=int(band_runs["over"].sum()), slow_median_s=float(np.median(waits[slow])),
         median_s=float(np.nanmedian(waits)),
-        days_observed=tuple(sorted(per_day.index)), days_affected=tuple(sorted(affected.index)),
+        days_observed=tuple(d.date() for d in sorted(per_day.index)),
+        days_affected=tuple(d.date() for d in sorted(affected.index)),
         first=pd.Timestamp(band_runs.loc[band_runs["slow"], "start"].min()).to_pydatetime(),
         periodic=_periodic(band_runs, slow, start_min, cadence),
-        slow_ids=tuple(band_runs.loc[band_runs["slow"], "trace_id"].astype(str)),
-        run_ids=tuple(band_runs["trace_id"].astype(str)),
+        slow_rows=band_runs.index.to_numpy()[slow], rows=band_runs.index.to_numpy(),
         excess_s=float(np.maximum(0.0, waits[slow] - floor).sum()),
     )
 
@@ -310,7 +318,6 @@ def _join_day_classes(bands: list[Band]) -> list[Band]:
     for group in by_key.values():
         if len(group) == 2:
             a, b = group
-            slow_ids, run_ids = a.slow_ids + b.slow_ids, a.run_ids + b.run_ids
             out.append(Band(
                 workflow=a.workflow, site=a.site, day_class="day", start_min=a.start_min,
                 end_min=a.end_min, threshold_s=a.threshold_s, usual_s=a.usual_s,
@@ -321,7 +328,8 @@ def _join_day_classes(bands: list[Band]) -> list[Band]:
                 days_observed=tuple(sorted(a.days_observed + b.days_observed)),
                 days_affected=tuple(sorted(a.days_affected + b.days_affected)),
                 first=min(a.first, b.first), periodic=a.periodic if a.periodic == b.periodic
-                else None, slow_ids=slow_ids, run_ids=run_ids, excess_s=a.excess_s + b.excess_s))
+                else None, slow_rows=np.concatenate([a.slow_rows, b.slow_rows]),
+                rows=np.concatenate([a.rows, b.rows]), excess_s=a.excess_s + b.excess_s))
         else:
             out.extend(group)
     return out
@@ -513,7 +521,7 @@ def gap_runs(frame: pd.DataFrame) -> pd.DataFrame:
     if frame.empty:
         return frame
     ok_runs = frame[frame["ok"]]
-    shared = ok_runs.groupby(["workflow", "day_class", "bin"])["site"].transform("nunique") > 1
+    shared = ok_runs.groupby(["workflow", "day_class", "bin"], observed=True)["site"].transform("nunique") > 1
     return ok_runs[shared.to_numpy()]
 
 
@@ -571,10 +579,12 @@ def failure_episodes(runs: pd.DataFrame, failed_requests: pd.DataFrame | None = 
 
     ``failed_requests``: ``trace_id, http_status`` of the probe's failed requests (the statuses
     the EPR answered with)."""
-    runs = judged_runs(runs).sort_values("start", kind="stable").reset_index(drop=True)
+    runs = judged_runs(runs)
     if runs.empty:
         return []
-    failed = (runs["status"].astype(str) != "ok").to_numpy()
+    columns = ["trace_id", "start", "workflow", "site", "status", "error_type"]
+    runs = runs[columns].sort_values("start", kind="stable").reset_index(drop=True)
+    failed = (runs["status"] != "ok").to_numpy(dtype=bool, na_value=True)
     if not failed.any():
         return []
     starts = pd.to_datetime(runs["start"])
@@ -583,7 +593,7 @@ def failure_episodes(runs: pd.DataFrame, failed_requests: pd.DataFrame | None = 
     episode = new.cumsum().to_numpy()
     positions = np.flatnonzero(failed)
     found = []
-    site_of = runs["site"].astype(str).to_numpy()
+    site_of = pd.factorize(runs["site"])[0]  # codes, not a string per run
     for number in np.unique(episode):
         where = positions[episode == number]
         lo, hi = int(where[0]), int(where[-1])
@@ -591,9 +601,9 @@ def failure_episodes(runs: pd.DataFrame, failed_requests: pd.DataFrame | None = 
         here = np.isin(site_of, np.unique(site_of[where]))
         inside = np.zeros(len(runs), dtype=bool)
         inside[lo:hi + 1] = True
-        span = runs[inside & here]
+        n_span = int((inside & here).sum())
         n_failed = int((failed & inside & here).sum())
-        if n_failed < FAILURE_MIN_RUNS or n_failed < FAILURE_MIN_SHARE * len(span):
+        if n_failed < FAILURE_MIN_RUNS or n_failed < FAILURE_MIN_SHARE * n_span:
             continue
         ok_before = np.flatnonzero(~failed[:lo] & here[:lo])
         ok_after = np.flatnonzero(~failed[hi + 1:] & here[hi + 1:])
@@ -609,7 +619,7 @@ def failure_episodes(runs: pd.DataFrame, failed_requests: pd.DataFrame | None = 
             last_failure=starts.iloc[hi].to_pydatetime(),
             last_ok_before=starts.iloc[int(ok_before[-1])].to_pydatetime() if len(ok_before) else None,
             first_ok_after=starts.iloc[hi + 1 + int(ok_after[0])].to_pydatetime() if len(ok_after) else None,
-            failed=n_failed, runs=len(span), sites=tuple(sorted(bad["site"].astype(str).unique())),
+            failed=n_failed, runs=n_span, sites=tuple(sorted(bad["site"].astype(str).unique())),
             workflows=tuple(sorted(bad["workflow"].astype(str).unique())), statuses=statuses,
             error_types=tuple(str(e) for e in errors.index),
             trace_ids=tuple(bad["trace_id"].astype(str))))

@@ -447,30 +447,35 @@ class _Context:
     end: dt.datetime
     base_dir: Path | None
     changes: tuple[ChangeEventConfig, ...]
-    runs: pd.DataFrame
     thresholds: dict[str, tuple[float, str]]
-    frame: pd.DataFrame  # discovery.local_runs
+    frame: pd.DataFrame  # the window's judged runs, as discovery.local_runs gives them
     sla_results: dict[str, SLAResult] = field(default_factory=dict)
     gaps: dict[tuple[str, str], SiteGap] = field(default_factory=dict)  # (workflow, site)
 
-    def growth(self, affected: Sequence[str], baseline: Sequence[str]) -> StepGrowth:
+    def trace_ids(self, rows: np.ndarray) -> pa.Array:
+        """The trace ids of the runs at ``rows`` (positions, or a mask, over :attr:`frame`), as
+        Arrow strings for DuckDB (never a Python string per run)."""
+        return pa.array(self.frame["trace_id"].array[rows])
+
+    def growth(self, affected: np.ndarray, baseline: np.ndarray) -> StepGrowth:
         """:func:`analysis.discovery.step_growth` computed in DuckDB over the store's steps (a
-        month of steps is never loaded into memory)."""
-        chosen = set(affected)
-        baseline = [t for t in baseline if t not in chosen]
-        roles = pa.table({
-            "trace_id": pa.array([*affected, *baseline], pa.string()),
-            "role": pa.array([True] * len(affected) + [False] * len(baseline), pa.bool_())})
-        sums = ", ".join(f"sum({p}) AS {p}" for p in PHASES)
-        medians = ", ".join(f"median(p.{p}) AS {p}" for p in PHASES)
+        month of steps is never loaded into memory). ``affected`` and ``baseline`` are masks
+        over :attr:`frame`; a run in both is affected."""
+        baseline = baseline & ~affected
+        rows = np.flatnonzero(affected | baseline)
+        # Each run numbered by its row, so the steps are summed per run on an integer key.
+        roles = pa.table({"trace_id": self.trace_ids(rows), "run": pa.array(rows, pa.int64()),
+                          "role": pa.array(affected[rows], pa.bool_())})
+        sums = ", ".join(f"sum(s.{p}) AS {p}" for p in PHASES)
+        medians = ", ".join(f"median({p}) AS {p}" for p in PHASES)
         frame = self.store.sql(f"""
             WITH per_run AS (
-                SELECT trace_id, step, sum(duration_s) AS duration_s, {sums}
-                FROM steps WHERE start >= ? AND start < ? AND step IS NOT NULL
-                  AND trace_id IN (SELECT trace_id FROM roles)
-                GROUP BY ALL)
-            SELECT r.role, p.step, median(p.duration_s) AS duration_s, {medians}
-            FROM per_run AS p JOIN roles AS r USING (trace_id) GROUP BY ALL""",
+                SELECT r.run, r.role, s.step, sum(s.duration_s) AS duration_s, {sums}
+                FROM steps AS s JOIN roles AS r USING (trace_id)
+                WHERE s.start >= ? AND s.start < ? AND s.step IS NOT NULL
+                GROUP BY r.run, r.role, s.step)
+            SELECT role, step, median(duration_s) AS duration_s, {medians}
+            FROM per_run GROUP BY role, step""",
             [self.start, self.end + STEP_SLACK], tables={"roles": roles})
         return growth_from_medians(frame)
 
@@ -502,7 +507,7 @@ class _Context:
                 if r.met is not None]
 
     def sites_of(self, workflow: str) -> list[str]:
-        return sorted(self.runs.loc[self.runs["workflow"] == workflow, "site"].astype(str).unique())
+        return sorted(str(s) for s in self.frame.loc[self.frame["workflow"] == workflow, "site"].unique())
 
     def sites_text(self, sites: Sequence[str], of: Sequence[str]) -> str:
         sites = sorted(set(sites))
@@ -538,18 +543,22 @@ class _Context:
             return f"after {change.title} ({_when_text(change.at, self.zone)})"
         day = _day_text(first, self.zone)
         # On the window's first day with runs, what came before is unseen: it may be older.
-        if day == _day_text(self.runs["start"].min(), self.zone):
+        if day == _day_text(self.frame["start"].min(), self.zone):
             return f"since {day} or before (the window's first day)"
         return f"since {day}"
+
+
+def _sites(runs: pd.DataFrame) -> set[str]:
+    return {str(s) for s in runs["site"].dropna().unique()}
 
 
 def _thresholds(inputs: FindingInputs, runs: pd.DataFrame) -> dict[str, tuple[float, str]]:
     """Each workflow's T: its objective's, else ``DEFAULT_THRESHOLD_S``, or twice its median at
     its quickest site when that is longer (a 40-request handover list is not one click)."""
     out: dict[str, tuple[float, str]] = {}
-    ok = runs[runs["status"].astype(str) == "ok"]
-    medians = ok.groupby(["workflow", "site"])["waiting_s"].median()
-    for workflow in sorted(set(runs["workflow"].astype(str)) | {w.name for w in inputs.workflows}):
+    ok = (runs["status"] == "ok").to_numpy(dtype=bool, na_value=False)
+    medians = runs.loc[ok, ["workflow", "site", "waiting_s"]].groupby(["workflow", "site"])["waiting_s"].median()
+    for workflow in sorted({str(w) for w in runs["workflow"].dropna().unique()} | {w.name for w in inputs.workflows}):
         label = inputs.workflow(workflow)
         if label.threshold_source != "default":
             out[workflow] = (label.threshold_s, label.threshold_source)
@@ -583,6 +592,13 @@ def _objective_since(ctx: _Context, objective: ObjectiveConfig, site: str, perio
     return pd.Timestamp(first).to_pydatetime(), pd.Timestamp(frame["start"].min()).to_pydatetime()
 
 
+def _spread(scope: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``mask`` over the rows ``scope`` selects, as a mask over all rows."""
+    out = np.zeros(len(scope), dtype=bool)
+    out[scope] = mask
+    return out
+
+
 def _watermelon_story(ctx: _Context, f: Finding) -> Story:
     inputs = ctx.inputs
     workflow = inputs.workflow(f.workflow)
@@ -612,8 +628,8 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
     baseline = ~inside & frame["ok"].to_numpy()
     if f.period == ALL_HOURS:
         baseline = frame["ok"].to_numpy() & ~slow
-    growth = ctx.growth(frame.loc[slow, "trace_id"].astype(str).tolist(),
-                        frame.loc[baseline, "trace_id"].astype(str).tolist())
+    scope = (ctx.frame["workflow"] == f.workflow).to_numpy() & (ctx.frame["site"] == f.site).to_numpy()
+    growth = ctx.growth(_spread(scope, slow), _spread(scope, baseline))
     blame, blamed = _blame_text(growth, f"outside {f.period}" if f.period != ALL_HOURS
                                 else "in the runs within T")
     since, observed = (_objective_since(ctx, objective, f.site or "", f.period)
@@ -625,8 +641,7 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
         # makes the period differ from the rest of the day is said after it.
         later = (pd.to_datetime(frame["start"]) >= pd.Timestamp(change.at)).to_numpy()
         before = inside & frame["ok"].to_numpy() & ~later
-        by_change = ctx.growth(frame.loc[slow & later, "trace_id"].astype(str).tolist(),
-                               frame.loc[before, "trace_id"].astype(str).tolist())
+        by_change = ctx.growth(_spread(scope, slow & later), _spread(scope, before))
         if by_change.majority:
             period_blame = blame if growth.majority and growth.step != by_change.step else None
             growth = by_change
@@ -728,31 +743,29 @@ def _reverse_story(ctx: _Context, findings: Sequence[Finding], outage: bool) -> 
 
 def _covered(ctx: _Context, band: Band) -> bool:
     """Whether an objective on the band's workflow judges most of its runs (it speaks for them)."""
-    rows = ctx.frame[ctx.frame["trace_id"].isin(set(band.run_ids))]
     for objective in ctx.inputs.objectives:
         if objective.workflow != band.workflow or (objective.sites and band.site not in objective.sites):
             continue
         if not objective.periods:
             return True
-        inside = np.zeros(len(rows), dtype=bool)
+        inside = np.zeros(len(band.rows), dtype=bool)
         for period in objective.periods:
             if period in ctx.calendar.period_names:
-                inside |= rows[f"in {period}"].to_numpy(dtype=bool)
+                inside |= ctx.frame[f"in {period}"].to_numpy(dtype=bool)[band.rows]
         if inside.mean() >= 0.5:
             return True
     return False
 
 
-def _in_periods(ctx: _Context, run_ids: set[str]) -> tuple[float, list[str]]:
-    """The share of these runs inside some clinical period at their site, and the periods that
-    hold most of them."""
-    rows = ctx.frame[ctx.frame["trace_id"].isin(run_ids)]
-    if rows.empty or not ctx.calendar.period_names:
+def _in_periods(ctx: _Context, rows: np.ndarray) -> tuple[float, list[str]]:
+    """The share of these runs (positions in :attr:`_Context.frame`, each once) inside some
+    clinical period at their site, and the periods that hold most of them."""
+    if not len(rows) or not ctx.calendar.period_names:
         return 0.0, []
     inside = np.zeros(len(rows), dtype=bool)
     holding = []
     for period in ctx.calendar.period_names:
-        mask = rows[f"in {period}"].to_numpy(dtype=bool)
+        mask = ctx.frame[f"in {period}"].to_numpy(dtype=bool)[rows]
         inside |= mask
         if mask.mean() >= 0.5:
             holding.append(period)
@@ -919,26 +932,23 @@ def _lens_sla(ctx: _Context, pattern: _Pattern) -> tuple[SLAResult, float] | Non
 def _band_request_figures(ctx: _Context, patterns: Sequence[_Pattern]) -> pd.DataFrame:
     """For every pattern's lead workflow, its requests' figures (all and the slow runs'), in one
     DuckDB query: ``pattern, slow, requests, runs, mean_s, p95_s, within``."""
-    ids: list[str] = []
-    index: list[int] = []
-    slow: list[bool] = []
-    limits: list[float] = []
+    rows, index, slow, limits = [], [], [], []
     for i, pattern in enumerate(patterns):
         chosen = _lens_sla(ctx, pattern)
         if chosen is None:
             continue
         bands = [b for b in pattern.bands if b.workflow == pattern.workflows[0]]
-        slow_ids = {t for b in bands for t in b.slow_ids}
-        run_ids = [t for b in bands for t in b.run_ids]
-        ids += run_ids
-        index += [i] * len(run_ids)
-        slow += [t in slow_ids for t in run_ids]
-        limits += [chosen[1]] * len(run_ids)
-    if not ids:
+        band_rows = np.concatenate([b.rows for b in bands])
+        rows.append(band_rows)
+        index.append(np.full(len(band_rows), i, dtype=np.int64))
+        slow.append(np.isin(band_rows, np.concatenate([b.slow_rows for b in bands])))
+        limits.append(np.full(len(band_rows), chosen[1], dtype=float))
+    if not rows:
         return pd.DataFrame(columns=["pattern", "slow", "requests", "runs", "mean_s", "p95_s",
                                      "within"])
-    table = pa.table({"trace_id": pa.array(ids, pa.string()), "pattern": pa.array(index, pa.int64()),
-                      "slow": pa.array(slow, pa.bool_()), "limit_s": pa.array(limits, pa.float64())})
+    table = pa.table({"trace_id": ctx.trace_ids(np.concatenate(rows)),
+                      "pattern": pa.array(np.concatenate(index)), "slow": pa.array(np.concatenate(slow)),
+                      "limit_s": pa.array(np.concatenate(limits))})
     return ctx.store.sql("""
         SELECT b.pattern, b.slow, count(*) AS requests, count(DISTINCT q.trace_id) AS runs,
                avg(q.duration_s) AS mean_s, quantile_cont(q.duration_s, 0.95) AS p95_s,
@@ -961,8 +971,8 @@ def _band_lenses(ctx: _Context, pattern: _Pattern, figures: pd.DataFrame, days: 
     sla, limit = chosen
     workflow = pattern.workflows[0]
     bands = [b for b in pattern.bands if b.workflow == workflow]
-    slow = {t for b in bands for t in b.slow_ids}
-    ids = [t for b in bands for t in b.run_ids]
+    slow = np.unique(np.concatenate([b.slow_rows for b in bands]))
+    ids = np.unique(np.concatenate([b.rows for b in bands]))
     rows = {bool(r["slow"]): r for r in figures.to_dict("records")}
     everyone = figures[["requests", "runs", "within"]].sum()
     mean_all = float((figures["mean_s"] * figures["requests"]).sum() / everyone["requests"])
@@ -986,7 +996,7 @@ def _band_lenses(ctx: _Context, pattern: _Pattern, figures: pd.DataFrame, days: 
              "requests_per_run": per_run}, sla.name))
         runs = sum(b.runs for b in bands)
         share = len(slow) / runs
-        waits = ctx.frame.loc[ctx.frame["trace_id"].isin(ids) & ctx.frame["ok"], "waiting_s"]
+        waits = ctx.frame["waiting_s"].iloc[ids[ctx.frame["ok"].to_numpy()[ids]]]
         mean_run = float(waits.mean())
         lenses.append(Lens("mean_vs_tail", (
             f"{days} {hours} the average run waits {seconds_text(mean_run)}, but "
@@ -996,14 +1006,12 @@ def _band_lenses(ctx: _Context, pattern: _Pattern, figures: pd.DataFrame, days: 
     return tuple(lenses)
 
 
-def _pattern_story(ctx: _Context, pattern: _Pattern, steps_baseline: dict[str, list[str]],
-                   request_figures: pd.DataFrame) -> Story:
+def _pattern_story(ctx: _Context, pattern: _Pattern, request_figures: pd.DataFrame) -> Story:
     workflows = pattern.workflows
     days = _days_text(pattern)
     hours = _hours_text(pattern.start_min, pattern.end_min)
     periodic = _periodic_text(pattern)
-    run_ids = {t for b in pattern.bands for t in b.run_ids}
-    share_in, periods = _in_periods(ctx, run_ids)
+    share_in, periods = _in_periods(ctx, np.unique(np.concatenate([b.rows for b in pattern.bands])))
     outside = ctx.calendar.period_names and share_in < 0.1
     when = f"{days} {hours}" + (f", {periodic}" if periodic else "")
     if outside:
@@ -1018,10 +1026,13 @@ def _pattern_story(ctx: _Context, pattern: _Pattern, steps_baseline: dict[str, l
     headline = _capital(f"{when}, {waits[0]}") + f"{also}{sla_text}."
     lead = workflows[0]
     lead_bands = [b for b in pattern.bands if b.workflow == lead]
-    slow_ids = [t for b in lead_bands for t in b.slow_ids]
-    band_ids = {t for b in lead_bands for t in b.run_ids}
-    baseline = [t for t in steps_baseline.get(lead, []) if t not in band_ids]
-    growth = ctx.growth(slow_ids, baseline)
+    # Against the lead workflow's ok runs outside its bands.
+    slow, in_band = (np.zeros(len(ctx.frame), dtype=bool) for _ in range(2))
+    for band in lead_bands:
+        slow[band.slow_rows] = True
+        in_band[band.rows] = True
+    baseline = (ctx.frame["workflow"] == lead).to_numpy() & ctx.frame["ok"].to_numpy() & ~in_band
+    growth = ctx.growth(slow, baseline)
     blame, blamed = _blame_text(growth, "outside these hours")
     figures = [sla_figure(r) for r in slas]
     for workflow in workflows:
@@ -1046,7 +1057,7 @@ def _pattern_story(ctx: _Context, pattern: _Pattern, steps_baseline: dict[str, l
         kind="unwatched_wait", headline=headline, since=first,
         since_text=ctx.since_text(first, observed_from, workflows),
         workflow=lead if len(workflows) == 1 else None,
-        sites=tuple(pattern.sites) if set(pattern.sites) != set(ctx.runs["site"].astype(str)) else (),
+        sites=tuple(pattern.sites) if set(pattern.sites) != _sites(ctx.frame) else (),
         period=periods[0] if len(periods) == 1 else None, figures=tuple(figures),
         lenses=_band_lenses(ctx, pattern, request_figures, days, hours), blame=blame,
         suggestion_yaml=_suggestion(ctx, pattern),
@@ -1172,7 +1183,7 @@ def _event_story(ctx: _Context, episode: FailureEpisode) -> Story:
     start, end = _to_minute(episode.start), _to_minute(episode.end)
     span = f"{_when_text(start, zone)}–{end.astimezone(zone):%H:%M}"
     every = episode.failed == episode.runs
-    who = ctx.sites_text(list(episode.sites), sorted(ctx.runs["site"].astype(str).unique()))
+    who = ctx.sites_text(list(episode.sites), sorted(_sites(ctx.frame)))
     why = (f"HTTP {episode.statuses[0]}" if episode.statuses
            else (episode.error_types[0].replace("_", " ") if episode.error_types else "an error"))
     availability = ctx.availability_slas()
@@ -1202,7 +1213,7 @@ def _event_story(ctx: _Context, episode: FailureEpisode) -> Story:
     return Story(
         kind="event", headline=headline, since=start, since_text=_when_text(start, zone),
         workflow=episode.workflows[0] if len(episode.workflows) == 1 else None,
-        sites=episode.sites if len(episode.sites) < ctx.runs["site"].nunique() else (),
+        sites=episode.sites if len(episode.sites) < len(_sites(ctx.frame)) else (),
         period=None, figures=tuple(figures), lenses=(), blame=None, suggestion_yaml=None,
         severity_s=episode.duration.total_seconds() * len(episode.sites),
         detail=_json({"pattern": "failures", "start": start, "end": end,
@@ -1288,7 +1299,7 @@ def _change_story(ctx: _Context, change: ChangeEventConfig) -> Story | None:
     return Story(
         kind="change", headline=headline, since=at, since_text=f"after {change.title} ({when})",
         workflow=lead if len(by_workflow) == 1 else None,
-        sites=tuple(sorted(set(slower["site"]))) if set(slower["site"]) != set(ctx.runs["site"]) else (),
+        sites=tuple(sorted(set(slower["site"]))) if set(slower["site"]) != _sites(ctx.frame) else (),
         period=None, figures=tuple(figures), lenses=tuple(lenses), blame="; ".join(blames) or None,
         suggestion_yaml=None, severity_s=float(slower["lost"].sum()),
         detail=_json({"change": change.title, "at": at, "description": change.description,
@@ -1428,11 +1439,10 @@ def _request_medians(ctx: _Context) -> tuple[pd.DataFrame, dict[tuple[str, str],
     chosen = gap_runs(ctx.frame)
     if chosen.empty:
         return pd.DataFrame(columns=["workflow", "site", "url_template", "median_s", "per_run"]), {}
-    trace_ids = chosen["trace_id"].astype(str).to_numpy(dtype=object)
     # Each run also numbered 0..n-1, so its requests' distinct runs are counted in a bitmap per
     # group: a month's count(DISTINCT trace_id) held a hash set of every run (1.6 GB at 10M spans).
-    run_no, distinct = pd.factorize(trace_ids)
-    table = pa.table({"trace_id": pa.array(trace_ids, pa.string()), "run_no": pa.array(run_no, pa.int64())})
+    table = pa.table({"trace_id": ctx.trace_ids(chosen.index.to_numpy()),
+                      "run_no": pa.array(np.arange(len(chosen), dtype=np.int64))})
     network = ctx.store.sql("""
         SELECT s.workflow, s.site,
                median(coalesce(s.dns_s, 0) + coalesce(s.connect_s, 0) + coalesce(s.tls_s, 0)) AS s
@@ -1447,7 +1457,7 @@ def _request_medians(ctx: _Context) -> tuple[pd.DataFrame, dict[tuple[str, str],
         FROM requests AS q JOIN gap_runs USING (trace_id)
         WHERE q.start >= ? AND q.start < ? AND q.source = 'probe' AND q.status = 'ok'
           AND q.span_type <> 'auth' AND q.url_template IS NOT NULL
-        GROUP BY ALL""", [len(distinct) - 1, ctx.start, ctx.end + STEP_SLACK],
+        GROUP BY ALL""", [len(chosen) - 1, ctx.start, ctx.end + STEP_SLACK],
         tables={"gap_runs": table}), timed
 
 
@@ -1488,15 +1498,18 @@ def find_stories(
     cache = store if isinstance(store, FrameCache) else FrameCache(store)
     now = now if now is not None else dt.datetime.now(dt.UTC)
     quiet = _quiet_site_stories(cache, config, start, end, now, quiet_after_s)
-    runs = judged_runs(cache.runs(start, end))
+    # Only the columns the findings read (a month at 10M spans is 1.25M runs).
+    runs = judged_runs(cache.sql(
+        "SELECT trace_id, start, workflow, site, status, error_type, waiting_s FROM runs "
+        "WHERE start >= ? AND start < ? ORDER BY start, trace_id", [start, end]))
     if runs.empty:
         return quiet
     thresholds = _thresholds(config, runs)
     ctx = _Context(
         store=cache, inputs=config, calendar=calendar, start=start, end=end, base_dir=base_dir,
-        changes=tuple(changes) or config.changes, runs=runs,
-        thresholds=thresholds,
+        changes=tuple(changes) or config.changes, thresholds=thresholds,
         frame=local_runs(runs, calendar, {w: t for w, (t, _) in thresholds.items()}))
+    del runs
     for period in calendar.period_names:  # each period's mask once, for every question after
         ctx.frame[f"in {period}"] = calendar.mask(ctx.frame, period).to_numpy()
     by_site: dict[str, list[SiteGap]] = {}
@@ -1505,11 +1518,11 @@ def find_stories(
         by_site.setdefault(gap.site, []).append(gap)
         ctx.gaps[(gap.workflow, gap.site)] = gap
     episodes: list[FailureEpisode] = []
-    if (runs["status"].astype(str) != "ok").any():
+    if not ctx.frame["ok"].all():
         failed = cache.sql(
             "SELECT trace_id, http_status FROM requests WHERE start >= ? AND start < ? "
             "AND source = 'probe' AND status <> 'ok'", [start, end])
-        episodes = failure_episodes(runs, failed)
+        episodes = failure_episodes(ctx.frame, failed)
     stories: list[Story] = []
     by_slas: dict[tuple[str, ...], list[Finding]] = {}
     for finding in find_watermelons(cache, config.slas, config.objectives, calendar,
@@ -1529,14 +1542,11 @@ def find_stories(
         else:
             stories.append(reverse)
 
-    ok = ctx.frame[ctx.frame["ok"]]
-    baseline = {str(w): rows["trace_id"].astype(str).tolist() for w, rows in ok.groupby("workflow")}
     nobody: dict[int, list[_Pattern]] = {}
     patterns = _patterns([b for b in recurring_waits(ctx.frame) if not _covered(ctx, b)])
     request_figures = _band_request_figures(ctx, patterns)
     for i, pattern in enumerate(patterns):
-        story = _pattern_story(ctx, pattern, baseline,
-                               request_figures[request_figures["pattern"] == i])
+        story = _pattern_story(ctx, pattern, request_figures[request_figures["pattern"] == i])
         # A wait outside every clinical period, at the hours a breached SLA's bad requests came:
         # the reverse finding's evidence, not a story of its own.
         home = next((n for n, r in enumerate(reverses) if story.detail.get("outside_clinical_periods")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from zoneinfo import ZoneInfo
 from types import SimpleNamespace
 
 import pandas as pd
@@ -180,3 +181,44 @@ def test_a_wait_that_began_after_a_change_is_said_to_follow_it(make_rows, rows_s
             [s] = find_stories(store, inputs, None, MONDAY, MONDAY + dt.timedelta(days=3))
         assert (s.kind, s.since_text) == ("unwatched_wait", since)
         assert s.headline.startswith("Every weekday 13:30–17:00, for about 6 minutes every half hour")
+
+
+def test_local_runs_give_each_sites_local_day_without_an_object_per_run() -> None:
+    """Across the end of summer time (Sun 25 Oct 2026, 01:00 UTC in London), at a London site and
+    a New York one: the local minute, weekday and day as each site's clock reads them, held as
+    numbers (a month at 10M spans is 1.25M runs: no Python object per run)."""
+    from analysis.calendar import ClinicalCalendar
+    from analysis.discovery import local_runs
+
+    starts = [dt.datetime(2026, 10, 24, 23, 30, tzinfo=UTC), dt.datetime(2026, 10, 25, 0, 30, tzinfo=UTC),
+              dt.datetime(2026, 10, 25, 1, 30, tzinfo=UTC), dt.datetime(2026, 10, 25, 3, 59, 30, tzinfo=UTC)]
+    runs = pd.DataFrame({
+        "trace_id": [f"t{i}" for i in range(8)], "start": pd.to_datetime(starts * 2, utc=True),
+        "workflow": "open-record", "site": ["ward-7"] * 4 + ["clinic"] * 4,
+        "status": ["ok", "ok", "failed", "interrupted"] * 2, "error_type": pd.Series([None] * 8, dtype="str"),
+        "waiting_s": [1.0, 4.0, 5.0, 1.0] * 2})
+    zones = {"ward-7": "Europe/London", "clinic": "America/New_York"}
+    frame = local_runs(runs, ClinicalCalendar([], zones), {"open-record": 3.0})
+    assert list(frame["trace_id"]) == ["t0", "t1", "t2", "t4", "t5", "t6"]  # interrupted: never judged
+    assert not [c for c in frame.columns if frame[c].dtype == object]
+    local = [start.astimezone(ZoneInfo(zones[site])) for start, site in zip(frame["start"], frame["site"], strict=True)]
+    assert [d.date() for d in frame["date"]] == [t.date() for t in local]
+    assert list(frame["minute"]) == [t.hour * 60 + t.minute + t.second / 60 for t in local]
+    assert list(frame["weekday"]) == [t.weekday() for t in local]
+    assert list(frame["day_class"]) == ["weekday" if t.weekday() < 5 else "weekend" for t in local]
+    assert list(frame["over"]) == [False, True, False] * 2  # ok and beyond T; a failure is not "over"
+
+
+def test_a_bands_rows_are_its_runs_in_the_frame(stalls: Path) -> None:
+    from analysis.discovery import local_runs, recurring_waits
+
+    with open_store(stalls) as store:
+        frame = local_runs(store.runs(MONDAY, MONDAY + dt.timedelta(days=3)), None, {"open-record": 3.0})
+    bands = recurring_waits(frame)
+    assert {(b.site, b.start_min, b.end_min) for b in bands} == {(s, 13 * 60 + 30, 17 * 60) for s in SITES}
+    for band in bands:
+        rows = frame.iloc[band.rows]
+        assert len(rows) == band.runs and set(rows["site"]) == {band.site}
+        assert rows["minute"].between(band.start_min, band.end_min, inclusive="left").all()
+        assert set(band.slow_rows) <= set(band.rows) and len(band.slow_rows) == band.slow
+        assert (frame["waiting_s"].iloc[band.slow_rows] > 3.0).all()
