@@ -89,7 +89,7 @@ from analysis.screen import screen_change
 from analysis.server_time import MIN_STEPS, PartGrew, compared_windows, parts_grown, server_time
 from analysis.site_health import DEFAULT_QUIET_AFTER_S, site_health
 from analysis.sla import SLAResult, counted_requests, evaluate_sla
-from analysis.store import FrameCache, Store
+from analysis.store import FrameCache, Store, to_pandas
 from analysis.watermelon import Finding, Lens, find_watermelons
 
 __all__ = [
@@ -1499,9 +1499,9 @@ def find_stories(
     now = now if now is not None else dt.datetime.now(dt.UTC)
     quiet = _quiet_site_stories(cache, config, start, end, now, quiet_after_s)
     # Only the columns the findings read (a month at 10M spans is 1.25M runs).
-    runs = judged_runs(cache.sql(
+    runs = judged_runs(to_pandas(cache.arrow(
         "SELECT trace_id, start, workflow, site, status, error_type, waiting_s FROM runs "
-        "WHERE start >= ? AND start < ? ORDER BY start, trace_id", [start, end]))
+        "WHERE start >= ? AND start < ?", [start, end], order_by=["start", "trace_id"])))
     if runs.empty:
         return quiet
     thresholds = _thresholds(config, runs)

@@ -20,6 +20,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from analysis.calendar import ClinicalCalendar
 from store import StoreError, check_store, create_views, list_segments
@@ -198,6 +199,20 @@ class Store:
                 cursor.close()
         raise StoreError(f"cannot read the store at {self._path}: {last_error}") from last_error
 
+    def arrow(self, query: str, params: Sequence[Any] | None = None,
+              tables: Mapping[str, pa.Table | pd.DataFrame] | None = None,
+              order_by: Sequence[str] = ()) -> pa.Table:
+        """The result of ``query`` (as :meth:`sql` takes it) as an Arrow table, sorted by the
+        columns ``order_by`` (ascending, nulls last, as DuckDB's ``ORDER BY``) if given.
+
+        Sorted here rather than by DuckDB: its sort of a month's runs at 10M spans (1.25M rows,
+        a 120 MB result) left the process 440 MB larger, against 230 MB sorted in Arrow.
+        """
+        table = self._arrow(query, params, tables)
+        if order_by and table.num_rows:
+            table = table.take(pc.sort_indices(table, [(column, "ascending") for column in order_by]))
+        return table
+
     def sql(self, query: str, params: Sequence[Any] | None = None,
             tables: Mapping[str, pa.Table | pd.DataFrame] | None = None) -> pd.DataFrame:
         """The result of ``query`` over the store's views as a DataFrame.
@@ -235,8 +250,8 @@ class Store:
                 where.append(f"list_contains(?, {column})")
                 params.append(values)
         query = f"SELECT {', '.join(columns)} FROM {view} WHERE " + " AND ".join(where)
-        query += f" ORDER BY {time_column}, trace_id" + (", span_id" if "span_id" in columns else "")
-        frame = to_pandas(self._arrow(query, params))
+        order = [time_column, "trace_id", *(["span_id"] if "span_id" in columns else [])]
+        frame = to_pandas(self.arrow(query, params, order_by=order))
         if period is not None and self._calendar is not None:
             frame = frame[self._calendar.mask(frame, period, time_column=time_column)]
         return frame.reset_index(drop=True)

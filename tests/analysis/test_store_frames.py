@@ -213,3 +213,21 @@ def test_requests_and_missed_slots_frames(tmp_path: Path, make_probe) -> None:
         }
         assert len(store.missed_slots(end=slot)) == 0
         assert len(store.missed_slots(start=slot, workflow="handover")) == 1
+
+
+def test_arrow_sorts_as_duckdbs_order_by(data: Path) -> None:
+    """Store.arrow sorts in Arrow what an ORDER BY would (ties by the next key, nulls last), so
+    frames come in the same order without DuckDB's sort of the whole result."""
+    import pyarrow as pa
+
+    rows = pa.table({"moment": pa.array([3, 1, None, 1, 2], pa.int64()), "id": ["c", "b", "a", "a", None]})
+    query = "SELECT moment, id FROM t"
+    with open_store(data) as store:
+        mine = store.arrow(query, order_by=["moment", "id"], tables={"t": rows})
+        theirs = store.arrow(query + " ORDER BY moment, id", tables={"t": rows})
+        assert mine.to_pylist() == theirs.to_pylist() == [
+            {"moment": 1, "id": "a"}, {"moment": 1, "id": "b"}, {"moment": 2, "id": None}, {"moment": 3, "id": "c"},
+            {"moment": None, "id": "a"}]
+        runs = store.runs()
+        assert list(runs["trace_id"]) == list(store.sql(
+            "SELECT trace_id FROM runs ORDER BY start, trace_id")["trace_id"])
