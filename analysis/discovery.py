@@ -499,7 +499,7 @@ def site_gaps(frame: pd.DataFrame, request_medians: pd.DataFrame,
             spread = float((gaps.quantile(0.75) - gaps.quantile(0.25)) / median_gap)
             if spread > GAP_MAX_SPREAD:
                 continue
-            site_ids = wf_runs.loc[wf_runs["site"] == site, "trace_id"]
+            site_runs = int((wf_runs["site"] == site).sum())
             network = math.nan
             if network_s and (workflow, site) in network_s:
                 elsewhere = [network_s[(workflow, o)] for o in others if (workflow, o) in network_s]
@@ -509,7 +509,7 @@ def site_gaps(frame: pd.DataFrame, request_medians: pd.DataFrame,
                 workflow=str(workflow), site=str(site), others=tuple(others),
                 site_median_s=here_s, others_median_s=others_s, per_request_gap_s=median_gap,
                 spread=spread, requests_per_run=float(count[site].sum()),
-                request_types=len(gaps), runs=len(site_ids), network_s=network,
+                request_types=len(gaps), runs=site_runs, network_s=network,
                 first=pd.Timestamp(wf_runs.loc[wf_runs["site"] == site, "start"].min()
                                    ).to_pydatetime()))
     return found
@@ -517,12 +517,13 @@ def site_gaps(frame: pd.DataFrame, request_medians: pd.DataFrame,
 
 def gap_runs(frame: pd.DataFrame) -> pd.DataFrame:
     """The ok runs a site gap compares: those in half hours of the week in which at least two
-    sites ran the workflow."""
+    sites ran the workflow (``start, workflow, site, waiting_s``, indexed as in ``frame``)."""
+    columns = ["start", "workflow", "site", "waiting_s"]
     if frame.empty:
-        return frame
-    ok_runs = frame[frame["ok"]]
+        return frame[columns]
+    ok_runs = frame.loc[frame["ok"].to_numpy(), [*columns, "day_class", "bin"]]
     shared = ok_runs.groupby(["workflow", "day_class", "bin"], observed=True)["site"].transform("nunique") > 1
-    return ok_runs[shared.to_numpy()]
+    return ok_runs.loc[shared.to_numpy(), columns]
 
 
 # -- failures together -------------------------------------------------------------------------

@@ -1511,7 +1511,7 @@ def find_stories(
         frame=local_runs(runs, calendar, {w: t for w, (t, _) in thresholds.items()}))
     del runs
     for period in calendar.period_names:  # each period's mask once, for every question after
-        ctx.frame[f"in {period}"] = calendar.mask(ctx.frame, period).to_numpy()
+        ctx.frame[f"in {period}"] = calendar.mask(ctx.frame[["start", "site"]], period).to_numpy()
     by_site: dict[str, list[SiteGap]] = {}
     request_medians, network = _request_medians(ctx)
     for gap in site_gaps(ctx.frame, request_medians, network):
