@@ -548,6 +548,14 @@ class _Context:
         return f"since {day}"
 
 
+def _categorical(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with its names (workflow, site, status, error type) as categories in sorted
+    order: a byte a run instead of a string, grouped in the same order as the strings."""
+    for column in ("workflow", "site", "status", "error_type"):
+        runs[column] = runs[column].astype(pd.CategoricalDtype(sorted(runs[column].dropna().unique())))
+    return runs
+
+
 def _sites(runs: pd.DataFrame) -> set[str]:
     return {str(s) for s in runs["site"].dropna().unique()}
 
@@ -1499,9 +1507,9 @@ def find_stories(
     now = now if now is not None else dt.datetime.now(dt.UTC)
     quiet = _quiet_site_stories(cache, config, start, end, now, quiet_after_s)
     # Only the columns the findings read (a month at 10M spans is 1.25M runs).
-    runs = judged_runs(to_pandas(cache.arrow(
+    runs = judged_runs(_categorical(to_pandas(cache.arrow(
         "SELECT trace_id, start, workflow, site, status, error_type, waiting_s FROM runs "
-        "WHERE start >= ? AND start < ?", [start, end], order_by=["start", "trace_id"])))
+        "WHERE start >= ? AND start < ?", [start, end], order_by=["start", "trace_id"]))))
     if runs.empty:
         return quiet
     thresholds = _thresholds(config, runs)
