@@ -156,6 +156,8 @@ class Band:
         periodic: the periodic shape, if any.
         slow_rows: the slow runs, as positions in the :func:`local_runs` frame the band was
             found in; rows: all the band's runs, likewise.
+        lost_s: clinician time lost, as for a watermelon: the sum over the band's runs of
+            max(0, waiting - T).
         excess_s: sum over the slow runs of their waiting beyond the lower of T and the usual's
             limit (clinician seconds, as the probe sampled them).
     """
@@ -179,6 +181,7 @@ class Band:
     slow_rows: np.ndarray = field(repr=False, compare=False)
     rows: np.ndarray = field(repr=False, compare=False)
     excess_s: float = 0.0
+    lost_s: float = 0.0
 
     @property
     def hours(self) -> tuple[int, int]:
@@ -306,6 +309,7 @@ def _band(runs: pd.DataFrame, workflow: str, site: str, day_class: str, first_bi
         periodic=_periodic(band_runs, slow, start_min, cadence),
         slow_rows=band_runs.index.to_numpy()[slow], rows=band_runs.index.to_numpy(),
         excess_s=float(np.maximum(0.0, waits[slow] - floor).sum()),
+        lost_s=float(np.nansum(np.maximum(0.0, waits - threshold))),
     )
 
 
@@ -329,7 +333,8 @@ def _join_day_classes(bands: list[Band]) -> list[Band]:
                 days_affected=tuple(sorted(a.days_affected + b.days_affected)),
                 first=min(a.first, b.first), periodic=a.periodic if a.periodic == b.periodic
                 else None, slow_rows=np.concatenate([a.slow_rows, b.slow_rows]),
-                rows=np.concatenate([a.rows, b.rows]), excess_s=a.excess_s + b.excess_s))
+                rows=np.concatenate([a.rows, b.rows]), excess_s=a.excess_s + b.excess_s,
+                lost_s=a.lost_s + b.lost_s))
         else:
             out.extend(group)
     return out

@@ -806,6 +806,11 @@ class _Pattern:
         return sum(b.excess_s for b in self.bands)
 
     @property
+    def lost_s(self) -> float:
+        """Clinician time lost, as a watermelon's: the runs' waiting beyond T, summed."""
+        return sum(b.lost_s for b in self.bands)
+
+    @property
     def first(self) -> dt.datetime:
         return min(b.first for b in self.bands)
 
@@ -1069,11 +1074,14 @@ def _pattern_story(ctx: _Context, pattern: _Pattern, request_figures: pd.DataFra
         period=periods[0] if len(periods) == 1 else None, figures=tuple(figures),
         lenses=_band_lenses(ctx, pattern, request_figures, days, hours), blame=blame,
         suggestion_yaml=_suggestion(ctx, pattern),
-        severity_s=pattern.excess_s,
+        # Ranked by time lost beyond T, as every story: a wait that departs from the usual
+        # but keeps within T is no worse than an objective breached beyond it.
+        severity_s=pattern.lost_s,
         detail=_json({
             "pattern": "recurring_wait", "days": pattern.day_class, "start": _clock(pattern.start_min),
             "end": _clock(pattern.end_min) if pattern.end_min < 1440 else "24:00",
             "periodic": periodic, "outside_clinical_periods": bool(outside),
+            "time_lost_s": pattern.lost_s,
             "workflows": workflows, "sites": pattern.sites, "blame_step": blamed,
             "blame_layer": growth.layer, "step_growth_s": growth.steps,
             "thresholds_s": {w: ctx.thresholds[w][0] for w in workflows},

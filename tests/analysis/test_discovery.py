@@ -222,3 +222,14 @@ def test_a_bands_rows_are_its_runs_in_the_frame(stalls: Path) -> None:
         assert rows["minute"].between(band.start_min, band.end_min, inclusive="left").all()
         assert set(band.slow_rows) <= set(band.rows) and len(band.slow_rows) == band.slow
         assert (frame["waiting_s"].iloc[band.slow_rows] > 3.0).all()
+
+
+def test_a_recurring_wait_is_ranked_by_its_time_lost_beyond_t(stalls: Path) -> None:
+    """Stories are ordered by clinician time lost, the runs' waiting beyond T summed: a recurring
+    wait's too, not its waiting beyond the lower limit that found it (the usual's 1.5 s here), so a
+    wait that keeps within T does not outrank an objective breached beyond it."""
+    with open_store(stalls) as store:
+        [s] = find_stories(store, _inputs(), None, MONDAY, MONDAY + dt.timedelta(days=3))
+    stalled = 7 * 4 * 3 * len(SITES)  # 4 minutes of each of 7 half hours, 3 days, both sites
+    assert s.severity_s == pytest.approx(stalled * (20.0 - 3.0))
+    assert s.detail["time_lost_s"] == pytest.approx(s.severity_s)
