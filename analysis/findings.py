@@ -566,7 +566,8 @@ def _thresholds(inputs: FindingInputs, runs: pd.DataFrame) -> dict[str, tuple[fl
     out: dict[str, tuple[float, str]] = {}
     ok = (runs["status"] == "ok").to_numpy(dtype=bool, na_value=False)
     medians = runs.loc[ok, ["workflow", "site", "waiting_s"]].groupby(["workflow", "site"])["waiting_s"].median()
-    for workflow in sorted({str(w) for w in runs["workflow"].dropna().unique()} | {w.name for w in inputs.workflows}):
+    workflows = {str(w) for w in runs["workflow"].dropna().unique()} | {w.name for w in inputs.workflows}
+    for workflow in sorted(workflows):
         label = inputs.workflow(workflow)
         if label.threshold_source != "default":
             out[workflow] = (label.threshold_s, label.threshold_source)
@@ -629,14 +630,14 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
     figures.append(Figure(f"9 in 10 runs{during} waited at most", seconds_text(p90),  # type: ignore[arg-type]
                           f"≤ {t:g} s", runs, None))
     # Blame what grew against its own baseline: the same site's runs outside the period.
-    frame = ctx.frame[(ctx.frame["workflow"] == f.workflow) & (ctx.frame["site"] == f.site)]
+    scope = (ctx.frame["workflow"] == f.workflow).to_numpy() & (ctx.frame["site"] == f.site).to_numpy()
+    frame = ctx.frame[scope]
     inside = (frame[f"in {f.period}"].to_numpy(dtype=bool) if f.period != ALL_HOURS
               else np.ones(len(frame), dtype=bool))
     slow = inside & (frame["waiting_s"].to_numpy(dtype=float) > t) & frame["ok"].to_numpy()
     baseline = ~inside & frame["ok"].to_numpy()
     if f.period == ALL_HOURS:
         baseline = frame["ok"].to_numpy() & ~slow
-    scope = (ctx.frame["workflow"] == f.workflow).to_numpy() & (ctx.frame["site"] == f.site).to_numpy()
     growth = ctx.growth(_spread(scope, slow), _spread(scope, baseline))
     blame, blamed = _blame_text(growth, f"outside {f.period}" if f.period != ALL_HOURS
                                 else "in the runs within T")
