@@ -144,14 +144,19 @@ class Filters:
         return WINDOWS.get(self.window, f"calendar month {self.window}")
 
 
+def recent_months(now: dt.datetime, count: int) -> list[str]:
+    """The calendar months ``YYYY-MM`` of ``now`` and the ``count - 1`` before it, newest first."""
+    index = now.year * 12 + now.month - 1
+    return [f"{(index - i) // 12:04d}-{(index - i) % 12 + 1:02d}" for i in range(count)]
+
+
 def filter_bar(filters: Filters, context: DashboardContext,
                *, show: tuple[str, ...] = ("window", "workflow", "site", "period", "live")) -> html.Div:
     """The controls for the filters a page uses (``live``: the live-mode switch); changing one
     updates the URL."""
     now = context.now()
-    months = [(now.replace(day=1) - dt.timedelta(days=31 * i)).strftime("%Y-%m") for i in range(3)]
     window_options = [{"label": label, "value": key} for key, label in WINDOWS.items()]
-    window_options += [{"label": f"month {m}", "value": m} for m in dict.fromkeys(months)]
+    window_options += [{"label": f"month {m}", "value": m} for m in recent_months(now, 3)]
     if filters.window not in {o["value"] for o in window_options}:
         window_options.append({"label": filters.describe_window(), "value": filters.window})
     controls = {

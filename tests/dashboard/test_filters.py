@@ -39,3 +39,11 @@ def test_every_window_lies_on_the_rollup_grid() -> None:
         for zone in ("Europe/London", "Asia/Kolkata", "Asia/Kathmandu"):
             for edge in Filters(window=window).bounds(now, zone):
                 assert edge.timestamp() % 900 == 0, (window, zone, edge)
+
+
+def test_the_month_menu_offers_each_of_the_last_three_calendar_months() -> None:
+    """From 1 December, stepping back 31 days a month skipped November (30 days) for October."""
+    from dashboard.filters import recent_months
+
+    assert recent_months(dt.datetime(2026, 12, 8, tzinfo=dt.UTC), 3) == ["2026-12", "2026-11", "2026-10"]
+    assert recent_months(dt.datetime(2027, 3, 31, tzinfo=dt.UTC), 4) == ["2027-03", "2027-02", "2027-01", "2026-12"]
