@@ -1427,7 +1427,10 @@ def _quiet_site_stories(store: FrameCache, inputs: FindingInputs, start: dt.date
         if not h.quiet:
             continue
         quiet_s = (now - h.last_heard).total_seconds() if h.last_heard else (now - start).total_seconds()
-        spool = (f"; its spool held {h.spool_runs} run(s) at its last report" if h.spool_runs else "")
+        spool = ""
+        if h.spool_runs:
+            held = "1 run" if h.spool_runs == 1 else f"{h.spool_runs:,} runs"
+            spool = f"; its spool held {held} at its last report"
         headline = (f"{h.sentence[:-1]}: its runs are missing from every figure since then (the probe, its "
                     f"link or the observatory is down, not necessarily the EPR){spool}.")
         figures = [Figure("last heard", _when_text(h.last_heard, zone) if h.last_heard else "never",

@@ -100,7 +100,8 @@ def site_health(data_dir: Path, sites: Sequence[tuple[str, str]], now: dt.dateti
             when = local.strftime("%H:%M") if local.date() == now.astimezone(zone).date() else local.strftime("%a %-d %b %H:%M")
             sentence = f"{title} has not reported since {when}."
         elif isinstance(spool_runs, int) and spool_runs > 0:
-            sentence = f"{title} is reporting; {spool_runs} run(s) were waiting in its spool at its last report."
+            runs = "1 run was" if spool_runs == 1 else f"{spool_runs:,} runs were"
+            sentence = f"{title} is reporting; {runs} waiting in its spool at its last report."
         else:
             sentence = f"{title} is reporting."
         out.append(SiteHealth(

@@ -9,6 +9,7 @@ from dash import html
 from analysis.site_health import SiteHealth, site_health
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import NoData, open_data
+from dashboard.figures import count_text
 from dashboard.layout import explain, page
 
 dash.register_page(__name__, path="/site-health", name="Site health", title="Wardwatch · Site health", order=7)
@@ -55,15 +56,16 @@ def _table(health: list[SiteHealth], context: DashboardContext) -> html.Table:
             return ""
         return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
-    heads = ["site", "last heard", "newest measured run", "runs in its spool", "oldest waiting",
+    heads = ["site", f"last heard ({context.timezone})", f"newest measured run ({context.timezone})",
+             "runs in its spool", "oldest waiting",
              "dropped when full", "clock offset", "probe version"]
     rows = [html.Tr([
         html.Td(h.title, style=cell, className="site"),
         html.Td(when(h.last_heard), style=cell, className="last_heard"),
         html.Td(when(h.last_run), style=cell, className="last_run"),
-        html.Td("" if h.spool_runs is None else str(h.spool_runs), style=number, className="spool_runs"),
+        html.Td("" if h.spool_runs is None else count_text(h.spool_runs), style=number, className="spool_runs"),
         html.Td(age(h.spool_oldest_age_s), style=number, className="spool_age"),
-        html.Td("" if h.spool_dropped_batches is None else str(h.spool_dropped_batches), style=number),
+        html.Td("" if h.spool_dropped_batches is None else count_text(h.spool_dropped_batches), style=number),
         html.Td("" if h.clock_offset_s is None else f"{h.clock_offset_s:+.2f} s", style=number, className="clock_offset"),
         html.Td(h.probe_version or "", style=cell, className="probe_version"),
     ]) for h in health]

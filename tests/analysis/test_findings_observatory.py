@@ -103,7 +103,7 @@ def test_a_quiet_site_is_told_even_when_no_site_ran_in_the_window(tmp_path: Path
     found = stories(tmp_path, NOW - dt.timedelta(hours=1), NOW, now=NOW)
     assert sorted(s.headline.split(" has")[0] for s in found) == ["Community hospital", "Ward 7"]
     assert all(s.kind == "quiet_site" for s in found)
-    assert "its spool held 40 run(s) at its last report" in next(s.headline for s in found if "Community" in s.headline)
+    assert "its spool held 40 runs at its last report" in next(s.headline for s in found if "Community" in s.headline)
 
 
 def test_a_store_of_simulated_history_alone_has_no_quiet_site(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def test_quiet_reporting_and_never_heard(tmp_path: Path) -> None:
     ward, clinic, community = site_health(tmp_path, SITES, NOW, timezone="Europe/London")
     assert ward.quiet and ward.sentence == "Ward 7 has not reported since 08:12."
     assert ward.clock_offset_s == -0.4 and ward.probe_version == "0.1.0"
-    assert not clinic.quiet and "12 run(s) were waiting in its spool" in clinic.sentence
+    assert not clinic.quiet and "12 runs were waiting in its spool" in clinic.sentence
     assert community.quiet and community.sentence == "Community hospital has never reported."
 
 
