@@ -256,7 +256,7 @@ def story_item(story: Story, filters: Filters, context: DashboardContext) -> htm
         ], className="story-lenses"))
     if story.suggestion_yaml:
         folded.append(html.Details([html.Summary("An objective you could add"),
-                                    html.Pre(story.suggestion_yaml, style={"background": "#f6f8fa", "padding": "0.5em"})],
+                                    html.Pre(story.suggestion_yaml, style={"background": "#f6f8fa", "padding": "0.5em", "whiteSpace": "pre-wrap", "overflowWrap": "anywhere"})],
                                    className="story-suggestion"))
     blame = [html.Div(f"Where the time goes: {story.blame}.", className="story-blame",
                       style={"fontSize": "0.9em"})] if story.blame else []

@@ -72,6 +72,10 @@ def test_the_overview_tells_the_clinic_stalls_without_a_click(browser, demo_url:
     ratings = page.locator("#watermelon-board tr").filter(has_text="Open patient record").locator("td.rating")
     assert ratings.count() == 3
     assert not [r for r in ratings.all_inner_texts() if r.startswith(("Good", "Excellent"))], ratings.all_inner_texts()
+    # An objective's YAML, unfolded, wraps inside the page instead of widening it.
+    page.evaluate("document.querySelectorAll('details.story-suggestion').forEach(d => d.open = true)")
+    assert page.locator("details.story-suggestion[open]").count() > 0
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1400
     page.screenshot(path=str(screenshots_dir / "overview-demo.png"), full_page=True)
     assert errors == []
     page.close()
