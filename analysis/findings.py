@@ -544,7 +544,8 @@ class _Context:
         day = _day_text(first, self.zone)
         # On the window's first day with runs, what came before is unseen: it may be older.
         if day == _day_text(self.frame["start"].min(), self.zone):
-            return f"since {day} or before (the window's first day)"
+            first_of = "the window's" if day == _day_text(self.start, self.zone) else "the data's"
+            return f"since {day} or before ({first_of} first day)"
         return f"since {day}"
 
 

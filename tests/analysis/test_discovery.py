@@ -53,6 +53,15 @@ def stalls(make_rows, rows_store) -> Path:
     return rows_store(rows)
 
 
+def test_a_window_that_starts_before_the_data_says_the_datas_first_day(stalls: Path) -> None:
+    """A month whose runs begin on the 2nd: its first day is not the window's."""
+    mean = SLAConfig(name="supplier mean", metric="mean", target=1.0)
+    with open_store(stalls) as store:
+        [s] = find_stories(store, _inputs(slas=[mean]), None, MONDAY - dt.timedelta(days=1),
+                           MONDAY + dt.timedelta(days=3))
+    assert s.since_text == "since Mon 2 Nov or before (the data's first day)"
+
+
 def test_a_periodic_stall_in_an_operators_words(stalls: Path) -> None:
     mean = SLAConfig(name="supplier mean", metric="mean", target=1.0)
     inputs = _inputs(slas=[mean])
