@@ -83,6 +83,7 @@ from analysis.discovery import (
     recurring_waits,
     site_gaps,
 )
+from analysis.names import step_title
 from analysis.objectives import ALL_HOURS, judged_runs
 from analysis.query.dialect import count_distinct_dense
 from analysis.screen import screen_change
@@ -400,10 +401,6 @@ def _capital(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
-def _step_name(step: str) -> str:
-    """A step as people read it: "chart heart rate", not ``chart-heart-rate``."""
-    return step.replace("-", " ").replace("_", " ")
-
 
 def _chance_text(p_value: float) -> str:
     """How likely chance alone made the difference (a Mann-Whitney p-value), in words."""
@@ -424,9 +421,9 @@ def _blame_text(growth: StepGrowth, baseline: str) -> tuple[str | None, str | No
     layer = _layer_text(growth.layer)
     layer = f"; {layer}" if layer else ""
     if growth.majority:
-        return (f"the {_step_name(growth.step)} step (+{seconds_text(growth.growth_s)} against its own median "
+        return (f"the {step_title(growth.step)} step (+{seconds_text(growth.growth_s)} against its own median "
                 f"{baseline}, {share_text(growth.share)} of the increase{layer})", growth.step)
-    return (f"no single step: every step waited longer (the largest, {_step_name(growth.step)}, "
+    return (f"no single step: every step waited longer (the largest, {step_title(growth.step)}, "
             f"+{seconds_text(growth.growth_s)}, {share_text(growth.share)} of the increase"
             f"{layer})", None)
 
@@ -718,10 +715,10 @@ def _reverse_story(ctx: _Context, findings: Sequence[Finding], outage: bool) -> 
                        int(g.experience["runs"]), "met") for g in findings]  # type: ignore[call-overload]
     blame = None
     if f.dominant_step is not None and f.dominant_step_share > 0.5:
-        blame = (f"the {_step_name(f.dominant_step)} step ({share_text(f.dominant_step_share)} of the "
+        blame = (f"the {step_title(f.dominant_step)} step ({share_text(f.dominant_step_share)} of the "
                  f"slowness the SLA counted)")
     elif f.dominant_step is not None:
-        blame = (f"no single step (the largest, {_step_name(f.dominant_step)}, has "
+        blame = (f"no single step (the largest, {step_title(f.dominant_step)}, has "
                  f"{share_text(f.dominant_step_share)} of the slowness the SLA counted)")
     since, bad_minutes = None, {}
     for result in slas:
@@ -1285,14 +1282,14 @@ def _change_story(ctx: _Context, change: ChangeEventConfig) -> Story | None:
         layer = mine["dominant_layer"].dropna()
         layer_text = _layer_text(str(layer.mode().iloc[0])) if not layer.empty else ""
         if share > 0.5:
-            blames.append(f"the {_step_name(step)} step of {ctx.title(workflow)} (+{seconds_text(grew)} against "
+            blames.append(f"the {step_title(step)} step of {ctx.title(workflow)} (+{seconds_text(grew)} against "
                           f"its own median before, {share_text(share)} of the increase"
                           + (f"; {layer_text}" if layer_text else "") + ")")
             blamed.append(step)
-            grown.append(f"its {_step_name(step)} step grew by {seconds_text(grew)}, "
+            grown.append(f"its {step_title(step)} step grew by {seconds_text(grew)}, "
                          f"{share_text(share)} of the increase")
         else:
-            blames.append(f"no single step of {ctx.title(workflow)} (the largest, {_step_name(step)}, "
+            blames.append(f"no single step of {ctx.title(workflow)} (the largest, {step_title(step)}, "
                           f"+{seconds_text(grew)}, {share_text(share)} of the increase)")
     when = _when_text(at, ctx.zone)
     headline = f"After {change.title} ({when}), {'; '.join(parts)}"
@@ -1338,7 +1335,7 @@ _PART_BLAME = {
 
 def _server_time_lens(part: PartGrew, step: str, site: str) -> Lens:
     return Lens("server_time", (
-        f"{_capital(part.clause(f'the wait for the {_step_name(step)} step at {site}'))}. The rest of the wait "
+        f"{_capital(part.clause(f'the wait for the {step_title(step)} step at {site}'))}. The rest of the wait "
         f"(network, front end, TLS, the client) went {seconds_text(part.rest_before_s)} → "
         f"{seconds_text(part.rest_after_s)} (medians; n = {part.n_before} steps before, {part.n_after} after)"),
         {"wait_before_s": part.wait_before_s, "wait_after_s": part.wait_after_s,
@@ -1370,14 +1367,14 @@ def _server_time_stories(ctx: _Context) -> list[Story]:
     for (workflow, site_id), parts in by_scope.items():
         lead, site = parts[0], ctx.inputs.site_title(site_id)
         title = ctx.title(workflow)
-        headline = _capital(f"{title}, the {_step_name(lead.step)} step: {lead.clause(f'the wait at {site}')}") + "."
-        same = [_step_name(p.step) for p in parts[1:] if p.part == lead.part]
+        headline = _capital(f"{title}, the {step_title(lead.step)} step: {lead.clause(f'the wait at {site}')}") + "."
+        same = [step_title(p.step) for p in parts[1:] if p.part == lead.part]
         if same:
             headline += f" The {_and(same)} step{'s' if len(same) > 1 else ''} grew the same way."
-        headline += "".join(f" The {_step_name(p.step)} step: {p.clause()}." for p in parts[1:] if p.part != lead.part)
+        headline += "".join(f" The {step_title(p.step)} step: {p.clause()}." for p in parts[1:] if p.part != lead.part)
         figures = []
         for part in parts:
-            where = f"{title}, {_step_name(part.step)} step at {site}"
+            where = f"{title}, {step_title(part.step)} step at {site}"
             figures += [
                 Figure(f"{where}: median wait", seconds_text(part.wait_after_s),
                        f"{seconds_text(part.wait_before_s)} before (n={part.n_before})", part.n_after, None),
@@ -1385,7 +1382,7 @@ def _server_time_stories(ctx: _Context) -> list[Story]:
                        f"{seconds_text(part.server_before_s)} before (n={part.n_before})", part.n_after, None),
                 Figure(f"{where}: median rest (network, front end, client)", seconds_text(part.rest_after_s),
                        f"{seconds_text(part.rest_before_s)} before (n={part.n_before})", part.n_after, None)]
-        blame = (f"{_PART_BLAME[lead.part].format(site=site)}: in the {_step_name(lead.step)} step, the rest of the wait went "
+        blame = (f"{_PART_BLAME[lead.part].format(site=site)}: in the {step_title(lead.step)} step, the rest of the wait went "
                  f"{seconds_text(lead.rest_before_s)} → {seconds_text(lead.rest_after_s)}, the server's time "
                  f"{seconds_text(lead.server_before_s)} → {seconds_text(lead.server_after_s)}")
         stories.append(Story(

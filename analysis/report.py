@@ -37,6 +37,7 @@ from analysis.changelog import effective_changes
 from analysis.changes import change_impact
 from analysis.config import ChangeEventConfig, ObjectiveConfig, SLAConfig, TaskVolumeConfig
 from analysis.findings import Figure, FindingInputs, Story, find_stories, percent_text, seconds_text
+from analysis.names import step_title
 from analysis.objectives import ALL_HOURS, ObjectiveResult, evaluate_objective
 from analysis.query.objectives import apdex_from_counts
 from analysis.sla import SLAResult, _base_query, evaluate_sla, parse_month, sla_window
@@ -225,9 +226,6 @@ def _month_name(month: str) -> str:
     return dt.date(year, number, 1).strftime("%B %Y")
 
 
-def _step_title(step: str) -> str:
-    return step.replace("-", " ").replace("_", " ")
-
 
 def _allowance(sla: SLAConfig) -> str:
     """What the SLA's error budget allows, in words."""
@@ -361,9 +359,9 @@ def _change_sentence(change: ChangeEventConfig, impact: pd.DataFrame, labels: Fi
         share = worst["dominant_step_share"]
         rise = f"+{worst['dominant_step_delta_s']:.2f} s"
         if not pd.isna(share) and share > 0.5:
-            step = f", mostly in {_step_title(worst['dominant_step'])} ({rise}, {percent_text(share)} of the rise)"
+            step = f", mostly in {step_title(worst['dominant_step'])} ({rise}, {percent_text(share)} of the rise)"
         else:
-            step = f"; the step that rose most is {_step_title(worst['dominant_step'])} ({rise})"
+            step = f"; the step that rose most is {step_title(worst['dominant_step'])} ({rise})"
     others = len(moved) - 1
     tail = f"; {others} other workflow and site pair{'s' if others > 1 else ''} also slower" if others else ""
     return (
@@ -689,7 +687,7 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
                          f"{_num(c.before_median_s)} → {_num(c.after_median_s)}",
                          f"{_num(c.before_p90_s)} → {_num(c.after_p90_s)}",
                          _num(c.cliffs_delta), _p_text(c.p_value),
-                         "" if pd.isna(c.dominant_step) else _step_title(str(c.dominant_step))])
+                         "" if pd.isna(c.dominant_step) else step_title(str(c.dominant_step))])
     tables.append(("Changes: before and after",
                    ["change", "workflow", "site", "runs before / after", "median (s)",
                     "90th percentile (s)", "Cliff's delta", "p", "step that rose most"], rows))

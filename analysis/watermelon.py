@@ -50,6 +50,7 @@ import pyarrow as pa
 
 from analysis.calendar import ClinicalCalendar
 from analysis.config import ObjectiveConfig, SLAConfig, TaskVolumeConfig
+from analysis.names import step_title
 from analysis.objectives import (
     ALL_HOURS,
     ObjectiveResult,
@@ -443,7 +444,7 @@ def _watermelon(
             text += (f"; its median run waited {diff:.2f} s longer than the other sites', "
                      f"{per_request_gap * 1000:.0f} ms on each of its {per_run:.1f} requests one after another")
             if gap_step is not None:
-                text += f" (most in the {_step_name(gap_step)} step, +{gap_s:.2f} s)"
+                text += f" (most in the {step_title(gap_step)} step, +{gap_s:.2f} s)"
         lenses.append(Lens("pooled_sites", text, {
             "pooled_p90_s": pooled, "pooled_runs": pooled_n, "site_p90_s": p90,
             "median_gap_s": diff, "per_request_gap_s": per_request_gap, "step_gap_s": gap_s}))
@@ -558,13 +559,9 @@ def _step_text(step: str | None, share: float, what: str) -> str:
     if step is None:
         return ""
     if share <= SPREAD_SHARE:  # "most" only of a majority
-        return f" The {what} is spread across the steps (the largest, {_step_name(step)}, has {share:.0%})."
-    return f" Most of the {what} is in the {_step_name(step)} step ({share:.0%})."
+        return f" The {what} is spread across the steps (the largest, {step_title(step)}, has {share:.0%})."
+    return f" Most of the {what} is in the {step_title(step)} step ({share:.0%})."
 
-
-def _step_name(step: str) -> str:
-    """A step as people read it: "chart heart rate", not ``chart-heart-rate``."""
-    return step.replace("-", " ").replace("_", " ")
 
 
 def _sla_clause(results: Sequence[SLAResult], verb: str) -> str:

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from analysis.names import step_title
+
 __all__ = [
     "PHASES",
     "PeriodBox",
@@ -53,13 +55,15 @@ def empty_figure(message: str) -> go.Figure:
 
 
 def step_duration_figure(steps: pd.DataFrame, *, timezone: str = "UTC",
-                         site_title: Callable[[str], str] = str) -> go.Figure:
+                         site_title: Callable[[str], str] = str,
+                         workflow_title: Callable[[str], str] = str) -> go.Figure:
     """Stacked bars of each run's step durations (seconds), one bar per run, in run order.
 
     ``steps`` is ``analysis`` steps frame (columns ``trace_id``, ``start``, ``step``,
     ``step_index``, ``duration_s``, ``workflow``, ``site``). The bar's height is the run's waiting
     time; think time is not part of it. Each bar is labelled with its run's start and its site's
-    display name (``site_title`` of the site's id).
+    display name (``site_title`` of the site's id), and its workflow's (``workflow_title``) when
+    the runs are of several workflows; two runs that would read alike are numbered.
     """
     if steps.empty:
         return empty_figure("No runs in the store yet: start a probe (wardwatch probe -c FILE).")
@@ -69,16 +73,23 @@ def step_duration_figure(steps: pd.DataFrame, *, timezone: str = "UTC",
     frame["run_label"] = (
         frame["run_start_local"].dt.strftime("%d %b %H:%M:%S") + " · " + frame["site"].map(site_title)
     )
+    if "workflow" in frame and frame["workflow"].nunique() > 1:
+        frame["run_label"] += " · " + frame["workflow"].map(workflow_title)
+    # Runs that would read alike (the same second, site and workflow) stay separate bars.
+    firsts = frame.drop_duplicates("trace_id")
+    repeat = firsts.groupby("run_label").cumcount()
+    renamed = dict(zip(firsts["trace_id"], firsts["run_label"].where(repeat == 0, firsts["run_label"] + " (" + (repeat + 1).astype(str) + ")"), strict=True))
+    frame["run_label"] = frame["trace_id"].map(renamed)
     order = frame.drop_duplicates("trace_id").sort_values("run_start_local")["run_label"].tolist()
     fig = go.Figure()
     step_order = frame.sort_values("step_index").drop_duplicates("step")["step"].tolist()
     for step in step_order:
         part = frame[frame["step"] == step]
         fig.add_bar(
-            name=str(step),
+            name=step_title(str(step)),
             x=part["run_label"],
             y=part["duration_s"],
-            hovertemplate="%{x}<br>" + str(step) + ": %{y:.3f} s<extra></extra>",
+            hovertemplate="%{x}<br>" + step_title(str(step)) + ": %{y:.3f} s<extra></extra>",
         )
     runs = frame["trace_id"].nunique()
     fig.update_layout(
@@ -230,6 +241,7 @@ def step_breakdown_figure(steps: pd.DataFrame) -> go.Figure:
     if steps.empty:
         return empty_figure("No steps match these filters.")
     fig = go.Figure()
+    steps = steps.assign(step=steps["step"].astype(str).map(step_title))
     fig.add_bar(name="median", x=steps["step"], y=steps["median_s"],
                 customdata=steps["samples"], hovertemplate="%{x}: median %{y:.3f} s (n = %{customdata:,})<extra></extra>")
     fig.add_bar(name="p90", x=steps["step"], y=steps["p90_s"],
@@ -351,7 +363,8 @@ def _union_s(intervals: list[tuple[float, float]]) -> float:
 
 
 def waterfall_figure(spans: pd.DataFrame, marks: pd.DataFrame | None = None, *,
-                     run_title: str | None = None) -> go.Figure:
+                     run_title: str | None = None,
+                     workflow_title: Callable[[str], str] = str) -> go.Figure:
     """One run as a waterfall: the run, its steps (the clinician's wait), the requests under each
     (the probe's, or the ones a browser step's page made), the EPR's own server spans under the
     request they answered, each step's long tasks, and the moments a browser step recorded: what
@@ -362,7 +375,8 @@ def waterfall_figure(spans: pd.DataFrame, marks: pd.DataFrame | None = None, *,
     ``source`` ("probe" or "server") and ``depth``, ordered for display, and optionally
     ``span_type``, ``http_status``, ``error_type``; ``marks`` has ``span_id`` (the step's),
     ``kind``, ``at`` (UTC), ``duration_s`` (:class:`analysis.waterfall.Waterfall`); ``run_title``
-    names the run in words (workflow, site, start) in the figure's title.
+    names the run in words (workflow, site, start) in the figure's title; ``workflow_title`` the
+    run's row (its span is named by the workflow's id). Steps read as words ("step latest vitals").
     """
     if spans.empty:
         return empty_figure("Choose a run in the list to see its waterfall.")
@@ -401,9 +415,9 @@ def waterfall_figure(spans: pd.DataFrame, marks: pd.DataFrame | None = None, *,
         duration = float(spans.at[i, "duration_s"])
         words = [duration_text(duration)]
         if kind == "run":
-            label = f"run {name}"
+            label = f"run {workflow_title(name)}"
         elif kind == "step":
-            label = f"step {name}"
+            label = f"step {step_title(name)}"
             served = [(offset_s[j], end_s[j]) for j in range(i + 1, subtree_end[i]) if spans.at[j, "source"] == "server"]
             if served:
                 words.append(f"EPR servers {duration_text(_union_s(served))} of it")

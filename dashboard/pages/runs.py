@@ -70,12 +70,14 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
         html.P(f"{count_text(len(listed))} runs listed; {count_text((listed['status'] != 'ok').sum())} not ok; "
                f"{count_text(len(missed))} missed slots in this window.", id=ids.RUNS_SUMMARY),
         dcc.Graph(id=ids.WATERFALL, figure=figures.waterfall_figure(
-            waterfall.spans, waterfall.marks, run_title=_run_title(listed, filters.trace, context)))
+            waterfall.spans, waterfall.marks, run_title=_run_title(listed, filters.trace, context),
+            workflow_title=lambda name: context.workflow(name).title))
         if waterfall is not None else None,
         _runs_table(listed, filters, context),
         dcc.Graph(id=ids.STEP_CHART,
                   figure=figures.step_duration_figure(chart_steps, timezone=context.timezone,
-                                                           site_title=context.site_title)),
+                                                           site_title=context.site_title,
+                                                           workflow_title=lambda name: context.workflow(name).title)),
         _missed_table(missed, context),
     ]
 

@@ -121,12 +121,12 @@ def test_a_browser_runs_waterfall_says_its_requests_long_tasks_and_visible_momen
         "at": [ms(1300), ms(1460), ms(1600), ms(2000)],
         "duration_s": [float("nan"), 0.12, float("nan"), float("nan")],
     })
-    fig = figures.waterfall_figure(spans, marks)
+    fig = figures.waterfall_figure(spans, marks, workflow_title={"open-record-in-browser": "Open record in browser"}.get)
     labels = [label.replace("\u00a0", " ").strip() for label in fig.layout.yaxis.ticktext]
     assert labels == [
-        "run open-record-in-browser · 2.10 s",
-        "step sign-in · 300 ms",
-        "step open-record · 1.00 s, EPR servers 180 ms of it, failed: browser_script",
+        "run Open record in browser · 2.10 s",
+        "step sign in · 300 ms",
+        "step open record · 1.00 s, EPR servers 180 ms of it, failed: browser_script",
         "GET /fhir/Encounter · 200 ms, HTTP 200",
         "EPR server: GET /fhir/Encounter · 180 ms, HTTP 200",
         "GET /fhir/DocumentReference · 200 ms, HTTP 503, failed: http_5xx",
@@ -229,3 +229,31 @@ def test_step_chart_labels_each_run_with_its_sites_display_name() -> None:
     fig = figures.step_duration_figure(steps_frame(), timezone="UTC", site_title=titles.get)
     labels = list(dict.fromkeys(x for trace in fig.data for x in trace.x))
     assert [label.split(" · ")[1] for label in labels] == ["Ward 7", "Community hospital"]
+
+
+def test_step_chart_keeps_runs_of_two_workflows_at_the_same_second_apart() -> None:
+    """Two runs starting the same second at one site, of two workflows, were one stacked bar."""
+    first = steps_frame()
+    second = first[first["trace_id"] == "t0"].assign(trace_id="t9", workflow="ward_handover",
+                                                     step=["list patients", "latest-vitals"])
+    titles = {"open_patient_record": "Open patient record", "ward_handover": "Ward handover"}
+    fig = figures.step_duration_figure(pd.concat([first, second]), timezone="UTC", workflow_title=titles.get)
+    labels = list(dict.fromkeys(x for trace in fig.data for x in trace.x))
+    assert len(labels) == 3, labels
+    assert {label.split(" · ")[-1] for label in labels} == {"Open patient record", "Ward handover"}
+    assert "latest vitals" in [trace.name for trace in fig.data]  # steps read as words
+
+
+def test_step_chart_numbers_runs_that_would_read_alike() -> None:
+    first = steps_frame()
+    twin = first[first["trace_id"] == "t0"].assign(trace_id="t0b")
+    fig = figures.step_duration_figure(pd.concat([first, twin]), timezone="UTC")
+    labels = list(dict.fromkeys(x for trace in fig.data for x in trace.x))
+    assert len(labels) == 3 and sum(label.endswith(" (2)") for label in labels) == 1, labels
+
+
+def test_step_breakdown_names_steps_in_words() -> None:
+    steps = pd.DataFrame({"step": ["find-patient", "latest_vitals"], "median_s": [0.1, 2.0],
+                          "p90_s": [0.2, 3.0], "samples": [10, 10], "excess_share": [0.1, 0.9]})
+    fig = figures.step_breakdown_figure(steps)
+    assert list(fig.data[0].x) == ["find patient", "latest vitals"]

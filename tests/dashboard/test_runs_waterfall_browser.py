@@ -65,9 +65,9 @@ def test_the_runs_page_draws_a_browser_runs_waterfall_in_words(
     text = waterfall.inner_text().replace("\u00a0", " ")
     page.screenshot(path=str(screenshots_dir / "runs-browser-waterfall.png"), full_page=True)
     # every step with its wait, the record's step with the EPR servers' share of it
-    for step in ("open-app", "sign-in", "find-patient", "open-record"):
+    for step in ("open app", "sign in", "find patient", "open record"):
         assert re.search(rf"step {step} · \d+(\.\d+)? m?s", text), text
-    assert re.search(r"step open-record · [\d.]+ m?s, EPR servers \d+(\.\d+)? m?s of it", text), text
+    assert re.search(r"step open record · [\d.]+ m?s, EPR servers \d+(\.\d+)? m?s of it", text), text
     # the page's requests under their step, and the EPR's own span under each
     assert re.search(r"GET /fhir/DocumentReference · \d+ ms, HTTP 200", text), text
     assert re.search(r"EPR server: GET /fhir/DocumentReference · \d+ ms", text), text
