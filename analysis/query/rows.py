@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import pandas as pd
 
-from analysis.query.figures import FRUSTRATED_SHARE, ask
+from analysis.query.figures import FRUSTRATED_SHARE, ask, level_for
 from analysis.query.sources import Definitions
 from analysis.status import RECENT_RUNS_QUERY, StatusRules, against_thresholds, judge_status
 from analysis.store import RunFilter, Store
@@ -68,7 +68,7 @@ def current_status(store: Store, defs: Definitions, now: dt.datetime, rules: Sta
         SELECT b.workflow, b.site, b.baseline_s, l.last_seen
         FROM ({q.quantiles('runs_src', ['workflow', 'site'], {'baseline_s': 0.5}, "status = 'ok'")}) AS b
         JOIN (SELECT workflow, site, max(last_ok) AS last_seen FROM runs_src WHERE status = 'ok' GROUP BY ALL) AS l
-          ON b.workflow IS NOT DISTINCT FROM l.workflow AND b.site IS NOT DISTINCT FROM l.site""")
+          ON b.workflow IS NOT DISTINCT FROM l.workflow AND b.site IS NOT DISTINCT FROM l.site""", level_s=level_for(q))
     recent = store.sql(RECENT_RUNS_QUERY, [recent_start, now])
     status = judge_status(baseline, recent, rules)
     if not thresholds:

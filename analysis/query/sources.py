@@ -15,6 +15,9 @@ The *exact* source has one row per run or step (``n = 1``, the value itself): :f
 :func:`exact_steps`. The *pre-aggregate* is the same rows grouped per closed 15-minute bucket,
 each value replaced by its histogram bucket's representative (:func:`materialize`): counts and
 sums stay exact, percentiles move by at most :data:`~analysis.query.dialect.RELATIVE_ERROR`.
+A closed day is also kept at coarser levels (:data:`LEVELS_S`: hour and day rows), the same
+rows grouped again (the histogram's buckets and the counts add), so a month reads about 30 rows
+per key and value instead of 2,880.
 The figures (:mod:`analysis.query.figures`) read either, or both at once (pre-aggregated
 buckets and exact rows for the rest of a window), with the same SQL.
 """
@@ -33,6 +36,9 @@ from analysis.query import dialect as d
 
 __all__ = [
     "BUCKET_S",
+    "DAY_S",
+    "HOUR_S",
+    "LEVELS_S",
     "PHASES",
     "RUN_LOOKBACK",
     "RUN_COLUMNS",
@@ -44,6 +50,10 @@ __all__ = [
 ]
 
 BUCKET_S = 900  # the pre-aggregate's bucket: 15 minutes, on which clinical periods are aligned
+HOUR_S, DAY_S = 3_600, 86_400
+# The pre-aggregate's levels, finest first: each a whole number of the one before, summed from it
+# (materialize(histogram=False)); which level may answer a figure is figures.level_for's rule.
+LEVELS_S = (BUCKET_S, HOUR_S, DAY_S)
 PHASES = ("dns_s", "connect_s", "tls_s", "ttfb_s", "transfer_s")
 # A step is judged by its run (slow or not) when the run started at most this long before the
 # step's window: longer runs are not timed by any workflow this project runs (timeouts are seconds).
@@ -128,18 +138,23 @@ def exact_steps(defs: Definitions, intervals: list[tuple[dt.datetime, dt.datetim
         WHERE {when}""", [*runs_params, *params]
 
 
-def materialize(kind: str, exact_sql: str) -> str:
-    """The pre-aggregate of an exact source (``kind`` ``runs`` or ``steps``): grouped per
-    15-minute bucket and histogram value. The same rows, so the same figures read it."""
-    at = d.bucket_start("moment", BUCKET_S)
-    value = d.log_bucket_value("value_s")
+def materialize(kind: str, rows_sql: str, bucket_s: int = BUCKET_S, *, histogram: bool = True) -> str:
+    """The pre-aggregate of a source's rows (``kind`` ``runs`` or ``steps``): grouped per bucket of
+    ``bucket_s`` seconds and histogram value. The same rows, so the same figures read it.
+
+    With ``histogram`` (rows of the exact source) each value is replaced by its histogram bucket's
+    representative first; without it the rows are already a pre-aggregate's (a finer level's),
+    whose values are representatives, and every column is a sum, a min or a max of its rows: so a
+    coarser level summed from the finer one equals the coarser level built from the exact rows."""
+    at = d.bucket_start("moment", bucket_s)
+    value = d.log_bucket_value("value_s") if histogram else "value_s"
     if kind == "runs":
         return f"""
             SELECT {at} AS moment, workflow, site, status, simulated, zone, {value} AS value_s,
                    CAST(sum(n) AS BIGINT) AS n, sum(sum_s) AS sum_s, max(last_ok) AS last_ok
-            FROM ({exact_sql}) GROUP BY ALL"""
+            FROM ({rows_sql}) GROUP BY ALL"""
     sums = ", ".join(f"sum({p}_sum) AS {p}_sum" for p in PHASES)
     return f"""
         SELECT {at} AS moment, workflow, site, step, min(step_index) AS step_index, slow, {value} AS value_s,
                CAST(sum(n) AS BIGINT) AS n, sum(sum_s) AS sum_s, CAST(sum(phase_n) AS BIGINT) AS phase_n, {sums}
-        FROM ({exact_sql}) GROUP BY ALL"""
+        FROM ({rows_sql}) GROUP BY ALL"""

@@ -328,3 +328,56 @@ def test_the_store_connection_avoids_duckdbs_common_subplan_wrong_answers(asked)
     """duckdb issue 25819 (1.5.1-1.5.6): the figures reuse their source in one query."""
     setting = asked.store.sql("SELECT current_setting('disabled_optimizers') AS s")["s"].iloc[0]
     assert "common_subplan" in setting
+
+
+def test_a_closed_day_is_kept_as_hour_and_day_rows_summed_from_its_buckets(tmp_path, make_rows) -> None:
+    """Hour and day rows are the day's 15-minute rows grouped again (counts and sums equal, fewer
+    rows); a late segment makes the day stale with its levels, and the next pass builds them again."""
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    defs = Definitions.of({"open": 1.0})
+    write_spans(path, _runs(make_rows, day + dt.timedelta(hours=8), 48))  # 08:00-11:55, every 5 minutes
+    preagg.refresh(path, defs, now=day + dt.timedelta(hours=20))
+    assert all(len(b.files) == 2 for b in preagg.coverage(path, defs).built)  # an open day: 15-minute rows only
+    preagg.refresh(path, defs, now=day + dt.timedelta(days=1, minutes=10))
+    (built,) = preagg.coverage(path, defs).built
+    assert set(built.files) == {(k, lv) for k in ("runs", "steps") for lv in (900, 3600, 86_400)}
+    con = duckdb.connect()
+    for kind in ("runs", "steps"):
+        rows_, n, total = zip(*(con.execute(f"SELECT count(*), sum(n), sum(sum_s) FROM '{built.files[(kind, lv)]}'")
+                                 .fetchone() for lv in (900, 3600, 86_400)))
+        assert n[0] == n[1] == n[2] == (48 if kind == "runs" else 96)
+        assert total == pytest.approx((total[0],) * 3, rel=1e-12)
+        assert rows_[0] >= rows_[1] > rows_[2]
+    days = con.execute(f"SELECT DISTINCT moment FROM '{built.files[('runs', 86_400)]}'").fetchall()
+    assert [m for (m,) in days] == [day]
+    write_spans(path, _runs(make_rows, day + dt.timedelta(hours=9, minutes=1), 2, site="clinic"))  # late
+    assert preagg.coverage(path, defs).built == ()
+    assert int(_same_counts(path, defs, (day, day + dt.timedelta(days=1)))["samples"].sum()) == 50
+    preagg.refresh(path, defs, now=day + dt.timedelta(days=1, minutes=10))
+    (built,) = preagg.coverage(path, defs).built
+    assert ("runs", 86_400) in built.files
+    assert int(_same_counts(path, defs, (day, day + dt.timedelta(days=1)))["samples"].sum()) == 50
+    assert not [p for p in preagg.directory(path, defs).iterdir()
+                if p.suffix == ".parquet" and str(p) not in built.files.values()]
+
+
+def test_a_figure_reads_the_coarsest_level_that_its_use_of_time_allows() -> None:
+    """The one rule (``figures.level_for``): day rows for figures that use no time, the level
+    that divides a timeline's buckets, hour rows for local hours and periods on the hour in
+    zones on the hour (across a clock change), 15-minute rows otherwise."""
+    def q(start: dt.datetime, days: int = 31) -> f.Question:
+        return f.ask(None, RunFilter(start, start + dt.timedelta(days=days)), DEFS)  # type: ignore[arg-type]
+
+    october = q(dt.datetime(2026, 10, 1, tzinfo=dt.UTC))  # British Summer Time ends on the 25th
+    assert f.level_for(october) == 86_400
+    assert [f.level_for(october, bucket_s=b) for b in (900, 1800, 3600, 6 * 3600, 86_400, 7 * 86_400)] == \
+        [900, 900, 3600, 3600, 86_400, 86_400]
+    assert f.level_for(october, zones=["Europe/London", "America/New_York"]) == 3600
+    assert f.level_for(october, zones=["Europe/London", "Asia/Kolkata"]) == 900  # +05:30
+    assert f.level_for(q(dt.datetime(2026, 4, 1, tzinfo=dt.UTC)), zones=["Australia/Lord_Howe"]) == 900  # 30-min DST
+    assert f.level_for(q(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)), zones=["Australia/Lord_Howe"]) == 3600  # +11:00
+    assert f.level_for(october, zones=["Europe/London"], periods=[(dt.time(8), dt.time(17))]) == 3600
+    assert f.level_for(october, zones=["Europe/London"], periods=[(dt.time(8), dt.time(10, 30))]) == 900
+    assert f.level_for(october, bucket_s=86_400, zones=["Europe/London"]) == 3600
+    assert f.level_for(f.ask(None, RunFilter(None, None), DEFS), zones=["UTC"]) == 900  # type: ignore[arg-type]
