@@ -41,7 +41,16 @@ import duckdb
 import pyarrow.parquet as pq
 
 from analysis.query import dialect
-from analysis.query.sources import BUCKET_S, LEVELS_S, THRESHOLDS, Definitions, exact_runs, exact_steps, materialize
+from analysis.query.sources import (
+    BUCKET_S,
+    LEVELS_S,
+    THRESHOLDS,
+    Definitions,
+    exact_runs,
+    exact_steps,
+    kept_slowest,
+    materialize,
+)
 from store import StoreError, check_store, create_views, list_segments
 from store.config import apply_duckdb_settings
 from store.segments import read_replaces
@@ -197,8 +206,9 @@ def _overlaps(a: Range, b: Range) -> bool:
 
 @dataclass(frozen=True)
 class Built:
-    """One trusted range and its files: ``files[(kind, level_s)]`` (``runs`` or ``steps``; 900 for
-    the 15-minute rows, and the coarser levels of a closed day)."""
+    """One trusted range and its files: ``files[(kind, level_s)]`` (``runs`` or ``steps``: 900 for
+    the 15-minute rows, and the coarser levels of a closed day; ``top``, a closed day's kept
+    slowest runs, at 86,400)."""
 
     lo: int
     hi: int
@@ -242,7 +252,7 @@ def coverage(path: Path, defs: Definitions, segments: Sequence[Path] | None = No
     live = _by_partition(segments if segments is not None else list_segments(Path(path)))
     ranges = sorted(_trusted(folder, live, state), key=lambda r: r["lo"])
     built = tuple(Built(r["lo"], r["hi"], {(kind, level): str(folder / r[_key(kind, level)])
-                                           for kind in ("runs", "steps") for level in LEVELS_S
+                                           for kind in ("runs", "steps", TOP) for level in LEVELS_S
                                            if r.get(_key(kind, level))}) for r in ranges)
     return Coverage(tuple((r["lo"], r["hi"]) for r in ranges),
                     tuple(str(folder / r["runs"]) for r in ranges if r.get("runs")),
@@ -277,13 +287,13 @@ def _when(seconds: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
-def _write(con: duckdb.DuckDBPyConnection, query: str, params: list, target: Path) -> bool:
+def _write(con: duckdb.DuckDBPyConnection, query: str, params: list, target: Path, order: str = "moment") -> bool:
     """``query``'s rows as a Parquet file at ``target`` (renamed into place); False when empty."""
     temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     con.execute(f"CREATE OR REPLACE TEMP TABLE built AS {query}", params)
     if con.execute("SELECT count(*) FROM built").fetchone()[0] == 0:  # type: ignore[index]
         return False
-    con.execute(f"COPY (SELECT * FROM built ORDER BY moment) TO '{temp}' (FORMAT parquet)")
+    con.execute(f"COPY (SELECT * FROM built ORDER BY {order}) TO '{temp}' (FORMAT parquet)")
     os.replace(temp, target)
     return True
 
@@ -304,11 +314,20 @@ def _remove(folder: Path, entry: dict) -> None:
         (folder / entry[key]).unlink(missing_ok=True)
 
 
+TOP = "top"  # a closed day's kept slowest runs (sources.kept_slowest), as files[(TOP, DAY_S)]
+
+
 def _levels(con: duckdb.DuckDBPyConnection, folder: Path, entry: dict) -> dict:
     """A closed day's range with its coarser levels: each level's rows summed from the level
     below (:func:`~analysis.query.sources.materialize` without the histogram: its values are
-    representatives already), so hour and day rows are the 15-minute rows grouped again."""
+    representatives already), so hour and day rows are the 15-minute rows grouped again; and
+    its kept slowest runs, read from the spans it was built from."""
     entry = dict(entry)
+    if entry.get("runs") and not entry.get(_key(TOP, _DAY_S)):
+        name = f"{TOP}-{entry['lo']}-{entry['hi']}.parquet"
+        sql, params = kept_slowest(_when(entry["lo"]), _when(entry["hi"]))
+        if _write(con, sql, params, folder / name, order="rank_all"):
+            entry[_key(TOP, _DAY_S)] = name
     for kind in ("runs", "steps"):
         for finer, level in zip(LEVELS_S, LEVELS_S[1:]):
             source, key = entry.get(_key(kind, finer)), _key(kind, level)
@@ -322,8 +341,10 @@ def _levels(con: duckdb.DuckDBPyConnection, folder: Path, entry: dict) -> dict:
 
 
 def _wants_levels(entry: dict, closed: int) -> bool:
-    whole_day = entry["lo"] % _DAY_S == 0 and entry["hi"] - entry["lo"] == _DAY_S and entry["hi"] <= closed
-    return whole_day and any(entry.get(kind) and not entry.get(_key(kind, LEVELS_S[-1])) for kind in ("runs", "steps"))
+    if not (entry["lo"] % _DAY_S == 0 and entry["hi"] - entry["lo"] == _DAY_S and entry["hi"] <= closed):
+        return False
+    levels = any(entry.get(kind) and not entry.get(_key(kind, LEVELS_S[-1])) for kind in ("runs", "steps"))
+    return levels or bool(entry.get("runs")) and not entry.get(_key(TOP, _DAY_S))
 
 
 def refresh(path: Path, defs: Definitions, *, now: dt.datetime | None = None,

@@ -1,36 +1,68 @@
 """Rows, not aggregates: the runs a page lists, their steps, missed slots, a status's recent runs.
 
 Read exactly from the store's views; a window's bounds let DuckDB skip the row groups of other
-times (segments are sorted by start). The status's baseline is a figure and comes from
+times (segments are sorted by start). A month's slowest runs come from the kept lists of its
+closed days (:func:`slowest`). The status's baseline is a figure and comes from
 :mod:`analysis.query.figures`' sources.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+
 import pandas as pd
 
-from analysis.query.figures import FRUSTRATED_SHARE, ask, level_for
-from analysis.query.sources import Definitions
+from analysis.query import dialect as d
+from analysis.query import preagg
+from analysis.query.figures import FRUSTRATED_SHARE, _minus, ask, level_for
+from analysis.query import sources
+from analysis.query.sources import DAY_S, RUN_LIST, SLOWEST_ORDER, TOP_RANKS, Definitions
 from analysis.status import RECENT_RUNS_QUERY, StatusRules, against_thresholds, judge_status
 from analysis.store import RunFilter, Store
 
 __all__ = ["RUN_LIST", "chart_steps", "current_status", "missed_slots", "slowest"]
 
-RUN_LIST = ["trace_id", "start", "workflow", "site", "status", "error_type", "waiting_s", "wall_s", "simulated"]
-
 
 def slowest(store: Store, runs: RunFilter, *, limit: int = 200, status: str | None = None,
-            newest_first: bool = False) -> pd.DataFrame:
+            newest_first: bool = False, defs: Definitions | None = None) -> pd.DataFrame:
     """The slowest runs first (or the newest): ``trace_id, start, workflow, site, status,
-    error_type, waiting_s, wall_s, simulated``."""
+    error_type, waiting_s, wall_s, simulated``.
+
+    With ``defs`` (the pre-aggregates' definitions), the slowest of the closed days the window
+    holds whole come from their kept lists (``sources.kept_slowest``), the rest of the window
+    from the runs: the same runs as a scan of every run, in the same order, when ``limit`` is at
+    most :data:`~analysis.query.sources.TOP_RUNS` (otherwise, newest first, or by status, a scan)."""
     where, params = runs.where()
     if status is not None:
         where += " AND status = ?"
         params.append(status)
-    order = "start DESC" if newest_first else "waiting_s DESC NULLS LAST, start DESC"
-    return store.sql(f"SELECT {', '.join(RUN_LIST)} FROM runs WHERE {where} ORDER BY {order} LIMIT ?",
-                     [*params, int(limit)])
+    order = "start DESC, trace_id" if newest_first else SLOWEST_ORDER
+    columns = ", ".join(RUN_LIST)
+    days = _kept_days(store, runs, defs) if not newest_first and status is None and limit <= sources.TOP_RUNS else []
+    if not days:
+        return store.sql(f"SELECT {columns} FROM runs WHERE {where} ORDER BY {order} LIMIT ?", [*params, int(limit)])
+    rank = TOP_RANKS[(runs.workflows is not None, runs.sites is not None)]
+    filter_sql, filters = RunFilter(None, None, runs.workflows, runs.sites).where()
+    arms = [f"SELECT {columns} FROM {d.read_files([f for _, _, f in days])} WHERE {rank} <= ? AND {filter_sql}"]
+    arm_params: list = [int(limit), *filters]
+    assert runs.start is not None and runs.end is not None
+    for lo, hi in _minus(runs.start, runs.end, [(lo, hi) for lo, hi, _ in days]):
+        arms.append(f"SELECT {columns} FROM runs WHERE start >= ? AND start < ? AND {filter_sql}")
+        arm_params += [lo, hi, *filters]
+    union = " UNION ALL ".join(f"({arm})" for arm in arms)
+    return store.sql(f"SELECT * FROM ({union}) ORDER BY {order} LIMIT ?", [*arm_params, int(limit)])
+
+
+def _kept_days(store: Store, runs: RunFilter, defs: Definitions | None) -> list[tuple[dt.datetime, dt.datetime, str]]:
+    """The closed days wholly inside ``runs``' window with a kept list of slowest runs."""
+    if defs is None or runs.start is None or runs.end is None:
+        return []
+    out = []
+    for built in preagg.coverage(store.path, defs).built:
+        lo, hi = (dt.datetime.fromtimestamp(x, dt.UTC) for x in (built.lo, built.hi))
+        if (preagg.TOP, DAY_S) in built.files and runs.start <= lo and hi <= runs.end:
+            out.append((lo, hi, built.files[(preagg.TOP, DAY_S)]))
+    return out
 
 
 def chart_steps(store: Store, listed: pd.DataFrame) -> pd.DataFrame:

@@ -42,10 +42,15 @@ __all__ = [
     "PHASES",
     "RUN_LOOKBACK",
     "RUN_COLUMNS",
+    "RUN_LIST",
+    "SLOWEST_ORDER",
+    "TOP_RANKS",
+    "TOP_RUNS",
     "STEP_COLUMNS",
     "Definitions",
     "exact_runs",
     "exact_steps",
+    "kept_slowest",
     "materialize",
 ]
 
@@ -61,6 +66,17 @@ RUN_LOOKBACK = dt.timedelta(hours=6)
 FORMAT = 1  # raise when a source's columns or the histogram change
 
 RUN_COLUMNS = ("moment", "workflow", "site", "status", "simulated", "zone", "value_s", "n", "sum_s", "last_ok")
+# A listed run (the runs page), and the order of "slowest first" (the last keys break ties, so a
+# kept list and a scan agree on which runs make the top).
+RUN_LIST = ("trace_id", "start", "workflow", "site", "status", "error_type", "waiting_s", "wall_s", "simulated")
+SLOWEST_ORDER = "waiting_s DESC NULLS LAST, start DESC, trace_id"
+# A closed day keeps its TOP_RUNS slowest runs overall, of each workflow, of each site and of each
+# workflow at each site, with their rank in each: the slowest N <= TOP_RUNS of any window of whole
+# days, for any workflows and sites, are among the kept runs of those days ranked <= N in the
+# narrowest group holding the filter (each of them is in the top N of its own group).
+TOP_RUNS = 200
+TOP_RANKS = {(False, False): "rank_all", (True, False): "rank_workflow", (False, True): "rank_site",
+             (True, True): "rank_pair"}  # (workflows filtered, sites filtered) -> the rank to read
 STEP_COLUMNS = ("moment", "workflow", "site", "step", "step_index", "slow", "value_s", "n", "sum_s", "phase_n",
                 *(f"{p}_sum" for p in PHASES))
 
@@ -136,6 +152,17 @@ def exact_steps(defs: Definitions, intervals: list[tuple[dt.datetime, dt.datetim
                    FROM runs WHERE {runs_when} GROUP BY trace_id) AS r ON r.trace_id = st.trace_id
         LEFT JOIN {THRESHOLDS} AS t ON t.workflow = coalesce(st.workflow, r.workflow)
         WHERE {when}""", [*runs_params, *params]
+
+
+def kept_slowest(lo: dt.datetime, hi: dt.datetime) -> tuple[str, list]:
+    """The kept slowest runs starting in ``[lo, hi)`` (a closed day): :data:`RUN_LIST` and the
+    four ranks of :data:`TOP_RANKS`, the runs ranked <= :data:`TOP_RUNS` in any of them."""
+    ranks = {"rank_all": "", "rank_workflow": "PARTITION BY workflow", "rank_site": "PARTITION BY site",
+             "rank_pair": "PARTITION BY workflow, site"}
+    over = ", ".join(f"row_number() OVER ({part} ORDER BY {SLOWEST_ORDER}) AS {name}" for name, part in ranks.items())
+    return f"""
+        SELECT * FROM (SELECT {', '.join(RUN_LIST)}, {over} FROM runs WHERE start >= ? AND start < ?)
+        WHERE least({', '.join(ranks)}) <= {TOP_RUNS}""", [lo, hi]
 
 
 def materialize(kind: str, rows_sql: str, bucket_s: int = BUCKET_S, *, histogram: bool = True) -> str:

@@ -341,7 +341,7 @@ def test_a_closed_day_is_kept_as_hour_and_day_rows_summed_from_its_buckets(tmp_p
     assert all(len(b.files) == 2 for b in preagg.coverage(path, defs).built)  # an open day: 15-minute rows only
     preagg.refresh(path, defs, now=day + dt.timedelta(days=1, minutes=10))
     (built,) = preagg.coverage(path, defs).built
-    assert set(built.files) == {(k, lv) for k in ("runs", "steps") for lv in (900, 3600, 86_400)}
+    assert set(built.files) == {(k, lv) for k in ("runs", "steps") for lv in (900, 3600, 86_400)} | {("top", 86_400)}
     con = duckdb.connect()
     for kind in ("runs", "steps"):
         rows_, n, total = zip(*(con.execute(f"SELECT count(*), sum(n), sum(sum_s) FROM '{built.files[(kind, lv)]}'")
@@ -381,3 +381,34 @@ def test_a_figure_reads_the_coarsest_level_that_its_use_of_time_allows() -> None
     assert f.level_for(october, zones=["Europe/London"], periods=[(dt.time(8), dt.time(10, 30))]) == 900
     assert f.level_for(october, bucket_s=86_400, zones=["Europe/London"]) == 3600
     assert f.level_for(f.ask(None, RunFilter(None, None), DEFS), zones=["UTC"]) == 900  # type: ignore[arg-type]
+
+
+def test_the_slowest_runs_of_whole_days_come_from_their_kept_lists_and_equal_a_scan(tmp_path, make_rows,
+                                                                                    monkeypatch) -> None:
+    """Each closed day keeps its slowest runs overall, per workflow, per site and per pair: the
+    slowest N of a window (any workflows and sites) are the same runs, in the same order, as a scan
+    of every run finds, with days kept, days stale and edges read from the runs."""
+    from analysis.query import sources
+
+    monkeypatch.setattr(sources, "TOP_RUNS", 3)  # few kept, so that the ranks decide
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    defs = Definitions.of({"open": 1.0})
+    rows_ = []
+    for i in range(3 * 24):  # three days, a run an hour per workflow and site, waits all different
+        for j, (workflow, site) in enumerate([("open", "ward-7"), ("open", "clinic"), ("chart", "ward-7")]):
+            wait = (1.0, 0.1, 2.0)[j] * (1 + i * 7 % 41 / 100)  # open at the clinic never in a day's top 3
+            rows_ += make_rows(day + dt.timedelta(hours=i, minutes=10 * j), workflow, site, [("find", wait)])
+    write_spans(path, rows_)
+    preagg.refresh(path, defs, now=day + dt.timedelta(days=3, hours=1))
+    assert sum((preagg.TOP, 86_400) in b.files for b in preagg.coverage(path, defs).built) == 3
+    write_spans(path, make_rows(day + dt.timedelta(days=1, hours=5), "open", "clinic", [("find", 0.15)]))  # late
+    with analysis.open_store(path) as store:
+        for lo_h, hi_h in ((0, 72), (-5, 80), (7, 60), (24, 48)):
+            for workflows, sites in ((None, None), (["open"], None), (None, ["ward-7"]), (["open"], ["clinic"])):
+                window = RunFilter(day + dt.timedelta(hours=lo_h), day + dt.timedelta(hours=hi_h), workflows, sites)
+                for limit in (1, 3, 5):
+                    ours = rows.slowest(store, window, limit=limit, defs=defs)
+                    scan = rows.slowest(store, window, limit=limit)
+                    assert ours.equals(scan), (lo_h, hi_h, workflows, sites, limit)
+                    assert len(ours) == limit
