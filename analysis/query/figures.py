@@ -107,6 +107,9 @@ class Question:
     _sources: dict[tuple[str, int], tuple[str, list[Any]]] = field(default_factory=dict)
     _covered: list[tuple[dt.datetime, dt.datetime]] | None = None
     _planned: tuple[list[tuple[dt.datetime, dt.datetime]], preagg.Coverage | None] | None = None
+    # What one figure's query also answered, so a page asking again asks no query: the window's
+    # "simulated" (simulated runs, runs) judged and its "sites".
+    _known: dict[str, Any] = field(default_factory=dict)
 
     def _plan(self) -> tuple[list[tuple[dt.datetime, dt.datetime]], preagg.Coverage | None]:
         start, end = self.runs.start or _EPOCH, self.runs.end or _FAR
@@ -355,7 +358,13 @@ def _with_quantiles(q: Question, counts: str, keys: Sequence[str], qs: dict[str,
 _COUNTS = f"""CAST(sum(n) FILTER (WHERE {_JUDGED}) AS BIGINT) AS samples,
     CAST(coalesce(sum(n) FILTER (WHERE status = 'ok'), 0) AS BIGINT) AS ok,
     CAST(coalesce(sum(n) FILTER (WHERE zone = 0 AND {_JUDGED}), 0) AS BIGINT) AS satisfied,
-    CAST(coalesce(sum(n) FILTER (WHERE zone = 1 AND {_JUDGED}), 0) AS BIGINT) AS tolerating"""
+    CAST(coalesce(sum(n) FILTER (WHERE zone = 1 AND {_JUDGED}), 0) AS BIGINT) AS tolerating,
+    CAST(coalesce(sum(n) FILTER (WHERE simulated AND {_JUDGED}), 0) AS BIGINT) AS simulated"""
+
+
+def _learn(q: Question, counts: pd.DataFrame) -> None:
+    """Keep what ``_COUNTS`` of the whole window (grouped any way) also say: :func:`simulated_share`."""
+    q._known["simulated"] = (int(counts["simulated"].fillna(0).sum()), int(counts["samples"].fillna(0).sum()))
 
 
 def _apdex(row: Any, t: float) -> Apdex:
@@ -377,6 +386,7 @@ def board(q: Question) -> pd.DataFrame:
         level_s=level_for(q))
     columns = ["workflow", "site", "threshold_s", "samples", "not_ok", "share_under", "p50_s", "p90_s", "apdex",
                "p_relative_error"]
+    _learn(q, frame)
     if frame.empty:
         return pd.DataFrame(columns=columns)
     frame["threshold_s"] = [q.defs.threshold(w) for w in frame["workflow"]]
@@ -393,6 +403,7 @@ def sites(q: Question) -> pd.DataFrame:
     frame = q.sql(_with_quantiles(q, f"SELECT site, {_COUNTS} FROM runs_src WHERE {_JUDGED} GROUP BY site",
                                   ["site"], {"p50_s": 0.5, "p90_s": 0.9}, "status = 'ok'") + " ORDER BY site",
                   level_s=level_for(q))
+    _learn(q, frame)
     frame["not_ok"] = frame["samples"] - frame["ok"]
     frame["share_under"] = frame["satisfied"] / frame["samples"]
     frame["p_relative_error"] = q.relative_error
@@ -516,7 +527,10 @@ def site_phases(q: Question) -> pd.DataFrame:
 
 
 def simulated_share(q: Question) -> tuple[int, int]:
-    """``(simulated runs, runs)`` judged in the window."""
+    """``(simulated runs, runs)`` judged in the window (known already when another figure of the
+    question counted the whole window)."""
+    if "simulated" in q._known:
+        return q._known["simulated"]
     frame = q.sql(f"SELECT CAST(coalesce(sum(n) FILTER (WHERE simulated), 0) AS BIGINT) AS simulated, "
                   f"CAST(coalesce(sum(n), 0) AS BIGINT) AS runs FROM runs_src WHERE {_JUDGED}", level_s=level_for(q))
     return int(frame["simulated"].iloc[0]), int(frame["runs"].iloc[0])
@@ -534,8 +548,11 @@ def period_aligned(calendar: ClinicalCalendar, period: str) -> bool:
 def _sites(q: Question) -> list[str]:
     if q.runs.sites is not None:
         return sorted(q.runs.sites)
-    return [s for s in q.sql("SELECT DISTINCT site FROM runs_src WHERE site IS NOT NULL ORDER BY site",
+    if "sites" in q._known:
+        return q._known["sites"]
+    q._known["sites"] = [s for s in q.sql("SELECT DISTINCT site FROM runs_src WHERE site IS NOT NULL ORDER BY site",
                              level_s=level_for(q))["site"]]
+    return q._known["sites"]
 
 
 def _period_level(q: Question, calendar: ClinicalCalendar, periods: Sequence[str], sites_: Sequence[str]) -> int:
@@ -581,6 +598,8 @@ def waiting_distribution(q: Question, *, period: str | None = None,
         where, params = _in_period(q, calendar, period, sites_)
         level = _period_level(q, calendar, [period], sites_)
     counts = q.sql(f"SELECT {_COUNTS} FROM runs_src WHERE {_JUDGED} AND {where}", params, level_s=level)
+    if period is None:
+        _learn(q, counts)
     values = q.sql(f"SELECT value_s, CAST(sum(n) AS BIGINT) AS n FROM runs_src WHERE status = 'ok' "
                    f"AND value_s IS NOT NULL AND {where} GROUP BY value_s ORDER BY value_s", params, level_s=level)
     row = counts.iloc[0]
@@ -652,6 +671,7 @@ def board_scopes(q: Question, *, calendar: ClinicalCalendar) -> pd.DataFrame:
         SELECT workflow, site, CASE {hour_cases} END AS hour{''.join(', ' + f for f in flags)}, {_COUNTS}
         FROM runs_src WHERE {_JUDGED} GROUP BY ALL""", [*hour_params, *params],
         level_s=_period_level(q, calendar, periods, sites_))
+    _learn(q, cells)
     cells = cells[cells["samples"] > 0]
     rows: list[dict[str, object]] = []
 
