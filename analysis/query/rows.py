@@ -19,6 +19,8 @@ from analysis.query import sources
 from analysis.query.sources import DAY_S, RUN_LIST, SLOWEST_ORDER, TOP_RANKS, Definitions
 from analysis.status import RECENT_RUNS_QUERY, StatusRules, against_thresholds, judge_status
 from analysis.store import RunFilter, Store
+from store import schema
+from store.layout import PARTITION_KEY
 
 __all__ = ["RUN_LIST", "chart_steps", "current_status", "missed_slots", "slowest"]
 
@@ -66,17 +68,25 @@ def _kept_days(store: Store, runs: RunFilter, defs: Definitions | None) -> list[
 
 
 def chart_steps(store: Store, listed: pd.DataFrame) -> pd.DataFrame:
-    """The steps of the listed runs (``trace_id, start, site, step, step_index, duration_s``),
-    read between the first run's start and the last run's end."""
+    """The steps of the listed runs (``trace_id, start, site, step, step_index, duration_s``).
+
+    Read from the step spans themselves (their run is known: no lookup of each step's run, as the
+    ``steps`` view makes) and only from the days the listed runs touch, whose files alone are
+    opened: a month's slowest runs lie on any of its days, and the steps between the first and the
+    last were all read before."""
     columns = ["trace_id", "start", "site", "step", "step_index", "duration_s"]
     if listed.empty:
         return pd.DataFrame(columns=columns)
     starts = pd.to_datetime(listed["start"], utc=True)
     ends = starts + pd.to_timedelta(listed["wall_s"].astype(float).fillna(0.0), unit="s")
-    lo, hi = starts.min().floor("us").to_pydatetime(), ends.max().ceil("us").to_pydatetime() + dt.timedelta(seconds=1)
-    return store.sql(f"SELECT {', '.join(columns)} FROM steps WHERE start >= ? AND start < ? "
-                     "AND list_contains(?, trace_id) ORDER BY start, trace_id",
-                     [lo, hi, list(listed["trace_id"])])
+    days = sorted({t.date() for t in starts} | {t.date() for t in ends})
+    s = schema
+    return store.sql(f"""
+        SELECT "{s.TRACE_ID}" AS trace_id, "{s.TIMESTAMP}" AS start, "{s.SITE}" AS site, "{s.STEP}" AS step,
+               "{s.STEP_INDEX}"::INTEGER AS step_index, "{s.DURATION}" / 1e9 AS duration_s
+        FROM spans WHERE {PARTITION_KEY} IN ({', '.join('?' for _ in days)})
+          AND "{s.SPAN_TYPE}" = '{s.SPAN_TYPE_STEP}' AND list_contains(?, "{s.TRACE_ID}")
+        ORDER BY start, trace_id""", [*days, list(listed["trace_id"])])
 
 
 def missed_slots(store: Store, runs: RunFilter) -> pd.DataFrame:
