@@ -154,6 +154,8 @@ class Question:
             columns = ", ".join(RUN_COLUMNS if kind == "runs" else STEP_COLUMNS)
             exact = exact_runs if kind == "runs" else exact_steps
             rest = _minus(start, end, covered)
+            if coverage is not None and coverage.data is not None:  # only where some segment has spans
+                rest = _within(rest, coverage.data)
             arms, arm_params = [], []
             pieces = _pieces(coverage, kind, covered, level_s) if coverage is not None else {}
             for level in sorted(pieces, reverse=True):  # one arm per level: its files, its times
@@ -198,6 +200,18 @@ class Question:
                 self._sources.clear()  # a pre-aggregate file was merged meanwhile: plan again
                 self._planned = None
         raise AssertionError("unreachable")
+
+
+def _within(intervals: list[tuple[dt.datetime, dt.datetime]], ranges: Sequence[tuple[int, int]]
+            ) -> list[tuple[dt.datetime, dt.datetime]]:
+    """``intervals`` cut to ``ranges`` (epoch seconds, sorted and disjoint)."""
+    out = []
+    for a, b in intervals:
+        for lo, hi in ranges:
+            lo_t, hi_t = max(a, _EPOCH + dt.timedelta(seconds=lo)), min(b, _EPOCH + dt.timedelta(seconds=hi))
+            if lo_t < hi_t:
+                out.append((lo_t, hi_t))
+    return out
 
 
 def _split(a: int, b: int, levels: Sequence[int]) -> list[tuple[int, int, int]]:

@@ -223,6 +223,9 @@ class Coverage:
     run_files: tuple[str, ...]
     step_files: tuple[str, ...]
     built: tuple[Built, ...] = ()
+    # Where the live segments hold spans (their extents, merged; None: not known): a reader need
+    # not read exactly a time no span starts in.
+    data: tuple[Range, ...] | None = None
 
 
 def _key(kind: str, level_s: int) -> str:
@@ -249,14 +252,21 @@ def coverage(path: Path, defs: Definitions, segments: Sequence[Path] | None = No
     state = _load_state(folder)
     if not state["ranges"]:
         return Coverage((), (), ())
-    live = _by_partition(segments if segments is not None else list_segments(Path(path)))
+    segments = segments if segments is not None else list_segments(Path(path))
+    live = _by_partition(segments)
     ranges = sorted(_trusted(folder, live, state), key=lambda r: r["lo"])
+    data: list[Range] = []
+    for lo, hi in sorted(_extent(s) for s in segments):
+        if data and lo <= data[-1][1]:
+            data[-1] = (data[-1][0], max(data[-1][1], hi))
+        else:
+            data.append((lo, hi))
     built = tuple(Built(r["lo"], r["hi"], {(kind, level): str(folder / r[_key(kind, level)])
                                            for kind in ("runs", "steps", TOP) for level in LEVELS_S
                                            if r.get(_key(kind, level))}) for r in ranges)
     return Coverage(tuple((r["lo"], r["hi"]) for r in ranges),
                     tuple(str(folder / r["runs"]) for r in ranges if r.get("runs")),
-                    tuple(str(folder / r["steps"]) for r in ranges if r.get("steps")), built)
+                    tuple(str(folder / r["steps"]) for r in ranges if r.get("steps")), built, tuple(data))
 
 
 def _gaps(lo: int, hi: int, covered: Iterable[Range]) -> list[Range]:
