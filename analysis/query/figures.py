@@ -434,13 +434,17 @@ def time_of_day(q: Question, *, timezone: str) -> pd.DataFrame:
     body = f"""
         , cells AS (SELECT {cells}, * FROM (SELECT {d.local_time('?', 'moment')} AS local_moment, * FROM runs_src)
                     WHERE {_JUDGED})
-        SELECT c.weekday, c.hour, c.samples, c.satisfied / c.samples AS share_under, q.p90_s
+        SELECT c.weekday, c.hour, c.samples, c.satisfied / c.samples AS share_under, q.p90_s, c.simulated
         FROM (SELECT weekday, hour, CAST(sum(n) AS BIGINT) AS samples,
-                     coalesce(sum(n) FILTER (WHERE zone = 0), 0) AS satisfied FROM cells GROUP BY ALL) AS c
+                     coalesce(sum(n) FILTER (WHERE zone = 0), 0) AS satisfied,
+                     CAST(coalesce(sum(n) FILTER (WHERE simulated), 0) AS BIGINT) AS simulated
+              FROM cells GROUP BY ALL) AS c
         LEFT JOIN ({q.quantiles('cells', ['weekday', 'hour'], {'p90_s': 0.9}, "status = 'ok'")}) AS q
             ON c.weekday = q.weekday AND c.hour = q.hour
         ORDER BY c.weekday, c.hour"""
     frame = q.sql(body, [timezone], level_s=level_for(q, zones=[timezone]))
+    _learn(q, frame)
+    frame = frame.drop(columns=["simulated"])
     frame["p_relative_error"] = q.relative_error
     return frame.astype({"weekday": "int64", "hour": "int64", "samples": "int64"})
 

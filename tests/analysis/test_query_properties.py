@@ -157,6 +157,8 @@ def _check(ours: f.Question, exact: f.Question) -> None:
     _close(f.steps(ours), f.steps(exact), ["step"], ["step_index", "samples"], ["median_s", "p90_s"], ("mean_s",))
     _close(f.phases(ours), f.phases(exact), ["site"], ["samples"], [], ("dns_s", "connect_s", "ttfb_s"))
     assert f.simulated_share(ours) == f.simulated_share(exact)
+    # Known from the figures' counts above, as a question of its own asks it.
+    assert f.simulated_share(ours) == f.simulated_share(f.ask(exact.store, exact.runs, DEFS, exact=True))
     for calendar, period in ((CALENDAR, "rounds"), (HOURLY, "clinics")):
         a, b = f.board_scopes(ours, calendar=calendar), f.board_scopes(exact, calendar=calendar)
         keys = ["workflow", "site", "scope", "kind", "samples", "not_ok", "satisfied", "tolerating"]
