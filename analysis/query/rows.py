@@ -14,7 +14,7 @@ import pandas as pd
 
 from analysis.query import dialect as d
 from analysis.query import preagg
-from analysis.query.figures import FRUSTRATED_SHARE, _minus, ask, level_for
+from analysis.query.figures import FRUSTRATED_SHARE, _minus, _within, ask, level_for
 from analysis.query import sources
 from analysis.query.sources import DAY_S, RUN_LIST, SLOWEST_ORDER, TOP_RANKS, Definitions
 from analysis.status import RECENT_RUNS_QUERY, StatusRules, against_thresholds, judge_status
@@ -40,27 +40,29 @@ def slowest(store: Store, runs: RunFilter, *, limit: int = 200, status: str | No
         params.append(status)
     order = "start DESC, trace_id" if newest_first else SLOWEST_ORDER
     columns = ", ".join(RUN_LIST)
-    days = _kept_days(store, runs, defs) if not newest_first and status is None and limit <= sources.TOP_RUNS else []
-    if not days:
+    coverage = preagg.coverage(store.path, defs) if defs is not None else None
+    days = _kept_days(runs, coverage) if not newest_first and status is None and limit <= sources.TOP_RUNS else []
+    if coverage is None or not days:
         return store.sql(f"SELECT {columns} FROM runs WHERE {where} ORDER BY {order} LIMIT ?", [*params, int(limit)])
     rank = TOP_RANKS[(runs.workflows is not None, runs.sites is not None)]
     filter_sql, filters = RunFilter(None, None, runs.workflows, runs.sites).where()
     arms = [f"SELECT {columns} FROM {d.read_files([f for _, _, f in days])} WHERE {rank} <= ? AND {filter_sql}"]
     arm_params: list = [int(limit), *filters]
     assert runs.start is not None and runs.end is not None
-    for lo, hi in _minus(runs.start, runs.end, [(lo, hi) for lo, hi, _ in days]):
+    rest = _minus(runs.start, runs.end, [(lo, hi) for lo, hi, _ in days])
+    for lo, hi in rest if coverage.data is None else _within(rest, coverage.data):  # where spans are
         arms.append(f"SELECT {columns} FROM runs WHERE start >= ? AND start < ? AND {filter_sql}")
         arm_params += [lo, hi, *filters]
     union = " UNION ALL ".join(f"({arm})" for arm in arms)
     return store.sql(f"SELECT * FROM ({union}) ORDER BY {order} LIMIT ?", [*arm_params, int(limit)])
 
 
-def _kept_days(store: Store, runs: RunFilter, defs: Definitions | None) -> list[tuple[dt.datetime, dt.datetime, str]]:
+def _kept_days(runs: RunFilter, coverage: preagg.Coverage | None) -> list[tuple[dt.datetime, dt.datetime, str]]:
     """The closed days wholly inside ``runs``' window with a kept list of slowest runs."""
-    if defs is None or runs.start is None or runs.end is None:
+    if coverage is None or runs.start is None or runs.end is None:
         return []
     out = []
-    for built in preagg.coverage(store.path, defs).built:
+    for built in coverage.built:
         lo, hi = (dt.datetime.fromtimestamp(x, dt.UTC) for x in (built.lo, built.hi))
         if (preagg.TOP, DAY_S) in built.files and runs.start <= lo and hi <= runs.end:
             out.append((lo, hi, built.files[(preagg.TOP, DAY_S)]))
