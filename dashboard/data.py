@@ -59,7 +59,8 @@ def question(runs: analysis.RunFilter, *, exact: bool = False) -> Question:
     (a page's parts asking of the same window share its plan and what its figures already
     counted, such as the simulated share)."""
     asked: dict = flask.g.setdefault("wardwatch_questions", {})
-    key = (runs, exact)
+    key = (runs.start, runs.end, None if runs.workflows is None else tuple(runs.workflows),
+           None if runs.sites is None else tuple(runs.sites), exact)  # the filter's lists are not hashable
     if key not in asked:
         asked[key] = ask(current_store(), runs, definitions(current_context()), exact=exact)
     return asked[key]
