@@ -49,6 +49,7 @@ from analysis.query.sources import (
     exact_runs,
     exact_steps,
     kept_slowest,
+    listed_steps,
     materialize,
 )
 from store import StoreError, check_store, create_views, list_segments
@@ -208,7 +209,7 @@ def _overlaps(a: Range, b: Range) -> bool:
 class Built:
     """One trusted range and its files: ``files[(kind, level_s)]`` (``runs`` or ``steps``: 900 for
     the 15-minute rows, and the coarser levels of a closed day; ``top``, a closed day's kept
-    slowest runs, at 86,400)."""
+    slowest runs, and ``topsteps``, their steps, at 86,400)."""
 
     lo: int
     hi: int
@@ -262,7 +263,7 @@ def coverage(path: Path, defs: Definitions, segments: Sequence[Path] | None = No
         else:
             data.append((lo, hi))
     built = tuple(Built(r["lo"], r["hi"], {(kind, level): str(folder / r[_key(kind, level)])
-                                           for kind in ("runs", "steps", TOP) for level in LEVELS_S
+                                           for kind in ("runs", "steps", TOP, TOP_STEPS) for level in LEVELS_S
                                            if r.get(_key(kind, level))}) for r in ranges)
     return Coverage(tuple((r["lo"], r["hi"]) for r in ranges),
                     tuple(str(folder / r["runs"]) for r in ranges if r.get("runs")),
@@ -325,6 +326,7 @@ def _remove(folder: Path, entry: dict) -> None:
 
 
 TOP = "top"  # a closed day's kept slowest runs (sources.kept_slowest), as files[(TOP, DAY_S)]
+TOP_STEPS = "topsteps"  # their steps (sources.listed_steps), as files[(TOP_STEPS, DAY_S)]
 
 
 def _levels(con: duckdb.DuckDBPyConnection, folder: Path, entry: dict) -> dict:
@@ -338,6 +340,15 @@ def _levels(con: duckdb.DuckDBPyConnection, folder: Path, entry: dict) -> dict:
         sql, params = kept_slowest(_when(entry["lo"]), _when(entry["hi"]))
         if _write(con, sql, params, folder / name, order="rank_all"):
             entry[_key(TOP, _DAY_S)] = name
+    if entry.get(_key(TOP, _DAY_S)) and _key(TOP_STEPS, _DAY_S) not in entry:
+        # Their steps, for the runs page's chart: from the day's partition and the next (a run
+        # starting before midnight may end after it).
+        days = [_when(entry["lo"]).date(), _when(entry["hi"]).date()]
+        kept = dialect.read_files([str(folder / entry[_key(TOP, _DAY_S)])])
+        sql, params = listed_steps(days, f"trace_id IN (SELECT trace_id FROM {kept})")
+        name = f"{TOP_STEPS}-{entry['lo']}-{entry['hi']}.parquet"
+        written = _write(con, sql, params, folder / name, order="start, trace_id")
+        entry[_key(TOP_STEPS, _DAY_S)] = name if written else ""  # "": none of them has steps
     for kind in ("runs", "steps"):
         for finer, level in zip(LEVELS_S, LEVELS_S[1:]):
             source, key = entry.get(_key(kind, finer)), _key(kind, level)
@@ -354,7 +365,7 @@ def _wants_levels(entry: dict, closed: int) -> bool:
     if not (entry["lo"] % _DAY_S == 0 and entry["hi"] - entry["lo"] == _DAY_S and entry["hi"] <= closed):
         return False
     levels = any(entry.get(kind) and not entry.get(_key(kind, LEVELS_S[-1])) for kind in ("runs", "steps"))
-    return levels or bool(entry.get("runs")) and not entry.get(_key(TOP, _DAY_S))
+    return levels or bool(entry.get("runs")) and not (entry.get(_key(TOP, _DAY_S)) and _key(TOP_STEPS, _DAY_S) in entry)
 
 
 def refresh(path: Path, defs: Definitions, *, now: dt.datetime | None = None,

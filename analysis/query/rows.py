@@ -16,11 +16,9 @@ from analysis.query import dialect as d
 from analysis.query import preagg
 from analysis.query.figures import FRUSTRATED_SHARE, _minus, _within, ask, level_for
 from analysis.query import sources
-from analysis.query.sources import DAY_S, RUN_LIST, SLOWEST_ORDER, TOP_RANKS, Definitions
+from analysis.query.sources import DAY_S, RUN_LIST, SLOWEST_ORDER, STEP_LIST, TOP_RANKS, Definitions, listed_steps
 from analysis.status import RECENT_RUNS_QUERY, StatusRules, against_thresholds, judge_status
 from analysis.store import RunFilter, Store
-from store import schema
-from store.layout import PARTITION_KEY
 
 __all__ = ["RUN_LIST", "chart_steps", "current_status", "missed_slots", "slowest"]
 
@@ -69,26 +67,41 @@ def _kept_days(runs: RunFilter, coverage: preagg.Coverage | None) -> list[tuple[
     return out
 
 
-def chart_steps(store: Store, listed: pd.DataFrame) -> pd.DataFrame:
+def chart_steps(store: Store, listed: pd.DataFrame, defs: Definitions | None = None) -> pd.DataFrame:
     """The steps of the listed runs (``trace_id, start, site, step, step_index, duration_s``).
 
-    Read from the step spans themselves (their run is known: no lookup of each step's run, as the
-    ``steps`` view makes) and only from the days the listed runs touch, whose files alone are
-    opened: a month's slowest runs lie on any of its days, and the steps between the first and the
-    last were all read before."""
-    columns = ["trace_id", "start", "site", "step", "step_index", "duration_s"]
+    With ``defs``, the steps of runs in a closed day's kept list come from the day's kept steps;
+    the others' from the step spans of the days they touch (``sources.listed_steps``): a month's
+    slowest runs lie on any of its days, and reading all the steps between the first and the last
+    of them cost most of the runs page at 10M spans."""
+    columns = list(STEP_LIST)
     if listed.empty:
         return pd.DataFrame(columns=columns)
     starts = pd.to_datetime(listed["start"], utc=True)
     ends = starts + pd.to_timedelta(listed["wall_s"].astype(float).fillna(0.0), unit="s")
-    days = sorted({t.date() for t in starts} | {t.date() for t in ends})
-    s = schema
-    return store.sql(f"""
-        SELECT "{s.TRACE_ID}" AS trace_id, "{s.TIMESTAMP}" AS start, "{s.SITE}" AS site, "{s.STEP}" AS step,
-               "{s.STEP_INDEX}"::INTEGER AS step_index, "{s.DURATION}" / 1e9 AS duration_s
-        FROM spans WHERE {PARTITION_KEY} IN ({', '.join('?' for _ in days)})
-          AND "{s.SPAN_TYPE}" = '{s.SPAN_TYPE_STEP}' AND list_contains(?, "{s.TRACE_ID}")
-        ORDER BY start, trace_id""", [*days, list(listed["trace_id"])])
+    traces = list(listed["trace_id"])
+    parts = []
+    coverage = preagg.coverage(store.path, defs) if defs is not None else None
+    if coverage is not None:
+        moments = [t.timestamp() for t in starts]
+        days = [b for b in coverage.built if (preagg.TOP_STEPS, DAY_S) in b.files
+                and any(b.lo <= m < b.hi for m in moments)]
+        if days:
+            kept = set(store.sql(f"SELECT trace_id FROM {d.read_files([b.files[(preagg.TOP, DAY_S)] for b in days])} "
+                                 "WHERE list_contains(?, trace_id)", [traces])["trace_id"])
+            if kept:
+                parts.append(store.sql(
+                    f"SELECT {', '.join(columns)} FROM {d.read_files([b.files[(preagg.TOP_STEPS, DAY_S)] for b in days])} "
+                    "WHERE list_contains(?, trace_id)", [sorted(kept)]))
+            keep = [t not in kept for t in traces]
+            starts, ends, traces = starts[keep], ends[keep], [t for t in traces if t not in kept]
+    if traces:
+        sql, params = listed_steps(sorted({t.date() for t in starts} | {t.date() for t in ends}),
+                                   "list_contains(?, trace_id)")
+        parts.append(store.sql(sql, [*params, traces]))
+    if len(parts) == 1:
+        return parts[0].sort_values(["start", "trace_id"], ignore_index=True)
+    return pd.concat(parts, ignore_index=True).sort_values(["start", "trace_id"], ignore_index=True)
 
 
 def missed_slots(store: Store, runs: RunFilter) -> pd.DataFrame:

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.query import dialect as d
+from store import schema
+from store.layout import PARTITION_KEY
 
 __all__ = [
     "BUCKET_S",
@@ -51,6 +53,7 @@ __all__ = [
     "exact_runs",
     "exact_steps",
     "kept_slowest",
+    "listed_steps",
     "materialize",
 ]
 
@@ -163,6 +166,22 @@ def kept_slowest(lo: dt.datetime, hi: dt.datetime) -> tuple[str, list]:
     return f"""
         SELECT * FROM (SELECT {', '.join(RUN_LIST)}, {over} FROM runs WHERE start >= ? AND start < ?)
         WHERE least({', '.join(ranks)}) <= {TOP_RUNS}""", [lo, hi]
+
+
+STEP_LIST = ("trace_id", "start", "site", "step", "step_index", "duration_s")  # a listed run's steps
+
+
+def listed_steps(days: list[dt.date], traces: str) -> tuple[str, list]:
+    """The steps (:data:`STEP_LIST`) of the runs whose trace ids satisfy ``traces`` (a condition
+    on ``trace_id``), read from the step spans themselves (their run is known: no lookup of each
+    step's run, as the ``steps`` view makes) of the date partitions ``days`` only."""
+    s = schema
+    return f"""
+        SELECT * FROM (
+            SELECT "{s.TRACE_ID}" AS trace_id, "{s.TIMESTAMP}" AS start, "{s.SITE}" AS site, "{s.STEP}" AS step,
+                   "{s.STEP_INDEX}"::INTEGER AS step_index, "{s.DURATION}" / 1e9 AS duration_s
+            FROM spans WHERE {PARTITION_KEY} IN ({', '.join('?' for _ in days)}) AND "{s.SPAN_TYPE}" = '{s.SPAN_TYPE_STEP}')
+        WHERE {traces}""", list(days)
 
 
 def materialize(kind: str, rows_sql: str, bucket_s: int = BUCKET_S, *, histogram: bool = True) -> str:

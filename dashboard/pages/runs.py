@@ -56,7 +56,7 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
         store = current_store()
         listed = rows.slowest(store, runs, limit=context.recent_runs, newest_first=order == "newest",
                               defs=definitions(context))
-        chart_steps = rows.chart_steps(store, listed.head(CHART_RUNS))
+        chart_steps = rows.chart_steps(store, listed.head(CHART_RUNS), defs=definitions(context))
         waterfall = _waterfall(store, listed, filters.trace) if filters.trace else None
         missed = rows.missed_slots(store, runs)
         note = simulated_text(*q.simulated_share(question(runs)))

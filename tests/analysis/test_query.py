@@ -341,7 +341,8 @@ def test_a_closed_day_is_kept_as_hour_and_day_rows_summed_from_its_buckets(tmp_p
     assert all(len(b.files) == 2 for b in preagg.coverage(path, defs).built)  # an open day: 15-minute rows only
     preagg.refresh(path, defs, now=day + dt.timedelta(days=1, minutes=10))
     (built,) = preagg.coverage(path, defs).built
-    assert set(built.files) == {(k, lv) for k in ("runs", "steps") for lv in (900, 3600, 86_400)} | {("top", 86_400)}
+    assert set(built.files) == {(k, lv) for k in ("runs", "steps") for lv in (900, 3600, 86_400)} | {
+        ("top", 86_400), ("topsteps", 86_400)}
     con = duckdb.connect()
     for kind in ("runs", "steps"):
         rows_, n, total = zip(*(con.execute(f"SELECT count(*), sum(n), sum(sum_s) FROM '{built.files[(kind, lv)]}'")
@@ -431,3 +432,32 @@ def test_a_window_edge_where_no_segment_has_spans_is_not_read_exactly(tmp_path, 
             assert ("FROM runs AS r" in q._source("runs")[0]) == exact_read
             assert f.steps(q)["samples"].tolist() == f.steps(f.ask(store, RunFilter(lo, hi), defs, exact=True))[
                 "samples"].tolist()
+
+
+def test_the_listed_runs_steps_come_from_the_kept_steps_and_equal_the_spans(tmp_path, make_rows,
+                                                                           monkeypatch) -> None:
+    """The runs page's chart: the steps of listed runs kept by their day come from the day's kept
+    steps, the others' (a run not kept, a day still open) from the spans; the same rows either way."""
+    from analysis.query import sources
+
+    monkeypatch.setattr(sources, "TOP_RUNS", 2)
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    defs = Definitions.of({"open": 1.0})
+    rows_ = []
+    for i in range(30):  # two days and a half; the last run of the first day ends after midnight
+        start = day + (dt.timedelta(hours=23, minutes=59, seconds=50) if i == 11 else dt.timedelta(hours=2 * i))
+        rows_ += make_rows(start, "open", "ward-7", [("find", 0.5 + i % 4), ("notes", 30.0 + i)], think_s=20)
+    write_spans(path, rows_)
+    preagg.refresh(path, defs, now=day + dt.timedelta(days=2, hours=1))
+    built = [b for b in preagg.coverage(path, defs).built if (preagg.TOP_STEPS, 86_400) in b.files]
+    assert len(built) == 2
+    with analysis.open_store(path) as store:
+        listed = rows.slowest(store, RunFilter(day, day + dt.timedelta(days=3)), limit=30)
+        assert len(listed) == 30
+        ours, spans = rows.chart_steps(store, listed, defs), rows.chart_steps(store, listed)
+        assert len(ours) == 60
+        assert ours.equals(spans)
+        kept = store.sql(f"SELECT trace_id, start FROM '{built[0].files[(preagg.TOP_STEPS, 86_400)]}'")
+        assert kept["trace_id"].nunique() == 2  # only the kept runs' steps are kept
+        assert kept["start"].max() >= day + dt.timedelta(days=1)  # the last run's notes, after midnight
