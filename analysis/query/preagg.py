@@ -7,7 +7,8 @@ one UTC day) and ``state.json``: the ranges built, and the live segments they we
 (``seen``, per partition). A closed day's range also has its coarser levels
 (:data:`~analysis.query.sources.LEVELS_S`), ``runs-<level>s-<lo>-<hi>.parquet`` (hour rows,
 then day rows), each summed from the level below it, never from the spans: one definition of the
-rows. A file and the state are written under a temporary name and renamed into place, so a
+rows; and its kept slowest runs and their steps (``top-<lo>-<hi>.parquet``,
+``topsteps-<lo>-<hi>.parquet``: :func:`~analysis.query.sources.kept_slowest`). A file and the state are written under a temporary name and renamed into place, so a
 reader sees a whole range or none.
 
 :func:`refresh` (called by the store's maintenance after each pass, and by ``wardwatch

@@ -13,9 +13,8 @@ import datetime as dt
 import pandas as pd
 
 from analysis.query import dialect as d
-from analysis.query import preagg
+from analysis.query import preagg, sources
 from analysis.query.figures import FRUSTRATED_SHARE, _minus, _within, ask, level_for
-from analysis.query import sources
 from analysis.query.sources import DAY_S, RUN_LIST, SLOWEST_ORDER, STEP_LIST, TOP_RANKS, Definitions, listed_steps
 from analysis.status import RECENT_RUNS_QUERY, StatusRules, against_thresholds, judge_status
 from analysis.store import RunFilter, Store
