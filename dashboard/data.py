@@ -55,8 +55,15 @@ def current_store() -> analysis.Store:
 
 
 def question(runs: analysis.RunFilter, *, exact: bool = False) -> Question:
-    """A question of the query layer about ``runs``' window, workflows and sites."""
-    return ask(current_store(), runs, definitions(current_context()), exact=exact)
+    """A question of the query layer about ``runs``' window, workflows and sites: one per request
+    (a page's parts asking of the same window share its plan and what its figures already
+    counted, such as the simulated share)."""
+    asked: dict = flask.g.setdefault("wardwatch_questions", {})
+    key = (runs.start, runs.end, None if runs.workflows is None else tuple(runs.workflows),
+           None if runs.sites is None else tuple(runs.sites), exact)  # the filter's lists are not hashable
+    if key not in asked:
+        asked[key] = ask(current_store(), runs, definitions(current_context()), exact=exact)
+    return asked[key]
 
 
 def store_version() -> tuple[Path, ...] | None:

@@ -17,10 +17,12 @@ from the exact rows (``exact=True``; also a window without both bounds). The row
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -31,6 +33,9 @@ from analysis.query import dialect as d
 from analysis.query import preagg
 from analysis.query.sources import (
     BUCKET_S,
+    DAY_S,
+    HOUR_S,
+    LEVELS_S,
     PHASES,
     RUN_COLUMNS,
     STEP_COLUMNS,
@@ -52,6 +57,7 @@ __all__ = [
     "ask",
     "board",
     "board_scopes",
+    "level_for",
     "period_aligned",
     "period_split",
     "phases",
@@ -98,9 +104,12 @@ class Question:
     runs: RunFilter
     defs: Definitions
     exact: bool = False
-    _sources: dict[str, tuple[str, list[Any]]] = field(default_factory=dict)
+    _sources: dict[tuple[str, int], tuple[str, list[Any]]] = field(default_factory=dict)
     _covered: list[tuple[dt.datetime, dt.datetime]] | None = None
     _planned: tuple[list[tuple[dt.datetime, dt.datetime]], preagg.Coverage | None] | None = None
+    # What one figure's query also answered, so a page asking again asks no query: the window's
+    # "simulated" (simulated runs, runs) judged and its "sites".
+    _known: dict[str, Any] = field(default_factory=dict)
 
     def _plan(self) -> tuple[list[tuple[dt.datetime, dt.datetime]], preagg.Coverage | None]:
         start, end = self.runs.start or _EPOCH, self.runs.end or _FAR
@@ -121,31 +130,39 @@ class Question:
 
     def quantiles(self, source: str, keys: Sequence[str], qs: dict[str, float], where: str = "TRUE") -> str:
         """:func:`_quantiles` of ``source``, weighted when some rows were pre-aggregated."""
-        self._source("runs")
+        self._ensure_plan()
         return _quantiles(source, keys, qs, where, weighted=bool(self._covered))
 
     @property
     def relative_error(self) -> float:
         """The bound on this question's percentiles (0 when every row was read exactly)."""
-        self._source("runs")
+        self._ensure_plan()
         return RELATIVE_ERROR if self._covered else 0.0
 
-    def _source(self, kind: str) -> tuple[str, list[Any]]:
-        if kind not in self._sources:
-            if self._planned is None:
-                self._planned = self._plan()
-            covered, coverage = self._planned
-            self._covered = covered
+    def _ensure_plan(self) -> tuple[list[tuple[dt.datetime, dt.datetime]], preagg.Coverage | None]:
+        if self._planned is None:
+            self._planned = self._plan()
+            self._covered = self._planned[0]
+        return self._planned
+
+    def _source(self, kind: str, level_s: int = BUCKET_S) -> tuple[str, list[Any]]:
+        """The rows of ``kind``: pre-aggregated ones at levels up to ``level_s`` (the coarsest the
+        figure may read, :func:`level_for`) where built, exact ones elsewhere."""
+        if (kind, level_s) not in self._sources:
+            covered, coverage = self._ensure_plan()
             start, end = self.runs.start or _EPOCH, self.runs.end or _FAR
             columns = ", ".join(RUN_COLUMNS if kind == "runs" else STEP_COLUMNS)
             exact = exact_runs if kind == "runs" else exact_steps
             rest = _minus(start, end, covered)
+            if coverage is not None and coverage.data is not None:  # only where some segment has spans
+                rest = _within(rest, coverage.data)
             arms, arm_params = [], []
-            files = _files_of(coverage, kind, covered) if coverage is not None else []
-            if files:
-                when = " OR ".join("(moment >= ? AND moment < ?)" for _ in covered)
+            pieces = _pieces(coverage, kind, covered, level_s) if coverage is not None else {}
+            for level in sorted(pieces, reverse=True):  # one arm per level: its files, its times
+                files, times = pieces[level]
+                when = " OR ".join("(moment >= ? AND moment < ?)" for _ in times)
                 arms.append(f"SELECT {columns} FROM {d.read_files(files)} WHERE {when}")
-                arm_params += [b for c in covered for b in c]
+                arm_params += [b for c in times for b in c]
             if rest or not arms:  # the store's views only where rows are read exactly
                 sql, params = exact(self.defs, rest)
                 arms.insert(0, f"SELECT {columns} FROM ({sql})")
@@ -158,17 +175,20 @@ class Question:
                 where.append(d.in_list("?", "site"))
                 where_params.append(list(self.runs.sites))
             union = " UNION ALL ".join(arms)
-            self._sources[kind] = (f"SELECT * FROM ({union}) WHERE {' AND '.join(where)}",
-                                   [*arm_params, *where_params])
-        return self._sources[kind]
+            self._sources[(kind, level_s)] = (f"SELECT * FROM ({union}) WHERE {' AND '.join(where)}",
+                                              [*arm_params, *where_params])
+        return self._sources[(kind, level_s)]
 
-    def sql(self, query: str, params: Sequence[Any] = (), *, runs: bool = True, steps: bool = False) -> pd.DataFrame:
-        """``query`` with the sources as ``runs_src`` and ``steps_src`` (CTEs placed first)."""
+    def sql(self, query: str, params: Sequence[Any] = (), *, runs: bool = True, steps: bool = False,
+            level_s: int = BUCKET_S) -> pd.DataFrame:
+        """``query`` with the sources as ``runs_src`` and ``steps_src`` (CTEs placed first), read
+        at levels up to ``level_s`` (what the query does with ``moment`` decides it:
+        :func:`level_for`; the 15-minute rows unless said)."""
         for attempt in range(2):
             ctes, cte_params = [], []
             for name, wanted in (("runs", runs), ("steps", steps)):
                 if wanted:
-                    sql, p = self._source(name)
+                    sql, p = self._source(name, level_s)
                     ctes.append(f"{name}_src AS ({sql})")
                     cte_params += p
             try:
@@ -182,23 +202,123 @@ class Question:
         raise AssertionError("unreachable")
 
 
-def _overlaps(a: int, b: int, lo: dt.datetime, hi: dt.datetime) -> bool:
-    return a < (hi - _EPOCH).total_seconds() and (lo - _EPOCH).total_seconds() < b
-
-
-def _files_of(coverage: preagg.Coverage, kind: str, covered: list[tuple[dt.datetime, dt.datetime]]) -> list[str]:
-    files = coverage.run_files if kind == "runs" else coverage.step_files
+def _within(intervals: list[tuple[dt.datetime, dt.datetime]], ranges: Sequence[tuple[int, int]]
+            ) -> list[tuple[dt.datetime, dt.datetime]]:
+    """``intervals`` cut to ``ranges`` (epoch seconds, sorted and disjoint)."""
     out = []
-    for f in files:
-        lo, hi = (int(x) for x in f.rsplit("/", 1)[-1].removesuffix(".parquet").split("-")[1:3])
-        if any(_overlaps(lo, hi, a, b) for a, b in covered):
-            out.append(f)
+    for a, b in intervals:
+        for lo, hi in ranges:
+            lo_t, hi_t = max(a, _EPOCH + dt.timedelta(seconds=lo)), min(b, _EPOCH + dt.timedelta(seconds=hi))
+            if lo_t < hi_t:
+                out.append((lo_t, hi_t))
+    return out
+
+
+def _split(a: int, b: int, levels: Sequence[int]) -> list[tuple[int, int, int]]:
+    """``[a, b)`` (on the 15-minute grid) as ``(level, lo, hi)`` pieces: the coarsest of
+    ``levels`` (descending) where it fits whole, the next finer one at its edges."""
+    if a >= b:
+        return []
+    level, finer = levels[0], levels[1:]
+    lo, hi = -(-a // level) * level, b // level * level
+    if not finer:
+        return [(level, a, b)]
+    if lo >= hi:
+        return _split(a, b, finer)
+    return [*_split(a, lo, finer), (level, lo, hi), *_split(hi, b, finer)]
+
+
+def _pieces(coverage: preagg.Coverage, kind: str, covered: list[tuple[dt.datetime, dt.datetime]],
+            level_s: int) -> dict[int, tuple[list[str], list[tuple[dt.datetime, dt.datetime]]]]:
+    """Per level (up to ``level_s``): the files of ``kind`` to read and the times to read from
+    them, so that each covered instant is read at exactly one level."""
+    out: dict[int, tuple[list[str], list[tuple[dt.datetime, dt.datetime]]]] = {}
+    spans = [(int((a - _EPOCH).total_seconds()), int((b - _EPOCH).total_seconds())) for a, b in covered]
+    for built in coverage.built:
+        levels = [lv for lv in LEVELS_S[::-1] if lv <= level_s and (kind, lv) in built.files]
+        if (kind, BUCKET_S) not in built.files:
+            continue  # no rows of this kind in the range
+        for a, b in spans:
+            for level, lo, hi in _split(max(a, built.lo), min(b, built.hi), levels):
+                files, times = out.setdefault(level, ([], []))
+                if built.files[(kind, level)] not in files:
+                    files.append(built.files[(kind, level)])
+                lo_t, hi_t = _EPOCH + dt.timedelta(seconds=lo), _EPOCH + dt.timedelta(seconds=hi)
+                if times and times[-1][1] == lo_t:  # one condition for adjacent times
+                    times[-1] = (times[-1][0], hi_t)
+                else:
+                    times.append((lo_t, hi_t))
     return out
 
 
 def ask(store: Store, runs: RunFilter, defs: Definitions, *, exact: bool = False) -> Question:
     """The question of ``runs``' window, workflows and sites (see the module's docstring)."""
     return Question(store, runs, defs, exact)
+
+
+# -- Which level of the pre-aggregate may answer a figure (the one rule) ----------------------------
+
+def level_for(q: Question, *, bucket_s: int | None = None, zones: Sequence[str] = (),
+              periods: Sequence[tuple[dt.time, dt.time]] = ()) -> int:
+    """The coarsest level (:data:`~analysis.query.sources.LEVELS_S`) whose rows a figure may read.
+
+    A row of level L stands for runs anywhere in ``[moment, moment + L)`` and the figure sees only
+    ``moment``: it may read the row when all it does with time gives every instant of that span
+    the same answer. So:
+
+    - a figure that uses no time reads day rows;
+    - UTC buckets of ``bucket_s`` (a timeline) read the coarsest level that divides ``bucket_s``;
+    - local time in ``zones`` (hours of the day, weekdays) reads hour rows when every zone's UTC
+      offset is a whole number of hours over the question's window and changes only on a UTC
+      hour (every zone in use but India's, Nepal's, parts of Australia's ...), otherwise 15-minute
+      rows, which hold in every zone whose offsets are whole quarter hours;
+    - clinical ``periods`` (local ``(start, end)`` times, at sites in ``zones``) read hour rows when
+      each starts and ends on the hour in such zones, so an hour is wholly in or out of a period;
+      otherwise 15-minute rows (a period off the quarter hour is asked of an exact question).
+
+    Day rows never answer a local-time question: a UTC day is a local day only at offset 0.
+    """
+    level = DAY_S
+    if bucket_s is not None:
+        level = max(lv for lv in LEVELS_S if bucket_s % lv == 0) if bucket_s % BUCKET_S == 0 else BUCKET_S
+    if zones or periods:
+        start, end = q.runs.start, q.runs.end
+        hourly = (start is not None and end is not None
+                  and all(_on_the_hour(z, start, end) for z in zones)
+                  and all(t.minute == 0 and t.second == 0 and t.microsecond == 0 for p in periods for t in p))
+        level = min(level, HOUR_S if hourly else BUCKET_S)
+    return level
+
+
+@functools.lru_cache(maxsize=1024)
+def _on_the_hour(zone: str, start: dt.datetime, end: dt.datetime) -> bool:
+    """Whether ``zone``'s UTC offset is a whole number of hours throughout ``[start, end)`` and
+    changes (daylight saving) only at a whole UTC hour. Checked day by day; a day whose offset
+    differs at its two ends is searched for its change to the second."""
+    tz = ZoneInfo(zone)
+
+    def offset(at: dt.datetime) -> dt.timedelta:
+        return at.astimezone(tz).utcoffset() or dt.timedelta(0)
+
+    hour = dt.timedelta(hours=1)
+    at, before = start, offset(start)
+    if before % hour:
+        return False
+    while at < end:
+        step = min(at + dt.timedelta(days=1), end)
+        after = offset(step)
+        if after != before:
+            if after % hour:
+                return False
+            # offset(lo) == before != offset(hi): the change is at a second in (lo, hi]
+            lo, hi = math.floor(at.timestamp()), math.ceil(step.timestamp())
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if offset(_EPOCH + dt.timedelta(seconds=mid)) == before else (lo, mid)
+            if hi % 3600:
+                return False
+        at, before = step, after
+    return True
 
 
 # -- Percentiles over weighted values ---------------------------------------------------------------
@@ -252,7 +372,13 @@ def _with_quantiles(q: Question, counts: str, keys: Sequence[str], qs: dict[str,
 _COUNTS = f"""CAST(sum(n) FILTER (WHERE {_JUDGED}) AS BIGINT) AS samples,
     CAST(coalesce(sum(n) FILTER (WHERE status = 'ok'), 0) AS BIGINT) AS ok,
     CAST(coalesce(sum(n) FILTER (WHERE zone = 0 AND {_JUDGED}), 0) AS BIGINT) AS satisfied,
-    CAST(coalesce(sum(n) FILTER (WHERE zone = 1 AND {_JUDGED}), 0) AS BIGINT) AS tolerating"""
+    CAST(coalesce(sum(n) FILTER (WHERE zone = 1 AND {_JUDGED}), 0) AS BIGINT) AS tolerating,
+    CAST(coalesce(sum(n) FILTER (WHERE simulated AND {_JUDGED}), 0) AS BIGINT) AS simulated"""
+
+
+def _learn(q: Question, counts: pd.DataFrame) -> None:
+    """Keep what ``_COUNTS`` of the whole window (grouped any way) also say: :func:`simulated_share`."""
+    q._known["simulated"] = (int(counts["simulated"].fillna(0).sum()), int(counts["samples"].fillna(0).sum()))
 
 
 def _apdex(row: Any, t: float) -> Apdex:
@@ -270,9 +396,11 @@ def board(q: Question) -> pd.DataFrame:
     waiting time), ``apdex`` (an :class:`Apdex`; failed runs frustrated), ``p_relative_error``."""
     frame = q.sql(_with_quantiles(
         q, f"SELECT workflow, site, {_COUNTS} FROM runs_src WHERE {_JUDGED} GROUP BY workflow, site",
-        ["workflow", "site"], {"p50_s": 0.5, "p90_s": 0.9}, "status = 'ok'") + " ORDER BY workflow, site")
+        ["workflow", "site"], {"p50_s": 0.5, "p90_s": 0.9}, "status = 'ok'") + " ORDER BY workflow, site",
+        level_s=level_for(q))
     columns = ["workflow", "site", "threshold_s", "samples", "not_ok", "share_under", "p50_s", "p90_s", "apdex",
                "p_relative_error"]
+    _learn(q, frame)
     if frame.empty:
         return pd.DataFrame(columns=columns)
     frame["threshold_s"] = [q.defs.threshold(w) for w in frame["workflow"]]
@@ -287,7 +415,9 @@ def sites(q: Question) -> pd.DataFrame:
     """Per site: ``site, samples, not_ok, share_under`` (each run within its own workflow's T),
     ``p50_s, p90_s`` (ok runs), ``p_relative_error``."""
     frame = q.sql(_with_quantiles(q, f"SELECT site, {_COUNTS} FROM runs_src WHERE {_JUDGED} GROUP BY site",
-                                  ["site"], {"p50_s": 0.5, "p90_s": 0.9}, "status = 'ok'") + " ORDER BY site")
+                                  ["site"], {"p50_s": 0.5, "p90_s": 0.9}, "status = 'ok'") + " ORDER BY site",
+                  level_s=level_for(q))
+    _learn(q, frame)
     frame["not_ok"] = frame["samples"] - frame["ok"]
     frame["share_under"] = frame["satisfied"] / frame["samples"]
     frame["p_relative_error"] = q.relative_error
@@ -298,19 +428,23 @@ def time_of_day(q: Question, *, timezone: str) -> pd.DataFrame:
     """Runs by local weekday (0 = Monday) and hour in ``timezone``: ``weekday, hour, samples,
     share_under`` (ok and within the workflow's T), ``p90_s`` (ok runs), ``p_relative_error``.
 
-    A pre-aggregated bucket lies in one local hour in every zone whose offsets are whole quarter
-    hours (every zone in use)."""
+    Read at hour rows where ``timezone``'s offsets are whole hours, else 15-minute rows
+    (:func:`level_for`)."""
     cells = f"{d.weekday_of('local_moment')} AS weekday, {d.hour_of('local_moment')} AS hour"
     body = f"""
         , cells AS (SELECT {cells}, * FROM (SELECT {d.local_time('?', 'moment')} AS local_moment, * FROM runs_src)
                     WHERE {_JUDGED})
-        SELECT c.weekday, c.hour, c.samples, c.satisfied / c.samples AS share_under, q.p90_s
+        SELECT c.weekday, c.hour, c.samples, c.satisfied / c.samples AS share_under, q.p90_s, c.simulated
         FROM (SELECT weekday, hour, CAST(sum(n) AS BIGINT) AS samples,
-                     coalesce(sum(n) FILTER (WHERE zone = 0), 0) AS satisfied FROM cells GROUP BY ALL) AS c
+                     coalesce(sum(n) FILTER (WHERE zone = 0), 0) AS satisfied,
+                     CAST(coalesce(sum(n) FILTER (WHERE simulated), 0) AS BIGINT) AS simulated
+              FROM cells GROUP BY ALL) AS c
         LEFT JOIN ({q.quantiles('cells', ['weekday', 'hour'], {'p90_s': 0.9}, "status = 'ok'")}) AS q
             ON c.weekday = q.weekday AND c.hour = q.hour
         ORDER BY c.weekday, c.hour"""
-    frame = q.sql(body, [timezone])
+    frame = q.sql(body, [timezone], level_s=level_for(q, zones=[timezone]))
+    _learn(q, frame)
+    frame = frame.drop(columns=["simulated"])
     frame["p_relative_error"] = q.relative_error
     return frame.astype({"weekday": "int64", "hour": "int64", "samples": "int64"})
 
@@ -326,7 +460,7 @@ def timeline(q: Question, *, bucket_s: int) -> pd.DataFrame:
         FROM (SELECT bucket, CAST(sum(n) AS BIGINT) AS samples FROM slots GROUP BY bucket) AS c
         JOIN ({q.quantiles('slots', ['bucket'], {'p50_s': 0.5, 'p90_s': 0.9})}) AS q ON c.bucket = q.bucket
         ORDER BY c.bucket"""
-    frame = q.sql(body)
+    frame = q.sql(body, level_s=level_for(q, bucket_s=bucket_s))
     frame["p_relative_error"] = q.relative_error
     return frame
 
@@ -348,7 +482,7 @@ def steps(q: Question) -> pd.DataFrame:
         FROM c LEFT JOIN med AS m ON c.step IS NOT DISTINCT FROM m.step
         LEFT JOIN ex ON c.step IS NOT DISTINCT FROM ex.step
         ORDER BY c.step_index, c.step"""
-    frame = q.sql(body, runs=False, steps=True)
+    frame = q.sql(body, runs=False, steps=True, level_s=level_for(q))
     total = frame["excess_s"].sum(min_count=1)
     if pd.isna(total) or total <= 0:
         frame["excess_share"] = None
@@ -362,7 +496,7 @@ def _phase_sums(q: Question, keys: Sequence[str]) -> pd.DataFrame:
     k = ", ".join(keys)
     sums = ", ".join(f"sum({p}_sum) AS {p}_sum" for p in PHASES)
     return q.sql(f"SELECT {k}, CAST(sum(phase_n) AS BIGINT) AS phase_n, {sums} FROM steps_src "
-                 f"GROUP BY {k} HAVING sum(phase_n) > 0 ORDER BY {k}", runs=False, steps=True)
+                 f"GROUP BY {k} HAVING sum(phase_n) > 0 ORDER BY {k}", runs=False, steps=True, level_s=level_for(q))
 
 
 def phases(q: Question) -> pd.DataFrame:
@@ -411,9 +545,12 @@ def site_phases(q: Question) -> pd.DataFrame:
 
 
 def simulated_share(q: Question) -> tuple[int, int]:
-    """``(simulated runs, runs)`` judged in the window."""
+    """``(simulated runs, runs)`` judged in the window (known already when another figure of the
+    question counted the whole window)."""
+    if "simulated" in q._known:
+        return q._known["simulated"]
     frame = q.sql(f"SELECT CAST(coalesce(sum(n) FILTER (WHERE simulated), 0) AS BIGINT) AS simulated, "
-                  f"CAST(coalesce(sum(n), 0) AS BIGINT) AS runs FROM runs_src WHERE {_JUDGED}")
+                  f"CAST(coalesce(sum(n), 0) AS BIGINT) AS runs FROM runs_src WHERE {_JUDGED}", level_s=level_for(q))
     return int(frame["simulated"].iloc[0]), int(frame["runs"].iloc[0])
 
 
@@ -429,7 +566,17 @@ def period_aligned(calendar: ClinicalCalendar, period: str) -> bool:
 def _sites(q: Question) -> list[str]:
     if q.runs.sites is not None:
         return sorted(q.runs.sites)
-    return [s for s in q.sql("SELECT DISTINCT site FROM runs_src WHERE site IS NOT NULL ORDER BY site")["site"]]
+    if "sites" in q._known:
+        return q._known["sites"]
+    q._known["sites"] = [s for s in q.sql("SELECT DISTINCT site FROM runs_src WHERE site IS NOT NULL ORDER BY site",
+                             level_s=level_for(q))["site"]]
+    return q._known["sites"]
+
+
+def _period_level(q: Question, calendar: ClinicalCalendar, periods: Sequence[str], sites_: Sequence[str]) -> int:
+    """:func:`level_for` a condition on ``periods`` at ``sites_``."""
+    spans = [(calendar.period(p).start, calendar.period(p).end) for p in periods]
+    return level_for(q, zones=sorted({calendar.timezone(s).key for s in sites_}), periods=spans)
 
 
 def _in_period(q: Question, calendar: ClinicalCalendar, period: str, sites_: Sequence[str]) -> tuple[str, list]:
@@ -461,14 +608,18 @@ def waiting_distribution(q: Question, *, period: str | None = None,
                          calendar: ClinicalCalendar | None = None) -> Distribution:
     """The distribution of ok runs' waiting time (judged against each workflow's T), optionally
     only in a clinical period."""
-    where, params = "TRUE", []
+    where, params, level = "TRUE", [], level_for(q)
     if period is not None:
         if calendar is None:
             raise ValueError("a period needs the clinical calendar")
-        where, params = _in_period(q, calendar, period, _sites(q))
-    counts = q.sql(f"SELECT {_COUNTS} FROM runs_src WHERE {_JUDGED} AND {where}", params)
+        sites_ = _sites(q)
+        where, params = _in_period(q, calendar, period, sites_)
+        level = _period_level(q, calendar, [period], sites_)
+    counts = q.sql(f"SELECT {_COUNTS} FROM runs_src WHERE {_JUDGED} AND {where}", params, level_s=level)
+    if period is None:
+        _learn(q, counts)
     values = q.sql(f"SELECT value_s, CAST(sum(n) AS BIGINT) AS n FROM runs_src WHERE status = 'ok' "
-                   f"AND value_s IS NOT NULL AND {where} GROUP BY value_s ORDER BY value_s", params)
+                   f"AND value_s IS NOT NULL AND {where} GROUP BY value_s ORDER BY value_s", params, level_s=level)
     row = counts.iloc[0]
     samples = 0 if pd.isna(row["samples"]) else int(row["samples"])
     return Distribution(values["value_s"].to_numpy(dtype=float), values["n"].to_numpy(dtype=np.int64), samples,
@@ -477,7 +628,8 @@ def waiting_distribution(q: Question, *, period: str | None = None,
 
 def period_split(q: Question, *, calendar: ClinicalCalendar, period: str) -> list[tuple[str, int, float, float]]:
     """For the period and for the rest of the week: ``(label, runs, share within T, p90 of ok runs)``."""
-    where, params = _in_period(q, calendar, period, _sites(q))
+    sites_ = _sites(q)
+    where, params = _in_period(q, calendar, period, sites_)
     body = f"""
         , parts AS (SELECT {where} AS inside, * FROM runs_src WHERE {_JUDGED})
         SELECT c.inside, c.samples, c.satisfied, q.p90_s
@@ -485,7 +637,7 @@ def period_split(q: Question, *, calendar: ClinicalCalendar, period: str) -> lis
                      CAST(coalesce(sum(n) FILTER (WHERE zone = 0), 0) AS BIGINT) AS satisfied
               FROM parts GROUP BY inside) AS c
         LEFT JOIN ({q.quantiles('parts', ['inside'], {'p90_s': 0.9}, "status = 'ok'")}) AS q ON c.inside = q.inside"""
-    frame = q.sql(body, params)
+    frame = q.sql(body, params, level_s=_period_level(q, calendar, [period], sites_))
     out = []
     for inside, label in ((True, "during " + period), (False, "the rest of the week")):
         row = frame[frame["inside"] == inside]
@@ -535,7 +687,9 @@ def board_scopes(q: Question, *, calendar: ClinicalCalendar) -> pd.DataFrame:
     hour_params = [v for site in sites_ for v in (site, calendar.timezone(site).key)]
     cells = q.sql(f"""
         SELECT workflow, site, CASE {hour_cases} END AS hour{''.join(', ' + f for f in flags)}, {_COUNTS}
-        FROM runs_src WHERE {_JUDGED} GROUP BY ALL""", [*hour_params, *params])
+        FROM runs_src WHERE {_JUDGED} GROUP BY ALL""", [*hour_params, *params],
+        level_s=_period_level(q, calendar, periods, sites_))
+    _learn(q, cells)
     cells = cells[cells["samples"] > 0]
     rows: list[dict[str, object]] = []
 

@@ -4,8 +4,12 @@ kept on disk beside the segments and maintained as data arrives.
 Layout: ``<store>/aggregates/<definitions digest>/`` holds ``runs-<lo>-<hi>.parquet`` and
 ``steps-<lo>-<hi>.parquet`` per built range ``[lo, hi)`` (epoch seconds, on bucket edges, within
 one UTC day) and ``state.json``: the ranges built, and the live segments they were built from
-(``seen``, per partition). A file and the state are written under a temporary name and renamed
-into place, so a reader sees a whole range or none.
+(``seen``, per partition). A closed day's range also has its coarser levels
+(:data:`~analysis.query.sources.LEVELS_S`), ``runs-<level>s-<lo>-<hi>.parquet`` (hour rows,
+then day rows), each summed from the level below it, never from the spans: one definition of the
+rows; and its kept slowest runs and their steps (``top-<lo>-<hi>.parquet``,
+``topsteps-<lo>-<hi>.parquet``: :func:`~analysis.query.sources.kept_slowest`). A file and the state are written under a temporary name and renamed into place, so a
+reader sees a whole range or none.
 
 :func:`refresh` (called by the store's maintenance after each pass, and by ``wardwatch
 upgrade-store``) builds the buckets closed since the last pass (a bucket closes
@@ -13,7 +17,8 @@ upgrade-store``) builds the buckets closed since the last pass (a bucket closes
 ``seen`` and holds spans inside a built range (late data: a spool sent hours later) makes the
 ranges it touches stale: they are built again. A merged segment whose inputs were all seen brings
 nothing new. A day dropped by retention loses its ranges. A day's ranges are merged into one file
-once the day is closed.
+once the day is closed, and its hour and day rows are summed from it then (a stale day loses its
+levels with its range, and gets them again when it is built again: until then it is read exactly).
 
 :func:`coverage` is the reader's side: the built ranges it may trust now (those of days still in
 the store, and none that a segment not yet seen touches), so a reader never counts a span twice
@@ -37,12 +42,22 @@ import duckdb
 import pyarrow.parquet as pq
 
 from analysis.query import dialect
-from analysis.query.sources import BUCKET_S, THRESHOLDS, Definitions, exact_runs, exact_steps, materialize
+from analysis.query.sources import (
+    BUCKET_S,
+    LEVELS_S,
+    THRESHOLDS,
+    Definitions,
+    exact_runs,
+    exact_steps,
+    kept_slowest,
+    listed_steps,
+    materialize,
+)
 from store import StoreError, check_store, create_views, list_segments
 from store.config import apply_duckdb_settings
 from store.segments import read_replaces
 
-__all__ = ["CLOSE_AFTER", "DIRECTORY", "Coverage", "coverage", "live_segments", "refresh"]
+__all__ = ["CLOSE_AFTER", "DIRECTORY", "Built", "Coverage", "coverage", "live_segments", "refresh"]
 
 DIRECTORY = "aggregates"
 CLOSE_AFTER = dt.timedelta(minutes=5)  # a run's spans are written when it ends: wait for them
@@ -192,12 +207,36 @@ def _overlaps(a: Range, b: Range) -> bool:
 
 
 @dataclass(frozen=True)
+class Built:
+    """One trusted range and its files: ``files[(kind, level_s)]`` (``runs`` or ``steps``: 900 for
+    the 15-minute rows, and the coarser levels of a closed day; ``top``, a closed day's kept
+    slowest runs, and ``topsteps``, their steps, at 86,400)."""
+
+    lo: int
+    hi: int
+    files: dict[tuple[str, int], str]
+
+
+@dataclass(frozen=True)
 class Coverage:
     """The built ranges a reader may use now, and their files."""
 
     ranges: tuple[Range, ...]
     run_files: tuple[str, ...]
     step_files: tuple[str, ...]
+    built: tuple[Built, ...] = ()
+    # Where the live segments hold spans (their extents, merged; None: not known): a reader need
+    # not read exactly a time no span starts in.
+    data: tuple[Range, ...] | None = None
+
+
+def _key(kind: str, level_s: int) -> str:
+    """The state's name of a range's file of ``kind`` at ``level_s`` (the 15-minute rows: ``kind``)."""
+    return kind if level_s == BUCKET_S else f"{kind}@{level_s}"
+
+
+def _file_keys(entry: dict) -> list[str]:
+    return [k for k in entry if k not in ("lo", "hi") and entry[k]]
 
 
 def _trusted(folder: Path, live: dict[str, list[Path]], state: dict) -> list[dict]:
@@ -215,11 +254,21 @@ def coverage(path: Path, defs: Definitions, segments: Sequence[Path] | None = No
     state = _load_state(folder)
     if not state["ranges"]:
         return Coverage((), (), ())
-    live = _by_partition(segments if segments is not None else list_segments(Path(path)))
+    segments = segments if segments is not None else list_segments(Path(path))
+    live = _by_partition(segments)
     ranges = sorted(_trusted(folder, live, state), key=lambda r: r["lo"])
+    data: list[Range] = []
+    for lo, hi in sorted(_extent(s) for s in segments):
+        if data and lo <= data[-1][1]:
+            data[-1] = (data[-1][0], max(data[-1][1], hi))
+        else:
+            data.append((lo, hi))
+    built = tuple(Built(r["lo"], r["hi"], {(kind, level): str(folder / r[_key(kind, level)])
+                                           for kind in ("runs", "steps", TOP, TOP_STEPS) for level in LEVELS_S
+                                           if r.get(_key(kind, level))}) for r in ranges)
     return Coverage(tuple((r["lo"], r["hi"]) for r in ranges),
                     tuple(str(folder / r["runs"]) for r in ranges if r.get("runs")),
-                    tuple(str(folder / r["steps"]) for r in ranges if r.get("steps")))
+                    tuple(str(folder / r["steps"]) for r in ranges if r.get("steps")), built, tuple(data))
 
 
 def _gaps(lo: int, hi: int, covered: Iterable[Range]) -> list[Range]:
@@ -250,13 +299,13 @@ def _when(seconds: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(seconds, dt.UTC)
 
 
-def _write(con: duckdb.DuckDBPyConnection, query: str, params: list, target: Path) -> bool:
+def _write(con: duckdb.DuckDBPyConnection, query: str, params: list, target: Path, order: str = "moment") -> bool:
     """``query``'s rows as a Parquet file at ``target`` (renamed into place); False when empty."""
     temp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
     con.execute(f"CREATE OR REPLACE TEMP TABLE built AS {query}", params)
     if con.execute("SELECT count(*) FROM built").fetchone()[0] == 0:  # type: ignore[index]
         return False
-    con.execute(f"COPY (SELECT * FROM built ORDER BY moment) TO '{temp}' (FORMAT parquet)")
+    con.execute(f"COPY (SELECT * FROM built ORDER BY {order}) TO '{temp}' (FORMAT parquet)")
     os.replace(temp, target)
     return True
 
@@ -273,9 +322,51 @@ def _build(con: duckdb.DuckDBPyConnection, folder: Path, defs: Definitions, lo: 
 
 
 def _remove(folder: Path, entry: dict) -> None:
+    for key in _file_keys(entry):
+        (folder / entry[key]).unlink(missing_ok=True)
+
+
+TOP = "top"  # a closed day's kept slowest runs (sources.kept_slowest), as files[(TOP, DAY_S)]
+TOP_STEPS = "topsteps"  # their steps (sources.listed_steps), as files[(TOP_STEPS, DAY_S)]
+
+
+def _levels(con: duckdb.DuckDBPyConnection, folder: Path, entry: dict) -> dict:
+    """A closed day's range with its coarser levels: each level's rows summed from the level
+    below (:func:`~analysis.query.sources.materialize` without the histogram: its values are
+    representatives already), so hour and day rows are the 15-minute rows grouped again; and
+    its kept slowest runs, read from the spans it was built from."""
+    entry = dict(entry)
+    if entry.get("runs") and not entry.get(_key(TOP, _DAY_S)):
+        name = f"{TOP}-{entry['lo']}-{entry['hi']}.parquet"
+        sql, params = kept_slowest(_when(entry["lo"]), _when(entry["hi"]))
+        if _write(con, sql, params, folder / name, order="rank_all"):
+            entry[_key(TOP, _DAY_S)] = name
+    if entry.get(_key(TOP, _DAY_S)) and _key(TOP_STEPS, _DAY_S) not in entry:
+        # Their steps, for the runs page's chart: from the day's partition and the next (a run
+        # starting before midnight may end after it).
+        days = [_when(entry["lo"]).date(), _when(entry["hi"]).date()]
+        kept = dialect.read_files([str(folder / entry[_key(TOP, _DAY_S)])])
+        sql, params = listed_steps(days, f"trace_id IN (SELECT trace_id FROM {kept})")
+        name = f"{TOP_STEPS}-{entry['lo']}-{entry['hi']}.parquet"
+        written = _write(con, sql, params, folder / name, order="start, trace_id")
+        entry[_key(TOP_STEPS, _DAY_S)] = name if written else ""  # "": none of them has steps
     for kind in ("runs", "steps"):
-        if entry.get(kind):
-            (folder / entry[kind]).unlink(missing_ok=True)
+        for finer, level in zip(LEVELS_S, LEVELS_S[1:]):
+            source, key = entry.get(_key(kind, finer)), _key(kind, level)
+            if not source or entry.get(key):
+                continue
+            name = f"{kind}-{level}s-{entry['lo']}-{entry['hi']}.parquet"
+            rows = f"SELECT * FROM {dialect.read_files([str(folder / source)])}"
+            if _write(con, materialize(kind, rows, level, histogram=False), [], folder / name):
+                entry[key] = name
+    return entry
+
+
+def _wants_levels(entry: dict, closed: int) -> bool:
+    if not (entry["lo"] % _DAY_S == 0 and entry["hi"] - entry["lo"] == _DAY_S and entry["hi"] <= closed):
+        return False
+    levels = any(entry.get(kind) and not entry.get(_key(kind, LEVELS_S[-1])) for kind in ("runs", "steps"))
+    return levels or bool(entry.get("runs")) and not (entry.get(_key(TOP, _DAY_S)) and _key(TOP_STEPS, _DAY_S) in entry)
 
 
 def refresh(path: Path, defs: Definitions, *, now: dt.datetime | None = None,
@@ -324,9 +415,9 @@ def _refresh(path: Path, folder: Path, defs: Definitions, now: dt.datetime | Non
     for day in days:
         for lo, hi in _gaps(day, min(day + _DAY_S, closed), [(r["lo"], r["hi"]) for r in trusted]):
             work.append((day, lo, hi))
-    ranges = list(trusted)
+    ranges = [dict(r) for r in trusted]
     built_days = sorted({day for day, _, _ in work})
-    if work:
+    if work or any(_wants_levels(r, closed) for r in ranges):
         con = _connect(segments, defs)
         try:
             for i, day in enumerate(built_days):
@@ -335,6 +426,8 @@ def _refresh(path: Path, folder: Path, defs: Definitions, now: dt.datetime | Non
                 ranges = _consolidate(con, folder, day, closed, ranges)
                 if progress is not None:
                     progress(i + 1, len(built_days))
+            # Closed days without their coarser levels (just closed, or built by a version without them).
+            ranges = [_levels(con, folder, r) if _wants_levels(r, closed) else r for r in ranges]
         finally:
             con.close()
     new_state = {"ranges": sorted(ranges, key=lambda r: r["lo"]),
@@ -358,15 +451,15 @@ def _consolidate(con: duckdb.DuckDBPyConnection, folder: Path, day: int, closed:
             if _write(con, f"SELECT * FROM {dialect.read_files(files)}", [], folder / name):
                 merged[kind] = name
     for r in mine:
-        for kind in ("runs", "steps"):
-            if r.get(kind) and r[kind] != merged.get(kind):
-                (folder / r[kind]).unlink(missing_ok=True)
+        for key in _file_keys(r):
+            if r[key] != merged.get(key):
+                (folder / r[key]).unlink(missing_ok=True)
     return [r for r in ranges if r not in mine] + [merged]
 
 
 def _sweep(folder: Path, state: dict) -> None:
     """Files no range names (left by a crash between a write and the state)."""
-    named = {r[k] for r in state["ranges"] for k in ("runs", "steps") if r.get(k)}
+    named = {r[k] for r in state["ranges"] for k in _file_keys(r)}
     for entry in folder.iterdir():
         if entry.name not in (_STATE, _LOCK) and entry.name not in named and not entry.name.endswith(".tmp"):
             if entry.is_dir():

@@ -1,50 +1,106 @@
 """Rows, not aggregates: the runs a page lists, their steps, missed slots, a status's recent runs.
 
 Read exactly from the store's views; a window's bounds let DuckDB skip the row groups of other
-times (segments are sorted by start). The status's baseline is a figure and comes from
+times (segments are sorted by start). A month's slowest runs come from the kept lists of its
+closed days (:func:`slowest`). The status's baseline is a figure and comes from
 :mod:`analysis.query.figures`' sources.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+
 import pandas as pd
 
-from analysis.query.figures import FRUSTRATED_SHARE, ask
-from analysis.query.sources import Definitions
+from analysis.query import dialect as d
+from analysis.query import preagg, sources
+from analysis.query.figures import FRUSTRATED_SHARE, _minus, _within, ask, level_for
+from analysis.query.sources import DAY_S, RUN_LIST, SLOWEST_ORDER, STEP_LIST, TOP_RANKS, Definitions, listed_steps
 from analysis.status import RECENT_RUNS_QUERY, StatusRules, against_thresholds, judge_status
 from analysis.store import RunFilter, Store
 
 __all__ = ["RUN_LIST", "chart_steps", "current_status", "missed_slots", "slowest"]
 
-RUN_LIST = ["trace_id", "start", "workflow", "site", "status", "error_type", "waiting_s", "wall_s", "simulated"]
-
 
 def slowest(store: Store, runs: RunFilter, *, limit: int = 200, status: str | None = None,
-            newest_first: bool = False) -> pd.DataFrame:
+            newest_first: bool = False, defs: Definitions | None = None) -> pd.DataFrame:
     """The slowest runs first (or the newest): ``trace_id, start, workflow, site, status,
-    error_type, waiting_s, wall_s, simulated``."""
+    error_type, waiting_s, wall_s, simulated``.
+
+    With ``defs`` (the pre-aggregates' definitions), the slowest of the closed days the window
+    holds whole come from their kept lists (``sources.kept_slowest``), the rest of the window
+    from the runs: the same runs as a scan of every run, in the same order, when ``limit`` is at
+    most :data:`~analysis.query.sources.TOP_RUNS` (otherwise, newest first, or by status, a scan)."""
     where, params = runs.where()
     if status is not None:
         where += " AND status = ?"
         params.append(status)
-    order = "start DESC" if newest_first else "waiting_s DESC NULLS LAST, start DESC"
-    return store.sql(f"SELECT {', '.join(RUN_LIST)} FROM runs WHERE {where} ORDER BY {order} LIMIT ?",
-                     [*params, int(limit)])
+    order = "start DESC, trace_id" if newest_first else SLOWEST_ORDER
+    columns = ", ".join(RUN_LIST)
+    coverage = preagg.coverage(store.path, defs) if defs is not None else None
+    days = _kept_days(runs, coverage) if not newest_first and status is None and limit <= sources.TOP_RUNS else []
+    if coverage is None or not days:
+        return store.sql(f"SELECT {columns} FROM runs WHERE {where} ORDER BY {order} LIMIT ?", [*params, int(limit)])
+    rank = TOP_RANKS[(runs.workflows is not None, runs.sites is not None)]
+    filter_sql, filters = RunFilter(None, None, runs.workflows, runs.sites).where()
+    arms = [f"SELECT {columns} FROM {d.read_files([f for _, _, f in days])} WHERE {rank} <= ? AND {filter_sql}"]
+    arm_params: list = [int(limit), *filters]
+    assert runs.start is not None and runs.end is not None
+    rest = _minus(runs.start, runs.end, [(lo, hi) for lo, hi, _ in days])
+    for lo, hi in rest if coverage.data is None else _within(rest, coverage.data):  # where spans are
+        arms.append(f"SELECT {columns} FROM runs WHERE start >= ? AND start < ? AND {filter_sql}")
+        arm_params += [lo, hi, *filters]
+    union = " UNION ALL ".join(f"({arm})" for arm in arms)
+    return store.sql(f"SELECT * FROM ({union}) ORDER BY {order} LIMIT ?", [*arm_params, int(limit)])
 
 
-def chart_steps(store: Store, listed: pd.DataFrame) -> pd.DataFrame:
-    """The steps of the listed runs (``trace_id, start, site, step, step_index, duration_s``),
-    read between the first run's start and the last run's end."""
-    columns = ["trace_id", "start", "site", "step", "step_index", "duration_s"]
+def _kept_days(runs: RunFilter, coverage: preagg.Coverage | None) -> list[tuple[dt.datetime, dt.datetime, str]]:
+    """The closed days wholly inside ``runs``' window with a kept list of slowest runs."""
+    if coverage is None or runs.start is None or runs.end is None:
+        return []
+    out = []
+    for built in coverage.built:
+        lo, hi = (dt.datetime.fromtimestamp(x, dt.UTC) for x in (built.lo, built.hi))
+        if (preagg.TOP, DAY_S) in built.files and runs.start <= lo and hi <= runs.end:
+            out.append((lo, hi, built.files[(preagg.TOP, DAY_S)]))
+    return out
+
+
+def chart_steps(store: Store, listed: pd.DataFrame, defs: Definitions | None = None) -> pd.DataFrame:
+    """The steps of the listed runs (``trace_id, start, site, step, step_index, duration_s``).
+
+    With ``defs``, the steps of runs in a closed day's kept list come from the day's kept steps;
+    the others' from the step spans of the days they touch (``sources.listed_steps``): a month's
+    slowest runs lie on any of its days, and reading all the steps between the first and the last
+    of them cost most of the runs page at 10M spans."""
+    columns = list(STEP_LIST)
     if listed.empty:
         return pd.DataFrame(columns=columns)
     starts = pd.to_datetime(listed["start"], utc=True)
     ends = starts + pd.to_timedelta(listed["wall_s"].astype(float).fillna(0.0), unit="s")
-    lo, hi = starts.min().floor("us").to_pydatetime(), ends.max().ceil("us").to_pydatetime() + dt.timedelta(seconds=1)
-    return store.sql(f"SELECT {', '.join(columns)} FROM steps WHERE start >= ? AND start < ? "
-                     "AND list_contains(?, trace_id) ORDER BY start, trace_id",
-                     [lo, hi, list(listed["trace_id"])])
+    traces = list(listed["trace_id"])
+    parts = []
+    coverage = preagg.coverage(store.path, defs) if defs is not None else None
+    if coverage is not None:
+        moments = [t.timestamp() for t in starts]
+        days = [b for b in coverage.built if (preagg.TOP_STEPS, DAY_S) in b.files
+                and any(b.lo <= m < b.hi for m in moments)]
+        if days:
+            kept = set(store.sql(f"SELECT trace_id FROM {d.read_files([b.files[(preagg.TOP, DAY_S)] for b in days])} "
+                                 "WHERE list_contains(?, trace_id)", [traces])["trace_id"])
+            if kept:
+                parts.append(store.sql(
+                    f"SELECT {', '.join(columns)} FROM {d.read_files([b.files[(preagg.TOP_STEPS, DAY_S)] for b in days])} "
+                    "WHERE list_contains(?, trace_id)", [sorted(kept)]))
+            keep = [t not in kept for t in traces]
+            starts, ends, traces = starts[keep], ends[keep], [t for t in traces if t not in kept]
+    if traces:
+        sql, params = listed_steps(sorted({t.date() for t in starts} | {t.date() for t in ends}),
+                                   "list_contains(?, trace_id)")
+        parts.append(store.sql(sql, [*params, traces]))
+    if len(parts) == 1:
+        return parts[0].sort_values(["start", "trace_id"], ignore_index=True)
+    return pd.concat(parts, ignore_index=True).sort_values(["start", "trace_id"], ignore_index=True)
 
 
 def missed_slots(store: Store, runs: RunFilter) -> pd.DataFrame:
@@ -68,7 +124,7 @@ def current_status(store: Store, defs: Definitions, now: dt.datetime, rules: Sta
         SELECT b.workflow, b.site, b.baseline_s, l.last_seen
         FROM ({q.quantiles('runs_src', ['workflow', 'site'], {'baseline_s': 0.5}, "status = 'ok'")}) AS b
         JOIN (SELECT workflow, site, max(last_ok) AS last_seen FROM runs_src WHERE status = 'ok' GROUP BY ALL) AS l
-          ON b.workflow IS NOT DISTINCT FROM l.workflow AND b.site IS NOT DISTINCT FROM l.site""")
+          ON b.workflow IS NOT DISTINCT FROM l.workflow AND b.site IS NOT DISTINCT FROM l.site""", level_s=level_for(q))
     recent = store.sql(RECENT_RUNS_QUERY, [recent_start, now])
     status = judge_status(baseline, recent, rules)
     if not thresholds:

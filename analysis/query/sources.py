@@ -15,6 +15,9 @@ The *exact* source has one row per run or step (``n = 1``, the value itself): :f
 :func:`exact_steps`. The *pre-aggregate* is the same rows grouped per closed 15-minute bucket,
 each value replaced by its histogram bucket's representative (:func:`materialize`): counts and
 sums stay exact, percentiles move by at most :data:`~analysis.query.dialect.RELATIVE_ERROR`.
+A closed day is also kept at coarser levels (:data:`LEVELS_S`: hour and day rows), the same
+rows grouped again (the histogram's buckets and the counts add), so a month reads about 30 rows
+per key and value instead of 2,880.
 The figures (:mod:`analysis.query.figures`) read either, or both at once (pre-aggregated
 buckets and exact rows for the rest of a window), with the same SQL.
 """
@@ -30,20 +33,35 @@ from dataclasses import dataclass
 import pandas as pd
 
 from analysis.query import dialect as d
+from store import schema
+from store.layout import PARTITION_KEY
 
 __all__ = [
     "BUCKET_S",
+    "DAY_S",
+    "HOUR_S",
+    "LEVELS_S",
     "PHASES",
     "RUN_LOOKBACK",
     "RUN_COLUMNS",
+    "RUN_LIST",
+    "SLOWEST_ORDER",
+    "TOP_RANKS",
+    "TOP_RUNS",
     "STEP_COLUMNS",
     "Definitions",
     "exact_runs",
     "exact_steps",
+    "kept_slowest",
+    "listed_steps",
     "materialize",
 ]
 
 BUCKET_S = 900  # the pre-aggregate's bucket: 15 minutes, on which clinical periods are aligned
+HOUR_S, DAY_S = 3_600, 86_400
+# The pre-aggregate's levels, finest first: each a whole number of the one before, summed from it
+# (materialize(histogram=False)); which level may answer a figure is figures.level_for's rule.
+LEVELS_S = (BUCKET_S, HOUR_S, DAY_S)
 PHASES = ("dns_s", "connect_s", "tls_s", "ttfb_s", "transfer_s")
 # A step is judged by its run (slow or not) when the run started at most this long before the
 # step's window: longer runs are not timed by any workflow this project runs (timeouts are seconds).
@@ -51,6 +69,17 @@ RUN_LOOKBACK = dt.timedelta(hours=6)
 FORMAT = 1  # raise when a source's columns or the histogram change
 
 RUN_COLUMNS = ("moment", "workflow", "site", "status", "simulated", "zone", "value_s", "n", "sum_s", "last_ok")
+# A listed run (the runs page), and the order of "slowest first" (the last keys break ties, so a
+# kept list and a scan agree on which runs make the top).
+RUN_LIST = ("trace_id", "start", "workflow", "site", "status", "error_type", "waiting_s", "wall_s", "simulated")
+SLOWEST_ORDER = "waiting_s DESC NULLS LAST, start DESC, trace_id"
+# A closed day keeps its TOP_RUNS slowest runs overall, of each workflow, of each site and of each
+# workflow at each site, with their rank in each: the slowest N <= TOP_RUNS of any window of whole
+# days, for any workflows and sites, are among the kept runs of those days ranked <= N in the
+# narrowest group holding the filter (each of them is in the top N of its own group).
+TOP_RUNS = 200
+TOP_RANKS = {(False, False): "rank_all", (True, False): "rank_workflow", (False, True): "rank_site",
+             (True, True): "rank_pair"}  # (workflows filtered, sites filtered) -> the rank to read
 STEP_COLUMNS = ("moment", "workflow", "site", "step", "step_index", "slow", "value_s", "n", "sum_s", "phase_n",
                 *(f"{p}_sum" for p in PHASES))
 
@@ -128,18 +157,50 @@ def exact_steps(defs: Definitions, intervals: list[tuple[dt.datetime, dt.datetim
         WHERE {when}""", [*runs_params, *params]
 
 
-def materialize(kind: str, exact_sql: str) -> str:
-    """The pre-aggregate of an exact source (``kind`` ``runs`` or ``steps``): grouped per
-    15-minute bucket and histogram value. The same rows, so the same figures read it."""
-    at = d.bucket_start("moment", BUCKET_S)
-    value = d.log_bucket_value("value_s")
+def kept_slowest(lo: dt.datetime, hi: dt.datetime) -> tuple[str, list]:
+    """The kept slowest runs starting in ``[lo, hi)`` (a closed day): :data:`RUN_LIST` and the
+    four ranks of :data:`TOP_RANKS`, the runs ranked <= :data:`TOP_RUNS` in any of them."""
+    ranks = {"rank_all": "", "rank_workflow": "PARTITION BY workflow", "rank_site": "PARTITION BY site",
+             "rank_pair": "PARTITION BY workflow, site"}
+    over = ", ".join(f"row_number() OVER ({part} ORDER BY {SLOWEST_ORDER}) AS {name}" for name, part in ranks.items())
+    return f"""
+        SELECT * FROM (SELECT {', '.join(RUN_LIST)}, {over} FROM runs WHERE start >= ? AND start < ?)
+        WHERE least({', '.join(ranks)}) <= {TOP_RUNS}""", [lo, hi]
+
+
+STEP_LIST = ("trace_id", "start", "site", "step", "step_index", "duration_s")  # a listed run's steps
+
+
+def listed_steps(days: list[dt.date], traces: str) -> tuple[str, list]:
+    """The steps (:data:`STEP_LIST`) of the runs whose trace ids satisfy ``traces`` (a condition
+    on ``trace_id``), read from the step spans themselves (their run is known: no lookup of each
+    step's run, as the ``steps`` view makes) of the date partitions ``days`` only."""
+    s = schema
+    return f"""
+        SELECT * FROM (
+            SELECT "{s.TRACE_ID}" AS trace_id, "{s.TIMESTAMP}" AS start, "{s.SITE}" AS site, "{s.STEP}" AS step,
+                   "{s.STEP_INDEX}"::INTEGER AS step_index, "{s.DURATION}" / 1e9 AS duration_s
+            FROM spans WHERE {PARTITION_KEY} IN ({', '.join('?' for _ in days)}) AND "{s.SPAN_TYPE}" = '{s.SPAN_TYPE_STEP}')
+        WHERE {traces}""", list(days)
+
+
+def materialize(kind: str, rows_sql: str, bucket_s: int = BUCKET_S, *, histogram: bool = True) -> str:
+    """The pre-aggregate of a source's rows (``kind`` ``runs`` or ``steps``): grouped per bucket of
+    ``bucket_s`` seconds and histogram value. The same rows, so the same figures read it.
+
+    With ``histogram`` (rows of the exact source) each value is replaced by its histogram bucket's
+    representative first; without it the rows are already a pre-aggregate's (a finer level's),
+    whose values are representatives, and every column is a sum, a min or a max of its rows: so a
+    coarser level summed from the finer one equals the coarser level built from the exact rows."""
+    at = d.bucket_start("moment", bucket_s)
+    value = d.log_bucket_value("value_s") if histogram else "value_s"
     if kind == "runs":
         return f"""
             SELECT {at} AS moment, workflow, site, status, simulated, zone, {value} AS value_s,
                    CAST(sum(n) AS BIGINT) AS n, sum(sum_s) AS sum_s, max(last_ok) AS last_ok
-            FROM ({exact_sql}) GROUP BY ALL"""
+            FROM ({rows_sql}) GROUP BY ALL"""
     sums = ", ".join(f"sum({p}_sum) AS {p}_sum" for p in PHASES)
     return f"""
         SELECT {at} AS moment, workflow, site, step, min(step_index) AS step_index, slow, {value} AS value_s,
                CAST(sum(n) AS BIGINT) AS n, sum(sum_s) AS sum_s, CAST(sum(phase_n) AS BIGINT) AS phase_n, {sums}
-        FROM ({exact_sql}) GROUP BY ALL"""
+        FROM ({rows_sql}) GROUP BY ALL"""

@@ -16,6 +16,7 @@ from dashboard.data import (
     CHART_RUNS,
     NoData,
     current_store,
+    definitions,
     question,
     simulated_text,
 )
@@ -53,8 +54,9 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
     runs = filters.run_filter(context.now(), context.timezone)
     try:
         store = current_store()
-        listed = rows.slowest(store, runs, limit=context.recent_runs, newest_first=order == "newest")
-        chart_steps = rows.chart_steps(store, listed.head(CHART_RUNS))
+        listed = rows.slowest(store, runs, limit=context.recent_runs, newest_first=order == "newest",
+                              defs=definitions(context))
+        chart_steps = rows.chart_steps(store, listed.head(CHART_RUNS), defs=definitions(context))
         waterfall = _waterfall(store, listed, filters.trace) if filters.trace else None
         missed = rows.missed_slots(store, runs)
         note = simulated_text(*q.simulated_share(question(runs)))

@@ -328,3 +328,136 @@ def test_the_store_connection_avoids_duckdbs_common_subplan_wrong_answers(asked)
     """duckdb issue 25819 (1.5.1-1.5.6): the figures reuse their source in one query."""
     setting = asked.store.sql("SELECT current_setting('disabled_optimizers') AS s")["s"].iloc[0]
     assert "common_subplan" in setting
+
+
+def test_a_closed_day_is_kept_as_hour_and_day_rows_summed_from_its_buckets(tmp_path, make_rows) -> None:
+    """Hour and day rows are the day's 15-minute rows grouped again (counts and sums equal, fewer
+    rows); a late segment makes the day stale with its levels, and the next pass builds them again."""
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    defs = Definitions.of({"open": 1.0})
+    write_spans(path, _runs(make_rows, day + dt.timedelta(hours=8), 48))  # 08:00-11:55, every 5 minutes
+    preagg.refresh(path, defs, now=day + dt.timedelta(hours=20))
+    assert all(len(b.files) == 2 for b in preagg.coverage(path, defs).built)  # an open day: 15-minute rows only
+    preagg.refresh(path, defs, now=day + dt.timedelta(days=1, minutes=10))
+    (built,) = preagg.coverage(path, defs).built
+    assert set(built.files) == {(k, lv) for k in ("runs", "steps") for lv in (900, 3600, 86_400)} | {
+        ("top", 86_400), ("topsteps", 86_400)}
+    con = duckdb.connect()
+    for kind in ("runs", "steps"):
+        rows_, n, total = zip(*(con.execute(f"SELECT count(*), sum(n), sum(sum_s) FROM '{built.files[(kind, lv)]}'")
+                                 .fetchone() for lv in (900, 3600, 86_400)))
+        assert n[0] == n[1] == n[2] == (48 if kind == "runs" else 96)
+        assert total == pytest.approx((total[0],) * 3, rel=1e-12)
+        assert rows_[0] >= rows_[1] > rows_[2]
+    days = con.execute(f"SELECT DISTINCT moment FROM '{built.files[('runs', 86_400)]}'").fetchall()
+    assert [m for (m,) in days] == [day]
+    write_spans(path, _runs(make_rows, day + dt.timedelta(hours=9, minutes=1), 2, site="clinic"))  # late
+    assert preagg.coverage(path, defs).built == ()
+    assert int(_same_counts(path, defs, (day, day + dt.timedelta(days=1)))["samples"].sum()) == 50
+    preagg.refresh(path, defs, now=day + dt.timedelta(days=1, minutes=10))
+    (built,) = preagg.coverage(path, defs).built
+    assert ("runs", 86_400) in built.files
+    assert int(_same_counts(path, defs, (day, day + dt.timedelta(days=1)))["samples"].sum()) == 50
+    assert not [p for p in preagg.directory(path, defs).iterdir()
+                if p.suffix == ".parquet" and str(p) not in built.files.values()]
+
+
+def test_a_figure_reads_the_coarsest_level_that_its_use_of_time_allows() -> None:
+    """The one rule (``figures.level_for``): day rows for figures that use no time, the level
+    that divides a timeline's buckets, hour rows for local hours and periods on the hour in
+    zones on the hour (across a clock change), 15-minute rows otherwise."""
+    def q(start: dt.datetime, days: int = 31) -> f.Question:
+        return f.ask(None, RunFilter(start, start + dt.timedelta(days=days)), DEFS)  # type: ignore[arg-type]
+
+    october = q(dt.datetime(2026, 10, 1, tzinfo=dt.UTC))  # British Summer Time ends on the 25th
+    assert f.level_for(october) == 86_400
+    assert [f.level_for(october, bucket_s=b) for b in (900, 1800, 3600, 6 * 3600, 86_400, 7 * 86_400)] == \
+        [900, 900, 3600, 3600, 86_400, 86_400]
+    assert f.level_for(october, zones=["Europe/London", "America/New_York"]) == 3600
+    assert f.level_for(october, zones=["Europe/London", "Asia/Kolkata"]) == 900  # +05:30
+    assert f.level_for(q(dt.datetime(2026, 4, 1, tzinfo=dt.UTC)), zones=["Australia/Lord_Howe"]) == 900  # 30-min DST
+    assert f.level_for(q(dt.datetime(2026, 1, 1, tzinfo=dt.UTC)), zones=["Australia/Lord_Howe"]) == 3600  # +11:00
+    assert f.level_for(october, zones=["Europe/London"], periods=[(dt.time(8), dt.time(17))]) == 3600
+    assert f.level_for(october, zones=["Europe/London"], periods=[(dt.time(8), dt.time(10, 30))]) == 900
+    assert f.level_for(october, bucket_s=86_400, zones=["Europe/London"]) == 3600
+    assert f.level_for(f.ask(None, RunFilter(None, None), DEFS), zones=["UTC"]) == 900  # type: ignore[arg-type]
+
+
+def test_the_slowest_runs_of_whole_days_come_from_their_kept_lists_and_equal_a_scan(tmp_path, make_rows,
+                                                                                    monkeypatch) -> None:
+    """Each closed day keeps its slowest runs overall, per workflow, per site and per pair: the
+    slowest N of a window (any workflows and sites) are the same runs, in the same order, as a scan
+    of every run finds, with days kept, days stale and edges read from the runs."""
+    from analysis.query import sources
+
+    monkeypatch.setattr(sources, "TOP_RUNS", 3)  # few kept, so that the ranks decide
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    defs = Definitions.of({"open": 1.0})
+    rows_ = []
+    for i in range(3 * 24):  # three days, a run an hour per workflow and site, waits all different
+        for j, (workflow, site) in enumerate([("open", "ward-7"), ("open", "clinic"), ("chart", "ward-7")]):
+            wait = (1.0, 0.1, 2.0)[j] * (1 + i * 7 % 41 / 100)  # open at the clinic never in a day's top 3
+            rows_ += make_rows(day + dt.timedelta(hours=i, minutes=10 * j), workflow, site, [("find", wait)])
+    write_spans(path, rows_)
+    preagg.refresh(path, defs, now=day + dt.timedelta(days=3, hours=1))
+    assert sum((preagg.TOP, 86_400) in b.files for b in preagg.coverage(path, defs).built) == 3
+    write_spans(path, make_rows(day + dt.timedelta(days=1, hours=5), "open", "clinic", [("find", 0.15)]))  # late
+    with analysis.open_store(path) as store:
+        for lo_h, hi_h in ((0, 72), (-5, 80), (7, 60), (24, 48)):
+            for workflows, sites in ((None, None), (["open"], None), (None, ["ward-7"]), (["open"], ["clinic"])):
+                window = RunFilter(day + dt.timedelta(hours=lo_h), day + dt.timedelta(hours=hi_h), workflows, sites)
+                for limit in (1, 3, 5):
+                    ours = rows.slowest(store, window, limit=limit, defs=defs)
+                    scan = rows.slowest(store, window, limit=limit)
+                    assert ours.equals(scan), (lo_h, hi_h, workflows, sites, limit)
+                    assert len(ours) == limit
+
+
+def test_a_window_edge_where_no_segment_has_spans_is_not_read_exactly(tmp_path, make_rows) -> None:
+    """A month's window starts and ends where the store has no spans (before the first, after the
+    last): those edges are not asked of the store's views (an empty exact read of the steps cost
+    0.4 s at 10M spans); an edge holding spans still is."""
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    defs = Definitions.of({"open": 1.0})
+    write_spans(path, _runs(make_rows, day + dt.timedelta(hours=8), 12))
+    preagg.refresh(path, defs, now=day + dt.timedelta(days=2))
+    with analysis.open_store(path) as store:
+        for lo, hi, exact_read in ((day - dt.timedelta(hours=1), day + dt.timedelta(days=1, hours=5), False),
+                                   (day + dt.timedelta(hours=8, minutes=7), day + dt.timedelta(days=1), True)):
+            q = f.ask(store, RunFilter(lo, hi), defs)
+            assert ("FROM steps AS st" in q._source("steps")[0]) == exact_read
+            assert ("FROM runs AS r" in q._source("runs")[0]) == exact_read
+            assert f.steps(q)["samples"].tolist() == f.steps(f.ask(store, RunFilter(lo, hi), defs, exact=True))[
+                "samples"].tolist()
+
+
+def test_the_listed_runs_steps_come_from_the_kept_steps_and_equal_the_spans(tmp_path, make_rows,
+                                                                           monkeypatch) -> None:
+    """The runs page's chart: the steps of listed runs kept by their day come from the day's kept
+    steps, the others' (a run not kept, a day still open) from the spans; the same rows either way."""
+    from analysis.query import sources
+
+    monkeypatch.setattr(sources, "TOP_RUNS", 2)
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    defs = Definitions.of({"open": 1.0})
+    rows_ = []
+    for i in range(30):  # two days and a half; the last run of the first day ends after midnight
+        start = day + (dt.timedelta(hours=23, minutes=59, seconds=50) if i == 11 else dt.timedelta(hours=2 * i))
+        rows_ += make_rows(start, "open", "ward-7", [("find", 0.5 + i % 4), ("notes", 30.0 + i)], think_s=20)
+    write_spans(path, rows_)
+    preagg.refresh(path, defs, now=day + dt.timedelta(days=2, hours=1))
+    built = [b for b in preagg.coverage(path, defs).built if (preagg.TOP_STEPS, 86_400) in b.files]
+    assert len(built) == 2
+    with analysis.open_store(path) as store:
+        listed = rows.slowest(store, RunFilter(day, day + dt.timedelta(days=3)), limit=30)
+        assert len(listed) == 30
+        ours, spans = rows.chart_steps(store, listed, defs), rows.chart_steps(store, listed)
+        assert len(ours) == 60
+        assert ours.equals(spans)
+        kept = store.sql(f"SELECT trace_id, start FROM '{built[0].files[(preagg.TOP_STEPS, 86_400)]}'")
+        assert kept["trace_id"].nunique() == 2  # only the kept runs' steps are kept
+        assert kept["start"].max() >= day + dt.timedelta(days=1)  # the last run's notes, after midnight

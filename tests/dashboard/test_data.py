@@ -29,3 +29,21 @@ def test_one_reader_per_app_sees_new_segments(tmp_path: Path) -> None:
         write_spans(tmp_path / "data", [_span(60, "3")])
         assert len(first.sql("SELECT * FROM spans")) == 2
         assert question(RunFilter()).exact is False
+
+
+def test_a_request_asks_one_question_per_window(tmp_path: Path) -> None:
+    """A page's parts share the question of their window (its plan and what its figures counted);
+    another window, another request or an exact question is a question of its own."""
+    import datetime as dt
+
+    write_spans(tmp_path / "data", [_span(0, "1")])
+    app = create_app(DashboardContext(data_dir=tmp_path / "data", timezone="UTC"))
+    start = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    window = RunFilter(start, start + dt.timedelta(days=7), ["open"], ["ward-7"])  # lists, as the filters make
+    with app.server.test_request_context("/"):
+        first = question(window)
+        assert question(RunFilter(start, start + dt.timedelta(days=7), ["open"], ["ward-7"])) is first
+        assert question(RunFilter(start, start + dt.timedelta(days=1), ["open"], ["ward-7"])) is not first
+        assert question(window, exact=True) is not first
+    with app.server.test_request_context("/"):
+        assert question(window) is not first

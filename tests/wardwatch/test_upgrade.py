@@ -105,6 +105,9 @@ def test_a_store_of_the_previous_version_is_upgraded_once_and_reports_the_same_b
     assert after == before
     covered = preagg.coverage(tmp_path / "data", defs).ranges
     assert covered and covered[0][0] <= (end - dt.timedelta(days=2)).timestamp()
+    closed_days = [b for b in preagg.coverage(tmp_path / "data", defs).built if b.hi - b.lo == 86_400]
+    assert closed_days and all({("runs", 3600), ("runs", 86_400), ("top", 86_400)} <= set(b.files) for b in closed_days
+                               if ("runs", 900) in b.files)  # the hour and day rows and kept slowest runs too
     again = CliRunner().invoke(main, ["upgrade-store", "-c", str(config_file)])
     assert "already up to date" in again.output  # once: nothing is built twice
     window = analysis.RunFilter(end - dt.timedelta(days=2), end)
