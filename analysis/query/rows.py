@@ -67,7 +67,8 @@ def _kept_days(runs: RunFilter, coverage: preagg.Coverage | None) -> list[tuple[
 
 
 def chart_steps(store: Store, listed: pd.DataFrame, defs: Definitions | None = None) -> pd.DataFrame:
-    """The steps of the listed runs (``trace_id, start, site, step, step_index, duration_s``).
+    """The steps of the listed runs (``trace_id, start, site, step, step_index, duration_s``,
+    and ``workflow``, the listed run's).
 
     With ``defs``, the steps of runs in a closed day's kept list come from the day's kept steps;
     the others' from the step spans of the days they touch (``sources.listed_steps``): a month's
@@ -75,7 +76,7 @@ def chart_steps(store: Store, listed: pd.DataFrame, defs: Definitions | None = N
     of them cost most of the runs page at 10M spans."""
     columns = list(STEP_LIST)
     if listed.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=[*columns, "workflow"])
     starts = pd.to_datetime(listed["start"], utc=True)
     ends = starts + pd.to_timedelta(listed["wall_s"].astype(float).fillna(0.0), unit="s")
     traces = list(listed["trace_id"])
@@ -98,9 +99,9 @@ def chart_steps(store: Store, listed: pd.DataFrame, defs: Definitions | None = N
         sql, params = listed_steps(sorted({t.date() for t in starts} | {t.date() for t in ends}),
                                    "list_contains(?, trace_id)")
         parts.append(store.sql(sql, [*params, traces]))
-    if len(parts) == 1:
-        return parts[0].sort_values(["start", "trace_id"], ignore_index=True)
-    return pd.concat(parts, ignore_index=True).sort_values(["start", "trace_id"], ignore_index=True)
+    steps = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    steps = steps.merge(listed[["trace_id", "workflow"]], on="trace_id", how="left")
+    return steps.sort_values(["start", "trace_id"], ignore_index=True)
 
 
 def missed_slots(store: Store, runs: RunFilter) -> pd.DataFrame:

@@ -118,6 +118,9 @@ def test_slowest_runs_first_and_a_runs_waterfall_in_tree_order(asked) -> None:
     assert (spans["source"] == "probe").all()
     charted = rows.chart_steps(store, slowest)
     assert len(charted) == 6 and set(charted["trace_id"]) == set(slowest["trace_id"])
+    # each step carries its run's workflow, so a chart of several workflows can name them
+    assert dict(zip(charted["trace_id"], charted["workflow"], strict=True)) == dict(
+        zip(slowest["trace_id"], slowest["workflow"], strict=True))
 
 
 def test_time_bounds_must_be_aware(asked) -> None:
