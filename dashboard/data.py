@@ -16,6 +16,7 @@ from analysis.query import preagg
 from analysis.query.figures import Question, ask
 from analysis.query.sources import Definitions
 from dashboard.context import DEFAULT_THRESHOLD_S, DashboardContext, current_context
+from dashboard.figures import count_text
 
 __all__ = ["NoData", "current_store", "definitions", "open_data", "question", "simulated_text", "store_version"]
 
@@ -92,6 +93,7 @@ def simulated_text(simulated: int, runs: int) -> str:
     if not simulated:
         return ""
     return (
-        f"Simulated data: {simulated} of the {runs} runs in this window were simulated from the testbed's "
+        f"Simulated data: {count_text(simulated)} of the {count_text(runs)} runs in this window were simulated "
+        "from the testbed's "
         "latency model, not measured."
     )

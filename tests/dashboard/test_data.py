@@ -47,3 +47,10 @@ def test_a_request_asks_one_question_per_window(tmp_path: Path) -> None:
         assert question(window, exact=True) is not first
     with app.server.test_request_context("/"):
         assert question(window) is not first
+
+
+def test_the_simulated_banner_writes_its_counts_as_every_page_does() -> None:
+    from dashboard.data import simulated_text
+
+    assert simulated_text(16464, 16491).startswith("Simulated data: 16,464 of the 16,491 runs in this window")
+    assert simulated_text(0, 16491) == ""
