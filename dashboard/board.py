@@ -31,7 +31,9 @@ def worst_scopes(scopes: pd.DataFrame) -> pd.DataFrame:
     than that in all hours is rated :data:`TOO_FEW`, last. Where the worst still reads Excellent or
     Good although some scope has at least ``FRUSTRATED_SHARE`` of its runs frustrated, the row is
     flagged instead, naming the scope with the most frustrated runs: one run in ten waiting four
-    times T or more is never rated Good.
+    times T or more is never rated Good. So is a Fair row rated over all hours: its frustrated
+    part of the day was too small to rate (a workflow run every 2 hours has 7 runs in an hour of
+    a week), and the row would otherwise not say where the waits are.
     """
     rows = []
     for (workflow, site), part in scopes.groupby(["workflow", "site"], sort=True):
@@ -44,7 +46,8 @@ def worst_scopes(scopes: pd.DataFrame) -> pd.DataFrame:
         worst = rated.loc[min(rated.index, key=lambda i: (rated.at[i, "apdex"].score, rated.at[i, "kind"] == "all"))]
         rating = worst["apdex"].rating or "no runs"
         flagged = part[part["frustrated_share"] >= FRUSTRATED_SHARE]
-        if rating in ("Excellent", "Good") and not flagged.empty:
+        unrated_worse = rating == "Fair" and worst["kind"] == "all"
+        if (rating in ("Excellent", "Good") or unrated_worse) and not flagged.empty:
             worst = flagged.loc[flagged["frustrated_share"].idxmax()]
             rating = "Flagged"
         rows.append({"workflow": workflow, "site": site, "pooled": pooled, "worst": worst, "rating": rating,

@@ -172,3 +172,22 @@ def test_the_pages_write_a_count_of_thousands_with_a_comma(make_probe, tmp_path:
                            ensure_ascii=False)
     assert "over 1,152 runs; 0 did not complete." in shown
     assert "(n = 1,152 runs)" in shown and "1152" not in shown
+
+
+def test_a_fair_week_is_flagged_where_an_hour_too_small_to_rate_is_frustrated() -> None:
+    """A handover run every 2 hours: its afternoon hour (7 runs in a week, every one waiting over
+    4T) is too small to rate, and the week pooled reads Fair; the board must still say where."""
+    from analysis.apdex import Apdex
+
+    def scope(kind: str, name: str, samples: int, satisfied: int, frustrated: int) -> dict[str, object]:
+        tolerating = samples - satisfied - frustrated
+        score = (satisfied + tolerating / 2) / samples
+        return {"workflow": "ward_handover", "site": "ward", "kind": kind, "scope": name, "samples": samples,
+                "apdex": Apdex(score, 15.0, samples, satisfied, tolerating, frustrated, 0),
+                "frustrated_share": frustrated / samples}
+
+    scopes = pd.DataFrame([scope("all", "all hours", 84, 66, 14), scope("hours", "14:00\u201315:00", 7, 0, 7)])
+    assert scopes.at[0, "apdex"].rating == "Fair" and scopes.at[1, "samples"] < MIN_RATED_RUNS
+    row = worst_scopes(scopes).iloc[0]
+    assert row["rating"] == "Flagged" and row["worst"]["scope"] == "14:00\u201315:00"
+    assert rating_words(row, 15.0) == "Flagged: 100% of runs over 60 s at 14:00\u201315:00"
