@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import analysis
 import analysis.findings
 from alerting import waits as waits_module
 from alerting.config import AlertingConfig
@@ -27,13 +28,13 @@ INPUTS = FindingInputs(workflows=(WorkflowLabel("open", "Open patient record", 3
                        slas=(SLAConfig(name="mean response", metric="mean", target=2.0),))
 
 
-def _afternoons_slow(add_runs, days: int = 8):
+def _afternoons_slow(add_runs, days: int = 8, slow_s: float = 20.0):
     """Every 10 minutes at both sites; every weekday 13:30-17:00 a record takes 20 s, else 1 s."""
     runs = []
     for minute in range(0, days * 1440, 10):
         at = START + dt.timedelta(minutes=minute, seconds=5)
         slow = at.weekday() < 5 and dt.time(13, 30) <= at.time() < dt.time(17)
-        runs += [(at, "open", site, "ok", 20.0 if slow else 1.0) for site in ("ward-7", "clinic")]
+        runs += [(at, "open", site, "ok", slow_s if slow else 1.0) for site in ("ward-7", "clinic")]
     return add_runs(runs)
 
 
@@ -143,3 +144,14 @@ def test_when_the_findings_fail_the_waits_found_before_still_hold(add_runs, monk
     monkeypatch.setattr(waits_module, "find_stories", broken)
     [still] = _evaluator(data, waits).evaluate(evening + dt.timedelta(minutes=30))
     assert still["status"] == "firing" and still["labels"]["alertname"] == "UnwatchedWait"
+
+
+def test_a_wait_that_keeps_within_t_is_a_finding_not_an_alert(add_runs) -> None:
+    """Afternoons at 2.5 s against a usual 1 s depart from the usual, but every run is within T (3 s)."""
+    data = _afternoons_slow(add_runs, slow_s=2.5)
+    evening = dt.datetime(2026, 12, 7, 21, 0, tzinfo=UTC)
+    with analysis.open_store(data) as store:
+        found = analysis.findings.find_stories(store, INPUTS, None, evening - dt.timedelta(days=7), evening)
+    [wait] = [s for s in found if s.kind == "unwatched_wait"]
+    assert waits_module.beyond_t_share(wait) == 0.0
+    assert _evaluator(data, UnwatchedWaits(INPUTS, data, days=7)).evaluate(evening) == []
