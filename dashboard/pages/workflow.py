@@ -81,6 +81,7 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
     return [
         banner(note),
         html.P(headline, id=ids.APDEX, style={"fontSize": "1.1em"}),
+        html.P(period_note(filters, context), id="workflow-period-note") if filters.period else None,
         html.P(all_hours_line(worst, t, context.site_title), id="workflow-worst-part")
         if worst is not None and not worst.empty else None,
         dcc.Link("See these runs, slowest first", href="/runs" + filters.query_string(period=None),
@@ -96,6 +97,20 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
             timeline, threshold_s=t, timezone=context.timezone,
             changes=_changes(context, filters.workflow, runs.start, runs.end))),
     ]
+
+
+def period_note(filters: Filters, context: DashboardContext) -> str:
+    """What a chosen period applies to on this page, and why it may hold no runs: "Outpatient
+    clinic has no ward rounds in its calendar (they are kept at Ward 7 and Community hospital)."."""
+    parts = [f"{filters.period.capitalize()} applies to the Apdex and the distribution; the step durations "
+             "and the waiting time over time below are over all hours of the window."]
+    period = next((p for p in context.periods if p.name == filters.period), None)
+    if period is not None and period.sites and filters.site and filters.site not in period.sites:
+        kept = [context.site_title(s) for s in period.sites]
+        where = kept[0] if len(kept) == 1 else ", ".join(kept[:-1]) + " and " + kept[-1]
+        parts.insert(0, f"{context.site_title(filters.site)} has no {filters.period} in its calendar "
+                        f"(they are kept at {where}), so no run falls in them.")
+    return " ".join(parts)
 
 
 def _distribution(asked: q.Question, filters: Filters, context: DashboardContext) -> q.Distribution:

@@ -191,3 +191,20 @@ def test_a_fair_week_is_flagged_where_an_hour_too_small_to_rate_is_frustrated() 
     row = worst_scopes(scopes).iloc[0]
     assert row["rating"] == "Flagged" and row["worst"]["scope"] == "14:00\u201315:00"
     assert rating_words(row, 15.0) == "Flagged: 100% of runs over 60 s at 14:00\u201315:00"
+
+
+def test_the_workflow_page_says_what_a_period_applies_to_and_a_site_without_it(make_probe, tmp_path: Path) -> None:
+    """Ward rounds chosen at a site that has none read 'NS over 0 runs' above charts of every run."""
+    build(make_probe, tmp_path / "data", days=2, exact=True)
+    with DashboardServer(create_app(_context(tmp_path / "data")), port=0) as server:
+        url = server.url.rstrip("/")
+        ward = json.dumps(route(url, "/workflow", "?workflow=open_patient_record&site=ward"
+                                "&period=outpatient+clinics").json(), ensure_ascii=False)
+        clinic = json.dumps(route(url, "/workflow", "?workflow=open_patient_record&site=clinic"
+                                  "&period=outpatient+clinics").json(), ensure_ascii=False)
+        pooled = json.dumps(route(url, "/workflow", "?workflow=open_patient_record&site=clinic").json(),
+                            ensure_ascii=False)
+    assert ("Ward 7 has no outpatient clinics in its calendar (they are kept at Outpatient clinic), so no run "
+            "falls in them.") in ward
+    assert "over all hours of the window" in ward and "over all hours of the window" in clinic
+    assert "has no outpatient clinics" not in clinic and "workflow-period-note" not in pooled
