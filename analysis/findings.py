@@ -91,7 +91,7 @@ from analysis.server_time import MIN_STEPS, PartGrew, compared_windows, parts_gr
 from analysis.site_health import DEFAULT_QUIET_AFTER_S, site_health
 from analysis.sla import SLAResult, counted_requests, evaluate_sla
 from analysis.store import FrameCache, Store, to_pandas
-from analysis.watermelon import Finding, Lens, find_watermelons
+from analysis.watermelon import Finding, Lens, TimeLost, find_watermelons
 
 __all__ = [
     "DEFAULT_THRESHOLD_S",
@@ -105,6 +105,7 @@ __all__ = [
     "seconds_text",
     "share_text",
     "sla_figure",
+    "time_lost_figure",
 ]
 
 # Without an objective, a workflow is judged against this (a task, not a single click: several
@@ -606,6 +607,21 @@ def _spread(scope: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
+def _minutes_or_hours(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+
+
+def time_lost_figure(lost: TimeLost) -> Figure:
+    """Clinician time lost, with the assumption it rests on where a figure has its threshold:
+    scaled to the clinicians' tasks where a task volume is configured, else the probe's own runs'
+    waiting beyond T."""
+    if lost.scaled_hours is not None and not math.isnan(lost.scaled_hours):
+        return Figure("clinician time lost", _minutes_or_hours(lost.scaled_hours * 3600), lost.assumption,
+                      lost.runs, None)
+    return Figure("the probe's runs waited beyond T", _minutes_or_hours(lost.observed_s), lost.assumption,
+                  lost.runs, None)
+
+
 def _watermelon_story(ctx: _Context, f: Finding) -> Story:
     inputs = ctx.inputs
     workflow = inputs.workflow(f.workflow)
@@ -627,6 +643,8 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
                           f"target {percent_text(target)}", runs, "breached"))
     figures.append(Figure(f"9 in 10 runs{during} waited at most", seconds_text(p90),  # type: ignore[arg-type]
                           f"≤ {t:g} s", runs, None))
+    if f.time_lost is not None and f.time_lost.runs:
+        figures.append(time_lost_figure(f.time_lost))
     # Blame what grew against its own baseline: the same site's runs outside the period.
     scope = (ctx.frame["workflow"] == f.workflow).to_numpy() & (ctx.frame["site"] == f.site).to_numpy()
     frame = ctx.frame[scope]
@@ -1059,6 +1077,10 @@ def _pattern_story(ctx: _Context, pattern: _Pattern, request_figures: pd.DataFra
                               seconds_text(sum(b.slow_median_s * b.slow for b in bands) / slow),
                               f"usual {seconds_text(float(np.median([b.usual_s for b in bands])))}",
                               slow, None))
+    runs = sum(b.runs for b in pattern.bands)
+    figures.append(Figure("the probe's runs waited beyond T", _minutes_or_hours(pattern.lost_s),
+                          f"{runs:,} probe runs in these hours, not scaled to clinicians' tasks (task "
+                          "volumes are configured per clinical period)", runs, None))
     first = pattern.first
     # A change explains the pattern only if its hours were observed before, without it.
     observed = min(d for b in pattern.bands for d in b.days_observed)

@@ -263,7 +263,11 @@ def test_ward_round_notes_contention_at_the_community_hospital(stories: list) ->
     # step blamed first is the one the release slowed.
     assert s.since_text == "after Release 24.3 (Wed 14 Oct 08:00)"
     assert s.detail["blame_step"] == "medications" and s.blame.startswith("the medications step")
-    assert [f.verdict for f in s.figures if f.verdict] == ["met"] * (len(s.figures) - 2) + ["breached"]
+    assert [f.verdict for f in s.figures if f.verdict] == ["met"] * (len(s.figures) - 3) + ["breached"]
+    # the clinician time lost, with the assumption it rests on (the example's task volume)
+    lost = s.figures[-1]
+    assert lost.label == "clinician time lost" and lost.value.endswith((" h", " min"))
+    assert lost.threshold.startswith("assumes 60 ") and "two ward rounds of 30 patients a day" in lost.threshold
     assert {lens.sla for lens in s.lenses} <= {f.label for f in s.figures}
     names = [lens.name for lens in s.lenses]
     assert len(names) == len(set(names)) and "per_request" in names
