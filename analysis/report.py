@@ -683,14 +683,16 @@ def _tables(report: Report) -> list[tuple[str, list[str], list[list[str]]]]:
             rows.append([change.title, NOT_ENOUGH_DATA, "", "0 / 0", "", "", "", "", ""])
         for c in impact.itertuples():
             rows.append([str(c.change), report.workflow_title(str(c.workflow)), report.site_title(str(c.site)),
-                         f"{c.before_runs} / {c.after_runs}",
+                         f"{int(c.before_runs):,} / {int(c.after_runs):,}",
                          f"{_num(c.before_median_s)} → {_num(c.after_median_s)}",
                          f"{_num(c.before_p90_s)} → {_num(c.after_p90_s)}",
                          _num(c.cliffs_delta), _p_text(c.p_value),
                          "" if pd.isna(c.dominant_step) else step_title(str(c.dominant_step))])
     tables.append(("Changes: before and after",
                    ["change", "workflow", "site", "runs before / after", "median (s)",
-                    "90th percentile (s)", "Cliff's delta", "p", "step that rose most"], rows))
+                    "90th percentile (s)",
+                    "Cliff's delta (-1 to +1: share of pairs slower after, less faster)",
+                    "p (the chance of a shift this large if nothing changed)", "step that rose most"], rows))
     return tables
 
 

@@ -42,6 +42,11 @@ class WorkflowInfo:
     def title(self) -> str:
         return self.name.replace("-", " ").replace("_", " ").capitalize()
 
+    @property
+    def threshold_origin(self) -> str:
+        """Where T comes from, in words: "objective 'X'", "the default (no objective sets one)"."""
+        return "the default (no objective sets one)" if self.threshold_source == "default" else self.threshold_source
+
 
 @dataclass(frozen=True)
 class DashboardContext:

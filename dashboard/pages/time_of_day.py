@@ -46,7 +46,7 @@ def layout(**query: str) -> html.Div:
     bar = filter_bar(filters, context, show=("window", "workflow", "site", "live"))
     intro = (
         f"Share of {workflow.title.lower()} runs within {workflow.threshold_s:g} s "
-        f"(T from {workflow.threshold_source}), by weekday and hour in {zone}, over the {filters.describe_window()}. "
+        f"(T from {workflow.threshold_origin}), by weekday and hour in {zone}, over the {filters.describe_window()}. "
         f"Cells with fewer than {MIN_RUNS} runs are blank."
     )
     return page("Time of day", bar, *live_section(_PAGE, filters, context, body(filters, context)), intro=intro)

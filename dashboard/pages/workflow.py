@@ -38,7 +38,7 @@ def layout(**query: str) -> html.Div:
     bar = filter_bar(filters, context)
     intro = (
         f"{(workflow.description or workflow.title).rstrip('.')}. Waiting time is the sum of the steps a clinician waits for "
-        f"(think time excluded); T = {workflow.threshold_s:g} s from {workflow.threshold_source}."
+        f"(think time excluded); T = {workflow.threshold_s:g} s from {workflow.threshold_origin}."
     )
     if not filters.workflow:
         return page("Workflow", bar, explain("No workflows are configured."), intro=intro)

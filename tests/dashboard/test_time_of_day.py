@@ -79,3 +79,12 @@ def test_a_chosen_window_too_short_to_fill_the_grid_says_how_to_fill_it(dashboar
     assert heatmap_shown(response.json()) == 0  # 4 runs per cell: all blank
     assert "168 of the 168 hours with runs hold fewer than 5 runs in the last 7 days" in response.text
     assert "/time-of-day?window=28d&workflow=open_patient_record&site=ward-7" in json.dumps(response.json())
+
+
+def test_the_threshold_says_where_it_comes_from_in_words() -> None:
+    """'(T from default)' read as jargon: say that no objective sets it."""
+    from dashboard.context import WorkflowInfo
+
+    assert WorkflowInfo("open").threshold_origin == "the default (no objective sets one)"
+    assert WorkflowInfo("open", threshold_source="objective 'record within 3 s'").threshold_origin == (
+        "objective 'record within 3 s'")

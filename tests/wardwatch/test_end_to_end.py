@@ -145,7 +145,7 @@ def test_from_the_overview_to_a_workflow_and_on_to_a_runs_waterfall(
     waterfall = page.locator("#waterfall-chart")
     waterfall.locator(".barlayer .point").first.wait_for(timeout=20_000)
     labels = waterfall.inner_text()
-    assert "find-patient" in labels
+    assert "step find patient" in labels
     assert "GET /fhir/Patient" in labels, labels  # the testbed's own server span, joined by trace id
     page.screenshot(path=str(screenshots_dir / "waterfall.png"), full_page=True)
     assert page.console_errors == []
