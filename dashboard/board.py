@@ -71,6 +71,7 @@ def rating_words(row: pd.Series | object, threshold_s: float) -> str:
         return f"too few runs to rate (n = {count_text(worst['samples'])})"
     where = scope_words(worst)
     if rating == "Flagged":
+        where = "(all hours)" if worst["kind"] == "all" else where
         return f"Flagged: {worst['frustrated_share']:.0%} of runs over {4 * threshold_s:g} s {where}"
     return rating if worst["kind"] == "all" else f"{rating} {where}"
 

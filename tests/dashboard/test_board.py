@@ -208,3 +208,12 @@ def test_the_workflow_page_says_what_a_period_applies_to_and_a_site_without_it(m
             "falls in them.") in ward
     assert "over all hours of the window" in ward and "over all hours of the window" in clinic
     assert "has no outpatient clinics" not in clinic and "workflow-period-note" not in pooled
+
+
+def test_a_row_flagged_over_all_hours_says_so_in_words() -> None:
+    from analysis.apdex import Apdex
+
+    pooled = {"workflow": "ward_handover", "site": "ward", "kind": "all", "scope": "all hours", "samples": 36,
+              "apdex": Apdex(0.83, 15.0, 36, 28, 4, 4, 0), "frustrated_share": 6 / 36}
+    row = worst_scopes(pd.DataFrame([pooled])).iloc[0]
+    assert rating_words(row, 15.0) == "Flagged: 17% of runs over 60 s (all hours)"
