@@ -422,8 +422,12 @@ def _verdict(month: str, measured: Measured, slas: Sequence[SLAResult],
         contract = "No SLA is configured"
     elif not judged:
         contract = f"The SLAs had {NOT_ENOUGH_DATA} to be judged"
+    elif not breached and len(judged) < len(slas):
+        contract = (f"{len(judged)} of the supplier's {len(slas)} SLAs {'was' if len(judged) == 1 else 'were'} "
+                    f"met and the other {len(slas) - len(judged)} had {NOT_ENOUGH_DATA} to be judged")
     elif not breached:
         contract = ("The supplier's SLA was met" if len(judged) == 1
+                    else "Both of the supplier's SLAs were met" if len(judged) == 2
                     else f"All {len(judged)} of the supplier's SLAs were met")
     else:
         contract = (f"{len(breached)} of {len(judged)} SLAs {'was' if len(breached) == 1 else 'were'} "

@@ -232,6 +232,11 @@ def test_frame_cache_reads_each_frame_once(store_path: Path) -> None:
     # Without an objective the wait is still found, in the hours it recurs.
     ([SLA], [], "The supplier's SLA was met, yet clinicians waited: Every weekday 08:00–10:30 (ward rounds), "
                 "Open patient record takes about 3.7 s at Ward 7"),
+    # An SLA with nothing to count is not among those met ("All 2 of the supplier's SLAs" read as if 2 were all).
+    ([SLA, SLAConfig(name="charting", metric="share_under", threshold_s=2, target=0.95, workflows=["chart"])], [],
+     "1 of the supplier's 2 SLAs was met and the other 1 had not enough data to be judged, yet clinicians waited"),
+    ([SLA, SLAConfig(name="again", metric="share_under", threshold_s=3, target=0.95)], [],
+     "Both of the supplier's SLAs were met, yet clinicians waited"),
 ])
 def test_the_verdict_says_what_is_missing(store_path: Path, slas: list, objectives: list, verdict: str) -> None:
     with open_store(store_path) as store:
