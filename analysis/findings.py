@@ -1181,8 +1181,10 @@ def _gap_story(ctx: _Context, site: str, gaps: list[SiteGap]) -> Story:
                               f"{seconds_text(g.others_median_s)} at "
                               f"{_and([ctx.inputs.site_title(s) for s in g.others])}", g.runs,
                               None))
-        figures.append(Figure(f"{ctx.title(g.workflow)}, extra time per request at {name}",
-                              seconds_text(g.per_request_gap_s), None, g.request_types, None))
+        # n is the runs compared, as for every figure; the kinds of request go in the label.
+        figures.append(Figure(f"{ctx.title(g.workflow)}, extra time per request at {name} (the median "
+                              f"over {g.request_types} kinds of request)",
+                              seconds_text(g.per_request_gap_s), None, g.runs, None))
     return Story(
         kind="unwatched_wait", headline=headline, since=lead.first,
         since_text=ctx.since_text(lead.first),
