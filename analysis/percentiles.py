@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["Percentile", "percentile", "percentile_table", "rank_interval"]
+__all__ = ["Percentile", "few_samples", "percentile", "percentile_table", "rank_interval"]
 
 DEFAULT_CONFIDENCE = 0.95
 
@@ -168,9 +168,14 @@ def percentile(
     low, high, coverage = rank_interval(n, q, confidence)
     ci_low = None if low is None else float(data[low - 1])
     ci_high = None if high is None else float(data[high - 1])
-    expected_beyond = n * min(q, 1.0 - q)
-    small = low is None or high is None or expected_beyond < 1.0
-    return Percentile(value, q, n, ci_low, ci_high, confidence, coverage, small)
+    return Percentile(value, q, n, ci_low, ci_high, confidence, coverage, few_samples(n, q, confidence))
+
+
+def few_samples(n: int, q: float, confidence: float = DEFAULT_CONFIDENCE) -> bool:
+    """Too few samples for the q-quantile (:attr:`Percentile.small_sample`): an interval bound
+    does not exist, or fewer than one sample is expected beyond the quantile."""
+    low, high, _ = rank_interval(n, _check_q(q), confidence)
+    return low is None or high is None or n * min(q, 1.0 - q) < 1.0
 
 
 def percentile_table(

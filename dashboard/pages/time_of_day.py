@@ -9,6 +9,7 @@ from dash import dcc, html
 
 from analysis.config import WEEKDAYS
 from analysis.findings import seconds_text
+from analysis.percentiles import few_samples
 from analysis.query import figures as q
 from dashboard import figures, ids
 from dashboard.figures import count_text
@@ -128,7 +129,8 @@ def _period_comparison(asked: q.Question, filters: Filters, context: DashboardCo
         if all(n == 0 for _, n, _, _ in split):
             return [explain("No runs in this window.")]
         parts = [f"{label}: no runs" if n == 0 else
-                 f"{label}: {good:.0%} within {threshold_s:g} s, p90 {seconds_text(p90)} (n = {count_text(n)})"
+                 f"{label}: {good:.0%} within {threshold_s:g} s, p90 {seconds_text(p90)}"
+                 f"{' (few runs)' if few_samples(n, 0.9) else ''} (n = {count_text(n)})"
                  for label, n, good, p90 in split]
         items.append(html.Li("; ".join(parts)))
     if not items:

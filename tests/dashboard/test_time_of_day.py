@@ -88,3 +88,12 @@ def test_the_threshold_says_where_it_comes_from_in_words() -> None:
     assert WorkflowInfo("open").threshold_origin == "the default (no objective sets one)"
     assert WorkflowInfo("open", threshold_source="objective 'record within 3 s'").threshold_origin == (
         "objective 'record within 3 s'")
+
+
+def test_a_p90_of_few_runs_is_marked_as_the_report_marks_it() -> None:
+    """'p90 2.3 s (n = 6)': a 90th percentile of 6 runs is its largest but one; say so."""
+    from analysis.percentiles import few_samples, percentile
+
+    assert few_samples(6, 0.9) and not few_samples(60, 0.9)
+    for n in (1, 6, 9, 10, 29, 30, 100):
+        assert few_samples(n, 0.9) == percentile(list(range(n)), 0.9).small_sample
