@@ -94,7 +94,7 @@ def step_duration_figure(steps: pd.DataFrame, *, timezone: str = "UTC",
     runs = frame["trace_id"].nunique()
     fig.update_layout(
         barmode="stack",
-        title=f"Waiting time per run by step (n = {count_text(runs)} runs)",
+        title=f"Waiting time per run by step (n = {count_text(runs)} run{'' if runs == 1 else 's'})",
         yaxis_title="waiting time (s)",
         xaxis_title=f"run start ({timezone}) · site",
         xaxis=dict(categoryorder="array", categoryarray=order),
@@ -472,13 +472,15 @@ def waterfall_figure(spans: pd.DataFrame, marks: pd.DataFrame | None = None, *,
         last_s = max(last_s, *at_s)
     labels = [str(row["label"]) for row in rows]
     fig.update_layout(
-        title=f"{run_title or 'Run waterfall'}: each step as the clinician waited, its requests, the EPR's own time",
+        # two lines, so the chart's toolbar at the top right does not cover the end of one long one
+        title=f"{run_title or 'Run waterfall'}<br><span style='font-size:0.8em'>each step as the clinician "
+              "waited, its requests, the EPR's own time</span>",
         xaxis=dict(title="seconds since the run started", range=[0, last_s * 1.2]),  # room for the marks' words
         yaxis=dict(tickvals=list(range(len(rows))), ticktext=labels, autorange="reversed"),
         barmode="overlay",
         height=max(340, 22 * len(rows) + 190),
         # the legend at the figure's foot, under the axis title rather than over it
-        margin=dict(l=min(640, 20 + 7 * max(len(label) for label in labels)), r=20, t=50, b=85),
+        margin=dict(l=min(640, 20 + 7 * max(len(label) for label in labels)), r=20, t=75, b=85),
         legend=dict(orientation="h", yref="container", yanchor="bottom", y=0.01, xanchor="left", x=0),
     )
     return fig

@@ -69,7 +69,7 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
         banner(note),
         dcc.Link(f"show {other} first", href=filters.query_string(order="newest" if other == "newest" else None),
                  id="runs-order"),
-        html.P(f"{count_text(len(listed))} runs listed; {count_text((listed['status'] != 'ok').sum())} not ok; "
+        html.P(f"{count_text(len(listed))} run{'' if len(listed) == 1 else 's'} listed; {count_text((listed['status'] != 'ok').sum())} not ok; "
                f"{count_text(len(missed))} missed slots in this window.", id=ids.RUNS_SUMMARY),
         dcc.Graph(id=ids.WATERFALL, figure=figures.waterfall_figure(
             waterfall.spans, waterfall.marks, run_title=_run_title(listed, filters.trace, context),

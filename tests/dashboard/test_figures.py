@@ -257,3 +257,8 @@ def test_step_breakdown_names_steps_in_words() -> None:
                           "p90_s": [0.2, 3.0], "samples": [10, 10], "excess_share": [0.1, 0.9]})
     fig = figures.step_breakdown_figure(steps)
     assert list(fig.data[0].x) == ["find patient", "latest vitals"]
+
+
+def test_one_run_is_one_run_not_one_runs() -> None:
+    one = steps_frame()[lambda f: f["trace_id"] == "t0"]
+    assert figures.step_duration_figure(one).layout.title.text.endswith("(n = 1 run)")

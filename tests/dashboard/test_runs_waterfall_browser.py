@@ -75,6 +75,6 @@ def test_the_runs_page_draws_a_browser_runs_waterfall_in_words(
     assert re.search(r"long task · \d+ ms", text), text
     assert re.search(r"visible at \+\d+\.\d{3} s", text), text
     assert "seconds since the run started" in text
-    assert re.search(r"Open patient record in browser at Ward 7, \w{3} \d{2} \w{3} \d{2}:\d{2}:\d{2}: each step", text), text
+    assert re.search(r"Open patient record in browser at Ward 7, \w{3} \d{2} \w{3} \d{2}:\d{2}:\d{2}\s*each step", text), text
     assert errors == []
     page.close()
