@@ -641,10 +641,10 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
     figures = [sla_figure(r) for r in f.slas]
     figures.append(Figure(f"runs within {t:g} s{during}", percent_text(value),
                           f"target {percent_text(target)}", runs, "breached"))
+    if f.time_lost is not None and f.time_lost.runs:  # before the tail: the overview shows a finding's first four
+        figures.append(time_lost_figure(f.time_lost))
     figures.append(Figure(f"9 in 10 runs{during} waited at most", seconds_text(p90),  # type: ignore[arg-type]
                           f"≤ {t:g} s", runs, None))
-    if f.time_lost is not None and f.time_lost.runs:
-        figures.append(time_lost_figure(f.time_lost))
     # Blame what grew against its own baseline: the same site's runs outside the period.
     scope = (ctx.frame["workflow"] == f.workflow).to_numpy() & (ctx.frame["site"] == f.site).to_numpy()
     frame = ctx.frame[scope]
