@@ -91,7 +91,7 @@ from analysis.server_time import MIN_STEPS, PartGrew, compared_windows, parts_gr
 from analysis.site_health import DEFAULT_QUIET_AFTER_S, site_health
 from analysis.sla import SLAResult, counted_requests, evaluate_sla
 from analysis.store import FrameCache, Store, to_pandas
-from analysis.watermelon import Finding, Lens, TimeLost, find_watermelons
+from analysis.watermelon import Finding, Lens, TimeLost, duration_text, find_watermelons
 
 __all__ = [
     "DEFAULT_THRESHOLD_S",
@@ -607,18 +607,14 @@ def _spread(scope: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _minutes_or_hours(seconds: float) -> str:
-    return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
-
-
 def time_lost_figure(lost: TimeLost) -> Figure:
     """Clinician time lost, with the assumption it rests on where a figure has its threshold:
     scaled to the clinicians' tasks where a task volume is configured, else the probe's own runs'
     waiting beyond T."""
     if lost.scaled_hours is not None and not math.isnan(lost.scaled_hours):
-        return Figure("clinician time lost", _minutes_or_hours(lost.scaled_hours * 3600), lost.assumption,
+        return Figure("clinician time lost", duration_text(lost.scaled_hours), lost.assumption,
                       lost.runs, None)
-    return Figure("the probe's runs waited beyond T", _minutes_or_hours(lost.observed_s), lost.assumption,
+    return Figure("the probe's runs waited beyond T", duration_text(lost.observed_s / 3600), lost.assumption,
                   lost.runs, None)
 
 
@@ -1078,7 +1074,7 @@ def _pattern_story(ctx: _Context, pattern: _Pattern, request_figures: pd.DataFra
                               f"usual {seconds_text(float(np.median([b.usual_s for b in bands])))}",
                               slow, None))
     runs = sum(b.runs for b in pattern.bands)
-    figures.append(Figure("the probe's runs waited beyond T", _minutes_or_hours(pattern.lost_s),
+    figures.append(Figure("the probe's runs waited beyond T", duration_text(pattern.lost_s / 3600),
                           f"{runs:,} probe runs in these hours, not scaled to clinicians' tasks (task "
                           "volumes are configured per clinical period)", runs, None))
     first = pattern.first

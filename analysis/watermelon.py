@@ -70,7 +70,7 @@ from analysis.sla import (
 )
 from analysis.store import FrameCache, Store
 
-__all__ = ["LENS_TITLES", "Finding", "Lens", "TimeLost", "find_watermelons", "time_lost"]
+__all__ = ["LENS_TITLES", "Finding", "Lens", "TimeLost", "duration_text", "find_watermelons", "time_lost"]
 
 SPREAD_SHARE = 0.5  # "most" is said of a step only above this share of the excess
 LENS_TITLES = {
@@ -181,7 +181,8 @@ def _fmt_s(value: float) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.1f} s"
 
 
-def _duration_text(hours: float) -> str:
+def duration_text(hours: float) -> str:
+    """A length of time in words: "14.2 hours", "35 minutes"."""
     if math.isnan(hours):
         return "an unknown amount"
     if hours >= 1:
@@ -468,7 +469,7 @@ def _watermelon(
                   "good": int(scope["good"]), "p90_s": p90, "apdex": scope["apdex"],
                   "method": objective.budgeting_method}
     where = f"at {site_name}" + ("" if period == ALL_HOURS else f" during {period}")
-    lost_text = (f"about {_duration_text(lost.scaled_hours)} of clinicians' time lost "
+    lost_text = (f"about {duration_text(lost.scaled_hours)} of clinicians' time lost "
                  f"({lost.assumption})" if lost.scaled_hours is not None else lost.assumption)
     step_text = _step_text(dominant, share, "extra waiting")
     summary = (
