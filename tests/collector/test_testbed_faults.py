@@ -38,11 +38,13 @@ def put_faults(testbed: Any, rules: list[dict[str, Any]]) -> None:
         ({"kind": "reset"}, "connect", "failed"),
         ({"kind": "malformed_json"}, "invalid_response", "failed"),
         ({"kind": "401"}, "auth", "failed"),
-        ({"kind": "hang", "hang_s": 1.0}, "timeout", "timed_out"),
+        ({"kind": "hang", "hang_s": 3.0}, "timeout", "timed_out"),
     ],
 )
 def test_each_fault_kind_yields_its_error_type(example, testbed, tracer, span_exporter, rule, error_type, status, connection):
-    workflow = two_steps(example, connection, step_timeout_s=0.3)
+    # A step timeout far above an unfaulted step's time even on a loaded machine (a fresh
+    # connection per step included), and far below the hang.
+    workflow = two_steps(example, connection, step_timeout_s=1.0)
     cache = TokenCache()
     put_faults(testbed, [{"endpoint": "GET /Patient/{id}", **rule}])
     result = example.run(workflow, tracer, token_cache=cache)
@@ -56,10 +58,10 @@ def test_each_fault_kind_yields_its_error_type(example, testbed, tracer, span_ex
     assert root.attributes[schema.ATTR_RUN_STATUS] == status
     assert step_span.status.description == failed.message
     assert "pat-" not in failed.message and "MRN" not in failed.message
-    if error_type == "timeout":  # cut at the step timeout, well before the 1 s hang ends
-        # (0.3 s for the whole exchange: its phases, which miss the moments between them, a
+    if error_type == "timeout":  # cut at the step timeout, well before the 3 s hang ends
+        # (1 s for the whole exchange: its phases, which miss the moments between them, a
         # little less)
-        assert 0.27 <= failed.duration_s < 0.7
+        assert 0.95 <= failed.duration_s < 2.5
 
     httpx.delete(f"{testbed.base_url}/admin/faults").raise_for_status()
     again = example.run(workflow, tracer, token_cache=cache)
@@ -77,11 +79,11 @@ def test_token_endpoint_failure_is_an_auth_error_with_its_own_span(example, test
 
 
 def test_run_timeout_cuts_a_hanging_step(example, testbed, tracer):
-    put_faults(testbed, [{"endpoint": "GET /Patient/{id}", "kind": "hang", "hang_s": 1.0}])
-    workflow = two_steps(example, "reuse", step_timeout_s=0.5, timeout_s=0.5)
+    put_faults(testbed, [{"endpoint": "GET /Patient/{id}", "kind": "hang", "hang_s": 3.0}])
+    workflow = two_steps(example, "reuse", step_timeout_s=2.5, timeout_s=1.5)
     result = example.run(workflow, tracer)
     assert (result.status, result.error_type) == ("timed_out", "timeout")
-    assert result.wall_s < 0.95  # the hang lasts 1 s
+    assert result.wall_s < 2.4  # the run's 1.5 s, not the step's 2.5 s nor the 3 s hang
     assert "run's timeout" in result.message
 
 
