@@ -528,7 +528,7 @@ def sla_beside_experience_figure(cells: pd.DataFrame) -> go.Figure:
         fig.add_vline(x=len(sla_columns) - 0.5, line_color="#333", line_width=3)
     for label, first, count in (("The SLA's view: its own formula over this window, all sites pooled", 0,
                                  len(sla_columns)),
-                                ("The clinicians' view: runs within the workflow's T at this site", len(sla_columns),
+                                ("The clinicians' view at this site: runs within the objective's threshold, else T", len(sla_columns),
                                  len(experience_columns))):
         if count:
             fig.add_annotation(x=first + (count - 1) / 2, y=1.0, yref="paper", yshift=56, text=f"<b>{label}</b>",

@@ -18,6 +18,7 @@ import pandas as pd
 
 from analysis.changelog import effective_changes
 from analysis.findings import FindingInputs, Story, find_stories, sla_figure
+from analysis.objectives import ALL_HOURS, evaluate_objective
 from analysis.sla import evaluate_sla
 from analysis.store import FrameCache
 from dashboard.context import DashboardContext
@@ -26,7 +27,7 @@ from dashboard.figures import count_text
 from dashboard.filters import Filters
 from dashboard.jobs import Job, Jobs
 
-__all__ = ["DEFAULT_SHARE_TARGET", "FindingsView", "SLAView", "findings_job", "inputs_of", "look_for_findings",
+__all__ = ["DEFAULT_SHARE_TARGET", "FindingsView", "ObjectiveScope", "SLAView", "findings_job", "inputs_of", "look_for_findings",
            "picture_cells"]
 
 _QUARTER_S = 900
@@ -49,6 +50,21 @@ class SLAView:
 
 
 @dataclass(frozen=True)
+class ObjectiveScope:
+    """An experience objective judged at one site in one part of the day (one of its periods, or
+    all hours when it names none) over the window: its own threshold and target."""
+
+    name: str
+    workflow: str
+    site: str
+    period: str
+    threshold_s: float
+    target: float
+    runs: int
+    good: int
+
+
+@dataclass(frozen=True)
 class FindingsView:
     """What the findings job found for one window."""
 
@@ -57,6 +73,7 @@ class FindingsView:
     start: dt.datetime
     end: dt.datetime
     elapsed_s: float
+    objectives: tuple[ObjectiveScope, ...] = ()
 
 
 def inputs_of(context: DashboardContext) -> FindingInputs:
@@ -81,10 +98,14 @@ def look_for_findings(context: DashboardContext, start: dt.datetime, end: dt.dat
                 figure = sla_figure(evaluate_sla(cache, sla, start, end, base_dir=context.config_dir))
                 slas.append(SLAView(sla.name, tuple(sla.workflows or ()), figure.value, figure.threshold,
                                     int(figure.n or 0), figure.verdict))
+            objectives = [ObjectiveScope(o.name, o.workflow, str(row.site), str(row.period), float(o.threshold_s),
+                                         float(o.target), int(row.runs), int(row.good))
+                          for o in context.objectives
+                          for row in evaluate_objective(cache, o, context.calendar(), start, end).scopes.itertuples()]
     except NoData as exc:
         return str(exc)
     elapsed_s = (dt.datetime.now(dt.UTC) - began).total_seconds()
-    return FindingsView(tuple(stories), tuple(slas), start, end, elapsed_s)
+    return FindingsView(tuple(stories), tuple(slas), start, end, elapsed_s, tuple(objectives))
 
 
 def findings_job(registry: Jobs, context: DashboardContext, filters: Filters) -> Job:
@@ -95,14 +116,20 @@ def findings_job(registry: Jobs, context: DashboardContext, filters: Filters) ->
     return registry.start(("findings", filters.window), version, lambda: look_for_findings(context, start, end))
 
 
-def picture_cells(slas: tuple[SLAView, ...], scopes: pd.DataFrame, context: DashboardContext) -> pd.DataFrame:
+def picture_cells(slas: tuple[SLAView, ...], scopes: pd.DataFrame, context: DashboardContext,
+                  objectives: tuple[ObjectiveScope, ...] = ()) -> pd.DataFrame:
     """The cells (and columns' rank) of :func:`dashboard.figures.sla_beside_experience_figure`: per
-    workflow at a site,
-    each SLA that covers the workflow (its figure and verdict over the window), then the share of
-    runs within T in all hours, each clinical period and the hours where runs wait (the board's
-    scopes, :func:`analysis.query.figures.board_scopes`), against the objective's target for that
-    period, else :data:`DEFAULT_SHARE_TARGET`."""
-    targets = {(o.workflow, period): o.target for o in context.objectives for period in (o.periods or ["all hours"])}
+    workflow at a site, each SLA that covers the workflow (its figure and verdict over the window),
+    then the clinicians' share of runs in all hours, each clinical period and the hours where runs
+    wait (the board's scopes, :func:`analysis.query.figures.board_scopes`).
+
+    Where an experience objective judges the workflow at that site in that part of the day
+    (``objectives``, the findings job's), the cell is the objective's own figure: its runs within
+    its threshold, against its target, as its finding reads. Elsewhere it is the runs within the
+    workflow's T against :data:`DEFAULT_SHARE_TARGET`."""
+    judged = {}
+    for o in objectives:  # the first objective configured for a part of the day speaks for it
+        judged.setdefault((o.workflow, o.site, o.period), o)
     cells = []  # a figure, then its words, a line each: cells stay narrow enough for their column
     order = {p.name: i for i, p in enumerate(context.periods)}
     for (workflow, site), part in scopes.groupby(["workflow", "site"], sort=True):
@@ -119,16 +146,23 @@ def picture_cells(slas: tuple[SLAView, ...], scopes: pd.DataFrame, context: Dash
         ranked = sorted(part.itertuples(), key=lambda r: (r.kind != "all", r.kind == "hours", order.get(r.scope, 0)))
         for scope in ranked:
             column = {"all": "all hours", "hours": SLOW_HOURS}.get(scope.kind, scope.scope)
-            target = targets.get((workflow, scope.scope if scope.kind == "period" else "all hours"),
-                                 DEFAULT_SHARE_TARGET)
+            objective = (judged.get((workflow, site, scope.scope if scope.kind == "period" else ALL_HOURS))
+                         if scope.kind != "hours" else None)
+            if objective is not None and objective.runs:
+                share, n, threshold_s, target = (objective.good / objective.runs, objective.runs,
+                                                 objective.threshold_s, objective.target)
+                whose = f"objective \u201c{objective.name}\u201d, target {target:.0%}"
+            else:
+                share, n, threshold_s, target = (scope.share_under, scope.samples, info.threshold_s,
+                                                 DEFAULT_SHARE_TARGET)
+                whose = f"the workflow's T; target {target:.0%}, as no objective sets one here"
             where = f" at {scope.scope}" if scope.kind == "hours" else ""
             hours = scope.scope.replace(", ", "<br>") + "<br>" if scope.kind == "hours" else ""
             cells.append({
-                "row": row, "column": column, "side": "clinicians", "good": float(scope.share_under >= target),
-                "text": f"<b>{scope.share_under:.0%}</b><br>within {info.threshold_s:g} s<br>{hours}n = {count_text(scope.samples)}",
-                "hover": f"{row}, {column}{where}: {scope.share_under:.0%} of {count_text(scope.samples)} runs within "
-                         f"{info.threshold_s:g} s (target {target:.0%}); {scope.frustrated_share:.0%} over "
-                         f"{4 * info.threshold_s:g} s or failed",
+                "row": row, "column": column, "side": "clinicians", "good": float(share >= target),
+                "text": f"<b>{share:.0%}</b><br>within {threshold_s:g} s<br>{hours}n = {count_text(n)}",
+                "hover": f"{row}, {column}{where}: {share:.0%} of {count_text(n)} runs within {threshold_s:g} s "
+                         f"({whose}); {scope.frustrated_share:.0%} over {4 * info.threshold_s:g} s or failed",
             })
     frame = pd.DataFrame(cells, columns=["row", "column", "side", "good", "text", "hover"])
     ranks = {name: i for i, name in enumerate([*(s.name for s in slas), "all hours", *order, SLOW_HOURS])}

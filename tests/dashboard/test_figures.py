@@ -157,7 +157,7 @@ def test_the_sla_is_drawn_beside_the_clinicians_view_green_outside_red_inside() 
     from analysis.apdex import Apdex
     from analysis.config import ObjectiveConfig, PeriodConfig
     from dashboard.context import DashboardContext, SiteInfo, WorkflowInfo
-    from dashboard.findings import SLOW_HOURS, SLAView, picture_cells
+    from dashboard.findings import SLOW_HOURS, ObjectiveScope, SLAView, picture_cells
 
     def scope(site: str, scope: str, kind: str, samples: int, satisfied: int, frustrated: int) -> dict:
         share = satisfied / samples
@@ -185,7 +185,10 @@ def test_the_sla_is_drawn_beside_the_clinicians_view_green_outside_red_inside() 
     )
     slas = (SLAView("supplier response time", (), "0.71 s", "≤ 1 s", 32100, "met"),
             SLAView("charting within 2 s", ("chart-observations",), "92.9%", "target 95%", 35228, "breached"))
-    cells = picture_cells(slas, scopes, context)
+    # The objective judges ward rounds at Ward 7 by its own 2 s: 30 of 50 runs, though 49 were
+    # within the workflow's 3 s. The cell must read as the objective's finding does.
+    objectives = (ObjectiveScope("rounds", "open-patient-record", "ward-7", "ward rounds", 2.0, 0.95, runs=50, good=30),)
+    cells = picture_cells(slas, scopes, context, objectives)
     fig = figures.sla_beside_experience_figure(cells)
     heat = fig.data[0]
     assert list(heat.y) == ["Open patient record · Outpatient clinic", "Open patient record · Ward 7"]
@@ -195,7 +198,11 @@ def test_the_sla_is_drawn_beside_the_clinicians_view_green_outside_red_inside() 
     assert columns == ["supplier response time", "all hours", "ward rounds", "outpatient clinics", SLOW_HOURS]
     clinic, ward = heat.z
     assert clinic == [1.0, 0.0, None, 0.0, 0.0]  # SLA met; the clinic red in every part of the day
-    assert ward[:3] == [1.0, 1.0, 1.0] and ward[3:] == [None, None]  # 98% in rounds meets the objective's 95%
+    assert ward[:3] == [1.0, 1.0, 0.0] and ward[3:] == [None, None]  # 60% within 2 s misses the objective's 95%
+    assert "<b>60%</b><br>within 2 s<br>n = 50" in heat.text[1][2]
+    assert "objective \u201crounds\u201d, target 95%" in heat.customdata[1][2]
+    assert "<b>95%</b><br>within 3 s" in heat.text[1][1]  # all hours: no objective, the workflow's T
+    assert "as no objective sets one here" in heat.customdata[1][1]
     assert "<b>0.71 s</b><br>met" in heat.text[0][0] and "n = 70" in heat.text[0][3]
     assert "13:00\u201317:00" in heat.text[0][4]
     assert fig.layout.shapes[0].x0 == 0.5  # the line between the SLA's view and the clinicians'
