@@ -185,8 +185,11 @@ class Evaluator:
         """The status page's notice of a page-severity alert firing or resolving, per site."""
         if record["labels"].get("severity") != "page":
             return  # tickets are for the service desk, not the ward
-        for site in record["labels"].get("site", "all").split(","):
+        sites = record["labels"].get("site", "all").split(",")
+        for site in sites:
             key = f"{record['fingerprint']}:{record['status']}:{record['firing_since']}"
+            if len(sites) > 1:  # a notice per site: the key is what keeps one from being written twice
+                key += f":{site}"
             add_notice(self.data_dir, site, record["annotations"]["clinician"], at, source=self.notice_source,
                        key=key if self.notice_source == "alert" else f"{self.notice_source}:{key}")
 

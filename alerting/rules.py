@@ -76,7 +76,7 @@ def conditions(store: Store | FrameCache, inputs: AlertInputs, at: dt.datetime) 
     for objective in inputs.objectives:
         frame = objective_alerts(store, objective, inputs.calendar, at)
         found += _burn_conditions(frame, at, "objective", objective.name, objective.target,
-                                  objective.workflow, objective.sites,
+                                  objective.workflow, objective_sites(objective, inputs.calendar),
                                   lambda start, end, o=objective: _objective_events(store, o, inputs, start, end),
                                   _objective_window(objective, at, inputs.timezone),
                                   {"threshold_s": objective.threshold_s, "periods": list(objective.periods)})
@@ -105,6 +105,23 @@ def _objective_window(objective: ObjectiveConfig, at: dt.datetime, tz: str) -> t
 def _month_of(at: dt.datetime, tz: str) -> tuple[dt.datetime, dt.datetime]:
     local = at.astimezone(ZoneInfo(tz))
     return calendar_month(local.year, local.month, tz)
+
+
+def objective_sites(objective: ObjectiveConfig, calendar: ClinicalCalendar | None) -> list[str]:
+    """Where an objective judges runs, for its alerts' words: its own sites; else, when each of its
+    periods is kept at some sites only, those sites (a ward-rounds objective is not "at every
+    site" where the clinic keeps no ward rounds); else every site (``[]``)."""
+    if objective.sites:
+        return list(objective.sites)
+    if not objective.periods or calendar is None:
+        return []
+    kept: list[str] = []
+    for name in objective.periods:
+        sites = calendar.period(name).sites
+        if not sites:
+            return []
+        kept += [site for site in sites if site not in kept]
+    return kept
 
 
 def _sla_window(sla: SLAConfig, at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:

@@ -83,3 +83,27 @@ def test_an_operator_notice_is_shown_on_the_status_page(tmp_path: Path) -> None:
     strong, text = item["props"]["children"]
     assert strong["props"]["children"].startswith("Ward 7, ")
     assert text.startswith("Handover lists are slow this morning; fixed by 10:00. (updated ")
+
+
+def test_an_alert_at_two_sites_writes_a_notice_at_each(add_runs) -> None:
+    """An objective of ward rounds, kept at Ward 7 and Community hospital, burning: the notice is on
+    both sites' status pages, naming both, and on neither more than once."""
+    from analysis.calendar import ClinicalCalendar
+    from analysis.config import ObjectiveConfig, PeriodConfig
+
+    start = dt.datetime(2026, 10, 1, 8, 0, 30, tzinfo=UTC)  # 09:00 in London, in ward rounds
+    data = add_runs([(start + i * MINUTE, "open", site, "failed" if i % 5 == 0 else "ok", 5.0 if i % 5 == 0 else 1.0)
+                     for i in range(60) for site in ("ward-7", "community")])
+    calendar = ClinicalCalendar(
+        [PeriodConfig(name="ward rounds", start=dt.time(8), end=dt.time(10, 30), sites=["ward-7", "community"])],
+        {"ward-7": "Europe/London", "community": "Europe/London", "clinic": "Europe/London"})
+    objective = ObjectiveConfig(name="rounds", workflow="open", threshold_s=3, target=0.99, periods=["ward rounds"])
+    names = Names(workflows={"open": "Open patient record"},
+                  sites={"ward-7": "Ward 7", "community": "Community hospital", "clinic": "Outpatient clinic"})
+    for _ in range(2):
+        Evaluator(data, AlertingConfig(), AlertInputs(objectives=[objective], calendar=calendar), names).evaluate(
+            start + 60 * MINUTE)
+    for site in ("ward-7", "community"):
+        (notice,) = read_notices(data, site=site)
+        assert notice.site == site and "at Ward 7 and Community hospital" in notice.text, notice
+    assert not read_notices(data, site="clinic")

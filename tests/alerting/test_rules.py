@@ -115,3 +115,27 @@ def test_a_simulated_history_never_makes_a_site_silent(tmp_path) -> None:
     inputs = AlertInputs(cadence_s={"ward-7": 60.0}, silent_slots=5)
     with open_store(tmp_path / "data") as store:
         assert conditions(store, inputs, last + dt.timedelta(days=3)) == []
+
+
+def test_an_objective_of_a_period_kept_at_some_sites_names_those_sites() -> None:
+    """A ward-rounds objective is not "at every site" where the clinic keeps no ward rounds: its
+    alerts name the sites that keep the period (or the objective's own sites)."""
+    from analysis.calendar import ClinicalCalendar
+    from analysis.config import PeriodConfig
+    from alerting.messages import Names, clinician_text
+    from alerting.rules import objective_sites
+
+    calendar = ClinicalCalendar(
+        [PeriodConfig(name="ward rounds", start=dt.time(8), end=dt.time(10, 30), sites=["ward-7", "community"]),
+         PeriodConfig(name="ward work", start=dt.time(10, 30), end=dt.time(17))],
+        {"ward-7": "Europe/London", "community": "Europe/London", "clinic": "Europe/London"})
+    rounds = ObjectiveConfig(name="rounds", workflow="open", threshold_s=3, target=0.9, periods=["ward rounds"])
+    assert objective_sites(rounds, calendar) == ["ward-7", "community"]
+    assert objective_sites(rounds.model_copy(update={"sites": ["ward-7"]}), calendar) == ["ward-7"]
+    assert objective_sites(rounds.model_copy(update={"periods": ["ward rounds", "ward work"]}), calendar) == []
+    assert objective_sites(rounds.model_copy(update={"periods": []}), calendar) == []
+    names = Names(workflows={"open": "Open patient record"},
+                  sites={"ward-7": "Ward 7", "community": "Community hospital", "clinic": "Outpatient clinic"})
+    text = clinician_text({"alertname": "ObjectiveBurnRate", "workflow": "open", "site": "ward-7,community"},
+                          {"kind": "objective"}, AT, AT, names)
+    assert "at Ward 7 and Community hospital" in text and "every site" not in text, text
