@@ -526,12 +526,13 @@ def sla_beside_experience_figure(cells: pd.DataFrame) -> go.Figure:
     ))
     if sla_columns and experience_columns:
         fig.add_vline(x=len(sla_columns) - 0.5, line_color="#333", line_width=3)
-    for label, first, count in (("The SLA's view: its own formula over this window, all sites pooled", 0,
-                                 len(sla_columns)),
-                                ("The clinicians' view at this site: runs within the objective's threshold, else T", len(sla_columns),
-                                 len(experience_columns))):
+    # Two lines each, so the titles of a narrow SLA side and the clinicians' side never run together.
+    for (title, detail), first, count in (
+            (("The SLA's view", "its own formula, all sites pooled"), 0, len(sla_columns)),
+            (("The clinicians' view at each site", "runs within the objective's threshold, else T"),
+             len(sla_columns), len(experience_columns))):
         if count:
-            fig.add_annotation(x=first + (count - 1) / 2, y=1.0, yref="paper", yshift=56, text=f"<b>{label}</b>",
+            fig.add_annotation(x=first + (count - 1) / 2, y=1.0, yref="paper", yshift=56, text=f"<b>{title}</b><br>{detail}",
                                showarrow=False, yanchor="bottom", font=dict(size=13))
     fig.update_layout(
         xaxis=dict(side="top", tickfont=dict(size=11), tickangle=0, fixedrange=True),
