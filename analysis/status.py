@@ -7,7 +7,7 @@ and how long does it typically take. The numbers come from here; the wording fro
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -16,7 +16,7 @@ from analysis.store import Store
 from store.schema import RUN_INTERRUPTED
 
 __all__ = ["RECENT_RUNS_QUERY", "StatusRules", "against_thresholds", "between_checks", "current_status", "judge_status",
-           "usual_gaps"]
+           "settled", "slow_limit_s", "streaks_from_before", "usual_gaps"]
 
 NORMAL = "normal"
 SLOW = "slow"
@@ -59,7 +59,25 @@ def current_status(store: Store, now: dt.datetime, rules: StatusRules = StatusRu
     from analysis.query.rows import current_status as status_of
     from analysis.query.sources import Definitions
 
-    return between_checks(store, status_of(store, Definitions(), now, rules, exact=True), now, rules)
+    return settled(store, status_of(store, Definitions(), now, rules, exact=True), now, rules)
+
+
+def settled(store: Store, status: pd.DataFrame, now: dt.datetime, rules: StatusRules = StatusRules()) -> pd.DataFrame:
+    """``status`` (as the query layer judges the recent window) told from the runs around it: a
+    streak that began before the recent window is dated from its first run
+    (:func:`streaks_from_before`), and a pair between checks says how its last check went
+    (:func:`between_checks`)."""
+    return between_checks(store, streaks_from_before(store, status, now, rules), now, rules)
+
+
+def _latest_runs(store: Store, workflow: str, site: str, start: dt.datetime, before: dt.datetime, limit: int,
+                 *, inclusive: bool = True) -> pd.DataFrame:
+    """The pair's latest ``limit`` runs in ``[start, before]`` (``before`` excluded unless
+    ``inclusive``), newest first, without the probe's own interruptions."""
+    return store.sql(
+        f"SELECT start, status, waiting_s FROM runs WHERE workflow = ? AND site = ? AND start >= ? "
+        f"AND start {'<=' if inclusive else '<'} ? AND status <> ? ORDER BY start DESC LIMIT ?",
+        [workflow, site, start, before, RUN_INTERRUPTED, limit])
 
 
 def usual_gaps(store: Store, pairs: pd.DataFrame, now: dt.datetime, rules: StatusRules = StatusRules()) -> dict[
@@ -73,12 +91,52 @@ def usual_gaps(store: Store, pairs: pd.DataFrame, now: dt.datetime, rules: Statu
     start = now - rules.recent - rules.baseline
     gaps: dict[tuple[str, str], float] = {}
     for pair in pairs[["workflow", "site"]].drop_duplicates().itertuples(index=False):
-        starts = store.sql(
-            "SELECT start FROM runs WHERE workflow = ? AND site = ? AND start >= ? AND start <= ? "
-            "ORDER BY start DESC LIMIT ?", [pair.workflow, pair.site, start, now, rules.gap_runs + 1])["start"]
+        starts = _latest_runs(store, pair.workflow, pair.site, start, now, rules.gap_runs + 1)["start"]
         if len(starts) >= 2:
             gaps[(pair.workflow, pair.site)] = float((-starts.diff()).dt.total_seconds().dropna().median())
     return gaps
+
+
+def slow_limit_s(baseline_s: float, rules: StatusRules = StatusRules()) -> float:
+    """The waiting time over which a run is slow against its pair's baseline."""
+    return max(baseline_s * rules.slow_factor, baseline_s + rules.slow_margin_s)
+
+
+def streaks_from_before(store: Store, status: pd.DataFrame, now: dt.datetime, rules: StatusRules = StatusRules(),
+                        lookback: dt.timedelta = dt.timedelta(hours=24)) -> pd.DataFrame:
+    """``status`` with each slow, failing or over-threshold streak dated from its first run, where
+    the runs just before the recent window were already slow (failed, over T): a slowdown that began
+    at 02:00 is "slow since 02:00" at 02:56, not since the edge of the last 30 minutes. The runs
+    are read back from ``since`` to the latest one that was not bad; a streak that fills the whole
+    ``lookback`` has ``since_open`` (``t_since_open``) set: it began before then."""
+    status = status.assign(since_open=False, t_since_open=False)
+
+    def first_of_streak(row: pd.Series, since: object, bad: Callable[[pd.DataFrame], pd.Series]
+                        ) -> tuple[object, bool]:
+        if since is None or pd.isna(since):
+            return since, False
+        moment = pd.Timestamp(since).to_pydatetime()
+        before = _latest_runs(store, row["workflow"], row["site"], moment - lookback, moment, 1000, inclusive=False)
+        flags = bad(before).to_numpy(dtype=bool)
+        if flags.all():  # no good run in the lookback (or no run): the streak began before it
+            return (before["start"].iloc[-1] if len(before) else since), len(before) > 0
+        streak = int(flags.argmin())  # newest first: the bad runs before the first good one
+        return (before["start"].iloc[streak - 1] if streak else since), False
+
+    for i, row in status.iterrows():
+        baseline_s = row.get("baseline_s")
+        if row["state"] == FAILING:
+            status.at[i, "since"], status.at[i, "since_open"] = first_of_streak(
+                row, row["since"], lambda r: r["status"] != "ok")
+        elif row["state"] == SLOW and baseline_s is not None and pd.notna(baseline_s):
+            limit_s = slow_limit_s(float(baseline_s), rules)
+            status.at[i, "since"], status.at[i, "since_open"] = first_of_streak(
+                row, row["since"], lambda r: (r["status"] != "ok") | (r["waiting_s"].astype(float) > limit_s))
+        if row.get("t_state") == OVER_T and pd.notna(row.get("threshold_s")):
+            t = float(row["threshold_s"])
+            status.at[i, "t_since"], status.at[i, "t_since_open"] = first_of_streak(
+                row, row["t_since"], lambda r: (r["status"] != "ok") | (r["waiting_s"].astype(float) > t))
+    return status
 
 
 def between_checks(store: Store, status: pd.DataFrame, now: dt.datetime,
@@ -91,7 +149,7 @@ def between_checks(store: Store, status: pd.DataFrame, now: dt.datetime,
     two hours in the simulated history before it, and one run hourly has none most of the time.
     Neither is missing: the probe is only stopped when the pair's own cadence says a run is overdue.
     """
-    status = status.assign(usual_gap_s=float("nan"))
+    status = status.assign(usual_gap_s=float("nan"), last_state=None, last_waiting_s=float("nan"))
     quiet = status[status["state"] == NO_DATA]
     if quiet.empty:
         return status
@@ -104,6 +162,21 @@ def between_checks(store: Store, status: pd.DataFrame, now: dt.datetime,
         overdue = max(rules.recent, dt.timedelta(seconds=rules.stale_gaps * gap_s))
         if pd.Timestamp(row["last_run"]) >= pd.Timestamp(now) - overdue:
             status.at[i, "state"] = BETWEEN_CHECKS
+            # How the last check went: a handover list that took 106 s at 02:00 is not "normal"
+            # until 04:00 because no check was due in between.
+            last = _latest_runs(store, row["workflow"], row["site"], now - rules.recent - rules.baseline, now, 1)
+            if not last.empty:
+                waiting_s = last["waiting_s"].iloc[0]
+                status.at[i, "last_run"] = last["start"].iloc[0]
+                status.at[i, "last_waiting_s"] = float(waiting_s) if pd.notna(waiting_s) else float("nan")
+                baseline_s = row["baseline_s"]
+                if last["status"].iloc[0] != "ok":
+                    status.at[i, "last_state"] = FAILING
+                elif (baseline_s is not None and pd.notna(baseline_s) and pd.notna(waiting_s)
+                      and float(waiting_s) > slow_limit_s(float(baseline_s), rules)):
+                    status.at[i, "last_state"] = SLOW
+                else:
+                    status.at[i, "last_state"] = NORMAL
     return status
 
 
@@ -155,8 +228,7 @@ def _judge(runs: pd.DataFrame, baseline_s: float | None, rules: StatusRules) -> 
     if baseline_s is None:
         slow = pd.Series(False, index=runs.index)
     else:
-        limit_s = max(baseline_s * rules.slow_factor, baseline_s + rules.slow_margin_s)
-        slow = (runs["waiting_s"] > limit_s) & ~failed
+        slow = (runs["waiting_s"] > slow_limit_s(baseline_s, rules)) & ~failed
     if failed.mean() >= 0.5:
         return {**result, "state": FAILING, "since": _streak_start(runs, failed)}
     if (slow | failed).mean() >= 0.5 and slow.any():

@@ -8,7 +8,7 @@ from dash import Input, Output, callback, dcc, html
 
 from analysis.notices import ALL_SITES, read_delivery, read_notices
 from analysis.query.rows import current_status
-from analysis.status import BETWEEN_CHECKS, OVER_T, SLOW_AT_TIMES, between_checks
+from analysis.status import BETWEEN_CHECKS, FAILING, OVER_T, SLOW, SLOW_AT_TIMES, settled
 from dashboard import ids
 from dashboard.context import DashboardContext, current_context
 from dashboard.figures import count_text
@@ -39,7 +39,7 @@ def refresh(_n: int | None) -> tuple[list[html.Li], str]:
     updated = f"Updated {pd.Timestamp(now).tz_convert(context.timezone):%H:%M:%S} ({context.timezone})."
     try:
         store = current_store()
-        status = between_checks(store, current_status(store, definitions(context), now, thresholds=True), now)
+        status = settled(store, current_status(store, definitions(context), now, thresholds=True), now)
     except NoData as exc:
         return [html.Li(str(exc))], updated
     if status.empty:
@@ -72,15 +72,21 @@ def notices(_n: int | None) -> list[html.Li]:
                     style={"listStyle": "none", "marginBottom": "0.3em"}) for n in found]
 
 
-_ORDER = ["failing", "slow", "over threshold", "slow at times", "no recent runs", BETWEEN_CHECKS, "normal"]
-_COLOURS = {"failing": "#a40e26", "slow": "#cf222e", "over threshold": "#cf222e", "slow at times": "#d4a72c",
-            "no recent runs": "#999", BETWEEN_CHECKS: "#8fbf9a", "normal": "#1a7f37"}
+_LAST_FAILED, _LAST_SLOW = "last check failed", "last check slow"
+_ORDER = ["failing", _LAST_FAILED, "slow", _LAST_SLOW, "over threshold", "slow at times", "no recent runs",
+          BETWEEN_CHECKS, "normal"]
+_COLOURS = {"failing": "#a40e26", _LAST_FAILED: "#a40e26", "slow": "#cf222e", _LAST_SLOW: "#cf222e",
+            "over threshold": "#cf222e", "slow at times": "#d4a72c", "no recent runs": "#999", BETWEEN_CHECKS: "#8fbf9a",
+            "normal": "#1a7f37"}
 
 
 def shown_state(row) -> str:
     """The state a row is shown in: against its own past first (failing, slow), then against its
-    threshold (over threshold, slow at times), else normal, between checks or no recent runs."""
-    if row.state in ("failing", "slow", "no recent runs", BETWEEN_CHECKS):
+    threshold (over threshold, slow at times), else normal, between checks (as its last check
+    went) or no recent runs."""
+    if row.state == BETWEEN_CHECKS:
+        return {FAILING: _LAST_FAILED, SLOW: _LAST_SLOW}.get(getattr(row, "last_state", None), BETWEEN_CHECKS)
+    if row.state in ("failing", "slow", "no recent runs"):
         return row.state
     return {OVER_T: "over threshold", SLOW_AT_TIMES: "slow at times"}.get(getattr(row, "t_state", None), "normal")
 
@@ -111,20 +117,28 @@ def status_sentence(row, context: DashboardContext, now=None) -> str:
     zone = context.site_timezone(row.site)
     now = context.now() if now is None else now
 
+    def since(moment, open_: bool = False) -> str:
+        """"since 02:00"; for a streak that began before the runs read back, how long it has lasted."""
+        if open_:
+            lasted_s = (pd.Timestamp(now) - pd.Timestamp(moment)).total_seconds()
+            return f"for over {lasted_s // 3600:.0f} h" if lasted_s >= 7200 else f"for over {every(lasted_s)}"
+        return f"since {moment_text(moment, zone, now)}"
+
     def clock(moment) -> str:
         return moment_text(moment, zone, now)
 
     state = shown_state(row)
+    since_open, t_since_open = bool(getattr(row, "since_open", False)), bool(getattr(row, "t_since_open", False))
     t = getattr(row, "threshold_s", float("nan"))
     usual = f" (usually {seconds(row.baseline_s)})" if pd.notna(row.baseline_s) else ""
     if state == "failing":
-        return (f"{where}: failing since {clock(row.since)} — {count_text(row.recent_failed)} of the last "
+        return (f"{where}: failing {since(row.since, since_open)} — {count_text(row.recent_failed)} of the last "
                 f"{count_text(row.recent_samples)} attempts did not complete.")
     if state == "slow":
         over = f", over its {t:g} s threshold" if getattr(row, "t_state", None) == OVER_T else ""
-        return f"{where}: slow since {clock(row.since)}, typically {seconds(row.typical_s)}{usual}{over}."
+        return f"{where}: slow {since(row.since, since_open)}, typically {seconds(row.typical_s)}{usual}{over}."
     if state == "over threshold":
-        return (f"{where}: slower than its {t:g} s threshold since {clock(row.t_since)}, typically "
+        return (f"{where}: slower than its {t:g} s threshold {since(row.t_since, t_since_open)}, typically "
                 f"{seconds(row.typical_s)}{usual}: not new, but not normal either.")
     if state == "slow at times":
         return (f"{where}: slow at times since {clock(row.t_since)} — {count_text(row.very_slow)} of the last {count_text(row.judged)} checks "
@@ -133,9 +147,15 @@ def status_sentence(row, context: DashboardContext, now=None) -> str:
     if state == "normal":
         within = f", within its {t:g} s threshold" if pd.notna(t) else ""
         return f"{where}: normal, typically {seconds(row.typical_s)}{within}."
+    cadence = f"checked about every {every(row.usual_gap_s)}, so the next is not overdue"
+    if state == _LAST_FAILED:
+        return f"{where}: the last check, at {clock(row.last_run)}, did not complete; {cadence}."
+    if state == _LAST_SLOW:
+        return (f"{where}: the last check, at {clock(row.last_run)}, took {seconds(row.last_waiting_s)}{usual}; "
+                f"{cadence}.")
     if state == BETWEEN_CHECKS:
-        takes = f"; it usually takes {seconds(row.baseline_s)}" if pd.notna(row.baseline_s) else ""
-        return (f"{where}: last checked at {clock(row.last_run)}; checked about every "
-                f"{every(row.usual_gap_s)}, so not overdue{takes}.")
+        took = (f", when it took {seconds(row.last_waiting_s)}"
+                if pd.notna(getattr(row, "last_waiting_s", float("nan"))) else "")
+        return (f"{where}: last checked at {clock(row.last_run)}{took}{usual}; {cadence}.")
     last = f"; last check {clock(row.last_run)}" if pd.notna(row.last_run) else ""
     return f"{where}: no recent checks (the probe may be stopped{last})."

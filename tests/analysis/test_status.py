@@ -91,3 +91,27 @@ def test_a_pair_is_missing_only_when_its_own_cadence_says_a_run_is_overdue(make_
         assert soon["last_run"] == pd.Timestamp(at(120), unit="ns", tz="UTC")
         late = current_status(opened, NOW + dt.timedelta(hours=2, minutes=1)).iloc[0]
         assert late["state"] == "no recent runs"
+
+
+def test_a_streak_that_began_before_the_recent_window_is_dated_from_its_first_run(make_probe, tmp_path) -> None:
+    """Slow from 50 minutes ago, judged at the end of a 30-minute window: since 50 minutes ago, not
+    since the window's edge; failing likewise. A streak through the whole day read back is open."""
+    ward, clinic, community = (make_probe(site=s) for s in ("ward-7", "outpatient-clinic", "community-hospital"))
+    for minutes_ago in range(3 * 24 * 60, 0, -10):
+        late = minutes_ago <= 50
+        ward.run(at(minutes_ago), steps=(("open", 4.0 if late else 1.0),))
+        if late:
+            clinic.run(at(minutes_ago), steps=(("open", 1.0),), failed_step="open")
+        else:
+            clinic.run(at(minutes_ago), steps=(("open", 1.0),))
+        community.run(at(minutes_ago), steps=(("open", 9.0 if minutes_ago <= 26 * 60 else 1.0),))
+    with analysis.open_store(tmp_path / "data") as opened:
+        status = current_status(opened, NOW).set_index("site")
+    assert status.loc["ward-7", "state"] == "slow"
+    assert status.loc["ward-7", "since"] == pd.Timestamp(at(50), unit="ns", tz="UTC")
+    assert not status.loc["ward-7", "since_open"]
+    assert status.loc["outpatient-clinic", "state"] == "failing"
+    assert status.loc["outpatient-clinic", "since"] == pd.Timestamp(at(50), unit="ns", tz="UTC")
+    # slow for 26 hours: every run of the day read back was slow, so it began before then
+    assert status.loc["community-hospital", "state"] == "slow"
+    assert status.loc["community-hospital", "since_open"]

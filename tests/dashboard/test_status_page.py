@@ -29,6 +29,7 @@ def status_lines(make_probe, tmp_path: Path) -> Iterator[list[str]]:
     - the ward's record: 3 s all week and now (as usual, and three times its 1 s threshold);
     - the ward's search: 50 ms, well within its 0.1 s threshold;
     - the ward's handover list: every two hours (as the demo's history runs it), the last 40 minutes ago;
+    - the clinic's handover list: the same, but its last run, 40 minutes ago, took 100 s;
     - the clinic's search: every five minutes until yesterday 16:00, none since (the probe stopped)."""
     memory = InMemorySpanExporter()
     clinic, ward = make_probe(site="clinic", exporter=memory), make_probe(site="ward", exporter=memory)
@@ -41,6 +42,8 @@ def status_lines(make_probe, tmp_path: Path) -> Iterator[list[str]]:
         ward.run(ns(moment) + 1_000_000, workflow="search", steps=(("search", 0.05),))
         if moment.minute == 0 and moment.hour % 2 == 0 and moment <= NOW - dt.timedelta(minutes=40):
             ward.run(ns(moment) + 2_000_000, workflow="handover", steps=(("list", 2.0),))
+            last = moment == NOW.replace(hour=14, minute=0)
+            clinic.run(ns(moment) + 2_000_000, workflow="handover", steps=(("list", 100.0 if last else 2.0),))
         if moment < NOW.replace(hour=16, minute=0) - dt.timedelta(days=1):
             clinic.run(ns(moment) + 1_000_000, workflow="search", steps=(("search", 0.05),))
         minute += 5
@@ -70,10 +73,11 @@ def status_lines(make_probe, tmp_path: Path) -> Iterator[list[str]]:
 
 def test_an_afternoon_slowdown_that_happens_every_day_is_not_normal(status_lines) -> None:
     states = [state for state, _ in status_lines]
-    assert states == ["state-over-threshold", "state-slow-at-times", "state-no-recent-runs", "state-between-checks",
-                      "state-normal"]  # worst first
-    over, at_times, _stopped, _between, normal = (text for _, text in status_lines)
-    assert over.startswith("Open patient record at Ward 7: slower than its 1 s threshold since 14:10, typically 3.0 s")
+    assert states == ["state-last-check-slow", "state-over-threshold", "state-slow-at-times", "state-no-recent-runs",
+                      "state-between-checks", "state-normal"]  # worst first
+    _last_slow, over, at_times, _stopped, _between, normal = (text for _, text in status_lines)
+    # over its threshold all week: not "since" the edge of the last 30 minutes
+    assert over.startswith("Open patient record at Ward 7: slower than its 1 s threshold for over 24 h, typically 3.0 s")
     assert "not new" in over
     assert at_times.startswith("Open patient record at Outpatient clinic: slow at times since 14:20")
     assert "1 of the last 6 checks took over 4 s" in at_times and "the slowest 5.0 s" in at_times
@@ -88,8 +92,15 @@ def test_milliseconds_below_a_second(status_lines) -> None:
 def test_a_workflow_run_every_two_hours_is_not_missing_at_forty_minutes(status_lines) -> None:
     """Its cadence, read from its runs, says when a check is overdue: not the 30-minute window."""
     between = dict(status_lines)["state-between-checks"]
-    assert between == ("Handover at Ward 7: last checked at 14:00; checked about every 2 h, "
-                       "so not overdue; it usually takes 2.0 s.")
+    assert between == ("Handover at Ward 7: last checked at 14:00, when it took 2.0 s (usually 2.0 s); checked about "
+                       "every 2 h, so the next is not overdue.")
+
+
+def test_a_slow_last_check_is_not_shown_as_normal_until_the_next(status_lines) -> None:
+    """A handover list that took 100 s at 14:00 is said so at 14:40, though no check was due since."""
+    assert dict(status_lines)["state-last-check-slow"] == (
+        "Handover at Outpatient clinic: the last check, at 14:00, took 100 s (usually 2.0 s); checked about every "
+        "2 h, so the next is not overdue.")
 
 
 def test_a_last_check_on_another_day_says_the_day(status_lines) -> None:
