@@ -21,6 +21,7 @@ from analysis.findings import FindingInputs, Story, find_stories, sla_figure
 from analysis.objectives import ALL_HOURS, evaluate_objective
 from analysis.sla import evaluate_sla
 from analysis.store import FrameCache
+from dashboard.board import MIN_RATED_RUNS
 from dashboard.context import DashboardContext
 from dashboard.data import NoData, open_data
 from dashboard.figures import count_text
@@ -158,9 +159,12 @@ def picture_cells(slas: tuple[SLAView, ...], scopes: pd.DataFrame, context: Dash
                 whose = f"the workflow's T; target {target:.0%}, as no objective sets one here"
             where = f" at {scope.scope}" if scope.kind == "hours" else ""
             hours = scope.scope.replace(", ", "<br>") + "<br>" if scope.kind == "hours" else ""
+            # Too few runs to judge, as the board below rates them: shown, neither green nor red.
+            few = n < MIN_RATED_RUNS
             cells.append({
-                "row": row, "column": column, "side": "clinicians", "good": float(share >= target),
-                "text": f"<b>{share:.0%}</b><br>within {threshold_s:g} s<br>{hours}n = {count_text(n)}",
+                "row": row, "column": column, "side": "clinicians", "good": math.nan if few else float(share >= target),
+                "text": f"<b>{share:.0%}</b><br>within {threshold_s:g} s<br>{hours}n = {count_text(n)}"
+                        + ("<br>(too few to judge)" if few else ""),
                 "hover": f"{row}, {column}{where}: {share:.0%} of {count_text(n)} runs within {threshold_s:g} s "
                          f"({whose}); {scope.frustrated_share:.0%} over {4 * info.threshold_s:g} s or failed",
             })

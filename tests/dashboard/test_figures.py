@@ -152,6 +152,7 @@ def test_phases_stack_per_site() -> None:
 
 
 def test_the_sla_is_drawn_beside_the_clinicians_view_green_outside_red_inside() -> None:
+    import dataclasses
     import datetime as dt
 
     from analysis.apdex import Apdex
@@ -203,6 +204,10 @@ def test_the_sla_is_drawn_beside_the_clinicians_view_green_outside_red_inside() 
     assert "objective \u201crounds\u201d, target 95%" in heat.customdata[1][2]
     assert "<b>95%</b><br>within 3 s" in heat.text[1][1]  # all hours: no objective, the workflow's T
     assert "as no objective sets one here" in heat.customdata[1][1]
+    # Five runs are too few to judge (as the board rates them): shown, neither green nor red.
+    few = picture_cells(slas, scopes, context, (dataclasses.replace(objectives[0], runs=5, good=3),))
+    cell = few[(few["row"] == "Open patient record · Ward 7") & (few["column"] == "ward rounds")].iloc[0]
+    assert pd.isna(cell["good"]) and "n = 5<br>(too few to judge)" in cell["text"]
     assert "<b>0.71 s</b><br>met" in heat.text[0][0] and "n = 70" in heat.text[0][3]
     assert "13:00\u201317:00" in heat.text[0][4]
     assert fig.layout.shapes[0].x0 == 0.5  # the line between the SLA's view and the clinicians'
