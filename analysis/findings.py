@@ -47,7 +47,7 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -695,6 +695,31 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
     )
 
 
+# "Nobody waiting" is said of an SLA's breach only when this share of its bad requests came outside
+# every clinical period; from half to this, the headline says how much came inside them.
+NOBODY_WAITING_SHARE = 0.8
+
+
+def _nobody_waiting(detail: Mapping[str, object]) -> tuple[str, str]:
+    """The head of a reverse story's headline and what it adds of the SLA's bad requests that came
+    at other hours than those it names, or inside clinical periods (from the story's ``detail``:
+    ``share_in_top_hours``, ``share_outside_periods``; None: not known)."""
+    def share(key: str) -> float:
+        value = detail.get(key)
+        return math.nan if value is None else float(value)  # type: ignore[arg-type]
+
+    outside, in_hours = share("share_outside_periods"), share("share_in_top_hours")
+    head, tail = "SLA breached, nobody waiting", ""
+    if not math.isnan(in_hours) and in_hours < NOBODY_WAITING_SHARE:
+        tail = (f" Only {percent_text(in_hours)} of its bad requests came in those hours; the other "
+                f"{percent_text(1 - in_hours)} at other hours.")
+    if not math.isnan(outside) and outside < NOBODY_WAITING_SHARE:
+        head = f"SLA breached, {percent_text(outside)} of it while nobody waits"
+        tail += (f" {percent_text(1 - outside)} of its bad requests came inside clinical periods, when "
+                 f"clinicians wait.")
+    return head, tail
+
+
 def _reverse_story(ctx: _Context, findings: Sequence[Finding], outage: bool) -> Story | None:
     """SLA breached, nobody waiting: the reverse findings of one SLA (or set of SLAs), one per
     objective met, told once. With ``outage`` (failing runs are an event of their own), an
@@ -722,7 +747,10 @@ def _reverse_story(ctx: _Context, findings: Sequence[Finding], outage: bool) -> 
             f"{_sla_clause(slas, 'breached')}{when}, mostly inside clinical periods that no "
             f"objective watches, while {met}.")
     else:
-        headline = f"SLA breached, nobody waiting: {_sla_clause(slas, 'breached')}{when}, yet {met}."
+        head, tail = _nobody_waiting({"share_outside_periods": outside,
+                                      "share_in_top_hours": dilution.figures.get("share_in_top_hours")
+                                      if dilution else None})
+        headline = f"{head}: {_sla_clause(slas, 'breached')}{when}, yet {met}.{tail}"
     figures = [sla_figure(r) for r in slas]
     figures += [Figure(f"“{g.objective}”", percent_text(float(g.experience["value"])),  # type: ignore[arg-type]
                        f"target {percent_text(float(g.experience['target']))}",  # type: ignore[arg-type]
@@ -756,6 +784,7 @@ def _reverse_story(ctx: _Context, findings: Sequence[Finding], outage: bool) -> 
                       "experience": dict(f.experience), "slas": [r.name for r in slas],
                       "blame_step": f.dominant_step if f.dominant_step_share > 0.5 else None,
                       "bad_request_minutes": bad_minutes, "share_outside_periods": outside,
+                      "share_in_top_hours": dilution.figures.get("share_in_top_hours") if dilution else None,
                       "summary": f.summary}),  # type: ignore[arg-type]
     )
 
@@ -1133,11 +1162,12 @@ def _absorb(ctx: _Context, reverse: Story, patterns: list[_Pattern]) -> Story:
     slas = [f for f in reverse.figures if f.verdict == "breached" and f.label in explained]
     names = _and([f"“{f.label}” ({f.value})" for f in slas])
     met = [f for f in reverse.figures if f.verdict == "met" and f.label.startswith("“")]
-    headline = (f"SLA breached, nobody waiting: {when}, outside every clinical period, "
+    head, tail = _nobody_waiting(reverse.detail)
+    headline = (f"{head}: {when}, outside every clinical period, "
                 f"{_and(waits)}; the SLA{'s' if len(slas) > 1 else ''} {names} "
                 f"{'were' if len(slas) > 1 else 'was'} breached by it, yet "
                 + (_and([f'{f.label} was met ({f.value})' for f in met]) if met
-                   else "no clinician was waiting") + ".")
+                   else "no clinician was waiting") + "." + tail)
     detail = dict(reverse.detail)
     detail["nobody_waiting"] = _json([
         {"days": p.day_class, "start": _clock(p.start_min), "end": _clock(p.end_min),

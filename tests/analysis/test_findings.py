@@ -165,3 +165,26 @@ def test_an_sla_breached_inside_a_period_no_objective_watches_is_no_nobody_waiti
     assert s.kind == "unwatched_wait" and "nobody waiting" not in s.headline
     assert "mostly inside clinical periods that no objective watches" in s.headline
     assert s.detail["share_outside_periods"] == 0.0
+
+
+def test_an_sla_breached_half_outside_clinical_periods_says_how_much_came_inside(make_rows, rows_store) -> None:
+    """Six of the SLA's ten bad requests in the evening, outside every clinical period, four in the
+    afternoon clinics: not "nobody waiting", but how much of it came while somebody was."""
+    rows = []
+    for i in range(10):
+        rows += make_rows(dt.datetime(2026, 10, 1, 7, tzinfo=UTC) + dt.timedelta(minutes=12 * i),
+                          "open", "ward-7", [("find", 0.3), ("meds", 0.3), ("notes", 0.4)])
+        slow_at = (dt.datetime(2026, 10, 1, 12, tzinfo=UTC) + dt.timedelta(minutes=10 * i) if i < 4
+                   else dt.datetime(2026, 10, 1, 18, tzinfo=UTC) + dt.timedelta(minutes=10 * i))
+        rows += make_rows(slow_at, "open", "ward-7", [("find", 0.3), ("meds", 0.3), ("notes", 2.5)])
+    clinics = PeriodConfig(name="clinics", start=dt.time(13), end=dt.time(15))
+    strict = SLA.model_copy(update={"target": 0.99})
+    config = SimpleNamespace(**{**vars(CONFIG), "slas": [strict], "periods": [ROUNDS_PERIOD, clinics]})
+    with open_store(rows_store(rows)) as store:
+        stories = find_stories(store, FindingInputs.from_config(config), None, START, END)
+    [s] = [s for s in stories if s.detail.get("slas") == [strict.name]]
+    assert s.detail["share_outside_periods"] == pytest.approx(0.6)
+    assert s.headline.startswith("SLA breached, 60% of it while nobody waits"), s.headline
+    assert s.headline.endswith(" 40% of its bad requests came inside clinical periods, when clinicians wait.")
+    in_hours = s.detail["share_in_top_hours"]
+    assert (f"Only {in_hours:.0%} of its bad requests came in those hours" in s.headline) == (in_hours < 0.8)
