@@ -169,3 +169,23 @@ def test_a_site_the_sla_does_not_count(store_path: Path) -> None:
     per_request = f.lens("per_request")
     assert f.site == "ward-7" and per_request is not None
     assert per_request.figures["requests"] == 0
+
+
+def test_a_lens_that_would_argue_against_its_finding_is_not_told(make_rows, rows_store) -> None:
+    """Ward 7 as slow in every hour as in ward rounds (no time dilution), the community hospital
+    slower still in rounds (pooling hid nothing), the average over T (no mean hiding a tail): the
+    finding is told with the lenses that do explain it only."""
+    rows = []
+    t0 = dt.datetime(2026, 10, 1, 7, 0, tzinfo=UTC)
+    for i in range(10):
+        rows += make_rows(t0 + dt.timedelta(minutes=12 * i), "open", "ward-7", [("find", 0.6), ("meds", 0.6), ("notes", 1.9)])
+        rows += make_rows(t0 + dt.timedelta(minutes=12 * i + 3), "open", "community",
+                          [("find", 1.1), ("meds", 1.2), ("notes", 1.2)])
+    for i in range(100):
+        rows += make_rows(dt.datetime(2026, 10, 1, 10, tzinfo=UTC) + dt.timedelta(minutes=6 * i),
+                          "open", "ward-7", [("find", 1.3), ("meds", 1.3), ("notes", 1.4)])
+    with open_store(rows_store(rows)) as store:
+        findings = find_watermelons(store, [SLA], [ROUNDS], CALENDAR, window=WINDOW, names=NAMES.get)
+    [ward] = [f for f in findings if f.site == "ward-7"]
+    assert ward.kind == "watermelon"
+    assert [lens.name for lens in ward.lenses] == ["per_request", "slow_but_up"], [lens.text for lens in ward.lenses]
