@@ -607,15 +607,15 @@ def _spread(scope: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def time_lost_figure(lost: TimeLost) -> Figure:
+def time_lost_figure(lost: TimeLost, threshold_s: float) -> Figure:
     """Clinician time lost, with the assumption it rests on where a figure has its threshold:
     scaled to the clinicians' tasks where a task volume is configured, else the probe's own runs'
-    waiting beyond T."""
+    waiting beyond the threshold they were judged by."""
     if lost.scaled_hours is not None and not math.isnan(lost.scaled_hours):
         return Figure("clinician time lost", duration_text(lost.scaled_hours), lost.assumption,
                       lost.runs, None)
-    return Figure("the probe's runs waited beyond T", duration_text(lost.observed_s / 3600), lost.assumption,
-                  lost.runs, None)
+    return Figure(f"the probe's runs waited beyond {threshold_s:g} s", duration_text(lost.observed_s / 3600),
+                  lost.assumption, lost.runs, None)
 
 
 def _watermelon_story(ctx: _Context, f: Finding) -> Story:
@@ -638,7 +638,7 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
     figures.append(Figure(f"runs within {t:g} s{during}", percent_text(value),
                           f"target {percent_text(target)}", runs, "breached"))
     if f.time_lost is not None and f.time_lost.runs:  # before the tail: the overview shows a finding's first four
-        figures.append(time_lost_figure(f.time_lost))
+        figures.append(time_lost_figure(f.time_lost, t))
     figures.append(Figure(f"9 in 10 runs{during} waited at most", seconds_text(p90),  # type: ignore[arg-type]
                           f"≤ {t:g} s", runs, None))
     # Blame what grew against its own baseline: the same site's runs outside the period.
@@ -1103,7 +1103,9 @@ def _pattern_story(ctx: _Context, pattern: _Pattern, request_figures: pd.DataFra
                               f"usual {seconds_text(float(np.median([b.usual_s for b in bands])))}",
                               slow, None))
     runs = sum(b.runs for b in pattern.bands)
-    figures.append(Figure("the probe's runs waited beyond T", duration_text(pattern.lost_s / 3600),
+    thresholds = {b.threshold_s for b in pattern.bands}
+    beyond = f"{thresholds.pop():g} s" if len(thresholds) == 1 else "each workflow's T"
+    figures.append(Figure(f"the probe's runs waited beyond {beyond}", duration_text(pattern.lost_s / 3600),
                           f"{runs:,} probe runs in these hours, not scaled to clinicians' tasks (task "
                           "volumes are configured per clinical period)", runs, None))
     first = pattern.first

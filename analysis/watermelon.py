@@ -182,12 +182,15 @@ def _fmt_s(value: float) -> str:
 
 
 def duration_text(hours: float) -> str:
-    """A length of time in words: "14.2 hours", "35 minutes"."""
+    """A length of time in words: "14.2 hours", "35 minutes", "1 minute", "under a minute"."""
     if math.isnan(hours):
         return "an unknown amount"
     if hours >= 1:
         return f"{hours:.1f} hours"
-    return f"{hours * 60:.0f} minutes"
+    minutes = round(hours * 60)
+    if minutes < 1:
+        return "under a minute" if hours > 0 else "no time"
+    return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
 def _p(values: pd.Series | np.ndarray, q: float) -> tuple[float, int]:

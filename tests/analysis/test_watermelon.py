@@ -189,3 +189,10 @@ def test_a_lens_that_would_argue_against_its_finding_is_not_told(make_rows, rows
     [ward] = [f for f in findings if f.site == "ward-7"]
     assert ward.kind == "watermelon"
     assert [lens.name for lens in ward.lenses] == ["per_request", "slow_but_up"], [lens.text for lens in ward.lenses]
+
+
+def test_durations_in_words_are_singular_for_one_and_never_zero_for_some() -> None:
+    from analysis.watermelon import duration_text
+
+    assert [duration_text(h) for h in (14.2, 35 / 60, 1 / 60, 0.2 / 60, 0.0)] == [
+        "14.2 hours", "35 minutes", "1 minute", "under a minute", "no time"]
