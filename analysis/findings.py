@@ -618,6 +618,15 @@ def time_lost_figure(lost: TimeLost, threshold_s: float) -> Figure:
                   lost.assumption, lost.runs, None)
 
 
+def _judged_in(experience: Mapping[str, object], objective: ObjectiveConfig | None) -> tuple[str, int]:
+    """What an objective's value is a share of, in words for a figure's label, and how many: its
+    runs (Occurrences), or its windows (Timeslices, RatioTimeslices: 96% is of the windows)."""
+    windows = experience.get("windows")
+    if experience.get("method", "Occurrences") == "Occurrences" or windows is None or objective is None:
+        return "", int(experience["runs"])  # type: ignore[call-overload]
+    return f", judged in {objective.window_minutes}-minute windows", int(windows)  # type: ignore[call-overload]
+
+
 def _watermelon_story(ctx: _Context, f: Finding) -> Story:
     inputs = ctx.inputs
     workflow = inputs.workflow(f.workflow)
@@ -635,8 +644,9 @@ def _watermelon_story(ctx: _Context, f: Finding) -> Story:
         f"{seconds_text(p90)}), while {_sla_clause(f.slas, 'met')}."  # type: ignore[arg-type]
     )
     figures = [sla_figure(r) for r in f.slas]
-    figures.append(Figure(f"runs within {t:g} s{during}", percent_text(value),
-                          f"target {percent_text(target)}", runs, "breached"))
+    judged, counted = _judged_in(f.experience, objective)
+    figures.append(Figure(f"runs within {t:g} s{during}{judged}", percent_text(value),
+                          f"target {percent_text(target)}", counted, "breached"))
     if f.time_lost is not None and f.time_lost.runs:  # before the tail: the overview shows a finding's first four
         figures.append(time_lost_figure(f.time_lost, t))
     figures.append(Figure(f"9 in 10 runs{during} waited at most", seconds_text(p90),  # type: ignore[arg-type]
@@ -752,9 +762,11 @@ def _reverse_story(ctx: _Context, findings: Sequence[Finding], outage: bool) -> 
                                       if dilution else None})
         headline = f"{head}: {_sla_clause(slas, 'breached')}{when}, yet {met}.{tail}"
     figures = [sla_figure(r) for r in slas]
-    figures += [Figure(f"“{g.objective}”", percent_text(float(g.experience["value"])),  # type: ignore[arg-type]
-                       f"target {percent_text(float(g.experience['target']))}",  # type: ignore[arg-type]
-                       int(g.experience["runs"]), "met") for g in findings]  # type: ignore[call-overload]
+    for g in findings:
+        judged, counted = _judged_in(g.experience, next((o for o in ctx.inputs.objectives if o.name == g.objective), None))
+        figures.append(Figure(f"“{g.objective}”{judged}", percent_text(float(g.experience["value"])),  # type: ignore[arg-type]
+                              f"target {percent_text(float(g.experience['target']))}",  # type: ignore[arg-type]
+                              counted, "met"))
     blame = None
     if f.dominant_step is not None and f.dominant_step_share > 0.5:
         blame = (f"the {step_title(f.dominant_step)} step ({share_text(f.dominant_step_share)} of the "
@@ -1168,7 +1180,7 @@ def _absorb(ctx: _Context, reverse: Story, patterns: list[_Pattern]) -> Story:
     headline = (f"{head}: {when}, outside every clinical period, "
                 f"{_and(waits)}; the SLA{'s' if len(slas) > 1 else ''} {names} "
                 f"{'were' if len(slas) > 1 else 'was'} breached by it, yet "
-                + (_and([f'{f.label} was met ({f.value})' for f in met]) if met
+                + (_and([f'{f.label.split(", judged in")[0]} was met ({f.value})' for f in met]) if met
                    else "no clinician was waiting") + "." + tail)
     detail = dict(reverse.detail)
     detail["nobody_waiting"] = _json([

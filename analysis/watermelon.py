@@ -474,7 +474,7 @@ def _watermelon(
     value = float(scope["value"])
     experience = {"value": value, "target": objective.target, "runs": int(scope["runs"]),
                   "good": int(scope["good"]), "p90_s": p90, "apdex": scope["apdex"],
-                  "method": objective.budgeting_method}
+                  "method": objective.budgeting_method, "windows": int(scope["windows"])}
     where = f"at {site_name}" + ("" if period == ALL_HOURS else f" during {period}")
     lost_text = (f"about {duration_text(lost.scaled_hours)} of clinicians' time lost "
                  f"({lost.assumption})" if lost.scaled_hours is not None else lost.assumption)
@@ -559,7 +559,7 @@ def _reverse(
     periods = ", ".join(objective.periods) if objective.periods else ALL_HOURS
     experience = {"value": result.overall.value, "target": objective.target,
                   "runs": result.overall.samples, "p90_s": p90.value, "apdex": result.apdex.display,
-                  "method": objective.budgeting_method}
+                  "method": objective.budgeting_method, "windows": result.overall.slices}
     when = _step_text(dominant, share, "slowness the SLA counted")
     when += f" The slow requests came {hours_text}" if hours_text else ""
     when += (f", {outside_share:.0%} of them outside every clinical period."
