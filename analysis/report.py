@@ -744,6 +744,19 @@ def _quantity(text: str | None) -> tuple[float, str] | None:
     return (number / 100, "%") if unit == "%" else (number / 1000 if unit == "ms" else number, "s")
 
 
+_LABEL_CHARS = 56  # a label line that fits the 440 px before the bars at 13 px
+
+
+def _label_lines(label: str) -> list[str]:
+    """A figure's label on one line, or two at a space (the second cut short with "…")."""
+    if len(label) <= _LABEL_CHARS:
+        return [label]
+    cut = label.rfind(" ", 0, _LABEL_CHARS + 1)
+    cut = cut if cut > 0 else _LABEL_CHARS
+    first, rest = label[:cut], label[cut:].strip()
+    return [first, rest if len(rest) <= _LABEL_CHARS else rest[:_LABEL_CHARS - 1] + "…"]
+
+
 def story_svg(story: Story) -> str:
     """The finding's figures as bars against their thresholds (the SLA's view first, then the
     clinicians'), as a self-contained SVG; "" when no figure has a number to draw."""
@@ -756,7 +769,9 @@ def story_svg(story: Story) -> str:
         rows.append((figure, value, threshold if threshold and threshold[1] == value[1] else None))
     if not rows:
         return ""
-    label_w, bar_x, bar_w, row_h = 440, 450, 260, 30
+    label_w, bar_x, bar_w = 440, 450, 260
+    lines = [_label_lines(figure.label) for figure, _, _ in rows]
+    row_h = 30 if all(len(parts) == 1 for parts in lines) else 40
     width, height = bar_x + bar_w + 150, row_h * len(rows) + 26
     e = html.escape
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
@@ -767,9 +782,11 @@ def story_svg(story: Story) -> str:
         # A share is drawn on 0-100%; a time on its own scale, its target two thirds of the way.
         scale = 1.0 if unit == "%" else max(value, 1.5 * threshold[0] if threshold else value) * 1.05 or 1.0
         length = max(1.0, min(1.0, value / scale) * bar_w)
-        label = figure.label if len(figure.label) <= 66 else figure.label[:64] + "…"
         n = f" (n={figure.n:,})" if figure.n else ""
-        out.append(f'<text x="{label_w}" y="{y + 17}" text-anchor="end" fill="#222">{e(label)}</text>')
+        first_y = y + 17 - 7 * (len(lines[i]) - 1)
+        out.append(f'<text x="{label_w}" y="{first_y}" text-anchor="end" fill="#222">'
+                   + "".join(f'<tspan x="{label_w}" dy="{0 if j == 0 else 15}">{e(part)}</tspan>'
+                             for j, part in enumerate(lines[i])) + "</text>")
         out.append(f'<rect x="{bar_x}" y="{y + 4}" width="{bar_w}" height="18" fill="#eceff1"/>')
         colour = _COLOURS.get(figure.verdict, _COLOURS[None])
         if figure.verdict is None and threshold is not None and (
@@ -850,7 +867,8 @@ _STYLE = (
     ".simulated{color:#6d4c41;background:#fff8e1;padding:.3em .6em}"
     ".story{border-top:1px solid #ddd;margin-top:1.2em;padding-top:.6em}.since{color:#555}"
     "table{border-collapse:collapse;margin:.4em 0}td,th{border:1px solid #ccc;padding:.2em .5em;"
-    "text-align:left;vertical-align:top}pre{background:#f5f5f5;padding:.6em}"
+    "text-align:left;vertical-align:top}pre{background:#f5f5f5;padding:.6em;white-space:pre-wrap;"
+    "overflow-wrap:anywhere}svg,img{max-width:100%;height:auto}"
     ".appendix{font-size:.9em;color:#333}"
 )
 

@@ -243,3 +243,16 @@ def test_the_verdict_says_what_is_missing(store_path: Path, slas: list, objectiv
         report = build_report(store, slas, objectives, CALENDAR, "2026-10", labels=LABELS)
     assert report.verdict.startswith(verdict)
     assert "to the configuration file, for example as below" in to_markdown(report)
+
+
+def test_a_long_figure_label_is_drawn_on_two_lines_not_cut_at_the_left() -> None:
+    from analysis.findings import Figure, Story
+    from analysis.report import story_svg
+
+    label = "Open patient record, extra time per request at Community hospital (the median over 7 kinds of request)"
+    story = Story(kind="unwatched_wait", headline="h", since=None, since_text="", workflow=None, sites=(), period=None,
+                  figures=(Figure(label, "76 ms", None, 2004, None),), lenses=(), blame=None, suggestion_yaml=None,
+                  severity_s=0.0, detail={})
+    svg = story_svg(story)
+    assert ">Open patient record, extra time per request at Community</tspan>" in svg
+    assert ">hospital (the median over 7 kinds of request)</tspan>" in svg
