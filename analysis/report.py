@@ -277,8 +277,9 @@ FROM slices GROUP BY day ORDER BY day"""
 
 
 def _budget_words(store: Store | FrameCache, sla: SLAConfig, result: SLAResult,
-                  base_dir: Path | None) -> str:
-    """The error budget in words: how much of the month's allowance was used, or when it ran out."""
+                  base_dir: Path | None, *, so_far: bool = False) -> str:
+    """The error budget in words: how much of the month's allowance was used, or when it ran out
+    (``so_far``: the month is not over, and the words say so)."""
     if result.budget is None or not result.samples or math.isnan(result.budget_remaining):
         return ""
     allowance = _allowance(sla)
@@ -286,14 +287,14 @@ def _budget_words(store: Store | FrameCache, sla: SLAConfig, result: SLAResult,
     if result.budget_remaining >= 0:
         used = 1 - result.budget_remaining
         return (f"{percent_text(used)} of the month's allowance of {allowance} "
-                f"({percent_text(share, 1 if share < 0.01 else 0)} of them) was used")
+                f"({percent_text(share, 1 if share < 0.01 else 0)} of them) was used{' so far' if so_far else ''}")
     exhausted = _budget_exhausted_at(store, sla, result, base_dir)
     if exhausted is None:
-        return f"the month's allowance of {allowance} was used up"
+        return f"the month's allowance of {allowance} was used up{' already' if so_far else ''}"
     local = exhausted.astimezone(ZoneInfo(sla.timezone))
     return (f"the month's allowance of {allowance} was used up by the {_ordinal(local.day)} "
             f"({_day_text(exhausted, sla.timezone)}), "
-            f"{percent_text(-result.budget_remaining)} over it by the end")
+            f"{percent_text(-result.budget_remaining)} over it {'so far' if so_far else 'by the end'}")
 
 
 def _sla_value_text(result: SLAResult, sla: SLAConfig) -> str:
@@ -558,7 +559,9 @@ def build_report(
     sla_results = [
         evaluate_sla(store, sla, *sla_window(sla, month=month), base_dir=base_dir) for sla in slas
     ]
-    budgets = [_budget_words(store, sla, r, base_dir) for sla, r in zip(slas, sla_results, strict=True)]
+    generated_at = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    budgets = [_budget_words(store, sla, r, base_dir, so_far=generated_at < end)
+               for sla, r in zip(slas, sla_results, strict=True)]
     objective_results = [evaluate_objective(store, o, calendar, start, end) for o in objectives]
     in_month = [c for c in changes if start <= c.at.astimezone(dt.UTC) < end]
     impacts = [change_impact(store, c, window=change_window) for c in in_month]
@@ -578,7 +581,7 @@ def build_report(
     headline += [_change_sentence(c, i, inputs, timezone) for c, i in zip(in_month, impacts, strict=True)]
     return Report(
         month=month, timezone=timezone, start=start, end=end,
-        generated_at=(now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC), simulated=simulated,
+        generated_at=generated_at, simulated=simulated,
         verdict=_verdict(month, measured, sla_results, objective_results, stories, inputs),
         headline=headline, measured=measured, slas=sla_results, sla_budgets=budgets,
         objectives=objective_results, apdex=_apdex_table(store, objectives, start, end),
@@ -710,7 +713,9 @@ def _title(report: Report) -> str:
 
 
 def _subtitle(report: Report) -> str:
-    return (f"{_month_name(report.month)} in {report.timezone}; generated "
+    so_far = (f", so far (the month is not over: figures to {_when_text(report.generated_at, report.timezone)})"
+              if report.generated_at < report.end else "")
+    return (f"{_month_name(report.month)} in {report.timezone}{so_far}; generated "
             f"{report.generated_at:%Y-%m-%d %H:%M} UTC.")
 
 

@@ -124,6 +124,13 @@ def test_the_budget_is_said_as_the_day_it_ran_out(store_path: Path) -> None:
                                      "(Wed 14 Oct), 100% over it by the end")
     assert "budget left" not in to_markdown(report) and "-100%" not in to_markdown(report)
     assert report.verdict.startswith("1 of 2 SLAs was breached (“within 1.5 s”)")
+    # The same month read before it is over says its figures are so far, not final.
+    with open_store(store_path) as store:
+        early = build_report(store, [tight, SLA], [], CALENDAR, "2026-10", labels=LABELS,
+                             now=dt.datetime(2026, 10, 17, 12, tzinfo=UTC))
+    assert early.sla_budgets[0].endswith("100% over it so far")
+    assert early.sla_budgets[1].endswith("was used so far")
+    assert "October 2026 in UTC, so far (the month is not over: figures to Sat 17 Oct 12:00)" in to_markdown(early)
 
 
 def test_missed_slots_are_told(store_path: Path, make_rows) -> None:
