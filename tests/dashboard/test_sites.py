@@ -67,3 +67,19 @@ def test_a_slow_link_is_the_same_extra_on_every_request(answer) -> None:
     fig = figures.phases_figure(phases.reset_index())
     assert [t.name for t in fig.data[:5]] == ["DNS", "connect", "TLS", "first byte", "transfer"]
     assert fig.data[5].text[list(fig.data[5].x).index("far")].startswith("+80 ms per request")
+
+
+def test_waiting_times_are_compared_per_workflow_not_pooled_over_their_mix(answer) -> None:
+    """Ward 7 runs a 20 s handover that the community hospital does not: a median pooled over all
+    workflows would compare the mix. The table shows percentiles only for a chosen workflow."""
+    from dashboard import create_app
+
+    context = DashboardContext(data_dir=None, timezone="UTC",  # type: ignore[arg-type]
+                               sites=(SiteInfo("near", "Ward 7", "UTC"), SiteInfo("far", "Community hospital", "UTC")))
+    create_app(context)  # the pages register with an app
+    from dashboard.pages.sites import _sites_table
+    rows = sites(answer)
+    every = str(_sites_table(rows, context, None))
+    assert "median" not in every and "p90_s" not in every and "share within each workflow's T" in every
+    one = str(_sites_table(rows, context, 3.0))
+    assert "median (s, ±1%)" in one and "p90 (s, ±1%)" in one
