@@ -78,8 +78,9 @@ def site_health(data_dir: Path, sites: Sequence[tuple[str, str]], now: dt.dateti
                 timezone: str = "UTC") -> list[SiteHealth]:
     """The health of each configured site (``(id, display name)`` pairs), in their order.
 
-    ``last_runs``: each site's newest measured run (UTC), e.g. from
-    ``SELECT site, max(start) FROM runs WHERE NOT simulated GROUP BY site``.
+    ``last_runs``: each site's newest measured run (UTC), as
+    ``SELECT site, max(start) FROM runs WHERE NOT simulated GROUP BY site`` finds it
+    (:func:`analysis.query.rows.newest_measured` finds it without reading every run).
     """
     heard = read_sites_file(data_dir)
     last_runs = last_runs or {}

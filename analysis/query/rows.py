@@ -18,8 +18,12 @@ from analysis.query.figures import FRUSTRATED_SHARE, _minus, _within, ask, level
 from analysis.query.sources import DAY_S, RUN_LIST, SLOWEST_ORDER, STEP_LIST, TOP_RANKS, Definitions, listed_steps
 from analysis.status import RECENT_RUNS_QUERY, StatusRules, against_thresholds, judge_status
 from analysis.store import RunFilter, Store
+from store import StoreError
 
-__all__ = ["RUN_LIST", "chart_steps", "current_status", "missed_slots", "slowest"]
+__all__ = ["RUN_LIST", "chart_steps", "current_status", "missed_slots", "newest_measured", "slowest"]
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MEASURED = "NOT coalesce(simulated, false) AND site IS NOT NULL"  # as the sources judge "simulated"
 
 
 def slowest(store: Store, runs: RunFilter, *, limit: int = 200, status: str | None = None,
@@ -102,6 +106,78 @@ def chart_steps(store: Store, listed: pd.DataFrame, defs: Definitions | None = N
     steps = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     steps = steps.merge(listed[["trace_id", "workflow"]], on="trace_id", how="left")
     return steps.sort_values(["start", "trace_id"], ignore_index=True)
+
+
+def newest_measured(store: Store, defs: Definitions | None = None) -> dict[str, dt.datetime]:
+    """Each site's newest measured (not simulated) run's start: ``SELECT site, max(start) FROM
+    runs WHERE NOT simulated GROUP BY site``, without reading every run.
+
+    With ``defs`` (the pre-aggregates' definitions), the time no built range covers is read
+    exactly (only where a segment has spans: the buckets not closed yet, stale ones); in the
+    built ranges, each site's newest row of measured runs is found in the coarsest rows each
+    range has (a day's), then in that range's 15-minute rows, and only that bucket's runs of
+    the site are read. Ranges are disjoint, so the newest row's bucket holds the newest run."""
+    try:
+        return _newest_measured(store, defs)
+    except StoreError:  # a pre-aggregate file was merged meanwhile: plan again
+        return _newest_measured(store, defs)
+
+
+def _newest_measured(store: Store, defs: Definitions | None) -> dict[str, dt.datetime]:
+    coverage = preagg.coverage(store.path, defs) if defs is not None else None
+    if coverage is None or not coverage.built:
+        return _newest(store, "TRUE", [])
+    assert coverage.data is not None
+    gaps = _within(_minus(_EPOCH, dt.datetime(9999, 1, 1, tzinfo=dt.UTC),
+                          [(_at(lo), _at(hi)) for lo, hi in coverage.ranges]), coverage.data)
+    newest = _newest(store, " OR ".join("(start >= ? AND start < ?)" for _ in gaps), [t for g in gaps for t in g]) \
+        if gaps else {}
+    by_level: dict[int, list[str]] = {}  # the coarsest rows of each range
+    for built in coverage.built:
+        level = max((lv for lv in sources.LEVELS_S if ("runs", lv) in built.files), default=None)
+        if level is not None:
+            by_level.setdefault(level, []).append(built.files[("runs", level)])
+    if not by_level:
+        return newest
+    arms = [f"SELECT site, moment, {level} AS level_s FROM {d.read_files(files)} WHERE {_MEASURED} AND n > 0"
+            for level, files in by_level.items()]
+    rows = store.sql(f"SELECT site, max(moment) AS moment, arg_max(level_s, moment) AS level_s "
+                     f"FROM ({' UNION ALL '.join(arms)}) GROUP BY site")
+    # Each site whose newest row is newer than what the exact read found, by its row's range's
+    # 15-minute rows and the row's time: (file, lo, hi) -> sites.
+    asked: dict[tuple[str, dt.datetime, dt.datetime], list[str]] = {}
+    for r in rows.itertuples():
+        moment = pd.Timestamp(r.moment).to_pydatetime()
+        end = moment + dt.timedelta(seconds=int(r.level_s))
+        if r.site in newest and newest[r.site] >= end:
+            continue
+        built = next(b for b in coverage.built if _at(b.lo) <= moment < _at(b.hi))
+        asked.setdefault((built.files[("runs", sources.BUCKET_S)], moment, end), []).append(str(r.site))
+    buckets: dict[tuple[dt.datetime, dt.datetime], list[str]] = {}
+    for (file, lo, hi), sites_ in asked.items():
+        if hi - lo > dt.timedelta(seconds=sources.BUCKET_S):  # a coarser row: its newest 15 minutes
+            found = store.sql(f"SELECT site, max(moment) AS moment FROM {d.read_files([file])} WHERE {_MEASURED} "
+                              "AND n > 0 AND moment >= ? AND moment < ? AND list_contains(?, site) GROUP BY site",
+                              [lo, hi, sites_])
+            for f in found.itertuples():
+                b = pd.Timestamp(f.moment).to_pydatetime()
+                buckets.setdefault((b, b + dt.timedelta(seconds=sources.BUCKET_S)), []).append(str(f.site))
+        else:
+            buckets.setdefault((lo, hi), []).extend(sites_)
+    for (lo, hi), sites_ in buckets.items():
+        for site, last in _newest(store, "start >= ? AND start < ? AND list_contains(?, site)", [lo, hi, sites_]).items():
+            newest[site] = max(last, newest.get(site, last))
+    return newest
+
+
+def _at(seconds: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(seconds=seconds)
+
+
+def _newest(store: Store, where: str, params: list) -> dict[str, dt.datetime]:
+    frame = store.sql(f"SELECT site, max(start) AS last FROM runs WHERE {_MEASURED} AND ({where}) GROUP BY site",
+                      params)
+    return {str(r.site): pd.Timestamp(r.last).to_pydatetime() for r in frame.itertuples() if not pd.isna(r.last)}
 
 
 def missed_slots(store: Store, runs: RunFilter) -> pd.DataFrame:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import dash
 import pandas as pd
 from dash import html
 
+from analysis.query import rows
 from analysis.site_health import SiteHealth, site_health
 from dashboard.context import DashboardContext, current_context
-from dashboard.data import NoData, open_data
+from dashboard.data import NoData, current_store, definitions
 from dashboard.figures import count_text
 from dashboard.layout import explain, page
 
@@ -22,13 +25,13 @@ def layout(**_query: str) -> html.Div:
     return page("Site health", *body(context), intro=intro)
 
 
-def _last_runs(context: DashboardContext) -> dict[str, object]:
+def _last_runs(context: DashboardContext) -> dict[str, dt.datetime]:
+    """Each site's newest measured run, from the query layer (its pre-aggregates' newest bucket
+    per site, then only that bucket's runs: no scan of the store)."""
     try:
-        with open_data(context) as store:
-            frame = store.sql("SELECT site, max(start) AS last FROM runs WHERE NOT simulated AND site IS NOT NULL GROUP BY site")
+        return rows.newest_measured(current_store(), definitions(context))
     except NoData:
         return {}
-    return {str(r.site): pd.Timestamp(r.last).to_pydatetime() for r in frame.itertuples() if not pd.isna(r.last)}
 
 
 def body(context: DashboardContext) -> list[object]:

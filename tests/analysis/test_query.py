@@ -464,3 +464,55 @@ def test_the_listed_runs_steps_come_from_the_kept_steps_and_equal_the_spans(tmp_
         kept = store.sql(f"SELECT trace_id, start FROM '{built[0].files[(preagg.TOP_STEPS, 86_400)]}'")
         assert kept["trace_id"].nunique() == 2  # only the kept runs' steps are kept
         assert kept["start"].max() >= day + dt.timedelta(days=1)  # the last run's notes, after midnight
+
+
+def test_each_sites_newest_measured_run_is_found_without_reading_every_run(tmp_path, make_rows) -> None:
+    """The site health page's newest measured run per site equals the scan of every run, with
+    simulated history newer than a site's measured runs, a day kept whole, a stale range, and
+    buckets not built yet; and no read of the runs is unbounded in time."""
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    defs = Definitions.of({"open": 1.0})
+
+    def simulated(rows_: list[dict]) -> list[dict]:
+        for row in rows_:
+            row[schema.RESOURCE_ATTRIBUTES] = {**row[schema.RESOURCE_ATTRIBUTES], schema.ATTR_SIMULATED: "true"}
+        return rows_
+
+    rows_ = _runs(make_rows, day + dt.timedelta(hours=1), 40, minutes=37)  # ward-7, measured, two days
+    rows_ += _runs(make_rows, day + dt.timedelta(hours=3), 5, site="clinic")  # the clinic, measured, day one
+    rows_ += simulated(_runs(make_rows, day + dt.timedelta(hours=20), 60, site="clinic", minutes=43))  # then simulated
+    rows_ += simulated(_runs(make_rows, day, 10, site="community", minutes=300))  # never measured
+    write_spans(path, rows_)
+
+    def scan(store) -> dict:
+        frame = store.sql("SELECT site, max(start) AS last FROM runs WHERE NOT simulated AND site IS NOT NULL "
+                          "GROUP BY site")
+        return {r.site: pd.Timestamp(r.last).to_pydatetime() for r in frame.itertuples()}
+
+    def bounded(store, monkeypatch_reads: list) -> dict:
+        real = store.sql
+
+        def sql(query, params=None, tables=None):
+            monkeypatch_reads.append(query)
+            return real(query, params, tables)
+
+        store.sql = sql  # type: ignore[method-assign]
+        try:
+            return rows.newest_measured(store, defs)
+        finally:
+            del store.sql
+
+    for now, late in ((day + dt.timedelta(days=1, hours=2), None),  # day one closed, day two partly built
+                      (day + dt.timedelta(days=3), None),  # both days closed: day rows
+                      (day + dt.timedelta(days=3), day + dt.timedelta(days=1, hours=23, minutes=50))):  # a stale range
+        if late is not None:
+            write_spans(path, make_rows(late, "open", "ward-7", [("find", 0.3)]))
+        else:
+            preagg.refresh(path, defs, now=now)
+        with analysis.open_store(path) as store:
+            reads: list[str] = []
+            assert bounded(store, reads) == scan(store), now
+            assert set(scan(store)) == {"ward-7", "clinic"}
+            assert all("start >= ?" in q for q in reads if "FROM runs" in q), reads  # never every run
+            assert rows.newest_measured(store) == scan(store)  # without the definitions: the scan
