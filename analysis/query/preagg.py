@@ -8,7 +8,8 @@ one UTC day) and ``state.json``: the ranges built, and the live segments they we
 (:data:`~analysis.query.sources.LEVELS_S`), ``runs-<level>s-<lo>-<hi>.parquet`` (hour rows,
 then day rows), each summed from the level below it, never from the spans: one definition of the
 rows; and its kept slowest runs and their steps (``top-<lo>-<hi>.parquet``,
-``topsteps-<lo>-<hi>.parquet``: :func:`~analysis.query.sources.kept_slowest`). A file and the state are written under a temporary name and renamed into place, so a
+``topsteps-<lo>-<hi>.parquet``: :func:`~analysis.query.sources.kept_slowest`), and the slowest of
+each of its hours (``tophours-<lo>-<hi>.parquet``), for a window holding part of the day. A file and the state are written under a temporary name and renamed into place, so a
 reader sees a whole range or none.
 
 :func:`refresh` (called by the store's maintenance after each pass, and by ``wardwatch
@@ -210,7 +211,8 @@ def _overlaps(a: Range, b: Range) -> bool:
 class Built:
     """One trusted range and its files: ``files[(kind, level_s)]`` (``runs`` or ``steps``: 900 for
     the 15-minute rows, and the coarser levels of a closed day; ``top``, a closed day's kept
-    slowest runs, and ``topsteps``, their steps, at 86,400)."""
+    slowest runs, ``topsteps``, their steps, and ``tophours``, the slowest of each of its hours,
+    at 86,400)."""
 
     lo: int
     hi: int
@@ -264,7 +266,8 @@ def coverage(path: Path, defs: Definitions, segments: Sequence[Path] | None = No
         else:
             data.append((lo, hi))
     built = tuple(Built(r["lo"], r["hi"], {(kind, level): str(folder / r[_key(kind, level)])
-                                           for kind in ("runs", "steps", TOP, TOP_STEPS) for level in LEVELS_S
+                                           for kind in ("runs", "steps", TOP, TOP_STEPS, TOP_HOURS)
+                                           for level in LEVELS_S
                                            if r.get(_key(kind, level))}) for r in ranges)
     return Coverage(tuple((r["lo"], r["hi"]) for r in ranges),
                     tuple(str(folder / r["runs"]) for r in ranges if r.get("runs")),
@@ -328,6 +331,8 @@ def _remove(folder: Path, entry: dict) -> None:
 
 TOP = "top"  # a closed day's kept slowest runs (sources.kept_slowest), as files[(TOP, DAY_S)]
 TOP_STEPS = "topsteps"  # their steps (sources.listed_steps), as files[(TOP_STEPS, DAY_S)]
+TOP_HOURS = "tophours"  # the slowest of each hour (sources.kept_slowest per hour), as files[(TOP_HOURS, DAY_S)]
+_HOUR_S = 3_600
 
 
 def _levels(con: duckdb.DuckDBPyConnection, folder: Path, entry: dict) -> dict:
@@ -341,6 +346,11 @@ def _levels(con: duckdb.DuckDBPyConnection, folder: Path, entry: dict) -> dict:
         sql, params = kept_slowest(_when(entry["lo"]), _when(entry["hi"]))
         if _write(con, sql, params, folder / name, order="rank_all"):
             entry[_key(TOP, _DAY_S)] = name
+    if entry.get("runs") and not entry.get(_key(TOP_HOURS, _DAY_S)):
+        name = f"{TOP_HOURS}-{entry['lo']}-{entry['hi']}.parquet"
+        sql, params = kept_slowest(_when(entry["lo"]), _when(entry["hi"]), per_s=_HOUR_S)
+        if _write(con, sql, params, folder / name, order="start"):
+            entry[_key(TOP_HOURS, _DAY_S)] = name
     if entry.get(_key(TOP, _DAY_S)) and _key(TOP_STEPS, _DAY_S) not in entry:
         # Their steps, for the runs page's chart: from the day's partition and the next (a run
         # starting before midnight may end after it).
@@ -366,7 +376,8 @@ def _wants_levels(entry: dict, closed: int) -> bool:
     if not (entry["lo"] % _DAY_S == 0 and entry["hi"] - entry["lo"] == _DAY_S and entry["hi"] <= closed):
         return False
     levels = any(entry.get(kind) and not entry.get(_key(kind, LEVELS_S[-1])) for kind in ("runs", "steps"))
-    return levels or bool(entry.get("runs")) and not (entry.get(_key(TOP, _DAY_S)) and _key(TOP_STEPS, _DAY_S) in entry)
+    return levels or bool(entry.get("runs")) and not (entry.get(_key(TOP, _DAY_S)) and _key(TOP_STEPS, _DAY_S) in entry
+                                                      and entry.get(_key(TOP_HOURS, _DAY_S)))
 
 
 def refresh(path: Path, defs: Definitions, *, now: dt.datetime | None = None,

@@ -15,10 +15,10 @@ import pandas as pd
 from analysis.query import dialect as d
 from analysis.query import preagg, sources
 from analysis.query.figures import FRUSTRATED_SHARE, _minus, _within, ask, level_for
-from analysis.query.sources import DAY_S, RUN_LIST, SLOWEST_ORDER, STEP_LIST, TOP_RANKS, Definitions, listed_steps
+from analysis.query.sources import DAY_S, HOUR_S, RUN_LIST, SLOWEST_ORDER, STEP_LIST, TOP_RANKS, Definitions, listed_steps
 from analysis.status import RECENT_RUNS_QUERY, StatusRules, against_thresholds, judge_status
 from analysis.store import RunFilter, Store
-from store import StoreError
+from store import StoreError, schema
 
 __all__ = ["RUN_LIST", "chart_steps", "current_status", "missed_slots", "newest_measured", "slowest"]
 
@@ -32,8 +32,9 @@ def slowest(store: Store, runs: RunFilter, *, limit: int = 200, status: str | No
     error_type, waiting_s, wall_s, simulated``.
 
     With ``defs`` (the pre-aggregates' definitions), the slowest of the closed days the window
-    holds whole come from their kept lists (``sources.kept_slowest``), the rest of the window
-    from the runs: the same runs as a scan of every run, in the same order, when ``limit`` is at
+    holds whole come from their kept lists (``sources.kept_slowest``), those of the whole hours
+    of a closed day it holds in part from the day's lists of each hour's slowest, the rest of
+    the window (less than an hour at each edge, a day not closed or stale) from the runs: the same runs as a scan of every run, in the same order, when ``limit`` is at
     most :data:`~analysis.query.sources.TOP_RUNS` (otherwise, newest first, or by status, a scan)."""
     where, params = runs.where()
     if status is not None:
@@ -42,15 +43,24 @@ def slowest(store: Store, runs: RunFilter, *, limit: int = 200, status: str | No
     order = "start DESC, trace_id" if newest_first else SLOWEST_ORDER
     columns = ", ".join(RUN_LIST)
     coverage = preagg.coverage(store.path, defs) if defs is not None else None
-    days = _kept_days(runs, coverage) if not newest_first and status is None and limit <= sources.TOP_RUNS else []
-    if coverage is None or not days:
+    kept = not newest_first and status is None and limit <= sources.TOP_RUNS
+    days = _kept_days(runs, coverage) if kept else []
+    hours = _kept_hours(runs, coverage, days) if kept else []
+    if coverage is None or not (days or hours):
         return store.sql(f"SELECT {columns} FROM runs WHERE {where} ORDER BY {order} LIMIT ?", [*params, int(limit)])
     rank = TOP_RANKS[(runs.workflows is not None, runs.sites is not None)]
     filter_sql, filters = RunFilter(None, None, runs.workflows, runs.sites).where()
-    arms = [f"SELECT {columns} FROM {d.read_files([f for _, _, f in days])} WHERE {rank} <= ? AND {filter_sql}"]
-    arm_params: list = [int(limit), *filters]
+    arms, arm_params = [], []
+    if days:
+        arms.append(f"SELECT {columns} FROM {d.read_files([f for _, _, f in days])} WHERE {rank} <= ? AND {filter_sql}")
+        arm_params += [int(limit), *filters]
+    if hours:  # whole hours of a day the window holds in part: the slowest of each hour
+        when = " OR ".join("(start >= ? AND start < ?)" for _ in hours)
+        arms.append(f"SELECT {columns} FROM {d.read_files(sorted({f for _, _, f in hours}))} "
+                    f"WHERE ({when}) AND {rank} <= ? AND {filter_sql}")
+        arm_params += [*(t for lo, hi, _ in hours for t in (lo, hi)), int(limit), *filters]
     assert runs.start is not None and runs.end is not None
-    rest = _minus(runs.start, runs.end, [(lo, hi) for lo, hi, _ in days])
+    rest = _minus(runs.start, runs.end, [(lo, hi) for lo, hi, _ in [*days, *hours]])
     for lo, hi in rest if coverage.data is None else _within(rest, coverage.data):  # where spans are
         arms.append(f"SELECT {columns} FROM runs WHERE start >= ? AND start < ? AND {filter_sql}")
         arm_params += [lo, hi, *filters]
@@ -68,6 +78,30 @@ def _kept_days(runs: RunFilter, coverage: preagg.Coverage | None) -> list[tuple[
         if (preagg.TOP, DAY_S) in built.files and runs.start <= lo and hi <= runs.end:
             out.append((lo, hi, built.files[(preagg.TOP, DAY_S)]))
     return out
+
+
+def _kept_hours(runs: RunFilter, coverage: preagg.Coverage | None, days: list[tuple[dt.datetime, dt.datetime, str]]
+                ) -> list[tuple[dt.datetime, dt.datetime, str]]:
+    """The whole hours of the window in closed days it holds only in part, with their day's
+    slowest of each hour: ``(lo, hi, file)``."""
+    if coverage is None or runs.start is None or runs.end is None:
+        return []
+    whole = {lo for lo, _, _ in days}
+    out = []
+    for built in coverage.built:
+        lo, hi = (dt.datetime.fromtimestamp(x, dt.UTC) for x in (built.lo, built.hi))
+        if (preagg.TOP_HOURS, DAY_S) not in built.files or lo in whole:
+            continue
+        a, b = max(lo, _hour(runs.start, up=True)), min(hi, _hour(runs.end, up=False))
+        if a < b:
+            out.append((a, b, built.files[(preagg.TOP_HOURS, DAY_S)]))
+    return out
+
+
+def _hour(moment: dt.datetime, *, up: bool) -> dt.datetime:
+    seconds = (moment - _EPOCH).total_seconds()
+    whole = (-(-seconds // HOUR_S) if up else seconds // HOUR_S) * HOUR_S
+    return _EPOCH + dt.timedelta(seconds=whole)
 
 
 def chart_steps(store: Store, listed: pd.DataFrame, defs: Definitions | None = None) -> pd.DataFrame:
@@ -180,11 +214,28 @@ def _newest(store: Store, where: str, params: list) -> dict[str, dt.datetime]:
     return {str(r.site): pd.Timestamp(r.last).to_pydatetime() for r in frame.itertuples() if not pd.isna(r.last)}
 
 
+# A missed slot's span starts at its slot (``collector.probe`` and ``collector.history`` write it
+# so); the reads below bound the span's start by the window widened by this margin, which lets
+# DuckDB skip the row groups of other times (the slot alone, a ``coalesce``, cannot be checked
+# against their statistics, and read every span of the store: 250 ms at 100M spans).
+MISSED_SLOT_MARGIN = dt.timedelta(hours=1)
+
+
 def missed_slots(store: Store, runs: RunFilter) -> pd.DataFrame:
-    """Missed slots in the window: ``trace_id, slot, workflow, site, reason``."""
+    """Missed slots in the window: ``trace_id, slot, workflow, site, reason`` (the
+    ``missed_slots`` view's rows whose slot is in the window)."""
+    s = schema
     where, params = runs.where(time_column="slot")
-    return store.sql(f"SELECT trace_id, slot, workflow, site, reason FROM missed_slots WHERE {where} "
-                     "ORDER BY slot", params)
+    starts, bounds = "TRUE", []
+    if runs.start is not None and runs.end is not None:
+        starts = f'"{s.TIMESTAMP}" >= ? AND "{s.TIMESTAMP}" < ?'
+        bounds = [runs.start - MISSED_SLOT_MARGIN, runs.end + MISSED_SLOT_MARGIN]
+    return store.sql(f"""
+        SELECT trace_id, slot, workflow, site, reason FROM (
+            SELECT "{s.TRACE_ID}" AS trace_id, coalesce("{s.SLOT}", "{s.TIMESTAMP}") AS slot, "{s.WORKFLOW}" AS workflow,
+                   "{s.SITE}" AS site, "{s.MISSED_REASON}" AS reason
+            FROM spans WHERE "{s.SPAN_TYPE}" = '{s.SPAN_TYPE_MISSED_SLOT}' AND {starts})
+        WHERE {where} ORDER BY slot""", [*bounds, *params])
 
 
 def current_status(store: Store, defs: Definitions, now: dt.datetime, rules: StatusRules = StatusRules(), *,

@@ -157,12 +157,17 @@ def exact_steps(defs: Definitions, intervals: list[tuple[dt.datetime, dt.datetim
         WHERE {when}""", [*runs_params, *params]
 
 
-def kept_slowest(lo: dt.datetime, hi: dt.datetime) -> tuple[str, list]:
+def kept_slowest(lo: dt.datetime, hi: dt.datetime, per_s: int | None = None) -> tuple[str, list]:
     """The kept slowest runs starting in ``[lo, hi)`` (a closed day): :data:`RUN_LIST` and the
-    four ranks of :data:`TOP_RANKS`, the runs ranked <= :data:`TOP_RUNS` in any of them."""
-    ranks = {"rank_all": "", "rank_workflow": "PARTITION BY workflow", "rank_site": "PARTITION BY site",
-             "rank_pair": "PARTITION BY workflow, site"}
-    over = ", ".join(f"row_number() OVER ({part} ORDER BY {SLOWEST_ORDER}) AS {name}" for name, part in ranks.items())
+    four ranks of :data:`TOP_RANKS`, the runs ranked <= :data:`TOP_RUNS` in any of them.
+
+    With ``per_s`` (:data:`HOUR_S`), ranked within each UTC bucket of that length instead of the
+    whole range: the slowest of any whole hours of the day, for a window that holds only part
+    of it."""
+    bucket = f"{d.bucket_start('start', per_s)}, " if per_s else ""
+    ranks = {"rank_all": "", "rank_workflow": "workflow", "rank_site": "site", "rank_pair": "workflow, site"}
+    over = ", ".join(f"row_number() OVER ({'PARTITION BY ' + (bucket + part).strip(', ') if bucket or part else ''} "
+                     f"ORDER BY {SLOWEST_ORDER}) AS {name}" for name, part in ranks.items())
     return f"""
         SELECT * FROM (SELECT {', '.join(RUN_LIST)}, {over} FROM runs WHERE start >= ? AND start < ?)
         WHERE least({', '.join(ranks)}) <= {TOP_RUNS}""", [lo, hi]

@@ -345,7 +345,7 @@ def test_a_closed_day_is_kept_as_hour_and_day_rows_summed_from_its_buckets(tmp_p
     preagg.refresh(path, defs, now=day + dt.timedelta(days=1, minutes=10))
     (built,) = preagg.coverage(path, defs).built
     assert set(built.files) == {(k, lv) for k in ("runs", "steps") for lv in (900, 3600, 86_400)} | {
-        ("top", 86_400), ("topsteps", 86_400)}
+        ("top", 86_400), ("topsteps", 86_400), ("tophours", 86_400)}
     con = duckdb.connect()
     for kind in ("runs", "steps"):
         rows_, n, total = zip(*(con.execute(f"SELECT count(*), sum(n), sum(sum_s) FROM '{built.files[(kind, lv)]}'")
@@ -389,9 +389,10 @@ def test_a_figure_reads_the_coarsest_level_that_its_use_of_time_allows() -> None
 
 def test_the_slowest_runs_of_whole_days_come_from_their_kept_lists_and_equal_a_scan(tmp_path, make_rows,
                                                                                     monkeypatch) -> None:
-    """Each closed day keeps its slowest runs overall, per workflow, per site and per pair: the
-    slowest N of a window (any workflows and sites) are the same runs, in the same order, as a scan
-    of every run finds, with days kept, days stale and edges read from the runs."""
+    """Each closed day keeps its slowest runs overall, per workflow, per site and per pair, in the
+    whole day and in each of its hours: the slowest N of a window (any workflows and sites) are the
+    same runs, in the same order, as a scan of every run finds, with days kept, days stale, days
+    held in part (their whole hours from the hours' lists) and edges read from the runs."""
     from analysis.query import sources
 
     monkeypatch.setattr(sources, "TOP_RUNS", 3)  # few kept, so that the ranks decide
@@ -406,16 +407,23 @@ def test_the_slowest_runs_of_whole_days_come_from_their_kept_lists_and_equal_a_s
     write_spans(path, rows_)
     preagg.refresh(path, defs, now=day + dt.timedelta(days=3, hours=1))
     assert sum((preagg.TOP, 86_400) in b.files for b in preagg.coverage(path, defs).built) == 3
+    with analysis.open_store(path) as store:  # a window of whole hours, two days of it in part: no run read
+        read: list[str] = []
+        real = store.sql
+        store.sql = lambda q, p=None, t=None: read.append(q) or real(q, p, t)  # type: ignore[method-assign]
+        window = RunFilter(day + dt.timedelta(hours=7), day + dt.timedelta(hours=60))
+        assert rows.slowest(store, window, limit=3, defs=defs).equals(rows.slowest(store, window, limit=3))
+        assert "tophours" in read[0] and "FROM runs" not in read[0], read[0]
     write_spans(path, make_rows(day + dt.timedelta(days=1, hours=5), "open", "clinic", [("find", 0.15)]))  # late
     with analysis.open_store(path) as store:
-        for lo_h, hi_h in ((0, 72), (-5, 80), (7, 60), (24, 48)):
+        for lo_h, hi_h in ((0, 72), (-5, 80), (7, 60), (24, 48), (7.25, 60.5), (30, 40), (25.5, 25.75)):
             for workflows, sites in ((None, None), (["open"], None), (None, ["ward-7"]), (["open"], ["clinic"])):
                 window = RunFilter(day + dt.timedelta(hours=lo_h), day + dt.timedelta(hours=hi_h), workflows, sites)
                 for limit in (1, 3, 5):
                     ours = rows.slowest(store, window, limit=limit, defs=defs)
                     scan = rows.slowest(store, window, limit=limit)
                     assert ours.equals(scan), (lo_h, hi_h, workflows, sites, limit)
-                    assert len(ours) == limit
+                    assert len(ours) == limit or hi_h - lo_h < 1
 
 
 def test_a_window_edge_where_no_segment_has_spans_is_not_read_exactly(tmp_path, make_rows) -> None:
@@ -516,3 +524,35 @@ def test_each_sites_newest_measured_run_is_found_without_reading_every_run(tmp_p
             assert set(scan(store)) == {"ward-7", "clinic"}
             assert all("start >= ?" in q for q in reads if "FROM runs" in q), reads  # never every run
             assert rows.newest_measured(store) == scan(store)  # without the definitions: the scan
+
+
+def test_missed_slots_are_read_from_the_window_only_and_equal_the_view(tmp_path, make_rows) -> None:
+    """The runs page's missed slots: the view's rows whose slot is in the window, read with the
+    span's start bounded (a missed slot's span starts at its slot), not from every span."""
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    spans = _runs(make_rows, day, 10, minutes=300)
+    for i, site in enumerate(["ward-7", "clinic"] * 6):
+        slot = day + dt.timedelta(hours=4 * i, minutes=7)
+        spans.append({
+            schema.TIMESTAMP: slot, schema.TRACE_ID: f"{i + 1:032x}", schema.SPAN_ID: f"{i + 1:016x}",
+            schema.SPAN_NAME: "missed slot", schema.DURATION: 0,
+            schema.RESOURCE_ATTRIBUTES: {schema.ATTR_SITE: site, schema.SERVICE_NAME_ATTR: "wardwatch-probe"},
+            schema.SPAN_ATTRIBUTES: {schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_MISSED_SLOT, schema.ATTR_WORKFLOW: "open",
+                                     schema.ATTR_SLOT: slot.isoformat(), schema.ATTR_MISSED_REASON: "busy"}})
+    write_spans(path, spans)
+    with analysis.open_store(path) as store:
+        for lo_h, hi_h, sites in ((0, 48, False), (4.1, 20.2, False), (8.2, 8.5, False), (-10, 100, True), (4, 30, True)):
+            window = RunFilter(day + dt.timedelta(hours=lo_h), day + dt.timedelta(hours=hi_h), sites=["clinic"] if sites else None)
+            where, params = window.where(time_column="slot")
+            view = store.sql(f"SELECT trace_id, slot, workflow, site, reason FROM missed_slots WHERE {where} "
+                             "ORDER BY slot", params)
+            read: list[str] = []
+            real = store.sql
+            store.sql = lambda q, p=None, t=None: read.append(q) or real(q, p, t)  # type: ignore[method-assign]
+            try:
+                ours = rows.missed_slots(store, window)
+            finally:
+                del store.sql
+            assert ours.equals(view) and (len(ours) > 0) == (lo_h != 8.2)
+            assert '"Timestamp" >= ?' in read[0]  # the row groups of other times are skipped
