@@ -13,14 +13,14 @@ from pathlib import Path
 
 from analysis.budget import calendar_month
 from benchmarks import (
-    accuracy, browser, callbacks, footprint, ingest, memory, observatory, paint, report, scale, synth,
+    accuracy, browser, callbacks, dashboard_http, footprint, ingest, memory, observatory, paint, report, scale, synth,
 )
 from benchmarks.results import Figure, Progress
 
 __all__ = ["BENCHMARKS", "Settings", "run_suite"]
 
-BENCHMARKS = ("accuracy", "ingest", "observatory", "scale", "report", "memory", "dashboard", "paint", "footprint",
-              "browser")
+BENCHMARKS = ("accuracy", "ingest", "observatory", "scale", "report", "memory", "dashboard", "dashboard-http", "paint",
+              "footprint", "browser")
 MONTH = "2026-10"
 
 
@@ -151,7 +151,7 @@ def run_suite(settings: Settings, only: Sequence[str] = (), *, keep_dir: Path | 
         began = time.perf_counter()
         add(observatory.run(spans=settings.ingest_spans, repeats=settings.ingest_repeats, progress=progress),
             began, "observatory")
-    if {"scale", "report", "dashboard", "paint"} & set(selected):
+    if {"scale", "report", "dashboard", "dashboard-http", "paint"} & set(selected):
         start = synth.MONTH_START
         end = start + dt.timedelta(days=settings.days)
         month_start, month_end = calendar_month(start.year, start.month, report.TIMEZONE)
@@ -170,6 +170,11 @@ def run_suite(settings: Settings, only: Sequence[str] = (), *, keep_dir: Path | 
                     add(callbacks.run(path, now=end - dt.timedelta(hours=1), month=MONTH, spans=size,
                                       repeats=settings.dashboard_repeats, warm_up=settings.warm_up,
                                       progress=progress), began, "dashboard")
+                if "dashboard-http" in selected:
+                    began = time.perf_counter()
+                    add(dashboard_http.run(path, now=end - dt.timedelta(hours=1), month=MONTH, spans=size,
+                                           repeats=settings.dashboard_repeats, progress=progress),
+                        began, "dashboard-http")
                 if "paint" in selected:
                     began = time.perf_counter()
                     add(paint.run(path, now=end - dt.timedelta(hours=1), month=MONTH, spans=size,
