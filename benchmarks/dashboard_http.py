@@ -93,12 +93,20 @@ class Server:
         return response
 
     def load(self, pathname: str, search: str) -> None:
-        """A page as the browser loads it: its HTML, the app's layout and callbacks, then the
-        routing callback, which calls the page's layout."""
+        """A page as the browser loads it: its HTML, the app's layout and callbacks, the routing
+        callback, which calls the page's layout, then the callbacks the new layout fires at once
+        (its inputs are in it and the callback does not prevent its initial call: the status
+        page's refresh)."""
         self.get(pathname + search)
         self.get("/_dash-layout")
-        self.dependencies()
-        self.callback(*ROUTER, [pathname, search])
+        layout = self.callback(*ROUTER, [pathname, search]).text
+        for dep in self.dependencies():
+            first = dep["inputs"][0]
+            if dep.get("prevent_initial_call") or dep.get("clientside_function") or first["id"].startswith("_pages"):
+                continue
+            if all(json.dumps(spec["id"]) in layout for spec in dep["inputs"]):
+                self.callback(f"{first['id']}.{first['property']}", dep["output"], [None] * len(dep["inputs"]),
+                              [None] * len(dep.get("state", [])))
 
     def stop(self) -> None:
         try:
