@@ -58,7 +58,7 @@ from store import StoreError, check_store, create_views, list_segments
 from store.config import apply_duckdb_settings
 from store.segments import read_replaces
 
-__all__ = ["CLOSE_AFTER", "DIRECTORY", "Built", "Coverage", "coverage", "live_segments", "refresh"]
+__all__ = ["CLOSE_AFTER", "DIRECTORY", "Built", "Coverage", "coverage", "live_segments", "refresh", "segments_between"]
 
 DIRECTORY = "aggregates"
 CLOSE_AFTER = dt.timedelta(minutes=5)  # a run's spans are written when it ends: wait for them
@@ -80,6 +80,12 @@ def _inside(path: Path, folder: Path) -> bool:
 def live_segments(path: Path) -> list[Path]:
     """The store's live segments (what a figure computed now reads)."""
     return list_segments(Path(path))
+
+
+def segments_between(path: Path, lo: dt.datetime, hi: dt.datetime) -> list[Path]:
+    """The live segments that may hold spans starting in ``[lo, hi)`` (by their extents)."""
+    a, b = lo.timestamp(), hi.timestamp()
+    return [s for s in list_segments(Path(path)) if _extent(s)[0] < b and a < _extent(s)[1]]
 
 
 def directory(path: Path, defs: Definitions) -> Path:

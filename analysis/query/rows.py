@@ -18,6 +18,7 @@ from analysis.query.figures import FRUSTRATED_SHARE, _minus, _within, ask, level
 from analysis.query.sources import DAY_S, HOUR_S, RUN_LIST, SLOWEST_ORDER, STEP_LIST, TOP_RANKS, Definitions, listed_steps
 from analysis.status import RECENT_RUNS_QUERY, StatusRules, against_thresholds, judge_status
 from analysis.store import RunFilter, Store
+from analysis.query.slices import Slice
 from store import StoreError, schema
 
 __all__ = ["RUN_LIST", "chart_steps", "current_status", "missed_slots", "newest_measured", "slowest"]
@@ -160,12 +161,11 @@ def newest_measured(store: Store, defs: Definitions | None = None) -> dict[str, 
 def _newest_measured(store: Store, defs: Definitions | None) -> dict[str, dt.datetime]:
     coverage = preagg.coverage(store.path, defs) if defs is not None else None
     if coverage is None or not coverage.built:
-        return _newest(store, "TRUE", [])
+        return _newest(store, None)
     assert coverage.data is not None
     gaps = _within(_minus(_EPOCH, dt.datetime(9999, 1, 1, tzinfo=dt.UTC),
                           [(_at(lo), _at(hi)) for lo, hi in coverage.ranges]), coverage.data)
-    newest = _newest(store, " OR ".join("(start >= ? AND start < ?)" for _ in gaps), [t for g in gaps for t in g]) \
-        if gaps else {}
+    newest = _newest(store, gaps) if gaps else {}
     by_level: dict[int, list[str]] = {}  # the coarsest rows of each range
     for built in coverage.built:
         level = max((lv for lv in sources.LEVELS_S if ("runs", lv) in built.files), default=None)
@@ -199,7 +199,7 @@ def _newest_measured(store: Store, defs: Definitions | None) -> dict[str, dt.dat
         else:
             buckets.setdefault((lo, hi), []).extend(sites_)
     for (lo, hi), sites_ in buckets.items():
-        for site, last in _newest(store, "start >= ? AND start < ? AND list_contains(?, site)", [lo, hi, sites_]).items():
+        for site, last in _newest(store, [(lo, hi)], sites_).items():
             newest[site] = max(last, newest.get(site, last))
     return newest
 
@@ -208,16 +208,40 @@ def _at(seconds: int) -> dt.datetime:
     return _EPOCH + dt.timedelta(seconds=seconds)
 
 
-def _newest(store: Store, where: str, params: list) -> dict[str, dt.datetime]:
-    frame = store.sql(f"SELECT site, max(start) AS last FROM runs WHERE {_MEASURED} AND ({where}) GROUP BY site",
-                      params)
+def _newest(store: Store, intervals: list[tuple[dt.datetime, dt.datetime]] | None,
+            sites: list[str] | None = None) -> dict[str, dt.datetime]:
+    """``max(start)`` of the measured runs per site, of every run (``intervals`` None), or of
+    those starting in ``intervals``, read from the segments that may hold them only."""
+    if intervals is None:
+        frame = store.sql(f"SELECT site, max(start) AS last FROM runs WHERE {_MEASURED} GROUP BY site")
+    else:
+        s = schema
+        when = " OR ".join(f'("{s.TIMESTAMP}" >= ? AND "{s.TIMESTAMP}" < ?)' for _ in intervals)
+        where = f""""{s.SPAN_TYPE}" = '{s.SPAN_TYPE_RUN}' AND NOT coalesce("{s.SIMULATED}", false) """ \
+                f'AND "{s.SITE}" IS NOT NULL AND ({when})'
+        params: list = [t for interval in intervals for t in interval]
+        if sites is not None:
+            where += f' AND list_contains(?, "{s.SITE}")'
+            params.append(sites)
+        frame = _in_slice(store, intervals, f'SELECT "{s.SITE}" AS site, max("{s.TIMESTAMP}") AS last FROM spans '
+                                            f"WHERE {where} GROUP BY 1", params)
     return {str(r.site): pd.Timestamp(r.last).to_pydatetime() for r in frame.itertuples() if not pd.isna(r.last)}
 
 
+def _in_slice(store: Store, times: list[tuple[dt.datetime, dt.datetime]], query: str, params: list,
+              views: tuple[str, ...] = ()) -> pd.DataFrame:
+    """``query`` over the ``spans`` of the segments that may hold spans starting in ``times``
+    (:class:`~analysis.query.slices.Slice`): a query over the store's views binds every segment."""
+    try:
+        return Slice(store.path, times, views).sql(query, params)
+    except StoreError:  # a segment was compacted away meanwhile: list them again
+        return Slice(store.path, times, views).sql(query, params)
+
+
 # A missed slot's span starts at its slot (``collector.probe`` and ``collector.history`` write it
-# so); the reads below bound the span's start by the window widened by this margin, which lets
-# DuckDB skip the row groups of other times (the slot alone, a ``coalesce``, cannot be checked
-# against their statistics, and read every span of the store: 250 ms at 100M spans).
+# so); the read below takes the segments and row groups whose spans start in the window widened
+# by this margin (the slot alone, a ``coalesce``, cannot be checked against a row group's
+# statistics: the view read every span of the store).
 MISSED_SLOT_MARGIN = dt.timedelta(hours=1)
 
 
@@ -226,15 +250,15 @@ def missed_slots(store: Store, runs: RunFilter) -> pd.DataFrame:
     ``missed_slots`` view's rows whose slot is in the window)."""
     s = schema
     where, params = runs.where(time_column="slot")
-    starts, bounds = "TRUE", []
-    if runs.start is not None and runs.end is not None:
-        starts = f'"{s.TIMESTAMP}" >= ? AND "{s.TIMESTAMP}" < ?'
-        bounds = [runs.start - MISSED_SLOT_MARGIN, runs.end + MISSED_SLOT_MARGIN]
-    return store.sql(f"""
+    if runs.start is None or runs.end is None:
+        return store.sql(f"SELECT trace_id, slot, workflow, site, reason FROM missed_slots WHERE {where} "
+                         "ORDER BY slot", params)
+    bounds = (runs.start - MISSED_SLOT_MARGIN, runs.end + MISSED_SLOT_MARGIN)
+    return _in_slice(store, [bounds], f"""
         SELECT trace_id, slot, workflow, site, reason FROM (
             SELECT "{s.TRACE_ID}" AS trace_id, coalesce("{s.SLOT}", "{s.TIMESTAMP}") AS slot, "{s.WORKFLOW}" AS workflow,
                    "{s.SITE}" AS site, "{s.MISSED_REASON}" AS reason
-            FROM spans WHERE "{s.SPAN_TYPE}" = '{s.SPAN_TYPE_MISSED_SLOT}' AND {starts})
+            FROM spans WHERE "{s.SPAN_TYPE}" = '{s.SPAN_TYPE_MISSED_SLOT}' AND "{s.TIMESTAMP}" >= ? AND "{s.TIMESTAMP}" < ?)
         WHERE {where} ORDER BY slot""", [*bounds, *params])
 
 
@@ -253,7 +277,10 @@ def current_status(store: Store, defs: Definitions, now: dt.datetime, rules: Sta
         FROM ({q.quantiles('runs_src', ['workflow', 'site'], {'baseline_s': 0.5}, "status = 'ok'")}) AS b
         JOIN (SELECT workflow, site, max(last_ok) AS last_seen FROM runs_src WHERE status = 'ok' GROUP BY ALL) AS l
           ON b.workflow IS NOT DISTINCT FROM l.workflow AND b.site IS NOT DISTINCT FROM l.site""", level_s=level_for(q))
-    recent = store.sql(RECENT_RUNS_QUERY, [recent_start, now])
+    # The recent runs from the segments of the recent window only (the view over every segment
+    # cost more than the rest of the status at 100M spans).
+    recent = _in_slice(store, [(recent_start, now + dt.timedelta(microseconds=1))], RECENT_RUNS_QUERY,
+                       [recent_start, now], views=("runs",))
     status = judge_status(baseline, recent, rules)
     if not thresholds:
         return status

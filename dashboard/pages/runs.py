@@ -8,8 +8,10 @@ from dash import dcc, html
 
 from analysis.query import figures as q
 from analysis.query import rows
+from analysis.query.slices import Slice
 from analysis.waterfall import Waterfall, run_waterfall
 from dashboard import figures, ids
+from analysis import StoreError
 from dashboard.figures import count_text
 from dashboard.context import DashboardContext, current_context
 from dashboard.data import (
@@ -89,14 +91,18 @@ _SERVER_CLOCK_SLACK = pd.Timedelta(hours=1)
 
 
 def _waterfall(store, listed: pd.DataFrame, trace: str) -> Waterfall:
-    """The chosen run's spans, read only from the hours around it when it is listed, else from
-    the whole store (a run shared as a link from another window)."""
+    """The chosen run's spans, read only from the hours around it (and only the segments that
+    hold them) when it is listed, else from the whole store (a run shared as a link from another
+    window)."""
     chosen = listed[listed["trace_id"] == trace]
     if not chosen.empty:
         run = chosen.iloc[0]
         wall = pd.Timedelta(seconds=float(run["wall_s"])) if pd.notna(run["wall_s"]) else pd.Timedelta(0)
         between = (run["start"] - _SERVER_CLOCK_SLACK, run["start"] + wall + _SERVER_CLOCK_SLACK)
-        return run_waterfall(store, trace, between=between)
+        try:
+            return run_waterfall(Slice(store.path, [between]), trace, between=between)
+        except StoreError:  # a segment was compacted away meanwhile
+            return run_waterfall(store, trace, between=between)
     return run_waterfall(store, trace)
 
 

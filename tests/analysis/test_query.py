@@ -474,7 +474,20 @@ def test_the_listed_runs_steps_come_from_the_kept_steps_and_equal_the_spans(tmp_
         assert kept["start"].max() >= day + dt.timedelta(days=1)  # the last run's notes, after midnight
 
 
-def test_each_sites_newest_measured_run_is_found_without_reading_every_run(tmp_path, make_rows) -> None:
+def _reading(store, monkeypatch) -> list[str]:
+    """Every query ``store`` and the slices of a few segments are asked, from now on."""
+    from analysis.query.slices import Slice
+
+    read: list[str] = []
+    real, real_slice = store.sql, Slice.sql
+    monkeypatch.setattr(store, "sql", lambda q, p=None, t=None: read.append(q) or real(q, p, t))
+    monkeypatch.setattr(Slice, "sql", lambda self, q, p=None: read.append(f"[{len(self.segments)} segments] {q}")
+                        or real_slice(self, q, p))
+    return read
+
+
+def test_each_sites_newest_measured_run_is_found_without_reading_every_run(tmp_path, make_rows,
+                                                                           monkeypatch) -> None:
     """The site health page's newest measured run per site equals the scan of every run, with
     simulated history newer than a site's measured runs, a day kept whole, a stale range, and
     buckets not built yet; and no read of the runs is unbounded in time."""
@@ -498,19 +511,6 @@ def test_each_sites_newest_measured_run_is_found_without_reading_every_run(tmp_p
                           "GROUP BY site")
         return {r.site: pd.Timestamp(r.last).to_pydatetime() for r in frame.itertuples()}
 
-    def bounded(store, monkeypatch_reads: list) -> dict:
-        real = store.sql
-
-        def sql(query, params=None, tables=None):
-            monkeypatch_reads.append(query)
-            return real(query, params, tables)
-
-        store.sql = sql  # type: ignore[method-assign]
-        try:
-            return rows.newest_measured(store, defs)
-        finally:
-            del store.sql
-
     for now, late in ((day + dt.timedelta(days=1, hours=2), None),  # day one closed, day two partly built
                       (day + dt.timedelta(days=3), None),  # both days closed: day rows
                       (day + dt.timedelta(days=3), day + dt.timedelta(days=1, hours=23, minutes=50))):  # a stale range
@@ -518,15 +518,18 @@ def test_each_sites_newest_measured_run_is_found_without_reading_every_run(tmp_p
             write_spans(path, make_rows(late, "open", "ward-7", [("find", 0.3)]))
         else:
             preagg.refresh(path, defs, now=now)
+        with analysis.open_store(path) as store, monkeypatch.context() as patch:
+            expected = scan(store)
+            reads = _reading(store, patch)
+            assert rows.newest_measured(store, defs) == expected, now
+            exact = [q for q in reads if "FROM runs" in q or "FROM spans" in q]
+            assert exact and all(q.startswith("[") and '"Timestamp" >= ?' in q for q in exact), reads  # never every run
         with analysis.open_store(path) as store:
-            reads: list[str] = []
-            assert bounded(store, reads) == scan(store), now
             assert set(scan(store)) == {"ward-7", "clinic"}
-            assert all("start >= ?" in q for q in reads if "FROM runs" in q), reads  # never every run
             assert rows.newest_measured(store) == scan(store)  # without the definitions: the scan
 
 
-def test_missed_slots_are_read_from_the_window_only_and_equal_the_view(tmp_path, make_rows) -> None:
+def test_missed_slots_are_read_from_the_window_only_and_equal_the_view(tmp_path, make_rows, monkeypatch) -> None:
     """The runs page's missed slots: the view's rows whose slot is in the window, read with the
     span's start bounded (a missed slot's span starts at its slot), not from every span."""
     path = tmp_path / "store"
@@ -547,12 +550,26 @@ def test_missed_slots_are_read_from_the_window_only_and_equal_the_view(tmp_path,
             where, params = window.where(time_column="slot")
             view = store.sql(f"SELECT trace_id, slot, workflow, site, reason FROM missed_slots WHERE {where} "
                              "ORDER BY slot", params)
-            read: list[str] = []
-            real = store.sql
-            store.sql = lambda q, p=None, t=None: read.append(q) or real(q, p, t)  # type: ignore[method-assign]
-            try:
+            with monkeypatch.context() as patch:
+                read = _reading(store, patch)
                 ours = rows.missed_slots(store, window)
-            finally:
-                del store.sql
             assert ours.equals(view) and (len(ours) > 0) == (lo_h != 8.2)
-            assert '"Timestamp" >= ?' in read[0]  # the row groups of other times are skipped
+            assert read[0].startswith("[") and '"Timestamp" >= ?' in read[0]  # the segments of the window only
+
+
+def test_a_runs_waterfall_from_the_segments_of_its_hours_equals_the_stores(tmp_path, make_rows) -> None:
+    """The runs page reads a listed run's waterfall from a slice of the segments around it."""
+    from analysis.query.slices import Slice
+
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    for i in range(4):  # a segment per day
+        write_spans(path, _runs(make_rows, day + dt.timedelta(days=i, hours=8), 6, minutes=50))
+    with analysis.open_store(path) as store:
+        listed = rows.slowest(store, RunFilter(day, day + dt.timedelta(days=4)), limit=3)
+        for run in listed.itertuples():
+            between = (run.start - dt.timedelta(hours=1), run.start + dt.timedelta(hours=1))
+            part = Slice(path, [between])
+            assert len(part.segments) == 1
+            ours, theirs = run_waterfall(part, run.trace_id, between), run_waterfall(store, run.trace_id, between)
+            assert len(ours.spans) == 3 and ours.spans.equals(theirs.spans) and ours.marks.equals(theirs.marks)
