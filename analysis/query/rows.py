@@ -230,12 +230,20 @@ def _newest(store: Store, intervals: list[tuple[dt.datetime, dt.datetime]] | Non
 
 def _in_slice(store: Store, times: list[tuple[dt.datetime, dt.datetime]], query: str, params: list,
               views: tuple[str, ...] = ()) -> pd.DataFrame:
-    """``query`` over the ``spans`` of the segments that may hold spans starting in ``times``
-    (:class:`~analysis.query.slices.Slice`): a query over the store's views binds every segment."""
-    try:
-        return Slice(store.path, times, views).sql(query, params)
-    except StoreError:  # a segment was compacted away meanwhile: list them again
-        return Slice(store.path, times, views).sql(query, params)
+    """``query`` over the ``spans`` (and ``views``) of the segments that may hold spans starting in
+    ``times`` (:class:`~analysis.query.slices.Slice`): a query over the store's views binds every
+    segment. Over the store's own views when the slice would hold most of them (binding the
+    slice's views and then the query would cost twice)."""
+    for attempt in range(2):
+        part = Slice(store.path, times, views)
+        if 2 * len(part.segments) > len(preagg.live_segments(store.path)):
+            return store.sql(query, params)
+        try:
+            return part.sql(query, params)
+        except StoreError:  # a segment was compacted away meanwhile: list them again
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
 
 
 # A missed slot's span starts at its slot (``collector.probe`` and ``collector.history`` write it
