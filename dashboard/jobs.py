@@ -36,6 +36,9 @@ class Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
+    # The last job of the same key that finished without error, while this one runs: its result
+    # can be shown (saying when it is from) instead of making the page wait again.
+    previous: Job | None = None
 
     def elapsed_s(self) -> float:
         """Seconds since it was started (queued or running), or that it took once done."""
@@ -59,6 +62,11 @@ class Jobs:
             if job is not None and job.version == version and not (job.done.is_set() and job.error is not None):
                 return job
             job = Job(key, version)
+            old = self._jobs.get(key)
+            if old is not None:
+                done_well = old.done.is_set() and old.error is None
+                job.previous = old if done_well else old.previous
+                old.previous = None  # one result kept aside, never a chain
             self._jobs[key] = job
         threading.Thread(target=self._run, args=(job, work), name=f"wardwatch-job-{key}", daemon=True).start()
         return job

@@ -3,6 +3,8 @@ clinicians', and each workflow at each site rated by its worst part of the day."
 
 from __future__ import annotations
 
+import time
+
 import dash
 import pandas as pd
 from dash import Input, Output, State, callback, dcc, html
@@ -163,6 +165,15 @@ def findings_section(job: Job, filters: Filters, context: DashboardContext) -> l
     """The findings as headlines with their figures and lenses, then the SLA's view beside the
     clinicians'; "finding…" while the job runs."""
     if not job.done.is_set():
+        earlier = job.previous
+        if earlier is not None and earlier.finished is not None and isinstance(earlier.result, FindingsView):
+            # The findings of a few minutes ago at once, rather than the page waiting again each
+            # quarter hour while the same month is read anew.
+            ago_min = max(1, round((time.monotonic() - earlier.finished) / 60))
+            return [html.P(f"These findings were computed {ago_min} min ago; newer ones are being computed "
+                           f"({job.elapsed_s():.0f} s so far) and will replace them by themselves.",
+                           className="building stale", style={"color": "#555", "fontSize": "0.9em"}),
+                    *_view_section(earlier.result, filters, context)]
         return [html.P(f"Finding… reading every run and request of the {filters.describe_window()} "
                        f"({job.elapsed_s():.0f} s so far); this part fills in by itself.",
                        className="building", style={"color": "#555"})]
@@ -170,7 +181,11 @@ def findings_section(job: Job, filters: Filters, context: DashboardContext) -> l
         return [explain(f"The findings could not be computed: {job.error}")]
     if isinstance(job.result, str):  # why there are none
         return [explain(job.result)]
-    view: FindingsView = job.result
+    return _view_section(job.result, filters, context)
+
+
+def _view_section(view: FindingsView, filters: Filters, context: DashboardContext) -> list[object]:
+    """A findings job's result as the section shows it."""
     stories = [s for s in view.stories
                if (filters.workflow is None or s.workflow in (None, filters.workflow))
                and (filters.site is None or not s.sites or filters.site in s.sites)]

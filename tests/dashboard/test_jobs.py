@@ -53,3 +53,39 @@ def test_jobs_run_one_at_a_time_and_a_request_never_waits_for_one() -> None:
     release.set()
     assert slow.done.wait(WAIT_S) and queued.done.wait(WAIT_S)
     assert queued.result == "found"
+
+
+def test_while_a_newer_version_runs_the_last_result_is_kept_aside_for_the_page(monkeypatch) -> None:
+    """The overview's findings of the previous quarter hour are shown while the next are computed,
+    instead of the page waiting again; only the last good result is kept, never a chain."""
+    import datetime as dt
+
+    from dash import html
+
+    from dashboard import DashboardContext, create_app
+    from dashboard.findings import FindingsView
+
+    jobs = Jobs()
+    start, end = dt.datetime(2026, 11, 1, tzinfo=dt.UTC), dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    view = FindingsView((), (), start, end, 1.0)
+    first = jobs.start("findings", 1, lambda: view)
+    assert first.done.wait(WAIT_S)
+    release = threading.Event()
+    second = jobs.start("findings", 2, lambda: release.wait(WAIT_S) and view)
+    assert second.previous is first and not second.done.is_set()
+    third = jobs.start("findings", 3, lambda: release.wait(WAIT_S) and view)
+    assert third.previous is first and second.previous is None  # the last good one, carried on
+
+    create_app(DashboardContext(data_dir=None))  # type: ignore[arg-type]  # the pages register with an app
+    from dashboard.filters import Filters
+    from dashboard.pages import overview
+    from dashboard.pages.overview import findings_section
+
+    monkeypatch.setattr(overview, "_view_section", lambda shown, *_: ["the earlier findings"] if shown is view else [])
+
+    shown = findings_section(third, Filters(window="2026-11"), DashboardContext(data_dir=None))  # type: ignore[arg-type]
+    note = shown[0]
+    assert isinstance(note, html.P) and "These findings were computed 1 min ago; newer ones are being computed" in note.children
+    assert shown[1:] == ["the earlier findings"]
+    release.set()
+    assert third.done.wait(WAIT_S)
