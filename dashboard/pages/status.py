@@ -138,8 +138,11 @@ def status_sentence(row, context: DashboardContext, now=None) -> str:
         over = f", over its {t:g} s threshold" if getattr(row, "t_state", None) == OVER_T else ""
         return f"{where}: slow {since(row.since, since_open)}, typically {seconds(row.typical_s)}{usual}{over}."
     if state == "over threshold":
+        # "Not new" only with a past week to say so: a workflow probed since this morning has none.
+        verdict = ("not new, but not normal either" if pd.notna(row.baseline_s)
+                   else "no earlier week to compare it with")
         return (f"{where}: slower than its {t:g} s threshold {since(row.t_since, t_since_open)}, typically "
-                f"{seconds(row.typical_s)}{usual}: not new, but not normal either.")
+                f"{seconds(row.typical_s)}{usual}: {verdict}.")
     if state == "slow at times":
         return (f"{where}: slow at times since {clock(row.t_since)} — {count_text(row.very_slow)} of the last {count_text(row.judged)} checks "
                 f"took over {4 * t:g} s or failed (the slowest {seconds(row.slowest_s)}); typically "

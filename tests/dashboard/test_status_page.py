@@ -106,3 +106,24 @@ def test_a_slow_last_check_is_not_shown_as_normal_until_the_next(status_lines) -
 def test_a_last_check_on_another_day_says_the_day(status_lines) -> None:
     stopped = dict(status_lines)["state-no-recent-runs"]
     assert stopped == "Search at Outpatient clinic: no recent checks (the probe may be stopped; last check Wed 25 Nov 15:55)."
+
+
+def test_over_its_threshold_without_a_past_week_is_not_called_usual() -> None:
+    """A workflow probed only since this morning has no week to say its slowness is "not new"."""
+    from types import SimpleNamespace
+
+    from analysis.status import OVER_T
+    from dashboard import create_app
+
+    context = DashboardContext(data_dir=None, sites=(SiteInfo("ward", "Ward 7", "UTC"),),  # type: ignore[arg-type]
+                               workflows=(WorkflowInfo("open-patient-record-in-browser", threshold_s=3.0),),
+                               now=lambda: NOW)
+    create_app(context)  # the pages register with an app
+    from dashboard.pages.status import status_sentence
+
+    row = SimpleNamespace(workflow="open-patient-record-in-browser", site="ward", state="normal", t_state=OVER_T, threshold_s=3.0,
+                          t_since=NOW - dt.timedelta(minutes=7), typical_s=4.8, baseline_s=float("nan"),
+                          since=None, last_run=NOW)
+    assert status_sentence(row, context, NOW) == (
+        "Open patient record in browser at Ward 7: slower than its 3 s threshold since 14:33, typically 4.8 s: "
+        "no earlier week to compare it with.")
