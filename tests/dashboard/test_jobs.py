@@ -3,6 +3,7 @@ time, with their errors kept for the page."""
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from dashboard.jobs import Jobs
@@ -76,10 +77,11 @@ def test_while_a_newer_version_runs_the_last_result_is_kept_aside_for_the_page(m
     third = jobs.start("findings", 3, lambda: release.wait(WAIT_S) and view)
     assert third.previous is first and second.previous is None  # the last good one, carried on
 
-    create_app(DashboardContext(data_dir=None))  # type: ignore[arg-type]  # the pages register with an app
+    create_app(DashboardContext(data_dir=None))  # type: ignore[arg-type]  # pages register with an app as pages.<name>
     from dashboard.filters import Filters
-    from dashboard.pages import overview
-    from dashboard.pages.overview import findings_section
+
+    overview = sys.modules["pages.overview"]  # (importing dashboard.pages.overview would register it twice)
+    findings_section = overview.findings_section
 
     monkeypatch.setattr(overview, "_view_section", lambda shown, *_: ["the earlier findings"] if shown is view else [])
 

@@ -4,6 +4,7 @@ time on every request, compared like for like on the steps the sites share."""
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,8 +77,8 @@ def test_waiting_times_are_compared_per_workflow_not_pooled_over_their_mix(answe
 
     context = DashboardContext(data_dir=None, timezone="UTC",  # type: ignore[arg-type]
                                sites=(SiteInfo("near", "Ward 7", "UTC"), SiteInfo("far", "Community hospital", "UTC")))
-    create_app(context)  # the pages register with an app
-    from dashboard.pages.sites import _sites_table
+    create_app(context)  # pages register with an app, each imported by Dash as ``pages.<name>``
+    _sites_table = sys.modules["pages.sites"]._sites_table  # (importing dashboard.pages.sites would register it twice)
     rows = sites(answer)
     every = str(_sites_table(rows, context, None))
     assert "median" not in every and "p90_s" not in every and "share within each workflow's T" in every

@@ -4,6 +4,7 @@ in plain words, milliseconds below a second, worst first (asked for as the page'
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,8 +119,8 @@ def test_over_its_threshold_without_a_past_week_is_not_called_usual() -> None:
     context = DashboardContext(data_dir=None, sites=(SiteInfo("ward", "Ward 7", "UTC"),),  # type: ignore[arg-type]
                                workflows=(WorkflowInfo("open-patient-record-in-browser", threshold_s=3.0),),
                                now=lambda: NOW)
-    create_app(context)  # the pages register with an app
-    from dashboard.pages.status import status_sentence
+    create_app(context)  # pages register with an app, each imported by Dash as ``pages.<name>``
+    status_sentence = sys.modules["pages.status"].status_sentence
 
     row = SimpleNamespace(workflow="open-patient-record-in-browser", site="ward", state="normal", t_state=OVER_T, threshold_s=3.0,
                           t_since=NOW - dt.timedelta(minutes=7), typical_s=4.8, baseline_s=float("nan"),
