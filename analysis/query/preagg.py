@@ -9,7 +9,9 @@ one UTC day) and ``state.json``: the ranges built, and the live segments they we
 then day rows), each summed from the level below it, never from the spans: one definition of the
 rows; and its kept slowest runs and their steps (``top-<lo>-<hi>.parquet``,
 ``topsteps-<lo>-<hi>.parquet``: :func:`~analysis.query.sources.kept_slowest`), and the slowest of
-each of its hours (``tophours-<lo>-<hi>.parquet``), for a window holding part of the day. A file and the state are written under a temporary name and renamed into place, so a
+each of its hours (``tophours-<lo>-<hi>.parquet``), for a window holding part of the day; and
+its missed slots (``missed-<lo>-<hi>.parquet``: :func:`~analysis.query.sources.missed_slot_spans`,
+"" in the state when it had none), so a month's missed slots are not read from every span. A file and the state are written under a temporary name and renamed into place, so a
 reader sees a whole range or none.
 
 :func:`refresh` (called by the store's maintenance after each pass, and by ``wardwatch
@@ -53,12 +55,13 @@ from analysis.query.sources import (
     kept_slowest,
     listed_steps,
     materialize,
+    missed_slot_spans,
 )
 from store import StoreError, check_store, create_views, list_segments
 from store.config import apply_duckdb_settings
 from store.segments import read_replaces
 
-__all__ = ["CLOSE_AFTER", "DIRECTORY", "Built", "Coverage", "coverage", "live_segments", "refresh", "segments_between"]
+__all__ = ["CLOSE_AFTER", "DIRECTORY", "MISSED", "Built", "Coverage", "coverage", "live_segments", "refresh", "segments_between"]
 
 DIRECTORY = "aggregates"
 CLOSE_AFTER = dt.timedelta(minutes=5)  # a run's spans are written when it ends: wait for them
@@ -217,8 +220,8 @@ def _overlaps(a: Range, b: Range) -> bool:
 class Built:
     """One trusted range and its files: ``files[(kind, level_s)]`` (``runs`` or ``steps``: 900 for
     the 15-minute rows, and the coarser levels of a closed day; ``top``, a closed day's kept
-    slowest runs, ``topsteps``, their steps, and ``tophours``, the slowest of each of its hours,
-    at 86,400)."""
+    slowest runs, ``topsteps``, their steps, ``tophours``, the slowest of each of its hours, and
+    ``missed``, its missed slots (``""``: it had none), at 86,400)."""
 
     lo: int
     hi: int
@@ -274,7 +277,9 @@ def coverage(path: Path, defs: Definitions, segments: Sequence[Path] | None = No
     built = tuple(Built(r["lo"], r["hi"], {(kind, level): str(folder / r[_key(kind, level)])
                                            for kind in ("runs", "steps", TOP, TOP_STEPS, TOP_HOURS)
                                            for level in LEVELS_S
-                                           if r.get(_key(kind, level))}) for r in ranges)
+                                           if r.get(_key(kind, level))}
+                        | ({(MISSED, _DAY_S): str(folder / r[_key(MISSED, _DAY_S)]) if r[_key(MISSED, _DAY_S)] else ""}
+                           if _key(MISSED, _DAY_S) in r else {})) for r in ranges)
     return Coverage(tuple((r["lo"], r["hi"]) for r in ranges),
                     tuple(str(folder / r["runs"]) for r in ranges if r.get("runs")),
                     tuple(str(folder / r["steps"]) for r in ranges if r.get("steps")), built, tuple(data))
@@ -338,6 +343,7 @@ def _remove(folder: Path, entry: dict) -> None:
 TOP = "top"  # a closed day's kept slowest runs (sources.kept_slowest), as files[(TOP, DAY_S)]
 TOP_STEPS = "topsteps"  # their steps (sources.listed_steps), as files[(TOP_STEPS, DAY_S)]
 TOP_HOURS = "tophours"  # the slowest of each hour (sources.kept_slowest per hour), as files[(TOP_HOURS, DAY_S)]
+MISSED = "missed"  # a closed day's missed slots (sources.missed_slot_spans), as files[(MISSED, DAY_S)]; "": none
 _HOUR_S = 3_600
 
 
@@ -366,6 +372,11 @@ def _levels(con: duckdb.DuckDBPyConnection, folder: Path, entry: dict) -> dict:
         name = f"{TOP_STEPS}-{entry['lo']}-{entry['hi']}.parquet"
         written = _write(con, sql, params, folder / name, order="start, trace_id")
         entry[_key(TOP_STEPS, _DAY_S)] = name if written else ""  # "": none of them has steps
+    if _key(MISSED, _DAY_S) not in entry:  # of the day's spans, by their start (as a reader slices them)
+        name = f"{MISSED}-{entry['lo']}-{entry['hi']}.parquet"
+        written = _write(con, missed_slot_spans(1), [_when(entry["lo"]), _when(entry["hi"])], folder / name,
+                         order="slot, trace_id")
+        entry[_key(MISSED, _DAY_S)] = name if written else ""
     for kind in ("runs", "steps"):
         for finer, level in zip(LEVELS_S, LEVELS_S[1:]):
             source, key = entry.get(_key(kind, finer)), _key(kind, level)
@@ -382,8 +393,8 @@ def _wants_levels(entry: dict, closed: int) -> bool:
     if not (entry["lo"] % _DAY_S == 0 and entry["hi"] - entry["lo"] == _DAY_S and entry["hi"] <= closed):
         return False
     levels = any(entry.get(kind) and not entry.get(_key(kind, LEVELS_S[-1])) for kind in ("runs", "steps"))
-    return levels or bool(entry.get("runs")) and not (entry.get(_key(TOP, _DAY_S)) and _key(TOP_STEPS, _DAY_S) in entry
-                                                      and entry.get(_key(TOP_HOURS, _DAY_S)))
+    return levels or _key(MISSED, _DAY_S) not in entry or bool(entry.get("runs")) and not (
+        entry.get(_key(TOP, _DAY_S)) and _key(TOP_STEPS, _DAY_S) in entry and entry.get(_key(TOP_HOURS, _DAY_S)))
 
 
 def refresh(path: Path, defs: Definitions, *, now: dt.datetime | None = None,

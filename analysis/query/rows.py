@@ -15,7 +15,8 @@ import pandas as pd
 from analysis.query import dialect as d
 from analysis.query import preagg, sources
 from analysis.query.figures import FRUSTRATED_SHARE, _minus, _within, ask, level_for
-from analysis.query.sources import DAY_S, HOUR_S, RUN_LIST, SLOWEST_ORDER, STEP_LIST, TOP_RANKS, Definitions, listed_steps
+from analysis.query.sources import (DAY_S, HOUR_S, MISSED_LIST, RUN_LIST, SLOWEST_ORDER, STEP_LIST, TOP_RANKS, Definitions,
+                                    listed_steps, missed_slot_spans)
 from analysis.status import RECENT_RUNS_QUERY, StatusRules, against_thresholds, judge_status
 from analysis.store import RunFilter, Store
 from analysis.query.slices import Slice
@@ -253,21 +254,43 @@ def _in_slice(store: Store, times: list[tuple[dt.datetime, dt.datetime]], query:
 MISSED_SLOT_MARGIN = dt.timedelta(hours=1)
 
 
-def missed_slots(store: Store, runs: RunFilter) -> pd.DataFrame:
+def missed_slots(store: Store, runs: RunFilter, defs: Definitions | None = None) -> pd.DataFrame:
     """Missed slots in the window: ``trace_id, slot, workflow, site, reason`` (the
-    ``missed_slots`` view's rows whose slot is in the window)."""
-    s = schema
+    ``missed_slots`` view's rows whose slot is in the window), by slot.
+
+    With ``defs`` (the pre-aggregates' definitions), the closed days the window (widened by
+    :data:`MISSED_SLOT_MARGIN`) touches come from their kept missed slots, and only the rest of
+    it (the day not closed yet, a stale one) from the spans: a month's missed slots read the
+    store's spans of the open day instead of every span of the month."""
     where, params = runs.where(time_column="slot")
+    columns = ", ".join(MISSED_LIST)
     if runs.start is None or runs.end is None:
-        return store.sql(f"SELECT trace_id, slot, workflow, site, reason FROM missed_slots WHERE {where} "
-                         "ORDER BY slot", params)
+        return store.sql(f"SELECT {columns} FROM missed_slots WHERE {where} ORDER BY slot, trace_id", params)
     bounds = (runs.start - MISSED_SLOT_MARGIN, runs.end + MISSED_SLOT_MARGIN)
-    return _in_slice(store, [bounds], f"""
-        SELECT trace_id, slot, workflow, site, reason FROM (
-            SELECT "{s.TRACE_ID}" AS trace_id, coalesce("{s.SLOT}", "{s.TIMESTAMP}") AS slot, "{s.WORKFLOW}" AS workflow,
-                   "{s.SITE}" AS site, "{s.MISSED_REASON}" AS reason
-            FROM spans WHERE "{s.SPAN_TYPE}" = '{s.SPAN_TYPE_MISSED_SLOT}' AND "{s.TIMESTAMP}" >= ? AND "{s.TIMESTAMP}" < ?)
-        WHERE {where} ORDER BY slot""", [*bounds, *params])
+    for attempt in range(2):
+        coverage = preagg.coverage(store.path, defs) if defs is not None else None
+        days = [] if coverage is None else [
+            (_at(b.lo), _at(b.hi), b.files[(preagg.MISSED, DAY_S)]) for b in coverage.built
+            if (preagg.MISSED, DAY_S) in b.files and _at(b.lo) < bounds[1] and bounds[0] < _at(b.hi)]
+        rest = _minus(*bounds, [(lo, hi) for lo, hi, _ in days])
+        if coverage is not None and coverage.data is not None:
+            rest = _within(rest, coverage.data)  # where spans are
+        parts = []
+        kept = [f for _, _, f in days if f]
+        try:
+            if kept:
+                parts.append(store.sql(f"SELECT {columns} FROM {d.read_files(kept)} WHERE {where}", params))
+            if rest:
+                parts.append(_in_slice(store, rest, f"SELECT {columns} FROM ({missed_slot_spans(len(rest))}) "
+                                                    f"WHERE {where}", [*(t for r in rest for t in r), *params]))
+            break
+        except StoreError:  # a pre-aggregate file was merged meanwhile: plan again
+            if attempt:
+                raise
+    if not parts:  # no spans to read: the columns, over no segment
+        return Slice(store.path, []).sql(f"SELECT {columns} FROM ({missed_slot_spans(1)}) WHERE false", [bounds[0], bounds[1]])
+    missed = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    return missed.sort_values(["slot", "trace_id"], ignore_index=True)
 
 
 def current_status(store: Store, defs: Definitions, now: dt.datetime, rules: StatusRules = StatusRules(), *,

@@ -55,6 +55,7 @@ __all__ = [
     "kept_slowest",
     "listed_steps",
     "materialize",
+    "missed_slot_spans",
 ]
 
 BUCKET_S = 900  # the pre-aggregate's bucket: 15 minutes, on which clinical periods are aligned
@@ -171,6 +172,22 @@ def kept_slowest(lo: dt.datetime, hi: dt.datetime, per_s: int | None = None) -> 
     return f"""
         SELECT * FROM (SELECT {', '.join(RUN_LIST)}, {over} FROM runs WHERE start >= ? AND start < ?)
         WHERE least({', '.join(ranks)}) <= {TOP_RUNS}""", [lo, hi]
+
+
+MISSED_LIST = ("trace_id", "slot", "workflow", "site", "reason")  # a missed slot, as the missed_slots view
+
+
+def missed_slot_spans(times: int) -> str:
+    """The missed slots (:data:`MISSED_LIST`) whose spans start in any of ``times`` intervals
+    (``2 * times`` parameters, ``lo, hi`` each): the ``missed_slots`` view's rows read with the
+    span's start bounded (a missed slot's span starts at its slot), so DuckDB skips the row
+    groups of other times. A closed day keeps its own (``preagg``), read instead of its spans."""
+    s = schema
+    when = " OR ".join(f'("{s.TIMESTAMP}" >= ? AND "{s.TIMESTAMP}" < ?)' for _ in range(times))
+    return f"""
+        SELECT "{s.TRACE_ID}" AS trace_id, coalesce("{s.SLOT}", "{s.TIMESTAMP}") AS slot, "{s.WORKFLOW}" AS workflow,
+               "{s.SITE}" AS site, "{s.MISSED_REASON}" AS reason
+        FROM spans WHERE "{s.SPAN_TYPE}" = '{s.SPAN_TYPE_MISSED_SLOT}' AND ({when})"""
 
 
 STEP_LIST = ("trace_id", "start", "site", "step", "step_index", "duration_s")  # a listed run's steps

@@ -60,7 +60,7 @@ def body(filters: Filters, context: DashboardContext) -> list[object]:
                               defs=definitions(context))
         chart_steps = rows.chart_steps(store, listed.head(CHART_RUNS), defs=definitions(context))
         waterfall = _waterfall(store, listed, filters.trace) if filters.trace else None
-        missed = rows.missed_slots(store, runs)
+        missed = rows.missed_slots(store, runs, defs=definitions(context))
         note = simulated_text(*q.simulated_share(question(runs)))
     except NoData as exc:
         return [explain(str(exc))]

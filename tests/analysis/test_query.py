@@ -345,7 +345,8 @@ def test_a_closed_day_is_kept_as_hour_and_day_rows_summed_from_its_buckets(tmp_p
     preagg.refresh(path, defs, now=day + dt.timedelta(days=1, minutes=10))
     (built,) = preagg.coverage(path, defs).built
     assert set(built.files) == {(k, lv) for k in ("runs", "steps") for lv in (900, 3600, 86_400)} | {
-        ("top", 86_400), ("topsteps", 86_400), ("tophours", 86_400)}
+        ("top", 86_400), ("topsteps", 86_400), ("tophours", 86_400), ("missed", 86_400)}
+    assert built.files[("missed", 86_400)] == ""  # no missed slot that day
     con = duckdb.connect()
     for kind in ("runs", "steps"):
         rows_, n, total = zip(*(con.execute(f"SELECT count(*), sum(n), sum(sum_s) FROM '{built.files[(kind, lv)]}'")
@@ -555,6 +556,59 @@ def test_missed_slots_are_read_from_the_window_only_and_equal_the_view(tmp_path,
                 ours = rows.missed_slots(store, window)
             assert ours.equals(view) and (len(ours) > 0) == (lo_h != 8.2)
             assert '"Timestamp" >= ?' in read[0]  # the row groups (and segments) of the window only
+
+
+def _missed(slot: dt.datetime, site: str, i: int, workflow: str = "open") -> dict:
+    return {schema.TIMESTAMP: slot, schema.TRACE_ID: f"{i + 1:032x}", schema.SPAN_ID: f"{i + 1:016x}",
+            schema.SPAN_NAME: "missed slot", schema.DURATION: 0,
+            schema.RESOURCE_ATTRIBUTES: {schema.ATTR_SITE: site, schema.SERVICE_NAME_ATTR: "wardwatch-probe"},
+            schema.SPAN_ATTRIBUTES: {schema.ATTR_SPAN_TYPE: schema.SPAN_TYPE_MISSED_SLOT, schema.ATTR_WORKFLOW: workflow,
+                                     schema.ATTR_SLOT: slot.isoformat(), schema.ATTR_MISSED_REASON: "busy"}}
+
+
+def test_a_closed_days_missed_slots_are_kept_and_read_instead_of_its_spans(tmp_path, make_rows, monkeypatch) -> None:
+    """A month's missed slots: each closed day keeps its own (a day with none keeps that it has
+    none), so only the open day's spans are read; the rows equal the view's, late ones included."""
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    defs = Definitions.of({"open": 1.0})
+    spans, i = [], 0
+    for d_ in range(4):  # four days of runs; missed slots on days 0, 2 (one just before midnight) and 3 (open)
+        spans += _runs(make_rows, day + dt.timedelta(days=d_, hours=8), 6, minutes=50)
+        for minutes in ((7, 300, 1439) if d_ != 1 else ()):
+            spans.append(_missed(day + dt.timedelta(days=d_, minutes=minutes), ["ward-7", "clinic"][i % 2], i))
+            i += 1
+    write_spans(path, spans)
+    preagg.refresh(path, defs, now=day + dt.timedelta(days=3, hours=12))
+    kept = {b.lo: b.files.get((preagg.MISSED, 86_400)) for b in preagg.coverage(path, defs).built}
+    assert kept[int((day + dt.timedelta(days=1)).timestamp())] == ""  # none that day, and that is known
+    assert sum(bool(f) for f in kept.values()) == 2
+    windows = ((0, 96, None), (0, 24, None), (-10, 100, ["clinic"]), (23.9, 24, None), (5, 72, None), (30, 40, None))
+
+    def view(store, window):
+        where, params = window.where(time_column="slot")
+        return store.sql(f"SELECT trace_id, slot, workflow, site, reason FROM missed_slots WHERE {where} "
+                         "ORDER BY slot, trace_id", params)
+
+    with analysis.open_store(path) as store:
+        for lo_h, hi_h, sites in windows:
+            window = RunFilter(day + dt.timedelta(hours=lo_h), day + dt.timedelta(hours=hi_h), sites=sites)
+            expected = view(store, window)
+            with monkeypatch.context() as patch:
+                read = _reading(store, patch)
+                ours = rows.missed_slots(store, window, defs)
+            assert ours.equals(expected), (lo_h, hi_h)
+            assert ours.equals(rows.missed_slots(store, window)), (lo_h, hi_h)
+            spans_read = [q for q in read if ("FROM spans" in q or "missed_slots" in q) and "[0 segments]" not in q]
+            if hi_h + 1 <= 72:  # closed days only (the window widened by an hour): no span read
+                assert not spans_read, (lo_h, hi_h, read)
+            else:  # the open day's spans only
+                assert all("[1 segments]" in q for q in spans_read), read
+    write_spans(path, [_missed(day + dt.timedelta(days=1, hours=3), "ward-7", 99)])  # a late one, in a kept day
+    with analysis.open_store(path) as store:
+        window = RunFilter(day, day + dt.timedelta(days=4))
+        ours = rows.missed_slots(store, window, defs)
+        assert ours.equals(view(store, window)) and len(ours) == 10
 
 
 def test_a_runs_waterfall_from_the_segments_of_its_hours_equals_the_stores(tmp_path, make_rows) -> None:
