@@ -685,9 +685,13 @@ def board_scopes(q: Question, *, calendar: ClinicalCalendar) -> pd.DataFrame:
         params += p
     hour_cases = " ".join(f"WHEN site = ? THEN {d.hour_of(d.local_time('?', 'moment'))}" for _ in sites_)
     hour_params = [v for site in sites_ for v in (site, calendar.timezone(site).key)]
+    # Counted per moment first, then each moment's local hour and periods: a month's hour rows
+    # hold a few hundred thousand histogram values, but only a few thousand (moment, pair).
+    sums = ", ".join(f"CAST(sum({c}) AS BIGINT) AS {c}" for c in ("samples", "ok", "satisfied", "tolerating", "simulated"))
     cells = q.sql(f"""
-        SELECT workflow, site, CASE {hour_cases} END AS hour{''.join(', ' + f for f in flags)}, {_COUNTS}
-        FROM runs_src WHERE {_JUDGED} GROUP BY ALL""", [*hour_params, *params],
+        SELECT workflow, site, CASE {hour_cases} END AS hour{''.join(', ' + f for f in flags)}, {sums}
+        FROM (SELECT workflow, site, moment, {_COUNTS} FROM runs_src WHERE {_JUDGED} GROUP BY ALL)
+        GROUP BY ALL""", [*hour_params, *params],
         level_s=_period_level(q, calendar, periods, sites_))
     _learn(q, cells)
     cells = cells[cells["samples"] > 0]
