@@ -22,6 +22,9 @@ ranges it touches stale: they are built again. A merged segment whose inputs wer
 nothing new. A day dropped by retention loses its ranges. A day's ranges are merged into one file
 once the day is closed, and its hour and day rows are summed from it then (a stale day loses its
 levels with its range, and gets them again when it is built again: until then it is read exactly).
+The open day's ranges are merged into one up to its last closed hour as each hour closes, with
+the slowest of each of those hours (``tophours``), so today's runs are read from the runs only for
+the hour not closed yet.
 
 :func:`coverage` is the reader's side: the built ranges it may trust now (those of days still in
 the store, and none that a segment not yet seen touches), so a reader never counts a span twice
@@ -452,6 +455,7 @@ def _refresh(path: Path, folder: Path, defs: Definitions, now: dt.datetime | Non
                 for _, lo, hi in (w for w in work if w[0] == day):
                     ranges.append(_build(con, folder, defs, lo, hi))
                 ranges = _consolidate(con, folder, day, closed, ranges)
+                ranges = _open_day_hours(con, folder, day, closed, ranges)
                 if progress is not None:
                     progress(i + 1, len(built_days))
             # Closed days without their coarser levels (just closed, or built by a version without them).
@@ -482,6 +486,46 @@ def _consolidate(con: duckdb.DuckDBPyConnection, folder: Path, day: int, closed:
         for key in _file_keys(r):
             if r[key] != merged.get(key):
                 (folder / r[key]).unlink(missing_ok=True)
+    return [r for r in ranges if r not in mine] + [merged]
+
+
+def _open_day_hours(con: duckdb.DuckDBPyConnection, folder: Path, day: int, closed: int,
+                    ranges: list[dict]) -> list[dict]:
+    """The open day's ranges up to its last closed hour as one, with the slowest of each of its
+    whole hours (``tophours``), so a window holding today reads today's closed hours from them
+    and only the hour not closed yet from the runs. The hours kept at the last pass are kept
+    again (each hour's ranks are its own); only the hours closed since are read from the spans."""
+    if day + _DAY_S <= closed:
+        return ranges
+    hour = closed // _HOUR_S * _HOUR_S
+    mine = sorted((r for r in ranges if day <= r["lo"] and r["hi"] <= hour), key=lambda r: r["lo"])
+    if not mine or mine[0]["lo"] != day or any(a["hi"] != b["lo"] for a, b in zip(mine, mine[1:])):
+        return ranges
+    first, key = mine[0], _key(TOP_HOURS, _DAY_S)
+    if len(mine) == 1 and key in first:
+        return ranges
+    merged: dict = {"lo": day, "hi": mine[-1]["hi"]}
+    for kind in ("runs", "steps"):
+        files = [str(folder / r[kind]) for r in mine if r.get(kind)]
+        name = f"{kind}-{merged['lo']}-{merged['hi']}.parquet"
+        if len(files) == 1 and len(mine) == 1:
+            merged[kind] = first[kind]
+        elif files and _write(con, f"SELECT * FROM {dialect.read_files(files)}", [], folder / name):
+            merged[kind] = name
+    # The hours kept before are whole only if the range they were ranked in ended on the hour.
+    since = first["hi"] if first.get(key) and first["hi"] % _HOUR_S == 0 else day
+    arms, params = [], []
+    if since > day:
+        arms.append(f"SELECT * FROM {dialect.read_files([str(folder / first[key])])}")
+    if since < merged["hi"]:
+        sql, params = kept_slowest(_when(since), _when(merged["hi"]), per_s=_HOUR_S)
+        arms.append(f"SELECT * FROM ({sql})")
+    name = f"{TOP_HOURS}-{merged['lo']}-{merged['hi']}.parquet"
+    merged[key] = name if _write(con, " UNION ALL ".join(arms), params, folder / name, order="start") else ""
+    for r in mine:
+        for k in _file_keys(r):
+            if r[k] != merged.get(k):
+                (folder / r[k]).unlink(missing_ok=True)
     return [r for r in ranges if r not in mine] + [merged]
 
 

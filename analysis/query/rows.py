@@ -94,7 +94,8 @@ def _kept_hours(runs: RunFilter, coverage: preagg.Coverage | None, days: list[tu
         lo, hi = (dt.datetime.fromtimestamp(x, dt.UTC) for x in (built.lo, built.hi))
         if (preagg.TOP_HOURS, DAY_S) not in built.files or lo in whole:
             continue
-        a, b = max(lo, _hour(runs.start, up=True)), min(hi, _hour(runs.end, up=False))
+        # (an open day's range may end inside an hour: its ranks there are not the hour's)
+        a, b = max(_hour(lo, up=True), _hour(runs.start, up=True)), min(_hour(hi, up=False), _hour(runs.end, up=False))
         if a < b:
             out.append((a, b, built.files[(preagg.TOP_HOURS, DAY_S)]))
     return out

@@ -427,6 +427,59 @@ def test_the_slowest_runs_of_whole_days_come_from_their_kept_lists_and_equal_a_s
                     assert len(ours) == limit or hi_h - lo_h < 1
 
 
+def test_the_open_days_closed_hours_keep_their_slowest_runs(tmp_path, make_rows, monkeypatch) -> None:
+    """Today (the day not closed) keeps the slowest of each of its closed hours as the buckets
+    close, so the runs page reads only the hour not closed yet from the runs; the list equals a
+    scan of every run at each pass, with late spans and a range ending inside an hour."""
+    from analysis.query import sources
+
+    monkeypatch.setattr(sources, "TOP_RUNS", 3)  # few kept, so that the ranks decide
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    defs = Definitions.of({"open": 1.0})
+
+    def runs_between(lo_min: int, hi_min: int) -> list[dict]:
+        out = []
+        for m in range(lo_min, hi_min, 7):
+            for j, (workflow, site) in enumerate([("open", "ward-7"), ("open", "clinic"), ("chart", "ward-7")]):
+                out += make_rows(day + dt.timedelta(minutes=m, seconds=j), workflow, site,
+                                 [("find", (1.0, 0.1, 2.0)[j] * (1 + m * 13 % 37 / 100))])
+        return out
+
+    def same(now: dt.datetime) -> list[str]:
+        with analysis.open_store(path) as store:
+            for lo_h, hi_h in ((0, 24), (2, 24), (3.25, 9), (0, 5)):
+                for workflows, sites in ((None, None), (["open"], None), (None, ["clinic"])):
+                    window = RunFilter(day + dt.timedelta(hours=lo_h), day + dt.timedelta(hours=hi_h), workflows, sites)
+                    for limit in (1, 3):
+                        ours = rows.slowest(store, window, limit=limit, defs=defs)
+                        assert ours.equals(rows.slowest(store, window, limit=limit)), (now, lo_h, hi_h, workflows, limit)
+            with monkeypatch.context() as patch:
+                read = _reading(store, patch)
+                rows.slowest(store, RunFilter(day, day + dt.timedelta(days=1)), limit=3, defs=defs)
+        return read
+
+    write_spans(path, runs_between(0, 10 * 60 + 20))
+    now = day + dt.timedelta(hours=8, minutes=7)  # 08:00 closed: its hours 00-07 kept
+    preagg.refresh(path, defs, now=now)
+    (built,) = preagg.coverage(path, defs).built
+    assert (built.lo, built.hi) == (int(day.timestamp()), int(day.timestamp()) + 8 * 3600)
+    assert (preagg.TOP_HOURS, 86_400) in built.files
+    read = same(now)
+    assert "tophours" in read[0] and read[0].count("start >= ? AND start < ?") == 2, read[0]  # 08:00-now only
+    for minutes in (22, 37, 52, 67, 130):  # pass after pass; a late run at 03:30 in between
+        now = day + dt.timedelta(hours=8, minutes=minutes)
+        if minutes == 67:
+            write_spans(path, make_rows(day + dt.timedelta(hours=3, minutes=30), "open", "clinic", [("find", 9.0)]))
+        preagg.refresh(path, defs, now=now)
+        same(now)
+    open_day = [b for b in preagg.coverage(path, defs).built if (preagg.TOP_HOURS, 86_400) in b.files]
+    assert [(b.lo - int(day.timestamp())) / 3600 for b in open_day] == [0] and open_day[0].hi % 3600 == 0
+    assert not [p for p in preagg.directory(path, defs).iterdir()
+                if p.suffix == ".parquet" and str(p) not in {f for b in preagg.coverage(path, defs).built
+                                                             for f in b.files.values()}]
+
+
 def test_a_window_edge_where_no_segment_has_spans_is_not_read_exactly(tmp_path, make_rows) -> None:
     """A month's window starts and ends where the store has no spans (before the first, after the
     last): those edges are not asked of the store's views (an empty exact read of the steps cost
