@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -269,6 +270,26 @@ def coverage(path: Path, defs: Definitions, segments: Sequence[Path] | None = No
     if not state["ranges"]:
         return Coverage((), (), ())
     segments = segments if segments is not None else list_segments(Path(path))
+    # The same state (the object itself: it is parsed again when the file changes) and the same
+    # segments give the same coverage, which a page asks for several times per request.
+    key = (str(folder), tuple(segments))
+    with _coverages_lock:
+        cached = _coverages.get(key)
+    if cached is not None and cached[0] is state:
+        return cached[1]
+    found = _coverage(folder, state, segments)
+    with _coverages_lock:
+        _coverages[key] = (state, found)
+        while len(_coverages) > 8:
+            del _coverages[next(iter(_coverages))]
+    return found
+
+
+_coverages: dict[tuple[str, tuple[Path, ...]], tuple[dict, Coverage]] = {}
+_coverages_lock = threading.Lock()
+
+
+def _coverage(folder: Path, state: dict, segments: Sequence[Path]) -> Coverage:
     live = _by_partition(segments)
     ranges = sorted(_trusted(folder, live, state), key=lambda r: r["lo"])
     data: list[Range] = []

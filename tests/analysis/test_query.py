@@ -480,6 +480,24 @@ def test_the_open_days_closed_hours_keep_their_slowest_runs(tmp_path, make_rows,
                                                              for f in b.files.values()}]
 
 
+def test_the_coverage_is_planned_once_per_state_and_segments(tmp_path, make_rows) -> None:
+    """A page asks the coverage several times per request: the same state and segments give the
+    same coverage without planning it again; a new segment or a new pass plans it again."""
+    path = tmp_path / "store"
+    day = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
+    defs = Definitions.of({"open": 1.0})
+    write_spans(path, _runs(make_rows, day + dt.timedelta(hours=8), 6, minutes=50))
+    preagg.refresh(path, defs, now=day + dt.timedelta(days=1, hours=1))
+    first = preagg.coverage(path, defs)
+    assert first.built and preagg.coverage(path, defs) is first
+    write_spans(path, _runs(make_rows, day + dt.timedelta(days=1, hours=8), 6, minutes=50))  # a new segment
+    second = preagg.coverage(path, defs)
+    assert second is not first and second.data != first.data
+    preagg.refresh(path, defs, now=day + dt.timedelta(days=2, hours=1))  # a new state
+    third = preagg.coverage(path, defs)
+    assert third is not second and len(third.built) == 2 and preagg.coverage(path, defs) is third
+
+
 def test_a_window_edge_where_no_segment_has_spans_is_not_read_exactly(tmp_path, make_rows) -> None:
     """A month's window starts and ends where the store has no spans (before the first, after the
     last): those edges are not asked of the store's views (an empty exact read of the steps cost
