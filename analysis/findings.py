@@ -83,6 +83,7 @@ from analysis.discovery import (
     recurring_waits,
     site_gaps,
 )
+from analysis.medians import exact_medians
 from analysis.names import step_title
 from analysis.objectives import ALL_HOURS, judged_runs
 from analysis.query.dialect import count_distinct_dense
@@ -458,24 +459,23 @@ class _Context:
     def growth(self, affected: np.ndarray, baseline: np.ndarray) -> StepGrowth:
         """:func:`analysis.discovery.step_growth` computed in DuckDB over the store's steps (a
         month of steps is never loaded into memory). ``affected`` and ``baseline`` are masks
-        over :attr:`frame`; a run in both is affected."""
+        over :attr:`frame`; a run in both is affected.
+
+        A run has one step span per step (step names are unique within a workflow), so the
+        per-run time of a step is its span's: no per-run sums are grouped (2.8 million groups
+        at 10M spans), and the medians are found by rank (:mod:`analysis.medians`) rather than
+        held whole."""
         baseline = baseline & ~affected
         rows = np.flatnonzero(affected | baseline)
-        # Each run numbered by its row, so the steps are summed per run on an integer key.
-        roles = pa.table({"trace_id": self.trace_ids(rows), "run": pa.array(rows, pa.int64()),
-                          "role": pa.array(affected[rows], pa.bool_())})
-        sums = ", ".join(f"sum(s.{p}) AS {p}" for p in PHASES)
-        medians = ", ".join(f"median({p}) AS {p}" for p in PHASES)
-        frame = self.store.sql(f"""
-            WITH per_run AS (
-                SELECT r.run, r.role, s.step, sum(s.duration_s) AS duration_s, {sums}
-                FROM steps AS s JOIN roles AS r USING (trace_id)
-                WHERE s.start >= ? AND s.start < ? AND s.step IS NOT NULL
-                GROUP BY r.run, r.role, s.step)
-            SELECT role, step, median(duration_s) AS duration_s, {medians}
-            FROM per_run GROUP BY role, step""",
-            [self.start, self.end + STEP_SLACK], tables={"roles": roles})
-        return growth_from_medians(frame)
+        roles = pa.table({"trace_id": self.trace_ids(rows), "role": pa.array(affected[rows], pa.bool_())})
+        columns = ["duration_s", *PHASES]
+        source = f"""
+            SELECT r.role, s.step, {", ".join(f"s.{c}" for c in columns)}
+            FROM steps AS s JOIN roles AS r USING (trace_id)
+            WHERE s.start >= ? AND s.start < ? AND s.step IS NOT NULL"""
+        return growth_from_medians(exact_medians(
+            self.store, source, [self.start, self.end + STEP_SLACK], ["role", "step"], columns,
+            tables={"roles": roles}))
 
     @property
     def zone(self) -> ZoneInfo:
