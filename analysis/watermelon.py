@@ -50,6 +50,7 @@ import pyarrow as pa
 
 from analysis.calendar import ClinicalCalendar
 from analysis.config import ObjectiveConfig, SLAConfig, TaskVolumeConfig
+from analysis.medians import exact_medians
 from analysis.names import step_title
 from analysis.objectives import (
     ALL_HOURS,
@@ -277,8 +278,8 @@ def _step_figures(
     all_runs: pd.DataFrame, scopes: Sequence[Scope], bad_ids: Sequence[pd.Series],
     period_runs: pd.DataFrame,
 ) -> pd.DataFrame:
-    """Per scope and step, in one DuckDB query over the ``steps`` view: the steps' durations
-    summed per run, then ``excess_s`` (role ``bad``: the scope's bad runs' sum of each step's
+    """Per scope and step, in DuckDB over the ``steps`` view (three reads of the workflow's steps,
+    none holding them): ``excess_s`` (role ``bad``: the scope's bad runs' sum of each step's
     excess over its median in the scope's baseline: the site's ok runs outside the period, or
     within the threshold for all hours) and ``median_s`` (roles ``here`` and ``others``: the
     median per run at the scope's site, and at the other sites, in its period).
@@ -316,24 +317,25 @@ def _step_figures(
     sites = "" if not objective.sites else " AND list_contains(?, site)"
     params: list[object] = [start.astimezone(dt.UTC), end.astimezone(dt.UTC), objective.workflow]
     params += [list(objective.sites)] if objective.sites else []
-    query = f"""
-WITH per_run AS MATERIALIZED (
-    SELECT r.run, st.step, coalesce(sum(st.duration_s), 0.0) AS d
-    FROM steps AS st JOIN step_runs AS r ON r.trace_id = st.trace_id
-    WHERE st.start >= ? AND st.start < ? AND st.workflow = ?{sites} AND st.step IS NOT NULL
-    GROUP BY r.run, st.step),
-reference AS (
-    SELECT f.scope, p.step, median(p.d) AS reference_s
-    FROM per_run AS p JOIN step_flags AS f USING (run) WHERE f.role = 'base'
-    GROUP BY f.scope, p.step)
-SELECT f.role, f.scope, p.step, median(p.d) AS median_s,
-       sum(greatest(p.d - coalesce(r.reference_s, 0.0), 0.0)) AS excess_s
-FROM per_run AS p JOIN step_flags AS f USING (run)
-LEFT JOIN reference AS r ON r.scope = f.scope AND r.step = p.step
-WHERE f.role <> 'base'
-GROUP BY f.role, f.scope, p.step
-ORDER BY f.role, f.scope, p.step"""
-    return store.sql(query, params, tables={"step_runs": runs, "step_flags": flags})
+    tables = {"step_runs": runs, "step_flags": flags}
+    # A run has one step span per step (step names are unique within a workflow): its time is
+    # the span's, with no per-run sums grouped; the medians are found through histograms
+    # (analysis.medians) rather than held whole.
+    source = f"""
+        SELECT f.role, f.scope, st.step, coalesce(st.duration_s, 0.0) AS d
+        FROM steps AS st JOIN step_runs AS r ON r.trace_id = st.trace_id
+        JOIN step_flags AS f ON f.run = r.run
+        WHERE st.start >= ? AND st.start < ? AND st.workflow = ?{sites} AND st.step IS NOT NULL"""
+    medians = exact_medians(store, source, params, ["role", "scope", "step"], ["d"], tables=tables)
+    reference = medians.loc[medians["role"] == "base", ["scope", "step", "d"]]
+    excess = store.sql(f"""
+        SELECT s.role, s.scope, s.step, sum(greatest(s.d - coalesce(b.d, 0.0), 0.0)) AS excess_s
+        FROM ({source}) AS s LEFT JOIN reference AS b ON b.scope = s.scope AND b.step = s.step
+        WHERE s.role <> 'base' GROUP BY ALL""", params, {**tables, "reference": reference})
+    figures = medians[medians["role"] != "base"].rename(columns={"d": "median_s"}).merge(
+        excess, on=["role", "scope", "step"], how="inner")
+    return figures.sort_values(["role", "scope", "step"]).reset_index(drop=True)[
+        ["role", "scope", "step", "median_s", "excess_s"]]
 
 
 def _dominant_step(figures: pd.DataFrame, scope: int) -> tuple[str | None, float]:
