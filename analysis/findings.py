@@ -1525,22 +1525,23 @@ def _request_medians(ctx: _Context) -> tuple[pd.DataFrame, dict[tuple[str, str],
     # group: a month's count(DISTINCT trace_id) held a hash set of every run (1.6 GB at 10M spans).
     table = pa.table({"trace_id": ctx.trace_ids(chosen.index.to_numpy()),
                       "run_no": pa.array(np.arange(len(chosen), dtype=np.int64))})
-    network = ctx.store.sql("""
-        SELECT s.workflow, s.site,
-               median(coalesce(s.dns_s, 0) + coalesce(s.connect_s, 0) + coalesce(s.tls_s, 0)) AS s
+    # The medians are found through histograms (analysis.medians), not held whole by DuckDB.
+    network = exact_medians(ctx.store, """
+        SELECT s.workflow, s.site, coalesce(s.dns_s, 0) + coalesce(s.connect_s, 0) + coalesce(s.tls_s, 0) AS s
         FROM steps AS s JOIN gap_runs USING (trace_id)
         WHERE s.start >= ? AND s.start < ? AND s.ttfb_s IS NOT NULL
-          AND (s.dns_s IS NOT NULL OR s.connect_s IS NOT NULL OR s.tls_s IS NOT NULL)
-        GROUP BY ALL""", [ctx.start, ctx.end + STEP_SLACK], tables={"gap_runs": table})
+          AND (s.dns_s IS NOT NULL OR s.connect_s IS NOT NULL OR s.tls_s IS NOT NULL)""",
+        [ctx.start, ctx.end + STEP_SLACK], ["workflow", "site"], ["s"], tables={"gap_runs": table})
     timed = {(str(r.workflow), str(r.site)): float(r.s) for r in network.itertuples()}
-    return ctx.store.sql(f"""
-        SELECT q.workflow, q.site, q.url_template, median(q.duration_s) AS median_s,
-               count(*) / {count_distinct_dense("gap_runs.run_no", "?")} AS per_run
+    medians = exact_medians(ctx.store, """
+        SELECT q.workflow, q.site, q.url_template, q.duration_s, gap_runs.run_no
         FROM requests AS q JOIN gap_runs USING (trace_id)
         WHERE q.start >= ? AND q.start < ? AND q.source = 'probe' AND q.status = 'ok'
-          AND q.span_type <> 'auth' AND q.url_template IS NOT NULL
-        GROUP BY ALL""", [len(chosen) - 1, ctx.start, ctx.end + STEP_SLACK],
-        tables={"gap_runs": table}), timed
+          AND q.span_type <> 'auth' AND q.url_template IS NOT NULL""",
+        [ctx.start, ctx.end + STEP_SLACK], ["workflow", "site", "url_template"], ["duration_s"],
+        tables={"gap_runs": table},
+        also=[f"count(*) / {count_distinct_dense('run_no', str(len(chosen) - 1))} AS per_run"])
+    return medians.rename(columns={"duration_s": "median_s"}), timed
 
 
 # -- the one entry point ------------------------------------------------------------------------

@@ -57,21 +57,23 @@ def _ranks(total: int) -> tuple[int, int]:
 
 
 def exact_medians(store: _Reader, source: str, params: Sequence[Any], keys: Sequence[str],
-                  values: Sequence[str], tables: Mapping[str, pa.Table | pd.DataFrame] | None = None
-                  ) -> pd.DataFrame:
+                  values: Sequence[str], tables: Mapping[str, pa.Table | pd.DataFrame] | None = None,
+                  also: Sequence[str] = ()) -> pd.DataFrame:
     """The median of each of ``values`` (numeric columns of the query ``source``) per ``keys``:
     one row per group ``source`` holds, a column per value (NaN where the group has none).
 
     ``source`` and its ``params`` are read twice; ``tables`` are registered for both reads.
+    ``also``: other aggregates of each group (``count(*) AS n``), computed in the first read
+    and returned as columns.
     """
     if not keys or not values:
         raise ValueError("exact_medians needs keys and values")
     k = ", ".join(keys)
     first = store.sql(
-        f"SELECT {k}, {', '.join(f'histogram({_bucket(v)}) AS {v}' for v in values)} "
+        f"SELECT {k}, {', '.join([*(f'histogram({_bucket(v)}) AS {v}' for v in values), *also])} "
         f"FROM ({source}) GROUP BY ALL", params, tables)
     if first.empty:
-        return pd.DataFrame(columns=[*keys, *values])
+        return pd.DataFrame(columns=[*keys, *values, *first.columns[len(keys) + len(values):]])
     # Per group and value: the buckets holding the two middle ranks, and the count below them.
     bounds: dict[str, list[tuple[int, int, int, int]]] = {}  # value -> (lo, hi, below, total)
     for value in values:
@@ -126,4 +128,6 @@ def exact_medians(store: _Reader, source: str, params: Sequence[Any], keys: Sequ
             lo_f, hi_f = float(lo), float(hi)  # type: ignore[arg-type]
             medians.append(lo_f if low_rank == high_rank else lo_f + (hi_f - lo_f) * 0.5)
         out[value] = np.array(medians, dtype=np.float64)
+    for column in first.columns[len(keys) + len(values):]:
+        out[column] = first[column]
     return out.reset_index(drop=True)

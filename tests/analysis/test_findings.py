@@ -188,3 +188,24 @@ def test_an_sla_breached_half_outside_clinical_periods_says_how_much_came_inside
     assert s.headline.endswith(" 40% of its bad requests came inside clinical periods, when clinicians wait.")
     in_hours = s.detail["share_in_top_hours"]
     assert (f"Only {in_hours:.0%} of its bad requests came in those hours" in s.headline) == (in_hours < 0.8)
+
+
+def test_the_findings_medians_over_the_runs_compared_are_not_held_whole(make_rows, rows_store,
+                                                                      monkeypatch) -> None:
+    """The step growth, the site gaps' request medians and the watermelons' step figures find
+    their medians through histograms (analysis.medians): DuckDB's ``median`` over the runs a
+    comparison reads held every value (about 1 GB of a month's report at 10M spans)."""
+    from analysis.store import Store
+
+    read: list[tuple[str, set[str]]] = []
+    arrow = Store._arrow
+
+    def recording(self, query, params=None, tables=None):
+        read.append((query, set(tables or {})))
+        return arrow(self, query, params, tables)
+
+    monkeypatch.setattr(Store, "_arrow", recording)
+    test_a_site_behind_a_slow_link_is_blamed_on_the_network(make_rows, rows_store)
+    compared = [q for q, tables in read if tables & {"gap_runs", "roles", "step_runs"}]
+    assert {"gap_runs", "step_runs"} <= set().union(*(t for _, t in read))
+    assert compared and not [q for q in compared if "median(" in q or "quantile" in q]

@@ -71,3 +71,13 @@ def test_a_group_of_one_value_a_column_of_nulls_and_a_registered_table() -> None
 def test_no_rows() -> None:
     got = exact_medians(_Con(), "SELECT 1 AS g, 1.0 AS v WHERE false", [], ["g"], ["v"])
     assert got.empty and list(got.columns) == ["g", "v"]
+
+
+def test_other_aggregates_of_each_group_come_from_the_first_read() -> None:
+    reader = _Con()
+    rows = pd.DataFrame({"g": [1, 1, 2], "v": [1.0, 3.0, 5.0], "run": [0, 0, 1]})
+    got = exact_medians(reader, "SELECT * FROM rows", [], ["g"], ["v"], tables={"rows": rows},
+                        also=["count(*) AS n", "count(DISTINCT run) AS runs"])
+    got = got.sort_values("g").reset_index(drop=True)
+    assert got[["g", "v", "n", "runs"]].values.tolist() == [[1, 2.0, 2, 1], [2, 5.0, 1, 1]]
+    assert "count(*)" in reader.queries[0] and "count(*)" not in reader.queries[1]
