@@ -406,7 +406,11 @@ def _read_counts_and_scopes(
             extra = " AND good" if name == "good" else ""
             figures.append(f",\n    {expression} FILTER (WHERE in_{i}{extra}) AS {name}_{i}")
     counted = "in_hours AND NOT excluded"
-    p = sla.ratio_target if sla.metric == "percentile" else 0.5
+    # The window's quantile holds every request's time (a month's: 8.7M at 10M spans, +200 MB):
+    # only a percentile SLA reads it.
+    quantile = (f"quantile_cont(duration_s, {float(sla.ratio_target)!r})\n"
+                f"        FILTER (WHERE {counted} AND status <> 'timed_out')"
+                if sla.metric == "percentile" else "CAST(NULL AS DOUBLE)")
     query = f"""{base},
 scoped AS (SELECT *{''.join(starts)} FROM base),
 flagged AS (SELECT *{''.join(flags)} FROM scoped)
@@ -416,8 +420,7 @@ SELECT
     count(*) FILTER (WHERE {counted}) AS n,
     count(*) FILTER (WHERE {counted} AND good) AS n_good,
     avg(duration_s) FILTER (WHERE {counted} AND status <> 'timed_out') AS mean_s,
-    quantile_cont(duration_s, {float(p)!r})
-        FILTER (WHERE {counted} AND status <> 'timed_out') AS quantile_s{''.join(figures)}
+    {quantile} AS quantile_s{''.join(figures)}
 FROM flagged"""
     row = store.sql(query, [*params, *start_params, *flag_params]).iloc[0]
 

@@ -100,6 +100,25 @@ def test_mean_and_percentile(store_path: Path) -> None:
     assert p90.budget_remaining == pytest.approx(1 - 0.4 / 0.1)
 
 
+def test_only_a_percentile_sla_computes_the_windows_quantile(store_path: Path, monkeypatch) -> None:
+    """The window's quantile holds every request's time in DuckDB: an SLA on a share or a mean
+    never reads it, so its query does not compute it."""
+    from analysis.store import Store
+
+    read: list[str] = []
+    arrow = Store._arrow
+    monkeypatch.setattr(Store, "_arrow", lambda self, query, params=None, tables=None: (
+        read.append(query), arrow(self, query, params, tables))[1])
+    with open_store(store_path) as store:
+        for config in (sla(metric="share_under", threshold_s=2, target=0.5), sla(metric="mean", target=2.4)):
+            read.clear()
+            assert evaluate_sla(store, config, *OCT).samples == 10
+            assert read and not [q for q in read if "quantile_cont" in q]
+        read.clear()
+        assert evaluate_sla(store, sla(metric="percentile", percentile=90, target=3.5), *OCT).value == 4.0
+        assert [q for q in read if "quantile_cont(duration_s, 0.9)" in q]
+
+
 def test_timeslices_on_availability(store_path: Path) -> None:
     # 5-minute slices with requests: 02:00 (the 503), 02:10, 02:20, 02:30, 08:00..08:40 (5), 11:00
     config = sla(metric="availability", target=0.9, budgeting_method="Timeslices",
