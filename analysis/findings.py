@@ -467,14 +467,28 @@ class _Context:
         held whole."""
         baseline = baseline & ~affected
         rows = np.flatnonzero(affected | baseline)
+        if not len(rows):
+            return growth_from_medians(pd.DataFrame(columns=["role", "step", "duration_s", *PHASES]))
         roles = pa.table({"trace_id": self.trace_ids(rows), "role": pa.array(affected[rows], pa.bool_())})
+        # Only the steps of the compared runs' workflows and sites, from an hour before the first
+        # to an hour after the last (STEP_SLACK), are read and joined to them: a watermelon's
+        # runs are one workflow at one site, a ninth of the month's steps here.
+        compared = self.frame.iloc[rows]
+        params: list[object] = [
+            max(self.start, (compared["start"].min() - STEP_SLACK).to_pydatetime()),
+            min(self.end, compared["start"].max().to_pydatetime()) + STEP_SLACK]
+        where = ""
+        for column in ("workflow", "site"):
+            if not compared[column].isna().any():
+                where += f" AND list_contains(?, s.{column})"
+                params.append(sorted(str(v) for v in compared[column].unique()))
         columns = ["duration_s", *PHASES]
         source = f"""
             SELECT r.role, s.step, {", ".join(f"s.{c}" for c in columns)}
             FROM steps AS s JOIN roles AS r USING (trace_id)
-            WHERE s.start >= ? AND s.start < ? AND s.step IS NOT NULL"""
+            WHERE s.start >= ? AND s.start < ?{where} AND s.step IS NOT NULL"""
         return growth_from_medians(exact_medians(
-            self.store, source, [self.start, self.end + STEP_SLACK], ["role", "step"], columns,
+            self.store, source, params, ["role", "step"], columns,
             tables={"roles": roles}))
 
     @property
