@@ -63,8 +63,18 @@ def _measure(command: list[str], cap_mb: float = RSS_CAP_MB) -> dict[str, Any]:
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
+    # Standard error is drained beside standard output: a child that fills the pipe with DuckDB's
+    # progress bars (a 100M-span report) would otherwise wait on it for ever while we read stdout.
+    errors: list[str] = []
+    drain = threading.Thread(target=lambda: errors.append(child.stderr.read() if child.stderr else ""),
+                             daemon=True)
+    drain.start()
     out = child.stdout.read() if child.stdout else ""
-    err = child.stderr.read() if child.stderr else ""
+    drain.join()
+    err = errors[0] if errors else ""
+    for pipe in (child.stdout, child.stderr):
+        if pipe is not None:
+            pipe.close()
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     watcher.join()
