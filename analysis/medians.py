@@ -105,7 +105,7 @@ def exact_medians(store: _Reader, source: str, params: Sequence[Any], keys: Sequ
     second = store.sql(
         f"SELECT {', '.join(f'_w.{c}' for c in keys)}, {picked} FROM ({source}) AS _s "
         f"JOIN median_buckets AS _w ON {same} GROUP BY ALL",
-        params, {**(tables or {}), "median_buckets": wanted})
+        params, {**(tables or {}), "median_buckets": pa.Table.from_pandas(wanted, preserve_index=False)})
     # The second read's groups in the first's order.
     second = first[list(keys)].merge(second, on=list(keys), how="left")
     out = first[list(keys)].copy()
