@@ -88,13 +88,24 @@ def usual_gaps(store: Store, pairs: pd.DataFrame, now: dt.datetime, rules: Statu
     Read from the runs themselves, so it follows the cadence the pair was run at, the simulated
     history's as well as the live probe's. A pair with fewer than two runs has none.
     """
-    start = now - rules.recent - rules.baseline
     gaps: dict[tuple[str, str], float] = {}
     for pair in pairs[["workflow", "site"]].drop_duplicates().itertuples(index=False):
-        starts = _latest_runs(store, pair.workflow, pair.site, start, now, rules.gap_runs + 1)["start"]
-        if len(starts) >= 2:
-            gaps[(pair.workflow, pair.site)] = float((-starts.diff()).dt.total_seconds().dropna().median())
+        gap_s = _usual_gap_s(_cadence_runs(store, pair.workflow, pair.site, now, rules))
+        if gap_s is not None:
+            gaps[(pair.workflow, pair.site)] = gap_s
     return gaps
+
+
+def _cadence_runs(store: Store, workflow: str, site: str, now: dt.datetime, rules: StatusRules) -> pd.DataFrame:
+    """The pair's latest ``rules.gap_runs + 1`` runs up to ``now`` within the baseline window."""
+    return _latest_runs(store, workflow, site, now - rules.recent - rules.baseline, now, rules.gap_runs + 1)
+
+
+def _usual_gap_s(runs: pd.DataFrame) -> float | None:
+    """The median gap between ``runs`` (newest first), in seconds; None with fewer than two."""
+    if len(runs) < 2:
+        return None
+    return float((-runs["start"].diff()).dt.total_seconds().dropna().median())
 
 
 def slow_limit_s(baseline_s: float, rules: StatusRules = StatusRules()) -> float:
@@ -153,30 +164,28 @@ def between_checks(store: Store, status: pd.DataFrame, now: dt.datetime,
     quiet = status[status["state"] == NO_DATA]
     if quiet.empty:
         return status
-    gaps = usual_gaps(store, quiet, now, rules)
     for i, row in quiet.iterrows():
-        gap_s = gaps.get((row["workflow"], row["site"]))
+        latest = _cadence_runs(store, row["workflow"], row["site"], now, rules)
+        gap_s = _usual_gap_s(latest)
         if gap_s is None or pd.isna(row["last_run"]):
             continue
         status.at[i, "usual_gap_s"] = gap_s
         overdue = max(rules.recent, dt.timedelta(seconds=rules.stale_gaps * gap_s))
-        if pd.Timestamp(row["last_run"]) >= pd.Timestamp(now) - overdue:
-            status.at[i, "state"] = BETWEEN_CHECKS
-            # How the last check went: a handover list that took 106 s at 02:00 is not "normal"
-            # until 04:00 because no check was due in between.
-            last = _latest_runs(store, row["workflow"], row["site"], now - rules.recent - rules.baseline, now, 1)
-            if not last.empty:
-                waiting_s = last["waiting_s"].iloc[0]
-                status.at[i, "last_run"] = last["start"].iloc[0]
-                status.at[i, "last_waiting_s"] = float(waiting_s) if pd.notna(waiting_s) else float("nan")
-                baseline_s = row["baseline_s"]
-                if last["status"].iloc[0] != "ok":
-                    status.at[i, "last_state"] = FAILING
-                elif (baseline_s is not None and pd.notna(baseline_s) and pd.notna(waiting_s)
-                      and float(waiting_s) > slow_limit_s(float(baseline_s), rules)):
-                    status.at[i, "last_state"] = SLOW
-                else:
-                    status.at[i, "last_state"] = NORMAL
+        if pd.Timestamp(row["last_run"]) < pd.Timestamp(now) - overdue:
+            continue
+        status.at[i, "state"] = BETWEEN_CHECKS
+        # How the last check went: a handover list that took 106 s at 02:00 is not "normal"
+        # until 04:00 because no check was due in between.
+        waiting_s, baseline_s = latest["waiting_s"].iloc[0], row["baseline_s"]
+        status.at[i, "last_run"] = latest["start"].iloc[0]
+        status.at[i, "last_waiting_s"] = float(waiting_s) if pd.notna(waiting_s) else float("nan")
+        if latest["status"].iloc[0] != "ok":
+            status.at[i, "last_state"] = FAILING
+        elif (baseline_s is not None and pd.notna(baseline_s) and pd.notna(waiting_s)
+              and float(waiting_s) > slow_limit_s(float(baseline_s), rules)):
+            status.at[i, "last_state"] = SLOW
+        else:
+            status.at[i, "last_state"] = NORMAL
     return status
 
 
