@@ -51,7 +51,7 @@ import pyarrow as pa
 from analysis.calendar import ClinicalCalendar
 from analysis.config import ObjectiveConfig, SLAConfig, TaskVolumeConfig
 from analysis.medians import exact_medians
-from analysis.names import step_title
+from analysis.names import hour_ranges, step_title
 from analysis.objectives import (
     ALL_HOURS,
     ObjectiveResult,
@@ -503,17 +503,6 @@ def _bad_runs(period_runs: pd.DataFrame, site: str, period: str, threshold_s: fl
     return here.loc[here["waiting_s"].astype("float64") > threshold_s, "trace_id"]
 
 
-def _hour_ranges(hours: Sequence[int]) -> str:
-    """Hours of the day as ranges: ``[2, 3, 14]`` -> ``02:00-04:00, 14:00-15:00``."""
-    ranges: list[list[int]] = []
-    for hour in sorted(hours):
-        if ranges and hour == ranges[-1][1]:
-            ranges[-1][1] = hour + 1
-        else:
-            ranges.append([hour, hour + 1])
-    return ", ".join(f"{a:02d}:00-{b % 24:02d}:00" for a, b in ranges)
-
-
 def _reverse(
     sla: SLAConfig, sla_result: SLAResult, objective: ObjectiveConfig, result: ObjectiveResult,
     bad: pd.DataFrame, calendar: ClinicalCalendar | None, names: Callable[[str], str] = str,
@@ -536,7 +525,7 @@ def _reverse(
             if covered >= 0.5 * len(bad):
                 break
         hours_share = covered / len(bad)
-        hours_text = _hour_ranges(hours)
+        hours_text = hour_ranges(hours, dash="-")
         text = f"{hours_share:.0%} of the {len(bad)} requests the SLA counts as bad came {hours_text} ({sla.timezone})"
         if not math.isnan(outside_share):
             text += f"; {outside_share:.0%} fell outside every clinical period"

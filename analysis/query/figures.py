@@ -29,6 +29,7 @@ import pandas as pd
 
 from analysis.apdex import Apdex
 from analysis.calendar import ClinicalCalendar
+from analysis.names import hour_ranges
 from analysis.query import dialect as d
 from analysis.query import preagg
 from analysis.query.sources import (
@@ -723,16 +724,5 @@ def board_scopes(q: Question, *, calendar: ClinicalCalendar) -> pd.DataFrame:
                 & (frustrated >= FRUSTRATED_SHARE * hours["samples"]))
         slow_hours = [int(hour) for hour in hours.index[slow.to_numpy()]]
         if slow_hours:
-            rows.append(judged(pair[pair["hour"].isin(slow_hours)], workflow, site, _hours_text(slow_hours), "hours"))
+            rows.append(judged(pair[pair["hour"].isin(slow_hours)], workflow, site, hour_ranges(slow_hours), "hours"))
     return pd.DataFrame([r for r in rows if r is not None], columns=columns)
-
-
-def _hours_text(hours: Sequence[int]) -> str:
-    """Hours of the day as ranges: ``[13, 14, 15, 16]`` -> ``13:00-17:00``."""
-    ranges: list[list[int]] = []
-    for hour in sorted(hours):
-        if ranges and hour == ranges[-1][1]:
-            ranges[-1][1] = hour + 1
-        else:
-            ranges.append([hour, hour + 1])
-    return ", ".join(f"{a:02d}:00\u2013{b % 24:02d}:00" for a, b in ranges)

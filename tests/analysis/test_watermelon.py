@@ -196,3 +196,10 @@ def test_durations_in_words_are_singular_for_one_and_never_zero_for_some() -> No
 
     assert [duration_text(h) for h in (14.2, 35 / 60, 1 / 60, 0.2 / 60, 0.0)] == [
         "14.2 hours", "35 minutes", "1 minute", "under a minute", "no time"]
+
+
+def test_hours_read_as_ranges() -> None:
+    from analysis.names import hour_ranges
+
+    assert hour_ranges([14, 2, 3]) == "02:00\u201304:00, 14:00\u201315:00"
+    assert hour_ranges([23], dash="-") == "23:00-00:00"
